@@ -1,0 +1,31 @@
+//! The account (the seed's flowUser): one person, unified across apps by unionid.
+use sea_orm::entity::prelude::*;
+
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "flow_user")]
+pub struct Model {
+    #[sea_orm(primary_key)]
+    pub id: i64,
+    #[sea_orm(unique)]
+    pub union_id: Option<String>,
+    pub nick_name: Option<String>,
+    #[sea_orm(column_type = "Text", nullable)]
+    pub avatar: Option<String>,
+    pub mobile: Option<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {
+    #[sea_orm(has_many = "super::wx_user::Entity")]
+    WxUser,
+}
+
+impl Related<super::wx_user::Entity> for Entity {
+    fn to() -> RelationDef {
+        Relation::WxUser.def()
+    }
+}
+
+impl ActiveModelBehavior for ActiveModel {}

@@ -1,0 +1,22 @@
+//! A Mini Program session: the session_key WeChat gave for one (appid, openid), sealed at rest.
+use sea_orm::entity::prelude::*;
+
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "mini_session")]
+pub struct Model {
+    /// Keyed hash of the opaque session id handed to the Mini Program.
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id_hash: String,
+    pub appid: String,
+    pub open_id: String,
+    pub union_id: Option<String>,
+    #[sea_orm(column_type = "Text")]
+    pub session_key_enc: String,
+    pub expires_at: i64,
+    pub created_at: i64,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}

@@ -1,0 +1,31 @@
+//! A registered OAuth2 client.
+use sea_orm::entity::prelude::*;
+
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "oauth_client")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub client_id: String,
+    /// Keyed SHA-256 of the secret (hex); `None` for public clients.
+    pub secret_hash: Option<String>,
+    /// Comma-separated grant types.
+    pub grant_types: String,
+    /// Space-separated scopes the client may ask for.
+    pub scopes: String,
+    /// Newline-separated redirect URIs (exact match).
+    #[sea_orm(column_type = "Text")]
+    pub redirect_uris: String,
+    pub is_public: bool,
+    pub first_party: bool,
+    pub access_token_ttl: i64,
+    pub refresh_token_ttl: i64,
+    /// `required` or `optional`.
+    pub flow_ticket: String,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}

@@ -1,0 +1,18 @@
+//! Database migrations for wxauth, one file per schema change.
+//!
+//! Migrations never import the `entity` crate: they describe the schema as it was at the time of
+//! each change, so that old migrations keep compiling when entities move on.
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261124_000001_create_tables;
+
+/// Every migration, in order.
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261124_000001_create_tables::Migration)]
+    }
+}

@@ -1,0 +1,272 @@
+//! The WeChat applications wxauth knows (`wx_app`): Mini Programs, Official Accounts, Open
+//! Platform components and website apps, with their secrets sealed at rest. Used by the CLI
+//! (`wxauth app …`), by `wxauth dev`, and by the WeChat adapter to find credentials.
+
+use std::fmt;
+use std::sync::Arc;
+
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, DatabaseConnection, DbErr, EntityTrait, QueryOrder,
+};
+
+use entity::wx_app;
+
+use crate::clock::SharedClock;
+use crate::secret::Secret;
+use crate::vault::{Vault, VaultError};
+
+/// What kind of WeChat application an appid is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AppKind {
+    MiniProgram,
+    OfficialAccount,
+    Component,
+    Website,
+}
+
+impl AppKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::MiniProgram => "mini_program",
+            Self::OfficialAccount => "official_account",
+            Self::Component => "component",
+            Self::Website => "website",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "mini_program" => Some(Self::MiniProgram),
+            "official_account" => Some(Self::OfficialAccount),
+            "component" => Some(Self::Component),
+            "website" => Some(Self::Website),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for AppKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Whether `appid` has WeChat's shape: `wx` followed by 16 hex digits.
+pub fn is_valid_appid(appid: &str) -> bool {
+    appid.len() == 18
+        && appid.starts_with("wx")
+        && appid[2..].chars().all(|c| c.is_ascii_hexdigit())
+}
+
+/// What an operator registers.
+#[derive(Debug, Clone)]
+pub struct NewApp {
+    pub appid: String,
+    pub kind: AppKind,
+    pub secret: Option<Secret>,
+    pub component_appid: Option<String>,
+    pub is_base: bool,
+    /// The message token (components: for `msg_signature`).
+    pub token: Option<Secret>,
+    /// The EncodingAESKey (components: for WXBizMsgCrypt).
+    pub aes_key: Option<Secret>,
+}
+
+/// A registered app with its secrets opened, for the adapter. `Debug` hides the secrets.
+#[derive(Debug, Clone)]
+pub struct RegisteredApp {
+    pub appid: String,
+    pub kind: AppKind,
+    pub secret: Option<Secret>,
+    pub component_appid: Option<String>,
+    pub is_base: bool,
+    pub token: Option<Secret>,
+    pub aes_key: Option<Secret>,
+    pub authorizer_refresh_token: Option<Secret>,
+}
+
+/// Why an app operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum AppRegistryError {
+    #[error("appid {0:?} is not a WeChat appid (expected \"wx\" followed by 16 hex digits)")]
+    InvalidAppId(String),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("app {0} is already registered")]
+    AlreadyExists(String),
+    #[error("no app {0}")]
+    NotFound(String),
+    #[error("stored secret cannot be opened: {0} (was WXAUTH_MASTER_KEY changed?)")]
+    Sealed(#[from] VaultError),
+    #[error("database: {0}")]
+    Db(#[from] DbErr),
+}
+
+/// Reads and writes `wx_app`.
+#[derive(Clone)]
+pub struct AppRegistry {
+    db: DatabaseConnection,
+    vault: Arc<Vault>,
+    clock: SharedClock,
+}
+
+impl AppRegistry {
+    pub fn new(db: DatabaseConnection, vault: Arc<Vault>, clock: SharedClock) -> Self {
+        Self { db, vault, clock }
+    }
+
+    /// Register an app after checking that its fields fit its kind.
+    pub async fn add(&self, new: NewApp) -> Result<(), AppRegistryError> {
+        if !is_valid_appid(&new.appid) {
+            return Err(AppRegistryError::InvalidAppId(new.appid));
+        }
+        if let Some(c) = &new.component_appid {
+            if !is_valid_appid(c) {
+                return Err(AppRegistryError::InvalidAppId(c.clone()));
+            }
+            if new.kind != AppKind::OfficialAccount {
+                return Err(AppRegistryError::Invalid(
+                    "--component-appid applies to official accounts only".into(),
+                ));
+            }
+        }
+        if new.is_base && new.kind != AppKind::OfficialAccount {
+            return Err(AppRegistryError::Invalid(
+                "--base applies to official accounts only".into(),
+            ));
+        }
+        let needs_secret = new.component_appid.is_none();
+        if needs_secret && new.secret.is_none() {
+            return Err(AppRegistryError::Invalid(format!(
+                "a {} needs --secret (or, for an official account, --component-appid)",
+                new.kind
+            )));
+        }
+        if new.kind == AppKind::Component && (new.token.is_none() || new.aes_key.is_none()) {
+            return Err(AppRegistryError::Invalid(
+                "a component needs --token and --aes-key (its message token and EncodingAESKey)"
+                    .into(),
+            ));
+        }
+        if let Some(k) = &new.aes_key
+            && k.expose().len() != 43
+        {
+            return Err(AppRegistryError::Invalid(
+                "--aes-key must be the 43-character EncodingAESKey".into(),
+            ));
+        }
+        if wx_app::Entity::find_by_id(new.appid.clone())
+            .one(&self.db)
+            .await?
+            .is_some()
+        {
+            return Err(AppRegistryError::AlreadyExists(new.appid));
+        }
+        let seal = |s: &Option<Secret>| s.as_ref().map(|s| self.vault.seal(s.expose()));
+        let now = self.clock.now();
+        wx_app::ActiveModel {
+            appid: Set(new.appid),
+            kind: Set(new.kind.as_str().to_string()),
+            secret_enc: Set(seal(&new.secret)),
+            component_appid: Set(new.component_appid),
+            is_base: Set(new.is_base),
+            token_enc: Set(seal(&new.token)),
+            aes_key_enc: Set(seal(&new.aes_key)),
+            authorizer_refresh_token_enc: Set(None),
+            created_at: Set(now),
+            updated_at: Set(now),
+        }
+        .insert(&self.db)
+        .await?;
+        Ok(())
+    }
+
+    /// Every app (secrets not opened).
+    pub async fn list(&self) -> Result<Vec<wx_app::Model>, DbErr> {
+        wx_app::Entity::find()
+            .order_by_asc(wx_app::Column::Appid)
+            .all(&self.db)
+            .await
+    }
+
+    /// One app with its secrets opened.
+    pub async fn get(&self, appid: &str) -> Result<Option<RegisteredApp>, AppRegistryError> {
+        let Some(m) = wx_app::Entity::find_by_id(appid.to_string())
+            .one(&self.db)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let open = |s: &Option<String>| -> Result<Option<Secret>, VaultError> {
+            s.as_deref()
+                .map(|s| self.vault.open(s).map(Secret::new))
+                .transpose()
+        };
+        Ok(Some(RegisteredApp {
+            kind: AppKind::parse(&m.kind)
+                .ok_or_else(|| AppRegistryError::Invalid(format!("unknown kind {}", m.kind)))?,
+            secret: open(&m.secret_enc)?,
+            token: open(&m.token_enc)?,
+            aes_key: open(&m.aes_key_enc)?,
+            authorizer_refresh_token: open(&m.authorizer_refresh_token_enc)?,
+            component_appid: m.component_appid,
+            is_base: m.is_base,
+            appid: m.appid,
+        }))
+    }
+
+    /// The official account registered with `--base` (the one that yields unionids).
+    pub async fn base_account(&self) -> Result<Option<RegisteredApp>, AppRegistryError> {
+        let base = self
+            .list()
+            .await?
+            .into_iter()
+            .find(|m| m.is_base && m.kind == AppKind::OfficialAccount.as_str());
+        match base {
+            Some(m) => self.get(&m.appid).await,
+            None => Ok(None),
+        }
+    }
+
+    /// Store the authorizer refresh token a component obtained for an account.
+    pub async fn set_authorizer_refresh_token(
+        &self,
+        appid: &str,
+        token: &Secret,
+    ) -> Result<(), AppRegistryError> {
+        let m = wx_app::Entity::find_by_id(appid.to_string())
+            .one(&self.db)
+            .await?
+            .ok_or_else(|| AppRegistryError::NotFound(appid.to_string()))?;
+        let mut active: wx_app::ActiveModel = m.into();
+        active.authorizer_refresh_token_enc = Set(Some(self.vault.seal(token.expose())));
+        active.updated_at = Set(self.clock.now());
+        active.update(&self.db).await?;
+        Ok(())
+    }
+
+    /// Remove an app.
+    pub async fn remove(&self, appid: &str) -> Result<(), AppRegistryError> {
+        let r = wx_app::Entity::delete_by_id(appid.to_string())
+            .exec(&self.db)
+            .await?;
+        if r.rows_affected == 0 {
+            return Err(AppRegistryError::NotFound(appid.to_string()));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn appid_shape() {
+        assert!(is_valid_appid("wx4f4bc4dec97d474b"));
+        assert!(!is_valid_appid("wx4f4bc4dec97d474"));
+        assert!(!is_valid_appid("xx4f4bc4dec97d474b"));
+        assert!(!is_valid_appid("wx4f4bc4dec97d474z"));
+        assert!(!is_valid_appid("wx4f4bc4dec97d474b0"));
+    }
+}

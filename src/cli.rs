@@ -1,0 +1,418 @@
+//! The `wxauth` command line: `serve`, `dev`, `migrate`, `simulator`, `keys`, `client`, `app`.
+//!
+//! Every command reads the same configuration as the server. Failures print one line to stderr
+//! and exit with status 2 (configuration) or 1 (anything else); nothing panics.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::app_registry::{AppKind, NewApp};
+use crate::clock::{SharedClock, SystemClock};
+use crate::config::Config;
+use crate::oauth::client_registry::{DEFAULT_ACCESS_TTL, DEFAULT_REFRESH_TTL};
+use crate::oauth::{FlowTicketPolicy, NewClient, RegisteredClient};
+use crate::secret::Secret;
+use crate::state::{AppState, StartError};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "wxauth",
+    version,
+    about = "OAuth2 / OpenID Connect for WeChat sign-in"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the server (configuration from the environment / .env).
+    Serve,
+    /// Run the server on embedded defaults with demo data, for a first look.
+    Dev,
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Manage OAuth2 clients.
+    Client {
+        #[command(subcommand)]
+        command: ClientCommand,
+    },
+    /// Manage the WeChat apps wxauth talks to.
+    App {
+        #[command(subcommand)]
+        command: AppCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum ClientCommand {
+    /// Register a client (prints a generated secret once when --secret is absent).
+    Create(CreateClientArgs),
+    /// List clients.
+    List,
+    /// Show one client.
+    Show { client_id: String },
+    /// Replace a client's secret (printed once).
+    RotateSecret { client_id: String },
+    /// Delete a client.
+    Delete { client_id: String },
+}
+
+#[derive(Args, Debug)]
+struct CreateClientArgs {
+    #[arg(long)]
+    client_id: String,
+    /// Import a secret (at least 16 characters); omit to have a 256-bit one generated.
+    #[arg(long)]
+    secret: Option<String>,
+    /// Comma-separated: authorization_code, client_credentials, refresh_token, flow, mini_program.
+    #[arg(long, value_delimiter = ',', required = true)]
+    grant_types: Vec<String>,
+    /// Comma-separated scopes the client may request.
+    #[arg(long, value_delimiter = ',', required = true)]
+    scopes: Vec<String>,
+    /// An exact redirect URI (repeatable).
+    #[arg(long = "redirect-uri")]
+    redirect_uris: Vec<String>,
+    /// A public client (no secret; PKCE required for authorization_code).
+    #[arg(long)]
+    public: bool,
+    /// Skip the consent page (your own applications).
+    #[arg(long)]
+    first_party: bool,
+    #[arg(long, default_value_t = DEFAULT_ACCESS_TTL)]
+    access_token_ttl: i64,
+    #[arg(long, default_value_t = DEFAULT_REFRESH_TTL)]
+    refresh_token_ttl: i64,
+    /// Whether the flow grant demands a login ticket.
+    #[arg(long, value_enum, default_value_t = FlowTicketArg::Required)]
+    flow_ticket: FlowTicketArg,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug)]
+enum FlowTicketArg {
+    Required,
+    Optional,
+}
+
+#[derive(Subcommand, Debug)]
+enum AppCommand {
+    /// Register a WeChat app.
+    Add(AddAppArgs),
+    /// List apps (secrets are never shown).
+    List,
+    /// Remove an app.
+    Remove { appid: String },
+}
+
+#[derive(Args, Debug)]
+struct AddAppArgs {
+    #[arg(long)]
+    appid: String,
+    #[arg(long, value_enum)]
+    kind: AppKindArg,
+    #[arg(long)]
+    secret: Option<String>,
+    /// The Open Platform component this official account is authorized to.
+    #[arg(long)]
+    component_appid: Option<String>,
+    /// This official account is the base account (snsapi_userinfo, gives the unionid).
+    #[arg(long)]
+    base: bool,
+    /// Message token (components).
+    #[arg(long, requires = "aes_key")]
+    token: Option<String>,
+    /// EncodingAESKey, 43 characters (components).
+    #[arg(long, requires = "token")]
+    aes_key: Option<String>,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug)]
+#[value(rename_all = "snake_case")]
+enum AppKindArg {
+    MiniProgram,
+    OfficialAccount,
+    Component,
+    Website,
+}
+
+impl From<AppKindArg> for AppKind {
+    fn from(k: AppKindArg) -> Self {
+        match k {
+            AppKindArg::MiniProgram => AppKind::MiniProgram,
+            AppKindArg::OfficialAccount => AppKind::OfficialAccount,
+            AppKindArg::Component => AppKind::Component,
+            AppKindArg::Website => AppKind::Website,
+        }
+    }
+}
+
+/// A command failure: the one line printed, and the exit status.
+#[derive(Debug)]
+pub struct CliError {
+    message: String,
+    status: u8,
+}
+
+impl CliError {
+    /// A failure with an exit status (2 for configuration, 1 otherwise).
+    pub fn new(status: u8, message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            status,
+        }
+    }
+
+    fn failed(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            status: 1,
+        }
+    }
+}
+
+impl From<StartError> for CliError {
+    fn from(e: StartError) -> Self {
+        let status = if matches!(e, StartError::Config(_)) {
+            2
+        } else {
+            1
+        };
+        Self {
+            message: e.to_string(),
+            status,
+        }
+    }
+}
+
+impl From<crate::config::ConfigError> for CliError {
+    fn from(e: crate::config::ConfigError) -> Self {
+        StartError::Config(e).into()
+    }
+}
+
+/// Entry point of the binary.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("wxauth: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli.command)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("wxauth: {}", e.message);
+            ExitCode::from(e.status)
+        }
+    }
+}
+
+fn init_tracing() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,sea_orm=warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+async fn run(command: Command) -> Result<(), CliError> {
+    let clock: SharedClock = Arc::new(SystemClock);
+    match command {
+        Command::Serve => {
+            let config = Config::from_env()?;
+            serve(config, clock).await
+        }
+        Command::Dev => crate::dev::run(clock).await,
+        Command::Migrate => {
+            let config = Config::from_env()?;
+            AppState::build(config, clock).await?;
+            println!("migrations applied");
+            Ok(())
+        }
+        Command::Client { command } => {
+            let state = AppState::build(Config::from_env()?, clock).await?;
+            client_command(&state, command).await
+        }
+        Command::App { command } => {
+            let state = AppState::build(Config::from_env()?, clock).await?;
+            app_command(&state, command).await
+        }
+    }
+}
+
+/// Bind, build the state and serve until ctrl-c / SIGTERM.
+pub(crate) async fn serve(config: Config, clock: SharedClock) -> Result<(), CliError> {
+    let listen = config.listen;
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|e| CliError {
+            message: format!("WXAUTH_LISTEN: cannot listen on {listen}: {e}"),
+            status: 2,
+        })?;
+    let state = AppState::build(config, clock).await?;
+    tracing::info!(%listen, issuer = %state.config.issuer(), "wxauth listening");
+    crate::serve(listener, state, crate::shutdown_signal())
+        .await
+        .map_err(|e| CliError::failed(format!("server error: {e}")))
+}
+
+fn print_client(c: &RegisteredClient) {
+    println!("client_id:         {}", c.client_id);
+    println!(
+        "type:              {}",
+        if c.public { "public" } else { "confidential" }
+    );
+    println!("grant_types:       {}", c.grant_types.join(","));
+    println!("scopes:            {}", c.scopes.join(","));
+    println!("redirect_uris:     {}", c.redirect_uris.join(" "));
+    println!("first_party:       {}", c.first_party);
+    println!("access_token_ttl:  {}", c.access_token_ttl);
+    println!("refresh_token_ttl: {}", c.refresh_token_ttl);
+    println!("flow_ticket:       {}", c.flow_ticket.as_str());
+}
+
+async fn client_command(state: &AppState, command: ClientCommand) -> Result<(), CliError> {
+    let fail =
+        |e: crate::oauth::client_registry::ClientRegistryError| CliError::failed(e.to_string());
+    match command {
+        ClientCommand::Create(args) => {
+            let flow_ticket = match args.flow_ticket {
+                FlowTicketArg::Required => FlowTicketPolicy::Required,
+                FlowTicketArg::Optional => FlowTicketPolicy::Optional,
+            };
+            let (client, secret) = state
+                .clients
+                .create(NewClient {
+                    client_id: args.client_id,
+                    secret: args.secret.map(Secret::new),
+                    grant_types: args.grant_types,
+                    scopes: args.scopes,
+                    redirect_uris: args.redirect_uris,
+                    public: args.public,
+                    first_party: args.first_party,
+                    access_token_ttl: args.access_token_ttl,
+                    refresh_token_ttl: args.refresh_token_ttl,
+                    flow_ticket,
+                })
+                .await
+                .map_err(fail)?;
+            print_client(&client);
+            if let Some(secret) = secret {
+                println!("client_secret:     {}", secret.expose());
+                println!("(store the secret now: it is not kept and will not be shown again)");
+            }
+            if flow_ticket == FlowTicketPolicy::Optional && client.allows_grant("flow") {
+                eprintln!(
+                    "warning: --flow-ticket optional lets anyone who knows a unionId/openId pair obtain tokens for it; use it only to migrate existing front ends"
+                );
+            }
+            Ok(())
+        }
+        ClientCommand::List => {
+            for c in state
+                .clients
+                .list()
+                .await
+                .map_err(|e| CliError::failed(e.to_string()))?
+            {
+                println!(
+                    "{}\t{}\t{}\t{}",
+                    c.client_id,
+                    if c.public { "public" } else { "confidential" },
+                    c.grant_types.join(","),
+                    c.scopes.join(",")
+                );
+            }
+            Ok(())
+        }
+        ClientCommand::Show { client_id } => {
+            match state
+                .clients
+                .get(&client_id)
+                .await
+                .map_err(|e| CliError::failed(e.to_string()))?
+            {
+                Some(c) => {
+                    print_client(&c);
+                    Ok(())
+                }
+                None => Err(CliError::failed(format!("no client {client_id:?}"))),
+            }
+        }
+        ClientCommand::RotateSecret { client_id } => {
+            let secret = state
+                .clients
+                .rotate_secret(&client_id)
+                .await
+                .map_err(fail)?;
+            println!("client_secret: {}", secret.expose());
+            println!("(the old secret no longer works; this one will not be shown again)");
+            Ok(())
+        }
+        ClientCommand::Delete { client_id } => {
+            state.clients.delete(&client_id).await.map_err(fail)?;
+            println!("deleted client {client_id}");
+            Ok(())
+        }
+    }
+}
+
+async fn app_command(state: &AppState, command: AppCommand) -> Result<(), CliError> {
+    let fail = |e: crate::app_registry::AppRegistryError| CliError::failed(e.to_string());
+    match command {
+        AppCommand::Add(args) => {
+            let appid = args.appid.clone();
+            state
+                .apps
+                .add(NewApp {
+                    appid: args.appid,
+                    kind: args.kind.into(),
+                    secret: args.secret.map(Secret::new),
+                    component_appid: args.component_appid,
+                    is_base: args.base,
+                    token: args.token.map(Secret::new),
+                    aes_key: args.aes_key.map(Secret::new),
+                })
+                .await
+                .map_err(fail)?;
+            println!("added app {appid}");
+            Ok(())
+        }
+        AppCommand::List => {
+            for m in state
+                .apps
+                .list()
+                .await
+                .map_err(|e| CliError::failed(e.to_string()))?
+            {
+                println!(
+                    "{}\t{}\t{}{}",
+                    m.appid,
+                    m.kind,
+                    m.component_appid
+                        .map(|c| format!("component={c}"))
+                        .unwrap_or_else(|| "direct".into()),
+                    if m.is_base { "\tbase" } else { "" }
+                );
+            }
+            Ok(())
+        }
+        AppCommand::Remove { appid } => {
+            state.apps.remove(&appid).await.map_err(fail)?;
+            println!("removed app {appid}");
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,432 @@
+//! Configuration from the environment (and an optional `.env` file), validated once at start-up.
+//!
+//! Every variable has a default that suits `wxauth dev`; a value that is present but wrong stops the
+//! process with one line naming the variable and what was expected ([`ConfigError`]).
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use url::Url;
+
+use crate::secret::Secret;
+use crate::vault::MasterKey;
+
+/// Defaults, also listed in `.env.example`.
+pub mod defaults {
+    pub const LISTEN: &str = "127.0.0.1:8080";
+    pub const PUBLIC_URL: &str = "http://127.0.0.1:8080";
+    pub const DATABASE_URL: &str = "sqlite://wxauth.db?mode=rwc";
+    pub const WECHAT_API_BASE: &str = "https://api.weixin.qq.com";
+    pub const WECHAT_OPEN_BASE: &str = "https://open.weixin.qq.com";
+    pub const MASTER_KEY_FILE: &str = "wxauth.key";
+    pub const JWT_ALG: &str = "ES256";
+}
+
+/// A configuration value that is present but unusable. Its `Display` is the one line printed
+/// before the process exits.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{variable}: {problem}")]
+pub struct ConfigError {
+    /// The environment variable at fault.
+    pub variable: &'static str,
+    /// What was wrong and what is expected.
+    pub problem: String,
+}
+
+impl ConfigError {
+    pub fn new(variable: &'static str, problem: impl Into<String>) -> Self {
+        Self {
+            variable,
+            problem: problem.into(),
+        }
+    }
+}
+
+/// Which algorithm signs access tokens and id_tokens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JwtAlg {
+    Es256,
+    EdDsa,
+    Rs256,
+    Hs256,
+}
+
+impl JwtAlg {
+    /// The JOSE name (`ES256`, `EdDSA`, `RS256`, `HS256`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JwtAlg::Es256 => "ES256",
+            JwtAlg::EdDsa => "EdDSA",
+            JwtAlg::Rs256 => "RS256",
+            JwtAlg::Hs256 => "HS256",
+        }
+    }
+
+    /// Parse a JOSE name, case-insensitively.
+    pub fn parse(text: &str) -> Option<Self> {
+        match text.trim().to_ascii_uppercase().as_str() {
+            "ES256" => Some(JwtAlg::Es256),
+            "EDDSA" | "ED25519" => Some(JwtAlg::EdDsa),
+            "RS256" => Some(JwtAlg::Rs256),
+            "HS256" => Some(JwtAlg::Hs256),
+            _ => None,
+        }
+    }
+}
+
+/// Where the master key comes from.
+#[derive(Debug, Clone)]
+pub enum MasterKeySource {
+    /// `WXAUTH_MASTER_KEY` held the key.
+    Inline(MasterKey),
+    /// Read from this file, creating it with a fresh key when missing.
+    File(PathBuf),
+}
+
+/// The validated configuration.
+#[derive(Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    /// Our own base URL, as browsers and clients reach it; also the token issuer (`iss`).
+    pub public_url: Url,
+    pub database_url: Secret,
+    pub wechat_api_base: Url,
+    pub wechat_open_base: Url,
+    /// Hosts (lower-case, optionally `host:port`) a login may return the browser to.
+    pub redirect_allowlist: Vec<String>,
+    pub admin_token: Option<Secret>,
+    pub jwt_alg: JwtAlg,
+    pub jwt_hs256_secret: Option<Secret>,
+    pub master_key: MasterKeySource,
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("listen", &self.listen)
+            .field("public_url", &self.public_url.as_str())
+            .field(
+                "database",
+                &redacted_database_url(self.database_url.expose()),
+            )
+            .field("wechat_api_base", &self.wechat_api_base.as_str())
+            .field("wechat_open_base", &self.wechat_open_base.as_str())
+            .field("redirect_allowlist", &self.redirect_allowlist)
+            .field("admin_token", &self.admin_token)
+            .field("jwt_alg", &self.jwt_alg)
+            .field("jwt_hs256_secret", &self.jwt_hs256_secret)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A database URL with any password removed, for messages and logs.
+pub fn redacted_database_url(url: &str) -> String {
+    match Url::parse(url) {
+        Ok(mut parsed) => {
+            if parsed.password().is_some() {
+                let _ = parsed.set_password(Some("***"));
+            }
+            parsed.to_string()
+        }
+        Err(_) => "<unparseable>".to_string(),
+    }
+}
+
+impl Config {
+    /// Read the process environment (after loading `.env` if present).
+    pub fn from_env() -> Result<Self, ConfigError> {
+        // A missing .env is normal; a broken one is reported.
+        match dotenvy::dotenv() {
+            Ok(_) => {}
+            Err(e) if e.not_found() => {}
+            Err(e) => return Err(ConfigError::new(".env", format!("cannot be read: {e}"))),
+        }
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Build from any variable lookup (the environment, or a map in tests).
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let var = |name: &'static str| get(name).filter(|v| !v.trim().is_empty());
+
+        let listen_text = var("WXAUTH_LISTEN").unwrap_or_else(|| defaults::LISTEN.into());
+        let listen = listen_text.trim().parse::<SocketAddr>().map_err(|_| {
+            ConfigError::new(
+                "WXAUTH_LISTEN",
+                format!(
+                    "expected an IP address and port such as 127.0.0.1:8080, got {listen_text:?}"
+                ),
+            )
+        })?;
+
+        let public_url = http_url(
+            "WXAUTH_PUBLIC_URL",
+            var("WXAUTH_PUBLIC_URL").unwrap_or_else(|| defaults::PUBLIC_URL.into()),
+        )?;
+
+        let database_url = var("DATABASE_URL").unwrap_or_else(|| defaults::DATABASE_URL.into());
+        validate_database_url(&database_url)?;
+
+        let wechat_api_base = http_url(
+            "WXAUTH_WECHAT_API_BASE",
+            var("WXAUTH_WECHAT_API_BASE").unwrap_or_else(|| defaults::WECHAT_API_BASE.into()),
+        )?;
+        let wechat_open_base = http_url(
+            "WXAUTH_WECHAT_OPEN_BASE",
+            var("WXAUTH_WECHAT_OPEN_BASE").unwrap_or_else(|| defaults::WECHAT_OPEN_BASE.into()),
+        )?;
+
+        let redirect_allowlist = match var("WXAUTH_REDIRECT_ALLOWLIST") {
+            None => Vec::new(),
+            Some(list) => parse_allowlist(&list)?,
+        };
+
+        let admin_token = var("WXAUTH_ADMIN_TOKEN").map(Secret::new);
+        if let Some(token) = &admin_token
+            && token.expose().len() < 16
+        {
+            return Err(ConfigError::new(
+                "WXAUTH_ADMIN_TOKEN",
+                "must be at least 16 characters (use a long random value)",
+            ));
+        }
+
+        let alg_text = var("WXAUTH_JWT_ALG").unwrap_or_else(|| defaults::JWT_ALG.into());
+        let jwt_alg = JwtAlg::parse(&alg_text).ok_or_else(|| {
+            ConfigError::new(
+                "WXAUTH_JWT_ALG",
+                format!("expected one of ES256, EdDSA, RS256, HS256, got {alg_text:?}"),
+            )
+        })?;
+        let jwt_hs256_secret = var("WXAUTH_JWT_HS256_SECRET").map(Secret::new);
+        match (&jwt_alg, &jwt_hs256_secret) {
+            (JwtAlg::Hs256, None) => {
+                return Err(ConfigError::new(
+                    "WXAUTH_JWT_HS256_SECRET",
+                    "is required when WXAUTH_JWT_ALG=HS256 (at least 32 characters)",
+                ));
+            }
+            (JwtAlg::Hs256, Some(s)) if s.expose().len() < 32 => {
+                return Err(ConfigError::new(
+                    "WXAUTH_JWT_HS256_SECRET",
+                    "must be at least 32 characters",
+                ));
+            }
+            _ => {}
+        }
+
+        let master_key = match var("WXAUTH_MASTER_KEY") {
+            Some(text) => MasterKeySource::Inline(MasterKey::parse(&text).ok_or_else(|| {
+                ConfigError::new(
+                    "WXAUTH_MASTER_KEY",
+                    "expected 32 bytes as base64 or 64 hex digits (e.g. `openssl rand -base64 32`)",
+                )
+            })?),
+            None => MasterKeySource::File(PathBuf::from(
+                var("WXAUTH_MASTER_KEY_FILE").unwrap_or_else(|| defaults::MASTER_KEY_FILE.into()),
+            )),
+        };
+
+        Ok(Self {
+            listen,
+            public_url,
+            database_url: Secret::new(database_url),
+            wechat_api_base,
+            wechat_open_base,
+            redirect_allowlist,
+            admin_token,
+            jwt_alg,
+            jwt_hs256_secret,
+            master_key,
+        })
+    }
+
+    /// The issuer identifier: the public URL without a trailing slash.
+    pub fn issuer(&self) -> String {
+        self.public_url.as_str().trim_end_matches('/').to_string()
+    }
+
+    /// Our own absolute URL for a path such as `/oauth/token`.
+    pub fn url_for(&self, path: &str) -> String {
+        format!("{}{}", self.issuer(), path)
+    }
+
+    /// Load (or, from a key file that does not exist yet, create) the master key.
+    pub fn load_master_key(&self) -> Result<MasterKey, ConfigError> {
+        match &self.master_key {
+            MasterKeySource::Inline(key) => Ok(key.clone()),
+            MasterKeySource::File(path) => load_or_create_key_file(path),
+        }
+    }
+}
+
+fn load_or_create_key_file(path: &PathBuf) -> Result<MasterKey, ConfigError> {
+    const VAR: &str = "WXAUTH_MASTER_KEY_FILE";
+    match std::fs::read_to_string(path) {
+        Ok(text) => MasterKey::parse(&text).ok_or_else(|| {
+            ConfigError::new(
+                VAR,
+                format!("{} does not hold a 32-byte base64 key", path.display()),
+            )
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let key = MasterKey::generate();
+            write_private_file(path, &key.to_base64()).map_err(|e| {
+                ConfigError::new(VAR, format!("cannot create {}: {e}", path.display()))
+            })?;
+            tracing::warn!(
+                path = %path.display(),
+                "generated a new master key file; set WXAUTH_MASTER_KEY (shared by every instance) in production"
+            );
+            Ok(key)
+        }
+        Err(e) => Err(ConfigError::new(
+            VAR,
+            format!("cannot read {}: {e}", path.display()),
+        )),
+    }
+}
+
+fn write_private_file(path: &PathBuf, contents: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options.open(path)?;
+    file.write_all(contents.as_bytes())?;
+    file.write_all(b"\n")
+}
+
+fn http_url(variable: &'static str, text: String) -> Result<Url, ConfigError> {
+    let url = Url::parse(text.trim()).map_err(|e| {
+        ConfigError::new(
+            variable,
+            format!("expected an absolute http(s) URL, got {text:?} ({e})"),
+        )
+    })?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        return Err(ConfigError::new(
+            variable,
+            format!("expected an absolute http(s) URL, got {text:?}"),
+        ));
+    }
+    Ok(url)
+}
+
+fn validate_database_url(text: &str) -> Result<(), ConfigError> {
+    let scheme = text.split("://").next().unwrap_or_default();
+    let known = matches!(
+        scheme,
+        "sqlite" | "postgres" | "postgresql" | "mysql" | "mariadb"
+    ) || text.starts_with("sqlite:");
+    if !known || !text.contains(':') {
+        return Err(ConfigError::new(
+            "DATABASE_URL",
+            format!(
+                "expected a sqlite://, postgres:// or mysql:// URL, got {:?}",
+                redacted_database_url(text)
+            ),
+        ));
+    }
+    Ok(())
+}
+
+fn parse_allowlist(list: &str) -> Result<Vec<String>, ConfigError> {
+    let mut hosts = Vec::new();
+    for entry in list.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+        // Validate each entry the way the URL parser will see hosts later.
+        let probe = Url::parse(&format!("http://{entry}/"));
+        let ok = matches!(&probe, Ok(u) if u.host_str().is_some() && u.path() == "/" && u.username().is_empty());
+        if !ok || entry.contains('/') || entry.contains('@') {
+            return Err(ConfigError::new(
+                "WXAUTH_REDIRECT_ALLOWLIST",
+                format!(
+                    "expected comma-separated host names (optionally host:port), got {entry:?}"
+                ),
+            ));
+        }
+        hosts.push(entry.to_ascii_lowercase());
+    }
+    Ok(hosts)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::from_lookup(|name| map.get(name).cloned())
+    }
+
+    #[test]
+    fn defaults_are_usable() {
+        let c = config(&[]).ok();
+        let c = c.as_ref();
+        assert_eq!(
+            c.map(|c| c.listen.to_string()).as_deref(),
+            Some("127.0.0.1:8080")
+        );
+        assert_eq!(
+            c.map(|c| c.issuer()).as_deref(),
+            Some("http://127.0.0.1:8080")
+        );
+        assert_eq!(c.map(|c| c.jwt_alg), Some(JwtAlg::Es256));
+    }
+
+    #[test]
+    fn bad_values_name_their_variable() {
+        for (var, value) in [
+            ("WXAUTH_LISTEN", "not-an-address"),
+            ("WXAUTH_PUBLIC_URL", "ftp://x"),
+            ("DATABASE_URL", "oracle://db"),
+            ("WXAUTH_WECHAT_API_BASE", "nope"),
+            ("WXAUTH_REDIRECT_ALLOWLIST", "good.com,evil.com/path"),
+            ("WXAUTH_JWT_ALG", "none"),
+            ("WXAUTH_MASTER_KEY", "too-short"),
+            ("WXAUTH_ADMIN_TOKEN", "short"),
+        ] {
+            let err = config(&[(var, value)]).err();
+            assert_eq!(err.as_ref().map(|e| e.variable), Some(var), "{var}={value}");
+            let line = err.map(|e| e.to_string()).unwrap_or_default();
+            assert!(line.starts_with(var) && !line.contains('\n'), "{line}");
+        }
+    }
+
+    #[test]
+    fn hs256_needs_a_long_secret() {
+        let err = config(&[("WXAUTH_JWT_ALG", "HS256")]).err();
+        assert_eq!(err.map(|e| e.variable), Some("WXAUTH_JWT_HS256_SECRET"));
+    }
+
+    #[test]
+    fn secrets_do_not_appear_in_debug() {
+        let c = config(&[
+            ("WXAUTH_ADMIN_TOKEN", "admin-token-1234567890"),
+            ("DATABASE_URL", "postgres://u:pa55word@db/wx"),
+        ]);
+        let text = format!("{c:?}");
+        assert!(!text.contains("admin-token-1234567890"));
+        assert!(!text.contains("pa55word"));
+    }
+
+    #[test]
+    fn allowlist_is_lower_cased() {
+        let c = config(&[("WXAUTH_REDIRECT_ALLOWLIST", "Example.COM, localhost:3000")]).ok();
+        assert_eq!(
+            c.map(|c| c.redirect_allowlist),
+            Some(vec![
+                "example.com".to_string(),
+                "localhost:3000".to_string()
+            ])
+        );
+    }
+}

@@ -1,0 +1,13 @@
+//! The HTTP layer: one file per endpoint family. Handlers extract, call one core function and map
+//! the result; there is no SQL and no outbound HTTP here.
+
+pub mod health;
+
+use axum::Router;
+
+use crate::state::AppState;
+
+/// Every route wxauth serves.
+pub fn routes() -> Router<AppState> {
+    Router::new().merge(health::routes())
+}

@@ -1,0 +1,356 @@
+//! The registry of OAuth2 clients: creation and administration (used by the CLI and `dev`), and
+//! authentication of a client by id and secret (used by every endpoint that takes client
+//! credentials). Secrets are stored as keyed SHA-256 fingerprints and compared in constant time:
+//! server-generated secrets carry 256 bits, so a slow password hash buys nothing and would cost
+//! ~300 ms per token request (oxide-auth's default Argon2 policy).
+
+use std::sync::Arc;
+
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, DatabaseConnection, DbErr, EntityTrait, QueryOrder,
+};
+
+use entity::oauth_client;
+
+use crate::clock::SharedClock;
+use crate::secret::Secret;
+use crate::vault::{Vault, random_token};
+
+/// Grant types a client may be allowed.
+pub const KNOWN_GRANT_TYPES: &[&str] = &[
+    "authorization_code",
+    "client_credentials",
+    "refresh_token",
+    "flow",
+    "mini_program",
+];
+
+/// Default access-token lifetime (seconds).
+pub const DEFAULT_ACCESS_TTL: i64 = 3600;
+/// Default refresh-token lifetime (seconds).
+pub const DEFAULT_REFRESH_TTL: i64 = 30 * 24 * 3600;
+/// The shortest secret accepted when an operator imports one.
+pub const MIN_IMPORTED_SECRET_LEN: usize = 16;
+
+/// Whether the `flow` grant demands a login ticket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlowTicketPolicy {
+    /// A single-use login ticket minted by wxauth is required (the default).
+    Required,
+    /// The seed's bare request (unionId + appId + openId) is accepted; for migration only.
+    Optional,
+}
+
+impl FlowTicketPolicy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Required => "required",
+            Self::Optional => "optional",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "required" => Some(Self::Required),
+            "optional" => Some(Self::Optional),
+            _ => None,
+        }
+    }
+}
+
+/// What an operator asks for when creating a client.
+#[derive(Debug, Clone)]
+pub struct NewClient {
+    pub client_id: String,
+    /// An imported secret; `None` to have one generated (confidential clients).
+    pub secret: Option<Secret>,
+    pub grant_types: Vec<String>,
+    pub scopes: Vec<String>,
+    pub redirect_uris: Vec<String>,
+    pub public: bool,
+    pub first_party: bool,
+    pub access_token_ttl: i64,
+    pub refresh_token_ttl: i64,
+    pub flow_ticket: FlowTicketPolicy,
+}
+
+/// A client as the rest of the server sees it (never its secret).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegisteredClient {
+    pub client_id: String,
+    pub grant_types: Vec<String>,
+    pub scopes: Vec<String>,
+    pub redirect_uris: Vec<String>,
+    pub public: bool,
+    pub first_party: bool,
+    pub access_token_ttl: i64,
+    pub refresh_token_ttl: i64,
+    pub flow_ticket: FlowTicketPolicy,
+}
+
+impl RegisteredClient {
+    pub fn allows_grant(&self, grant_type: &str) -> bool {
+        self.grant_types.iter().any(|g| g == grant_type)
+    }
+
+    pub fn allows_scope(&self, scope: &str) -> bool {
+        self.scopes.iter().any(|s| s == scope)
+    }
+}
+
+/// Why a registry operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientRegistryError {
+    #[error("client id must be 1-128 characters of letters, digits, '-', '_' or '.'")]
+    InvalidClientId,
+    #[error("an imported secret must be at least {MIN_IMPORTED_SECRET_LEN} characters")]
+    SecretTooShort,
+    #[error("a public client has no secret")]
+    PublicWithSecret,
+    #[error("unknown grant type {0:?} (known: {known})", known = KNOWN_GRANT_TYPES.join(", "))]
+    UnknownGrantType(String),
+    #[error("scope {0:?} is not a valid scope token")]
+    InvalidScope(String),
+    #[error("redirect URI {0:?} must be an absolute URL without a fragment")]
+    InvalidRedirectUri(String),
+    #[error("token lifetimes must be positive")]
+    InvalidTtl,
+    #[error("client {0:?} already exists")]
+    AlreadyExists(String),
+    #[error("no client {0:?}")]
+    NotFound(String),
+    #[error("database: {0}")]
+    Db(#[from] DbErr),
+}
+
+/// Why client authentication failed. Callers answer `invalid_client` for all of them alike.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientAuthError {
+    #[error("unknown client or bad secret")]
+    BadCredentials,
+    #[error("database: {0}")]
+    Db(#[from] DbErr),
+}
+
+/// Reads and writes `oauth_client`.
+#[derive(Clone)]
+pub struct ClientRegistry {
+    db: DatabaseConnection,
+    vault: Arc<Vault>,
+    clock: SharedClock,
+}
+
+fn split_list(text: &str, sep: char) -> Vec<String> {
+    text.split(sep)
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(String::from)
+        .collect()
+}
+
+fn to_registered(m: oauth_client::Model) -> RegisteredClient {
+    RegisteredClient {
+        grant_types: split_list(&m.grant_types, ','),
+        scopes: split_list(&m.scopes, ' '),
+        redirect_uris: split_list(&m.redirect_uris, '\n'),
+        public: m.is_public,
+        first_party: m.first_party,
+        access_token_ttl: m.access_token_ttl,
+        refresh_token_ttl: m.refresh_token_ttl,
+        flow_ticket: FlowTicketPolicy::parse(&m.flow_ticket).unwrap_or(FlowTicketPolicy::Required),
+        client_id: m.client_id,
+    }
+}
+
+fn valid_client_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 128
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
+fn valid_scope_token(scope: &str) -> bool {
+    // RFC 6749 §3.3: NQCHAR without space, quote or backslash.
+    !scope.is_empty()
+        && scope
+            .bytes()
+            .all(|b| b == 0x21 || (0x23..=0x5B).contains(&b) || (0x5D..=0x7E).contains(&b))
+}
+
+impl ClientRegistry {
+    pub fn new(db: DatabaseConnection, vault: Arc<Vault>, clock: SharedClock) -> Self {
+        Self { db, vault, clock }
+    }
+
+    /// A fresh client secret with 256 bits of entropy.
+    pub fn generate_secret() -> Secret {
+        Secret::new(random_token(32))
+    }
+
+    /// Register a client. Returns the client and, when the server generated it, the secret (to
+    /// be shown once).
+    pub async fn create(
+        &self,
+        new: NewClient,
+    ) -> Result<(RegisteredClient, Option<Secret>), ClientRegistryError> {
+        if !valid_client_id(&new.client_id) {
+            return Err(ClientRegistryError::InvalidClientId);
+        }
+        for g in &new.grant_types {
+            if !KNOWN_GRANT_TYPES.contains(&g.as_str()) {
+                return Err(ClientRegistryError::UnknownGrantType(g.clone()));
+            }
+        }
+        if let Some(s) = new.scopes.iter().find(|s| !valid_scope_token(s)) {
+            return Err(ClientRegistryError::InvalidScope(s.clone()));
+        }
+        for uri in &new.redirect_uris {
+            let ok = url::Url::parse(uri)
+                .map(|u| u.fragment().is_none() && u.has_host())
+                .unwrap_or(false);
+            if !ok {
+                return Err(ClientRegistryError::InvalidRedirectUri(uri.clone()));
+            }
+        }
+        if new.access_token_ttl <= 0 || new.refresh_token_ttl <= 0 {
+            return Err(ClientRegistryError::InvalidTtl);
+        }
+        let (secret_hash, shown_secret) = match (new.public, new.secret) {
+            (true, Some(_)) => return Err(ClientRegistryError::PublicWithSecret),
+            (true, None) => (None, None),
+            (false, Some(secret)) => {
+                if secret.expose().chars().count() < MIN_IMPORTED_SECRET_LEN {
+                    return Err(ClientRegistryError::SecretTooShort);
+                }
+                (Some(self.vault.fingerprint(secret.expose())), None)
+            }
+            (false, None) => {
+                let secret = Self::generate_secret();
+                (Some(self.vault.fingerprint(secret.expose())), Some(secret))
+            }
+        };
+        if oauth_client::Entity::find_by_id(new.client_id.clone())
+            .one(&self.db)
+            .await?
+            .is_some()
+        {
+            return Err(ClientRegistryError::AlreadyExists(new.client_id));
+        }
+        let now = self.clock.now();
+        let model = oauth_client::ActiveModel {
+            client_id: Set(new.client_id.clone()),
+            secret_hash: Set(secret_hash),
+            grant_types: Set(new.grant_types.join(",")),
+            scopes: Set(new.scopes.join(" ")),
+            redirect_uris: Set(new.redirect_uris.join("\n")),
+            is_public: Set(new.public),
+            first_party: Set(new.first_party),
+            access_token_ttl: Set(new.access_token_ttl),
+            refresh_token_ttl: Set(new.refresh_token_ttl),
+            flow_ticket: Set(new.flow_ticket.as_str().to_string()),
+            created_at: Set(now),
+            updated_at: Set(now),
+        }
+        .insert(&self.db)
+        .await
+        .map_err(|e| match e.sql_err() {
+            Some(sea_orm::SqlErr::UniqueConstraintViolation(_)) => {
+                ClientRegistryError::AlreadyExists(new.client_id.clone())
+            }
+            _ => ClientRegistryError::Db(e),
+        })?;
+        Ok((to_registered(model), shown_secret))
+    }
+
+    /// Every client, by id.
+    pub async fn list(&self) -> Result<Vec<RegisteredClient>, DbErr> {
+        Ok(oauth_client::Entity::find()
+            .order_by_asc(oauth_client::Column::ClientId)
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(to_registered)
+            .collect())
+    }
+
+    /// One client.
+    pub async fn get(&self, client_id: &str) -> Result<Option<RegisteredClient>, DbErr> {
+        Ok(oauth_client::Entity::find_by_id(client_id.to_string())
+            .one(&self.db)
+            .await?
+            .map(to_registered))
+    }
+
+    /// Replace a confidential client's secret with a fresh one, returned once.
+    pub async fn rotate_secret(&self, client_id: &str) -> Result<Secret, ClientRegistryError> {
+        let model = oauth_client::Entity::find_by_id(client_id.to_string())
+            .one(&self.db)
+            .await?
+            .ok_or_else(|| ClientRegistryError::NotFound(client_id.to_string()))?;
+        if model.is_public {
+            return Err(ClientRegistryError::PublicWithSecret);
+        }
+        let secret = Self::generate_secret();
+        let mut active: oauth_client::ActiveModel = model.into();
+        active.secret_hash = Set(Some(self.vault.fingerprint(secret.expose())));
+        active.updated_at = Set(self.clock.now());
+        active.update(&self.db).await?;
+        Ok(secret)
+    }
+
+    /// Set a confidential client's secret to a known value (used by `wxauth dev`).
+    pub async fn set_secret(
+        &self,
+        client_id: &str,
+        secret: &Secret,
+    ) -> Result<(), ClientRegistryError> {
+        let model = oauth_client::Entity::find_by_id(client_id.to_string())
+            .one(&self.db)
+            .await?
+            .ok_or_else(|| ClientRegistryError::NotFound(client_id.to_string()))?;
+        let mut active: oauth_client::ActiveModel = model.into();
+        active.secret_hash = Set(Some(self.vault.fingerprint(secret.expose())));
+        active.updated_at = Set(self.clock.now());
+        active.update(&self.db).await?;
+        Ok(())
+    }
+
+    /// Remove a client.
+    pub async fn delete(&self, client_id: &str) -> Result<(), ClientRegistryError> {
+        let result = oauth_client::Entity::delete_by_id(client_id.to_string())
+            .exec(&self.db)
+            .await?;
+        if result.rows_affected == 0 {
+            return Err(ClientRegistryError::NotFound(client_id.to_string()));
+        }
+        Ok(())
+    }
+
+    /// Authenticate a client. `secret` is `None` for a public client; a confidential client must
+    /// present its secret, a public one must not claim one.
+    pub async fn authenticate(
+        &self,
+        client_id: &str,
+        secret: Option<&str>,
+    ) -> Result<RegisteredClient, ClientAuthError> {
+        let model = oauth_client::Entity::find_by_id(client_id.to_string())
+            .one(&self.db)
+            .await?;
+        let Some(model) = model else {
+            // Spend the same work as a real check so that timing does not reveal valid ids.
+            let _ = self.vault.fingerprint(secret.unwrap_or_default());
+            return Err(ClientAuthError::BadCredentials);
+        };
+        let ok = match (&model.secret_hash, secret) {
+            (Some(hash), Some(given)) => self.vault.matches_fingerprint(given, hash),
+            (None, None) => model.is_public,
+            _ => false,
+        };
+        if ok {
+            Ok(to_registered(model))
+        } else {
+            Err(ClientAuthError::BadCredentials)
+        }
+    }
+}

@@ -1,0 +1,110 @@
+//! OAuth 2.0 errors exactly as RFC 6749 §5.2 (and RFC 6750, RFC 7009) name them. The HTTP layer
+//! renders them; this module only says which error, which status and what description.
+
+use serde_json::{Value, json};
+
+/// The `error` codes of RFC 6749 §5.2 and §4.1.2.1, plus the ones of RFC 6750 and RFC 7009.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OAuthErrorCode {
+    InvalidRequest,
+    InvalidClient,
+    InvalidGrant,
+    UnauthorizedClient,
+    UnsupportedGrantType,
+    InvalidScope,
+    UnsupportedTokenType,
+    AccessDenied,
+    InvalidToken,
+    TemporarilyUnavailable,
+    ServerError,
+}
+
+impl OAuthErrorCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::InvalidRequest => "invalid_request",
+            Self::InvalidClient => "invalid_client",
+            Self::InvalidGrant => "invalid_grant",
+            Self::UnauthorizedClient => "unauthorized_client",
+            Self::UnsupportedGrantType => "unsupported_grant_type",
+            Self::InvalidScope => "invalid_scope",
+            Self::UnsupportedTokenType => "unsupported_token_type",
+            Self::AccessDenied => "access_denied",
+            Self::InvalidToken => "invalid_token",
+            Self::TemporarilyUnavailable => "temporarily_unavailable",
+            Self::ServerError => "server_error",
+        }
+    }
+}
+
+/// An OAuth error with an optional human-readable description.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}{}", code.as_str(), description.as_ref().map(|d| format!(": {d}")).unwrap_or_default())]
+pub struct OAuthError {
+    pub code: OAuthErrorCode,
+    pub description: Option<String>,
+}
+
+impl OAuthError {
+    pub fn new(code: OAuthErrorCode, description: impl Into<String>) -> Self {
+        Self {
+            code,
+            description: Some(description.into()),
+        }
+    }
+
+    pub fn invalid_request(description: impl Into<String>) -> Self {
+        Self::new(OAuthErrorCode::InvalidRequest, description)
+    }
+
+    pub fn invalid_client(description: impl Into<String>) -> Self {
+        Self::new(OAuthErrorCode::InvalidClient, description)
+    }
+
+    pub fn invalid_grant(description: impl Into<String>) -> Self {
+        Self::new(OAuthErrorCode::InvalidGrant, description)
+    }
+
+    pub fn unauthorized_client(description: impl Into<String>) -> Self {
+        Self::new(OAuthErrorCode::UnauthorizedClient, description)
+    }
+
+    pub fn unsupported_grant_type(description: impl Into<String>) -> Self {
+        Self::new(OAuthErrorCode::UnsupportedGrantType, description)
+    }
+
+    pub fn invalid_scope(description: impl Into<String>) -> Self {
+        Self::new(OAuthErrorCode::InvalidScope, description)
+    }
+
+    pub fn server_error() -> Self {
+        Self::new(
+            OAuthErrorCode::ServerError,
+            "the server could not complete the request",
+        )
+    }
+
+    /// The HTTP status this error is sent with.
+    pub fn status(&self) -> u16 {
+        match self.code {
+            OAuthErrorCode::InvalidClient | OAuthErrorCode::InvalidToken => 401,
+            OAuthErrorCode::AccessDenied => 403,
+            OAuthErrorCode::TemporarilyUnavailable => 503,
+            OAuthErrorCode::ServerError => 500,
+            _ => 400,
+        }
+    }
+
+    /// `invalid_client` answers with `WWW-Authenticate: Basic realm="wxauth"` (RFC 6749 §5.2).
+    pub fn wants_basic_challenge(&self) -> bool {
+        self.code == OAuthErrorCode::InvalidClient
+    }
+
+    /// The JSON body.
+    pub fn to_json(&self) -> Value {
+        match &self.description {
+            Some(d) => json!({ "error": self.code.as_str(), "error_description": d }),
+            None => json!({ "error": self.code.as_str() }),
+        }
+    }
+}

@@ -1,0 +1,237 @@
+//! The `wxauth` binary as an operator uses it: configuration errors, client and app commands.
+
+use std::process::{Command, Output};
+
+use crate::harness::TempDir;
+
+struct Cli {
+    dir: TempDir,
+}
+
+impl Cli {
+    fn new() -> Self {
+        Self {
+            dir: TempDir::new(),
+        }
+    }
+
+    fn run(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_wxauth"));
+        cmd.args(args)
+            .current_dir(&self.dir.0)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("RUST_LOG", "warn")
+            .env("WXAUTH_MASTER_KEY", "ab".repeat(32))
+            .env(
+                "DATABASE_URL",
+                format!("sqlite://{}?mode=rwc", self.dir.0.join("cli.db").display()),
+            );
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        cmd.output().expect("run wxauth")
+    }
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[test]
+fn bad_configuration_is_one_line_naming_the_variable() {
+    let cli = Cli::new();
+    for (var, value) in [
+        ("WXAUTH_LISTEN", "nonsense"),
+        ("DATABASE_URL", "oracle://nope"),
+        ("WXAUTH_PUBLIC_URL", "not a url"),
+        ("WXAUTH_JWT_ALG", "none"),
+        ("WXAUTH_MASTER_KEY", "short"),
+    ] {
+        let out = cli.run(&["serve"], &[(var, value)]);
+        assert_eq!(out.status.code(), Some(2), "{var}: {}", text(&out.stderr));
+        let stderr = text(&out.stderr);
+        let lines: Vec<&str> = stderr.lines().collect();
+        assert_eq!(lines.len(), 1, "{var}: {stderr}");
+        assert!(lines[0].contains(var), "{var}: {stderr}");
+        assert!(!stderr.contains("panicked") && !stderr.contains("backtrace"));
+    }
+}
+
+#[test]
+fn unreachable_database_is_one_line() {
+    let cli = Cli::new();
+    let out = cli.run(
+        &["migrate"],
+        &[("DATABASE_URL", "postgres://nobody:pw123@127.0.0.1:1/none")],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = text(&out.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("DATABASE_URL"));
+    assert!(
+        !stderr.contains("pw123"),
+        "the password must not be printed: {stderr}"
+    );
+}
+
+#[test]
+fn client_lifecycle_from_the_command_line() {
+    let cli = Cli::new();
+    let out = cli.run(
+        &[
+            "client",
+            "create",
+            "--client-id",
+            "shop",
+            "--grant-types",
+            "client_credentials,refresh_token",
+            "--scopes",
+            "api,flow",
+        ],
+        &[],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    let secret = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("client_secret:"))
+        .map(str::trim)
+        .expect("generated secret printed once")
+        .to_string();
+    assert!(secret.len() >= 43, "256-bit secret: {secret}");
+
+    let show = cli.run(&["client", "show", "shop"], &[]);
+    let shown = text(&show.stdout);
+    assert!(shown.contains("client_credentials,refresh_token"));
+    assert!(!shown.contains(&secret), "secret never shown again");
+
+    let list = text(&cli.run(&["client", "list"], &[]).stdout);
+    assert!(list.starts_with("shop\tconfidential"));
+
+    let dup = cli.run(
+        &[
+            "client",
+            "create",
+            "--client-id",
+            "shop",
+            "--grant-types",
+            "flow",
+            "--scopes",
+            "flow",
+        ],
+        &[],
+    );
+    assert_eq!(dup.status.code(), Some(1));
+    assert!(text(&dup.stderr).contains("already exists"));
+
+    let rotated = text(&cli.run(&["client", "rotate-secret", "shop"], &[]).stdout);
+    assert!(rotated.contains("client_secret:") && !rotated.contains(&secret));
+
+    assert!(cli.run(&["client", "delete", "shop"], &[]).status.success());
+    assert_eq!(
+        cli.run(&["client", "show", "shop"], &[]).status.code(),
+        Some(1)
+    );
+}
+
+#[test]
+fn client_create_refuses_bad_input() {
+    let cli = Cli::new();
+    let short = cli.run(
+        &[
+            "client",
+            "create",
+            "--client-id",
+            "a",
+            "--secret",
+            "short",
+            "--grant-types",
+            "flow",
+            "--scopes",
+            "flow",
+        ],
+        &[],
+    );
+    assert_eq!(short.status.code(), Some(1));
+    assert!(text(&short.stderr).contains("at least 16"));
+
+    let grant = cli.run(
+        &[
+            "client",
+            "create",
+            "--client-id",
+            "a",
+            "--grant-types",
+            "password",
+            "--scopes",
+            "x",
+        ],
+        &[],
+    );
+    assert!(text(&grant.stderr).contains("unknown grant type \"password\""));
+
+    let warn = cli.run(
+        &[
+            "client",
+            "create",
+            "--client-id",
+            "legacy",
+            "--grant-types",
+            "flow",
+            "--scopes",
+            "flow",
+            "--flow-ticket",
+            "optional",
+        ],
+        &[],
+    );
+    assert!(warn.status.success());
+    assert!(text(&warn.stderr).contains("warning"));
+}
+
+#[test]
+fn app_commands_validate_appids_and_never_print_secrets() {
+    let cli = Cli::new();
+    let bad = cli.run(
+        &[
+            "app",
+            "add",
+            "--appid",
+            "wx123",
+            "--kind",
+            "mini_program",
+            "--secret",
+            "s",
+        ],
+        &[],
+    );
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(text(&bad.stderr).contains("\"wx\" followed by 16 hex digits"));
+
+    let ok = cli.run(
+        &[
+            "app",
+            "add",
+            "--appid",
+            "wx4f4bc4dec97d474b",
+            "--kind",
+            "mini_program",
+            "--secret",
+            "topsecretappsecret",
+        ],
+        &[],
+    );
+    assert!(ok.status.success(), "{}", text(&ok.stderr));
+    let list = cli.run(&["app", "list"], &[]);
+    let listed = text(&list.stdout);
+    assert!(listed.contains("wx4f4bc4dec97d474b\tmini_program"));
+    assert!(!listed.contains("topsecretappsecret"));
+
+    assert!(
+        cli.run(&["app", "remove", "wx4f4bc4dec97d474b"], &[])
+            .status
+            .success()
+    );
+    assert!(!text(&cli.run(&["app", "list"], &[]).stdout).contains("wx4f4bc4dec97d474b"));
+}

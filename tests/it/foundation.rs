@@ -1,0 +1,124 @@
+//! The foundation: health endpoints, storage on every backend, and secrets at rest.
+
+use sea_orm::{ConnectionTrait, EntityTrait, Statement};
+use serde_json::Value;
+use wxauth::app_registry::{AppKind, NewApp};
+use wxauth::secret::Secret;
+
+use crate::backend_tests;
+use crate::harness::TestApp;
+
+backend_tests! {
+    async fn health_endpoints_answer(app: TestApp) {
+        let live = app.http.get(app.url("/healthz")).send().await.unwrap();
+        assert_eq!(live.status(), 200);
+        let ready = app.http.get(app.url("/readyz")).send().await.unwrap();
+        assert_eq!(ready.status(), 200);
+        let body: Value = ready.json().await.unwrap();
+        assert_eq!(body["status"], "ready");
+    }
+
+    async fn readiness_fails_when_the_database_is_gone(app: TestApp) {
+        app.state.db.clone().close().await.unwrap();
+        let ready = app.http.get(app.url("/readyz")).send().await.unwrap();
+        assert_eq!(ready.status(), 503);
+        // Liveness does not depend on the database.
+        let live = app.http.get(app.url("/healthz")).send().await.unwrap();
+        assert_eq!(live.status(), 200);
+    }
+
+    async fn migrations_are_idempotent(app: TestApp) {
+        wxauth::db::migrate(&app.state.db).await.unwrap();
+        wxauth::db::migrate(&app.state.db).await.unwrap();
+        // Every table the later capabilities rely on exists and is empty.
+        for table in [
+            "oauth_client", "signing_key", "wx_app", "flow_user", "wx_user", "mini_session",
+            "login_ticket", "refresh_token", "revoked_access_token", "wechat_token",
+            "wechat_component_ticket", "audit_event",
+        ] {
+            let backend = app.state.db.get_database_backend();
+            let row = app
+                .state
+                .db
+                .query_one_raw(Statement::from_string(backend, format!("SELECT COUNT(*) AS n FROM {table}")))
+                .await
+                .unwrap_or_else(|e| panic!("{table}: {e}"))
+                .unwrap();
+            let n: i64 = row.try_get("", "n").unwrap();
+            assert_eq!(n, 0, "{table}");
+        }
+    }
+
+    async fn app_secrets_are_sealed_at_rest(app: TestApp) {
+        app.state
+            .apps
+            .add(NewApp {
+                appid: "wx4f4bc4dec97d474b".into(),
+                kind: AppKind::MiniProgram,
+                secret: Some(Secret::new("plain-app-secret-value")),
+                component_appid: None,
+                is_base: false,
+                token: None,
+                aes_key: None,
+            })
+            .await
+            .unwrap();
+        let row = entity::wx_app::Entity::find_by_id("wx4f4bc4dec97d474b".to_string())
+            .one(&app.state.db)
+            .await
+            .unwrap()
+            .unwrap();
+        let stored = row.secret_enc.unwrap();
+        assert!(!stored.contains("plain-app-secret-value"));
+        let opened = app.state.apps.get("wx4f4bc4dec97d474b").await.unwrap().unwrap();
+        assert_eq!(opened.secret.unwrap().expose(), "plain-app-secret-value");
+    }
+
+    async fn a_wechat_identity_is_unique_per_app_and_openid(app: TestApp) {
+        use sea_orm::ActiveValue::Set;
+        let row = |open_id: &str| entity::wx_user::ActiveModel {
+            appid: Set("wx4f4bc4dec97d474b".into()),
+            open_id: Set(open_id.into()),
+            create_time: Set(0),
+            update_time: Set(0),
+            del_flag: Set(false),
+            ..Default::default()
+        };
+        entity::wx_user::Entity::insert(row("o1")).exec(&app.state.db).await.unwrap();
+        entity::wx_user::Entity::insert(row("o2")).exec(&app.state.db).await.unwrap();
+        let dup = entity::wx_user::Entity::insert(row("o1")).exec(&app.state.db).await;
+        assert!(dup.is_err(), "a second (appid, openid) row must be refused");
+    }
+}
+
+#[tokio::test]
+async fn sqlite_runs_in_wal_mode_with_foreign_keys() {
+    let app = TestApp::spawn(crate::harness::Backend::Sqlite)
+        .await
+        .unwrap();
+    let backend = app.state.db.get_database_backend();
+    let mode = app
+        .state
+        .db
+        .query_one_raw(Statement::from_string(
+            backend,
+            "PRAGMA journal_mode".to_string(),
+        ))
+        .await
+        .unwrap()
+        .unwrap();
+    let mode: String = mode.try_get_by_index(0).unwrap();
+    assert_eq!(mode.to_lowercase(), "wal");
+    let fk = app
+        .state
+        .db
+        .query_one_raw(Statement::from_string(
+            backend,
+            "PRAGMA foreign_keys".to_string(),
+        ))
+        .await
+        .unwrap()
+        .unwrap();
+    let fk: i64 = fk.try_get_by_index(0).unwrap();
+    assert_eq!(fk, 1);
+}

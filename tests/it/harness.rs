@@ -1,0 +1,258 @@
+//! Starts the real wxauth application on 127.0.0.1:0 against a fresh database and gives tests a
+//! client, the shared state and a clock they can move.
+//!
+//! Backends: every test written with [`backend_tests!`] runs once per database. SQLite always
+//! runs (a file in a temporary directory); PostgreSQL and MariaDB run when
+//! `WXAUTH_TEST_POSTGRES_URL` / `WXAUTH_TEST_MYSQL_URL` are set, each test in a database of its own
+//! that is dropped afterwards. With `WXAUTH_TEST_REQUIRE_ALL_DBS=1` (set by .ci/run) a missing URL
+//! fails the test instead of skipping it.
+
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use sea_orm::{ConnectionTrait, Database};
+use tokio::task::JoinHandle;
+use wxauth::clock::{ManualClock, SharedClock};
+use wxauth::config::Config;
+use wxauth::state::AppState;
+
+/// Which database a test runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+    MySql,
+}
+
+/// A test database and how to get rid of it.
+pub struct TestDb {
+    pub url: String,
+    cleanup: Option<(String, String)>, // (server url, database name)
+    _dir: Option<TempDir>,
+}
+
+/// A temporary directory removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new() -> Self {
+        let dir =
+            std::env::temp_dir().join(format!("wxauth-test-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).expect("create temp dir");
+        Self(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn server_url(backend: Backend) -> Option<String> {
+    let var = match backend {
+        Backend::Sqlite => return Some(String::new()),
+        Backend::Postgres => "WXAUTH_TEST_POSTGRES_URL",
+        Backend::MySql => "WXAUTH_TEST_MYSQL_URL",
+    };
+    match std::env::var(var) {
+        Ok(v) if !v.is_empty() => Some(v),
+        _ => {
+            if std::env::var("WXAUTH_TEST_REQUIRE_ALL_DBS").as_deref() == Ok("1") {
+                panic!("{var} is not set but WXAUTH_TEST_REQUIRE_ALL_DBS=1");
+            }
+            None
+        }
+    }
+}
+
+fn with_database(server: &str, name: &str) -> String {
+    let mut url = url::Url::parse(server).expect("database server URL");
+    url.set_path(&format!("/{name}"));
+    url.to_string()
+}
+
+impl TestDb {
+    /// A fresh, empty database, or `None` when the backend is not configured (test skipped).
+    pub async fn create(backend: Backend) -> Option<Self> {
+        let server = server_url(backend)?;
+        match backend {
+            Backend::Sqlite => {
+                let dir = TempDir::new();
+                let url = format!("sqlite://{}?mode=rwc", dir.0.join("wxauth.db").display());
+                Some(Self {
+                    url,
+                    cleanup: None,
+                    _dir: Some(dir),
+                })
+            }
+            Backend::Postgres | Backend::MySql => {
+                let name = format!("wxt_{}", uuid::Uuid::new_v4().simple());
+                let admin = Database::connect(server.as_str())
+                    .await
+                    .expect("connect to test server");
+                admin
+                    .execute_unprepared(&format!("CREATE DATABASE {name}"))
+                    .await
+                    .expect("create test database");
+                admin.close().await.ok();
+                Some(Self {
+                    url: with_database(&server, &name),
+                    cleanup: Some((server, name)),
+                    _dir: None,
+                })
+            }
+        }
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if let Some((server, name)) = self.cleanup.take() {
+            // Drop the database from a thread of its own: Drop cannot await.
+            let _ = std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("runtime");
+                rt.block_on(async move {
+                    if let Ok(admin) = Database::connect(server.as_str()).await {
+                        let force = if server.starts_with("postgres") {
+                            " WITH (FORCE)"
+                        } else {
+                            ""
+                        };
+                        let _ = admin
+                            .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name}{force}"))
+                            .await;
+                        admin.close().await.ok();
+                    }
+                });
+            })
+            .join();
+        }
+    }
+}
+
+/// A running wxauth.
+pub struct TestApp {
+    pub base: String,
+    pub state: AppState,
+    pub clock: Arc<ManualClock>,
+    pub http: reqwest::Client,
+    pub backend: Backend,
+    server: JoinHandle<()>,
+    db: TestDb,
+}
+
+/// Options for [`TestApp::spawn_with`].
+#[derive(Default, Clone)]
+pub struct Options {
+    /// Extra environment-style settings (e.g. `WXAUTH_JWT_ALG`).
+    pub env: Vec<(String, String)>,
+}
+
+impl TestApp {
+    /// Start wxauth on `backend`; `None` when the backend is not configured.
+    pub async fn spawn(backend: Backend) -> Option<Self> {
+        Self::spawn_with(backend, Options::default()).await
+    }
+
+    pub async fn spawn_with(backend: Backend, options: Options) -> Option<Self> {
+        let db = TestDb::create(backend).await?;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let base = format!("http://{addr}");
+        let mut vars: HashMap<String, String> = HashMap::new();
+        vars.insert("WXAUTH_LISTEN".into(), addr.to_string());
+        vars.insert("WXAUTH_PUBLIC_URL".into(), base.clone());
+        vars.insert("DATABASE_URL".into(), db.url.clone());
+        vars.insert(
+            "WXAUTH_MASTER_KEY".into(),
+            wxauth::vault::MasterKey::generate().to_base64(),
+        );
+        vars.insert(
+            "WXAUTH_REDIRECT_ALLOWLIST".into(),
+            "app.example.com,127.0.0.1".into(),
+        );
+        for (k, v) in options.env {
+            vars.insert(k, v);
+        }
+        let config = Config::from_lookup(|k| vars.get(k).cloned()).expect("test config");
+        let clock = Arc::new(ManualClock::default());
+        let shared: SharedClock = clock.clone();
+        let state = AppState::build(config, shared).await.expect("build state");
+        let server_state = state.clone();
+        let server = tokio::spawn(async move {
+            let _ = wxauth::serve(listener, server_state, std::future::pending()).await;
+        });
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("http client");
+        Some(Self {
+            base,
+            state,
+            clock,
+            http,
+            backend,
+            server,
+            db,
+        })
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    pub fn database_url(&self) -> &str {
+        &self.db.url
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+/// Write each test once; get one `#[tokio::test]` per backend (`<name>::sqlite`, `::postgres`,
+/// `::mysql`). The body receives a started [`TestApp`].
+#[macro_export]
+macro_rules! backend_tests {
+    ($(async fn $name:ident($app:ident: TestApp) $body:block)*) => {
+        $(
+            mod $name {
+                #[allow(unused_imports)]
+                use super::*;
+                async fn body($app: $crate::harness::TestApp) $body
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sqlite() {
+                    if let Some(app) = $crate::harness::TestApp::spawn($crate::harness::Backend::Sqlite).await {
+                        body(app).await
+                    }
+                }
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres() {
+                    if let Some(app) = $crate::harness::TestApp::spawn($crate::harness::Backend::Postgres).await {
+                        body(app).await
+                    }
+                }
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn mysql() {
+                    if let Some(app) = $crate::harness::TestApp::spawn($crate::harness::Backend::MySql).await {
+                        body(app).await
+                    }
+                }
+            }
+        )*
+    };
+}

@@ -1,0 +1,10 @@
+//! The wxauth integration suite: one binary, a harness that starts the real app on 127.0.0.1:0
+//! with a fresh database (SQLite, and PostgreSQL / MariaDB when their URLs are set), and one
+//! module per capability.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod harness;
+
+mod cli;
+mod foundation;
