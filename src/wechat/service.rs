@@ -1,0 +1,440 @@
+//! [`WeChat`]: the adapter the rest of wxauth calls. It joins the raw calls of [`WeChatClient`]
+//! with the credentials stored in `wx_app` (through [`AppRegistry`]), the shared upstream
+//! [`TokenCache`], and the token-invalid rule: on 40001/42001/40014 drop the cached token and
+//! retry once.
+
+use std::sync::Arc;
+
+use entity::wechat_component_ticket;
+use sea_orm::sea_query::OnConflict;
+use sea_orm::{ActiveValue::Set, DatabaseConnection, EntityTrait};
+use url::Url;
+
+use super::client::WeChatClient;
+use super::crypto::{MessageCrypt, xml_text};
+use super::error::WeChatError;
+use super::mini_program::{CodeSession, PhoneInfo};
+use super::official_account::{AuthorizeRequest, AuthorizeUrlError, WebAccessToken, WebUserInfo};
+use super::token_cache::{TokenCache, TokenCacheConfig, UpstreamToken};
+use super::types::{AccessToken, AppId, AppSecret, OpenId, RefreshToken, TokenKind};
+use crate::app_registry::{AppKind, AppRegistry, RegisteredApp};
+use crate::clock::SharedClock;
+use crate::secret::Secret;
+use crate::vault::Vault;
+
+/// The query parameters WeChat adds to a push (`?timestamp=…&nonce=…&msg_signature=…`).
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct PushParams {
+    pub timestamp: String,
+    pub nonce: String,
+    pub msg_signature: String,
+}
+
+/// A decrypted Open Platform push.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ComponentPush {
+    /// A new component_verify_ticket, now stored.
+    VerifyTicket { component_appid: String },
+    /// Another event (authorized, unauthorized, updateauthorized …), not acted upon here.
+    Other {
+        component_appid: String,
+        info_type: String,
+    },
+}
+
+/// The WeChat adapter: share it as `Arc<WeChat>`.
+pub struct WeChat {
+    client: WeChatClient,
+    apps: AppRegistry,
+    db: DatabaseConnection,
+    vault: Arc<Vault>,
+    clock: SharedClock,
+    tokens: TokenCache,
+}
+
+impl std::fmt::Debug for WeChat {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WeChat")
+            .field("client", &self.client)
+            .finish_non_exhaustive()
+    }
+}
+
+fn registry_error(error: crate::app_registry::AppRegistryError) -> WeChatError {
+    WeChatError::Store(format!("wx_app: {error}"))
+}
+
+impl WeChat {
+    pub fn new(
+        client: WeChatClient,
+        db: DatabaseConnection,
+        vault: Arc<Vault>,
+        clock: SharedClock,
+    ) -> Self {
+        Self::with_token_cache_config(client, db, vault, clock, TokenCacheConfig::default())
+    }
+
+    pub fn with_token_cache_config(
+        client: WeChatClient,
+        db: DatabaseConnection,
+        vault: Arc<Vault>,
+        clock: SharedClock,
+        config: TokenCacheConfig,
+    ) -> Self {
+        Self {
+            apps: AppRegistry::new(db.clone(), vault.clone(), clock.clone()),
+            tokens: TokenCache::new(db.clone(), vault.clone(), clock.clone(), config),
+            client,
+            db,
+            vault,
+            clock,
+        }
+    }
+
+    pub fn client(&self) -> &WeChatClient {
+        &self.client
+    }
+
+    pub fn tokens(&self) -> &TokenCache {
+        &self.tokens
+    }
+
+    async fn app(&self, appid: &AppId) -> Result<RegisteredApp, WeChatError> {
+        self.apps
+            .get(appid.as_str())
+            .await
+            .map_err(registry_error)?
+            .ok_or_else(|| WeChatError::NotConfigured(format!("app {appid} is not registered")))
+    }
+
+    fn secret_of(app: &RegisteredApp) -> Result<AppSecret, WeChatError> {
+        app.secret
+            .as_ref()
+            .map(|secret| AppSecret::new(secret.expose()))
+            .ok_or_else(|| WeChatError::NotConfigured(format!("app {} has no secret", app.appid)))
+    }
+
+    fn component_of(app: &RegisteredApp) -> Result<Option<AppId>, WeChatError> {
+        app.component_appid
+            .as_deref()
+            .map(|c| {
+                AppId::parse(c)
+                    .map_err(|_| WeChatError::NotConfigured(format!("bad component appid {c}")))
+            })
+            .transpose()
+    }
+
+    // ---- mini program ----
+
+    /// `wx.login` code → openid, unionid (if bound to an Open Platform) and session key.
+    pub async fn code_to_session(
+        &self,
+        appid: &AppId,
+        js_code: &str,
+    ) -> Result<CodeSession, WeChatError> {
+        let app = self.app(appid).await?;
+        let secret = Self::secret_of(&app)?;
+        self.client.jscode2session(appid, &secret, js_code).await
+    }
+
+    /// `getPhoneNumber` code → phone number, checked against the app's watermark.
+    pub async fn user_phone_number(
+        &self,
+        appid: &AppId,
+        code: &str,
+    ) -> Result<PhoneInfo, WeChatError> {
+        let token = self.app_access_token(appid).await?;
+        let phone = match self.client.user_phone_number(&token, code).await {
+            Err(error) if error.is_token_invalid() => {
+                self.tokens
+                    .invalidate(TokenKind::AccessToken, appid, &token)
+                    .await?;
+                let token = self.app_access_token(appid).await?;
+                self.client.user_phone_number(&token, code).await?
+            }
+            other => other?,
+        };
+        if phone.watermark.appid != appid.as_str() {
+            return Err(super::crypto::CryptoError::WatermarkMismatch.into());
+        }
+        Ok(phone)
+    }
+
+    // ---- upstream tokens ----
+
+    /// The app's own access token (via `stable_token`), cached and shared across instances.
+    pub async fn app_access_token(&self, appid: &AppId) -> Result<AccessToken, WeChatError> {
+        self.tokens
+            .get(TokenKind::AccessToken, appid, || async {
+                let app = self.app(appid).await?;
+                let secret = Self::secret_of(&app)?;
+                let fetched = self.client.stable_token(appid, &secret, false).await?;
+                Ok(UpstreamToken {
+                    token: fetched.access_token,
+                    expires_in: fetched.expires_in,
+                })
+            })
+            .await
+    }
+
+    /// A component's component_access_token, fetched with the last pushed ticket.
+    pub async fn component_access_token(
+        &self,
+        component_appid: &AppId,
+    ) -> Result<AccessToken, WeChatError> {
+        self.tokens
+            .get(TokenKind::ComponentAccessToken, component_appid, || async {
+                let app = self.app(component_appid).await?;
+                let secret = Self::secret_of(&app)?;
+                let ticket = self.component_ticket(component_appid).await?;
+                let fetched = self
+                    .client
+                    .component_token(component_appid, &secret, &ticket)
+                    .await?;
+                Ok(UpstreamToken {
+                    token: fetched.component_access_token,
+                    expires_in: fetched.expires_in,
+                })
+            })
+            .await
+    }
+
+    /// An authorizer's access token through its component, using the stored authorizer
+    /// refresh token (and storing the new one WeChat may return).
+    pub async fn authorizer_access_token(
+        &self,
+        authorizer_appid: &AppId,
+    ) -> Result<AccessToken, WeChatError> {
+        self.tokens
+            .get(
+                TokenKind::AuthorizerAccessToken,
+                authorizer_appid,
+                || async {
+                    let app = self.app(authorizer_appid).await?;
+                    let component_appid = Self::component_of(&app)?.ok_or_else(|| {
+                        WeChatError::NotConfigured(format!("{authorizer_appid} has no component"))
+                    })?;
+                    let refresh = app
+                        .authorizer_refresh_token
+                        .as_ref()
+                        .map(|t| RefreshToken::new(t.expose()))
+                        .ok_or_else(|| {
+                            WeChatError::NotConfigured(format!(
+                                "{authorizer_appid} has no authorizer refresh token"
+                            ))
+                        })?;
+                    let component_token = self.component_access_token(&component_appid).await?;
+                    let tokens = self
+                        .client
+                        .authorizer_token(
+                            &component_token,
+                            &component_appid,
+                            authorizer_appid,
+                            &refresh,
+                        )
+                        .await?;
+                    if tokens.authorizer_refresh_token != refresh {
+                        self.apps
+                            .set_authorizer_refresh_token(
+                                authorizer_appid.as_str(),
+                                &Secret::new(tokens.authorizer_refresh_token.expose()),
+                            )
+                            .await
+                            .map_err(registry_error)?;
+                    }
+                    Ok(UpstreamToken {
+                        token: tokens.authorizer_access_token,
+                        expires_in: tokens.expires_in,
+                    })
+                },
+            )
+            .await
+    }
+
+    // ---- web authorization ----
+
+    /// The `connect/oauth2/authorize` URL for `appid`, adding `component_appid` when the app is
+    /// managed by a component.
+    pub async fn authorize_url(
+        &self,
+        appid: &AppId,
+        redirect_uri: &Url,
+        scope: super::types::Scope,
+        state: &str,
+    ) -> Result<String, WeChatError> {
+        let app = self.app(appid).await?;
+        let component = Self::component_of(&app)?;
+        self.client
+            .authorize_url(&AuthorizeRequest {
+                appid,
+                redirect_uri,
+                scope,
+                state,
+                component_appid: component.as_ref(),
+            })
+            .map_err(|e: AuthorizeUrlError| WeChatError::NotConfigured(e.to_string()))
+    }
+
+    /// Exchanges a web-auth code: with the component's token when the app is managed by a
+    /// component, with the app's own secret otherwise.
+    pub async fn web_access_token(
+        &self,
+        appid: &AppId,
+        code: &str,
+    ) -> Result<WebAccessToken, WeChatError> {
+        let app = self.app(appid).await?;
+        match Self::component_of(&app)? {
+            None => {
+                let secret = Self::secret_of(&app)?;
+                self.client.web_access_token(appid, &secret, code).await
+            }
+            Some(component_appid) => {
+                let token = self.component_access_token(&component_appid).await?;
+                match self
+                    .client
+                    .component_web_access_token(appid, code, &component_appid, &token)
+                    .await
+                {
+                    Err(error) if error.is_token_invalid() => {
+                        self.tokens
+                            .invalidate(TokenKind::ComponentAccessToken, &component_appid, &token)
+                            .await?;
+                        let token = self.component_access_token(&component_appid).await?;
+                        self.client
+                            .component_web_access_token(appid, code, &component_appid, &token)
+                            .await
+                    }
+                    other => other,
+                }
+            }
+        }
+    }
+
+    /// The user's profile with a web-auth token from `snsapi_userinfo`.
+    pub async fn web_user_info(
+        &self,
+        access_token: &AccessToken,
+        openid: &OpenId,
+    ) -> Result<WebUserInfo, WeChatError> {
+        self.client.web_user_info(access_token, openid).await
+    }
+
+    // ---- open platform ----
+
+    /// Stores a component_verify_ticket (sealed), replacing the previous one.
+    pub async fn store_component_ticket(
+        &self,
+        component_appid: &AppId,
+        ticket: &str,
+    ) -> Result<(), WeChatError> {
+        let row = wechat_component_ticket::ActiveModel {
+            component_appid: Set(component_appid.as_str().to_owned()),
+            ticket_enc: Set(self.vault.seal(ticket)),
+            received_at: Set(self.clock.now()),
+        };
+        wechat_component_ticket::Entity::insert(row)
+            .on_conflict(
+                OnConflict::column(wechat_component_ticket::Column::ComponentAppid)
+                    .update_columns([
+                        wechat_component_ticket::Column::TicketEnc,
+                        wechat_component_ticket::Column::ReceivedAt,
+                    ])
+                    .to_owned(),
+            )
+            .exec_without_returning(&self.db)
+            .await
+            .map_err(|e| WeChatError::Store(format!("wechat_component_ticket: {e}")))?;
+        Ok(())
+    }
+
+    async fn component_ticket(&self, component_appid: &AppId) -> Result<String, WeChatError> {
+        let row = wechat_component_ticket::Entity::find_by_id(component_appid.as_str().to_owned())
+            .one(&self.db)
+            .await
+            .map_err(|e| WeChatError::Store(format!("wechat_component_ticket: {e}")))?
+            .ok_or_else(|| {
+                WeChatError::NotConfigured(format!(
+                    "no component_verify_ticket received yet for {component_appid}"
+                ))
+            })?;
+        self.vault
+            .open(&row.ticket_enc)
+            .map_err(|e| WeChatError::Store(format!("wechat_component_ticket: {e}")))
+    }
+
+    /// Verifies, decrypts and handles a push to the component's message URL (the body is
+    /// WeChat's XML with `<AppId>` and `<Encrypt>`). Answer WeChat `success` when this is `Ok`.
+    pub async fn receive_component_push(
+        &self,
+        params: &PushParams,
+        body: &str,
+    ) -> Result<ComponentPush, WeChatError> {
+        let outer_appid = xml_text(body, "AppId")
+            .ok_or_else(|| WeChatError::Decode("push without AppId".to_owned()))?;
+        let encrypt = xml_text(body, "Encrypt")
+            .ok_or_else(|| WeChatError::Decode("push without Encrypt".to_owned()))?;
+        let component_appid = AppId::parse(&outer_appid)
+            .map_err(|_| WeChatError::Decode("push with a malformed AppId".to_owned()))?;
+        let app = self.app(&component_appid).await?;
+        if app.kind != AppKind::Component {
+            return Err(WeChatError::NotConfigured(format!(
+                "{component_appid} is not a component"
+            )));
+        }
+        let (Some(token), Some(aes_key)) = (&app.token, &app.aes_key) else {
+            return Err(WeChatError::NotConfigured(format!(
+                "{component_appid} has no message token or EncodingAESKey"
+            )));
+        };
+        let crypt = MessageCrypt::new(token.expose(), aes_key.expose(), component_appid.as_str())?;
+        let message = crypt.decrypt_verified(
+            &params.msg_signature,
+            &params.timestamp,
+            &params.nonce,
+            &encrypt,
+        )?;
+        let info_type = xml_text(&message, "InfoType").unwrap_or_default();
+        if info_type == "component_verify_ticket" {
+            let ticket = xml_text(&message, "ComponentVerifyTicket")
+                .filter(|t| !t.is_empty())
+                .ok_or_else(|| WeChatError::Decode("ticket push without a ticket".to_owned()))?;
+            self.store_component_ticket(&component_appid, &ticket)
+                .await?;
+            tracing::info!(component_appid = %component_appid, "stored component_verify_ticket");
+            return Ok(ComponentPush::VerifyTicket {
+                component_appid: component_appid.to_string(),
+            });
+        }
+        Ok(ComponentPush::Other {
+            component_appid: component_appid.to_string(),
+            info_type,
+        })
+    }
+
+    /// Exchanges an authorizer's consent code (`api_query_auth`) and stores its refresh token
+    /// on the authorizer's `wx_app` row (which must exist). Returns the authorizer's appid.
+    pub async fn query_auth(
+        &self,
+        component_appid: &AppId,
+        authorization_code: &str,
+    ) -> Result<AppId, WeChatError> {
+        let token = self.component_access_token(component_appid).await?;
+        let info = self
+            .client
+            .query_auth(&token, component_appid, authorization_code)
+            .await?;
+        let authorizer = info
+            .authorizer_appid
+            .as_deref()
+            .and_then(|a| AppId::parse(a).ok())
+            .ok_or_else(|| WeChatError::Decode("api_query_auth without authorizer_appid".into()))?;
+        self.apps
+            .set_authorizer_refresh_token(
+                authorizer.as_str(),
+                &Secret::new(info.authorizer_refresh_token.expose()),
+            )
+            .await
+            .map_err(registry_error)?;
+        Ok(authorizer)
+    }
+}
