@@ -35,6 +35,20 @@ enum Command {
     Dev,
     /// Apply database migrations and exit.
     Migrate,
+    /// Run the WeChat simulator alone (for tests and demos).
+    Simulator {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8081")]
+        listen: std::net::SocketAddr,
+        /// Where to push component_verify_ticket (e.g. http://127.0.0.1:8080/api/wechat/component/ticket).
+        #[arg(long)]
+        push_ticket_to: Option<String>,
+    },
+    /// Manage JWT signing keys.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
     /// Manage OAuth2 clients.
     Client {
         #[command(subcommand)]
@@ -45,6 +59,12 @@ enum Command {
         #[command(subcommand)]
         command: AppCommand,
     },
+}
+
+#[derive(Subcommand, Debug)]
+enum KeysCommand {
+    /// Add a new signing key; older public keys stay published until their tokens expire.
+    Rotate,
 }
 
 #[derive(Subcommand, Debug)]
@@ -239,6 +259,31 @@ async fn run(command: Command) -> Result<(), CliError> {
             let config = Config::from_env()?;
             AppState::build(config, clock).await?;
             println!("migrations applied");
+            Ok(())
+        }
+        Command::Simulator {
+            listen,
+            push_ticket_to,
+        } => crate::simulator::run(
+            listen,
+            crate::simulator::SimulatorConfig::demo(push_ticket_to),
+        )
+        .await
+        .map_err(|e| CliError::new(2, format!("--listen: cannot serve on {listen}: {e}"))),
+        Command::Keys {
+            command: KeysCommand::Rotate,
+        } => {
+            let state = AppState::build(Config::from_env()?, clock).await?;
+            let kid = state
+                .oauth
+                .tokens
+                .keys()
+                .rotate()
+                .await
+                .map_err(|e| CliError::failed(e.to_string()))?;
+            println!(
+                "new signing key {kid}; older keys stay in the JWKS until their tokens expire"
+            );
             Ok(())
         }
         Command::Client { command } => {

@@ -1,11 +1,16 @@
 //! `wxauth dev`: the real server on embedded defaults for a first look — a SQLite file in the
-//! working directory, a demo client whose fresh secret is printed, and a list of things to try.
+//! working directory, the WeChat simulator in-process with demo apps registered on both sides, a
+//! demo client whose fresh secret is printed, and a list of things to try.
 
+use std::net::SocketAddr;
+
+use crate::app_registry::AppRegistryError;
 use crate::cli::CliError;
 use crate::clock::SharedClock;
 use crate::config::Config;
 use crate::oauth::client_registry::{ClientRegistry, DEFAULT_ACCESS_TTL, DEFAULT_REFRESH_TTL};
 use crate::oauth::{FlowTicketPolicy, NewClient};
+use crate::simulator::{Simulator, SimulatorConfig, demo};
 use crate::state::AppState;
 
 /// The demo client's id.
@@ -13,14 +18,50 @@ pub const DEMO_CLIENT_ID: &str = "demo";
 
 /// Run the dev server until ctrl-c.
 pub async fn run(clock: SharedClock) -> Result<(), CliError> {
-    let config = Config::from_env()?;
+    let mut config = Config::from_env()?;
     let listen = config.listen;
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .map_err(|e| CliError::new(2, format!("WXAUTH_LISTEN: cannot listen on {listen}: {e}")))?;
+
+    // The simulator stands in for WeChat on the next port (or any free one).
+    let issuer = config.issuer();
+    let simulator = Simulator::new(SimulatorConfig::demo(Some(format!(
+        "{issuer}/api/wechat/component/ticket"
+    ))));
+    let preferred = SocketAddr::new(listen.ip(), listen.port().wrapping_add(1));
+    let (sim_addr, _sim_task) = match simulator.spawn(preferred).await {
+        Ok(bound) => bound,
+        Err(_) => simulator
+            .spawn(SocketAddr::new(listen.ip(), 0))
+            .await
+            .map_err(|e| CliError::new(1, format!("cannot start the WeChat simulator: {e}")))?,
+    };
+    let sim_base = format!("http://{sim_addr}");
+    let sim_url = url::Url::parse(&sim_base)
+        .map_err(|e| CliError::new(1, format!("simulator address: {e}")))?;
+    config.wechat_api_base = sim_url.clone();
+    config.wechat_open_base = sim_url;
+    if let Some(host) = config.public_url.host_str() {
+        let host = match config.public_url.port() {
+            Some(p) => format!("{host}:{p}"),
+            None => host.to_string(),
+        };
+        if !config.redirect_allowlist.contains(&host) {
+            config.redirect_allowlist.push(host);
+        }
+    }
+
     let state = AppState::build(config, clock).await?;
-    let secret = ensure_demo_client(&state.clients).await?;
-    print_welcome(&state, secret.expose());
+    for app in demo::registry_apps() {
+        match state.apps.add(app).await {
+            Ok(()) | Err(AppRegistryError::AlreadyExists(_)) => {}
+            Err(e) => return Err(CliError::new(1, format!("registering demo apps: {e}"))),
+        }
+    }
+    let _pusher = simulator.spawn_ticket_pusher();
+    let secret = ensure_demo_client(&state.clients, &issuer).await?;
+    print_welcome(&state, secret.expose(), &sim_base);
     crate::serve(listener, state, crate::shutdown_signal())
         .await
         .map_err(|e| CliError::new(1, format!("server error: {e}")))
@@ -28,7 +69,10 @@ pub async fn run(clock: SharedClock) -> Result<(), CliError> {
 
 /// Create the demo client if needed and give it a fresh secret (secrets are stored hashed, so
 /// the only way to show one is to make a new one).
-async fn ensure_demo_client(clients: &ClientRegistry) -> Result<crate::secret::Secret, CliError> {
+async fn ensure_demo_client(
+    clients: &ClientRegistry,
+    issuer: &str,
+) -> Result<crate::secret::Secret, CliError> {
     let fail =
         |e: crate::oauth::client_registry::ClientRegistryError| CliError::new(1, e.to_string());
     let secret = ClientRegistry::generate_secret();
@@ -54,7 +98,7 @@ async fn ensure_demo_client(clients: &ClientRegistry) -> Result<crate::secret::S
                 scopes: ["flow", "openid", "profile", "api"]
                     .map(String::from)
                     .to_vec(),
-                redirect_uris: vec!["http://127.0.0.1:8080/m/flow_landing".into()],
+                redirect_uris: vec![format!("{issuer}/m/flow_landing")],
                 public: false,
                 first_party: true,
                 access_token_ttl: DEFAULT_ACCESS_TTL,
@@ -72,14 +116,22 @@ async fn ensure_demo_client(clients: &ClientRegistry) -> Result<crate::secret::S
     Ok(secret)
 }
 
-fn print_welcome(state: &AppState, secret: &str) {
+fn print_welcome(state: &AppState, secret: &str, sim_base: &str) {
     let base = state.config.issuer();
+    let mp = demo::MINI_PROGRAM_APPID;
     println!();
-    println!("wxauth dev is running at {base}");
+    println!("wxauth dev is running at {base}  (WeChat simulator at {sim_base})");
     println!();
-    println!("  demo client:   {DEMO_CLIENT_ID} / {secret}   (a new secret on every start)");
-    println!("  liveness:      curl {base}/healthz");
-    println!("  readiness:     curl {base}/readyz");
+    println!("  demo client:  {DEMO_CLIENT_ID} / {secret}   (a new secret on every start)");
+    println!("  health:       curl {base}/healthz");
+    println!("  metadata:     curl {base}/.well-known/oauth-authorization-server");
+    println!("  keys:         curl {base}/.well-known/jwks.json");
+    println!(
+        "  a token:      curl -u {DEMO_CLIENT_ID}:{secret} -d grant_type=client_credentials -d scope=api {base}/oauth/token"
+    );
+    println!(
+        "  wx.login:     curl -H 'content-type: application/json' -d '{{\"appid\":\"{mp}\",\"user\":\"alice\"}}' {sim_base}/__sim/codes/js"
+    );
     println!();
     println!("Press ctrl-c to stop.");
 }

@@ -8,6 +8,9 @@
 //!   [`error`]: the one HTTP error type.
 //! - [`http`]: thin axum handlers, one file per endpoint family.
 //! - [`oauth`]: the OAuth 2.0 core on oxide-auth (clients, grants, tokens, keys).
+//! - [`users`]: accounts and WeChat identities behind a repository trait.
+//! - [`login`]: where WeChat's word becomes our user (login tickets, sessions, H5 hops).
+//! - [`wechat`]: the adapter that hides every WeChat quirk; [`simulator`]: a faithful fake WeChat.
 //! - [`app_registry`]: the WeChat apps wxauth talks to.
 //! - [`vault`]: secrets at rest; [`secret`]: values that never print; [`clock`]: time as input.
 //! - [`db`]: connections and migrations (schema in the `migration` crate, models in `entity`).
@@ -21,10 +24,14 @@ pub mod db;
 pub mod dev;
 pub mod error;
 pub mod http;
+pub mod login;
 pub mod oauth;
 pub mod secret;
+pub mod simulator;
 pub mod state;
+pub mod users;
 pub mod vault;
+pub mod wechat;
 
 use std::future::Future;
 

@@ -8,8 +8,13 @@ use sea_orm::DatabaseConnection;
 use crate::app_registry::AppRegistry;
 use crate::clock::SharedClock;
 use crate::config::{Config, ConfigError};
-use crate::oauth::ClientRegistry;
+use crate::login::LoginTickets;
+use crate::oauth::keys::SigningKeys;
+use crate::oauth::token_issuer::TokenService;
+use crate::oauth::{ClientRegistry, OAuthServices};
+use crate::users::{SeaUserRepo, UserRepo};
 use crate::vault::Vault;
+use crate::wechat::{WeChat, WeChatClient, WeChatClientConfig};
 
 /// Why the server could not start. Its `Display` is the one line printed before exiting.
 #[derive(Debug, thiserror::Error)]
@@ -31,6 +36,10 @@ pub struct AppState {
     pub clock: SharedClock,
     pub clients: ClientRegistry,
     pub apps: AppRegistry,
+    pub users: Arc<dyn UserRepo>,
+    pub tickets: LoginTickets,
+    pub oauth: OAuthServices,
+    pub wechat: Arc<WeChat>,
 }
 
 impl AppState {
@@ -42,9 +51,51 @@ impl AppState {
             .await
             .map_err(|e| StartError::Migration(e.to_string()))?;
         let vault = Arc::new(Vault::new(&master_key));
+        let keys = SigningKeys::load(
+            db.clone(),
+            vault.clone(),
+            clock.clone(),
+            config.jwt_alg,
+            config.jwt_hs256_secret.clone(),
+        )
+        .await
+        .map_err(|e| StartError::Other(format!("signing keys: {e}")))?;
+        let users: Arc<dyn UserRepo> = Arc::new(SeaUserRepo::new(db.clone()));
+        let clients = ClientRegistry::new(db.clone(), vault.clone(), clock.clone());
+        let apps = AppRegistry::new(db.clone(), vault.clone(), clock.clone());
+        let tickets = LoginTickets::new(db.clone(), vault.clone(), clock.clone());
+        let tokens = TokenService::new(
+            db.clone(),
+            vault.clone(),
+            clock.clone(),
+            keys,
+            users.clone(),
+            config.issuer(),
+        );
+        let client = WeChatClient::new(WeChatClientConfig::new(
+            config.wechat_api_base.clone(),
+            config.wechat_open_base.clone(),
+        ))
+        .map_err(|e| StartError::Other(format!("WeChat client: {e}")))?;
+        let wechat = Arc::new(WeChat::new(
+            client,
+            db.clone(),
+            vault.clone(),
+            clock.clone(),
+        ));
         Ok(Self {
-            clients: ClientRegistry::new(db.clone(), vault.clone(), clock.clone()),
-            apps: AppRegistry::new(db.clone(), vault.clone(), clock.clone()),
+            oauth: OAuthServices {
+                clients: clients.clone(),
+                apps: apps.clone(),
+                users: users.clone(),
+                tickets: tickets.clone(),
+                tokens,
+            },
+            clients,
+            apps,
+            users,
+            tickets,
+            wechat,
             config: Arc::new(config),
             db,
             vault,

@@ -2,6 +2,7 @@
 //! the result; there is no SQL and no outbound HTTP here.
 
 pub mod health;
+pub mod oauth;
 
 use axum::Router;
 
@@ -9,5 +10,5 @@ use crate::state::AppState;
 
 /// Every route wxauth serves.
 pub fn routes() -> Router<AppState> {
-    Router::new().merge(health::routes())
+    Router::new().merge(health::routes()).merge(oauth::routes())
 }

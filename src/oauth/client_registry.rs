@@ -113,7 +113,7 @@ pub enum ClientRegistryError {
     InvalidScope(String),
     #[error("redirect URI {0:?} must be an absolute URL without a fragment")]
     InvalidRedirectUri(String),
-    #[error("token lifetimes must be positive")]
+    #[error("token lifetimes must be positive, and access tokens live at most 86400 s")]
     InvalidTtl,
     #[error("client {0:?} already exists")]
     AlreadyExists(String),
@@ -213,7 +213,10 @@ impl ClientRegistry {
                 return Err(ClientRegistryError::InvalidRedirectUri(uri.clone()));
             }
         }
-        if new.access_token_ttl <= 0 || new.refresh_token_ttl <= 0 {
+        if new.access_token_ttl <= 0
+            || new.refresh_token_ttl <= 0
+            || new.access_token_ttl > crate::oauth::keys::MAX_TOKEN_TTL
+        {
             return Err(ClientRegistryError::InvalidTtl);
         }
         let (secret_hash, shown_secret) = match (new.public, new.secret) {

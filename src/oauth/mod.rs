@@ -1,8 +1,33 @@
 //! The OAuth 2.0 core: clients, grants, tokens and keys. It builds on oxide-auth's primitives and
 //! grant state machines and knows nothing of axum; `crate::http::oauth` is its HTTP face.
 
+pub mod authenticated_client;
+pub mod client_auth;
 pub mod client_registry;
 pub mod error;
+pub mod grants;
+pub mod introspection;
+pub mod keys;
+pub mod metadata;
+pub mod token_endpoint;
+pub mod token_issuer;
+
+use std::sync::Arc;
 
 pub use client_registry::{ClientRegistry, FlowTicketPolicy, NewClient, RegisteredClient};
 pub use error::{OAuthError, OAuthErrorCode};
+
+use crate::app_registry::AppRegistry;
+use crate::login::LoginTickets;
+use crate::users::UserRepo;
+use token_issuer::TokenService;
+
+/// Everything the grants need, shared.
+#[derive(Clone)]
+pub struct OAuthServices {
+    pub clients: ClientRegistry,
+    pub apps: AppRegistry,
+    pub users: Arc<dyn UserRepo>,
+    pub tickets: LoginTickets,
+    pub tokens: TokenService,
+}

@@ -8,3 +8,5 @@ mod harness;
 
 mod cli;
 mod foundation;
+mod simulator;
+mod wechat;

@@ -1,0 +1,120 @@
+//! The OAuth 2.0 endpoints: token (also at the seed's `/api/auth/oauth/token`), introspection,
+//! revocation, metadata and JWKS. Every token-endpoint answer carries `Cache-Control: no-store`
+//! and `Pragma: no-cache` (RFC 6749 §5.1).
+
+use axum::body::Bytes;
+use axum::extract::{RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+
+use crate::error::AppError;
+use crate::oauth::token_endpoint::{self, Params};
+use crate::oauth::{OAuthError, introspection, metadata};
+use crate::state::AppState;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/oauth/token", post(token))
+        .route("/api/auth/oauth/token", post(token))
+        .route("/oauth/introspect", post(introspect))
+        .route("/oauth/revoke", post(revoke))
+        .route(
+            "/.well-known/oauth-authorization-server",
+            get(server_metadata),
+        )
+        .route("/.well-known/jwks.json", get(jwks))
+}
+
+fn pairs(text: &[u8]) -> Result<Vec<(String, String)>, OAuthError> {
+    serde_urlencoded::from_bytes(text)
+        .map_err(|_| OAuthError::invalid_request("malformed form parameters"))
+}
+
+/// Parameters from the query string and an `application/x-www-form-urlencoded` body.
+fn params(headers: &HeaderMap, query: Option<String>, body: &Bytes) -> Result<Params, OAuthError> {
+    let query = pairs(query.unwrap_or_default().as_bytes())?;
+    let body = if body.is_empty() {
+        Vec::new()
+    } else {
+        let form = headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|ct| ct.starts_with("application/x-www-form-urlencoded"));
+        if !form {
+            return Err(OAuthError::invalid_request(
+                "the body must be application/x-www-form-urlencoded",
+            ));
+        }
+        pairs(body)?
+    };
+    Params::merge(query, body)
+}
+
+fn authorization(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+}
+
+fn no_store(mut response: Response) -> Response {
+    let h = response.headers_mut();
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    response
+}
+
+async fn token(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+    body: Bytes,
+) -> Result<Response, AppError> {
+    let params = params(&headers, query, &body)?;
+    let response = token_endpoint::exchange(&state.oauth, authorization(&headers), params).await?;
+    Ok(no_store(Json(response).into_response()))
+}
+
+async fn introspect(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, AppError> {
+    let params = params(&headers, None, &body)?;
+    let answer = introspection::introspect(&state.oauth, authorization(&headers), params).await?;
+    Ok(no_store(Json(answer).into_response()))
+}
+
+async fn revoke(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, AppError> {
+    let params = params(&headers, None, &body)?;
+    introspection::revoke(&state.oauth, authorization(&headers), params).await?;
+    Ok(no_store(().into_response()))
+}
+
+async fn server_metadata(State(state): State<AppState>) -> Json<serde_json::Value> {
+    Json(metadata::document(
+        &state.config.issuer(),
+        state.config.jwt_alg,
+    ))
+}
+
+async fn jwks(State(state): State<AppState>) -> Result<Response, AppError> {
+    let keys = state
+        .oauth
+        .tokens
+        .keys()
+        .jwks()
+        .await
+        .map_err(AppError::internal)?;
+    let mut response = Json(keys).into_response();
+    response.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=300"),
+    );
+    Ok(response)
+}

@@ -1,0 +1,125 @@
+//! `grant_type=client_credentials` (RFC 6749 §4.4) through oxide-auth's state machine. No refresh
+//! token is issued (§4.4.3).
+
+use std::borrow::Cow;
+
+use oxide_auth::code_grant::client_credentials::Request;
+use oxide_auth::primitives::grant::{Extensions, Grant};
+use oxide_auth_async::code_grant::client_credentials::{Endpoint, client_credentials};
+use oxide_auth_async::primitives::{Authorizer, Issuer, Registrar};
+
+use super::{GrantRequest, effective_scope, from_access_token_error};
+use crate::oauth::OAuthError;
+use crate::oauth::authenticated_client::AuthenticatedClient;
+use crate::oauth::token_issuer::{Issued, SubjectKind, TokenIssuer, TokenService, mark_subject};
+
+struct CcRequest<'a> {
+    grant: &'a GrantRequest<'a>,
+    scope: String,
+}
+
+impl Request for CcRequest<'_> {
+    fn valid(&self) -> bool {
+        true
+    }
+    fn authorization(&self) -> Option<(Cow<'_, str>, Cow<'_, [u8]>)> {
+        let secret = self.grant.credentials.secret.as_deref()?;
+        Some((
+            Cow::Borrowed(self.grant.credentials.client_id.as_str()),
+            Cow::Borrowed(secret.as_bytes()),
+        ))
+    }
+    fn scope(&self) -> Option<Cow<'_, str>> {
+        Some(Cow::Borrowed(self.scope.as_str()))
+    }
+    fn grant_type(&self) -> Option<Cow<'_, str>> {
+        Some(Cow::Borrowed("client_credentials"))
+    }
+    fn extension(&self, _key: &str) -> Option<Cow<'_, str>> {
+        None
+    }
+}
+
+/// Authorization codes play no part in this grant; the endpoint trait still asks for a store.
+struct NoCodes;
+
+#[async_trait::async_trait]
+impl Authorizer for NoCodes {
+    async fn authorize(&mut self, _: Grant) -> Result<String, ()> {
+        Err(())
+    }
+    async fn extract(&mut self, _: &str) -> Result<Option<Grant>, ()> {
+        Ok(None)
+    }
+}
+
+/// Marks every grant of this flow as being about the client itself.
+struct ClientSubject;
+
+#[async_trait::async_trait]
+impl oxide_auth_async::code_grant::client_credentials::Extension for ClientSubject {
+    async fn extend(&mut self, _: &(dyn Request + Sync)) -> Result<Extensions, ()> {
+        let mut extensions = Extensions::new();
+        mark_subject(&mut extensions, SubjectKind::Client);
+        Ok(extensions)
+    }
+}
+
+struct CcEndpoint<'a> {
+    registrar: AuthenticatedClient<'a>,
+    codes: NoCodes,
+    issuer: TokenIssuer<'a>,
+    extension: ClientSubject,
+}
+
+impl Endpoint for CcEndpoint<'_> {
+    fn registrar(&self) -> &(dyn Registrar + Sync) {
+        &self.registrar
+    }
+    fn authorizer(&mut self) -> &mut (dyn Authorizer + Send) {
+        &mut self.codes
+    }
+    fn issuer(&mut self) -> &mut (dyn Issuer + Send) {
+        &mut self.issuer
+    }
+    fn extension(
+        &mut self,
+    ) -> &mut (dyn oxide_auth_async::code_grant::client_credentials::Extension + Send) {
+        &mut self.extension
+    }
+}
+
+pub async fn grant(
+    tokens: &TokenService,
+    request: &GrantRequest<'_>,
+) -> Result<Issued, OAuthError> {
+    if request.client.public {
+        return Err(OAuthError::unauthorized_client(
+            "a public client cannot use client_credentials",
+        ));
+    }
+    let scope = effective_scope(request.client, request.params.get("scope"))?;
+    let mut endpoint = CcEndpoint {
+        registrar: AuthenticatedClient {
+            client: request.client,
+        },
+        codes: NoCodes,
+        issuer: tokens.for_client(request.client, false),
+        extension: ClientSubject,
+    };
+    let cc_request = CcRequest {
+        grant: request,
+        scope,
+    };
+    let pending = client_credentials(&mut endpoint, &cc_request)
+        .await
+        .map_err(|mut e| from_access_token_error(e.description()))?;
+    pending
+        .issue(&mut endpoint, request.client.client_id.clone(), false)
+        .await
+        .map_err(|mut e| from_access_token_error(e.description()))?;
+    endpoint
+        .issuer
+        .take_issued()
+        .ok_or_else(OAuthError::server_error)
+}

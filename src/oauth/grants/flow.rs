@@ -1,0 +1,123 @@
+//! `grant_type=flow`: the seed's grant (unionId + appId + openId, client Basic auth), made safe.
+//!
+//! The identity must be one wxauth obtained from WeChat itself (a stored wx_user of a registered
+//! app, with the same unionid), and — unless the client was created with `--flow-ticket optional`
+//! to migrate the seed's front ends — the request must carry the single-use login ticket wxauth
+//! minted when WeChat vouched for that identity. Every refusal is the same `invalid_grant`.
+
+use oxide_auth::primitives::grant::{Extensions, Grant};
+use oxide_auth_async::primitives::Issuer;
+
+use super::{GrantRequest, effective_scope};
+use crate::login::TicketIdentity;
+use crate::oauth::OAuthError;
+use crate::oauth::OAuthServices;
+use crate::oauth::client_registry::FlowTicketPolicy;
+use crate::oauth::token_issuer::{Issued, NO_REDIRECT, SubjectKind, mark_subject};
+use crate::users::Account;
+
+fn refused() -> OAuthError {
+    OAuthError::invalid_grant("the WeChat identity or login ticket is not valid")
+}
+
+/// Find the account a verified identity signs in as.
+pub(crate) async fn account_for(
+    services: &OAuthServices,
+    appid: &str,
+    open_id: &str,
+    union_id: Option<&str>,
+) -> Result<Account, OAuthError> {
+    let internal = |e: &dyn std::fmt::Display| {
+        tracing::error!(error = %e, "flow grant lookup");
+        OAuthError::server_error()
+    };
+    match services.apps.get(appid).await {
+        Ok(Some(_)) => {}
+        Ok(None) => return Err(refused()),
+        Err(e) => return Err(internal(&e)),
+    }
+    let identity = services
+        .users
+        .find_identity(appid, open_id)
+        .await
+        .map_err(|e| internal(&e))?
+        .ok_or_else(refused)?;
+    if identity.union_id.as_deref() != union_id {
+        return Err(refused());
+    }
+    let account_id = identity.account_id.ok_or_else(refused)?;
+    services
+        .users
+        .account(account_id)
+        .await
+        .map_err(|e| internal(&e))?
+        .ok_or_else(refused)
+}
+
+pub async fn grant(
+    services: &OAuthServices,
+    request: &GrantRequest<'_>,
+) -> Result<Issued, OAuthError> {
+    let params = request.params;
+    let (Some(appid), Some(open_id)) = (params.get("appId"), params.get("openId")) else {
+        return Err(OAuthError::invalid_request("appId and openId are required"));
+    };
+    let union_id = params.get("unionId").filter(|u| !u.is_empty());
+    let scope = effective_scope(request.client, params.get("scope"))?;
+
+    match (params.get("ticket"), request.client.flow_ticket) {
+        (Some(ticket), _) => {
+            let identity = TicketIdentity {
+                appid: appid.to_string(),
+                open_id: open_id.to_string(),
+                union_id: union_id.map(str::to_string),
+            };
+            let ok = services
+                .tickets
+                .consume(ticket, &identity)
+                .await
+                .map_err(|e| {
+                    tracing::error!(error = %e, "consuming login ticket");
+                    OAuthError::server_error()
+                })?;
+            if !ok {
+                return Err(refused());
+            }
+        }
+        (None, FlowTicketPolicy::Optional) => {}
+        (None, FlowTicketPolicy::Required) => return Err(refused()),
+    }
+
+    let account = account_for(services, appid, open_id, union_id).await?;
+    issue_for_account(services, request, &account, &scope).await
+}
+
+/// Issue tokens for a user account through the shared issuer.
+pub(crate) async fn issue_for_account(
+    services: &OAuthServices,
+    request: &GrantRequest<'_>,
+    account: &Account,
+    scope: &str,
+) -> Result<Issued, OAuthError> {
+    let with_refresh = request.client.allows_grant("refresh_token");
+    let mut issuer = services.tokens.for_client(request.client, with_refresh);
+    let mut extensions = Extensions::new();
+    mark_subject(&mut extensions, SubjectKind::User);
+    let grant = Grant {
+        owner_id: account.id.to_string(),
+        client_id: request.client.client_id.clone(),
+        scope: scope
+            .parse()
+            .map_err(|_| OAuthError::invalid_scope("malformed scope"))?,
+        redirect_uri: NO_REDIRECT
+            .parse()
+            .map_err(|_| OAuthError::server_error())?,
+        until: chrono::Utc::now(),
+        extensions,
+    };
+    issuer
+        .issue(grant)
+        .await
+        .map_err(|()| OAuthError::server_error())?;
+    issuer.take_issued().ok_or_else(OAuthError::server_error)
+}

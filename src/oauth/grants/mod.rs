@@ -1,0 +1,69 @@
+//! One file per grant type. Each takes the authenticated client and the request parameters and
+//! returns what the [`TokenIssuer`](crate::oauth::token_issuer::TokenIssuer) issued.
+//! `client_credentials` and `refresh_token` run oxide-auth's grant state machines; `flow` (and
+//! later `mini_program`, `authorization_code`) reuse the same registry and issuer.
+
+pub mod client_credentials;
+pub mod flow;
+pub mod refresh_token;
+
+use oxide_auth::code_grant::error::{AccessTokenError, AccessTokenErrorType};
+
+use crate::oauth::OAuthError;
+use crate::oauth::client_auth::ClientCredentials;
+use crate::oauth::client_registry::RegisteredClient;
+use crate::oauth::token_endpoint::Params;
+
+/// What every grant gets.
+pub struct GrantRequest<'a> {
+    pub client: &'a RegisteredClient,
+    pub credentials: &'a ClientCredentials,
+    pub params: &'a Params,
+}
+
+/// Map an error oxide-auth's state machines produced to ours.
+pub(crate) fn from_access_token_error(error: Option<&mut AccessTokenError>) -> OAuthError {
+    match error.map(|e| e.kind()) {
+        Some(AccessTokenErrorType::InvalidRequest) => {
+            OAuthError::invalid_request("malformed token request")
+        }
+        Some(AccessTokenErrorType::InvalidClient) => {
+            OAuthError::invalid_client("client authentication failed")
+        }
+        Some(AccessTokenErrorType::InvalidGrant) => {
+            OAuthError::invalid_grant("the grant is invalid, expired or revoked")
+        }
+        Some(AccessTokenErrorType::UnauthorizedClient) => {
+            OAuthError::unauthorized_client("the client may not use this grant")
+        }
+        Some(AccessTokenErrorType::UnsupportedGrantType) => {
+            OAuthError::unsupported_grant_type("unsupported grant_type")
+        }
+        Some(AccessTokenErrorType::InvalidScope) => {
+            OAuthError::invalid_scope("the requested scope is not allowed")
+        }
+        None => OAuthError::server_error(),
+    }
+}
+
+/// Check a requested scope against the client's, answering `invalid_scope` per RFC 6749 §5.2.
+/// Returns the effective scope (the client's scopes when none was requested).
+pub(crate) fn effective_scope(
+    client: &RegisteredClient,
+    requested: Option<&str>,
+) -> Result<String, OAuthError> {
+    match requested.map(str::trim).filter(|s| !s.is_empty()) {
+        None => Ok(client.scopes.join(" ")),
+        Some(requested) => {
+            let mut scopes: Vec<&str> = requested.split(' ').filter(|s| !s.is_empty()).collect();
+            if let Some(bad) = scopes.iter().find(|s| !client.allows_scope(s)) {
+                return Err(OAuthError::invalid_scope(format!(
+                    "scope {bad:?} is not allowed for this client"
+                )));
+            }
+            scopes.sort_unstable();
+            scopes.dedup();
+            Ok(scopes.join(" "))
+        }
+    }
+}

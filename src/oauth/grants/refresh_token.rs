@@ -1,0 +1,98 @@
+//! `grant_type=refresh_token` (RFC 6749 §6) through oxide-auth's refresh state machine. Every use
+//! rotates the token; a spent token presented again revokes its whole family (RFC 9700 §4.14).
+
+use std::borrow::Cow;
+
+use oxide_auth::code_grant::refresh::{Error as RefreshError, Request};
+use oxide_auth_async::code_grant::refresh::{Endpoint, refresh};
+use oxide_auth_async::primitives::{Issuer, Registrar};
+
+use super::{GrantRequest, from_access_token_error};
+use crate::oauth::OAuthError;
+use crate::oauth::authenticated_client::AuthenticatedClient;
+use crate::oauth::token_issuer::{Issued, TokenIssuer, TokenService};
+
+struct RefreshRequest<'a> {
+    grant: &'a GrantRequest<'a>,
+}
+
+impl Request for RefreshRequest<'_> {
+    fn valid(&self) -> bool {
+        true
+    }
+    fn refresh_token(&self) -> Option<Cow<'_, str>> {
+        self.grant.params.get("refresh_token").map(Cow::Borrowed)
+    }
+    fn scope(&self) -> Option<Cow<'_, str>> {
+        self.grant.params.get("scope").map(Cow::Borrowed)
+    }
+    fn grant_type(&self) -> Option<Cow<'_, str>> {
+        Some(Cow::Borrowed("refresh_token"))
+    }
+    fn authorization(&self) -> Option<(Cow<'_, str>, Cow<'_, [u8]>)> {
+        let creds = self.grant.credentials;
+        // A public client authenticates by name only; oxide-auth then checks the token's client.
+        let secret = creds.secret.as_deref()?;
+        Some((
+            Cow::Borrowed(creds.client_id.as_str()),
+            Cow::Borrowed(secret.as_bytes()),
+        ))
+    }
+    fn extension(&self, _key: &str) -> Option<Cow<'_, str>> {
+        None
+    }
+}
+
+struct RefreshEndpoint<'a> {
+    registrar: AuthenticatedClient<'a>,
+    issuer: TokenIssuer<'a>,
+}
+
+impl Endpoint for RefreshEndpoint<'_> {
+    fn registrar(&self) -> &(dyn Registrar + Sync) {
+        &self.registrar
+    }
+    fn issuer(&mut self) -> &mut (dyn Issuer + Send) {
+        &mut self.issuer
+    }
+}
+
+pub async fn grant(
+    tokens: &TokenService,
+    request: &GrantRequest<'_>,
+) -> Result<Issued, OAuthError> {
+    let Some(presented) = request.params.get("refresh_token") else {
+        return Err(OAuthError::invalid_request("refresh_token is required"));
+    };
+    // A token of another client is refused without spending it.
+    if let Ok(Some(row)) = tokens.find_refresh(presented).await
+        && row.client_id != request.client.client_id
+    {
+        return Err(OAuthError::invalid_grant(
+            "the refresh token is invalid, expired or revoked",
+        ));
+    }
+    let mut endpoint = RefreshEndpoint {
+        registrar: AuthenticatedClient {
+            client: request.client,
+        },
+        issuer: tokens.for_client(request.client, true),
+    };
+    let result = refresh(&mut endpoint, &RefreshRequest { grant: request }).await;
+    if endpoint.issuer.reuse_detected() {
+        return Err(OAuthError::invalid_grant(
+            "the refresh token was already used; its token family is revoked",
+        ));
+    }
+    match result {
+        Ok(_) => endpoint
+            .issuer
+            .take_issued()
+            .ok_or_else(OAuthError::server_error),
+        Err(RefreshError::Invalid(mut d)) => Err(from_access_token_error(Some(d.description()))),
+        Err(RefreshError::Unauthorized(mut d, _)) => {
+            Err(from_access_token_error(Some(d.description())))
+        }
+        Err(RefreshError::Primitive) => Err(OAuthError::server_error()),
+    }
+}

@@ -1,0 +1,396 @@
+//! JWT signing keys: generated on first start, sealed in `signing_key` so that every instance
+//! signs with the same keys, rotated with `wxauth keys rotate`, and published as a JWKS. Retired
+//! public keys stay published until every token they signed has expired.
+//!
+//! HS256 is the exception: its key is the shared secret from `WXAUTH_JWT_HS256_SECRET` (for
+//! resource servers that share a key, as the seed's did); it is never stored or published.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use rand::rngs::OsRng;
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, DatabaseConnection, DbErr, EntityTrait,
+    QueryFilter, QueryOrder,
+};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use tokio::sync::RwLock;
+
+use entity::signing_key;
+
+use crate::clock::SharedClock;
+use crate::config::JwtAlg;
+use crate::secret::Secret;
+use crate::vault::{Vault, random_token};
+
+/// The longest access-token lifetime a client may be given (seconds); retired keys stay in the
+/// JWKS this long (plus a margin) after they stop signing.
+pub const MAX_TOKEN_TTL: i64 = 24 * 3600;
+const RETENTION_MARGIN: i64 = 300;
+/// How often an instance re-reads the key table, to pick up a rotation made elsewhere.
+const RELOAD_EVERY: i64 = 60;
+
+/// Why signing or verifying failed.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    #[error("database: {0}")]
+    Db(#[from] DbErr),
+    #[error("stored signing key cannot be opened or parsed: {0}")]
+    Corrupt(String),
+    #[error("key generation failed: {0}")]
+    Generate(String),
+    #[error("jwt: {0}")]
+    Jwt(#[from] jsonwebtoken::errors::Error),
+    #[error("token was signed by an unknown key")]
+    UnknownKey,
+    #[error("token header is not acceptable")]
+    BadHeader,
+}
+
+struct VerifyingKey {
+    alg: Algorithm,
+    key: DecodingKey,
+}
+
+struct KeySet {
+    kid: String,
+    alg: Algorithm,
+    encoding: EncodingKey,
+    verifying: HashMap<String, VerifyingKey>,
+    jwks: Value,
+    loaded_at: i64,
+}
+
+/// The signing keys of this deployment.
+#[derive(Clone)]
+pub struct SigningKeys {
+    db: DatabaseConnection,
+    vault: Arc<Vault>,
+    clock: SharedClock,
+    alg: JwtAlg,
+    hs256_secret: Option<Secret>,
+    set: Arc<RwLock<KeySet>>,
+}
+
+fn jose_alg(alg: JwtAlg) -> Algorithm {
+    match alg {
+        JwtAlg::Es256 => Algorithm::ES256,
+        JwtAlg::EdDsa => Algorithm::EdDSA,
+        JwtAlg::Rs256 => Algorithm::RS256,
+        JwtAlg::Hs256 => Algorithm::HS256,
+    }
+}
+
+/// A freshly generated key: the private half as PKCS#8 PEM and the public half as a JWK.
+fn generate(alg: JwtAlg, kid: &str) -> Result<(String, Value), KeyError> {
+    use p256::pkcs8::EncodePrivateKey as _;
+    let gen_err = |e: &dyn std::fmt::Display| KeyError::Generate(e.to_string());
+    match alg {
+        JwtAlg::Es256 => {
+            let secret = p256::SecretKey::random(&mut OsRng);
+            let pem = secret
+                .to_pkcs8_pem(p256::pkcs8::LineEnding::LF)
+                .map_err(|e| gen_err(&e))?;
+            let point = p256::elliptic_curve::sec1::ToEncodedPoint::to_encoded_point(
+                &secret.public_key(),
+                false,
+            );
+            let (x, y) = match (point.x(), point.y()) {
+                (Some(x), Some(y)) => (URL_SAFE_NO_PAD.encode(x), URL_SAFE_NO_PAD.encode(y)),
+                _ => return Err(KeyError::Generate("EC point without coordinates".into())),
+            };
+            Ok((
+                pem.to_string(),
+                json!({"kty":"EC","crv":"P-256","x":x,"y":y,"kid":kid,"alg":"ES256","use":"sig"}),
+            ))
+        }
+        JwtAlg::EdDsa => {
+            let signing = ed25519_dalek::SigningKey::generate(&mut OsRng);
+            let pem = ed25519_dalek::pkcs8::EncodePrivateKey::to_pkcs8_pem(
+                &signing,
+                ed25519_dalek::pkcs8::spki::der::pem::LineEnding::LF,
+            )
+            .map_err(|e| gen_err(&e))?;
+            let x = URL_SAFE_NO_PAD.encode(signing.verifying_key().as_bytes());
+            Ok((
+                pem.to_string(),
+                json!({"kty":"OKP","crv":"Ed25519","x":x,"kid":kid,"alg":"EdDSA","use":"sig"}),
+            ))
+        }
+        JwtAlg::Rs256 => {
+            use rsa::traits::PublicKeyParts as _;
+            let private = rsa::RsaPrivateKey::new(&mut OsRng, 2048).map_err(|e| gen_err(&e))?;
+            let pem =
+                rsa::pkcs8::EncodePrivateKey::to_pkcs8_pem(&private, rsa::pkcs8::LineEnding::LF)
+                    .map_err(|e| gen_err(&e))?;
+            let n = URL_SAFE_NO_PAD.encode(private.n().to_bytes_be());
+            let e = URL_SAFE_NO_PAD.encode(private.e().to_bytes_be());
+            Ok((
+                pem.to_string(),
+                json!({"kty":"RSA","n":n,"e":e,"kid":kid,"alg":"RS256","use":"sig"}),
+            ))
+        }
+        JwtAlg::Hs256 => Err(KeyError::Generate("HS256 keys are not generated".into())),
+    }
+}
+
+fn encoding_key(alg: JwtAlg, pem: &str) -> Result<EncodingKey, KeyError> {
+    let pem = pem.as_bytes();
+    Ok(match alg {
+        JwtAlg::Es256 => EncodingKey::from_ec_pem(pem)?,
+        JwtAlg::EdDsa => EncodingKey::from_ed_pem(pem)?,
+        JwtAlg::Rs256 => EncodingKey::from_rsa_pem(pem)?,
+        JwtAlg::Hs256 => return Err(KeyError::Corrupt("HS256 key in the key table".into())),
+    })
+}
+
+fn decoding_key(jwk: &Value) -> Result<VerifyingKey, KeyError> {
+    let parsed: jsonwebtoken::jwk::Jwk =
+        serde_json::from_value(jwk.clone()).map_err(|e| KeyError::Corrupt(e.to_string()))?;
+    let alg = match jwk["alg"].as_str() {
+        Some("ES256") => Algorithm::ES256,
+        Some("EdDSA") => Algorithm::EdDSA,
+        Some("RS256") => Algorithm::RS256,
+        _ => return Err(KeyError::Corrupt("public key without a known alg".into())),
+    };
+    Ok(VerifyingKey {
+        alg,
+        key: DecodingKey::from_jwk(&parsed)?,
+    })
+}
+
+impl SigningKeys {
+    /// Load the keys, generating the first one for the configured algorithm if there is none.
+    pub async fn load(
+        db: DatabaseConnection,
+        vault: Arc<Vault>,
+        clock: SharedClock,
+        alg: JwtAlg,
+        hs256_secret: Option<Secret>,
+    ) -> Result<Self, KeyError> {
+        let set = Self::read(&db, &vault, clock.now(), alg, hs256_secret.as_ref()).await?;
+        let set = match set {
+            Some(set) => set,
+            None => {
+                Self::insert_new_key(&db, &vault, clock.now(), alg).await?;
+                Self::read(&db, &vault, clock.now(), alg, hs256_secret.as_ref())
+                    .await?
+                    .ok_or_else(|| KeyError::Corrupt("new key not found after insert".into()))?
+            }
+        };
+        Ok(Self {
+            db,
+            vault,
+            clock,
+            alg,
+            hs256_secret,
+            set: Arc::new(RwLock::new(set)),
+        })
+    }
+
+    async fn insert_new_key(
+        db: &DatabaseConnection,
+        vault: &Vault,
+        now: i64,
+        alg: JwtAlg,
+    ) -> Result<String, KeyError> {
+        let kid = random_token(12);
+        let (pem, jwk) = match alg {
+            // RSA key generation is CPU-heavy; keep it off the async workers.
+            JwtAlg::Rs256 => {
+                let kid2 = kid.clone();
+                tokio::task::spawn_blocking(move || generate(alg, &kid2))
+                    .await
+                    .map_err(|e| KeyError::Generate(e.to_string()))??
+            }
+            _ => generate(alg, &kid)?,
+        };
+        signing_key::ActiveModel {
+            kid: Set(kid.clone()),
+            alg: Set(alg.as_str().to_string()),
+            private_key_enc: Set(vault.seal(&pem)),
+            public_jwk: Set(jwk.to_string()),
+            created_at: Set(now),
+            retired_at: Set(None),
+        }
+        .insert(db)
+        .await?;
+        Ok(kid)
+    }
+
+    /// Read the key table: the newest active key of `alg` signs; every key still within its
+    /// retention verifies and is published.
+    async fn read(
+        db: &DatabaseConnection,
+        vault: &Vault,
+        now: i64,
+        alg: JwtAlg,
+        hs256_secret: Option<&Secret>,
+    ) -> Result<Option<KeySet>, KeyError> {
+        let rows = signing_key::Entity::find()
+            .order_by_desc(signing_key::Column::CreatedAt)
+            .all(db)
+            .await?;
+        let mut verifying = HashMap::new();
+        let mut published = Vec::new();
+        let mut active: Option<(String, EncodingKey)> = None;
+        for row in &rows {
+            let retired_long_ago = row
+                .retired_at
+                .is_some_and(|r| r + MAX_TOKEN_TTL + RETENTION_MARGIN < now);
+            if retired_long_ago {
+                continue;
+            }
+            let jwk: Value = serde_json::from_str(&row.public_jwk)
+                .map_err(|e| KeyError::Corrupt(e.to_string()))?;
+            verifying.insert(row.kid.clone(), decoding_key(&jwk)?);
+            published.push(jwk);
+            if active.is_none() && row.retired_at.is_none() && row.alg == alg.as_str() {
+                let pem = vault
+                    .open(&row.private_key_enc)
+                    .map_err(|e| KeyError::Corrupt(e.to_string()))?;
+                active = Some((row.kid.clone(), encoding_key(alg, &pem)?));
+            }
+        }
+        let (kid, encoding, sign_alg) = if alg == JwtAlg::Hs256 {
+            let secret =
+                hs256_secret.ok_or_else(|| KeyError::Corrupt("HS256 without a secret".into()))?;
+            let kid = format!(
+                "hs256-{}",
+                &hex::encode(Sha256::digest(secret.expose().as_bytes()))[..12]
+            );
+            verifying.insert(
+                kid.clone(),
+                VerifyingKey {
+                    alg: Algorithm::HS256,
+                    key: DecodingKey::from_secret(secret.expose().as_bytes()),
+                },
+            );
+            (
+                kid,
+                EncodingKey::from_secret(secret.expose().as_bytes()),
+                Algorithm::HS256,
+            )
+        } else {
+            match active {
+                Some((kid, encoding)) => (kid, encoding, jose_alg(alg)),
+                None => return Ok(None),
+            }
+        };
+        Ok(Some(KeySet {
+            kid,
+            alg: sign_alg,
+            encoding,
+            verifying,
+            jwks: json!({ "keys": published }),
+            loaded_at: now,
+        }))
+    }
+
+    async fn refresh_if_stale(&self) -> Result<(), KeyError> {
+        let now = self.clock.now();
+        if now - self.set.read().await.loaded_at < RELOAD_EVERY {
+            return Ok(());
+        }
+        self.reload().await
+    }
+
+    /// Re-read the key table now.
+    pub async fn reload(&self) -> Result<(), KeyError> {
+        let now = self.clock.now();
+        if let Some(set) = Self::read(
+            &self.db,
+            &self.vault,
+            now,
+            self.alg,
+            self.hs256_secret.as_ref(),
+        )
+        .await?
+        {
+            *self.set.write().await = set;
+        }
+        Ok(())
+    }
+
+    /// Add a new key for the configured algorithm and retire the current ones: new tokens are
+    /// signed with the new key, old ones keep verifying until they expire. Returns the new kid.
+    pub async fn rotate(&self) -> Result<String, KeyError> {
+        if self.alg == JwtAlg::Hs256 {
+            return Err(KeyError::Generate(
+                "HS256 uses WXAUTH_JWT_HS256_SECRET; rotate it by changing the secret".into(),
+            ));
+        }
+        let now = self.clock.now();
+        let kid = Self::insert_new_key(&self.db, &self.vault, now, self.alg).await?;
+        signing_key::Entity::update_many()
+            .col_expr(
+                signing_key::Column::RetiredAt,
+                sea_orm::sea_query::Expr::value(now),
+            )
+            .filter(signing_key::Column::RetiredAt.is_null())
+            .filter(signing_key::Column::Kid.ne(kid.clone()))
+            .exec(&self.db)
+            .await?;
+        self.reload().await?;
+        Ok(kid)
+    }
+
+    /// Sign `claims` with the active key; the header carries `typ` and `kid`.
+    pub async fn sign<T: Serialize>(&self, typ: &str, claims: &T) -> Result<String, KeyError> {
+        self.refresh_if_stale().await?;
+        let set = self.set.read().await;
+        let mut header = Header::new(set.alg);
+        header.typ = Some(typ.to_string());
+        header.kid = Some(set.kid.clone());
+        Ok(jsonwebtoken::encode(&header, claims, &set.encoding)?)
+    }
+
+    /// The JWKS document (public keys only).
+    pub async fn jwks(&self) -> Result<Value, KeyError> {
+        self.refresh_if_stale().await?;
+        Ok(self.set.read().await.jwks.clone())
+    }
+
+    /// The algorithm new tokens are signed with.
+    pub fn algorithm(&self) -> JwtAlg {
+        self.alg
+    }
+
+    /// Verify a token's signature with the key its `kid` names, and that its `typ` is
+    /// `expected_typ`. Expiry and issuer are the caller's to check against its own clock.
+    pub async fn verify<T: DeserializeOwned>(
+        &self,
+        token: &str,
+        expected_typ: &str,
+    ) -> Result<T, KeyError> {
+        let header = jsonwebtoken::decode_header(token)?;
+        if !header
+            .typ
+            .as_deref()
+            .is_some_and(|t| t.eq_ignore_ascii_case(expected_typ))
+        {
+            return Err(KeyError::BadHeader);
+        }
+        let kid = header.kid.ok_or(KeyError::BadHeader)?;
+        if !self.set.read().await.verifying.contains_key(&kid) {
+            // Perhaps another instance rotated keys a moment ago.
+            self.reload().await?;
+        }
+        let set = self.set.read().await;
+        let key = set.verifying.get(&kid).ok_or(KeyError::UnknownKey)?;
+        if key.alg != header.alg {
+            return Err(KeyError::BadHeader);
+        }
+        let mut validation = Validation::new(key.alg);
+        validation.validate_exp = false;
+        validation.validate_aud = false;
+        validation.required_spec_claims.clear();
+        Ok(jsonwebtoken::decode::<T>(token, &key.key, &validation)?.claims)
+    }
+}

@@ -1,0 +1,171 @@
+//! The token endpoint (RFC 6749 §3.2): parameters from the form body or, as the seed's clients
+//! send them, the query string of the POST; client authentication; dispatch on `grant_type`.
+
+use std::collections::HashMap;
+
+use serde::Serialize;
+
+use crate::oauth::OAuthServices;
+use crate::oauth::client_auth::{authenticate, credentials_from};
+use crate::oauth::error::OAuthError;
+use crate::oauth::grants::{self, GrantRequest};
+use crate::oauth::token_issuer::Issued;
+
+/// Request parameters, each present at most once (RFC 6749 §3.2).
+#[derive(Debug, Default, Clone)]
+pub struct Params(HashMap<String, String>);
+
+impl Params {
+    /// Merge the query-string and body parameters; a parameter given twice is `invalid_request`.
+    pub fn merge(
+        query: Vec<(String, String)>,
+        body: Vec<(String, String)>,
+    ) -> Result<Self, OAuthError> {
+        let mut map = HashMap::new();
+        for (k, v) in query.into_iter().chain(body) {
+            if map.insert(k.clone(), v).is_some() {
+                return Err(OAuthError::invalid_request(format!(
+                    "parameter {k:?} is repeated"
+                )));
+            }
+        }
+        Ok(Self(map))
+    }
+
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).map(String::as_str)
+    }
+
+    #[cfg(test)]
+    pub fn from_pairs(pairs: &[(&str, &str)]) -> Self {
+        Self(
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        )
+    }
+}
+
+/// A successful token response: the standard fields plus the seed's user fields.
+#[derive(Debug, Clone, Serialize)]
+pub struct TokenResponse {
+    pub access_token: String,
+    pub token_type: &'static str,
+    pub expires_in: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
+    pub scope: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id_token: Option<String>,
+    pub client_id: String,
+    pub jti: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user_name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub flow_user_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nick_name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub avatar: Option<String>,
+}
+
+impl From<Issued> for TokenResponse {
+    fn from(issued: Issued) -> Self {
+        let c = issued.claims;
+        Self {
+            access_token: issued.access_token,
+            token_type: "Bearer",
+            expires_in: issued.expires_in,
+            refresh_token: issued.refresh_token,
+            scope: c.scope,
+            id_token: None,
+            client_id: c.client_id,
+            jti: c.jti,
+            user_name: c.user_name,
+            account: c.account,
+            flow_user_id: c.flow_user_id,
+            nick_name: c.nick_name,
+            avatar: c.avatar,
+        }
+    }
+}
+
+/// Grants whose clients may be public (no secret).
+const PUBLIC_CLIENT_GRANTS: &[&str] = &["authorization_code", "refresh_token"];
+
+/// Handle one token request.
+pub async fn exchange(
+    services: &OAuthServices,
+    authorization: Option<&str>,
+    params: Params,
+) -> Result<TokenResponse, OAuthError> {
+    let grant_type = params
+        .get("grant_type")
+        .ok_or_else(|| OAuthError::invalid_request("grant_type is required"))?
+        .to_string();
+    let credentials = credentials_from(
+        authorization,
+        params.get("client_id"),
+        params.get("client_secret"),
+    )?;
+    let client = authenticate(&services.clients, credentials.as_ref()).await?;
+    let Some(credentials) = credentials else {
+        return Err(OAuthError::invalid_client(
+            "client authentication is required",
+        ));
+    };
+    if client.public && !PUBLIC_CLIENT_GRANTS.contains(&grant_type.as_str()) {
+        return Err(OAuthError::invalid_client(
+            "this grant requires a confidential client",
+        ));
+    }
+    let known = matches!(
+        grant_type.as_str(),
+        "client_credentials" | "refresh_token" | "flow"
+    );
+    if !known {
+        return Err(OAuthError::unsupported_grant_type(format!(
+            "grant_type {grant_type:?} is not supported"
+        )));
+    }
+    if !client.allows_grant(&grant_type) {
+        return Err(OAuthError::unauthorized_client(format!(
+            "this client may not use grant_type {grant_type}"
+        )));
+    }
+    let request = GrantRequest {
+        client: &client,
+        credentials: &credentials,
+        params: &params,
+    };
+    let issued = match grant_type.as_str() {
+        "client_credentials" => {
+            grants::client_credentials::grant(&services.tokens, &request).await?
+        }
+        "refresh_token" => grants::refresh_token::grant(&services.tokens, &request).await?,
+        "flow" => grants::flow::grant(services, &request).await?,
+        _ => {
+            return Err(OAuthError::unsupported_grant_type(format!(
+                "grant_type {grant_type:?} is not supported"
+            )));
+        }
+    };
+    Ok(issued.into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn repeated_parameters_are_refused() {
+        let q = vec![("grant_type".to_string(), "flow".to_string())];
+        let b = vec![("grant_type".to_string(), "client_credentials".to_string())];
+        assert!(Params::merge(q, b).is_err());
+        let p = Params::from_pairs(&[("a", "1")]);
+        assert_eq!(p.get("a"), Some("1"));
+    }
+}

@@ -1,0 +1,103 @@
+//! Users: the account (`flow_user`, one person) and their WeChat identities (`wx_user`, one openid
+//! under one app), behind the [`UserRepo`] trait so that the OAuth core and the login flows do not
+//! depend on how they are stored.
+
+mod sea;
+
+pub use sea::SeaUserRepo;
+
+use async_trait::async_trait;
+
+/// One account: the seed's flowUser. `id` is the `flow_user_id` of the tokens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Account {
+    pub id: i64,
+    pub union_id: Option<String>,
+    pub nick_name: Option<String>,
+    pub avatar: Option<String>,
+    pub mobile: Option<String>,
+}
+
+/// One WeChat identity: the seed's wxuser.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WeChatIdentity {
+    pub id: i64,
+    pub appid: String,
+    pub open_id: String,
+    pub union_id: Option<String>,
+    pub account_id: Option<i64>,
+    pub nick_name: Option<String>,
+    pub avatar_url: Option<String>,
+    pub sex: Option<i32>,
+    pub city: Option<String>,
+    pub province: Option<String>,
+    pub country: Option<String>,
+    pub language: Option<String>,
+    pub mobile: Option<String>,
+}
+
+/// A profile as WeChat reported it (sns/userinfo or decrypted Mini Program user info).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Profile {
+    pub nick_name: Option<String>,
+    pub avatar_url: Option<String>,
+    pub sex: Option<i32>,
+    pub city: Option<String>,
+    pub province: Option<String>,
+    pub country: Option<String>,
+    pub language: Option<String>,
+}
+
+/// What WeChat vouched for in a code exchange.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VouchedIdentity {
+    pub appid: String,
+    pub open_id: String,
+    pub union_id: Option<String>,
+    pub profile: Option<Profile>,
+}
+
+/// A repository failure.
+#[derive(Debug, thiserror::Error)]
+pub enum RepoError {
+    #[error("database: {0}")]
+    Db(#[from] sea_orm::DbErr),
+    #[error("no such identity")]
+    NotFound,
+}
+
+/// Storage of accounts and identities.
+#[async_trait]
+pub trait UserRepo: Send + Sync {
+    /// The identity of `open_id` under `appid`, if wxauth has seen it.
+    async fn find_identity(
+        &self,
+        appid: &str,
+        open_id: &str,
+    ) -> Result<Option<WeChatIdentity>, RepoError>;
+
+    /// Record what WeChat vouched for: create or update the identity, keep its unionid (a known
+    /// unionid is never replaced by none), apply the profile, link it to the account of its
+    /// unionid (created when missing) and stamp the login time. Returns the identity, its account
+    /// and whether the identity was seen for the first time.
+    async fn record_identity(
+        &self,
+        vouched: &VouchedIdentity,
+        now: i64,
+    ) -> Result<(WeChatIdentity, Account, bool), RepoError>;
+
+    /// An account by id.
+    async fn account(&self, id: i64) -> Result<Option<Account>, RepoError>;
+
+    /// Whether any account has this unionid.
+    async fn union_exists(&self, union_id: &str) -> Result<bool, RepoError>;
+
+    /// Store a verified phone number on the identity and its account.
+    async fn set_mobile(
+        &self,
+        appid: &str,
+        open_id: &str,
+        mobile: &str,
+        now: i64,
+    ) -> Result<(), RepoError>;
+}

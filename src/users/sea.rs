@@ -1,0 +1,246 @@
+//! [`UserRepo`] over sea-orm, for SQLite, PostgreSQL and MySQL alike.
+
+use async_trait::async_trait;
+use sea_orm::ActiveValue::{NotSet, Set};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, SqlErr,
+    TryIntoModel,
+};
+
+use entity::{flow_user, wx_user};
+
+use super::{Account, RepoError, UserRepo, VouchedIdentity, WeChatIdentity};
+
+/// The sea-orm user repository.
+#[derive(Clone)]
+pub struct SeaUserRepo {
+    db: DatabaseConnection,
+}
+
+impl SeaUserRepo {
+    pub fn new(db: DatabaseConnection) -> Self {
+        Self { db }
+    }
+
+    /// The account of `union_id`, created when missing; a concurrent creation is tolerated
+    /// (the unique index decides, the loser reads the winner's row).
+    async fn account_for_union(
+        &self,
+        union_id: &str,
+        now: i64,
+    ) -> Result<flow_user::Model, RepoError> {
+        if let Some(a) = self.find_account_by_union(union_id).await? {
+            return Ok(a);
+        }
+        let insert = flow_user::ActiveModel {
+            id: NotSet,
+            union_id: Set(Some(union_id.to_string())),
+            nick_name: Set(None),
+            avatar: Set(None),
+            mobile: Set(None),
+            created_at: Set(now),
+            updated_at: Set(now),
+        }
+        .insert(&self.db)
+        .await;
+        match insert {
+            Ok(a) => Ok(a),
+            Err(e) if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => self
+                .find_account_by_union(union_id)
+                .await?
+                .ok_or(RepoError::NotFound),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn find_account_by_union(
+        &self,
+        union_id: &str,
+    ) -> Result<Option<flow_user::Model>, RepoError> {
+        Ok(flow_user::Entity::find()
+            .filter(flow_user::Column::UnionId.eq(union_id))
+            .one(&self.db)
+            .await?)
+    }
+
+    async fn new_account(&self, now: i64) -> Result<flow_user::Model, RepoError> {
+        Ok(flow_user::ActiveModel {
+            id: NotSet,
+            union_id: Set(None),
+            nick_name: Set(None),
+            avatar: Set(None),
+            mobile: Set(None),
+            created_at: Set(now),
+            updated_at: Set(now),
+        }
+        .insert(&self.db)
+        .await?)
+    }
+}
+
+fn to_identity(m: wx_user::Model) -> WeChatIdentity {
+    WeChatIdentity {
+        id: m.id,
+        appid: m.appid,
+        open_id: m.open_id,
+        union_id: m.union_id,
+        account_id: m.flow_user_id,
+        nick_name: m.nick_name,
+        avatar_url: m.avatar_url,
+        sex: m.sex,
+        city: m.city,
+        province: m.province,
+        country: m.country,
+        language: m.language,
+        mobile: m.mobile,
+    }
+}
+
+fn to_account(m: flow_user::Model) -> Account {
+    Account {
+        id: m.id,
+        union_id: m.union_id,
+        nick_name: m.nick_name,
+        avatar: m.avatar,
+        mobile: m.mobile,
+    }
+}
+
+#[async_trait]
+impl UserRepo for SeaUserRepo {
+    async fn find_identity(
+        &self,
+        appid: &str,
+        open_id: &str,
+    ) -> Result<Option<WeChatIdentity>, RepoError> {
+        Ok(wx_user::Entity::find()
+            .filter(wx_user::Column::Appid.eq(appid))
+            .filter(wx_user::Column::OpenId.eq(open_id))
+            .filter(wx_user::Column::DelFlag.eq(false))
+            .one(&self.db)
+            .await?
+            .map(to_identity))
+    }
+
+    async fn record_identity(
+        &self,
+        vouched: &VouchedIdentity,
+        now: i64,
+    ) -> Result<(WeChatIdentity, Account, bool), RepoError> {
+        let existing = wx_user::Entity::find()
+            .filter(wx_user::Column::Appid.eq(vouched.appid.as_str()))
+            .filter(wx_user::Column::OpenId.eq(vouched.open_id.as_str()))
+            .one(&self.db)
+            .await?;
+        let union_id = vouched
+            .union_id
+            .clone()
+            .or_else(|| existing.as_ref().and_then(|e| e.union_id.clone()));
+
+        // The account: by unionid when there is one, else the identity's own.
+        let account = match (&union_id, existing.as_ref().and_then(|e| e.flow_user_id)) {
+            (Some(u), _) => self.account_for_union(u, now).await?,
+            (None, Some(id)) => match flow_user::Entity::find_by_id(id).one(&self.db).await? {
+                Some(a) => a,
+                None => self.new_account(now).await?,
+            },
+            (None, None) => self.new_account(now).await?,
+        };
+
+        let is_new = existing.is_none();
+        let mut row: wx_user::ActiveModel = match existing {
+            Some(m) => m.into(),
+            None => wx_user::ActiveModel {
+                id: NotSet,
+                appid: Set(vouched.appid.clone()),
+                open_id: Set(vouched.open_id.clone()),
+                create_time: Set(now),
+                del_flag: Set(false),
+                ..Default::default()
+            },
+        };
+        row.union_id = Set(union_id);
+        row.flow_user_id = Set(Some(account.id));
+        row.last_login_time = Set(Some(now));
+        row.update_time = Set(now);
+        row.del_flag = Set(false);
+        if let Some(p) = &vouched.profile {
+            row.nick_name = Set(p.nick_name.clone());
+            row.avatar_url = Set(p.avatar_url.clone());
+            row.sex = Set(p.sex);
+            row.city = Set(p.city.clone());
+            row.province = Set(p.province.clone());
+            row.country = Set(p.country.clone());
+            row.language = Set(p.language.clone());
+        }
+        let saved = match row.save(&self.db).await {
+            Ok(saved) => saved,
+            // Two first logins of one identity at once: the other insert won; retry as update.
+            Err(e)
+                if is_new && matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) =>
+            {
+                return Box::pin(self.record_identity(vouched, now))
+                    .await
+                    .map(|(i, a, _)| (i, a, false));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let saved: wx_user::Model = saved.try_into_model()?;
+
+        // The account shows the freshest profile WeChat gave.
+        let account = if let Some(p) = &vouched.profile {
+            let mut a: flow_user::ActiveModel = account.into();
+            if p.nick_name.is_some() {
+                a.nick_name = Set(p.nick_name.clone());
+            }
+            if p.avatar_url.is_some() {
+                a.avatar = Set(p.avatar_url.clone());
+            }
+            a.updated_at = Set(now);
+            a.update(&self.db).await?
+        } else {
+            account
+        };
+        Ok((to_identity(saved), to_account(account), is_new))
+    }
+
+    async fn account(&self, id: i64) -> Result<Option<Account>, RepoError> {
+        Ok(flow_user::Entity::find_by_id(id)
+            .one(&self.db)
+            .await?
+            .map(to_account))
+    }
+
+    async fn union_exists(&self, union_id: &str) -> Result<bool, RepoError> {
+        Ok(self.find_account_by_union(union_id).await?.is_some())
+    }
+
+    async fn set_mobile(
+        &self,
+        appid: &str,
+        open_id: &str,
+        mobile: &str,
+        now: i64,
+    ) -> Result<(), RepoError> {
+        let identity = wx_user::Entity::find()
+            .filter(wx_user::Column::Appid.eq(appid))
+            .filter(wx_user::Column::OpenId.eq(open_id))
+            .one(&self.db)
+            .await?
+            .ok_or(RepoError::NotFound)?;
+        let account_id = identity.flow_user_id;
+        let mut row: wx_user::ActiveModel = identity.into();
+        row.mobile = Set(Some(mobile.to_string()));
+        row.update_time = Set(now);
+        row.update(&self.db).await?;
+        if let Some(id) = account_id
+            && let Some(a) = flow_user::Entity::find_by_id(id).one(&self.db).await?
+        {
+            let mut a: flow_user::ActiveModel = a.into();
+            a.mobile = Set(Some(mobile.to_string()));
+            a.updated_at = Set(now);
+            a.update(&self.db).await?;
+        }
+        Ok(())
+    }
+}
