@@ -8,5 +8,6 @@ mod harness;
 
 mod cli;
 mod foundation;
+mod oauth;
 mod simulator;
 mod wechat;
