@@ -1,6 +1,7 @@
 //! The HTTP layer: one file per endpoint family. Handlers extract, call one core function and map
 //! the result; there is no SQL and no outbound HTTP here.
 
+pub mod component;
 pub mod health;
 pub mod oauth;
 
@@ -10,5 +11,8 @@ use crate::state::AppState;
 
 /// Every route wxauth serves.
 pub fn routes() -> Router<AppState> {
-    Router::new().merge(health::routes()).merge(oauth::routes())
+    Router::new()
+        .merge(health::routes())
+        .merge(oauth::routes())
+        .merge(component::routes())
 }

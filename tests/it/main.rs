@@ -7,6 +7,7 @@
 mod harness;
 
 mod cli;
+mod component;
 mod foundation;
 mod oauth;
 mod simulator;
