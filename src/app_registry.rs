@@ -189,6 +189,14 @@ impl AppRegistry {
             .await
     }
 
+    /// Whether `appid` is registered (no secret is opened: this is on the token hot path).
+    pub async fn exists(&self, appid: &str) -> Result<bool, DbErr> {
+        Ok(wx_app::Entity::find_by_id(appid.to_string())
+            .one(&self.db)
+            .await?
+            .is_some())
+    }
+
     /// One app with its secrets opened.
     pub async fn get(&self, appid: &str) -> Result<Option<RegisteredApp>, AppRegistryError> {
         let Some(m) = wx_app::Entity::find_by_id(appid.to_string())

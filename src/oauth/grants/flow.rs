@@ -31,9 +31,9 @@ pub(crate) async fn account_for(
         tracing::error!(error = %e, "flow grant lookup");
         OAuthError::server_error()
     };
-    match services.apps.get(appid).await {
-        Ok(Some(_)) => {}
-        Ok(None) => return Err(refused()),
+    match services.apps.exists(appid).await {
+        Ok(true) => {}
+        Ok(false) => return Err(refused()),
         Err(e) => return Err(internal(&e)),
     }
     let identity = services
