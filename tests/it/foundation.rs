@@ -31,7 +31,7 @@ backend_tests! {
         wxauth::db::migrate(&app.state.db).await.unwrap();
         wxauth::db::migrate(&app.state.db).await.unwrap();
         // Every table the later capabilities rely on exists; only the first signing key, made
-        // at start-up, is in one of them.
+        // at start-up, and the demo apps the harness registers are in them.
         for table in [
             "oauth_client", "wx_app", "flow_user", "wx_user", "mini_session",
             "login_ticket", "refresh_token", "revoked_access_token", "wechat_token",
@@ -46,7 +46,12 @@ backend_tests! {
                 .unwrap_or_else(|e| panic!("{table}: {e}"))
                 .unwrap();
             let n: i64 = row.try_get("", "n").unwrap();
-            assert_eq!(n, 0, "{table}");
+            let expected = if table == "wx_app" {
+                wxauth::simulator::demo::registry_apps().len() as i64
+            } else {
+                0
+            };
+            assert_eq!(n, expected, "{table}");
         }
         let keys = entity::signing_key::Entity::find().all(&app.state.db).await.unwrap();
         assert_eq!(keys.len(), 1);

@@ -17,6 +17,7 @@ use sea_orm::{ConnectionTrait, Database};
 use tokio::task::JoinHandle;
 use wxauth::clock::{ManualClock, SharedClock};
 use wxauth::config::Config;
+use wxauth::simulator::{Simulator, SimulatorConfig, demo};
 use wxauth::state::AppState;
 
 /// Which database a test runs on.
@@ -137,14 +138,20 @@ impl Drop for TestDb {
     }
 }
 
-/// A running wxauth.
+/// A running wxauth, wired to its own WeChat simulator (demo apps and users registered on both
+/// sides, ticket pushes aimed at this wxauth's `/api/wechat/component/ticket`).
 pub struct TestApp {
     pub base: String,
     pub state: AppState,
+    /// The WeChat this wxauth talks to.
+    pub sim: Simulator,
+    /// The simulator's base URL (`http://127.0.0.1:PORT`).
+    pub sim_base: String,
     pub clock: Arc<ManualClock>,
     pub http: reqwest::Client,
     pub backend: Backend,
     server: JoinHandle<()>,
+    sim_server: JoinHandle<()>,
     db: TestDb,
 }
 
@@ -168,6 +175,14 @@ impl TestApp {
             .expect("bind");
         let addr = listener.local_addr().expect("addr");
         let base = format!("http://{addr}");
+        let sim = Simulator::new(SimulatorConfig::demo(Some(format!(
+            "{base}/api/wechat/component/ticket"
+        ))));
+        let (sim_addr, sim_server) = sim
+            .spawn("127.0.0.1:0".parse().expect("addr"))
+            .await
+            .expect("start simulator");
+        let sim_base = format!("http://{sim_addr}");
         let mut vars: HashMap<String, String> = HashMap::new();
         vars.insert("WXAUTH_LISTEN".into(), addr.to_string());
         vars.insert("WXAUTH_PUBLIC_URL".into(), base.clone());
@@ -180,6 +195,8 @@ impl TestApp {
             "WXAUTH_REDIRECT_ALLOWLIST".into(),
             "app.example.com,127.0.0.1".into(),
         );
+        vars.insert("WXAUTH_WECHAT_API_BASE".into(), sim_base.clone());
+        vars.insert("WXAUTH_WECHAT_OPEN_BASE".into(), sim_base.clone());
         for (k, v) in options.env {
             vars.insert(k, v);
         }
@@ -187,6 +204,9 @@ impl TestApp {
         let clock = Arc::new(ManualClock::default());
         let shared: SharedClock = clock.clone();
         let state = AppState::build(config, shared).await.expect("build state");
+        for app in demo::registry_apps() {
+            state.apps.add(app).await.expect("register demo app");
+        }
         let server_state = state.clone();
         let server = tokio::spawn(async move {
             let _ = wxauth::serve(listener, server_state, std::future::pending()).await;
@@ -198,16 +218,28 @@ impl TestApp {
         Some(Self {
             base,
             state,
+            sim,
+            sim_base,
             clock,
             http,
             backend,
             server,
+            sim_server,
             db,
         })
     }
 
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.base, path)
+    }
+
+    /// Deliver a fresh component_verify_ticket for the demo component to this wxauth, signed
+    /// and encrypted as WeChat does, and wait until it is stored.
+    pub async fn push_component_ticket(&self) -> String {
+        self.sim
+            .push_component_ticket(demo::COMPONENT_APPID)
+            .await
+            .expect("ticket push accepted")
     }
 
     pub fn database_url(&self) -> &str {
@@ -218,6 +250,7 @@ impl TestApp {
 impl Drop for TestApp {
     fn drop(&mut self) {
         self.server.abort();
+        self.sim_server.abort();
     }
 }
 
