@@ -197,6 +197,14 @@ impl AppRegistry {
             .is_some())
     }
 
+    /// What kind of app `appid` is, if registered (no secret is opened).
+    pub async fn kind(&self, appid: &str) -> Result<Option<AppKind>, DbErr> {
+        Ok(wx_app::Entity::find_by_id(appid.to_string())
+            .one(&self.db)
+            .await?
+            .and_then(|row| AppKind::parse(&row.kind)))
+    }
+
     /// One app with its secrets opened.
     pub async fn get(&self, appid: &str) -> Result<Option<RegisteredApp>, AppRegistryError> {
         let Some(m) = wx_app::Entity::find_by_id(appid.to_string())

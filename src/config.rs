@@ -15,7 +15,6 @@ use crate::vault::MasterKey;
 /// Defaults, also listed in `.env.example`.
 pub mod defaults {
     pub const LISTEN: &str = "127.0.0.1:8080";
-    pub const PUBLIC_URL: &str = "http://127.0.0.1:8080";
     pub const DATABASE_URL: &str = "sqlite://wxauth.db?mode=rwc";
     pub const WECHAT_API_BASE: &str = "https://api.weixin.qq.com";
     pub const WECHAT_OPEN_BASE: &str = "https://open.weixin.qq.com";
@@ -159,9 +158,17 @@ impl Config {
             )
         })?;
 
+        // Unset: where we listen (an unspecified address reads as loopback).
         let public_url = http_url(
             "WXAUTH_PUBLIC_URL",
-            var("WXAUTH_PUBLIC_URL").unwrap_or_else(|| defaults::PUBLIC_URL.into()),
+            var("WXAUTH_PUBLIC_URL").unwrap_or_else(|| {
+                let host = if listen.ip().is_unspecified() {
+                    SocketAddr::from(([127, 0, 0, 1], listen.port()))
+                } else {
+                    listen
+                };
+                format!("http://{host}")
+            }),
         )?;
 
         let database_url = var("DATABASE_URL").unwrap_or_else(|| defaults::DATABASE_URL.into());
@@ -365,6 +372,27 @@ mod tests {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         Config::from_lookup(|name| map.get(name).cloned())
+    }
+
+    #[test]
+    fn the_public_url_follows_the_listen_address_unless_set() {
+        let issuer = |vars: &[(&str, &str)]| config(vars).ok().map(|c| c.issuer());
+        assert_eq!(
+            issuer(&[("WXAUTH_LISTEN", "127.0.0.1:18080")]).as_deref(),
+            Some("http://127.0.0.1:18080")
+        );
+        assert_eq!(
+            issuer(&[("WXAUTH_LISTEN", "0.0.0.0:9000")]).as_deref(),
+            Some("http://127.0.0.1:9000")
+        );
+        assert_eq!(
+            issuer(&[
+                ("WXAUTH_LISTEN", "0.0.0.0:9000"),
+                ("WXAUTH_PUBLIC_URL", "https://auth.example.com")
+            ])
+            .as_deref(),
+            Some("https://auth.example.com")
+        );
     }
 
     #[test]

@@ -132,6 +132,9 @@ fn print_welcome(state: &AppState, secret: &str, sim_base: &str) {
     println!(
         "  wx.login:     curl -H 'content-type: application/json' -d '{{\"appid\":\"{mp}\",\"user\":\"alice\"}}' {sim_base}/__sim/codes/js"
     );
+    println!(
+        "  mini program: curl -H 'content-type: application/json' -d '{{\"appId\":\"{mp}\",\"code\":\"CODE\"}}' {base}/api/wechat/ma/session"
+    );
     println!();
     println!("Press ctrl-c to stop.");
 }

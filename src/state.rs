@@ -8,7 +8,7 @@ use sea_orm::DatabaseConnection;
 use crate::app_registry::AppRegistry;
 use crate::clock::SharedClock;
 use crate::config::{Config, ConfigError};
-use crate::login::LoginTickets;
+use crate::login::{LoginTickets, MiniProgramLogin};
 use crate::oauth::keys::SigningKeys;
 use crate::oauth::token_issuer::TokenService;
 use crate::oauth::{ClientRegistry, OAuthServices};
@@ -38,6 +38,7 @@ pub struct AppState {
     pub apps: AppRegistry,
     pub users: Arc<dyn UserRepo>,
     pub tickets: LoginTickets,
+    pub mini_program: MiniProgramLogin,
     pub oauth: OAuthServices,
     pub wechat: Arc<WeChat>,
 }
@@ -83,6 +84,15 @@ impl AppState {
             vault.clone(),
             clock.clone(),
         ));
+        let mini_program = MiniProgramLogin::new(
+            db.clone(),
+            vault.clone(),
+            clock.clone(),
+            apps.clone(),
+            users.clone(),
+            tickets.clone(),
+            wechat.clone(),
+        );
         Ok(Self {
             oauth: OAuthServices {
                 clients: clients.clone(),
@@ -90,7 +100,9 @@ impl AppState {
                 users: users.clone(),
                 tickets: tickets.clone(),
                 tokens,
+                mini_program: mini_program.clone(),
             },
+            mini_program,
             clients,
             apps,
             users,

@@ -3,6 +3,7 @@
 
 pub mod component;
 pub mod health;
+pub mod mini_program;
 pub mod oauth;
 
 use axum::Router;
@@ -15,4 +16,5 @@ pub fn routes() -> Router<AppState> {
         .merge(health::routes())
         .merge(oauth::routes())
         .merge(component::routes())
+        .merge(mini_program::routes())
 }

@@ -18,7 +18,7 @@ pub use client_registry::{ClientRegistry, FlowTicketPolicy, NewClient, Registere
 pub use error::{OAuthError, OAuthErrorCode};
 
 use crate::app_registry::AppRegistry;
-use crate::login::LoginTickets;
+use crate::login::{LoginTickets, MiniProgramLogin};
 use crate::users::UserRepo;
 use token_issuer::TokenService;
 
@@ -30,4 +30,6 @@ pub struct OAuthServices {
     pub users: Arc<dyn UserRepo>,
     pub tickets: LoginTickets,
     pub tokens: TokenService,
+    /// Mini Program code exchange, for the `mini_program` grant.
+    pub mini_program: MiniProgramLogin,
 }

@@ -70,6 +70,10 @@ pub struct TokenResponse {
     pub nick_name: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub avatar: Option<String>,
+    /// `mini_program` grant only: the Mini Program session for `/api/wechat/ma/user` and
+    /// `/api/wechat/ma/phone`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub session_id: Option<String>,
 }
 
 impl From<Issued> for TokenResponse {
@@ -89,6 +93,7 @@ impl From<Issued> for TokenResponse {
             flow_user_id: c.flow_user_id,
             nick_name: c.nick_name,
             avatar: c.avatar,
+            session_id: None,
         }
     }
 }
@@ -124,7 +129,7 @@ pub async fn exchange(
     }
     let known = matches!(
         grant_type.as_str(),
-        "client_credentials" | "refresh_token" | "flow"
+        "client_credentials" | "refresh_token" | "flow" | "mini_program"
     );
     if !known {
         return Err(OAuthError::unsupported_grant_type(format!(
@@ -141,19 +146,28 @@ pub async fn exchange(
         credentials: &credentials,
         params: &params,
     };
-    let issued = match grant_type.as_str() {
-        "client_credentials" => {
-            grants::client_credentials::grant(&services.tokens, &request).await?
+    let response: TokenResponse = match grant_type.as_str() {
+        "client_credentials" => grants::client_credentials::grant(&services.tokens, &request)
+            .await?
+            .into(),
+        "refresh_token" => grants::refresh_token::grant(&services.tokens, &request)
+            .await?
+            .into(),
+        "flow" => grants::flow::grant(services, &request).await?.into(),
+        "mini_program" => {
+            let (issued, session_id) = grants::mini_program::grant(services, &request).await?;
+            TokenResponse {
+                session_id: Some(session_id),
+                ..issued.into()
+            }
         }
-        "refresh_token" => grants::refresh_token::grant(&services.tokens, &request).await?,
-        "flow" => grants::flow::grant(services, &request).await?,
         _ => {
             return Err(OAuthError::unsupported_grant_type(format!(
                 "grant_type {grant_type:?} is not supported"
             )));
         }
     };
-    Ok(issued.into())
+    Ok(response)
 }
 
 #[cfg(test)]

@@ -33,6 +33,19 @@ use crate::wechat::crypto::MessageCrypt;
 use world::{CodeKind, World};
 pub use world::{FaultPlan, SimApp, SimAppKind, SimComponent, SimError, SimRules, SimUser};
 
+/// Open data as a Mini Program page receives it from WeChat's client (`wx.getUserInfo`, the
+/// older `getPhoneNumber`), field names as in WeChat's JS API.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MiniProgramOpenData {
+    pub encrypted_data: String,
+    pub iv: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub raw_data: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signature: Option<String>,
+}
+
 /// How to run a simulator.
 #[derive(Clone, Debug)]
 pub struct SimulatorConfig {
@@ -214,6 +227,114 @@ impl Simulator {
     pub fn mint_phone_code(&self, appid: &str, user_id: &str) -> Result<String, SimError> {
         let now = self.now();
         self.world().mint_code(CodeKind::Phone, appid, user_id, now)
+    }
+
+    /// The session_key of the user's latest code2Session in mini program `appid` (for tests that
+    /// check it never leaks).
+    pub fn session_key(&self, appid: &str, user_id: &str) -> Option<String> {
+        self.world().session_key(appid, user_id)
+    }
+
+    /// What `wx.getUserInfo` hands a Mini Program page: the user's profile (with watermark and,
+    /// when the app has an Open Platform, unionId) encrypted with the session_key of the user's
+    /// latest code2Session, plus `rawData` and `signature = sha1(rawData + session_key)`.
+    pub fn mini_program_user_info(
+        &self,
+        appid: &str,
+        user_id: &str,
+    ) -> Result<MiniProgramOpenData, SimError> {
+        let now = self.now();
+        let world = self.world();
+        let (session_key, user) = Self::device_session(&world, appid, user_id)?;
+        let profile = serde_json::json!({
+            "nickName": user.nickname,
+            "gender": user.sex,
+            "language": "zh_CN",
+            "city": "Guangzhou",
+            "province": "Guangdong",
+            "country": "China",
+            "avatarUrl": user.avatar_url,
+        });
+        let mut full = profile.clone();
+        full["openId"] = world.openid(appid, user_id).into();
+        if let Some(unionid) = world.unionid(appid, user_id) {
+            full["unionId"] = unionid.into();
+        }
+        full["watermark"] = serde_json::json!({ "timestamp": now, "appid": appid });
+        let raw_data = profile.to_string();
+        let signature = {
+            use sha1::{Digest, Sha1};
+            hex::encode(Sha1::digest(format!("{raw_data}{session_key}").as_bytes()))
+        };
+        let (encrypted_data, iv) = Self::encrypt_open_data(&session_key, &full)?;
+        Ok(MiniProgramOpenData {
+            encrypted_data,
+            iv,
+            raw_data: Some(raw_data),
+            signature: Some(signature),
+        })
+    }
+
+    /// What the older `getPhoneNumber` button hands a Mini Program page: the phone number
+    /// encrypted with the session_key of the user's latest code2Session.
+    pub fn mini_program_phone_data(
+        &self,
+        appid: &str,
+        user_id: &str,
+    ) -> Result<MiniProgramOpenData, SimError> {
+        let now = self.now();
+        let world = self.world();
+        let (session_key, user) = Self::device_session(&world, appid, user_id)?;
+        let plain = serde_json::json!({
+            "phoneNumber": user.phone,
+            "purePhoneNumber": user.phone,
+            "countryCode": "86",
+            "watermark": { "timestamp": now, "appid": appid },
+        });
+        let (encrypted_data, iv) = Self::encrypt_open_data(&session_key, &plain)?;
+        Ok(MiniProgramOpenData {
+            encrypted_data,
+            iv,
+            raw_data: None,
+            signature: None,
+        })
+    }
+
+    fn device_session(
+        world: &World,
+        appid: &str,
+        user_id: &str,
+    ) -> Result<(String, SimUser), SimError> {
+        let user = world
+            .users
+            .get(user_id)
+            .cloned()
+            .ok_or_else(|| SimError(format!("unknown user {user_id}")))?;
+        let session_key = world.session_key(appid, user_id).ok_or_else(|| {
+            SimError(format!(
+                "{user_id} has no session in {appid}: exchange a wx.login code first"
+            ))
+        })?;
+        Ok((session_key, user))
+    }
+
+    fn encrypt_open_data(
+        session_key: &str,
+        plain: &serde_json::Value,
+    ) -> Result<(String, String), SimError> {
+        use base64::Engine;
+        use rand::Rng;
+        let iv: [u8; 16] = rand::thread_rng().r#gen();
+        let encrypted = crate::wechat::crypto::encrypt_mini_program_data(
+            &crate::wechat::SessionKey::new(session_key),
+            &plain.to_string(),
+            &iv,
+        )
+        .map_err(|e| SimError(e.to_string()))?;
+        Ok((
+            encrypted,
+            base64::engine::general_purpose::STANDARD.encode(iv),
+        ))
     }
 
     /// An authorizer account consents to a component: returns the authorization code for

@@ -52,6 +52,8 @@ pub(crate) fn router(sim: Simulator) -> Router {
         .route("/__sim/codes/js", post(mint_js_code))
         .route("/__sim/codes/web", post(mint_web_code))
         .route("/__sim/codes/phone", post(mint_phone_code))
+        .route("/__sim/ma/userinfo", post(mini_program_user_info))
+        .route("/__sim/ma/phone", post(mini_program_phone_data))
         .route("/__sim/component/authorize", post(authorize_component))
         .route("/__sim/component/ticket", post(component_ticket))
         .route(
@@ -615,6 +617,26 @@ async fn mint_web_code(State(sim): State<Simulator>, Json(r): Json<CodeRequest>)
 async fn mint_phone_code(State(sim): State<Simulator>, Json(r): Json<CodeRequest>) -> Response {
     match sim.mint_phone_code(&r.appid, &r.user) {
         Ok(code) => Json(json!({ "code": code })).into_response(),
+        Err(error) => control_error(error),
+    }
+}
+
+async fn mini_program_user_info(
+    State(sim): State<Simulator>,
+    Json(r): Json<CodeRequest>,
+) -> Response {
+    match sim.mini_program_user_info(&r.appid, &r.user) {
+        Ok(data) => Json(data).into_response(),
+        Err(error) => control_error(error),
+    }
+}
+
+async fn mini_program_phone_data(
+    State(sim): State<Simulator>,
+    Json(r): Json<CodeRequest>,
+) -> Response {
+    match sim.mini_program_phone_data(&r.appid, &r.user) {
+        Ok(data) => Json(data).into_response(),
         Err(error) => control_error(error),
     }
 }

@@ -224,6 +224,9 @@ pub(crate) struct World {
     authorizer_refresh: HashMap<(String, String), String>,
     tickets: HashMap<String, Vec<(String, i64)>>,
     quota_used: HashMap<(String, i64), u32>,
+    /// The session_key of each (mini program, user)'s latest code2Session: what the device
+    /// encrypts open data (user info, phone number) with.
+    session_keys: HashMap<(String, String), String>,
     pub(crate) faults: FaultPlan,
     pub(crate) counters: BTreeMap<String, u64>,
 }
@@ -262,6 +265,7 @@ impl World {
             authorizer_refresh: HashMap::new(),
             tickets: HashMap::new(),
             quota_used: HashMap::new(),
+            session_keys: HashMap::new(),
             faults: FaultPlan::default(),
             counters: BTreeMap::new(),
         }
@@ -280,6 +284,13 @@ impl World {
             .unwrap_or_default();
         let encoded = URL_SAFE_NO_PAD.encode(mac);
         format!("o{}", &encoded[..27.min(encoded.len())])
+    }
+
+    /// The session_key of the user's latest code2Session in mini program `appid`.
+    pub(crate) fn session_key(&self, appid: &str, user_id: &str) -> Option<String> {
+        self.session_keys
+            .get(&(appid.to_owned(), user_id.to_owned()))
+            .cloned()
     }
 
     /// The user's openid in `appid`: deterministic per (seed, app, user).
@@ -528,9 +539,14 @@ impl World {
     ) -> Result<serde_json::Value, SimErr> {
         self.check_secret(appid, secret)?;
         let issued = self.consume_code(js_code, appid, |k| *k == CodeKind::JsCode, now)?;
+        let session_key = random_b64(16);
+        self.session_keys.insert(
+            (appid.to_owned(), issued.user_id.clone()),
+            session_key.clone(),
+        );
         let mut answer = serde_json::json!({
             "openid": self.openid(appid, &issued.user_id),
-            "session_key": random_b64(16),
+            "session_key": session_key,
         });
         if let Some(unionid) = self.unionid(appid, &issued.user_id) {
             answer["unionid"] = unionid.into();

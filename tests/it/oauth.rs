@@ -86,7 +86,7 @@ async fn ticket(app: &TestApp) -> String {
         .unwrap()
 }
 
-fn basic(id: &str, secret: &str) -> String {
+pub(crate) fn basic(id: &str, secret: &str) -> String {
     format!(
         "Basic {}",
         base64::engine::general_purpose::STANDARD.encode(format!("{id}:{secret}"))
@@ -113,7 +113,7 @@ async fn post_token(
 }
 
 /// Verify a JWT against the published JWKS, the way a resource server would.
-async fn verify_with_jwks(app: &TestApp, token: &str) -> Value {
+pub(crate) async fn verify_with_jwks(app: &TestApp, token: &str) -> Value {
     let jwks: jsonwebtoken::jwk::JwkSet = app
         .http
         .get(app.url("/.well-known/jwks.json"))

@@ -1,10 +1,11 @@
 //! One file per grant type. Each takes the authenticated client and the request parameters and
 //! returns what the [`TokenIssuer`](crate::oauth::token_issuer::TokenIssuer) issued.
-//! `client_credentials` and `refresh_token` run oxide-auth's grant state machines; `flow` (and
-//! later `mini_program`, `authorization_code`) reuse the same registry and issuer.
+//! `client_credentials` and `refresh_token` run oxide-auth's grant state machines; `flow` and
+//! `mini_program` (and later `authorization_code`) reuse the same registry and issuer.
 
 pub mod client_credentials;
 pub mod flow;
+pub mod mini_program;
 pub mod refresh_token;
 
 use oxide_auth::code_grant::error::{AccessTokenError, AccessTokenErrorType};

@@ -1,0 +1,178 @@
+/**
+ * wxauth for Mini Programs: copy this file into your Mini Program (e.g. `utils/wxauth.js`).
+ *
+ *   const { WxAuth } = require('./utils/wxauth')
+ *   const auth = new WxAuth({
+ *     baseUrl: 'https://auth.example.com',   // your wxauth (add it to the request domain list)
+ *     appId: 'wx…',                          // this Mini Program's appid
+ *     clientId: 'my-mini-program',           // a wxauth client with the flow (or mini_program) grant
+ *     clientSecret: '…',
+ *   })
+ *   const tokens = await auth.login()        // wx.login → /ma/session → flow grant
+ *   // <button open-type="getPhoneNumber" bindgetphonenumber="onPhone">
+ *   //   onPhone(e) { auth.savePhone(e.detail) }
+ *   // wx.getUserProfile({ desc: '…', success: (res) => auth.saveProfile(res) })
+ *
+ * Or in one round trip (the client needs the `mini_program` grant): `await auth.loginOneShot()`.
+ *
+ * Code shipped in a Mini Program is readable by anyone, so `clientSecret` here only identifies
+ * the front end, as in the seed: the proof of the user is the single-use wx.login code (or the
+ * login ticket it yields). Give the Mini Program a client of its own with only the grants and
+ * scopes it needs. The session_key never reaches the Mini Program: wxauth keeps it and hands out
+ * an opaque `sessionId` instead.
+ *
+ * Every method returns a Promise; a failed call rejects with an Error whose `status` and `body`
+ * are wxauth's answer (`body.error_description` says what went wrong).
+ */
+
+function base64(text) {
+  // Basic auth needs base64 of UTF-8; wx.arrayBufferToBase64 exists in Mini Programs, Buffer in
+  // Node (for tests), btoa in browsers.
+  if (typeof wx !== 'undefined' && wx.arrayBufferToBase64 && typeof TextEncoder !== 'undefined') {
+    return wx.arrayBufferToBase64(new TextEncoder().encode(text).buffer)
+  }
+  if (typeof Buffer !== 'undefined') return Buffer.from(text, 'utf8').toString('base64')
+  return btoa(unescape(encodeURIComponent(text)))
+}
+
+function form(params) {
+  return Object.keys(params)
+    .filter((k) => params[k] !== undefined && params[k] !== null)
+    .map((k) => encodeURIComponent(k) + '=' + encodeURIComponent(params[k]))
+    .join('&')
+}
+
+class WxAuth {
+  /** @param {{baseUrl: string, appId: string, clientId: string, clientSecret?: string, scope?: string}} options */
+  constructor(options) {
+    for (const key of ['baseUrl', 'appId', 'clientId']) {
+      if (!options || !options[key]) throw new Error('WxAuth: ' + key + ' is required')
+    }
+    this.baseUrl = options.baseUrl.replace(/\/+$/, '')
+    this.appId = options.appId
+    this.clientId = options.clientId
+    this.clientSecret = options.clientSecret || ''
+    this.scope = options.scope
+    /** The server-side session of the last login (for saveProfile / savePhone). */
+    this.sessionId = null
+    /** What /ma/session answered last: openId, unionId, isNew. */
+    this.user = null
+  }
+
+  /** wx.request as a Promise; rejects on a non-2xx answer. */
+  request(path, { method = 'POST', data, headers = {} } = {}) {
+    return new Promise((resolve, reject) => {
+      wx.request({
+        url: this.baseUrl + path,
+        method,
+        data,
+        header: headers,
+        success: (res) => {
+          if (res.statusCode >= 200 && res.statusCode < 300) return resolve(res.data)
+          const body = res.data || {}
+          const error = new Error('wxauth ' + path + ': ' + res.statusCode + ' ' +
+            (body.error_description || body.error || ''))
+          error.status = res.statusCode
+          error.body = body
+          reject(error)
+        },
+        fail: (err) => reject(new Error('wxauth ' + path + ': ' + (err && err.errMsg))),
+      })
+    })
+  }
+
+  /** A fresh wx.login code. */
+  wxLoginCode() {
+    return new Promise((resolve, reject) => {
+      wx.login({
+        success: (res) => (res.code ? resolve(res.code) : reject(new Error('wx.login gave no code'))),
+        fail: (err) => reject(new Error('wx.login: ' + (err && err.errMsg))),
+      })
+    })
+  }
+
+  /** POST to the token endpoint with client Basic authentication. */
+  token(params) {
+    return this.request('/api/auth/oauth/token', {
+      data: form(Object.assign({ scope: this.scope }, params)),
+      headers: {
+        'content-type': 'application/x-www-form-urlencoded',
+        authorization: 'Basic ' + base64(encodeURIComponent(this.clientId) + ':' +
+          encodeURIComponent(this.clientSecret)),
+      },
+    })
+  }
+
+  /** wx.login → /api/wechat/ma/session: the identity, isNew, a sessionId and a login ticket. */
+  async session() {
+    const code = await this.wxLoginCode()
+    const answer = await this.request('/api/wechat/ma/session', {
+      data: { appId: this.appId, code },
+      headers: { 'content-type': 'application/json' },
+    })
+    this.sessionId = answer.sessionId
+    this.user = { openId: answer.openId, unionId: answer.unionId, isNew: answer.isNew }
+    return answer
+  }
+
+  /** Sign in: session, then the flow grant with the session's ticket. Resolves to the tokens. */
+  async login() {
+    const s = await this.session()
+    return this.token({
+      grant_type: 'flow',
+      appId: this.appId,
+      openId: s.openId,
+      unionId: s.unionId || undefined,
+      ticket: s.ticket,
+    })
+  }
+
+  /** Sign in with one request (the client needs the `mini_program` grant). */
+  async loginOneShot() {
+    const code = await this.wxLoginCode()
+    const tokens = await this.token({ grant_type: 'mini_program', appId: this.appId, code })
+    this.sessionId = tokens.session_id
+    return tokens
+  }
+
+  /** Store the profile from wx.getUserProfile / getUserInfo (`res` with encryptedData, iv,
+   *  rawData, signature). Resolves to the stored user. */
+  saveProfile(res) {
+    this.requireSession()
+    return this.request('/api/wechat/ma/user', {
+      data: {
+        sessionId: this.sessionId,
+        encryptedData: res.encryptedData,
+        iv: res.iv,
+        rawData: res.rawData,
+        signature: res.signature,
+      },
+      headers: { 'content-type': 'application/json' },
+    })
+  }
+
+  /** Store the phone number from a getPhoneNumber button's `e.detail` (with `code`, or with
+   *  encryptedData and iv on older base libraries). Resolves to {phoneNumber, purePhoneNumber,
+   *  countryCode}. */
+  savePhone(detail) {
+    this.requireSession()
+    const data = detail.code
+      ? { sessionId: this.sessionId, code: detail.code }
+      : { sessionId: this.sessionId, encryptedData: detail.encryptedData, iv: detail.iv }
+    return this.request('/api/wechat/ma/phone', {
+      data,
+      headers: { 'content-type': 'application/json' },
+    })
+  }
+
+  /** Use a refresh token (the client needs the `refresh_token` grant). */
+  refresh(refreshToken) {
+    return this.token({ grant_type: 'refresh_token', refresh_token: refreshToken })
+  }
+
+  requireSession() {
+    if (!this.sessionId) throw new Error('WxAuth: call login() first')
+  }
+}
+
+module.exports = { WxAuth }
