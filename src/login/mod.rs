@@ -1,6 +1,8 @@
-//! Where WeChat's word becomes our user: login tickets now; the Mini Program session and the H5
-//! two-hop authorization build on them.
+//! Where WeChat's word becomes our user: login tickets, and the redirect allowlist a login checks
+//! `next` against ([`redirect`]).
 
+pub mod redirect;
 pub mod ticket;
 
+pub use redirect::{RedirectError, RedirectPolicy};
 pub use ticket::{LoginTickets, TicketIdentity};
