@@ -4,6 +4,7 @@
 pub mod component;
 pub mod health;
 pub mod oauth;
+pub mod pages;
 
 use axum::Router;
 
@@ -15,4 +16,5 @@ pub fn routes() -> Router<AppState> {
         .merge(health::routes())
         .merge(oauth::routes())
         .merge(component::routes())
+        .merge(pages::routes())
 }
