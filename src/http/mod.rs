@@ -2,6 +2,7 @@
 //! the result; there is no SQL and no outbound HTTP here.
 
 pub mod component;
+pub mod h5;
 pub mod health;
 pub mod oauth;
 pub mod pages;
@@ -16,5 +17,6 @@ pub fn routes() -> Router<AppState> {
         .merge(health::routes())
         .merge(oauth::routes())
         .merge(component::routes())
+        .merge(h5::routes())
         .merge(pages::routes())
 }

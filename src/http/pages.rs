@@ -34,6 +34,11 @@ const ASSETS: &[(&str, &str, &str)] = &[
         "text/css; charset=utf-8",
         include_str!("../../static/wxauth.css"),
     ),
+    (
+        "/static/flow_landing.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../static/flow_landing.js"),
+    ),
 ];
 
 /// Pages load only our own styles and scripts, call only us, and show avatars from anywhere.
