@@ -1,13 +1,17 @@
 //! `wxauth dev`: the real server on embedded defaults for a first look — a SQLite file in the
 //! working directory, the WeChat simulator in-process with demo apps registered on both sides, a
-//! demo client whose fresh secret is printed, and a list of things to try.
+//! demo client whose fresh secret is printed, the H5 landing page with a flow-only client of its
+//! own, and a list of things to try (among them a link that walks the H5 two-hop sign-in).
 
 use std::net::SocketAddr;
+
+use axum::Extension;
 
 use crate::app_registry::AppRegistryError;
 use crate::cli::CliError;
 use crate::clock::SharedClock;
 use crate::config::Config;
+use crate::http::h5::{ENTRY_BUILD_PATH, LANDING_PATH, LandingClient};
 use crate::oauth::client_registry::{ClientRegistry, DEFAULT_ACCESS_TTL, DEFAULT_REFRESH_TTL};
 use crate::oauth::{FlowTicketPolicy, NewClient};
 use crate::simulator::{Simulator, SimulatorConfig, demo};
@@ -15,6 +19,8 @@ use crate::state::AppState;
 
 /// The demo client's id.
 pub const DEMO_CLIENT_ID: &str = "demo";
+/// The flow-only client of the landing page `/m/flow_landing`.
+pub const LANDING_CLIENT_ID: &str = "demo-landing";
 
 /// Run the dev server until ctrl-c.
 pub async fn run(clock: SharedClock) -> Result<(), CliError> {
@@ -60,60 +66,106 @@ pub async fn run(clock: SharedClock) -> Result<(), CliError> {
         }
     }
     let _pusher = simulator.spawn_ticket_pusher();
-    let secret = ensure_demo_client(&state.clients, &issuer).await?;
+    let secret = ensure_client(&state.clients, demo_client(&issuer)).await?;
+    let landing = LandingClient {
+        client_id: LANDING_CLIENT_ID.into(),
+        client_secret: ensure_client(&state.clients, landing_client()).await?,
+    };
     print_welcome(&state, secret.expose(), &sim_base);
-    crate::serve(listener, state, crate::shutdown_signal())
+    // The landing page signs in with the flow-only landing client (see `http::h5`).
+    let router = crate::app(state).layer(Extension(landing));
+    axum::serve(listener, router)
+        .with_graceful_shutdown(crate::shutdown_signal())
         .await
         .map_err(|e| CliError::new(1, format!("server error: {e}")))
 }
 
-/// Create the demo client if needed and give it a fresh secret (secrets are stored hashed, so
-/// the only way to show one is to make a new one).
-async fn ensure_demo_client(
+/// The demo client: every grant, for trying things with curl.
+fn demo_client(issuer: &str) -> NewClient {
+    NewClient {
+        client_id: DEMO_CLIENT_ID.into(),
+        secret: None,
+        grant_types: [
+            "client_credentials",
+            "refresh_token",
+            "flow",
+            "mini_program",
+            "authorization_code",
+        ]
+        .map(String::from)
+        .to_vec(),
+        scopes: ["flow", "openid", "profile", "api"]
+            .map(String::from)
+            .to_vec(),
+        redirect_uris: vec![format!("{issuer}{LANDING_PATH}")],
+        public: false,
+        first_party: true,
+        access_token_ttl: DEFAULT_ACCESS_TTL,
+        refresh_token_ttl: DEFAULT_REFRESH_TTL,
+        flow_ticket: FlowTicketPolicy::Required,
+    }
+}
+
+/// The client `/m/flow_landing` signs in with: its secret is handed to the browser, so it can do
+/// nothing but redeem login tickets (`flow`, tickets required, no refresh tokens).
+fn landing_client() -> NewClient {
+    NewClient {
+        client_id: LANDING_CLIENT_ID.into(),
+        secret: None,
+        grant_types: vec!["flow".into()],
+        scopes: vec!["flow".into()],
+        redirect_uris: vec![],
+        public: false,
+        first_party: true,
+        access_token_ttl: DEFAULT_ACCESS_TTL,
+        refresh_token_ttl: DEFAULT_REFRESH_TTL,
+        flow_ticket: FlowTicketPolicy::Required,
+    }
+}
+
+/// Create `new` if needed and give it a fresh secret (secrets are stored hashed, so the only way
+/// to show one is to make a new one).
+async fn ensure_client(
     clients: &ClientRegistry,
-    issuer: &str,
+    new: NewClient,
 ) -> Result<crate::secret::Secret, CliError> {
     let fail =
         |e: crate::oauth::client_registry::ClientRegistryError| CliError::new(1, e.to_string());
     let secret = ClientRegistry::generate_secret();
+    let client_id = new.client_id.clone();
     if clients
-        .get(DEMO_CLIENT_ID)
+        .get(&client_id)
         .await
         .map_err(|e| CliError::new(1, e.to_string()))?
         .is_none()
     {
         clients
             .create(NewClient {
-                client_id: DEMO_CLIENT_ID.into(),
                 secret: Some(secret.clone()),
-                grant_types: [
-                    "client_credentials",
-                    "refresh_token",
-                    "flow",
-                    "mini_program",
-                    "authorization_code",
-                ]
-                .map(String::from)
-                .to_vec(),
-                scopes: ["flow", "openid", "profile", "api"]
-                    .map(String::from)
-                    .to_vec(),
-                redirect_uris: vec![format!("{issuer}/m/flow_landing")],
-                public: false,
-                first_party: true,
-                access_token_ttl: DEFAULT_ACCESS_TTL,
-                refresh_token_ttl: DEFAULT_REFRESH_TTL,
-                flow_ticket: FlowTicketPolicy::Required,
+                ..new
             })
             .await
             .map_err(fail)?;
     } else {
         clients
-            .set_secret(DEMO_CLIENT_ID, &secret)
+            .set_secret(&client_id, &secret)
             .await
             .map_err(fail)?;
     }
     Ok(secret)
+}
+
+/// The link that starts an H5 sign-in on the demo entry account and ends on the landing page.
+pub fn h5_demo_link(issuer: &str) -> String {
+    let mut link = match url::Url::parse(&format!("{issuer}{ENTRY_BUILD_PATH}")) {
+        Ok(link) => link,
+        Err(_) => return format!("{issuer}{ENTRY_BUILD_PATH}"),
+    };
+    link.query_pairs_mut()
+        .append_pair("appId", demo::ENTRY_ACCOUNT_APPID)
+        .append_pair("next", &format!("{issuer}{LANDING_PATH}"))
+        .append_pair("redirect", "1");
+    link.to_string()
 }
 
 fn print_welcome(state: &AppState, secret: &str, sim_base: &str) {
@@ -131,6 +183,10 @@ fn print_welcome(state: &AppState, secret: &str, sim_base: &str) {
     );
     println!(
         "  wx.login:     curl -H 'content-type: application/json' -d '{{\"appid\":\"{mp}\",\"user\":\"alice\"}}' {sim_base}/__sim/codes/js"
+    );
+    println!("  H5 sign-in:   open {}", h5_demo_link(&base));
+    println!(
+        "                (entry account -> base account -> {base}{LANDING_PATH}, in a browser)"
     );
     println!(
         "  mini program: curl -H 'content-type: application/json' -d '{{\"appId\":\"{mp}\",\"code\":\"CODE\"}}' {base}/api/wechat/ma/session"

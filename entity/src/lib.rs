@@ -6,6 +6,7 @@
 //! integer comparisons that behave the same on SQLite, PostgreSQL and MySQL.
 
 pub mod audit_event;
+pub mod auth_state;
 pub mod flow_user;
 pub mod login_ticket;
 pub mod mini_session;

@@ -6,6 +6,7 @@
 pub use sea_orm_migration::prelude::*;
 
 mod m20261124_000001_create_tables;
+mod m20261124_000002_h5_states;
 mod m20261124_000003_mini_session_identity_index;
 
 /// Every migration, in order.
@@ -16,6 +17,7 @@ impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
         vec![
             Box::new(m20261124_000001_create_tables::Migration),
+            Box::new(m20261124_000002_h5_states::Migration),
             Box::new(m20261124_000003_mini_session_identity_index::Migration),
         ]
     }

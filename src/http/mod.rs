@@ -2,9 +2,11 @@
 //! the result; there is no SQL and no outbound HTTP here.
 
 pub mod component;
+pub mod h5;
 pub mod health;
 pub mod mini_program;
 pub mod oauth;
+pub mod pages;
 
 use axum::Router;
 
@@ -17,4 +19,6 @@ pub fn routes() -> Router<AppState> {
         .merge(oauth::routes())
         .merge(component::routes())
         .merge(mini_program::routes())
+        .merge(h5::routes())
+        .merge(pages::routes())
 }

@@ -1,10 +1,15 @@
-//! Where WeChat's word becomes our user: login tickets, the Mini Program session and the H5
-//! two-hop authorization.
+//! Where WeChat's word becomes our user: login tickets, the Mini Program session
+//! ([`mini_program`]), the H5 two-hop authorization of Official Account pages ([`h5`]) and the
+//! redirect allowlist it checks `next` against ([`redirect`]).
 
 pub mod error;
+pub mod h5;
 pub mod mini_program;
+pub mod redirect;
 pub mod ticket;
 
 pub use error::LoginError;
+pub use h5::{CallbackParams, H5Error, H5Failure, H5Login, H5Urls, SignedIn};
 pub use mini_program::MiniProgramLogin;
+pub use redirect::{RedirectError, RedirectPolicy};
 pub use ticket::{LoginTickets, TicketIdentity};

@@ -393,6 +393,13 @@ impl WeChat {
             &params.nonce,
             &encrypt,
         )?;
+        // The ciphertext's appid trailer was checked by `decrypt_verified`; the message's own
+        // AppId must name the same component.
+        if xml_text(&message, "AppId").is_some_and(|inner| inner != component_appid.as_str()) {
+            return Err(WeChatError::Decode(
+                "push whose message names another component".to_owned(),
+            ));
+        }
         let info_type = xml_text(&message, "InfoType").unwrap_or_default();
         if info_type == "component_verify_ticket" {
             let ticket = xml_text(&message, "ComponentVerifyTicket")
@@ -404,6 +411,17 @@ impl WeChat {
             return Ok(ComponentPush::VerifyTicket {
                 component_appid: component_appid.to_string(),
             });
+        }
+        if matches!(
+            info_type.as_str(),
+            "authorized" | "unauthorized" | "updateauthorized"
+        ) {
+            tracing::info!(
+                component_appid = %component_appid,
+                info_type = %info_type,
+                authorizer_appid = %xml_text(&message, "AuthorizerAppid").unwrap_or_default(),
+                "component authorization notice"
+            );
         }
         Ok(ComponentPush::Other {
             component_appid: component_appid.to_string(),

@@ -9,6 +9,7 @@ mod harness;
 mod cli;
 mod component;
 mod foundation;
+mod h5;
 mod mini_program;
 mod oauth;
 mod simulator;

@@ -1,0 +1,254 @@
+//! The Official Account H5 endpoints (the seed's `MpComponentCommonController`) and the
+//! business landing page:
+//! - `GET …/mp/common/entryBuildUrl?appId&next[&redirect=1]`: JSON `{"url": …}` (JSON errors),
+//!   or with `redirect=1` a 302 to that URL (HTML error pages), so a link can start a sign-in;
+//! - `GET …/mp/common/entryCallback` and `…/baseCallback`: WeChat's redirects; a 302 onwards or
+//!   an HTML error page (4xx or 503, never a 500, never a redirect carrying an identity);
+//! - `GET /m/flow_landing`: the seed's landing page, and `GET /m/flow_landing/client.json`, the
+//!   client it signs in with when `wxauth dev` provides one ([`LandingClient`]), else 404.
+//!
+//! The flow itself is [`H5Login`] in `login::h5`.
+
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Extension, Json, Router};
+use serde::Deserialize;
+use serde_json::json;
+use url::Url;
+
+use super::pages::{self, PageError};
+use crate::error::AppError;
+use crate::login::redirect::decode_seed_next;
+use crate::login::{CallbackParams, H5Error, H5Failure, H5Login, H5Urls, RedirectPolicy};
+use crate::secret::Secret;
+use crate::state::AppState;
+
+pub const ENTRY_BUILD_PATH: &str = "/api/wechat/component/mp/common/entryBuildUrl";
+pub const ENTRY_CALLBACK_PATH: &str = "/api/wechat/component/mp/common/entryCallback";
+pub const BASE_CALLBACK_PATH: &str = "/api/wechat/component/mp/common/baseCallback";
+pub const LANDING_PATH: &str = "/m/flow_landing";
+pub const LANDING_CLIENT_PATH: &str = "/m/flow_landing/client.json";
+
+const LANDING_HTML: &str = include_str!("../../static/flow_landing.html");
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route(ENTRY_BUILD_PATH, get(entry_build_url))
+        .route(ENTRY_CALLBACK_PATH, get(entry_callback))
+        .route(BASE_CALLBACK_PATH, get(base_callback))
+        .route(LANDING_PATH, get(landing))
+        .route(LANDING_CLIENT_PATH, get(landing_client))
+}
+
+/// The OAuth client the landing page signs in with. Only `wxauth dev` sets one (as a router
+/// `Extension`), for its flow-only demo client: a real business page exchanges the ticket from
+/// its own back end and never shows a client secret to the browser.
+#[derive(Clone, Debug)]
+pub struct LandingClient {
+    pub client_id: String,
+    pub client_secret: Secret,
+}
+
+fn own_url(state: &AppState, path: &str) -> Result<Url, H5Error> {
+    Url::parse(&state.config.url_for(path)).map_err(|e| {
+        H5Error::NotConfigured(format!("WXAUTH_PUBLIC_URL gives no URL for {path}: {e}"))
+    })
+}
+
+/// The flow, wired to this server's services and URLs.
+fn h5(state: &AppState) -> Result<H5Login, H5Error> {
+    Ok(H5Login {
+        db: state.db.clone(),
+        vault: state.vault.clone(),
+        clock: state.clock.clone(),
+        wechat: state.wechat.clone(),
+        apps: state.apps.clone(),
+        users: state.users.clone(),
+        tickets: state.tickets.clone(),
+        policy: RedirectPolicy::new(&state.config.redirect_allowlist),
+        urls: H5Urls {
+            entry_callback: own_url(state, ENTRY_CALLBACK_PATH)?,
+            base_callback: own_url(state, BASE_CALLBACK_PATH)?,
+            entry_build: own_url(state, ENTRY_BUILD_PATH)?,
+        },
+    })
+}
+
+/// A 302 that is never cached and sends no Referer onwards (the URLs carry states and tickets).
+fn found(location: &str) -> Response {
+    match HeaderValue::from_str(location) {
+        Ok(location) => {
+            let mut response = (StatusCode::FOUND, pages::page_headers()).into_response();
+            response.headers_mut().insert(header::LOCATION, location);
+            response
+        }
+        Err(_) => {
+            PageError::unavailable("sign-in could not continue; please try again").into_response()
+        }
+    }
+}
+
+impl From<H5Failure> for PageError {
+    fn from(failure: H5Failure) -> Self {
+        let page = match failure.error {
+            error @ (H5Error::BadRequest(_)
+            | H5Error::Next(_)
+            | H5Error::UnknownState
+            | H5Error::Mismatch(_)) => PageError::bad_request(error.to_string()),
+            H5Error::WeChat(error) => match AppError::from(error) {
+                AppError::BadRequest(message) => PageError::bad_request(message),
+                AppError::TemporarilyUnavailable(message) => PageError::unavailable(message),
+                other => {
+                    tracing::error!(error = %other, "H5 sign-in failed");
+                    PageError::unavailable("sign-in is temporarily unavailable; please try again")
+                }
+            },
+            H5Error::NotConfigured(message) => {
+                tracing::error!(reason = %message, "H5 sign-in is misconfigured");
+                PageError::unavailable(message)
+            }
+            H5Error::Store(message) => {
+                tracing::error!(error = %message, "H5 sign-in store failure");
+                PageError::unavailable("sign-in is temporarily unavailable; please try again")
+            }
+        };
+        page.with_start_over(failure.start_over.map(String::from))
+    }
+}
+
+impl From<H5Failure> for AppError {
+    fn from(failure: H5Failure) -> Self {
+        match failure.error {
+            error @ (H5Error::BadRequest(_)
+            | H5Error::Next(_)
+            | H5Error::UnknownState
+            | H5Error::Mismatch(_)) => AppError::BadRequest(error.to_string()),
+            H5Error::WeChat(error) => match AppError::from(error) {
+                AppError::Internal(message) => AppError::TemporarilyUnavailable(message),
+                other => other,
+            },
+            H5Error::NotConfigured(message) => {
+                tracing::error!(reason = %message, "H5 sign-in is misconfigured");
+                AppError::TemporarilyUnavailable(message)
+            }
+            H5Error::Store(message) => {
+                tracing::error!(error = %message, "H5 sign-in store failure");
+                AppError::TemporarilyUnavailable("sign-in is temporarily unavailable".to_owned())
+            }
+        }
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct BuildQuery {
+    #[serde(rename = "appId")]
+    app_id: Option<String>,
+    next: Option<String>,
+    redirect: Option<String>,
+}
+
+/// Step 1. JSON by default (the seed's front ends fetch it); `redirect=1` for a plain link.
+async fn entry_build_url(
+    State(state): State<AppState>,
+    query: Result<Query<BuildQuery>, QueryRejection>,
+) -> Response {
+    let (query, rejected) = match query {
+        Ok(Query(q)) => (q, None),
+        Err(rejection) => (BuildQuery::default(), Some(rejection.body_text())),
+    };
+    let as_redirect = query.redirect.as_deref() == Some("1");
+    let result = match rejected {
+        Some(message) => Err(H5Failure::from(H5Error::BadRequest(message))),
+        None => match h5(&state) {
+            Ok(flow) => {
+                let next = decode_seed_next(query.next.as_deref().unwrap_or_default());
+                flow.entry_build_url(query.app_id.as_deref().unwrap_or_default(), &next)
+                    .await
+            }
+            Err(error) => Err(error.into()),
+        },
+    };
+    match (result, as_redirect) {
+        (Ok(url), true) => found(&url),
+        (Ok(url), false) => (pages::no_store(), Json(json!({ "url": url }))).into_response(),
+        (Err(failure), true) => PageError::from(failure).into_response(),
+        (Err(failure), false) => AppError::from(failure).into_response(),
+    }
+}
+
+fn callback_params(
+    query: Result<Query<CallbackParams>, QueryRejection>,
+) -> Result<CallbackParams, PageError> {
+    query
+        .map(|Query(q)| q)
+        .map_err(|_| PageError::bad_request("the sign-in link is malformed; please start again"))
+}
+
+/// Step 2: on to the base account.
+async fn entry_callback(
+    State(state): State<AppState>,
+    query: Result<Query<CallbackParams>, QueryRejection>,
+) -> Response {
+    let params = match callback_params(query) {
+        Ok(params) => params,
+        Err(page) => return page.into_response(),
+    };
+    let result = match h5(&state) {
+        Ok(flow) => flow.entry_callback(&params).await,
+        Err(error) => Err(error.into()),
+    };
+    match result {
+        Ok(url) => found(&url),
+        Err(failure) => PageError::from(failure).into_response(),
+    }
+}
+
+/// Step 3: back to `next` with the identity and a login ticket.
+async fn base_callback(
+    State(state): State<AppState>,
+    query: Result<Query<CallbackParams>, QueryRejection>,
+) -> Response {
+    let params = match callback_params(query) {
+        Ok(params) => params,
+        Err(page) => return page.into_response(),
+    };
+    let result = match h5(&state) {
+        Ok(flow) => flow.base_callback(&params).await,
+        Err(error) => Err(error.into()),
+    };
+    match result {
+        Ok(signed_in) => {
+            tracing::info!(
+                entry_appid = %signed_in.entry_appid,
+                account = signed_in.account_id,
+                "H5 sign-in complete"
+            );
+            found(signed_in.redirect.as_str())
+        }
+        Err(failure) => PageError::from(failure).into_response(),
+    }
+}
+
+async fn landing() -> Response {
+    pages::html(StatusCode::OK, LANDING_HTML.to_owned())
+}
+
+async fn landing_client(client: Option<Extension<LandingClient>>) -> Response {
+    match client {
+        Some(Extension(client)) => (
+            pages::no_store(),
+            Json(json!({
+                "client_id": client.client_id,
+                "client_secret": client.client_secret.expose(),
+            })),
+        )
+            .into_response(),
+        None => AppError::NotFound(
+            "no landing-page client on this server (only `wxauth dev` provides one)".to_owned(),
+        )
+        .into_response(),
+    }
+}

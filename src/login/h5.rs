@@ -1,0 +1,533 @@
+//! The Official Account H5 two-hop authorization (the seed's `MpComponentCommonController`),
+//! done safely. No HTTP here: [`H5Login`] takes the request's parameters and returns typed
+//! results; `http::h5` turns them into JSON, redirects and pages.
+//!
+//! 1. [`H5Login::entry_build_url`]: `next` is checked against the allowlist, a fresh `state` is
+//!    stored (hashed, single use, [`STATE_TTL`]) and the entry account's silent (`snsapi_base`)
+//!    authorize URL is built — through its component when it has one, else directly.
+//! 2. [`H5Login::entry_callback`]: the state is spent, the code exchanged for the entry openid,
+//!    the entry identity saved, and the browser sent on to the base account (`snsapi_userinfo`)
+//!    with a new state that carries the entry identity *server-side* (the seed put a wx_user row
+//!    id in the URL, which anyone could change).
+//! 3. [`H5Login::base_callback`]: the state is spent, the code exchanged, the unionid and profile
+//!    fetched, both identities saved and linked to the unionid's account, a login ticket minted
+//!    for the entry identity, and `next` gets `appId`, `openId`, `unionId` and `ticket` merged
+//!    into its own query string.
+//!
+//! A callback's `next` and `appid` parameters must match what its state recorded; the stored
+//! values are the ones used.
+
+use std::sync::Arc;
+
+use rand::RngCore;
+use rand::rngs::OsRng;
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, DatabaseConnection, DbErr, EntityTrait,
+    QueryFilter,
+};
+use serde::Deserialize;
+use url::Url;
+
+use entity::auth_state;
+
+use super::redirect::{RedirectError, RedirectPolicy, merge_query};
+use super::ticket::{LoginTickets, TicketIdentity};
+use crate::app_registry::{AppKind, AppRegistry, AppRegistryError};
+use crate::clock::SharedClock;
+use crate::users::{Profile, RepoError, UserRepo, VouchedIdentity};
+use crate::vault::Vault;
+use crate::wechat::official_account::WebAccessToken;
+use crate::wechat::{AppId, Scope, WeChat, WeChatError};
+
+/// How long each hop's `state` lives (seconds): time enough to read WeChat's consent page.
+pub const STATE_TTL: i64 = 600;
+
+/// Which hop a state belongs to; a state is only accepted by its own callback.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Hop {
+    Entry,
+    Base,
+}
+
+impl Hop {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Hop::Entry => "entry",
+            Hop::Base => "base",
+        }
+    }
+}
+
+/// What WeChat appends to our callback URL (`next` is ours, echoed back).
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct CallbackParams {
+    pub code: Option<String>,
+    pub state: Option<String>,
+    pub appid: Option<String>,
+    pub next: Option<String>,
+}
+
+/// The end of a successful sign-in.
+#[derive(Debug, Clone)]
+pub struct SignedIn {
+    /// `next` with `appId`, `openId`, `unionId` and `ticket` merged into its query.
+    pub redirect: Url,
+    /// The entry account's appid.
+    pub entry_appid: String,
+    /// The account (flow_user) the entry identity belongs to.
+    pub account_id: i64,
+}
+
+/// Why a step failed. Messages are for the person in front of the phone: no codes, tokens or
+/// internal details.
+#[derive(Debug, thiserror::Error)]
+pub enum H5Error {
+    /// A missing or malformed parameter, or an appid that is not a registered official account.
+    #[error("{0}")]
+    BadRequest(String),
+    /// `next` is not an allowed redirect target.
+    #[error(transparent)]
+    Next(#[from] RedirectError),
+    /// The state is unknown, already used, expired or belongs to the other hop.
+    #[error("this sign-in link has expired or was already used; please start again")]
+    UnknownState,
+    /// A callback's `appid` or `next` differs from what its state recorded.
+    #[error("{0}")]
+    Mismatch(&'static str),
+    /// WeChat refused the code or could not be reached.
+    #[error(transparent)]
+    WeChat(#[from] WeChatError),
+    /// The server lacks something it needs (no base account, no unionid from it).
+    #[error("{0}")]
+    NotConfigured(String),
+    /// Our database failed.
+    #[error("store: {0}")]
+    Store(String),
+}
+
+impl From<DbErr> for H5Error {
+    fn from(e: DbErr) -> Self {
+        H5Error::Store(e.to_string())
+    }
+}
+
+impl From<RepoError> for H5Error {
+    fn from(e: RepoError) -> Self {
+        H5Error::Store(e.to_string())
+    }
+}
+
+impl From<AppRegistryError> for H5Error {
+    fn from(e: AppRegistryError) -> Self {
+        H5Error::Store(e.to_string())
+    }
+}
+
+/// A failed step, and where the user can start over when the failure happened after the state
+/// was spent (the URL of `entryBuildUrl` in its redirect form, for the verified appid and next).
+#[derive(Debug)]
+pub struct H5Failure {
+    pub error: H5Error,
+    pub start_over: Option<Url>,
+}
+
+impl From<H5Error> for H5Failure {
+    fn from(error: H5Error) -> Self {
+        Self {
+            error,
+            start_over: None,
+        }
+    }
+}
+
+impl From<RedirectError> for H5Failure {
+    fn from(error: RedirectError) -> Self {
+        H5Error::from(error).into()
+    }
+}
+
+/// Our own URLs the flow sends WeChat and the browser to.
+#[derive(Debug, Clone)]
+pub struct H5Urls {
+    pub entry_callback: Url,
+    pub base_callback: Url,
+    /// `entryBuildUrl`, for "start again" links.
+    pub entry_build: Url,
+}
+
+/// The H5 two-hop authorization.
+#[derive(Clone)]
+pub struct H5Login {
+    pub db: DatabaseConnection,
+    pub vault: Arc<Vault>,
+    pub clock: SharedClock,
+    pub wechat: Arc<WeChat>,
+    pub apps: AppRegistry,
+    pub users: Arc<dyn UserRepo>,
+    pub tickets: LoginTickets,
+    pub policy: RedirectPolicy,
+    pub urls: H5Urls,
+}
+
+/// A fresh state value: 64 hex digits (WeChat allows `[A-Za-z0-9]{1,128}`).
+fn new_state() -> String {
+    let mut bytes = [0u8; 32];
+    OsRng.fill_bytes(&mut bytes);
+    hex::encode(bytes)
+}
+
+fn is_state_shaped(state: &str) -> bool {
+    !state.is_empty() && state.len() <= 128 && state.bytes().all(|b| b.is_ascii_alphanumeric())
+}
+
+/// `callback?next=…`
+fn with_next(callback: &Url, next: &Url) -> Url {
+    let mut url = callback.clone();
+    url.query_pairs_mut().append_pair("next", next.as_str());
+    url
+}
+
+fn stored_appid(text: &str) -> Result<AppId, H5Error> {
+    AppId::parse(text).map_err(|_| H5Error::Store(format!("auth_state holds a bad appid {text:?}")))
+}
+
+/// WeChat's "snapshot page" mode gives a placeholder openid and no real consent.
+fn refuse_snapshot(token: &WebAccessToken) -> Result<(), H5Error> {
+    if token.is_snapshotuser == Some(1) {
+        return Err(H5Error::BadRequest(
+            "open the page in WeChat (not as a snapshot preview) to sign in".to_owned(),
+        ));
+    }
+    Ok(())
+}
+
+fn non_empty(text: String) -> Option<String> {
+    (!text.is_empty()).then_some(text)
+}
+
+impl H5Login {
+    /// Step 1: the entry account's silent authorize URL for a sign-in that returns to `next`.
+    pub async fn entry_build_url(&self, appid: &str, next: &str) -> Result<String, H5Failure> {
+        let appid = self.official_account(appid).await?;
+        let next = self.policy.check(next)?;
+        let now = self.clock.now();
+        self.sweep_expired(now).await.map_err(H5Error::from)?;
+        let state = self
+            .mint_state(Hop::Entry, &appid, &next, None, now)
+            .await
+            .map_err(H5Error::from)?;
+        let redirect = with_next(&self.urls.entry_callback, &next);
+        Ok(self
+            .wechat
+            .authorize_url(&appid, &redirect, Scope::SnsapiBase, &state)
+            .await
+            .map_err(H5Error::from)?)
+    }
+
+    /// Step 2: WeChat came back from the entry account; returns the base account's authorize
+    /// URL to redirect to.
+    pub async fn entry_callback(&self, params: &CallbackParams) -> Result<String, H5Failure> {
+        let (code, state) = required(params)?;
+        let row = self.consume(Hop::Entry, state).await?;
+        let start_over = Some(self.start_over(&row.appid, &row.next_url));
+        self.entry_hop(params, code, &row)
+            .await
+            .map_err(|error| H5Failure { error, start_over })
+    }
+
+    /// Step 3: WeChat came back from the base account; returns where the browser goes now.
+    pub async fn base_callback(&self, params: &CallbackParams) -> Result<SignedIn, H5Failure> {
+        let (code, state) = required(params)?;
+        let row = self.consume(Hop::Base, state).await?;
+        let start_over = row
+            .entry_appid
+            .as_deref()
+            .map(|entry| self.start_over(entry, &row.next_url));
+        self.base_hop(params, code, &row)
+            .await
+            .map_err(|error| H5Failure { error, start_over })
+    }
+
+    async fn official_account(&self, appid: &str) -> Result<AppId, H5Error> {
+        let parsed = AppId::parse(appid).map_err(|_| {
+            H5Error::BadRequest("appId must be a WeChat appid (wx and 16 hex digits)".to_owned())
+        })?;
+        match self.apps.get(parsed.as_str()).await? {
+            Some(app) if app.kind == AppKind::OfficialAccount => Ok(parsed),
+            _ => Err(H5Error::BadRequest(format!(
+                "appId {parsed} is not a registered official account"
+            ))),
+        }
+    }
+
+    async fn entry_hop(
+        &self,
+        params: &CallbackParams,
+        code: &str,
+        row: &auth_state::Model,
+    ) -> Result<String, H5Error> {
+        let next = self.verify_echo(params, row)?;
+        let entry = stored_appid(&row.appid)?;
+        let token = self.wechat.web_access_token(&entry, code).await?;
+        refuse_snapshot(&token)?;
+        let now = self.clock.now();
+        self.users
+            .record_identity(
+                &VouchedIdentity {
+                    appid: entry.as_str().to_owned(),
+                    open_id: token.openid.as_str().to_owned(),
+                    union_id: token.unionid.as_ref().map(|u| u.as_str().to_owned()),
+                    profile: None,
+                },
+                now,
+            )
+            .await?;
+        let base = self.apps.base_account().await?.ok_or_else(|| {
+            H5Error::NotConfigured(
+                "sign-in is not set up on this server: no base official account is registered"
+                    .to_owned(),
+            )
+        })?;
+        let base = stored_appid(&base.appid)?;
+        let state = self
+            .mint_state(
+                Hop::Base,
+                &base,
+                &next,
+                Some((entry.as_str(), token.openid.as_str())),
+                now,
+            )
+            .await?;
+        let redirect = with_next(&self.urls.base_callback, &next);
+        Ok(self
+            .wechat
+            .authorize_url(&base, &redirect, Scope::SnsapiUserinfo, &state)
+            .await?)
+    }
+
+    async fn base_hop(
+        &self,
+        params: &CallbackParams,
+        code: &str,
+        row: &auth_state::Model,
+    ) -> Result<SignedIn, H5Error> {
+        let next = self.verify_echo(params, row)?;
+        let (Some(entry_appid), Some(entry_open_id)) = (&row.entry_appid, &row.entry_open_id)
+        else {
+            return Err(H5Error::Store(
+                "base-hop auth_state without its entry identity".to_owned(),
+            ));
+        };
+        let base = stored_appid(&row.appid)?;
+        let token = self.wechat.web_access_token(&base, code).await?;
+        refuse_snapshot(&token)?;
+        let info = self
+            .wechat
+            .web_user_info(&token.access_token, &token.openid)
+            .await?;
+        let union_id = info
+            .unionid
+            .clone()
+            .or_else(|| token.unionid.clone())
+            .ok_or_else(|| {
+                tracing::error!(base = %base, "the base account returned no unionid");
+                H5Error::NotConfigured(
+                    "sign-in is not set up on this server: the base account gives no unionid"
+                        .to_owned(),
+                )
+            })?;
+        let union_id = union_id.into_string();
+        let profile = Profile {
+            nick_name: non_empty(info.nickname),
+            avatar_url: non_empty(info.headimgurl),
+            sex: i32::try_from(info.sex).ok().filter(|s| *s != 0),
+            city: non_empty(info.city),
+            province: non_empty(info.province),
+            country: non_empty(info.country),
+            language: None,
+        };
+        let now = self.clock.now();
+        self.users
+            .record_identity(
+                &VouchedIdentity {
+                    appid: base.as_str().to_owned(),
+                    open_id: token.openid.as_str().to_owned(),
+                    union_id: Some(union_id.clone()),
+                    profile: Some(profile),
+                },
+                now,
+            )
+            .await?;
+        let (_, account, _) = self
+            .users
+            .record_identity(
+                &VouchedIdentity {
+                    appid: entry_appid.clone(),
+                    open_id: entry_open_id.clone(),
+                    union_id: Some(union_id.clone()),
+                    profile: None,
+                },
+                now,
+            )
+            .await?;
+        let ticket = self
+            .tickets
+            .mint(&TicketIdentity {
+                appid: entry_appid.clone(),
+                open_id: entry_open_id.clone(),
+                union_id: Some(union_id.clone()),
+            })
+            .await?;
+        let redirect = merge_query(
+            &next,
+            &[
+                ("appId", entry_appid.as_str()),
+                ("openId", entry_open_id.as_str()),
+                ("unionId", union_id.as_str()),
+                ("ticket", ticket.as_str()),
+            ],
+        );
+        Ok(SignedIn {
+            redirect,
+            entry_appid: entry_appid.clone(),
+            account_id: account.id,
+        })
+    }
+
+    /// The callback's own `appid` and `next`, when present, must be the ones the state recorded.
+    fn verify_echo(
+        &self,
+        params: &CallbackParams,
+        row: &auth_state::Model,
+    ) -> Result<Url, H5Error> {
+        let stored = Url::parse(&row.next_url)
+            .map_err(|e| H5Error::Store(format!("auth_state holds a bad next URL: {e}")))?;
+        if let Some(appid) = params.appid.as_deref().filter(|a| !a.is_empty())
+            && appid != row.appid
+        {
+            return Err(H5Error::Mismatch(
+                "WeChat answered for another account than this sign-in started with",
+            ));
+        }
+        if let Some(next) = params.next.as_deref()
+            && self.policy.check(next).ok().as_ref() != Some(&stored)
+        {
+            return Err(H5Error::Mismatch(
+                "next does not match the page this sign-in started from",
+            ));
+        }
+        Ok(stored)
+    }
+
+    async fn mint_state(
+        &self,
+        hop: Hop,
+        appid: &AppId,
+        next: &Url,
+        entry: Option<(&str, &str)>,
+        now: i64,
+    ) -> Result<String, DbErr> {
+        let state = new_state();
+        auth_state::ActiveModel {
+            state_hash: Set(self.vault.fingerprint(&state)),
+            kind: Set(hop.as_str().to_owned()),
+            appid: Set(appid.as_str().to_owned()),
+            next_url: Set(next.as_str().to_owned()),
+            entry_appid: Set(entry.map(|(a, _)| a.to_owned())),
+            entry_open_id: Set(entry.map(|(_, o)| o.to_owned())),
+            expires_at: Set(now + STATE_TTL),
+            consumed_at: Set(None),
+            created_at: Set(now),
+        }
+        .insert(&self.db)
+        .await?;
+        Ok(state)
+    }
+
+    /// Spend `state` for `hop` in one conditional UPDATE; only the caller that flips
+    /// `consumed_at` gets the row.
+    async fn consume(&self, hop: Hop, state: &str) -> Result<auth_state::Model, H5Error> {
+        if !is_state_shaped(state) {
+            return Err(H5Error::UnknownState);
+        }
+        let now = self.clock.now();
+        let hash = self.vault.fingerprint(state);
+        let spent = auth_state::Entity::update_many()
+            .col_expr(auth_state::Column::ConsumedAt, Expr::value(now))
+            .filter(auth_state::Column::StateHash.eq(hash.as_str()))
+            .filter(auth_state::Column::Kind.eq(hop.as_str()))
+            .filter(auth_state::Column::ConsumedAt.is_null())
+            .filter(auth_state::Column::ExpiresAt.gt(now))
+            .exec(&self.db)
+            .await?;
+        if spent.rows_affected != 1 {
+            return Err(H5Error::UnknownState);
+        }
+        auth_state::Entity::find_by_id(hash)
+            .one(&self.db)
+            .await?
+            .ok_or(H5Error::UnknownState)
+    }
+
+    /// Expired states are useless; drop them so the table stays small.
+    async fn sweep_expired(&self, now: i64) -> Result<(), DbErr> {
+        auth_state::Entity::delete_many()
+            .filter(auth_state::Column::ExpiresAt.lt(now))
+            .exec(&self.db)
+            .await?;
+        Ok(())
+    }
+
+    fn start_over(&self, entry_appid: &str, next: &str) -> Url {
+        let mut url = self.urls.entry_build.clone();
+        url.query_pairs_mut()
+            .append_pair("appId", entry_appid)
+            .append_pair("next", next)
+            .append_pair("redirect", "1");
+        url
+    }
+}
+
+fn required(params: &CallbackParams) -> Result<(&str, &str), H5Error> {
+    let code = params
+        .code
+        .as_deref()
+        .filter(|c| !c.is_empty())
+        .ok_or_else(|| {
+            H5Error::BadRequest(
+                "WeChat sent no code: the sign-in was cancelled or the link is incomplete"
+                    .to_owned(),
+            )
+        })?;
+    let state = params
+        .state
+        .as_deref()
+        .filter(|s| !s.is_empty())
+        .ok_or(H5Error::UnknownState)?;
+    Ok((code, state))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn states_fit_wechat_and_are_fresh() {
+        let a = new_state();
+        assert!(is_state_shaped(&a) && a.len() == 64);
+        assert_ne!(a, new_state());
+        for bad in ["", "a-b", "a b", "é", &"x".repeat(129)] {
+            assert!(!is_state_shaped(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn callbacks_carry_next_in_their_query() {
+        let cb = Url::parse("http://auth.test/api/cb").unwrap();
+        let next = Url::parse("https://app.example.com/m?appId=wx1&x=a b").unwrap();
+        let url = with_next(&cb, &next);
+        let echoed: Vec<_> = url.query_pairs().into_owned().collect();
+        assert_eq!(echoed, vec![("next".to_owned(), next.to_string())]);
+    }
+}
