@@ -6,7 +6,8 @@ use std::fmt;
 use std::sync::Arc;
 
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, DatabaseConnection, DbErr, EntityTrait, QueryOrder,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, DatabaseConnection, DbErr, EntityTrait,
+    QueryFilter, QueryOrder,
 };
 
 use entity::wx_app;
@@ -229,6 +230,16 @@ impl AppRegistry {
             is_base: m.is_base,
             appid: m.appid,
         }))
+    }
+
+    /// The first registered app of `kind`, by appid (no secret is opened).
+    pub async fn first_of_kind(&self, kind: AppKind) -> Result<Option<String>, DbErr> {
+        Ok(wx_app::Entity::find()
+            .filter(wx_app::Column::Kind.eq(kind.as_str()))
+            .order_by_asc(wx_app::Column::Appid)
+            .one(&self.db)
+            .await?
+            .map(|row| row.appid))
     }
 
     /// The official account registered with `--base` (the one that yields unionids).

@@ -84,6 +84,11 @@ fn oauth_response(err: &OAuthError) -> Response {
             HeaderValue::from_static("Basic realm=\"wxauth\""),
         );
     }
+    if let Some(challenge) = err.bearer_challenge()
+        && let Ok(value) = HeaderValue::from_str(&challenge)
+    {
+        headers.insert(header::WWW_AUTHENTICATE, value);
+    }
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
     response

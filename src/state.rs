@@ -8,7 +8,9 @@ use sea_orm::DatabaseConnection;
 use crate::app_registry::AppRegistry;
 use crate::clock::SharedClock;
 use crate::config::{Config, ConfigError};
-use crate::login::{LoginTickets, MiniProgramLogin};
+use crate::login::{AuthStates, BrowserSessions, LoginTickets, MiniProgramLogin, WeChatSignIn};
+use crate::oauth::authorize::AuthorizationService;
+use crate::oauth::consent::Consents;
 use crate::oauth::keys::SigningKeys;
 use crate::oauth::token_issuer::TokenService;
 use crate::oauth::{ClientRegistry, OAuthServices};
@@ -39,6 +41,10 @@ pub struct AppState {
     pub users: Arc<dyn UserRepo>,
     pub tickets: LoginTickets,
     pub mini_program: MiniProgramLogin,
+    /// Browser sessions at the authorization endpoint.
+    pub sessions: BrowserSessions,
+    /// WeChat sign-in for the authorization endpoint.
+    pub sign_in: WeChatSignIn,
     pub oauth: OAuthServices,
     pub wechat: Arc<WeChat>,
 }
@@ -84,6 +90,26 @@ impl AppState {
             vault.clone(),
             clock.clone(),
         ));
+        let authorization = AuthorizationService::new(
+            clients.clone(),
+            Consents::new(db.clone(), clock.clone()),
+            db.clone(),
+            vault.clone(),
+            clock.clone(),
+        );
+        let sessions = BrowserSessions::new(db.clone(), vault.clone(), clock.clone());
+        let callback =
+            url::Url::parse(&config.url_for(crate::http::authorize::WECHAT_CALLBACK_PATH))
+                .map_err(|e| StartError::Other(format!("WXAUTH_PUBLIC_URL: {e}")))?;
+        let sign_in = WeChatSignIn::new(
+            apps.clone(),
+            wechat.clone(),
+            users.clone(),
+            sessions.clone(),
+            AuthStates::new(db.clone(), vault.clone(), clock.clone()),
+            clock.clone(),
+            callback,
+        );
         let mini_program = MiniProgramLogin::new(
             db.clone(),
             vault.clone(),
@@ -101,8 +127,11 @@ impl AppState {
                 tickets: tickets.clone(),
                 tokens,
                 mini_program: mini_program.clone(),
+                authorization,
             },
             mini_program,
+            sessions,
+            sign_in,
             clients,
             apps,
             users,

@@ -7,6 +7,9 @@
 
 pub mod audit_event;
 pub mod auth_state;
+pub mod authorization_code;
+pub mod browser_session;
+pub mod consent;
 pub mod flow_user;
 pub mod login_ticket;
 pub mod mini_session;

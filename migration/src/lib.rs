@@ -8,6 +8,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261124_000001_create_tables;
 mod m20261124_000002_h5_states;
 mod m20261124_000003_mini_session_identity_index;
+mod m20261124_000004_authorization_code_flow;
 
 /// Every migration, in order.
 pub struct Migrator;
@@ -19,6 +20,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000001_create_tables::Migration),
             Box::new(m20261124_000002_h5_states::Migration),
             Box::new(m20261124_000003_mini_session_identity_index::Migration),
+            Box::new(m20261124_000004_authorization_code_flow::Migration),
         ]
     }
 }

@@ -1,6 +1,7 @@
 //! The HTTP layer: one file per endpoint family. Handlers extract, call one core function and map
 //! the result; there is no SQL and no outbound HTTP here.
 
+pub mod authorize;
 pub mod component;
 pub mod h5;
 pub mod health;
@@ -17,6 +18,7 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .merge(health::routes())
         .merge(oauth::routes())
+        .merge(authorize::routes())
         .merge(component::routes())
         .merge(mini_program::routes())
         .merge(h5::routes())

@@ -11,7 +11,7 @@ use axum::{Json, Router};
 
 use crate::error::AppError;
 use crate::oauth::token_endpoint::{self, Params};
-use crate::oauth::{OAuthError, introspection, metadata};
+use crate::oauth::{OAuthError, introspection, metadata, userinfo as oidc_userinfo};
 use crate::state::AppState;
 
 pub fn routes() -> Router<AppState> {
@@ -24,7 +24,9 @@ pub fn routes() -> Router<AppState> {
             "/.well-known/oauth-authorization-server",
             get(server_metadata),
         )
+        .route("/.well-known/openid-configuration", get(server_metadata))
         .route("/.well-known/jwks.json", get(jwks))
+        .route("/oauth/userinfo", get(userinfo).post(userinfo))
 }
 
 fn pairs(text: &[u8]) -> Result<Vec<(String, String)>, OAuthError> {
@@ -117,4 +119,11 @@ async fn jwks(State(state): State<AppState>) -> Result<Response, AppError> {
         HeaderValue::from_static("public, max-age=300"),
     );
     Ok(response)
+}
+
+/// OpenID Connect UserInfo (GET or POST, bearer token in the `Authorization` header).
+async fn userinfo(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, AppError> {
+    let token = oidc_userinfo::bearer(authorization(&headers));
+    let info = oidc_userinfo::userinfo(&state.oauth, token).await?;
+    Ok(no_store(Json(info).into_response()))
 }

@@ -25,6 +25,10 @@ const TEMPLATES: &[(&str, &str)] = &[
         "error.html",
         include_str!("../../static/templates/error.html"),
     ),
+    (
+        "consent.html",
+        include_str!("../../static/templates/consent.html"),
+    ),
 ];
 
 /// Static files served under `/static/`: path, content type, body.

@@ -16,6 +16,9 @@ pub enum LoginError {
     /// The session id is unknown or expired: log in again (400).
     #[error("the session is unknown or expired: call wx.login and start a new session")]
     SessionUnknown,
+    /// Cannot serve this now: configuration missing (503, with this message).
+    #[error("{0}")]
+    Unavailable(String),
     /// WeChat refused or could not answer.
     #[error(transparent)]
     WeChat(#[from] WeChatError),
@@ -65,6 +68,7 @@ impl From<LoginError> for AppError {
             LoginError::SessionUnknown => {
                 AppError::BadRequest(LoginError::SessionUnknown.to_string())
             }
+            LoginError::Unavailable(message) => AppError::TemporarilyUnavailable(message),
             LoginError::WeChat(error) => error.into(),
             LoginError::Storage(message) => AppError::Internal(message),
         }

@@ -2,14 +2,20 @@
 //! ([`mini_program`]), the H5 two-hop authorization of Official Account pages ([`h5`]) and the
 //! redirect allowlist it checks `next` against ([`redirect`]).
 
+pub mod browser_session;
 pub mod error;
 pub mod h5;
 pub mod mini_program;
 pub mod redirect;
+pub mod states;
 pub mod ticket;
+pub mod web_sign_in;
 
+pub use browser_session::{BrowserSession, BrowserSessions, SignInMethod};
 pub use error::LoginError;
 pub use h5::{CallbackParams, H5Error, H5Failure, H5Login, H5Urls, SignedIn};
 pub use mini_program::MiniProgramLogin;
 pub use redirect::{RedirectError, RedirectPolicy};
+pub use states::AuthStates;
 pub use ticket::{LoginTickets, TicketIdentity};
+pub use web_sign_in::WeChatSignIn;

@@ -15,6 +15,7 @@ pub enum OAuthErrorCode {
     UnsupportedTokenType,
     AccessDenied,
     InvalidToken,
+    InsufficientScope,
     TemporarilyUnavailable,
     ServerError,
 }
@@ -31,6 +32,7 @@ impl OAuthErrorCode {
             Self::UnsupportedTokenType => "unsupported_token_type",
             Self::AccessDenied => "access_denied",
             Self::InvalidToken => "invalid_token",
+            Self::InsufficientScope => "insufficient_scope",
             Self::TemporarilyUnavailable => "temporarily_unavailable",
             Self::ServerError => "server_error",
         }
@@ -88,7 +90,7 @@ impl OAuthError {
     pub fn status(&self) -> u16 {
         match self.code {
             OAuthErrorCode::InvalidClient | OAuthErrorCode::InvalidToken => 401,
-            OAuthErrorCode::AccessDenied => 403,
+            OAuthErrorCode::AccessDenied | OAuthErrorCode::InsufficientScope => 403,
             OAuthErrorCode::TemporarilyUnavailable => 503,
             OAuthErrorCode::ServerError => 500,
             _ => 400,
@@ -98,6 +100,25 @@ impl OAuthError {
     /// `invalid_client` answers with `WWW-Authenticate: Basic realm="wxauth"` (RFC 6749 §5.2).
     pub fn wants_basic_challenge(&self) -> bool {
         self.code == OAuthErrorCode::InvalidClient
+    }
+
+    /// RFC 6750 §3: errors about a bearer token answer with a `Bearer` challenge.
+    pub fn bearer_challenge(&self) -> Option<String> {
+        matches!(
+            self.code,
+            OAuthErrorCode::InvalidToken | OAuthErrorCode::InsufficientScope
+        )
+        .then(|| {
+            let description = self
+                .description
+                .as_deref()
+                .unwrap_or_default()
+                .replace(['"', '\\'], "'");
+            format!(
+                "Bearer realm=\"wxauth\", error=\"{}\", error_description=\"{description}\"",
+                self.code.as_str()
+            )
+        })
     }
 
     /// The JSON body.

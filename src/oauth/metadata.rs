@@ -1,24 +1,42 @@
-//! Authorization server metadata (RFC 8414).
+//! Authorization server metadata (RFC 8414) and OpenID Connect discovery (Discovery 1.0 §3): one
+//! document, served at both well-known paths.
 
 use serde_json::{Value, json};
 
 use crate::config::JwtAlg;
 
+/// Every grant type the token endpoint accepts.
+pub const GRANT_TYPES: &[&str] = &[
+    "authorization_code",
+    "client_credentials",
+    "refresh_token",
+    "flow",
+    "mini_program",
+];
+
 /// The metadata document for `issuer`.
 pub fn document(issuer: &str, alg: JwtAlg) -> Value {
+    let client_auth = ["client_secret_basic", "client_secret_post"];
     json!({
         "issuer": issuer,
+        "authorization_endpoint": format!("{issuer}/oauth/authorize"),
         "token_endpoint": format!("{issuer}/oauth/token"),
+        "userinfo_endpoint": format!("{issuer}/oauth/userinfo"),
         "jwks_uri": format!("{issuer}/.well-known/jwks.json"),
         "introspection_endpoint": format!("{issuer}/oauth/introspect"),
         "revocation_endpoint": format!("{issuer}/oauth/revoke"),
-        "grant_types_supported": ["client_credentials", "refresh_token", "flow", "mini_program"],
-        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
-        "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
-        "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
-        "token_endpoint_auth_signing_alg_values_supported": [alg.as_str()],
+        "grant_types_supported": GRANT_TYPES,
+        "response_types_supported": ["code"],
+        "response_modes_supported": ["query"],
+        "code_challenge_methods_supported": ["S256"],
+        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
+        "introspection_endpoint_auth_methods_supported": client_auth,
+        "revocation_endpoint_auth_methods_supported": client_auth,
         "access_token_signing_alg_values_supported": [alg.as_str()],
-        "response_types_supported": [],
-        "scopes_supported": ["flow"],
+        "id_token_signing_alg_values_supported": [alg.as_str()],
+        "subject_types_supported": ["public"],
+        "scopes_supported": ["openid", "profile", "flow"],
+        "claims_supported": ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "name", "picture"],
+        "prompt_values_supported": ["none", "login", "consent"],
     })
 }

@@ -2,15 +2,20 @@
 //! grant state machines and knows nothing of axum; `crate::http::oauth` is its HTTP face.
 
 pub mod authenticated_client;
+pub mod authorize;
 pub mod client_auth;
 pub mod client_registry;
+pub mod codes;
+pub mod consent;
 pub mod error;
 pub mod grants;
+pub mod id_token;
 pub mod introspection;
 pub mod keys;
 pub mod metadata;
 pub mod token_endpoint;
 pub mod token_issuer;
+pub mod userinfo;
 
 use std::sync::Arc;
 
@@ -19,6 +24,7 @@ pub use error::{OAuthError, OAuthErrorCode};
 
 use crate::app_registry::AppRegistry;
 use crate::login::{LoginTickets, MiniProgramLogin};
+use crate::oauth::authorize::AuthorizationService;
 use crate::users::UserRepo;
 use token_issuer::TokenService;
 
@@ -32,4 +38,6 @@ pub struct OAuthServices {
     pub tokens: TokenService,
     /// Mini Program code exchange, for the `mini_program` grant.
     pub mini_program: MiniProgramLogin,
+    /// Authorization requests and codes, for the `authorization_code` grant.
+    pub authorization: AuthorizationService,
 }

@@ -36,6 +36,16 @@ impl Params {
         self.0.get(key).map(String::as_str)
     }
 
+    /// Remove a parameter and return its value.
+    pub fn take(&mut self, key: &str) -> Option<String> {
+        self.0.remove(key)
+    }
+
+    /// Every parameter, in no particular order.
+    pub fn pairs(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.0.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+
     #[cfg(test)]
     pub fn from_pairs(pairs: &[(&str, &str)]) -> Self {
         Self(
@@ -129,7 +139,7 @@ pub async fn exchange(
     }
     let known = matches!(
         grant_type.as_str(),
-        "client_credentials" | "refresh_token" | "flow" | "mini_program"
+        "client_credentials" | "refresh_token" | "flow" | "mini_program" | "authorization_code"
     );
     if !known {
         return Err(OAuthError::unsupported_grant_type(format!(
@@ -154,6 +164,13 @@ pub async fn exchange(
             .await?
             .into(),
         "flow" => grants::flow::grant(services, &request).await?.into(),
+        "authorization_code" => {
+            let (issued, id_token) = grants::authorization_code::grant(services, &request).await?;
+            TokenResponse {
+                id_token,
+                ..issued.into()
+            }
+        }
         "mini_program" => {
             let (issued, session_id) = grants::mini_program::grant(services, &request).await?;
             TokenResponse {

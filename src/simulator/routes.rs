@@ -415,7 +415,11 @@ fn authorize_common(
         .or_else(|| cookie_user(headers))
         .filter(|user| sim.world().users.contains_key(user));
     let Some(user) = user else {
-        return picker_page(sim, uri);
+        return if website {
+            qr_page(sim, uri, &app.appid)
+        } else {
+            picker_page(sim, uri)
+        };
     };
     let code = match sim.mint_web_code(appid, &user, scope, component_appid.as_deref()) {
         Ok(code) => code,
@@ -434,6 +438,56 @@ fn authorize_common(
         Ok(location) => (StatusCode::FOUND, [(header::LOCATION, location)]).into_response(),
         Err(_) => error_page("redirect_uri 参数错误"),
     }
+}
+
+/// The website QR login page: a QR code to "scan" and, for each simulated user, a button that
+/// scans it with that user's WeChat (the real page polls until the phone confirms).
+fn qr_page(sim: &Simulator, uri: &axum::http::Uri, appid: &str) -> Response {
+    let back = uri
+        .path_and_query()
+        .map(|pq| pq.as_str().to_owned())
+        .unwrap_or_else(|| "/".to_owned());
+    let back_encoded = encode_component(&back);
+    // A QR-looking grid derived from the URL: the simulator's phone "reads" it by a click.
+    let seed = <sha2::Sha256 as sha2::Digest>::digest(back.as_bytes());
+    let mut cells = String::new();
+    for y in 0..21u32 {
+        for x in 0..21u32 {
+            let finder = |cx: u32, cy: u32| x.abs_diff(cx) <= 3 && y.abs_diff(cy) <= 3;
+            let in_finder = finder(3, 3) || finder(17, 3) || finder(3, 17);
+            let bit = seed[((x * 21 + y) % 32) as usize] >> ((x + y) % 8) & 1 == 1;
+            if (in_finder && (x % 6 != 1 && x % 6 != 5 || y % 6 != 1 && y % 6 != 5))
+                || (!in_finder && bit)
+            {
+                cells.push_str(&format!(
+                    "<rect x=\"{x}\" y=\"{y}\" width=\"1\" height=\"1\"/>"
+                ));
+            }
+        }
+    }
+    let mut body = format!(
+        "<p>使用微信扫一扫登录 · Scan with WeChat to sign in to <code>{}</code></p>\
+         <svg id=\"qrcode\" viewBox=\"-1 -1 23 23\" width=\"200\" height=\"200\" role=\"img\" \
+         aria-label=\"QR code\" style=\"background:#fff\">{cells}</svg>\
+         <p>Simulated phones: scan as</p><ul>",
+        escape_html(appid)
+    );
+    for user in sim.users() {
+        body.push_str(&format!(
+            "<li><a class=\"scan\" id=\"scan-{}\" href=\"/__sim/choose?user={}&amp;return={}\">扫码 · Scan as {} <small>({})</small></a></li>",
+            escape_html(&user.id),
+            encode_component(&user.id),
+            back_encoded,
+            escape_html(&user.nickname),
+            escape_html(&user.id),
+        ));
+    }
+    body.push_str("</ul>");
+    page(
+        StatusCode::OK,
+        "微信登录 · WeChat QR sign-in (simulated)",
+        &body,
+    )
 }
 
 fn picker_page(sim: &Simulator, uri: &axum::http::Uri) -> Response {

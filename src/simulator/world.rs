@@ -697,7 +697,8 @@ impl World {
         }))
     }
 
-    /// `sns/userinfo`: needs a web token with `snsapi_userinfo` for this openid.
+    /// `sns/userinfo`: needs a web token with `snsapi_userinfo` (official accounts) or
+    /// `snsapi_login` (website QR login) for this openid.
     pub(crate) fn web_user_info(
         &self,
         access_token: Option<&str>,
@@ -711,7 +712,7 @@ impl World {
         if self.openid(&token.appid, user_id) != openid {
             return Err(SimErr::new(40003, "invalid openid"));
         }
-        if scope != "snsapi_userinfo" {
+        if scope != "snsapi_userinfo" && scope != "snsapi_login" {
             return Err(SimErr::new(48001, "api unauthorized"));
         }
         let user = self

@@ -275,6 +275,25 @@ impl WeChat {
             .map_err(|e: AuthorizeUrlError| WeChatError::NotConfigured(e.to_string()))
     }
 
+    /// The Open Platform website QR login URL (`connect/qrconnect`, `snsapi_login`) for a website
+    /// app.
+    pub async fn qrconnect_url(
+        &self,
+        appid: &AppId,
+        redirect_uri: &Url,
+        state: &str,
+    ) -> Result<String, WeChatError> {
+        let app = self.app(appid).await?;
+        if app.kind != crate::app_registry::AppKind::Website {
+            return Err(WeChatError::NotConfigured(format!(
+                "app {appid} is not a website app"
+            )));
+        }
+        self.client
+            .qrconnect_url(appid, redirect_uri, state)
+            .map_err(|e: AuthorizeUrlError| WeChatError::NotConfigured(e.to_string()))
+    }
+
     /// Exchanges a web-auth code: with the component's token when the app is managed by a
     /// component, with the app's own secret otherwise.
     pub async fn web_access_token(

@@ -12,5 +12,6 @@ mod foundation;
 mod h5;
 mod mini_program;
 mod oauth;
+mod oidc;
 mod simulator;
 mod wechat;

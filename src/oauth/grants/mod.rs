@@ -1,8 +1,9 @@
 //! One file per grant type. Each takes the authenticated client and the request parameters and
 //! returns what the [`TokenIssuer`](crate::oauth::token_issuer::TokenIssuer) issued.
-//! `client_credentials` and `refresh_token` run oxide-auth's grant state machines; `flow` and
-//! `mini_program` (and later `authorization_code`) reuse the same registry and issuer.
+//! `client_credentials`, `refresh_token` and `authorization_code` run oxide-auth's grant state
+//! machines; `flow` and `mini_program` are ours and reuse the same registry and issuer.
 
+pub mod authorization_code;
 pub mod client_credentials;
 pub mod flow;
 pub mod mini_program;

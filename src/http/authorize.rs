@@ -1,0 +1,372 @@
+//! The browser side of OAuth 2.0 / OpenID Connect:
+//! - `GET /oauth/authorize`: validate, then sign the user in with WeChat, ask for consent, or
+//!   send the browser back to the client with a code (or an error);
+//! - `POST /oauth/authorize`: the consent form's answer (CSRF-protected);
+//! - `GET /oauth/callback/wechat`: WeChat's redirect after sign-in; starts the browser session
+//!   and resumes the authorization request;
+//! - `POST /oauth/logout`: ends the browser session.
+//!
+//! The decisions live in `oauth::authorize` and `login::web_sign_in`; this file reads cookies,
+//! headers and forms, and renders pages and redirects.
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Query, RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use minijinja::context;
+use serde::Deserialize;
+
+use super::pages::{self, PageError};
+use crate::error::AppError;
+use crate::login::browser_session::{BROWSER_SESSION_TTL, SESSION_COOKIE};
+use crate::login::web_sign_in::AUTHORIZE_PATH;
+use crate::login::{BrowserSession, LoginError};
+use crate::oauth::authorize::{AuthorizeError, NextStep, SignedInUser, ValidatedRequest};
+use crate::oauth::token_endpoint::Params;
+use crate::state::AppState;
+
+/// Where WeChat sends the browser back after sign-in.
+pub const WECHAT_CALLBACK_PATH: &str = "/oauth/callback/wechat";
+/// Ends the browser session.
+pub const LOGOUT_PATH: &str = "/oauth/logout";
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route(AUTHORIZE_PATH, get(authorize).post(consent_answer))
+        .route(WECHAT_CALLBACK_PATH, get(wechat_callback))
+        .route(LOGOUT_PATH, post(logout))
+}
+
+fn redirect(location: &str) -> Response {
+    let mut headers = pages::page_headers();
+    match HeaderValue::from_str(location) {
+        Ok(value) => {
+            headers.insert(header::LOCATION, value);
+            (StatusCode::FOUND, headers).into_response()
+        }
+        Err(_) => PageError::bad_request("the redirect target is not a valid URL").into_response(),
+    }
+}
+
+fn authorize_error(error: AuthorizeError) -> Response {
+    match error {
+        AuthorizeError::Page(message) => PageError::bad_request(message).into_response(),
+        AuthorizeError::Redirect(url) => redirect(url.as_str()),
+        AuthorizeError::Internal(message) => {
+            tracing::error!(error = %message, "authorization request failed");
+            PageError::unavailable("the sign-in service cannot answer now; try again")
+                .into_response()
+        }
+    }
+}
+
+fn login_error(error: LoginError) -> PageError {
+    match AppError::from(error) {
+        AppError::BadRequest(message) => PageError::bad_request(message),
+        AppError::TemporarilyUnavailable(message) => PageError::unavailable(message),
+        other => {
+            tracing::error!(error = %other, "sign-in failed");
+            PageError::unavailable("the sign-in service cannot answer now; try again")
+        }
+    }
+}
+
+fn storage_error(error: impl std::fmt::Display) -> PageError {
+    tracing::error!(error = %error, "browser session storage");
+    PageError::unavailable("the sign-in service cannot answer now; try again")
+}
+
+fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(n, _)| *n == name)
+        .map(|(_, v)| v.to_owned())
+}
+
+async fn current_session(
+    state: &AppState,
+    headers: &HeaderMap,
+) -> Result<Option<BrowserSession>, PageError> {
+    match cookie(headers, SESSION_COOKIE) {
+        Some(value) => state.sessions.current(&value).await.map_err(storage_error),
+        None => Ok(None),
+    }
+}
+
+fn session_cookie(state: &AppState, value: &str, max_age: i64) -> Option<HeaderValue> {
+    let secure = if state.config.public_url.scheme() == "https" {
+        "; Secure"
+    } else {
+        ""
+    };
+    HeaderValue::from_str(&format!(
+        "{SESSION_COOKIE}={value}; Path=/oauth; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}"
+    ))
+    .ok()
+}
+
+fn in_wechat(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ua| ua.contains("MicroMessenger"))
+}
+
+fn parse_params(text: &[u8]) -> Result<Params, PageError> {
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(text)
+        .map_err(|_| PageError::bad_request("malformed request parameters"))?;
+    Params::merge(pairs, Vec::new()).map_err(|e| {
+        PageError::bad_request(e.description.unwrap_or_else(|| "malformed request".into()))
+    })
+}
+
+/// The authorization request to resume after sign-in: the same parameters without what asked
+/// for the sign-in itself (`prompt=login`, `max_age`), so it does not ask again.
+fn resume_path(params: &Params) -> String {
+    let pairs: Vec<(String, String)> = params
+        .pairs()
+        .filter(|(k, _)| *k != "max_age")
+        .filter_map(|(k, v)| {
+            if k == "prompt" {
+                let rest: Vec<&str> = v.split(' ').filter(|w| *w != "login").collect();
+                (!rest.is_empty()).then(|| (k.to_owned(), rest.join(" ")))
+            } else {
+                Some((k.to_owned(), v.to_owned()))
+            }
+        })
+        .collect();
+    let query = serde_urlencoded::to_string(&pairs).unwrap_or_default();
+    format!("{AUTHORIZE_PATH}?{query}")
+}
+
+/// What to tell the user a scope means.
+fn scope_label(scope: &str) -> String {
+    match scope {
+        "openid" => "使用你的微信身份登录 · Sign you in with your WeChat identity".into(),
+        "profile" => "读取你的昵称和头像 · See your nickname and avatar".into(),
+        "flow" => "以你的身份使用业务服务 · Use the business services as you".into(),
+        other => format!("权限 · Permission: {other}"),
+    }
+}
+
+async fn consent_page(
+    state: &AppState,
+    request: &ValidatedRequest,
+    session: &BrowserSession,
+    params: &Params,
+) -> Response {
+    let user_name = match state.users.account(session.account_id).await {
+        Ok(account) => account.and_then(|a| a.nick_name),
+        Err(e) => return storage_error(e).into_response(),
+    };
+    let scopes: Vec<_> = request
+        .scope
+        .iter()
+        .map(|s| context! { name => s, label => scope_label(s) })
+        .collect();
+    let mut fields: Vec<(String, String)> = params
+        .pairs()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+    fields.sort();
+    let redirect_host = params
+        .get("redirect_uri")
+        .and_then(|r| url::Url::parse(r).ok())
+        .and_then(|u| u.host_str().map(str::to_owned))
+        .unwrap_or_default();
+    pages::page(
+        StatusCode::OK,
+        "consent.html",
+        context! {
+            client_name => request.client.client_id,
+            user_name => user_name,
+            scopes => scopes,
+            fields => fields,
+            csrf_token => state.sessions.csrf_token(session),
+            redirect_host => redirect_host,
+        },
+    )
+}
+
+/// Take a valid request as far as it can go for this browser.
+async fn proceed(
+    state: &AppState,
+    headers: &HeaderMap,
+    params: &Params,
+    request: ValidatedRequest,
+    session: Option<BrowserSession>,
+) -> Response {
+    let user = session.as_ref().map(|s| SignedInUser {
+        account_id: s.account_id,
+        auth_time: s.auth_time,
+    });
+    match state.oauth.authorization.next_step(&request, user).await {
+        Ok(NextStep::Redirect(url)) => redirect(url.as_str()),
+        Ok(NextStep::Consent) => match &session {
+            Some(session) => consent_page(state, &request, session, params).await,
+            None => PageError::bad_request("sign in first").into_response(),
+        },
+        Ok(NextStep::SignIn) => {
+            match state
+                .sign_in
+                .start(in_wechat(headers), &resume_path(params))
+                .await
+            {
+                Ok(url) => redirect(&url),
+                Err(e) => login_error(e).into_response(),
+            }
+        }
+        Err(e) => authorize_error(e),
+    }
+}
+
+async fn authorize(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let params = match parse_params(query.unwrap_or_default().as_bytes()) {
+        Ok(p) => p,
+        Err(e) => return e.into_response(),
+    };
+    let request = match state.oauth.authorization.validate(&params).await {
+        Ok(r) => r,
+        Err(e) => return authorize_error(e),
+    };
+    let session = match current_session(&state, &headers).await {
+        Ok(s) => s,
+        Err(e) => return e.into_response(),
+    };
+    proceed(&state, &headers, &params, request, session).await
+}
+
+/// The consent form: the original request's parameters, `csrf_token` and `decision`.
+async fn consent_answer(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let mut params = match parse_params(&body) {
+        Ok(p) => p,
+        Err(e) => return e.into_response(),
+    };
+    let csrf = params.take("csrf_token").unwrap_or_default();
+    let decision = params.take("decision").unwrap_or_default();
+    let request = match state.oauth.authorization.validate(&params).await {
+        Ok(r) => r,
+        Err(e) => return authorize_error(e),
+    };
+    let session = match current_session(&state, &headers).await {
+        Ok(Some(s)) => s,
+        // The session ended while the page was open: sign in again, then ask again.
+        Ok(None) => return proceed(&state, &headers, &params, request, None).await,
+        Err(e) => return e.into_response(),
+    };
+    if !state.sessions.csrf_matches(&session, &csrf) {
+        return PageError::bad_request("this form has expired; start the sign-in again")
+            .into_response();
+    }
+    let user = SignedInUser {
+        account_id: session.account_id,
+        auth_time: session.auth_time,
+    };
+    match decision.as_str() {
+        "approve" => match state.oauth.authorization.approve(&request, user).await {
+            Ok(url) => redirect(url.as_str()),
+            Err(e) => authorize_error(e),
+        },
+        "deny" => redirect(state.oauth.authorization.deny(&request).as_str()),
+        _ => PageError::bad_request("decision must be approve or deny").into_response(),
+    }
+}
+
+#[derive(Deserialize)]
+struct CallbackQuery {
+    code: Option<String>,
+    state: Option<String>,
+}
+
+async fn wechat_callback(
+    State(state): State<AppState>,
+    query: Result<Query<CallbackQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let Ok(Query(query)) = query else {
+        return PageError::bad_request("malformed callback").into_response();
+    };
+    let signed_in = match state
+        .sign_in
+        .finish(query.code.as_deref(), query.state.as_deref())
+        .await
+    {
+        Ok(s) => s,
+        Err(e) => return login_error(e).into_response(),
+    };
+    let mut response = redirect(&signed_in.return_to);
+    if let Some(value) = session_cookie(&state, &signed_in.cookie, BROWSER_SESSION_TTL) {
+        response.headers_mut().insert(header::SET_COOKIE, value);
+    }
+    response
+}
+
+async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    if let Some(value) = cookie(&headers, SESSION_COOKIE)
+        && let Err(e) = state.sessions.end(&value).await
+    {
+        return storage_error(e).into_response();
+    }
+    let mut response = pages::page(
+        StatusCode::OK,
+        "error.html",
+        context! {
+            title => "已退出 · Signed out",
+            message => "你已退出登录。 · You are signed out.",
+            status => 200,
+        },
+    );
+    if let Some(value) = session_cookie(&state, "", 0) {
+        response.headers_mut().insert(header::SET_COOKIE, value);
+    }
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resuming_drops_what_asked_for_the_sign_in() {
+        let params = Params::merge(
+            vec![
+                ("client_id".into(), "c".into()),
+                ("prompt".into(), "login consent".into()),
+                ("max_age".into(), "0".into()),
+                ("state".into(), "a b&c".into()),
+            ],
+            vec![],
+        )
+        .unwrap();
+        let path = resume_path(&params);
+        let query = path.strip_prefix("/oauth/authorize?").unwrap();
+        let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query).unwrap();
+        assert!(pairs.contains(&("prompt".into(), "consent".into())));
+        assert!(pairs.contains(&("state".into(), "a b&c".into())));
+        assert!(!pairs.iter().any(|(k, _)| k == "max_age"));
+    }
+
+    #[test]
+    fn the_wechat_browser_is_recognised() {
+        let mut headers = HeaderMap::new();
+        assert!(!in_wechat(&headers));
+        headers.insert(
+            header::USER_AGENT,
+            HeaderValue::from_static("Mozilla/5.0 (iPhone) MicroMessenger/8.0.49"),
+        );
+        assert!(in_wechat(&headers));
+    }
+}

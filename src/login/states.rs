@@ -1,0 +1,127 @@
+//! Sign-in states: the opaque, single-use, expiring `state` values wxauth sends through WeChat's
+//! authorize pages and checks when WeChat sends the browser back. Only a keyed hash is stored;
+//! the row carries what the callback needs (which app, where to return, and for the H5 base hop
+//! the entry identity) so that nothing a browser could swap travels in the URL. A state is spent
+//! by one conditional UPDATE and only by a callback of its own kind.
+
+use std::sync::Arc;
+
+use rand::RngCore;
+use rand::rngs::OsRng;
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, DatabaseConnection, DbErr, EntityTrait,
+    QueryFilter,
+};
+
+use entity::auth_state;
+
+use crate::clock::SharedClock;
+use crate::vault::Vault;
+
+/// A state to store.
+#[derive(Debug, Clone)]
+pub struct NewState<'a> {
+    /// Which callback may spend it (`entry`, `base`, `oauth` …).
+    pub kind: &'a str,
+    /// The WeChat app the authorize page is for.
+    pub appid: &'a str,
+    /// Where the flow goes when it is done.
+    pub next: &'a str,
+    /// The H5 base hop's entry identity (appid, openid).
+    pub entry: Option<(&'a str, &'a str)>,
+    /// Lifetime in seconds.
+    pub ttl: i64,
+}
+
+/// A fresh state value: 64 hex digits (WeChat allows `[A-Za-z0-9]{1,128}`).
+fn new_state() -> String {
+    let mut bytes = [0u8; 32];
+    OsRng.fill_bytes(&mut bytes);
+    hex::encode(bytes)
+}
+
+/// Whether `state` could be one of ours (anything else is refused without a query).
+pub fn is_state_shaped(state: &str) -> bool {
+    !state.is_empty() && state.len() <= 128 && state.bytes().all(|b| b.is_ascii_alphanumeric())
+}
+
+/// State storage.
+#[derive(Clone)]
+pub struct AuthStates {
+    db: DatabaseConnection,
+    vault: Arc<Vault>,
+    clock: SharedClock,
+}
+
+impl AuthStates {
+    pub fn new(db: DatabaseConnection, vault: Arc<Vault>, clock: SharedClock) -> Self {
+        Self { db, vault, clock }
+    }
+
+    /// Store a new state (sweeping expired ones first) and return its value.
+    pub async fn mint(&self, new: NewState<'_>) -> Result<String, DbErr> {
+        let now = self.clock.now();
+        auth_state::Entity::delete_many()
+            .filter(auth_state::Column::ExpiresAt.lt(now))
+            .exec(&self.db)
+            .await?;
+        let state = new_state();
+        auth_state::ActiveModel {
+            state_hash: Set(self.vault.fingerprint(&state)),
+            kind: Set(new.kind.to_owned()),
+            appid: Set(new.appid.to_owned()),
+            next_url: Set(new.next.to_owned()),
+            entry_appid: Set(new.entry.map(|(a, _)| a.to_owned())),
+            entry_open_id: Set(new.entry.map(|(_, o)| o.to_owned())),
+            expires_at: Set(now + new.ttl),
+            consumed_at: Set(None),
+            created_at: Set(now),
+        }
+        .insert(&self.db)
+        .await?;
+        Ok(state)
+    }
+
+    /// Spend `state` for a callback of `kind`: the row, or `None` when it is unknown, of
+    /// another kind, expired or already spent.
+    pub async fn consume(
+        &self,
+        kind: &str,
+        state: &str,
+    ) -> Result<Option<auth_state::Model>, DbErr> {
+        if !is_state_shaped(state) {
+            return Ok(None);
+        }
+        let now = self.clock.now();
+        let hash = self.vault.fingerprint(state);
+        let spent = auth_state::Entity::update_many()
+            .col_expr(auth_state::Column::ConsumedAt, Expr::value(now))
+            .filter(auth_state::Column::StateHash.eq(hash.as_str()))
+            .filter(auth_state::Column::Kind.eq(kind))
+            .filter(auth_state::Column::ConsumedAt.is_null())
+            .filter(auth_state::Column::ExpiresAt.gt(now))
+            .exec(&self.db)
+            .await?;
+        if spent.rows_affected != 1 {
+            return Ok(None);
+        }
+        auth_state::Entity::find_by_id(hash).one(&self.db).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn states_fit_wechat() {
+        let s = new_state();
+        assert_eq!(s.len(), 64);
+        assert!(is_state_shaped(&s));
+        assert_ne!(s, new_state());
+        assert!(!is_state_shaped(""));
+        assert!(!is_state_shaped("a+b"));
+        assert!(!is_state_shaped(&"a".repeat(129)));
+    }
+}

@@ -1,0 +1,186 @@
+//! Signing a person in with WeChat at the authorization endpoint: inside WeChat by the base
+//! official account's web authorization (`snsapi_userinfo`), elsewhere by the Open Platform
+//! website QR login (`connect/qrconnect`, `snsapi_login`). WeChat's answer becomes a recorded
+//! identity (unionid, profile), its account, and a browser session; the browser then returns to
+//! the authorization request it came from, which wxauth kept server-side with the `state`.
+
+use std::sync::Arc;
+
+use url::Url;
+
+use super::browser_session::{BrowserSession, BrowserSessions, SignInMethod};
+use super::error::LoginError;
+use super::states::{AuthStates, NewState};
+use crate::app_registry::{AppKind, AppRegistry};
+use crate::clock::SharedClock;
+use crate::users::{Profile, UserRepo, VouchedIdentity};
+use crate::wechat::{AppId, Scope, WeChat};
+
+/// The kind of state this flow spends.
+pub const STATE_KIND: &str = "oauth";
+/// How long the user has to sign in at WeChat (seconds).
+pub const SIGN_IN_TTL: i64 = 600;
+/// The only place a sign-in returns to.
+pub const AUTHORIZE_PATH: &str = "/oauth/authorize";
+
+/// A finished sign-in.
+#[derive(Debug)]
+pub struct SignedInBrowser {
+    /// The session cookie's value (set it, never log it).
+    pub cookie: String,
+    pub session: BrowserSession,
+    /// The authorization request to resume (a path with its query).
+    pub return_to: String,
+}
+
+/// WeChat sign-in for the authorization endpoint.
+#[derive(Clone)]
+pub struct WeChatSignIn {
+    apps: AppRegistry,
+    wechat: Arc<WeChat>,
+    users: Arc<dyn UserRepo>,
+    sessions: BrowserSessions,
+    states: AuthStates,
+    clock: SharedClock,
+    /// Our callback, `{issuer}/oauth/callback/wechat`.
+    callback: Url,
+}
+
+impl WeChatSignIn {
+    pub fn new(
+        apps: AppRegistry,
+        wechat: Arc<WeChat>,
+        users: Arc<dyn UserRepo>,
+        sessions: BrowserSessions,
+        states: AuthStates,
+        clock: SharedClock,
+        callback: Url,
+    ) -> Self {
+        Self {
+            apps,
+            wechat,
+            users,
+            sessions,
+            states,
+            clock,
+            callback,
+        }
+    }
+
+    /// Where to send the browser to sign in, coming back to `return_to` (a path under
+    /// [`AUTHORIZE_PATH`]). `in_wechat`: the browser is WeChat's own.
+    pub async fn start(&self, in_wechat: bool, return_to: &str) -> Result<String, LoginError> {
+        if !return_to.starts_with(AUTHORIZE_PATH) {
+            return Err(LoginError::invalid(
+                "a sign-in can only return to the authorization endpoint",
+            ));
+        }
+        let appid = if in_wechat {
+            self.apps
+                .base_account()
+                .await
+                .map_err(|e| LoginError::Storage(e.to_string()))?
+                .map(|app| app.appid)
+                .ok_or_else(|| {
+                    LoginError::Unavailable(
+                        "no base official account is registered (wxauth app add --base)".into(),
+                    )
+                })?
+        } else {
+            self.apps
+                .first_of_kind(AppKind::Website)
+                .await?
+                .ok_or_else(|| {
+                    LoginError::Unavailable(
+                        "no website app is registered for QR sign-in: open this page in WeChat"
+                            .into(),
+                    )
+                })?
+        };
+        let appid = AppId::parse(&appid)
+            .map_err(|_| LoginError::Storage(format!("registered appid {appid:?}")))?;
+        let state = self
+            .states
+            .mint(NewState {
+                kind: STATE_KIND,
+                appid: appid.as_str(),
+                next: return_to,
+                entry: None,
+                ttl: SIGN_IN_TTL,
+            })
+            .await?;
+        let url = if in_wechat {
+            self.wechat
+                .authorize_url(&appid, &self.callback, Scope::SnsapiUserinfo, &state)
+                .await?
+        } else {
+            self.wechat
+                .qrconnect_url(&appid, &self.callback, &state)
+                .await?
+        };
+        Ok(url)
+    }
+
+    /// WeChat sent the browser back: spend the state, exchange the code, record who it is and
+    /// start a browser session.
+    pub async fn finish(
+        &self,
+        code: Option<&str>,
+        state: Option<&str>,
+    ) -> Result<SignedInBrowser, LoginError> {
+        let code = code
+            .filter(|c| !c.is_empty())
+            .ok_or_else(|| LoginError::invalid("WeChat sent no code: the sign-in was cancelled"))?;
+        let row = self
+            .states
+            .consume(STATE_KIND, state.unwrap_or_default())
+            .await?
+            .ok_or_else(|| {
+                LoginError::invalid("this sign-in link is unknown, expired or already used")
+            })?;
+        let appid = AppId::parse(&row.appid)
+            .map_err(|_| LoginError::Storage(format!("auth_state appid {:?}", row.appid)))?;
+        let method = match self.apps.kind(appid.as_str()).await? {
+            Some(AppKind::Website) => SignInMethod::WeChatQr,
+            _ => SignInMethod::WeChatWeb,
+        };
+        let token = self.wechat.web_access_token(&appid, code).await?;
+        if token.is_snapshotuser == Some(1) {
+            return Err(LoginError::invalid(
+                "open the page in WeChat (not as a snapshot preview) to sign in",
+            ));
+        }
+        let info = self
+            .wechat
+            .web_user_info(&token.access_token, &token.openid)
+            .await?;
+        let text = |s: &str| (!s.is_empty()).then(|| s.to_owned());
+        let vouched = VouchedIdentity {
+            appid: appid.as_str().to_owned(),
+            open_id: token.openid.as_str().to_owned(),
+            union_id: token
+                .unionid
+                .or(info.unionid)
+                .map(|u| u.as_str().to_owned()),
+            profile: Some(Profile {
+                nick_name: text(&info.nickname),
+                avatar_url: text(&info.headimgurl),
+                sex: i32::try_from(info.sex).ok(),
+                city: text(&info.city),
+                province: text(&info.province),
+                country: text(&info.country),
+                language: None,
+            }),
+        };
+        let (_, account, _) = self
+            .users
+            .record_identity(&vouched, self.clock.now())
+            .await?;
+        let (cookie, session) = self.sessions.start(account.id, method).await?;
+        Ok(SignedInBrowser {
+            cookie,
+            session,
+            return_to: row.next_url,
+        })
+    }
+}
