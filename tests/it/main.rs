@@ -10,6 +10,7 @@ mod cli;
 mod component;
 mod foundation;
 mod h5;
+mod h5_browser;
 mod oauth;
 mod simulator;
 mod wechat;
