@@ -10,7 +10,8 @@
 //! The flow itself is [`H5Login`] in `login::h5`.
 
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{Query, State};
+use axum::extract::{FromRequestParts, Query, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -179,57 +180,42 @@ async fn entry_build_url(
     }
 }
 
-fn callback_params(
-    query: Result<Query<CallbackParams>, QueryRejection>,
-) -> Result<CallbackParams, PageError> {
-    query
-        .map(|Query(q)| q)
-        .map_err(|_| PageError::bad_request("the sign-in link is malformed; please start again"))
+/// What a callback handler needs: the flow and WeChat's parameters. A malformed query string
+/// is a 400 page like any other bad sign-in link.
+struct Callback {
+    flow: H5Login,
+    params: CallbackParams,
+}
+
+impl FromRequestParts<AppState> for Callback {
+    type Rejection = PageError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, PageError> {
+        let Query(params) = Query::<CallbackParams>::from_request_parts(parts, state)
+            .await
+            .map_err(|_| {
+                PageError::bad_request("the sign-in link is malformed; please start again")
+            })?;
+        let flow = h5(state).map_err(|error| PageError::from(H5Failure::from(error)))?;
+        Ok(Self { flow, params })
+    }
 }
 
 /// Step 2: on to the base account.
-async fn entry_callback(
-    State(state): State<AppState>,
-    query: Result<Query<CallbackParams>, QueryRejection>,
-) -> Response {
-    let params = match callback_params(query) {
-        Ok(params) => params,
-        Err(page) => return page.into_response(),
-    };
-    let result = match h5(&state) {
-        Ok(flow) => flow.entry_callback(&params).await,
-        Err(error) => Err(error.into()),
-    };
-    match result {
-        Ok(url) => found(&url),
-        Err(failure) => PageError::from(failure).into_response(),
-    }
+async fn entry_callback(Callback { flow, params }: Callback) -> Result<Response, PageError> {
+    let url = flow.entry_callback(&params).await?;
+    Ok(found(&url))
 }
 
 /// Step 3: back to `next` with the identity and a login ticket.
-async fn base_callback(
-    State(state): State<AppState>,
-    query: Result<Query<CallbackParams>, QueryRejection>,
-) -> Response {
-    let params = match callback_params(query) {
-        Ok(params) => params,
-        Err(page) => return page.into_response(),
-    };
-    let result = match h5(&state) {
-        Ok(flow) => flow.base_callback(&params).await,
-        Err(error) => Err(error.into()),
-    };
-    match result {
-        Ok(signed_in) => {
-            tracing::info!(
-                entry_appid = %signed_in.entry_appid,
-                account = signed_in.account_id,
-                "H5 sign-in complete"
-            );
-            found(signed_in.redirect.as_str())
-        }
-        Err(failure) => PageError::from(failure).into_response(),
-    }
+async fn base_callback(Callback { flow, params }: Callback) -> Result<Response, PageError> {
+    let signed_in = flow.base_callback(&params).await?;
+    tracing::info!(
+        entry_appid = %signed_in.entry_appid,
+        account = signed_in.account_id,
+        "H5 sign-in complete"
+    );
+    Ok(found(signed_in.redirect.as_str()))
 }
 
 async fn landing() -> Response {

@@ -217,6 +217,15 @@ impl TokenCache {
             }
             let owner = format!("{}:{}", self.instance_id, uuid::Uuid::new_v4().simple());
             if self.try_lease(kind, appid, &owner, now).await? {
+                // The row was read before the lease was taken: another instance may have stored
+                // a fresh token and released its lease in between. Look again before fetching.
+                if let Some(fresh) = self.read_row(kind, appid).await?
+                    && self.is_fresh(fresh.expires_at, self.now())
+                {
+                    self.release_lease(kind, appid, &owner).await?;
+                    self.local_put(key, fresh.clone());
+                    return Ok(fresh.token);
+                }
                 let Some(fetch) = fetch.take() else {
                     self.release_lease(kind, appid, &owner).await?;
                     return Err(WeChatError::TokenRefreshTimeout);

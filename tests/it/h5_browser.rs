@@ -1,0 +1,243 @@
+//! A real browser walks the H5 sign-in: headless Chromium, driven over WebDriver (fantoccini and
+//! a chromedriver this test starts on a free port), opens the `entryBuildUrl` link as a newcomer
+//! would, picks the simulated WeChat user on the simulator's authorize page, follows both hops
+//! and lands on `/m/flow_landing`, whose script redeems the ticket and shows the user.
+//!
+//! Needs the Debian packages `chromium` and `chromium-driver` (.ci/run installs them). Without
+//! them the test is skipped with a message, unless `WXAUTH_TEST_REQUIRE_BROWSER=1` (set by
+//! .ci/run), which makes their absence a failure.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::json;
+use wxauth::http::h5::LandingClient;
+use wxauth::oauth::{FlowTicketPolicy, NewClient};
+use wxauth::secret::Secret;
+use wxauth::simulator::demo;
+
+use crate::harness::{Backend, TestApp};
+
+const BUILD: &str = "/api/wechat/component/mp/common/entryBuildUrl";
+/// What WeChat's in-app browser calls itself.
+const WECHAT_USER_AGENT: &str = "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 \
+     (KHTML, like Gecko) Chrome/126.0 Mobile Safari/537.36 MicroMessenger/8.0.50.2701 \
+     NetType/WIFI Language/zh_CN";
+const WAIT: Duration = Duration::from_secs(30);
+
+fn in_path(name: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join(name))
+            .find(|candidate| candidate.is_file())
+    })
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// chromedriver on a free port, stopped when dropped.
+struct Driver {
+    url: String,
+    _child: tokio::process::Child,
+}
+
+impl Driver {
+    async fn start(binary: &PathBuf) -> Driver {
+        let port = free_port();
+        let child = tokio::process::Command::new(binary)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start chromedriver");
+        let url = format!("http://127.0.0.1:{port}");
+        let deadline = Instant::now() + WAIT;
+        loop {
+            if let Ok(response) = reqwest::get(format!("{url}/status")).await
+                && response.status().is_success()
+            {
+                break;
+            }
+            assert!(Instant::now() < deadline, "chromedriver did not come up");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Driver { url, _child: child }
+    }
+}
+
+async fn browser(driver: &Driver) -> Client {
+    let mut capabilities = serde_json::Map::new();
+    capabilities.insert(
+        "goog:chromeOptions".to_owned(),
+        json!({
+            "args": [
+                "--headless=new",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-dev-shm-usage",
+                "--no-first-run",
+                "--window-size=390,844",
+                format!("--user-agent={WECHAT_USER_AGENT}"),
+            ]
+        }),
+    );
+    ClientBuilder::native()
+        .capabilities(capabilities)
+        .connect(&driver.url)
+        .await
+        .expect("a Chromium session")
+}
+
+/// The landing page signs in with this client (as `wxauth dev` arranges).
+async fn landing_server(app: &TestApp) -> String {
+    let secret = "a-long-landing-client-secret";
+    app.state
+        .clients
+        .create(NewClient {
+            client_id: "landing".into(),
+            secret: Some(Secret::new(secret)),
+            grant_types: vec!["flow".into()],
+            scopes: vec!["flow".into()],
+            redirect_uris: vec![],
+            public: false,
+            first_party: true,
+            access_token_ttl: 600,
+            refresh_token_ttl: 3600,
+            flow_ticket: FlowTicketPolicy::Required,
+        })
+        .await
+        .unwrap();
+    let router = wxauth::app(app.state.clone()).layer(axum::Extension(LandingClient {
+        client_id: "landing".into(),
+        client_secret: Secret::new(secret),
+    }));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, router).await;
+    });
+    base
+}
+
+async fn text(client: &Client, css: &str) -> Result<String, String> {
+    client
+        .find(Locator::Css(css))
+        .await
+        .map_err(|e| format!("{css}: {e}"))?
+        .text()
+        .await
+        .map_err(|e| format!("{css}: {e}"))
+}
+
+/// The walk; an `Err` carries what the browser was showing.
+async fn walk(client: &Client, app: &TestApp, landing_base: &str) -> Result<(), String> {
+    let landing = format!("{landing_base}/m/flow_landing");
+    let link = format!(
+        "{landing_base}{BUILD}?appId={}&next={}&redirect=1",
+        demo::ENTRY_ACCOUNT_APPID,
+        url::form_urlencoded::byte_serialize(landing.as_bytes()).collect::<String>()
+    );
+    client.goto(&link).await.map_err(|e| e.to_string())?;
+
+    // The simulator's authorize page asks who is signing in.
+    let alice = client
+        .wait()
+        .at_most(WAIT)
+        .for_element(Locator::Css("a[href*='user=alice']"))
+        .await
+        .map_err(|e| format!("no user chooser: {e}"))?;
+    alice.click().await.map_err(|e| e.to_string())?;
+
+    // Both hops run by redirects; the landing page then redeems the ticket.
+    client
+        .wait()
+        .at_most(WAIT)
+        .for_element(Locator::Css("#user:not([hidden])"))
+        .await
+        .map_err(|e| format!("the landing page did not show a user: {e}"))?;
+
+    let nick = text(client, "#nick-name").await?;
+    let union_id = text(client, "#union-id").await?;
+    let open_id = text(client, "#open-id").await?;
+    let claims = text(client, "#claims").await?;
+    let status = text(client, "#status").await?;
+    let url = client.current_url().await.map_err(|e| e.to_string())?;
+    if let Ok(png) = client.screenshot().await {
+        let _ = std::fs::write(
+            PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("h5-landing.png"),
+            png,
+        );
+    }
+
+    // Checked without panicking, so that the browser session is always closed.
+    let checks = [
+        (nick == "Alice 爱丽丝", format!("nick name {nick:?}")),
+        (
+            Some(&union_id) == app.sim.unionid(demo::BASE_ACCOUNT_APPID, "alice").as_ref(),
+            format!("unionId {union_id:?}"),
+        ),
+        (
+            open_id == app.sim.openid(demo::ENTRY_ACCOUNT_APPID, "alice"),
+            format!("openId {open_id:?}"),
+        ),
+        (status.contains("Signed in"), format!("status {status:?}")),
+        (
+            claims.contains("\"flow_user_id\"")
+                && claims.contains(&format!("\"iss\": \"{}\"", app.base)),
+            format!("claims {claims}"),
+        ),
+        (url.path() == "/m/flow_landing", format!("page {url}")),
+        (
+            !url.as_str().contains("ticket="),
+            format!("the spent ticket stays in the address bar: {url}"),
+        ),
+    ];
+    for (ok, what) in checks {
+        if !ok {
+            return Err(format!("unexpected {what}"));
+        }
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_browser_walks_the_h5_sign_in_to_the_landing_page() {
+    let required = std::env::var("WXAUTH_TEST_REQUIRE_BROWSER").as_deref() == Ok("1");
+    let (Some(chromedriver), Some(_)) = (in_path("chromedriver"), in_path("chromium")) else {
+        assert!(
+            !required,
+            "WXAUTH_TEST_REQUIRE_BROWSER=1 but chromium or chromedriver is missing \
+             (apt-get install -y chromium chromium-driver)"
+        );
+        eprintln!("skipping the browser test: chromium or chromedriver is not installed");
+        return;
+    };
+    let app = TestApp::spawn(Backend::Sqlite).await.unwrap();
+    app.push_component_ticket().await;
+    let landing_base = landing_server(&app).await;
+    let driver = Driver::start(&chromedriver).await;
+    let client = browser(&driver).await;
+
+    let outcome = walk(&client, &app, &landing_base).await;
+    let shown = match &outcome {
+        Ok(()) => String::new(),
+        Err(_) => format!(
+            "at {:?}:\n{}",
+            client.current_url().await.map(|u| u.to_string()),
+            client.source().await.unwrap_or_default()
+        ),
+    };
+    let _ = client.close().await;
+    if let Err(error) = outcome {
+        panic!("{error}\n{shown}");
+    }
+}
