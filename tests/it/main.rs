@@ -14,5 +14,6 @@ mod h5_browser;
 mod mini_program;
 mod oauth;
 mod oidc;
+mod oidc_client;
 mod simulator;
 mod wechat;

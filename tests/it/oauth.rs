@@ -149,7 +149,9 @@ async fn revoke(app: &TestApp, token: &str) {
 }
 
 /// oauth2's HTTP hook, over this crate's reqwest.
-async fn http(request: oauth2::HttpRequest) -> Result<oauth2::HttpResponse, reqwest::Error> {
+pub(crate) async fn http(
+    request: oauth2::HttpRequest,
+) -> Result<oauth2::HttpResponse, reqwest::Error> {
     let client = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()?;

@@ -1,8 +1,8 @@
 //! The authorization-code flow with PKCE and OpenID Connect, walked over real HTTP through the
 //! simulator's WeChat sign-in (QR page outside WeChat, official-account authorization inside),
-//! the consent page and the token endpoint; then the refusals the RFCs ask for. An independent
-//! client (the `openidconnect` crate) does discovery → authorize → code → tokens → id_token →
-//! userinfo.
+//! the consent page and the token endpoint; then the refusals the RFCs ask for. Independent
+//! clients walk the same flow in `oidc_client` (the `openidconnect` crate), `oidc_python`
+//! (Authlib) and `oidc_browser` (headless Chromium).
 
 use std::collections::HashMap;
 
@@ -20,7 +20,7 @@ use crate::oauth::basic;
 
 pub const SECRET: &str = "a-long-client-secret-for-oidc-tests";
 pub const REDIRECT: &str = "https://app.example.com/cb";
-const DESKTOP: &str = "Mozilla/5.0 (X11; Linux x86_64) Chrome/130";
+pub const DESKTOP: &str = "Mozilla/5.0 (X11; Linux x86_64) Chrome/130";
 const WECHAT: &str = "Mozilla/5.0 (iPhone) AppleWebKit Mobile MicroMessenger/8.0.49";
 
 pub async fn oidc_client(app: &TestApp, id: &str, public: bool, first_party: bool) {
