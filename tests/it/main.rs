@@ -15,5 +15,6 @@ mod mini_program;
 mod oauth;
 mod oidc;
 mod oidc_client;
+mod oidc_python;
 mod simulator;
 mod wechat;
