@@ -175,12 +175,14 @@ async fn consent_page(
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
         .collect();
     fields.sort();
-    let redirect_host = params
+    let redirect_uri = params
         .get("redirect_uri")
-        .and_then(|r| url::Url::parse(r).ok())
+        .and_then(|r| url::Url::parse(r).ok());
+    let redirect_host = redirect_uri
+        .as_ref()
         .and_then(|u| u.host_str().map(str::to_owned))
         .unwrap_or_default();
-    pages::page(
+    let mut response = pages::page(
         StatusCode::OK,
         "consent.html",
         context! {
@@ -191,7 +193,19 @@ async fn consent_page(
             csrf_token => state.sessions.csrf_token(session),
             redirect_host => redirect_host,
         },
-    )
+    );
+    // The answer redirects to the client (or, if the session ended meanwhile, to WeChat's sign-in):
+    // without these in `form-action` the browser refuses to follow the redirect.
+    if response.status() == StatusCode::OK
+        && let Some(redirect_uri) = &redirect_uri
+        && let Some(csp) =
+            pages::csp_with_form_targets(&[redirect_uri, &state.config.wechat_open_base])
+    {
+        response
+            .headers_mut()
+            .insert(header::CONTENT_SECURITY_POLICY, csp);
+    }
+    response
 }
 
 /// Take a valid request as far as it can go for this browser.

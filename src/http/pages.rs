@@ -49,6 +49,25 @@ const ASSETS: &[(&str, &str, &str)] = &[
 const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; style-src 'self'; script-src 'self'; \
      connect-src 'self'; img-src 'self' https: http: data:; base-uri 'none'; \
      form-action 'self'; frame-ancestors 'none'";
+const FORM_ACTION: &str = "form-action 'self'";
+
+/// The pages' Content-Security-Policy, with `form-action` also allowing the origins of
+/// `targets`. Browsers check `form-action` against every redirect that follows a submission
+/// (Chromium does), so a form whose answer redirects elsewhere — the consent form sends the
+/// browser back to the client, or to WeChat to sign in again — must name where it may land.
+pub fn csp_with_form_targets(targets: &[&url::Url]) -> Option<HeaderValue> {
+    let sources: Vec<String> = targets
+        .iter()
+        .map(|target| match target.origin() {
+            url::Origin::Tuple(..) => target.origin().ascii_serialization(),
+            // A native app's private-use scheme (RFC 8252 §7.1): a scheme source.
+            url::Origin::Opaque(_) => format!("{}:", target.scheme()),
+        })
+        .collect();
+    let form_action = format!("{FORM_ACTION} {}", sources.join(" "));
+    HeaderValue::from_str(&CONTENT_SECURITY_POLICY.replace(FORM_ACTION, form_action.trim_end()))
+        .ok()
+}
 
 /// The compiled templates: constant data built once from the embedded sources (a template that
 /// does not compile is logged and then fails to render; a unit test keeps that from shipping).
@@ -206,6 +225,22 @@ impl IntoResponse for PageError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_form_may_redirect_to_the_origins_it_names() {
+        let client = url::Url::parse("https://app.example.com:8443/cb?x=1").unwrap();
+        let native = url::Url::parse("com.example.app:/oauth/cb").unwrap();
+        let csp = csp_with_form_targets(&[&client, &native]).unwrap();
+        let csp = csp.to_str().unwrap();
+        assert!(
+            csp.contains("; form-action 'self' https://app.example.com:8443 com.example.app:;"),
+            "{csp}"
+        );
+        assert_eq!(
+            csp.replace(" https://app.example.com:8443 com.example.app:", ""),
+            CONTENT_SECURITY_POLICY
+        );
+    }
 
     #[test]
     fn every_template_compiles() {
