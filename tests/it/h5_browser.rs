@@ -5,7 +5,8 @@
 //!
 //! Needs the Debian packages `chromium` and `chromium-driver` (.ci/run installs them). Without
 //! them the test is skipped with a message, unless `WXAUTH_TEST_REQUIRE_BROWSER=1` (set by
-//! .ci/run), which makes their absence a failure.
+//! .ci/run), which makes their absence a failure. The harness here ([`chromedriver`],
+//! [`Driver`], [`browser`]) is shared with the other browser tests.
 
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -25,7 +26,8 @@ const BUILD: &str = "/api/wechat/component/mp/common/entryBuildUrl";
 const WECHAT_USER_AGENT: &str = "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 \
      (KHTML, like Gecko) Chrome/126.0 Mobile Safari/537.36 MicroMessenger/8.0.50.2701 \
      NetType/WIFI Language/zh_CN";
-const WAIT: Duration = Duration::from_secs(30);
+/// How long a browser test waits for a page.
+pub(crate) const WAIT: Duration = Duration::from_secs(30);
 
 fn in_path(name: &str) -> Option<PathBuf> {
     std::env::var_os("PATH").and_then(|paths| {
@@ -43,14 +45,30 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// The chromedriver binary, when chromium and chromedriver are installed; `None` means skip the
+/// test (after saying so), and with `WXAUTH_TEST_REQUIRE_BROWSER=1` their absence fails it.
+pub(crate) fn chromedriver() -> Option<PathBuf> {
+    let required = std::env::var("WXAUTH_TEST_REQUIRE_BROWSER").as_deref() == Ok("1");
+    let (Some(chromedriver), Some(_)) = (in_path("chromedriver"), in_path("chromium")) else {
+        assert!(
+            !required,
+            "WXAUTH_TEST_REQUIRE_BROWSER=1 but chromium or chromedriver is missing \
+             (apt-get install -y chromium chromium-driver)"
+        );
+        eprintln!("skipping the browser test: chromium or chromedriver is not installed");
+        return None;
+    };
+    Some(chromedriver)
+}
+
 /// chromedriver on a free port, stopped when dropped.
-struct Driver {
+pub(crate) struct Driver {
     url: String,
     _child: tokio::process::Child,
 }
 
 impl Driver {
-    async fn start(binary: &PathBuf) -> Driver {
+    pub(crate) async fn start(binary: &PathBuf) -> Driver {
         let port = free_port();
         let child = tokio::process::Command::new(binary)
             .arg(format!("--port={port}"))
@@ -74,7 +92,12 @@ impl Driver {
     }
 }
 
-async fn browser(driver: &Driver) -> Client {
+/// A headless Chromium session calling itself `user_agent`, with a `width`×`height` window.
+pub(crate) async fn browser(
+    driver: &Driver,
+    user_agent: &str,
+    (width, height): (u32, u32),
+) -> Client {
     let mut capabilities = serde_json::Map::new();
     capabilities.insert(
         "goog:chromeOptions".to_owned(),
@@ -85,8 +108,8 @@ async fn browser(driver: &Driver) -> Client {
                 "--disable-gpu",
                 "--disable-dev-shm-usage",
                 "--no-first-run",
-                "--window-size=390,844",
-                format!("--user-agent={WECHAT_USER_AGENT}"),
+                format!("--window-size={width},{height}"),
+                format!("--user-agent={user_agent}"),
             ]
         }),
     );
@@ -211,21 +234,14 @@ async fn walk(client: &Client, app: &TestApp, landing_base: &str) -> Result<(), 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_browser_walks_the_h5_sign_in_to_the_landing_page() {
-    let required = std::env::var("WXAUTH_TEST_REQUIRE_BROWSER").as_deref() == Ok("1");
-    let (Some(chromedriver), Some(_)) = (in_path("chromedriver"), in_path("chromium")) else {
-        assert!(
-            !required,
-            "WXAUTH_TEST_REQUIRE_BROWSER=1 but chromium or chromedriver is missing \
-             (apt-get install -y chromium chromium-driver)"
-        );
-        eprintln!("skipping the browser test: chromium or chromedriver is not installed");
+    let Some(chromedriver) = chromedriver() else {
         return;
     };
     let app = TestApp::spawn(Backend::Sqlite).await.unwrap();
     app.push_component_ticket().await;
     let landing_base = landing_server(&app).await;
     let driver = Driver::start(&chromedriver).await;
-    let client = browser(&driver).await;
+    let client = browser(&driver, WECHAT_USER_AGENT, (390, 844)).await;
 
     let outcome = walk(&client, &app, &landing_base).await;
     let shown = match &outcome {

@@ -175,7 +175,11 @@ fn query(url: &Url) -> HashMap<String, String> {
     url.query_pairs().into_owned().collect()
 }
 
-async fn exchange(app: &TestApp, auth: Option<&str>, form: &[(&str, &str)]) -> (u16, Value) {
+pub(crate) async fn exchange(
+    app: &TestApp,
+    auth: Option<&str>,
+    form: &[(&str, &str)],
+) -> (u16, Value) {
     let mut request = app.http.post(app.url("/oauth/token")).form(form);
     if let Some(auth) = auth {
         request = request.header("authorization", auth);
@@ -188,7 +192,7 @@ async fn exchange(app: &TestApp, auth: Option<&str>, form: &[(&str, &str)]) -> (
 }
 
 /// Decode and verify an ID token against the JWKS.
-async fn verify_id_token(app: &TestApp, token: &str, audience: &str) -> Value {
+pub(crate) async fn verify_id_token(app: &TestApp, token: &str, audience: &str) -> Value {
     let jwks: jsonwebtoken::jwk::JwkSet = app
         .http
         .get(app.url("/.well-known/jwks.json"))

@@ -1,0 +1,261 @@
+//! A real browser signs in to a relying party with wxauth: headless Chromium with a desktop
+//! User-Agent opens the client's authorization URL, gets the simulator's WeChat QR page, "scans"
+//! it as alice (`#scan-alice`), approves on our consent page (`#approve`) and lands on a tiny
+//! relying-party server this test starts (`/cb`, which shows the query it got). The test then
+//! exchanges the code and verifies the ID token. In the same browser a second authorization is
+//! silent: no QR page, no consent page, straight back to `/cb`.
+//!
+//! Shares h5_browser's harness (chromedriver on a free port, skipped unless installed or
+//! `WXAUTH_TEST_REQUIRE_BROWSER=1`).
+
+use std::path::PathBuf;
+
+use axum::extract::RawQuery;
+use axum::response::Html;
+use fantoccini::{Client, Locator};
+use serde_json::Value;
+use url::Url;
+use wxauth::oauth::{FlowTicketPolicy, NewClient};
+use wxauth::secret::Secret;
+use wxauth::simulator::demo;
+
+use crate::h5_browser::{Driver, WAIT, browser, chromedriver};
+use crate::harness::{Backend, TestApp};
+use crate::oauth::basic;
+use crate::oidc::{SECRET, exchange, pkce, verify_id_token};
+
+const DESKTOP_USER_AGENT: &str = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 \
+     (KHTML, like Gecko) Chrome/130.0 Safari/537.36";
+const CLIENT: &str = "rp-web";
+
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// The relying party: `GET /cb` shows each query parameter as `<dd id="NAME">VALUE</dd>`.
+async fn relying_party() -> String {
+    let router = axum::Router::new().route(
+        "/cb",
+        axum::routing::get(|RawQuery(query): RawQuery| async move {
+            let mut body = String::from(
+                "<!doctype html><meta charset=\"utf-8\"><title>Relying party</title><dl id=\"query\">",
+            );
+            for (k, v) in url::form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
+                body.push_str(&format!(
+                    "<dt>{k}</dt><dd id=\"{k}\">{v}</dd>",
+                    k = escape(&k),
+                    v = escape(&v)
+                ));
+            }
+            body.push_str("</dl>");
+            Html(body)
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, router).await;
+    });
+    base
+}
+
+/// One authorization request: its URL, and what the client keeps to finish it.
+struct Request {
+    url: String,
+    state: String,
+    nonce: String,
+    verifier: String,
+}
+
+fn request(app: &TestApp, redirect: &str, n: u32) -> Request {
+    let (verifier, challenge) = pkce();
+    let state = format!("state-{n}-{}", uuid::Uuid::new_v4().simple());
+    let nonce = format!("nonce-{n}-{}", uuid::Uuid::new_v4().simple());
+    let mut url = Url::parse(&app.url("/oauth/authorize")).unwrap();
+    url.query_pairs_mut()
+        .append_pair("response_type", "code")
+        .append_pair("client_id", CLIENT)
+        .append_pair("redirect_uri", redirect)
+        .append_pair("scope", "openid profile")
+        .append_pair("state", &state)
+        .append_pair("nonce", &nonce)
+        .append_pair("code_challenge", &challenge)
+        .append_pair("code_challenge_method", "S256");
+    Request {
+        url: url.into(),
+        state,
+        nonce,
+        verifier,
+    }
+}
+
+async fn text(client: &Client, css: &str) -> Result<String, String> {
+    client
+        .wait()
+        .at_most(WAIT)
+        .for_element(Locator::Css(css))
+        .await
+        .map_err(|e| format!("{css}: {e}"))?
+        .text()
+        .await
+        .map_err(|e| format!("{css}: {e}"))
+}
+
+async fn click(client: &Client, css: &str, what: &str) -> Result<(), String> {
+    client
+        .wait()
+        .at_most(WAIT)
+        .for_element(Locator::Css(css))
+        .await
+        .map_err(|e| format!("no {what} ({css}): {e}"))?
+        .click()
+        .await
+        .map_err(|e| format!("clicking {css}: {e}"))
+}
+
+/// The code the relying party got, after checking the page is `/cb` with the request's state.
+async fn code_at_relying_party(
+    client: &Client,
+    rp: &str,
+    request: &Request,
+) -> Result<String, String> {
+    let state = text(client, "#query #state").await?;
+    let url = client.current_url().await.map_err(|e| e.to_string())?;
+    if !url.as_str().starts_with(&format!("{rp}/cb?")) {
+        return Err(format!("not at the relying party: {url}"));
+    }
+    if state != request.state {
+        return Err(format!("state {state:?}, sent {:?}", request.state));
+    }
+    text(client, "#query #code").await
+}
+
+/// The browser's part; an `Err` carries what went wrong.
+async fn walk(
+    client: &Client,
+    app: &TestApp,
+    rp: &str,
+    first: &Request,
+    second: &Request,
+) -> Result<(String, String), String> {
+    client.goto(&first.url).await.map_err(|e| e.to_string())?;
+
+    // Outside WeChat: the simulator's website QR page; alice's phone scans it.
+    let at = client.current_url().await.map_err(|e| e.to_string())?;
+    if !at
+        .as_str()
+        .starts_with(&format!("{}/connect/qrconnect", app.sim_base))
+    {
+        return Err(format!("not the QR page: {at}"));
+    }
+    click(client, "#scan-alice", "QR page scan link").await?;
+
+    // Signed in with WeChat; our consent page names the user and the client.
+    let user = text(client, "#user-name").await?;
+    let shown_client = text(client, "#client-name").await?;
+    if let Ok(png) = client.screenshot().await {
+        let _ = std::fs::write(
+            PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("oidc-consent.png"),
+            png,
+        );
+    }
+    if user != "Alice 爱丽丝" || !shown_client.contains(CLIENT) {
+        return Err(format!("consent page for {user:?} and {shown_client:?}"));
+    }
+    click(client, "#approve", "consent button").await?;
+    let first_code = code_at_relying_party(client, rp, first).await?;
+
+    // Signed in and consented: the second authorization goes straight back to the client.
+    client.goto(&second.url).await.map_err(|e| e.to_string())?;
+    let second_code = code_at_relying_party(client, rp, second).await?;
+    if first_code == second_code {
+        return Err("the same code twice".into());
+    }
+    Ok((first_code, second_code))
+}
+
+/// The code exchanged (client_secret_basic, PKCE verifier); the verified ID token's claims.
+async fn redeem(app: &TestApp, redirect: &str, request: &Request, code: &str) -> Value {
+    let (status, tokens) = exchange(
+        app,
+        Some(&basic(CLIENT, SECRET)),
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            ("redirect_uri", redirect),
+            ("code_verifier", &request.verifier),
+        ],
+    )
+    .await;
+    assert_eq!(status, 200, "{tokens}");
+    let claims = verify_id_token(app, tokens["id_token"].as_str().unwrap(), CLIENT).await;
+    assert_eq!(claims["nonce"], request.nonce.as_str());
+    claims
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_desktop_browser_signs_in_with_the_qr_page_and_consent() {
+    let Some(chromedriver) = chromedriver() else {
+        return;
+    };
+    let app = TestApp::spawn(Backend::Sqlite).await.unwrap();
+    let rp = relying_party().await;
+    let redirect = format!("{rp}/cb");
+    app.state
+        .clients
+        .create(NewClient {
+            client_id: CLIENT.into(),
+            secret: Some(Secret::new(SECRET)),
+            grant_types: vec!["authorization_code".into(), "refresh_token".into()],
+            scopes: vec!["openid".into(), "profile".into()],
+            redirect_uris: vec![redirect.clone()],
+            public: false,
+            first_party: false,
+            access_token_ttl: 600,
+            refresh_token_ttl: 3600,
+            flow_ticket: FlowTicketPolicy::Required,
+        })
+        .await
+        .unwrap();
+    let first = request(&app, &redirect, 1);
+    let second = request(&app, &redirect, 2);
+
+    let driver = Driver::start(&chromedriver).await;
+    let client = browser(&driver, DESKTOP_USER_AGENT, (1280, 800)).await;
+    let outcome = walk(&client, &app, &rp, &first, &second).await;
+    let shown = match &outcome {
+        Ok(_) => String::new(),
+        Err(_) => format!(
+            "at {:?}:\n{}",
+            client.current_url().await.map(|u| u.to_string()),
+            client.source().await.unwrap_or_default()
+        ),
+    };
+    let _ = client.close().await;
+    let (first_code, second_code) = match outcome {
+        Ok(codes) => codes,
+        Err(error) => panic!("{error}\n{shown}"),
+    };
+
+    let alice = app
+        .state
+        .users
+        .find_identity(
+            demo::WEBSITE_APPID,
+            &app.sim.openid(demo::WEBSITE_APPID, "alice"),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    let sub = alice.account_id.unwrap().to_string();
+    let claims = redeem(&app, &redirect, &first, &first_code).await;
+    assert_eq!(claims["sub"], sub.as_str());
+    assert_eq!(claims["name"], "Alice 爱丽丝");
+    // The silent one is the same sign-in: same user, same auth_time.
+    let again = redeem(&app, &redirect, &second, &second_code).await;
+    assert_eq!(again["sub"], sub.as_str());
+    assert_eq!(again["auth_time"], claims["auth_time"]);
+}
