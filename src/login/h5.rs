@@ -327,17 +327,8 @@ impl H5Login {
             language: None,
         };
         let now = self.clock.now();
-        self.users
-            .record_identity(
-                &VouchedIdentity {
-                    appid: base.as_str().to_owned(),
-                    open_id: token.openid.as_str().to_owned(),
-                    union_id: Some(union_id.clone()),
-                    profile: Some(profile),
-                },
-                now,
-            )
-            .await?;
+        // The entry identity first: a new user's entry account (made by the silent hop, without
+        // a unionid yet) becomes the unionid's account instead of being left behind.
         let (_, account, _) = self
             .users
             .record_identity(
@@ -346,6 +337,17 @@ impl H5Login {
                     open_id: entry_open_id.clone(),
                     union_id: Some(union_id.clone()),
                     profile: None,
+                },
+                now,
+            )
+            .await?;
+        self.users
+            .record_identity(
+                &VouchedIdentity {
+                    appid: base.as_str().to_owned(),
+                    open_id: token.openid.as_str().to_owned(),
+                    union_id: Some(union_id.clone()),
+                    profile: Some(profile),
                 },
                 now,
             )

@@ -15,4 +15,5 @@ mod mini_program;
 mod oauth;
 mod oidc;
 mod simulator;
+mod users;
 mod wechat;
