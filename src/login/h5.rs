@@ -415,6 +415,8 @@ impl H5Login {
                 next: next.as_str(),
                 entry,
                 ttl: STATE_TTL,
+                // Not bound to a browser: the seed's front ends call entryBuildUrl cross-origin.
+                browser: None,
             })
             .await
     }
@@ -422,7 +424,7 @@ impl H5Login {
     /// Spend `state` for `hop`: only the caller whose conditional UPDATE flips it gets the row.
     async fn consume(&self, hop: Hop, state: &str) -> Result<auth_state::Model, H5Error> {
         self.states
-            .consume(hop.as_str(), state)
+            .consume(hop.as_str(), state, None)
             .await?
             .ok_or(H5Error::UnknownState)
     }
