@@ -12,6 +12,7 @@ use crate::cli::CliError;
 use crate::clock::SharedClock;
 use crate::config::Config;
 use crate::http::h5::{ENTRY_BUILD_PATH, LANDING_PATH, LandingClient};
+use crate::http::pages::OIDC_DEMO_PATH;
 use crate::oauth::client_registry::{ClientRegistry, DEFAULT_ACCESS_TTL, DEFAULT_REFRESH_TTL};
 use crate::oauth::{FlowTicketPolicy, NewClient};
 use crate::simulator::{Simulator, SimulatorConfig, demo};
@@ -21,6 +22,8 @@ use crate::state::AppState;
 pub const DEMO_CLIENT_ID: &str = "demo";
 /// The flow-only client of the landing page `/m/flow_landing`.
 pub const LANDING_CLIENT_ID: &str = "demo-landing";
+/// The public client of the OpenID Connect demo page `/m/oidc_demo`.
+pub const SPA_CLIENT_ID: &str = "demo-spa";
 
 /// Run the dev server until ctrl-c.
 pub async fn run(clock: SharedClock) -> Result<(), CliError> {
@@ -71,6 +74,7 @@ pub async fn run(clock: SharedClock) -> Result<(), CliError> {
         client_id: LANDING_CLIENT_ID.into(),
         client_secret: ensure_client(&state.clients, landing_client()).await?,
     };
+    ensure_spa_client(&state.clients, &issuer).await?;
     print_welcome(&state, secret.expose(), &sim_base);
     // The landing page signs in with the flow-only landing client (see `http::h5`).
     let router = crate::app(state).layer(Extension(landing));
@@ -121,6 +125,37 @@ fn landing_client() -> NewClient {
         refresh_token_ttl: DEFAULT_REFRESH_TTL,
         flow_ticket: FlowTicketPolicy::Required,
     }
+}
+
+/// The OpenID Connect demo page's client: public (PKCE), asks for consent, and redirects to this
+/// run's own address (made afresh on every start, as the address may have changed).
+async fn ensure_spa_client(clients: &ClientRegistry, issuer: &str) -> Result<(), CliError> {
+    let fail =
+        |e: crate::oauth::client_registry::ClientRegistryError| CliError::new(1, e.to_string());
+    if clients
+        .get(SPA_CLIENT_ID)
+        .await
+        .map_err(|e| CliError::new(1, e.to_string()))?
+        .is_some()
+    {
+        clients.delete(SPA_CLIENT_ID).await.map_err(fail)?;
+    }
+    clients
+        .create(NewClient {
+            client_id: SPA_CLIENT_ID.into(),
+            secret: None,
+            grant_types: vec!["authorization_code".into(), "refresh_token".into()],
+            scopes: vec!["openid".into(), "profile".into()],
+            redirect_uris: vec![format!("{issuer}{OIDC_DEMO_PATH}")],
+            public: true,
+            first_party: false,
+            access_token_ttl: DEFAULT_ACCESS_TTL,
+            refresh_token_ttl: DEFAULT_REFRESH_TTL,
+            flow_ticket: FlowTicketPolicy::Required,
+        })
+        .await
+        .map_err(fail)?;
+    Ok(())
 }
 
 /// Create `new` if needed and give it a fresh secret (secrets are stored hashed, so the only way
@@ -187,6 +222,9 @@ fn print_welcome(state: &AppState, secret: &str, sim_base: &str) {
     println!("  H5 sign-in:   open {}", h5_demo_link(&base));
     println!(
         "                (entry account -> base account -> {base}{LANDING_PATH}, in a browser)"
+    );
+    println!(
+        "  OpenID:       open {base}{OIDC_DEMO_PATH}   (a single-page app signing in with WeChat)"
     );
     println!(
         "  mini program: curl -H 'content-type: application/json' -d '{{\"appId\":\"{mp}\",\"code\":\"CODE\"}}' {base}/api/wechat/ma/session"

@@ -18,6 +18,8 @@ pub struct Model {
     pub expires_at: i64,
     pub consumed_at: Option<i64>,
     pub created_at: i64,
+    /// Keyed hash of the cookie of the browser that started the sign-in, when bound to one.
+    pub browser_hash: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

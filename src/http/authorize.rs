@@ -21,16 +21,19 @@ use serde::Deserialize;
 use super::pages::{self, PageError};
 use crate::error::AppError;
 use crate::login::browser_session::{BROWSER_SESSION_TTL, SESSION_COOKIE};
-use crate::login::web_sign_in::AUTHORIZE_PATH;
+use crate::login::web_sign_in::{AUTHORIZE_PATH, SIGN_IN_TTL};
 use crate::login::{BrowserSession, LoginError};
 use crate::oauth::authorize::{AuthorizeError, NextStep, SignedInUser, ValidatedRequest};
 use crate::oauth::token_endpoint::Params;
 use crate::state::AppState;
+use crate::vault::random_token;
 
 /// Where WeChat sends the browser back after sign-in.
 pub const WECHAT_CALLBACK_PATH: &str = "/oauth/callback/wechat";
 /// Ends the browser session.
 pub const LOGOUT_PATH: &str = "/oauth/logout";
+/// Binds a sign-in's `state` to the browser that started it (against login CSRF).
+const SIGN_IN_COOKIE: &str = "wxauth_signin";
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -99,16 +102,33 @@ async fn current_session(
     }
 }
 
-fn session_cookie(state: &AppState, value: &str, max_age: i64) -> Option<HeaderValue> {
+/// A `Set-Cookie` value: HttpOnly, SameSite=Lax, and Secure when we are served over https.
+fn cookie_header(
+    state: &AppState,
+    name: &str,
+    value: &str,
+    path: &str,
+    max_age: i64,
+) -> Option<HeaderValue> {
     let secure = if state.config.public_url.scheme() == "https" {
         "; Secure"
     } else {
         ""
     };
     HeaderValue::from_str(&format!(
-        "{SESSION_COOKIE}={value}; Path=/oauth; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}"
+        "{name}={value}; Path={path}; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}"
     ))
     .ok()
+}
+
+/// The browser session cookie.
+fn session_cookie(state: &AppState, value: &str, max_age: i64) -> Option<HeaderValue> {
+    cookie_header(state, SESSION_COOKIE, value, "/oauth", max_age)
+}
+
+/// The sign-in binding cookie: sent only back to the WeChat callback.
+fn sign_in_cookie(state: &AppState, value: &str, max_age: i64) -> Option<HeaderValue> {
+    cookie_header(state, SIGN_IN_COOKIE, value, WECHAT_CALLBACK_PATH, max_age)
 }
 
 fn in_wechat(headers: &HeaderMap) -> bool {
@@ -227,12 +247,22 @@ async fn proceed(
             None => PageError::bad_request("sign in first").into_response(),
         },
         Ok(NextStep::SignIn) => {
+            // The browser's sign-in binding: reused across tabs, so parallel sign-ins coexist.
+            let binding = cookie(headers, SIGN_IN_COOKIE)
+                .filter(|b| b.len() == 43)
+                .unwrap_or_else(|| random_token(32));
             match state
                 .sign_in
-                .start(in_wechat(headers), &resume_path(params))
+                .start(in_wechat(headers), &resume_path(params), &binding)
                 .await
             {
-                Ok(url) => redirect(&url),
+                Ok(url) => {
+                    let mut response = redirect(&url);
+                    if let Some(value) = sign_in_cookie(state, &binding, SIGN_IN_TTL) {
+                        response.headers_mut().append(header::SET_COOKIE, value);
+                    }
+                    response
+                }
                 Err(e) => login_error(e).into_response(),
             }
         }
@@ -308,6 +338,7 @@ struct CallbackQuery {
 
 async fn wechat_callback(
     State(state): State<AppState>,
+    headers: HeaderMap,
     query: Result<Query<CallbackQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
     let Ok(Query(query)) = query else {
@@ -315,7 +346,11 @@ async fn wechat_callback(
     };
     let signed_in = match state
         .sign_in
-        .finish(query.code.as_deref(), query.state.as_deref())
+        .finish(
+            query.code.as_deref(),
+            query.state.as_deref(),
+            cookie(&headers, SIGN_IN_COOKIE).as_deref(),
+        )
         .await
     {
         Ok(s) => s,
@@ -323,7 +358,7 @@ async fn wechat_callback(
     };
     let mut response = redirect(&signed_in.return_to);
     if let Some(value) = session_cookie(&state, &signed_in.cookie, BROWSER_SESSION_TTL) {
-        response.headers_mut().insert(header::SET_COOKIE, value);
+        response.headers_mut().append(header::SET_COOKIE, value);
     }
     response
 }

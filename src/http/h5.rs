@@ -23,7 +23,9 @@ use url::Url;
 use super::pages::{self, PageError};
 use crate::error::AppError;
 use crate::login::redirect::decode_seed_next;
-use crate::login::{CallbackParams, H5Error, H5Failure, H5Login, H5Urls, RedirectPolicy};
+use crate::login::{
+    AuthStates, CallbackParams, H5Error, H5Failure, H5Login, H5Urls, RedirectPolicy,
+};
 use crate::secret::Secret;
 use crate::state::AppState;
 
@@ -62,8 +64,7 @@ fn own_url(state: &AppState, path: &str) -> Result<Url, H5Error> {
 /// The flow, wired to this server's services and URLs.
 fn h5(state: &AppState) -> Result<H5Login, H5Error> {
     Ok(H5Login {
-        db: state.db.clone(),
-        vault: state.vault.clone(),
+        states: AuthStates::new(state.db.clone(), state.vault.clone(), state.clock.clone()),
         clock: state.clock.clone(),
         wechat: state.wechat.clone(),
         apps: state.apps.clone(),

@@ -43,7 +43,17 @@ const ASSETS: &[(&str, &str, &str)] = &[
         "text/javascript; charset=utf-8",
         include_str!("../../static/flow_landing.js"),
     ),
+    (
+        "/static/oidc_demo.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../static/oidc_demo.js"),
+    ),
 ];
+
+/// The OpenID Connect demo relying party (a single-page app, public client `demo-spa` in
+/// `wxauth dev`).
+pub const OIDC_DEMO_PATH: &str = "/m/oidc_demo";
+const OIDC_DEMO_HTML: &str = include_str!("../../static/oidc_demo.html");
 
 /// Pages load only our own styles and scripts, call only us, and show avatars from anywhere.
 const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; style-src 'self'; script-src 'self'; \
@@ -131,11 +141,15 @@ pub fn page(status: StatusCode, name: &str, ctx: Value) -> Response {
     }
 }
 
-/// The static files under `/static/`.
+/// The static files under `/static/` and the OpenID Connect demo page.
 pub fn routes() -> Router<AppState> {
+    let demo = Router::new().route(
+        OIDC_DEMO_PATH,
+        get(|| async { html(StatusCode::OK, OIDC_DEMO_HTML.to_owned()) }),
+    );
     ASSETS
         .iter()
-        .fold(Router::new(), |router, (path, content_type, body)| {
+        .fold(demo, |router, (path, content_type, body)| {
             router.route(
                 path,
                 get(move || async move {

@@ -19,24 +19,18 @@
 
 use std::sync::Arc;
 
-use rand::RngCore;
-use rand::rngs::OsRng;
-use sea_orm::sea_query::Expr;
-use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, DatabaseConnection, DbErr, EntityTrait,
-    QueryFilter,
-};
+use sea_orm::DbErr;
 use serde::Deserialize;
 use url::Url;
 
 use entity::auth_state;
 
 use super::redirect::{RedirectError, RedirectPolicy, merge_query};
+use super::states::{AuthStates, NewState};
 use super::ticket::{LoginTickets, TicketIdentity};
 use crate::app_registry::{AppKind, AppRegistry, AppRegistryError};
 use crate::clock::SharedClock;
 use crate::users::{Profile, RepoError, UserRepo, VouchedIdentity};
-use crate::vault::Vault;
 use crate::wechat::official_account::WebAccessToken;
 use crate::wechat::{AppId, Scope, WeChat, WeChatError};
 
@@ -159,8 +153,7 @@ pub struct H5Urls {
 /// The H5 two-hop authorization.
 #[derive(Clone)]
 pub struct H5Login {
-    pub db: DatabaseConnection,
-    pub vault: Arc<Vault>,
+    pub states: AuthStates,
     pub clock: SharedClock,
     pub wechat: Arc<WeChat>,
     pub apps: AppRegistry,
@@ -168,17 +161,6 @@ pub struct H5Login {
     pub tickets: LoginTickets,
     pub policy: RedirectPolicy,
     pub urls: H5Urls,
-}
-
-/// A fresh state value: 64 hex digits (WeChat allows `[A-Za-z0-9]{1,128}`).
-fn new_state() -> String {
-    let mut bytes = [0u8; 32];
-    OsRng.fill_bytes(&mut bytes);
-    hex::encode(bytes)
-}
-
-fn is_state_shaped(state: &str) -> bool {
-    !state.is_empty() && state.len() <= 128 && state.bytes().all(|b| b.is_ascii_alphanumeric())
 }
 
 /// `callback?next=…`
@@ -211,10 +193,8 @@ impl H5Login {
     pub async fn entry_build_url(&self, appid: &str, next: &str) -> Result<String, H5Failure> {
         let appid = self.official_account(appid).await?;
         let next = self.policy.check(next)?;
-        let now = self.clock.now();
-        self.sweep_expired(now).await.map_err(H5Error::from)?;
         let state = self
-            .mint_state(Hop::Entry, &appid, &next, None, now)
+            .mint_state(Hop::Entry, &appid, &next, None)
             .await
             .map_err(H5Error::from)?;
         let redirect = with_next(&self.urls.entry_callback, &next);
@@ -296,7 +276,6 @@ impl H5Login {
                 &base,
                 &next,
                 Some((entry.as_str(), token.openid.as_str())),
-                now,
             )
             .await?;
         let redirect = with_next(&self.urls.base_callback, &next);
@@ -348,17 +327,8 @@ impl H5Login {
             language: None,
         };
         let now = self.clock.now();
-        self.users
-            .record_identity(
-                &VouchedIdentity {
-                    appid: base.as_str().to_owned(),
-                    open_id: token.openid.as_str().to_owned(),
-                    union_id: Some(union_id.clone()),
-                    profile: Some(profile),
-                },
-                now,
-            )
-            .await?;
+        // The entry identity first: a new user's entry account (made by the silent hop, without
+        // a unionid yet) becomes the unionid's account instead of being left behind.
         let (_, account, _) = self
             .users
             .record_identity(
@@ -367,6 +337,17 @@ impl H5Login {
                     open_id: entry_open_id.clone(),
                     union_id: Some(union_id.clone()),
                     profile: None,
+                },
+                now,
+            )
+            .await?;
+        self.users
+            .record_identity(
+                &VouchedIdentity {
+                    appid: base.as_str().to_owned(),
+                    open_id: token.openid.as_str().to_owned(),
+                    union_id: Some(union_id.clone()),
+                    profile: Some(profile),
                 },
                 now,
             )
@@ -426,57 +407,26 @@ impl H5Login {
         appid: &AppId,
         next: &Url,
         entry: Option<(&str, &str)>,
-        now: i64,
     ) -> Result<String, DbErr> {
-        let state = new_state();
-        auth_state::ActiveModel {
-            state_hash: Set(self.vault.fingerprint(&state)),
-            kind: Set(hop.as_str().to_owned()),
-            appid: Set(appid.as_str().to_owned()),
-            next_url: Set(next.as_str().to_owned()),
-            entry_appid: Set(entry.map(|(a, _)| a.to_owned())),
-            entry_open_id: Set(entry.map(|(_, o)| o.to_owned())),
-            expires_at: Set(now + STATE_TTL),
-            consumed_at: Set(None),
-            created_at: Set(now),
-        }
-        .insert(&self.db)
-        .await?;
-        Ok(state)
+        self.states
+            .mint(NewState {
+                kind: hop.as_str(),
+                appid: appid.as_str(),
+                next: next.as_str(),
+                entry,
+                ttl: STATE_TTL,
+                // Not bound to a browser: the seed's front ends call entryBuildUrl cross-origin.
+                browser: None,
+            })
+            .await
     }
 
-    /// Spend `state` for `hop` in one conditional UPDATE; only the caller that flips
-    /// `consumed_at` gets the row.
+    /// Spend `state` for `hop`: only the caller whose conditional UPDATE flips it gets the row.
     async fn consume(&self, hop: Hop, state: &str) -> Result<auth_state::Model, H5Error> {
-        if !is_state_shaped(state) {
-            return Err(H5Error::UnknownState);
-        }
-        let now = self.clock.now();
-        let hash = self.vault.fingerprint(state);
-        let spent = auth_state::Entity::update_many()
-            .col_expr(auth_state::Column::ConsumedAt, Expr::value(now))
-            .filter(auth_state::Column::StateHash.eq(hash.as_str()))
-            .filter(auth_state::Column::Kind.eq(hop.as_str()))
-            .filter(auth_state::Column::ConsumedAt.is_null())
-            .filter(auth_state::Column::ExpiresAt.gt(now))
-            .exec(&self.db)
-            .await?;
-        if spent.rows_affected != 1 {
-            return Err(H5Error::UnknownState);
-        }
-        auth_state::Entity::find_by_id(hash)
-            .one(&self.db)
+        self.states
+            .consume(hop.as_str(), state, None)
             .await?
             .ok_or(H5Error::UnknownState)
-    }
-
-    /// Expired states are useless; drop them so the table stays small.
-    async fn sweep_expired(&self, now: i64) -> Result<(), DbErr> {
-        auth_state::Entity::delete_many()
-            .filter(auth_state::Column::ExpiresAt.lt(now))
-            .exec(&self.db)
-            .await?;
-        Ok(())
     }
 
     fn start_over(&self, entry_appid: &str, next: &str) -> Url {
@@ -511,16 +461,6 @@ fn required(params: &CallbackParams) -> Result<(&str, &str), H5Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn states_fit_wechat_and_are_fresh() {
-        let a = new_state();
-        assert!(is_state_shaped(&a) && a.len() == 64);
-        assert_ne!(a, new_state());
-        for bad in ["", "a-b", "a b", "é", &"x".repeat(129)] {
-            assert!(!is_state_shaped(bad), "{bad}");
-        }
-    }
 
     #[test]
     fn callbacks_carry_next_in_their_query() {

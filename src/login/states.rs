@@ -32,6 +32,8 @@ pub struct NewState<'a> {
     pub entry: Option<(&'a str, &'a str)>,
     /// Lifetime in seconds.
     pub ttl: i64,
+    /// The browser binding (a cookie value) that must come back with the state, if any.
+    pub browser: Option<&'a str>,
 }
 
 /// A fresh state value: 64 hex digits (WeChat allows `[A-Za-z0-9]{1,128}`).
@@ -77,28 +79,37 @@ impl AuthStates {
             expires_at: Set(now + new.ttl),
             consumed_at: Set(None),
             created_at: Set(now),
+            browser_hash: Set(new.browser.map(|b| self.vault.fingerprint(b))),
         }
         .insert(&self.db)
         .await?;
         Ok(state)
     }
 
-    /// Spend `state` for a callback of `kind`: the row, or `None` when it is unknown, of
-    /// another kind, expired or already spent.
+    /// Spend `state` for a callback of `kind` from `browser` (the binding it was minted with,
+    /// or `None` for an unbound state): the row, or `None` when it is unknown, of another kind,
+    /// from another browser, expired or already spent. A state presented by the wrong browser
+    /// is left for the right one.
     pub async fn consume(
         &self,
         kind: &str,
         state: &str,
+        browser: Option<&str>,
     ) -> Result<Option<auth_state::Model>, DbErr> {
         if !is_state_shaped(state) {
             return Ok(None);
         }
         let now = self.clock.now();
         let hash = self.vault.fingerprint(state);
+        let binding = match browser {
+            Some(b) => auth_state::Column::BrowserHash.eq(self.vault.fingerprint(b)),
+            None => auth_state::Column::BrowserHash.is_null(),
+        };
         let spent = auth_state::Entity::update_many()
             .col_expr(auth_state::Column::ConsumedAt, Expr::value(now))
             .filter(auth_state::Column::StateHash.eq(hash.as_str()))
             .filter(auth_state::Column::Kind.eq(kind))
+            .filter(binding)
             .filter(auth_state::Column::ConsumedAt.is_null())
             .filter(auth_state::Column::ExpiresAt.gt(now))
             .exec(&self.db)

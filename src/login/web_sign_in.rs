@@ -68,8 +68,14 @@ impl WeChatSignIn {
     }
 
     /// Where to send the browser to sign in, coming back to `return_to` (a path under
-    /// [`AUTHORIZE_PATH`]). `in_wechat`: the browser is WeChat's own.
-    pub async fn start(&self, in_wechat: bool, return_to: &str) -> Result<String, LoginError> {
+    /// [`AUTHORIZE_PATH`]). `in_wechat`: the browser is WeChat's own. `browser`: a value the
+    /// browser holds (a cookie) and must show again at the callback.
+    pub async fn start(
+        &self,
+        in_wechat: bool,
+        return_to: &str,
+        browser: &str,
+    ) -> Result<String, LoginError> {
         if !return_to.starts_with(AUTHORIZE_PATH) {
             return Err(LoginError::invalid(
                 "a sign-in can only return to the authorization endpoint",
@@ -107,6 +113,7 @@ impl WeChatSignIn {
                 next: return_to,
                 entry: None,
                 ttl: SIGN_IN_TTL,
+                browser: Some(browser),
             })
             .await?;
         let url = if in_wechat {
@@ -121,22 +128,28 @@ impl WeChatSignIn {
         Ok(url)
     }
 
-    /// WeChat sent the browser back: spend the state, exchange the code, record who it is and
-    /// start a browser session.
+    /// WeChat sent the browser back: spend the state (only for the browser that started the
+    /// sign-in), exchange the code, record who it is and start a browser session.
     pub async fn finish(
         &self,
         code: Option<&str>,
         state: Option<&str>,
+        browser: Option<&str>,
     ) -> Result<SignedInBrowser, LoginError> {
         let code = code
             .filter(|c| !c.is_empty())
             .ok_or_else(|| LoginError::invalid("WeChat sent no code: the sign-in was cancelled"))?;
+        let browser = browser.filter(|b| !b.is_empty()).ok_or_else(|| {
+            LoginError::invalid("this browser did not start this sign-in (is it blocking cookies?)")
+        })?;
         let row = self
             .states
-            .consume(STATE_KIND, state.unwrap_or_default())
+            .consume(STATE_KIND, state.unwrap_or_default(), Some(browser))
             .await?
             .ok_or_else(|| {
-                LoginError::invalid("this sign-in link is unknown, expired or already used")
+                LoginError::invalid(
+                    "this sign-in link is unknown, expired, already used or from another browser",
+                )
             })?;
         let appid = AppId::parse(&row.appid)
             .map_err(|_| LoginError::Storage(format!("auth_state appid {:?}", row.appid)))?;

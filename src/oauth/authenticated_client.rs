@@ -54,23 +54,7 @@ impl oxide_auth_async::primitives::Registrar for AuthenticatedClient<'_> {
         bound: BoundClient<'b>,
         scope: Option<Scope>,
     ) -> Result<PreGrant, RegistrarError> {
-        let scope = match scope {
-            Some(s) => s,
-            None => self
-                .client
-                .scopes
-                .join(" ")
-                .parse()
-                .map_err(|_| RegistrarError::Unspecified)?,
-        };
-        if !scope.iter().all(|s| self.client.allows_scope(s)) {
-            return Err(RegistrarError::Unspecified);
-        }
-        Ok(PreGrant {
-            client_id: bound.client_id.into_owned(),
-            redirect_uri: bound.redirect_uri.into_owned(),
-            scope,
-        })
+        negotiate_scope(self.client, bound, scope)
     }
 
     async fn check(
@@ -84,4 +68,29 @@ impl oxide_auth_async::primitives::Registrar for AuthenticatedClient<'_> {
             Err(RegistrarError::Unspecified)
         }
     }
+}
+
+/// The scope a client gets: what it asked for if every scope is among its own, its own scopes
+/// when it asked for none; anything else is refused (the flows answer `invalid_scope`).
+pub(crate) fn negotiate_scope(
+    client: &RegisteredClient,
+    bound: BoundClient<'_>,
+    scope: Option<Scope>,
+) -> Result<PreGrant, RegistrarError> {
+    let scope = match scope {
+        Some(s) => s,
+        None => client
+            .scopes
+            .join(" ")
+            .parse()
+            .map_err(|_| RegistrarError::Unspecified)?,
+    };
+    if !scope.iter().all(|s| client.allows_scope(s)) {
+        return Err(RegistrarError::Unspecified);
+    }
+    Ok(PreGrant {
+        client_id: bound.client_id.into_owned(),
+        redirect_uri: bound.redirect_uri.into_owned(),
+        scope,
+    })
 }

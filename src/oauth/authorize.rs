@@ -26,6 +26,7 @@ use sea_orm::DatabaseConnection;
 use url::Url;
 
 use crate::clock::SharedClock;
+use crate::oauth::authenticated_client::negotiate_scope;
 use crate::oauth::client_registry::{ClientRegistry, RegisteredClient};
 use crate::oauth::codes::{CodeStore, NONCE_EXTENSION};
 use crate::oauth::consent::Consents;
@@ -400,23 +401,7 @@ impl Registrar for RequestedClient<'_> {
         bound: BoundClient<'b>,
         scope: Option<Scope>,
     ) -> Result<PreGrant, RegistrarError> {
-        let scope = match scope {
-            Some(s) => s,
-            None => self
-                .client
-                .scopes
-                .join(" ")
-                .parse()
-                .map_err(|_| RegistrarError::Unspecified)?,
-        };
-        if !scope.iter().all(|s| self.client.allows_scope(s)) {
-            return Err(RegistrarError::Unspecified);
-        }
-        Ok(PreGrant {
-            client_id: bound.client_id.into_owned(),
-            redirect_uri: bound.redirect_uri.into_owned(),
-            scope,
-        })
+        negotiate_scope(self.client, bound, scope)
     }
 
     async fn check(&self, client_id: &str, _: Option<&[u8]>) -> Result<(), RegistrarError> {

@@ -63,6 +63,51 @@ impl SeaUserRepo {
             .await?)
     }
 
+    /// When account `id` has no unionid and no account has `union_id`, give it `union_id` (the
+    /// identity's first unionid keeps its account). `None` when that does not apply.
+    async fn adopt_union(
+        &self,
+        id: i64,
+        union_id: &str,
+        now: i64,
+    ) -> Result<Option<flow_user::Model>, RepoError> {
+        let Some(account) = flow_user::Entity::find_by_id(id).one(&self.db).await? else {
+            return Ok(None);
+        };
+        if account.union_id.as_deref() == Some(union_id) {
+            return Ok(Some(account));
+        }
+        if account.union_id.is_some() || self.find_account_by_union(union_id).await?.is_some() {
+            return Ok(None);
+        }
+        let mut row: flow_user::ActiveModel = account.into();
+        row.union_id = Set(Some(union_id.to_string()));
+        row.updated_at = Set(now);
+        match row.update(&self.db).await {
+            Ok(adopted) => Ok(Some(adopted)),
+            // Another request gave the unionid to another account first.
+            Err(e) if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Remove account `id` if it has no unionid and no identity points to it any more.
+    async fn drop_if_orphaned(&self, id: i64) -> Result<(), RepoError> {
+        let in_use = wx_user::Entity::find()
+            .filter(wx_user::Column::FlowUserId.eq(id))
+            .one(&self.db)
+            .await?
+            .is_some();
+        if !in_use {
+            flow_user::Entity::delete_many()
+                .filter(flow_user::Column::Id.eq(id))
+                .filter(flow_user::Column::UnionId.is_null())
+                .exec(&self.db)
+                .await?;
+        }
+        Ok(())
+    }
+
     async fn new_account(&self, now: i64) -> Result<flow_user::Model, RepoError> {
         Ok(flow_user::ActiveModel {
             id: NotSet,
@@ -137,9 +182,17 @@ impl UserRepo for SeaUserRepo {
             .clone()
             .or_else(|| existing.as_ref().and_then(|e| e.union_id.clone()));
 
-        // The account: by unionid when there is one, else the identity's own.
-        let account = match (&union_id, existing.as_ref().and_then(|e| e.flow_user_id)) {
-            (Some(u), _) => self.account_for_union(u, now).await?,
+        // The account: by unionid when there is one, else the identity's own. An identity whose
+        // account had no unionid yet brings that account along (it becomes the unionid's) when
+        // no account has the unionid; otherwise it joins the unionid's account, and its old
+        // account, left with no identity, is removed (see `drop_if_orphaned`).
+        let previous = existing.as_ref().and_then(|e| e.flow_user_id);
+        let account = match (&union_id, previous) {
+            (Some(u), Some(id)) => match self.adopt_union(id, u, now).await? {
+                Some(adopted) => adopted,
+                None => self.account_for_union(u, now).await?,
+            },
+            (Some(u), None) => self.account_for_union(u, now).await?,
             (None, Some(id)) => match flow_user::Entity::find_by_id(id).one(&self.db).await? {
                 Some(a) => a,
                 None => self.new_account(now).await?,
@@ -186,6 +239,11 @@ impl UserRepo for SeaUserRepo {
             Err(e) => return Err(e.into()),
         };
         let saved: wx_user::Model = saved.try_into_model()?;
+        if let Some(previous) = previous
+            && previous != account.id
+        {
+            self.drop_if_orphaned(previous).await?;
+        }
 
         // The account shows the freshest profile WeChat gave.
         let account = if let Some(p) = &vouched.profile {

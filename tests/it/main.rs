@@ -18,4 +18,5 @@ mod oidc_browser;
 mod oidc_client;
 mod oidc_python;
 mod simulator;
+mod users;
 mod wechat;

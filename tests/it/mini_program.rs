@@ -440,6 +440,18 @@ async fn wechat_busy_is_retried_and_wechat_down_is_503() {
 /// that talks to the simulator, signs in, saves the profile and both kinds of phone number.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_javascript_helper_signs_in_end_to_end() {
+    let has_node = std::process::Command::new("node")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !has_node {
+        assert!(
+            std::env::var("WXAUTH_TEST_REQUIRE_NODE").as_deref() != Ok("1"),
+            "WXAUTH_TEST_REQUIRE_NODE=1 but node is not installed"
+        );
+        eprintln!("skipping the JavaScript helper test: node is not installed");
+        return;
+    }
     let app = TestApp::spawn(crate::harness::Backend::Sqlite)
         .await
         .unwrap();

@@ -84,7 +84,8 @@ pub enum Step {
 /// A browser: cookies for wxauth and the simulator, a User-Agent, no automatic redirects.
 pub struct Browser<'a> {
     pub app: &'a TestApp,
-    pub session: Option<String>,
+    /// Cookies wxauth set (name → value).
+    pub cookies: HashMap<String, String>,
     pub ua: &'static str,
     pub sim_user: &'static str,
 }
@@ -93,17 +94,27 @@ impl<'a> Browser<'a> {
     pub fn new(app: &'a TestApp, ua: &'static str, sim_user: &'static str) -> Self {
         Self {
             app,
-            session: None,
+            cookies: HashMap::new(),
             ua,
             sim_user,
         }
     }
 
+    /// The browser session cookie, if signed in.
+    pub fn session(&self) -> Option<&String> {
+        self.cookies.get("wxauth_session")
+    }
+
     pub async fn send(&mut self, request: reqwest::RequestBuilder, url: &str) -> reqwest::Response {
         let mut request = request.header("user-agent", self.ua);
         if url.starts_with(&self.app.base) {
-            if let Some(s) = &self.session {
-                request = request.header("cookie", format!("wxauth_session={s}"));
+            if !self.cookies.is_empty() {
+                let jar: Vec<String> = self
+                    .cookies
+                    .iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect();
+                request = request.header("cookie", jar.join("; "));
             }
         } else if url.starts_with(&self.app.sim_base) {
             request = request.header("cookie", format!("wxsim_user={}", self.sim_user));
@@ -111,10 +122,12 @@ impl<'a> Browser<'a> {
         let response = request.send().await.unwrap();
         if url.starts_with(&self.app.base) {
             for value in response.headers().get_all("set-cookie") {
-                let value = value.to_str().unwrap();
-                if let Some(rest) = value.strip_prefix("wxauth_session=") {
-                    let v = rest.split(';').next().unwrap();
-                    self.session = (!v.is_empty()).then(|| v.to_owned());
+                let pair = value.to_str().unwrap().split(';').next().unwrap();
+                let (name, v) = pair.split_once('=').unwrap();
+                if v.is_empty() {
+                    self.cookies.remove(name);
+                } else {
+                    self.cookies.insert(name.to_owned(), v.to_owned());
                 }
             }
         }
@@ -256,7 +269,7 @@ backend_tests! {
         // Scanned: back at wxauth, signed in, asked for consent.
         let step = browser.walk(&wechat).await;
         let Step::Page(200, consent) = step else { panic!("no consent page: {step:?}") };
-        assert!(browser.session.is_some(), "a browser session cookie");
+        assert!(browser.session().is_some(), "a browser session cookie");
         assert!(consent.contains("Alice 爱丽丝") && consent.contains("data-scope=\"profile\""), "{consent}");
         // A forged CSRF token is refused.
         let forged = consent.replace(&hidden_fields(&consent).iter().find(|(k, _)| k == "csrf_token").unwrap().1, "forged");
@@ -319,7 +332,7 @@ backend_tests! {
         let logout = app.url("/oauth/logout");
         let out = browser.send(app.http.post(&logout), &logout).await;
         assert_eq!(out.status(), 200);
-        assert!(browser.session.is_none());
+        assert!(browser.session().is_none());
         let again = browser.send(app.http.get(&url), &url).await;
         assert!(again.headers()["location"].to_str().unwrap().contains("/connect/qrconnect"));
     }
@@ -484,7 +497,7 @@ async fn inside_wechat_the_base_account_signs_the_user_in_and_deny_is_access_den
     app.sim.fail_http(1000);
     let down = fresh.send(app.http.get(&callback), &callback).await;
     assert_eq!(down.status(), 503);
-    assert!(fresh.session.is_none());
+    assert!(fresh.session().is_none());
     app.sim.clear_faults();
     let replay = fresh.send(app.http.get(&callback), &callback).await;
     assert_eq!(
@@ -492,6 +505,43 @@ async fn inside_wechat_the_base_account_signs_the_user_in_and_deny_is_access_den
         400,
         "the state was spent by the failed attempt"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sign_in_callback_only_works_in_the_browser_that_started_it() {
+    let app = TestApp::spawn(crate::harness::Backend::Sqlite)
+        .await
+        .unwrap();
+    oidc_client(&app, "web", false, true).await;
+    // The attacker starts a sign-in and stops at WeChat's redirect back to wxauth.
+    let mut attacker = Browser::new(&app, DESKTOP, "bob");
+    let url = authorize_url(&app, "web", &[("scope", "openid")]);
+    let first = attacker.send(app.http.get(&url), &url).await;
+    let wechat = first.headers()["location"]
+        .to_str()
+        .unwrap()
+        .trim_end_matches("#wechat_redirect")
+        .to_owned();
+    let to_us = attacker.send(app.http.get(&wechat), &wechat).await;
+    let callback = to_us.headers()["location"].to_str().unwrap().to_owned();
+    assert!(callback.starts_with(&app.url("/oauth/callback/wechat")));
+
+    // The victim, who has a sign-in of their own under way, is lured to it: refused, and not
+    // signed in as the attacker.
+    let mut victim = Browser::new(&app, DESKTOP, "alice");
+    let own = victim.send(app.http.get(&url), &url).await;
+    assert_eq!(own.status(), 302);
+    assert!(victim.cookies.contains_key("wxauth_signin"));
+    let lured = victim.send(app.http.get(&callback), &callback).await;
+    assert_eq!(lured.status(), 400);
+    assert!(victim.session().is_none());
+
+    // The state was not spent by the wrong browser: its own browser still completes.
+    let Step::Left(back) = attacker.walk(&callback).await else {
+        panic!("own browser refused")
+    };
+    assert!(query(&back).contains_key("code"));
+    assert!(attacker.session().is_some());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
