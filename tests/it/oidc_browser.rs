@@ -259,3 +259,74 @@ async fn a_desktop_browser_signs_in_with_the_qr_page_and_consent() {
     assert_eq!(again["sub"], sub.as_str());
     assert_eq!(again["auth_time"], claims["auth_time"]);
 }
+
+/// The demo single-page app of `wxauth dev` (`/m/oidc_demo`, public client `demo-spa`, PKCE in
+/// the browser): sign in, consent, and the page shows the user from the ID token and UserInfo.
+async fn walk_the_demo_page(client: &Client, app: &TestApp) -> Result<(), String> {
+    client
+        .goto(&app.url("/m/oidc_demo"))
+        .await
+        .map_err(|e| e.to_string())?;
+    click(client, "#sign-in", "sign-in button").await?;
+    click(client, "#scan-alice", "QR page").await?;
+    click(client, "#approve", "consent page").await?;
+    client
+        .wait()
+        .at_most(WAIT)
+        .for_element(Locator::Css("#user:not([hidden])"))
+        .await
+        .map_err(|e| format!("the demo page did not show a user: {e}"))?;
+    let name = text(client, "#name").await?;
+    let id_token = text(client, "#id-token").await?;
+    let url = client.current_url().await.map_err(|e| e.to_string())?;
+    if name != "Alice 爱丽丝" {
+        return Err(format!("name {name:?}"));
+    }
+    if !id_token.contains("\"nonce\"") || !id_token.contains(&format!("\"iss\": \"{}\"", app.base))
+    {
+        return Err(format!("ID token claims {id_token}"));
+    }
+    if url.query().is_some() {
+        return Err(format!("the code stays in the address bar: {url}"));
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dev_demo_single_page_app_signs_in_with_pkce() {
+    let Some(chromedriver) = chromedriver() else {
+        return;
+    };
+    let app = TestApp::spawn(Backend::Sqlite).await.unwrap();
+    app.state
+        .clients
+        .create(NewClient {
+            client_id: wxauth::dev::SPA_CLIENT_ID.into(),
+            secret: None,
+            grant_types: vec!["authorization_code".into()],
+            scopes: vec!["openid".into(), "profile".into()],
+            redirect_uris: vec![app.url("/m/oidc_demo")],
+            public: true,
+            first_party: false,
+            access_token_ttl: 600,
+            refresh_token_ttl: 3600,
+            flow_ticket: FlowTicketPolicy::Required,
+        })
+        .await
+        .unwrap();
+    let driver = Driver::start(&chromedriver).await;
+    let client = browser(&driver, DESKTOP_USER_AGENT, (1280, 800)).await;
+    let outcome = walk_the_demo_page(&client, &app).await;
+    let shown = match &outcome {
+        Ok(()) => String::new(),
+        Err(_) => format!(
+            "at {:?}:\n{}",
+            client.current_url().await.map(|u| u.to_string()),
+            client.source().await.unwrap_or_default()
+        ),
+    };
+    let _ = client.close().await;
+    if let Err(error) = outcome {
+        panic!("{error}\n{shown}");
+    }
+}
