@@ -249,9 +249,11 @@ impl TokenService {
 
     /// The stored row of a refresh token.
     pub async fn find_refresh(&self, token: &str) -> Result<Option<refresh_token::Model>, DbErr> {
-        refresh_token::Entity::find_by_id(self.vault.fingerprint(token))
-            .one(&self.db)
-            .await
+        crate::db::find_unique(
+            refresh_token::Entity::find_by_id(self.vault.fingerprint(token)),
+            &self.db,
+        )
+        .await
     }
 
     /// Whether a refresh token row can still be used.
@@ -278,10 +280,12 @@ impl TokenService {
 
     /// Whether an access token id is on the denylist.
     pub async fn is_denied(&self, jti: &str) -> Result<bool, DbErr> {
-        Ok(revoked_access_token::Entity::find_by_id(jti.to_string())
-            .one(&self.db)
-            .await?
-            .is_some())
+        Ok(crate::db::find_unique(
+            revoked_access_token::Entity::find_by_id(jti.to_string()),
+            &self.db,
+        )
+        .await?
+        .is_some())
     }
 
     /// Verify one of our access tokens: signature, `typ`, issuer, expiry and the denylist.
@@ -376,11 +380,11 @@ impl oxide_auth_async::primitives::Issuer for TokenIssuer<'_> {
         let service = self.service;
         let now = service.clock.now();
         let hash = service.vault.fingerprint(refresh);
-        let row = refresh_token::Entity::find_by_id(hash.clone())
-            .one(&service.db)
-            .await
-            .map_err(|e| tracing::error!(error = %e, "loading refresh token"))?
-            .ok_or(())?;
+        let row =
+            crate::db::find_unique(refresh_token::Entity::find_by_id(hash.clone()), &service.db)
+                .await
+                .map_err(|e| tracing::error!(error = %e, "loading refresh token"))?
+                .ok_or(())?;
         // Spend the presented token in one conditional statement: of two concurrent uses only
         // one can win, and the loser is a reuse.
         let spent = refresh_token::Entity::update_many()

@@ -113,11 +113,12 @@ impl UserRepo for SeaUserRepo {
         appid: &str,
         open_id: &str,
     ) -> Result<Option<WeChatIdentity>, RepoError> {
-        Ok(wx_user::Entity::find()
+        // (appid, open_id) is unique: no LIMIT needed (see `db::find_unique`).
+        let select = wx_user::Entity::find()
             .filter(wx_user::Column::Appid.eq(appid))
             .filter(wx_user::Column::OpenId.eq(open_id))
-            .filter(wx_user::Column::DelFlag.eq(false))
-            .one(&self.db)
+            .filter(wx_user::Column::DelFlag.eq(false));
+        Ok(crate::db::find_unique(select, &self.db)
             .await?
             .map(to_identity))
     }
@@ -205,10 +206,11 @@ impl UserRepo for SeaUserRepo {
     }
 
     async fn account(&self, id: i64) -> Result<Option<Account>, RepoError> {
-        Ok(flow_user::Entity::find_by_id(id)
-            .one(&self.db)
-            .await?
-            .map(to_account))
+        Ok(
+            crate::db::find_unique(flow_user::Entity::find_by_id(id), &self.db)
+                .await?
+                .map(to_account),
+        )
     }
 
     async fn union_exists(&self, union_id: &str) -> Result<bool, RepoError> {
