@@ -10,7 +10,9 @@
 #   1. GET  /healthz                                   the baseline: routing + HTTP only
 #   2. POST /oauth/token grant_type=client_credentials client auth + JWT signing
 #   3. POST /oauth/token grant_type=flow               + identity lookup + refresh token write
-# and prints requests/s, p99 latency, non-2xx responses and each scenario's ratio to /healthz.
+# and prints requests/s, p99 latency, non-2xx responses, each scenario's ratio to /healthz and the
+# server's CPU time per request (from /proc: less sensitive than requests/s to whatever else the
+# machine is running).
 # Exits non-zero when any request failed (status >= 400 as wrk counts them, or socket errors).
 # The issue's targets on a 2-core machine (wrk on the same cores): client_credentials >= 8,000/s,
 # flow >= 4,000/s, p99 < 20 ms, zero non-2xx; they are reported, not enforced.
@@ -143,7 +145,16 @@ post_script "$TMP/cc.lua" "$(basic "$CC_ID" "$CC_SECRET")" "$CC_BODY"
 post_script "$TMP/flow.lua" "$(basic "$FLOW_ID" "$FLOW_SECRET")" "$FLOW_BODY"
 
 # --- runs ----------------------------------------------------------------------------------------
-declare -A RPS P99 NON2XX STATUS
+declare -A RPS P99 NON2XX STATUS CPU_US
+
+server_cpu_ticks() { # utime + stime of the server, in clock ticks ("-" without /proc)
+    if [ -r "/proc/$SERVER_PID/stat" ]; then
+        # Fields after the parenthesised command name: utime and stime are the 12th and 13th.
+        sed -E 's/^.*\) //' "/proc/$SERVER_PID/stat" | awk '{print $12 + $13}'
+    else
+        echo -
+    fi
+}
 FAILED=0
 
 run() { # name path script [curl args for a single pre-flight request...]
@@ -159,7 +170,8 @@ run() { # name path script [curl args for a single pre-flight request...]
     fi
     echo "HTTP $code: $(head -c 160 "$TMP/preflight.out")..."
     say "$name: wrk -t$THREADS -c$CONNECTIONS -d$DURATION"
-    local out line
+    local out line cpu_before cpu_after
+    cpu_before=$(server_cpu_ticks)
     out=$(wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency -s "$script" "$BASE$path") ||
         { STATUS[$name]="wrk failed"; FAILED=1; return; }
     echo "$out" | grep -v '^BENCH'
@@ -169,7 +181,14 @@ run() { # name path script [curl args for a single pre-flight request...]
     p99=$(sed -E 's/.* p99_ms=([0-9.]+).*/\1/' <<<"$line")
     non2xx=$(sed -E 's/.* non2xx=([0-9]+).*/\1/' <<<"$line")
     sockerr=$(sed -E 's/.* socket_errors=([0-9]+).*/\1/' <<<"$line")
+    cpu_after=$(server_cpu_ticks)
     RPS[$name]=$rps; P99[$name]=$p99; NON2XX[$name]=$((non2xx + sockerr))
+    local requests
+    requests=$(sed -E 's/.* requests=([0-9]+).*/\1/' <<<"$line")
+    CPU_US[$name]=-
+    if [ "$cpu_before" != - ] && [ "$cpu_after" != - ] && [ "$requests" -gt 0 ]; then
+        CPU_US[$name]=$(python3 -c "print(f'{($cpu_after - $cpu_before) * 1e6 / $(getconf CLK_TCK) / $requests:.0f}')")
+    fi
     STATUS[$name]=ok
     [ $((non2xx + sockerr)) -eq 0 ] || FAILED=1
 }
@@ -182,7 +201,7 @@ run flow /oauth/token "$TMP/flow.lua" \
 
 # --- report --------------------------------------------------------------------------------------
 say "results ($THREADS threads, $CONNECTIONS connections, $DURATION each, $(nproc) cores, wrk on the same machine)"
-printf '%-20s %12s %10s %9s %10s  %s\n' scenario requests/s p99_ms non-2xx vs_healthz target
+printf '%-20s %12s %10s %9s %10s %12s  %s\n' scenario requests/s p99_ms non-2xx vs_healthz server_cpu_us target
 for name in healthz client_credentials flow; do
     if [ "${STATUS[$name]:-}" != ok ]; then
         printf '%-20s %s\n' "$name" "FAILED: ${STATUS[$name]:-not run}"
@@ -205,7 +224,7 @@ else:
 print(ratio, verdict)
 PY
 )
-    printf '%-20s %12s %10s %9s %10s  %s\n' "$name" "${RPS[$name]}" "${P99[$name]}" "${NON2XX[$name]}" "$ratio" "$verdict"
+    printf '%-20s %12s %10s %9s %10s %12s  %s\n' "$name" "${RPS[$name]}" "${P99[$name]}" "${NON2XX[$name]}" "$ratio" "${CPU_US[$name]}" "$verdict"
 done
 
 if [ "$FAILED" -ne 0 ]; then

@@ -1,6 +1,10 @@
 //! The WeChat applications wxauth knows (`wx_app`): Mini Programs, Official Accounts, Open
 //! Platform components and website apps, with their secrets sealed at rest. Used by the CLI
 //! (`wxauth app …`), by `wxauth dev`, and by the WeChat adapter to find credentials.
+//!
+//! [`AppRegistry::exists`], on the `flow` grant's path, remembers registered appids for
+//! [`APP_CACHE_TTL`] seconds; removing an app through this registry forgets it at once, and
+//! another instance (or the CLI, another process) sees a removal within the TTL.
 
 use std::fmt;
 use std::sync::Arc;
@@ -14,7 +18,11 @@ use entity::wx_app;
 
 use crate::clock::SharedClock;
 use crate::secret::Secret;
+use crate::ttl_cache::TtlCache;
 use crate::vault::{Vault, VaultError};
+
+/// How long (seconds) an instance trusts that an appid it found is still registered.
+pub const APP_CACHE_TTL: i64 = 5;
 
 /// What kind of WeChat application an appid is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -103,17 +111,24 @@ pub enum AppRegistryError {
     Db(#[from] DbErr),
 }
 
-/// Reads and writes `wx_app`.
+/// Reads and writes `wx_app`. Clones share one cache.
 #[derive(Clone)]
 pub struct AppRegistry {
     db: DatabaseConnection,
     vault: Arc<Vault>,
     clock: SharedClock,
+    /// Appids found registered (unknown ones are not remembered).
+    known: Arc<TtlCache<()>>,
 }
 
 impl AppRegistry {
     pub fn new(db: DatabaseConnection, vault: Arc<Vault>, clock: SharedClock) -> Self {
-        Self { db, vault, clock }
+        Self {
+            db,
+            vault,
+            clock,
+            known: Arc::new(TtlCache::new(APP_CACHE_TTL)),
+        }
     }
 
     /// Register an app after checking that its fields fit its kind.
@@ -192,10 +207,18 @@ impl AppRegistry {
 
     /// Whether `appid` is registered (no secret is opened: this is on the token hot path).
     pub async fn exists(&self, appid: &str) -> Result<bool, DbErr> {
-        Ok(wx_app::Entity::find_by_id(appid.to_string())
-            .one(&self.db)
+        let now = self.clock.now();
+        if self.known.get(appid, now).is_some() {
+            return Ok(true);
+        }
+        let generation = self.known.generation();
+        let found = crate::db::find_unique(wx_app::Entity::find_by_id(appid.to_string()), &self.db)
             .await?
-            .is_some())
+            .is_some();
+        if found {
+            self.known.insert(appid, (), now, generation);
+        }
+        Ok(found)
     }
 
     /// What kind of app `appid` is, if registered (no secret is opened).
@@ -277,6 +300,7 @@ impl AppRegistry {
         let r = wx_app::Entity::delete_by_id(appid.to_string())
             .exec(&self.db)
             .await?;
+        self.known.invalidate(appid);
         if r.rows_affected == 0 {
             return Err(AppRegistryError::NotFound(appid.to_string()));
         }

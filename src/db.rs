@@ -3,7 +3,9 @@
 use std::time::Duration;
 
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
-use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbErr};
+use sea_orm::{
+    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbErr, EntityTrait, Select,
+};
 
 use migration::{Migrator, MigratorTrait};
 
@@ -47,6 +49,17 @@ pub async fn connect(url: &str) -> Result<DatabaseConnection, ConfigError> {
 /// Apply every pending migration.
 pub async fn migrate(db: &DatabaseConnection) -> Result<(), DbErr> {
     Migrator::up(db, None).await
+}
+
+/// The row a primary or unique key selects. Unlike `Select::one`, this sends no `LIMIT ?`:
+/// SQLite (3.47 and later) re-prepares a statement whose LIMIT is a bound parameter every time it
+/// runs, which made parsing and planning a tenth of a token request's work. Use it only where
+/// the filter matches at most one row.
+pub async fn find_unique<E: EntityTrait>(
+    select: Select<E>,
+    db: &DatabaseConnection,
+) -> Result<Option<E::Model>, DbErr> {
+    Ok(select.all(db).await?.into_iter().next())
 }
 
 /// Whether the database answers a trivial query.

@@ -13,7 +13,8 @@
 //! - [`wechat`]: the adapter that hides every WeChat quirk; [`simulator`]: a faithful fake WeChat.
 //! - [`app_registry`]: the WeChat apps wxauth talks to.
 //! - [`vault`]: secrets at rest; [`secret`]: values that never print; [`clock`]: time as input.
-//! - [`db`]: connections and migrations (schema in the `migration` crate, models in `entity`).
+//! - [`db`]: connections and migrations (schema in the `migration` crate, models in `entity`);
+//!   [`ttl_cache`]: short-lived caches of records read on every token request.
 //! - [`cli`]: the `wxauth` command.
 
 pub mod app_registry;
@@ -29,6 +30,7 @@ pub mod oauth;
 pub mod secret;
 pub mod simulator;
 pub mod state;
+pub mod ttl_cache;
 pub mod users;
 pub mod vault;
 pub mod wechat;

@@ -74,7 +74,7 @@ impl LoginTickets {
         if spent.rows_affected != 1 {
             return Ok(false);
         }
-        let row = login_ticket::Entity::find_by_id(hash).one(&self.db).await?;
+        let row = crate::db::find_unique(login_ticket::Entity::find_by_id(hash), &self.db).await?;
         Ok(row.is_some_and(|r| {
             r.appid == identity.appid
                 && r.open_id == identity.open_id

@@ -8,6 +8,7 @@ use base64::engine::general_purpose::STANDARD;
 
 use crate::oauth::client_registry::{ClientAuthError, ClientRegistry, RegisteredClient};
 use crate::oauth::error::OAuthError;
+use crate::oauth::token_endpoint::Params;
 
 /// Credentials as the client presented them.
 #[derive(Clone, PartialEq, Eq)]
@@ -110,6 +111,24 @@ pub async fn authenticate(
             Err(OAuthError::server_error())
         }
     }
+}
+
+/// Authenticate the client of a request to the token, introspection or revocation endpoint: the
+/// credentials it carries (Basic header, or `client_id` / `client_secret` parameters) checked
+/// against the registry. Returns the client and the credentials it used.
+pub async fn authenticate_request(
+    registry: &ClientRegistry,
+    authorization: Option<&str>,
+    params: &Params,
+) -> Result<(RegisteredClient, ClientCredentials), OAuthError> {
+    let credentials = credentials_from(
+        authorization,
+        params.get("client_id"),
+        params.get("client_secret"),
+    )?
+    .ok_or_else(|| OAuthError::invalid_client("client authentication is required"))?;
+    let client = authenticate(registry, Some(&credentials)).await?;
+    Ok((client, credentials))
 }
 
 #[cfg(test)]

@@ -3,6 +3,12 @@
 //! credentials). Secrets are stored as keyed SHA-256 fingerprints and compared in constant time:
 //! server-generated secrets carry 256 bits, so a slow password hash buys nothing and would cost
 //! ~300 ms per token request (oxide-auth's default Argon2 policy).
+//!
+//! Authentication reads the client's record through a short-lived in-process cache
+//! ([`CLIENT_CACHE_TTL`]): the secret is still fingerprinted and compared in constant time on
+//! every request, only the database read is saved. Rotating a secret, setting one or deleting a
+//! client through this registry takes effect on this instance at once; another instance (or a
+//! `wxauth client …` command, which is another process) sees the change within the TTL.
 
 use std::sync::Arc;
 
@@ -14,7 +20,13 @@ use entity::oauth_client;
 
 use crate::clock::SharedClock;
 use crate::secret::Secret;
+use crate::ttl_cache::TtlCache;
 use crate::vault::{Vault, random_token};
+
+/// How long (seconds) an instance authenticates a client against a record it read, before
+/// reading it again: the longest another instance keeps accepting a rotated secret or a deleted
+/// client.
+pub const CLIENT_CACHE_TTL: i64 = 5;
 
 /// Grant types a client may be allowed.
 pub const KNOWN_GRANT_TYPES: &[&str] = &[
@@ -132,12 +144,20 @@ pub enum ClientAuthError {
     Db(#[from] DbErr),
 }
 
-/// Reads and writes `oauth_client`.
+/// What authentication needs of a stored client: its secret's fingerprint and the client.
+#[derive(Clone)]
+struct StoredClient {
+    secret_hash: Option<String>,
+    client: RegisteredClient,
+}
+
+/// Reads and writes `oauth_client`. Clones share one cache.
 #[derive(Clone)]
 pub struct ClientRegistry {
     db: DatabaseConnection,
     vault: Arc<Vault>,
     clock: SharedClock,
+    cache: Arc<TtlCache<StoredClient>>,
 }
 
 fn split_list(text: &str, sep: char) -> Vec<String> {
@@ -180,7 +200,12 @@ fn valid_scope_token(scope: &str) -> bool {
 
 impl ClientRegistry {
     pub fn new(db: DatabaseConnection, vault: Arc<Vault>, clock: SharedClock) -> Self {
-        Self { db, vault, clock }
+        Self {
+            db,
+            vault,
+            clock,
+            cache: Arc::new(TtlCache::new(CLIENT_CACHE_TTL)),
+        }
     }
 
     /// A fresh client secret with 256 bits of entropy.
@@ -299,6 +324,7 @@ impl ClientRegistry {
         active.secret_hash = Set(Some(self.vault.fingerprint(secret.expose())));
         active.updated_at = Set(self.clock.now());
         active.update(&self.db).await?;
+        self.cache.invalidate(client_id);
         Ok(secret)
     }
 
@@ -316,6 +342,7 @@ impl ClientRegistry {
         active.secret_hash = Set(Some(self.vault.fingerprint(secret.expose())));
         active.updated_at = Set(self.clock.now());
         active.update(&self.db).await?;
+        self.cache.invalidate(client_id);
         Ok(())
     }
 
@@ -324,10 +351,35 @@ impl ClientRegistry {
         let result = oauth_client::Entity::delete_by_id(client_id.to_string())
             .exec(&self.db)
             .await?;
+        self.cache.invalidate(client_id);
         if result.rows_affected == 0 {
             return Err(ClientRegistryError::NotFound(client_id.to_string()));
         }
         Ok(())
+    }
+
+    /// The stored client, from the cache while its entry is fresh, else from the database.
+    /// Unknown ids are not cached: they always cost a read.
+    async fn stored(&self, client_id: &str) -> Result<Option<StoredClient>, DbErr> {
+        let now = self.clock.now();
+        if let Some(stored) = self.cache.get(client_id, now) {
+            return Ok(Some(stored));
+        }
+        let generation = self.cache.generation();
+        let model = crate::db::find_unique(
+            oauth_client::Entity::find_by_id(client_id.to_string()),
+            &self.db,
+        )
+        .await?;
+        Ok(model.map(|m| {
+            let stored = StoredClient {
+                secret_hash: m.secret_hash.clone(),
+                client: to_registered(m),
+            };
+            self.cache
+                .insert(client_id, stored.clone(), now, generation);
+            stored
+        }))
     }
 
     /// Authenticate a client. `secret` is `None` for a public client; a confidential client must
@@ -337,21 +389,18 @@ impl ClientRegistry {
         client_id: &str,
         secret: Option<&str>,
     ) -> Result<RegisteredClient, ClientAuthError> {
-        let model = oauth_client::Entity::find_by_id(client_id.to_string())
-            .one(&self.db)
-            .await?;
-        let Some(model) = model else {
+        let Some(stored) = self.stored(client_id).await? else {
             // Spend the same work as a real check so that timing does not reveal valid ids.
             let _ = self.vault.fingerprint(secret.unwrap_or_default());
             return Err(ClientAuthError::BadCredentials);
         };
-        let ok = match (&model.secret_hash, secret) {
+        let ok = match (&stored.secret_hash, secret) {
             (Some(hash), Some(given)) => self.vault.matches_fingerprint(given, hash),
-            (None, None) => model.is_public,
+            (None, None) => stored.client.public,
             _ => false,
         };
         if ok {
-            Ok(to_registered(model))
+            Ok(stored.client)
         } else {
             Err(ClientAuthError::BadCredentials)
         }

@@ -3,7 +3,7 @@
 use serde_json::{Value, json};
 
 use crate::oauth::OAuthServices;
-use crate::oauth::client_auth::{authenticate, credentials_from};
+use crate::oauth::client_auth::authenticate_request;
 use crate::oauth::error::OAuthError;
 use crate::oauth::token_endpoint::Params;
 
@@ -12,12 +12,7 @@ async fn client_of(
     authorization: Option<&str>,
     params: &Params,
 ) -> Result<crate::oauth::RegisteredClient, OAuthError> {
-    let credentials = credentials_from(
-        authorization,
-        params.get("client_id"),
-        params.get("client_secret"),
-    )?;
-    let client = authenticate(&services.clients, credentials.as_ref()).await?;
+    let (client, _) = authenticate_request(&services.clients, authorization, params).await?;
     if client.public {
         return Err(OAuthError::invalid_client(
             "a confidential client is required",

@@ -4,6 +4,13 @@
 //!
 //! HS256 is the exception: its key is the shared secret from `WXAUTH_JWT_HS256_SECRET` (for
 //! resource servers that share a key, as the seed's did); it is never stored or published.
+//!
+//! Signing is on every token request's path, so the active key is parsed once, when the key set
+//! is loaded. ES256 is signed with ring (precomputed P-256 tables, ~10x faster than the pure-Rust
+//! `p256` arithmetic), EdDSA with ed25519-dalek; RS256 and HS256 go through jsonwebtoken.
+//! `jsonwebtoken::encode` re-parses the PKCS#8 key and re-derives its public half on every call:
+//! for ES256 that was three scalar multiplications per token and ~70 % of the CPU time of a
+//! `client_credentials` request.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -11,6 +18,7 @@ use std::sync::Arc;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use p256::pkcs8::DecodePrivateKey as _;
 use rand::rngs::OsRng;
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, DatabaseConnection, DbErr, EntityTrait,
@@ -51,6 +59,77 @@ pub enum KeyError {
     UnknownKey,
     #[error("token header is not acceptable")]
     BadHeader,
+    #[error("signing failed: {0}")]
+    Sign(String),
+}
+
+/// The active private key, parsed once.
+enum ActiveSigner {
+    Es256(ring::signature::EcdsaKeyPair),
+    EdDsa(ed25519_dalek::SigningKey),
+    /// RS256 and HS256, through `jsonwebtoken::encode`.
+    Jwt(EncodingKey),
+}
+
+impl ActiveSigner {
+    /// Parse the PKCS#8 PEM of a stored key for `alg`.
+    fn from_pem(alg: JwtAlg, pem: &str) -> Result<Self, KeyError> {
+        let corrupt = |e: &dyn std::fmt::Display| KeyError::Corrupt(e.to_string());
+        match alg {
+            JwtAlg::Es256 => {
+                let secret = p256::SecretKey::from_pkcs8_pem(pem).map_err(|e| corrupt(&e))?;
+                let public = p256::elliptic_curve::sec1::ToEncodedPoint::to_encoded_point(
+                    &secret.public_key(),
+                    false,
+                );
+                let pair = ring::signature::EcdsaKeyPair::from_private_key_and_public_key(
+                    &ring::signature::ECDSA_P256_SHA256_FIXED_SIGNING,
+                    &secret.to_bytes(),
+                    public.as_bytes(),
+                    &ring::rand::SystemRandom::new(),
+                )
+                .map_err(|e| corrupt(&e))?;
+                Ok(Self::Es256(pair))
+            }
+            JwtAlg::EdDsa => Ok(Self::EdDsa(
+                ed25519_dalek::SigningKey::from_pkcs8_pem(pem).map_err(|e| corrupt(&e))?,
+            )),
+            JwtAlg::Rs256 => Ok(Self::Jwt(EncodingKey::from_rsa_pem(pem.as_bytes())?)),
+            JwtAlg::Hs256 => Err(KeyError::Corrupt("HS256 key in the key table".into())),
+        }
+    }
+
+    /// A compact JWS of `claims` under `header`.
+    fn sign<T: Serialize>(&self, header: &Header, claims: &T) -> Result<String, KeyError> {
+        let signing = match self {
+            Self::Jwt(key) => return Ok(jsonwebtoken::encode(header, claims, key)?),
+            Self::Es256(_) | Self::EdDsa(_) => {
+                let encode_err = |e: serde_json::Error| KeyError::Sign(e.to_string());
+                let header = serde_json::to_vec(header).map_err(encode_err)?;
+                let claims = serde_json::to_vec(claims).map_err(encode_err)?;
+                let mut signing = String::with_capacity((header.len() + claims.len()) * 4 / 3 + 96);
+                URL_SAFE_NO_PAD.encode_string(header, &mut signing);
+                signing.push('.');
+                URL_SAFE_NO_PAD.encode_string(claims, &mut signing);
+                signing
+            }
+        };
+        let signature: Vec<u8> = match self {
+            Self::Es256(pair) => pair
+                .sign(&ring::rand::SystemRandom::new(), signing.as_bytes())
+                .map_err(|e| KeyError::Sign(e.to_string()))?
+                .as_ref()
+                .to_vec(),
+            Self::EdDsa(key) => ed25519_dalek::Signer::sign(key, signing.as_bytes())
+                .to_bytes()
+                .to_vec(),
+            Self::Jwt(_) => return Err(KeyError::Sign("unreachable signer".into())),
+        };
+        let mut token = signing;
+        token.push('.');
+        URL_SAFE_NO_PAD.encode_string(signature, &mut token);
+        Ok(token)
+    }
 }
 
 struct VerifyingKey {
@@ -61,7 +140,7 @@ struct VerifyingKey {
 struct KeySet {
     kid: String,
     alg: Algorithm,
-    encoding: EncodingKey,
+    signer: ActiveSigner,
     verifying: HashMap<String, VerifyingKey>,
     jwks: Value,
     loaded_at: i64,
@@ -138,16 +217,6 @@ fn generate(alg: JwtAlg, kid: &str) -> Result<(String, Value), KeyError> {
         }
         JwtAlg::Hs256 => Err(KeyError::Generate("HS256 keys are not generated".into())),
     }
-}
-
-fn encoding_key(alg: JwtAlg, pem: &str) -> Result<EncodingKey, KeyError> {
-    let pem = pem.as_bytes();
-    Ok(match alg {
-        JwtAlg::Es256 => EncodingKey::from_ec_pem(pem)?,
-        JwtAlg::EdDsa => EncodingKey::from_ed_pem(pem)?,
-        JwtAlg::Rs256 => EncodingKey::from_rsa_pem(pem)?,
-        JwtAlg::Hs256 => return Err(KeyError::Corrupt("HS256 key in the key table".into())),
-    })
 }
 
 fn decoding_key(jwk: &Value) -> Result<VerifyingKey, KeyError> {
@@ -239,7 +308,7 @@ impl SigningKeys {
             .await?;
         let mut verifying = HashMap::new();
         let mut published = Vec::new();
-        let mut active: Option<(String, EncodingKey)> = None;
+        let mut active: Option<(String, ActiveSigner)> = None;
         for row in &rows {
             let retired_long_ago = row
                 .retired_at
@@ -255,10 +324,10 @@ impl SigningKeys {
                 let pem = vault
                     .open(&row.private_key_enc)
                     .map_err(|e| KeyError::Corrupt(e.to_string()))?;
-                active = Some((row.kid.clone(), encoding_key(alg, &pem)?));
+                active = Some((row.kid.clone(), ActiveSigner::from_pem(alg, &pem)?));
             }
         }
-        let (kid, encoding, sign_alg) = if alg == JwtAlg::Hs256 {
+        let (kid, signer, sign_alg) = if alg == JwtAlg::Hs256 {
             let secret =
                 hs256_secret.ok_or_else(|| KeyError::Corrupt("HS256 without a secret".into()))?;
             let kid = format!(
@@ -274,19 +343,19 @@ impl SigningKeys {
             );
             (
                 kid,
-                EncodingKey::from_secret(secret.expose().as_bytes()),
+                ActiveSigner::Jwt(EncodingKey::from_secret(secret.expose().as_bytes())),
                 Algorithm::HS256,
             )
         } else {
             match active {
-                Some((kid, encoding)) => (kid, encoding, jose_alg(alg)),
+                Some((kid, signer)) => (kid, signer, jose_alg(alg)),
                 None => return Ok(None),
             }
         };
         Ok(Some(KeySet {
             kid,
             alg: sign_alg,
-            encoding,
+            signer,
             verifying,
             jwks: json!({ "keys": published }),
             loaded_at: now,
@@ -348,7 +417,7 @@ impl SigningKeys {
         let mut header = Header::new(set.alg);
         header.typ = Some(typ.to_string());
         header.kid = Some(set.kid.clone());
-        Ok(jsonwebtoken::encode(&header, claims, &set.encoding)?)
+        set.signer.sign(&header, claims)
     }
 
     /// The JWKS document (public keys only).
@@ -392,5 +461,42 @@ impl SigningKeys {
         validation.validate_aud = false;
         validation.required_spec_claims.clear();
         Ok(jsonwebtoken::decode::<T>(token, &key.key, &validation)?.claims)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A token from the parsed-once signer verifies with jsonwebtoken against the published JWK,
+    /// as a resource server checks it.
+    fn round_trip(alg: JwtAlg) {
+        let (pem, jwk) = generate(alg, "k1").unwrap();
+        let signer = ActiveSigner::from_pem(alg, &pem).unwrap();
+        let mut header = Header::new(jose_alg(alg));
+        header.typ = Some("at+jwt".into());
+        header.kid = Some("k1".into());
+        let claims = json!({"sub": "42", "scope": "api", "exp": 4_000_000_000_i64});
+        let token = signer.sign(&header, &claims).unwrap();
+
+        let parsed = jsonwebtoken::decode_header(&token).unwrap();
+        assert_eq!(parsed.alg, jose_alg(alg));
+        assert_eq!(parsed.typ.as_deref(), Some("at+jwt"));
+        assert_eq!(parsed.kid.as_deref(), Some("k1"));
+        let key = decoding_key(&jwk).unwrap();
+        let mut validation = Validation::new(key.alg);
+        validation.validate_aud = false;
+        let decoded = jsonwebtoken::decode::<Value>(&token, &key.key, &validation).unwrap();
+        assert_eq!(decoded.claims, claims);
+    }
+
+    #[test]
+    fn es256_tokens_verify_against_the_jwk() {
+        round_trip(JwtAlg::Es256);
+    }
+
+    #[test]
+    fn eddsa_tokens_verify_against_the_jwk() {
+        round_trip(JwtAlg::EdDsa);
     }
 }

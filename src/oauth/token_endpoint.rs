@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use serde::Serialize;
 
 use crate::oauth::OAuthServices;
-use crate::oauth::client_auth::{authenticate, credentials_from};
+use crate::oauth::client_auth::authenticate_request;
 use crate::oauth::error::OAuthError;
 use crate::oauth::grants::{self, GrantRequest};
 use crate::oauth::token_issuer::Issued;
@@ -121,17 +121,8 @@ pub async fn exchange(
         .get("grant_type")
         .ok_or_else(|| OAuthError::invalid_request("grant_type is required"))?
         .to_string();
-    let credentials = credentials_from(
-        authorization,
-        params.get("client_id"),
-        params.get("client_secret"),
-    )?;
-    let client = authenticate(&services.clients, credentials.as_ref()).await?;
-    let Some(credentials) = credentials else {
-        return Err(OAuthError::invalid_client(
-            "client authentication is required",
-        ));
-    };
+    let (client, credentials) =
+        authenticate_request(&services.clients, authorization, &params).await?;
     if client.public && !PUBLIC_CLIENT_GRANTS.contains(&grant_type.as_str()) {
         return Err(OAuthError::invalid_client(
             "this grant requires a confidential client",

@@ -10,10 +10,7 @@ use oxide_auth::primitives::grant::{Extensions, Grant, Value as ExtValue};
 use oxide_auth::primitives::issuer::{IssuedToken, RefreshedToken, TokenType};
 use oxide_auth::primitives::scope::Scope;
 use sea_orm::sea_query::Expr;
-use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, DatabaseConnection, DbErr, EntityTrait,
-    QueryFilter,
-};
+use sea_orm::{ActiveValue::Set, ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter};
 use serde::{Deserialize, Serialize};
 
 use entity::{refresh_token, revoked_access_token};
@@ -153,6 +150,7 @@ impl TokenService {
             service: self,
             client,
             with_refresh,
+            account: None,
             issued: None,
             reuse_detected: false,
         }
@@ -165,12 +163,14 @@ impl TokenService {
         })
     }
 
+    /// `known_account` is the subject's account when the grant has just read it.
     async fn access_token(
         &self,
         client: &RegisteredClient,
         owner_id: &str,
         subject: SubjectKind,
         scope: &str,
+        known_account: Option<&Account>,
     ) -> Result<(AccessClaims, String), ()> {
         let now = self.clock.now();
         let mut claims = AccessClaims {
@@ -189,7 +189,11 @@ impl TokenService {
             avatar: None,
         };
         if subject == SubjectKind::User {
-            let account = self.user_claims(owner_id).await?.ok_or(())?;
+            let known = known_account.filter(|a| a.id.to_string() == owner_id);
+            let account = match known {
+                Some(account) => account.clone(),
+                None => self.user_claims(owner_id).await?.ok_or(())?,
+            };
             let name = account
                 .union_id
                 .clone()
@@ -218,7 +222,7 @@ impl TokenService {
     ) -> Result<String, DbErr> {
         let token = random_token(32);
         let now = self.clock.now();
-        refresh_token::ActiveModel {
+        let row = refresh_token::ActiveModel {
             token_hash: Set(self.vault.fingerprint(&token)),
             family_id: Set(family.to_string()),
             client_id: Set(client.client_id.clone()),
@@ -229,9 +233,12 @@ impl TokenService {
             created_at: Set(now),
             rotated_at: Set(None),
             revoked_at: Set(None),
-        }
-        .insert(&self.db)
-        .await?;
+        };
+        // One statement: `ActiveModel::insert` reads the row back afterwards (SQLite without
+        // RETURNING), a second round trip on every token request that issues a refresh token.
+        refresh_token::Entity::insert(row)
+            .exec_without_returning(&self.db)
+            .await?;
         Ok(token)
     }
 
@@ -249,9 +256,11 @@ impl TokenService {
 
     /// The stored row of a refresh token.
     pub async fn find_refresh(&self, token: &str) -> Result<Option<refresh_token::Model>, DbErr> {
-        refresh_token::Entity::find_by_id(self.vault.fingerprint(token))
-            .one(&self.db)
-            .await
+        crate::db::find_unique(
+            refresh_token::Entity::find_by_id(self.vault.fingerprint(token)),
+            &self.db,
+        )
+        .await
     }
 
     /// Whether a refresh token row can still be used.
@@ -278,10 +287,12 @@ impl TokenService {
 
     /// Whether an access token id is on the denylist.
     pub async fn is_denied(&self, jti: &str) -> Result<bool, DbErr> {
-        Ok(revoked_access_token::Entity::find_by_id(jti.to_string())
-            .one(&self.db)
-            .await?
-            .is_some())
+        Ok(crate::db::find_unique(
+            revoked_access_token::Entity::find_by_id(jti.to_string()),
+            &self.db,
+        )
+        .await?
+        .is_some())
     }
 
     /// Verify one of our access tokens: signature, `typ`, issuer, expiry and the denylist.
@@ -302,11 +313,19 @@ pub struct TokenIssuer<'a> {
     service: &'a TokenService,
     client: &'a RegisteredClient,
     with_refresh: bool,
+    /// The subject's account, when the grant has already read it (saves reading it again).
+    account: Option<Account>,
     issued: Option<Issued>,
     reuse_detected: bool,
 }
 
 impl TokenIssuer<'_> {
+    /// Use `account` for the user claims of a grant whose owner it is, instead of reading it.
+    pub fn with_account(mut self, account: Account) -> Self {
+        self.account = Some(account);
+        self
+    }
+
     /// What was issued, once a flow has succeeded.
     pub fn take_issued(&mut self) -> Option<Issued> {
         self.issued.take()
@@ -326,7 +345,7 @@ impl TokenIssuer<'_> {
     ) -> Result<Issued, ()> {
         let (claims, access_token) = self
             .service
-            .access_token(self.client, owner_id, subject, scope)
+            .access_token(self.client, owner_id, subject, scope, self.account.as_ref())
             .await?;
         let refresh_token = match (self.with_refresh, family) {
             (false, _) => None,
@@ -376,11 +395,11 @@ impl oxide_auth_async::primitives::Issuer for TokenIssuer<'_> {
         let service = self.service;
         let now = service.clock.now();
         let hash = service.vault.fingerprint(refresh);
-        let row = refresh_token::Entity::find_by_id(hash.clone())
-            .one(&service.db)
-            .await
-            .map_err(|e| tracing::error!(error = %e, "loading refresh token"))?
-            .ok_or(())?;
+        let row =
+            crate::db::find_unique(refresh_token::Entity::find_by_id(hash.clone()), &service.db)
+                .await
+                .map_err(|e| tracing::error!(error = %e, "loading refresh token"))?
+                .ok_or(())?;
         // Spend the presented token in one conditional statement: of two concurrent uses only
         // one can win, and the loser is a reuse.
         let spent = refresh_token::Entity::update_many()

@@ -89,6 +89,23 @@ pub trait UserRepo: Send + Sync {
     /// An account by id.
     async fn account(&self, id: i64) -> Result<Option<Account>, RepoError>;
 
+    /// The identity of `open_id` under `appid` and the account it signs in as (on the token
+    /// path: a store that can join them reads both at once).
+    async fn find_identity_with_account(
+        &self,
+        appid: &str,
+        open_id: &str,
+    ) -> Result<Option<(WeChatIdentity, Option<Account>)>, RepoError> {
+        let Some(identity) = self.find_identity(appid, open_id).await? else {
+            return Ok(None);
+        };
+        let account = match identity.account_id {
+            Some(id) => self.account(id).await?,
+            None => None,
+        };
+        Ok(Some((identity, account)))
+    }
+
     /// Whether any account has this unionid.
     async fn union_exists(&self, union_id: &str) -> Result<bool, RepoError>;
 

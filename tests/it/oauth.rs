@@ -458,3 +458,78 @@ async fn eddsa_and_hs256_can_be_chosen() {
         }
     }
 }
+
+/// A client_credentials request by `id` with `secret`: its HTTP status.
+async fn cc_status(app: &TestApp, id: &str, secret: &str) -> u16 {
+    let (status, _, _) = post_token(
+        app,
+        Some(&basic(id, secret)),
+        "",
+        &[("grant_type", "client_credentials")],
+    )
+    .await;
+    status
+}
+
+// Client records and registered appids are cached for a few seconds on the token path; changes
+// made through this instance must take effect at once, changes made elsewhere within the TTL.
+backend_tests! {
+    async fn a_rotated_secret_is_refused_at_once_on_this_instance(app: TestApp) {
+        client(&app, "svc", &["client_credentials"], FlowTicketPolicy::Required).await;
+        assert_eq!(cc_status(&app, "svc", SECRET).await, 200, "the record is now cached");
+        let new_secret = app.state.clients.rotate_secret("svc").await.unwrap();
+        assert_eq!(cc_status(&app, "svc", SECRET).await, 401);
+        assert_eq!(cc_status(&app, "svc", new_secret.expose()).await, 200);
+
+        let set = Secret::new("another-long-secret-for-tests");
+        app.state.clients.set_secret("svc", &set).await.unwrap();
+        assert_eq!(cc_status(&app, "svc", new_secret.expose()).await, 401);
+        assert_eq!(cc_status(&app, "svc", set.expose()).await, 200);
+    }
+
+    async fn a_deleted_client_is_refused_at_once_on_this_instance(app: TestApp) {
+        client(&app, "svc", &["client_credentials"], FlowTicketPolicy::Required).await;
+        assert_eq!(cc_status(&app, "svc", SECRET).await, 200, "the record is now cached");
+        app.state.clients.delete("svc").await.unwrap();
+        assert_eq!(cc_status(&app, "svc", SECRET).await, 401);
+        // Recreated under the same id: its own secret, not the cached one.
+        client(&app, "svc", &["client_credentials"], FlowTicketPolicy::Required).await;
+        assert_eq!(cc_status(&app, "svc", SECRET).await, 200);
+        assert_eq!(cc_status(&app, "svc", "a-wrong-secret-of-some-length").await, 401);
+    }
+
+    async fn a_rotation_on_another_instance_is_seen_within_the_cache_ttl(app: TestApp) {
+        use wxauth::oauth::client_registry::{CLIENT_CACHE_TTL, ClientRegistry};
+        client(&app, "svc", &["client_credentials"], FlowTicketPolicy::Required).await;
+        assert_eq!(cc_status(&app, "svc", SECRET).await, 200, "the record is now cached");
+        // Another instance (or the CLI) on the same database and master key.
+        let elsewhere = ClientRegistry::new(
+            app.state.db.clone(),
+            app.state.vault.clone(),
+            app.state.clock.clone(),
+        );
+        let new_secret = elsewhere.rotate_secret("svc").await.unwrap();
+        // The documented window: this instance still knows the old record...
+        assert_eq!(cc_status(&app, "svc", SECRET).await, 200);
+        // ...until its entry expires.
+        app.clock.advance(CLIENT_CACHE_TTL);
+        assert_eq!(cc_status(&app, "svc", SECRET).await, 401);
+        assert_eq!(cc_status(&app, "svc", new_secret.expose()).await, 200);
+        // Deletion elsewhere, likewise.
+        elsewhere.delete("svc").await.unwrap();
+        app.clock.advance(CLIENT_CACHE_TTL);
+        assert_eq!(cc_status(&app, "svc", new_secret.expose()).await, 401);
+    }
+
+    async fn a_removed_app_stops_the_flow_grant_at_once_on_this_instance(app: TestApp) {
+        client(&app, "legacy", &["flow"], FlowTicketPolicy::Optional).await;
+        identity(&app).await;
+        let auth = basic("legacy", SECRET);
+        let query = format!("?grant_type=flow&scope=flow&appId={APPID}&openId={OPENID}&unionId={UNIONID}");
+        let (s, _, b) = post_token(&app, Some(&auth), &query, &[]).await;
+        assert_eq!(s, 200, "{b}");
+        app.state.apps.remove(APPID).await.unwrap();
+        let (s, _, b) = post_token(&app, Some(&auth), &query, &[]).await;
+        assert_eq!((s, b["error"].as_str()), (400, Some("invalid_grant")));
+    }
+}

@@ -36,22 +36,16 @@ pub(crate) async fn account_for(
         Ok(false) => return Err(refused()),
         Err(e) => return Err(internal(&e)),
     }
-    let identity = services
+    let (identity, account) = services
         .users
-        .find_identity(appid, open_id)
+        .find_identity_with_account(appid, open_id)
         .await
         .map_err(|e| internal(&e))?
         .ok_or_else(refused)?;
     if identity.union_id.as_deref() != union_id {
         return Err(refused());
     }
-    let account_id = identity.account_id.ok_or_else(refused)?;
-    services
-        .users
-        .account(account_id)
-        .await
-        .map_err(|e| internal(&e))?
-        .ok_or_else(refused)
+    account.ok_or_else(refused)
 }
 
 pub async fn grant(
@@ -100,7 +94,10 @@ pub(crate) async fn issue_for_account(
     scope: &str,
 ) -> Result<Issued, OAuthError> {
     let with_refresh = request.client.allows_grant("refresh_token");
-    let mut issuer = services.tokens.for_client(request.client, with_refresh);
+    let mut issuer = services
+        .tokens
+        .for_client(request.client, with_refresh)
+        .with_account(account.clone());
     let mut extensions = Extensions::new();
     mark_subject(&mut extensions, SubjectKind::User);
     let grant = Grant {
