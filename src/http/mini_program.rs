@@ -14,7 +14,8 @@ use serde::{Deserialize, Serialize};
 use crate::error::AppError;
 use crate::login::mini_program::{EncryptedUserInfo, PhoneNumber, PhoneProof};
 use crate::oauth::OAuthError;
-use crate::oauth::client_auth::{authenticate, credentials_from};
+use crate::oauth::client_auth::authenticate_request;
+use crate::oauth::token_endpoint::Params;
 use crate::state::AppState;
 use crate::users::WeChatIdentity;
 
@@ -194,8 +195,8 @@ async fn by_unionid(
     let authorization = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
-    let credentials = credentials_from(authorization, None, None)?;
-    let client = authenticate(&state.clients, credentials.as_ref()).await?;
+    let (client, _) =
+        authenticate_request(&state.clients, authorization, &Params::default()).await?;
     if client.public {
         return Err(OAuthError::invalid_client("a confidential client is required").into());
     }
