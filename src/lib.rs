@@ -25,6 +25,7 @@ pub mod db;
 pub mod dev;
 pub mod error;
 pub mod http;
+pub mod janitor;
 pub mod login;
 pub mod oauth;
 pub mod secret;
@@ -52,15 +53,19 @@ pub fn app(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Serve `app(state)` on `listener` until `shutdown` completes, then drain in-flight requests.
+/// Serve `app(state)` on `listener` (with the [`janitor`] sweeping expired rows) until `shutdown`
+/// completes, then drain in-flight requests.
 pub async fn serve(
     listener: TcpListener,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, app(state))
+    let janitor = tokio::spawn(janitor::run(state.db.clone(), state.clock.clone()));
+    let served = axum::serve(listener, app(state))
         .with_graceful_shutdown(shutdown)
-        .await
+        .await;
+    janitor.abort();
+    served
 }
 
 /// Resolves on ctrl-c or SIGTERM.

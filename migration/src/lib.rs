@@ -10,6 +10,7 @@ mod m20261124_000002_h5_states;
 mod m20261124_000003_mini_session_identity_index;
 mod m20261124_000004_authorization_code_flow;
 mod m20261124_000005_auth_state_browser;
+mod m20261124_000006_expiry_indexes;
 
 /// Every migration, in order.
 pub struct Migrator;
@@ -23,6 +24,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000003_mini_session_identity_index::Migration),
             Box::new(m20261124_000004_authorization_code_flow::Migration),
             Box::new(m20261124_000005_auth_state_browser::Migration),
+            Box::new(m20261124_000006_expiry_indexes::Migration),
         ]
     }
 }

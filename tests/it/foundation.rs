@@ -130,3 +130,24 @@ async fn sqlite_runs_in_wal_mode_with_foreign_keys() {
     let fk: i64 = fk.try_get_by_index(0).unwrap();
     assert_eq!(fk, 1);
 }
+
+backend_tests! {
+    async fn the_janitor_sweeps_expired_rows_and_keeps_live_ones(app: TestApp) {
+        use sea_orm::PaginatorTrait;
+        use wxauth::login::TicketIdentity;
+        let identity = TicketIdentity { appid: "wxd000000000000001".into(), open_id: "o-1".into(), union_id: None };
+        let old = app.state.tickets.mint(&identity).await.unwrap();
+        let (old_cookie, _) = app.state.sessions.start(1, wxauth::login::SignInMethod::WeChatQr).await.unwrap();
+        app.clock.advance(wxauth::login::browser_session::BROWSER_SESSION_TTL + 1);
+        let fresh = app.state.tickets.mint(&identity).await.unwrap();
+        let (fresh_cookie, _) = app.state.sessions.start(1, wxauth::login::SignInMethod::WeChatQr).await.unwrap();
+
+        let gone = wxauth::janitor::sweep(&app.state.db, app.state.clock.now()).await.unwrap();
+        assert_eq!(gone, 2, "the old ticket and the old session");
+        assert_eq!(entity::login_ticket::Entity::find().count(&app.state.db).await.unwrap(), 1);
+        assert!(app.state.sessions.current(&old_cookie).await.unwrap().is_none());
+        assert!(app.state.sessions.current(&fresh_cookie).await.unwrap().is_some());
+        assert!(app.state.tickets.consume(&fresh, &identity).await.unwrap());
+        assert!(!app.state.tickets.consume(&old, &identity).await.unwrap());
+    }
+}
