@@ -244,8 +244,14 @@ async fn a_browser_walks_the_h5_sign_in_to_the_landing_page() {
     let client = browser(&driver, WECHAT_USER_AGENT, (390, 844)).await;
 
     let outcome = walk(&client, &app, &landing_base).await;
+    close_and_unwrap(client, outcome).await;
+}
+
+/// End the browser session, then return the walk's result, or fail with the error and the page
+/// the browser was showing.
+pub(crate) async fn close_and_unwrap<T>(client: Client, outcome: Result<T, String>) -> T {
     let shown = match &outcome {
-        Ok(()) => String::new(),
+        Ok(_) => String::new(),
         Err(_) => format!(
             "at {:?}:\n{}",
             client.current_url().await.map(|u| u.to_string()),
@@ -253,7 +259,8 @@ async fn a_browser_walks_the_h5_sign_in_to_the_landing_page() {
         ),
     };
     let _ = client.close().await;
-    if let Err(error) = outcome {
-        panic!("{error}\n{shown}");
+    match outcome {
+        Ok(value) => value,
+        Err(error) => panic!("{error}\n{shown}"),
     }
 }

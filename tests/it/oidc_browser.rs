@@ -19,7 +19,7 @@ use wxauth::oauth::{FlowTicketPolicy, NewClient};
 use wxauth::secret::Secret;
 use wxauth::simulator::demo;
 
-use crate::h5_browser::{Driver, WAIT, browser, chromedriver};
+use crate::h5_browser::{Driver, WAIT, browser, chromedriver, close_and_unwrap};
 use crate::harness::{Backend, TestApp};
 use crate::oauth::basic;
 use crate::oidc::{SECRET, exchange, pkce, verify_id_token};
@@ -226,19 +226,7 @@ async fn a_desktop_browser_signs_in_with_the_qr_page_and_consent() {
     let driver = Driver::start(&chromedriver).await;
     let client = browser(&driver, DESKTOP_USER_AGENT, (1280, 800)).await;
     let outcome = walk(&client, &app, &rp, &first, &second).await;
-    let shown = match &outcome {
-        Ok(_) => String::new(),
-        Err(_) => format!(
-            "at {:?}:\n{}",
-            client.current_url().await.map(|u| u.to_string()),
-            client.source().await.unwrap_or_default()
-        ),
-    };
-    let _ = client.close().await;
-    let (first_code, second_code) = match outcome {
-        Ok(codes) => codes,
-        Err(error) => panic!("{error}\n{shown}"),
-    };
+    let (first_code, second_code) = close_and_unwrap(client, outcome).await;
 
     let alice = app
         .state
@@ -317,16 +305,5 @@ async fn the_dev_demo_single_page_app_signs_in_with_pkce() {
     let driver = Driver::start(&chromedriver).await;
     let client = browser(&driver, DESKTOP_USER_AGENT, (1280, 800)).await;
     let outcome = walk_the_demo_page(&client, &app).await;
-    let shown = match &outcome {
-        Ok(()) => String::new(),
-        Err(_) => format!(
-            "at {:?}:\n{}",
-            client.current_url().await.map(|u| u.to_string()),
-            client.source().await.unwrap_or_default()
-        ),
-    };
-    let _ = client.close().await;
-    if let Err(error) = outcome {
-        panic!("{error}\n{shown}");
-    }
+    close_and_unwrap(client, outcome).await;
 }
