@@ -1,4 +1,4 @@
-//! A remembered consent: this account let this client have these scopes.
+//! A remembered consent: this account let this client have this scope (one row per scope).
 use sea_orm::entity::prelude::*;
 
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
@@ -8,8 +8,7 @@ pub struct Model {
     pub account_id: i64,
     #[sea_orm(primary_key, auto_increment = false)]
     pub client_id: String,
-    /// Space-separated scopes.
-    #[sea_orm(column_type = "Text")]
+    #[sea_orm(primary_key, auto_increment = false)]
     pub scope: String,
     pub granted_at: i64,
 }

@@ -1,6 +1,7 @@
 //! The authorization-code flow and OpenID Connect: authorization codes (single-use, bound to
 //! client, redirect URI and PKCE challenge, linked to the tokens issued from them so a replay
-//! can revoke those), browser sessions, and remembered consents.
+//! can revoke those), browser sessions, and remembered consents (one row per scope, so that
+//! consents given at once only add rows).
 
 use sea_orm_migration::{prelude::*, schema::*};
 
@@ -53,12 +54,13 @@ impl MigrationTrait for Migration {
                 .if_not_exists()
                 .col(big_integer(Consent::AccountId))
                 .col(string_len(Consent::ClientId, KEY))
-                .col(text(Consent::Scope))
+                .col(string_len(Consent::Scope, KEY))
                 .col(big_integer(Consent::GrantedAt))
                 .primary_key(
                     Index::create()
                         .col(Consent::AccountId)
-                        .col(Consent::ClientId),
+                        .col(Consent::ClientId)
+                        .col(Consent::Scope),
                 )
                 .to_owned(),
         )

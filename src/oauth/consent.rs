@@ -1,10 +1,11 @@
 //! Remembered consents: which scopes an account let a (third-party) client have, so that the next
-//! authorization for the same or fewer scopes is silent.
+//! authorization for the same or fewer scopes is silent. One row per scope: remembering only
+//! inserts (duplicates ignored), so consents given at once in two tabs never overwrite each other.
 
 use std::collections::BTreeSet;
 
 use sea_orm::ActiveValue::Set;
-use sea_orm::{ActiveModelTrait, DatabaseConnection, DbErr, EntityTrait};
+use sea_orm::{ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter};
 
 use entity::consent;
 
@@ -22,16 +23,6 @@ impl Consents {
         Self { db, clock }
     }
 
-    async fn granted(
-        &self,
-        account_id: i64,
-        client_id: &str,
-    ) -> Result<Option<consent::Model>, DbErr> {
-        consent::Entity::find_by_id((account_id, client_id.to_owned()))
-            .one(&self.db)
-            .await
-    }
-
     /// Whether the account already let the client have every scope in `scope`.
     pub async fn covers(
         &self,
@@ -39,13 +30,15 @@ impl Consents {
         client_id: &str,
         scope: &[String],
     ) -> Result<bool, DbErr> {
-        Ok(match self.granted(account_id, client_id).await? {
-            Some(row) => {
-                let granted: BTreeSet<&str> = row.scope.split(' ').collect();
-                scope.iter().all(|s| granted.contains(s.as_str()))
-            }
-            None => false,
-        })
+        let granted: BTreeSet<String> = consent::Entity::find()
+            .filter(consent::Column::AccountId.eq(account_id))
+            .filter(consent::Column::ClientId.eq(client_id))
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(|row| row.scope)
+            .collect();
+        Ok(scope.iter().all(|s| granted.contains(s)))
     }
 
     /// Add `scope` to what the account let the client have.
@@ -56,32 +49,24 @@ impl Consents {
         scope: &[String],
     ) -> Result<(), DbErr> {
         let now = self.clock.now();
-        match self.granted(account_id, client_id).await? {
-            Some(row) => {
-                let mut all: BTreeSet<String> = row
-                    .scope
-                    .split(' ')
-                    .filter(|s| !s.is_empty())
-                    .map(str::to_owned)
-                    .collect();
-                all.extend(scope.iter().cloned());
-                let mut row: consent::ActiveModel = row.into();
-                row.scope = Set(all.into_iter().collect::<Vec<_>>().join(" "));
-                row.granted_at = Set(now);
-                row.update(&self.db).await?;
-            }
-            None => {
-                let all: BTreeSet<&String> = scope.iter().collect();
-                consent::ActiveModel {
-                    account_id: Set(account_id),
-                    client_id: Set(client_id.to_owned()),
-                    scope: Set(all.into_iter().cloned().collect::<Vec<_>>().join(" ")),
-                    granted_at: Set(now),
-                }
-                .insert(&self.db)
-                .await?;
-            }
+        let rows: Vec<consent::ActiveModel> = scope
+            .iter()
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .map(|s| consent::ActiveModel {
+                account_id: Set(account_id),
+                client_id: Set(client_id.to_owned()),
+                scope: Set(s.clone()),
+                granted_at: Set(now),
+            })
+            .collect();
+        if rows.is_empty() {
+            return Ok(());
         }
+        consent::Entity::insert_many(rows)
+            .on_conflict_do_nothing()
+            .exec_without_returning(&self.db)
+            .await?;
         Ok(())
     }
 }

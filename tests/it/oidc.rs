@@ -582,3 +582,17 @@ async fn discovery_documents_describe_the_endpoints() {
         );
     }
 }
+
+backend_tests! {
+    async fn first_consents_given_at_once_are_all_remembered(app: TestApp) {
+        let consents = wxauth::oauth::consent::Consents::new(app.state.db.clone(), app.state.clock.clone());
+        let scopes: Vec<String> = ["openid", "profile", "flow", "a", "b", "c"].map(String::from).to_vec();
+        let results = futures::future::join_all(
+            scopes.iter().map(|s| consents.remember(7, "web", std::slice::from_ref(s))),
+        )
+        .await;
+        assert!(results.iter().all(Result::is_ok), "{results:?}");
+        assert!(consents.covers(7, "web", &scopes).await.unwrap());
+        assert!(!consents.covers(7, "other", &scopes[..1]).await.unwrap());
+    }
+}
