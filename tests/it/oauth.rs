@@ -112,8 +112,13 @@ async fn post_token(
     (status, headers, resp.json().await.unwrap_or(Value::Null))
 }
 
-/// Verify a JWT against the published JWKS, the way a resource server would.
-pub(crate) async fn verify_with_jwks(app: &TestApp, token: &str) -> Value {
+/// Verify a JWT against the published JWKS, the way a resource server or relying party would:
+/// signature by `kid`, `iss` = the issuer, `aud` = `audience`. Returns the header and claims.
+pub(crate) async fn verify_jwt(
+    app: &TestApp,
+    token: &str,
+    audience: &str,
+) -> (jsonwebtoken::Header, Value) {
     let jwks: jsonwebtoken::jwk::JwkSet = app
         .http
         .get(app.url("/.well-known/jwks.json"))
@@ -124,16 +129,23 @@ pub(crate) async fn verify_with_jwks(app: &TestApp, token: &str) -> Value {
         .await
         .unwrap();
     let header = jsonwebtoken::decode_header(token).unwrap();
-    assert_eq!(header.typ.as_deref(), Some("at+jwt"));
-    let kid = header.kid.unwrap();
+    let kid = header.kid.clone().unwrap();
     let jwk = jwks.find(&kid).expect("kid published in JWKS");
     let key = jsonwebtoken::DecodingKey::from_jwk(jwk).unwrap();
     let mut validation = jsonwebtoken::Validation::new(header.alg);
     validation.set_issuer(&[app.base.as_str()]);
-    validation.set_audience(&[app.base.as_str()]);
-    jsonwebtoken::decode::<Value>(token, &key, &validation)
+    validation.set_audience(&[audience]);
+    let claims = jsonwebtoken::decode::<Value>(token, &key, &validation)
         .unwrap()
-        .claims
+        .claims;
+    (header, claims)
+}
+
+/// Verify an access token (RFC 9068: `typ` at+jwt, `aud` the issuer) against the JWKS.
+pub(crate) async fn verify_with_jwks(app: &TestApp, token: &str) -> Value {
+    let (header, claims) = verify_jwt(app, token, &app.base).await;
+    assert_eq!(header.typ.as_deref(), Some("at+jwt"));
+    claims
 }
 
 async fn revoke(app: &TestApp, token: &str) {

@@ -16,7 +16,7 @@ use wxauth::simulator::demo;
 
 use crate::backend_tests;
 use crate::harness::TestApp;
-use crate::oauth::basic;
+use crate::oauth::{basic, verify_jwt};
 
 pub const SECRET: &str = "a-long-client-secret-for-oidc-tests";
 pub const REDIRECT: &str = "https://app.example.com/cb";
@@ -206,24 +206,19 @@ pub(crate) async fn exchange(
 
 /// Decode and verify an ID token against the JWKS.
 pub(crate) async fn verify_id_token(app: &TestApp, token: &str, audience: &str) -> Value {
-    let jwks: jsonwebtoken::jwk::JwkSet = app
-        .http
-        .get(app.url("/.well-known/jwks.json"))
-        .send()
+    verify_jwt(app, token, audience).await.1
+}
+
+/// The account a simulated WeChat user signed in as through `appid`.
+pub(crate) async fn account_of(app: &TestApp, appid: &str, user: &str) -> i64 {
+    app.state
+        .users
+        .find_identity(appid, &app.sim.openid(appid, user))
         .await
         .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let header = jsonwebtoken::decode_header(token).unwrap();
-    let jwk = jwks.find(&header.kid.unwrap()).unwrap();
-    let key = jsonwebtoken::DecodingKey::from_jwk(jwk).unwrap();
-    let mut validation = jsonwebtoken::Validation::new(header.alg);
-    validation.set_issuer(&[app.base.as_str()]);
-    validation.set_audience(&[audience]);
-    jsonwebtoken::decode::<Value>(token, &key, &validation)
-        .unwrap()
-        .claims
+        .expect("the user signed in through this app")
+        .account_id
+        .expect("an identity belongs to an account")
 }
 
 /// Sign in with the QR page, consent, and return the code.
@@ -289,7 +284,7 @@ backend_tests! {
         assert!(tokens["refresh_token"].is_string());
         let id = verify_id_token(&app, tokens["id_token"].as_str().unwrap(), "web").await;
         let alice = app.state.users.find_identity(demo::WEBSITE_APPID, &app.sim.openid(demo::WEBSITE_APPID, "alice")).await.unwrap().unwrap();
-        assert_eq!(id["sub"], alice.account_id.unwrap().to_string());
+        assert_eq!(id["sub"], account_of(&app, demo::WEBSITE_APPID, "alice").await.to_string());
         assert_eq!(id["nonce"], "n-0S6");
         assert_eq!(id["name"], "Alice 爱丽丝");
         assert!(id["auth_time"].as_i64().unwrap() <= id["iat"].as_i64().unwrap());

@@ -22,7 +22,7 @@ use wxauth::simulator::demo;
 use crate::h5_browser::{Driver, WAIT, browser, chromedriver, close_and_unwrap};
 use crate::harness::{Backend, TestApp};
 use crate::oauth::basic;
-use crate::oidc::{SECRET, exchange, pkce, verify_id_token};
+use crate::oidc::{SECRET, account_of, exchange, pkce, verify_id_token};
 
 const DESKTOP_USER_AGENT: &str = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 \
      (KHTML, like Gecko) Chrome/130.0 Safari/537.36";
@@ -228,17 +228,9 @@ async fn a_desktop_browser_signs_in_with_the_qr_page_and_consent() {
     let outcome = walk(&client, &app, &rp, &first, &second).await;
     let (first_code, second_code) = close_and_unwrap(client, outcome).await;
 
-    let alice = app
-        .state
-        .users
-        .find_identity(
-            demo::WEBSITE_APPID,
-            &app.sim.openid(demo::WEBSITE_APPID, "alice"),
-        )
+    let sub = account_of(&app, demo::WEBSITE_APPID, "alice")
         .await
-        .unwrap()
-        .unwrap();
-    let sub = alice.account_id.unwrap().to_string();
+        .to_string();
     let claims = redeem(&app, &redirect, &first, &first_code).await;
     assert_eq!(claims["sub"], sub.as_str());
     assert_eq!(claims["name"], "Alice 爱丽丝");

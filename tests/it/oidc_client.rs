@@ -20,7 +20,7 @@ use wxauth::simulator::demo;
 
 use crate::harness::{Backend, TestApp};
 use crate::oauth::http;
-use crate::oidc::{Browser, DESKTOP, REDIRECT, SECRET, Step, oidc_client};
+use crate::oidc::{Browser, DESKTOP, REDIRECT, SECRET, Step, account_of, oidc_client};
 
 /// The crate's client as built from discovery.
 type Client = CoreClient<
@@ -181,20 +181,8 @@ async fn the_openidconnect_crate_signs_in_end_to_end() {
     let claims = id_token
         .claims(&web.id_token_verifier(), &authorized.nonce)
         .expect("the crate accepts the ID token");
-    let alice = app
-        .state
-        .users
-        .find_identity(
-            demo::WEBSITE_APPID,
-            &app.sim.openid(demo::WEBSITE_APPID, "alice"),
-        )
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(
-        claims.subject().as_str(),
-        alice.account_id.unwrap().to_string()
-    );
+    let alice = account_of(&app, demo::WEBSITE_APPID, "alice").await;
+    assert_eq!(claims.subject().as_str(), alice.to_string());
     let name = claims.name().and_then(|n| n.get(None)).map(|n| n.as_str());
     assert_eq!(name, Some("Alice 爱丽丝"));
     assert!(claims.auth_time().is_some());

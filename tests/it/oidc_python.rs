@@ -12,7 +12,7 @@ use serde_json::Value;
 use wxauth::simulator::demo;
 
 use crate::harness::{Backend, TestApp};
-use crate::oidc::{REDIRECT, SECRET, oidc_client};
+use crate::oidc::{REDIRECT, SECRET, account_of, oidc_client};
 
 const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/oidc/authlib_client.py");
 
@@ -53,17 +53,9 @@ async fn an_authlib_relying_party_signs_in_end_to_end() {
     );
     let seen: Value = serde_json::from_str(stdout.trim()).unwrap();
 
-    let alice = app
-        .state
-        .users
-        .find_identity(
-            demo::WEBSITE_APPID,
-            &app.sim.openid(demo::WEBSITE_APPID, "alice"),
-        )
+    let sub = account_of(&app, demo::WEBSITE_APPID, "alice")
         .await
-        .unwrap()
-        .unwrap();
-    let sub = alice.account_id.unwrap().to_string();
+        .to_string();
     assert_eq!(seen["issuer"], app.base.as_str());
     assert_eq!(seen["alg"], "ES256");
     assert_eq!(seen["id_token"]["sub"], sub.as_str());
