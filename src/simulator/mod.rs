@@ -262,10 +262,10 @@ impl Simulator {
         }
         full["watermark"] = serde_json::json!({ "timestamp": now, "appid": appid });
         let raw_data = profile.to_string();
-        let signature = {
-            use sha1::{Digest, Sha1};
-            hex::encode(Sha1::digest(format!("{raw_data}{session_key}").as_bytes()))
-        };
+        let signature = crate::wechat::crypto::raw_data_signature(
+            &raw_data,
+            &crate::wechat::SessionKey::new(session_key.as_str()),
+        );
         let (encrypted_data, iv) = Self::encrypt_open_data(&session_key, &full)?;
         Ok(MiniProgramOpenData {
             encrypted_data,

@@ -128,13 +128,18 @@ pub fn encrypt_mini_program_data(
     Ok(STANDARD.encode(encryptor.encrypt_padded_vec_mut::<NoPadding>(&padded)))
 }
 
+/// `sha1(rawData + session_key)` in hex: the `signature` WeChat's client sends with user info.
+pub fn raw_data_signature(raw_data: &str, session_key: &SessionKey) -> String {
+    sha1_hex(&[raw_data, session_key.expose()])
+}
+
 /// Checks `signature == sha1(rawData + session_key)` in constant time.
 pub fn verify_raw_data_signature(
     raw_data: &str,
     signature: &str,
     session_key: &SessionKey,
 ) -> Result<(), CryptoError> {
-    let expected = sha1_hex(&[raw_data, session_key.expose()]);
+    let expected = raw_data_signature(raw_data, session_key);
     if constant_time_eq_str(&expected, &signature.to_ascii_lowercase()) {
         Ok(())
     } else {
