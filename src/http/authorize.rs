@@ -18,6 +18,7 @@ use axum::routing::{get, post};
 use minijinja::context;
 use serde::Deserialize;
 
+use super::cookies;
 use super::pages::{self, PageError};
 use crate::error::AppError;
 use crate::login::browser_session::{BROWSER_SESSION_TTL, SESSION_COOKIE};
@@ -81,54 +82,36 @@ fn storage_error(error: impl std::fmt::Display) -> PageError {
     PageError::unavailable("the sign-in service cannot answer now; try again")
 }
 
-fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(n, _)| *n == name)
-        .map(|(_, v)| v.to_owned())
-}
-
 async fn current_session(
     state: &AppState,
     headers: &HeaderMap,
 ) -> Result<Option<BrowserSession>, PageError> {
-    match cookie(headers, SESSION_COOKIE) {
+    match cookies::read(headers, SESSION_COOKIE) {
         Some(value) => state.sessions.current(&value).await.map_err(storage_error),
         None => Ok(None),
     }
 }
 
-/// A `Set-Cookie` value: HttpOnly, SameSite=Lax, and Secure when we are served over https.
-fn cookie_header(
-    state: &AppState,
-    name: &str,
-    value: &str,
-    path: &str,
-    max_age: i64,
-) -> Option<HeaderValue> {
-    let secure = if state.config.public_url.scheme() == "https" {
-        "; Secure"
-    } else {
-        ""
-    };
-    HeaderValue::from_str(&format!(
-        "{name}={value}; Path={path}; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}"
-    ))
-    .ok()
-}
-
 /// The browser session cookie.
 fn session_cookie(state: &AppState, value: &str, max_age: i64) -> Option<HeaderValue> {
-    cookie_header(state, SESSION_COOKIE, value, "/oauth", max_age)
+    cookies::set(
+        &state.config.public_url,
+        SESSION_COOKIE,
+        value,
+        "/oauth",
+        max_age,
+    )
 }
 
 /// The sign-in binding cookie: sent only back to the WeChat callback.
 fn sign_in_cookie(state: &AppState, value: &str, max_age: i64) -> Option<HeaderValue> {
-    cookie_header(state, SIGN_IN_COOKIE, value, WECHAT_CALLBACK_PATH, max_age)
+    cookies::set(
+        &state.config.public_url,
+        SIGN_IN_COOKIE,
+        value,
+        WECHAT_CALLBACK_PATH,
+        max_age,
+    )
 }
 
 fn in_wechat(headers: &HeaderMap) -> bool {
@@ -248,7 +231,7 @@ async fn proceed(
         },
         Ok(NextStep::SignIn) => {
             // The browser's sign-in binding: reused across tabs, so parallel sign-ins coexist.
-            let binding = cookie(headers, SIGN_IN_COOKIE)
+            let binding = cookies::read(headers, SIGN_IN_COOKIE)
                 .filter(|b| b.len() == 43)
                 .unwrap_or_else(|| random_token(32));
             match state
@@ -349,7 +332,7 @@ async fn wechat_callback(
         .finish(
             query.code.as_deref(),
             query.state.as_deref(),
-            cookie(&headers, SIGN_IN_COOKIE).as_deref(),
+            cookies::read(&headers, SIGN_IN_COOKIE).as_deref(),
         )
         .await
     {
@@ -364,7 +347,7 @@ async fn wechat_callback(
 }
 
 async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    if let Some(value) = cookie(&headers, SESSION_COOKIE)
+    if let Some(value) = cookies::read(&headers, SESSION_COOKIE)
         && let Err(e) = state.sessions.end(&value).await
     {
         return storage_error(e).into_response();

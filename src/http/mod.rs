@@ -3,6 +3,7 @@
 
 pub mod authorize;
 pub mod component;
+pub mod cookies;
 pub mod h5;
 pub mod health;
 pub mod mini_program;
