@@ -1,4 +1,5 @@
-//! The `wxauth` command line: `serve`, `dev`, `migrate`, `simulator`, `keys`, `client`, `app`.
+//! The `wxauth` command line: `serve`, `dev`, `migrate`, `simulator`, `keys`, `client`, `app`,
+//! `audit`. Every change a command makes is written to the audit trail with the actor `cli:USER`.
 //!
 //! Every command reads the same configuration as the server. Failures print one line to stderr
 //! and exit with status 2 (configuration) or 1 (anything else); nothing panics.
@@ -9,6 +10,7 @@ use std::sync::Arc;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::app_registry::{AppKind, NewApp};
+use crate::audit::{AuditEvent, AuditFilter, AuditKind, Outcome, StoredEvent};
 use crate::clock::{SharedClock, SystemClock};
 use crate::config::Config;
 use crate::oauth::client_registry::{DEFAULT_ACCESS_TTL, DEFAULT_REFRESH_TTL};
@@ -59,6 +61,31 @@ enum Command {
         #[command(subcommand)]
         command: AppCommand,
     },
+    /// Show the audit trail, newest first.
+    Audit(AuditArgs),
+}
+
+#[derive(Args, Debug)]
+struct AuditArgs {
+    /// Only events about this account (flow_user id).
+    #[arg(long)]
+    account: Option<i64>,
+    /// Only events of this client.
+    #[arg(long)]
+    client: Option<String>,
+    /// Only events of this kind (sign_in, token_issued, refresh_reuse, code_replay, …).
+    #[arg(long)]
+    kind: Option<String>,
+    /// Only events since: unix seconds, an RFC 3339 time, a date (2026-12-01), or an age
+    /// (30m, 24h, 7d).
+    #[arg(long)]
+    since: Option<String>,
+    /// At most this many events.
+    #[arg(long, default_value_t = 100)]
+    limit: u64,
+    /// One JSON object per line instead of a table.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Subcommand, Debug)]
@@ -281,6 +308,12 @@ async fn run(command: Command) -> Result<(), CliError> {
                 .rotate()
                 .await
                 .map_err(|e| CliError::failed(e.to_string()))?;
+            audit_change(
+                &state,
+                AuditEvent::new(AuditKind::KeyChanged, Outcome::Ok).subject(kid.as_str()),
+                "rotate",
+            )
+            .await;
             println!(
                 "new signing key {kid}; older keys stay in the JWKS until their tokens expire"
             );
@@ -294,7 +327,133 @@ async fn run(command: Command) -> Result<(), CliError> {
             let state = AppState::build(Config::from_env()?, clock).await?;
             app_command(&state, command).await
         }
+        Command::Audit(args) => {
+            let filter = audit_filter(&args, clock.now())?;
+            let state = AppState::build(Config::from_env()?, clock).await?;
+            let events = state
+                .audit
+                .list(&filter)
+                .await
+                .map_err(|e| CliError::failed(format!("reading the audit trail: {e}")))?;
+            for event in &events {
+                println!("{}", audit_line(event, args.json));
+            }
+            Ok(())
+        }
     }
+}
+
+/// Who a command acts as in the audit trail: `cli:` and the OS user.
+fn cli_actor() -> String {
+    let user = std::env::var("USER")
+        .or_else(|_| std::env::var("USERNAME"))
+        .unwrap_or_else(|_| "unknown".into());
+    format!("cli:{user}")
+}
+
+/// Record a change made by a command: `event` names what changed, `action` how.
+async fn audit_change(state: &AppState, event: AuditEvent, action: &str) {
+    state
+        .audit
+        .record(event.actor(cli_actor()).detail("action", action))
+        .await;
+}
+
+fn client_changed(client_id: &str) -> AuditEvent {
+    AuditEvent::new(AuditKind::ClientChanged, Outcome::Ok).client(client_id)
+}
+
+fn app_changed(appid: &str) -> AuditEvent {
+    AuditEvent::new(AuditKind::AppChanged, Outcome::Ok).subject(appid)
+}
+
+fn audit_filter(args: &AuditArgs, now: i64) -> Result<AuditFilter, CliError> {
+    let kind = match &args.kind {
+        None => None,
+        Some(name) => Some(AuditKind::parse(name).ok_or_else(|| {
+            let known: Vec<&str> = AuditKind::ALL.iter().map(|k| k.as_str()).collect();
+            CliError::new(
+                2,
+                format!("--kind: unknown kind {name:?}; one of {}", known.join(", ")),
+            )
+        })?),
+    };
+    let since = match &args.since {
+        None => None,
+        Some(text) => Some(parse_since(text, now).ok_or_else(|| {
+            CliError::new(
+                2,
+                format!(
+                    "--since: expected unix seconds, an RFC 3339 time, a date (2026-12-01) or an age (30m, 24h, 7d), got {text:?}"
+                ),
+            )
+        })?),
+    };
+    Ok(AuditFilter {
+        account_id: args.account,
+        client_id: args.client.clone(),
+        kind,
+        since,
+        limit: args.limit,
+    })
+}
+
+/// `--since`: unix seconds, RFC 3339, a date (midnight UTC), or an age before `now`.
+fn parse_since(text: &str, now: i64) -> Option<i64> {
+    let text = text.trim();
+    if let Ok(secs) = text.parse::<i64>() {
+        return Some(secs);
+    }
+    if let Ok(at) = chrono::DateTime::parse_from_rfc3339(text) {
+        return Some(at.timestamp());
+    }
+    if let Ok(date) = chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d") {
+        return date.and_hms_opt(0, 0, 0).map(|t| t.and_utc().timestamp());
+    }
+    let unit = match text.chars().last()? {
+        's' => 1,
+        'm' => 60,
+        'h' => 3600,
+        'd' => 86_400,
+        _ => return None,
+    };
+    let amount: i64 = text[..text.len() - 1].parse().ok()?;
+    now.checked_sub(amount.checked_mul(unit)?)
+}
+
+/// One event as a line of the table, or as JSON.
+fn audit_line(e: &StoredEvent, json: bool) -> String {
+    let at = chrono::DateTime::from_timestamp(e.at, 0)
+        .map(|t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string())
+        .unwrap_or_else(|| e.at.to_string());
+    let detail: serde_json::Value = serde_json::from_str(&e.detail).unwrap_or_default();
+    if json {
+        return serde_json::json!({
+            "id": e.id,
+            "at": at,
+            "kind": e.kind,
+            "outcome": e.outcome,
+            "client_id": e.client_id,
+            "account_id": e.account_id,
+            "subject": e.subject,
+            "ip": e.ip,
+            "actor": e.actor,
+            "detail": detail,
+        })
+        .to_string();
+    }
+    let dash = |v: Option<&str>| v.unwrap_or("-").to_owned();
+    format!(
+        "{at}  {:<22} {:<8} client={} account={} subject={} ip={} actor={} {}",
+        e.kind,
+        e.outcome,
+        dash(e.client_id.as_deref()),
+        e.account_id.map_or("-".into(), |a| a.to_string()),
+        dash(e.subject.as_deref()),
+        dash(e.ip.as_deref()),
+        dash(e.actor.as_deref()),
+        detail,
+    )
 }
 
 /// Bind, build the state and serve until ctrl-c / SIGTERM.
@@ -353,6 +512,7 @@ async fn client_command(state: &AppState, command: ClientCommand) -> Result<(), 
                 })
                 .await
                 .map_err(fail)?;
+            audit_change(state, client_changed(&client.client_id), "create").await;
             print_client(&client);
             if let Some(secret) = secret {
                 println!("client_secret:     {}", secret.expose());
@@ -402,12 +562,14 @@ async fn client_command(state: &AppState, command: ClientCommand) -> Result<(), 
                 .rotate_secret(&client_id)
                 .await
                 .map_err(fail)?;
+            audit_change(state, client_changed(&client_id), "rotate_secret").await;
             println!("client_secret: {}", secret.expose());
             println!("(the old secret no longer works; this one will not be shown again)");
             Ok(())
         }
         ClientCommand::Delete { client_id } => {
             state.clients.delete(&client_id).await.map_err(fail)?;
+            audit_change(state, client_changed(&client_id), "delete").await;
             println!("deleted client {client_id}");
             Ok(())
         }
@@ -432,6 +594,7 @@ async fn app_command(state: &AppState, command: AppCommand) -> Result<(), CliErr
                 })
                 .await
                 .map_err(fail)?;
+            audit_change(state, app_changed(&appid), "add").await;
             println!("added app {appid}");
             Ok(())
         }
@@ -456,8 +619,29 @@ async fn app_command(state: &AppState, command: AppCommand) -> Result<(), CliErr
         }
         AppCommand::Remove { appid } => {
             state.apps.remove(&appid).await.map_err(fail)?;
+            audit_change(state, app_changed(&appid), "remove").await;
             println!("removed app {appid}");
             Ok(())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn since_takes_seconds_times_dates_and_ages() {
+        let now = 1_800_000_000;
+        assert_eq!(parse_since("1700000000", now), Some(1_700_000_000));
+        assert_eq!(parse_since("2026-12-01", now), Some(1_796_083_200));
+        assert_eq!(
+            parse_since("2026-12-01T08:00:00+08:00", now),
+            Some(1_796_083_200)
+        );
+        assert_eq!(parse_since("30m", now), Some(now - 1800));
+        assert_eq!(parse_since("7d", now), Some(now - 7 * 86_400));
+        assert_eq!(parse_since("yesterday", now), None);
+        assert_eq!(parse_since("9999999999999999d", now), None);
     }
 }

@@ -20,6 +20,7 @@ pub mod defaults {
     pub const WECHAT_OPEN_BASE: &str = "https://open.weixin.qq.com";
     pub const MASTER_KEY_FILE: &str = "wxauth.key";
     pub const JWT_ALG: &str = "ES256";
+    pub const AUDIT_RETENTION_DAYS: i64 = 180;
 }
 
 /// A configuration value that is present but unusable. Its `Display` is the one line printed
@@ -98,6 +99,8 @@ pub struct Config {
     pub jwt_alg: JwtAlg,
     pub jwt_hs256_secret: Option<Secret>,
     pub master_key: MasterKeySource,
+    /// How long audit events are kept (days).
+    pub audit_retention_days: i64,
 }
 
 impl fmt::Debug for Config {
@@ -234,6 +237,21 @@ impl Config {
             )),
         };
 
+        let audit_retention_days = match var("WXAUTH_AUDIT_RETENTION_DAYS") {
+            None => defaults::AUDIT_RETENTION_DAYS,
+            Some(text) => text
+                .trim()
+                .parse::<i64>()
+                .ok()
+                .filter(|days| (1..=36_500).contains(days))
+                .ok_or_else(|| {
+                    ConfigError::new(
+                        "WXAUTH_AUDIT_RETENTION_DAYS",
+                        format!("expected a number of days from 1 to 36500, got {text:?}"),
+                    )
+                })?,
+        };
+
         Ok(Self {
             listen,
             public_url,
@@ -245,6 +263,7 @@ impl Config {
             jwt_alg,
             jwt_hs256_secret,
             master_key,
+            audit_retention_days,
         })
     }
 
@@ -421,6 +440,8 @@ mod tests {
             ("WXAUTH_JWT_ALG", "none"),
             ("WXAUTH_MASTER_KEY", "too-short"),
             ("WXAUTH_ADMIN_TOKEN", "short"),
+            ("WXAUTH_AUDIT_RETENTION_DAYS", "0"),
+            ("WXAUTH_AUDIT_RETENTION_DAYS", "forever"),
         ] {
             let err = config(&[(var, value)]).err();
             assert_eq!(err.as_ref().map(|e| e.variable), Some(var), "{var}={value}");

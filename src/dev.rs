@@ -77,10 +77,8 @@ pub async fn run(clock: SharedClock) -> Result<(), CliError> {
     ensure_spa_client(&state.clients, &issuer).await?;
     print_welcome(&state, secret.expose(), &sim_base);
     // The landing page signs in with the flow-only landing client (see `http::h5`).
-    let _janitor = tokio::spawn(crate::janitor::run(state.db.clone(), state.clock.clone()));
-    let router = crate::app(state).layer(Extension(landing));
-    axum::serve(listener, router)
-        .with_graceful_shutdown(crate::shutdown_signal())
+    let router = crate::app(state.clone()).layer(Extension(landing));
+    crate::serve_router(listener, state, router, crate::shutdown_signal())
         .await
         .map_err(|e| CliError::new(1, format!("server error: {e}")))
 }

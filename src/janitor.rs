@@ -1,6 +1,7 @@
 //! The janitor: every few minutes, delete rows whose time is over — spent or expired login
 //! tickets, Mini Program sessions, refresh tokens, denylisted access-token ids, authorization
-//! codes, browser sessions and sign-in states — so that tables of short-lived things stay small.
+//! codes, browser sessions and sign-in states — so that tables of short-lived things stay small,
+//! and audit events older than the retention.
 //! Each delete is one statement on an indexed `expires_at`; several instances sweeping at once
 //! only repeat each other's work.
 
@@ -9,8 +10,8 @@ use std::time::Duration;
 use sea_orm::{ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter};
 
 use entity::{
-    auth_state, authorization_code, browser_session, login_ticket, mini_session, refresh_token,
-    revoked_access_token,
+    audit_event, auth_state, authorization_code, browser_session, login_ticket, mini_session,
+    refresh_token, revoked_access_token,
 };
 
 use crate::clock::SharedClock;
@@ -18,8 +19,9 @@ use crate::clock::SharedClock;
 /// How often the janitor sweeps.
 pub const SWEEP_INTERVAL: Duration = Duration::from_secs(600);
 
-/// Delete every expired row; returns how many went.
-pub async fn sweep(db: &DatabaseConnection, now: i64) -> Result<u64, DbErr> {
+/// Delete every expired row, and audit events older than `audit_retention` seconds; returns how
+/// many went.
+pub async fn sweep(db: &DatabaseConnection, now: i64, audit_retention: i64) -> Result<u64, DbErr> {
     let mut gone = 0;
     gone += login_ticket::Entity::delete_many()
         .filter(login_ticket::Column::ExpiresAt.lt(now))
@@ -56,16 +58,21 @@ pub async fn sweep(db: &DatabaseConnection, now: i64) -> Result<u64, DbErr> {
         .exec(db)
         .await?
         .rows_affected;
+    gone += audit_event::Entity::delete_many()
+        .filter(audit_event::Column::At.lt(now.saturating_sub(audit_retention)))
+        .exec(db)
+        .await?
+        .rows_affected;
     Ok(gone)
 }
 
 /// Sweep every [`SWEEP_INTERVAL`] until dropped (the first sweep after one interval).
-pub async fn run(db: DatabaseConnection, clock: SharedClock) {
+pub async fn run(db: DatabaseConnection, clock: SharedClock, audit_retention: i64) {
     let mut ticker = tokio::time::interval(SWEEP_INTERVAL);
     ticker.tick().await;
     loop {
         ticker.tick().await;
-        match sweep(&db, clock.now()).await {
+        match sweep(&db, clock.now(), audit_retention).await {
             Ok(0) => {}
             Ok(gone) => tracing::debug!(rows = gone, "janitor swept expired rows"),
             Err(error) => tracing::warn!(%error, "janitor sweep failed"),

@@ -12,12 +12,15 @@
 //! - [`login`]: where WeChat's word becomes our user (login tickets, sessions, H5 hops).
 //! - [`wechat`]: the adapter that hides every WeChat quirk; [`simulator`]: a faithful fake WeChat.
 //! - [`app_registry`]: the WeChat apps wxauth talks to.
+//! - [`audit`]: the audit trail; [`request_context`]: the caller's address, for the core.
+//! - [`store`]: the database, vault and clock services are built from.
 //! - [`vault`]: secrets at rest; [`secret`]: values that never print; [`clock`]: time as input.
 //! - [`db`]: connections and migrations (schema in the `migration` crate, models in `entity`);
 //!   [`ttl_cache`]: short-lived caches of records read on every token request.
 //! - [`cli`]: the `wxauth` command.
 
 pub mod app_registry;
+pub mod audit;
 pub mod cli;
 pub mod clock;
 pub mod config;
@@ -28,9 +31,11 @@ pub mod http;
 pub mod janitor;
 pub mod login;
 pub mod oauth;
+pub mod request_context;
 pub mod secret;
 pub mod simulator;
 pub mod state;
+pub mod store;
 pub mod ttl_cache;
 pub mod users;
 pub mod vault;
@@ -49,6 +54,7 @@ pub use state::AppState;
 pub fn app(state: AppState) -> Router {
     http::routes()
         .layer(RequestBodyLimitLayer::new(64 * 1024))
+        .layer(axum::middleware::from_fn(http::context::layer))
         .layer(TraceLayer::new_for_http().make_span_with(request_span))
         .with_state(state)
 }
@@ -70,10 +76,29 @@ pub async fn serve(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let janitor = tokio::spawn(janitor::run(state.db.clone(), state.clock.clone()));
-    let served = axum::serve(listener, app(state))
-        .with_graceful_shutdown(shutdown)
-        .await;
+    serve_router(listener, state.clone(), app(state), shutdown).await
+}
+
+/// Serve `router` (the application of `state`, perhaps with extra layers) on `listener`, with the
+/// [`janitor`] sweeping expired rows, until `shutdown` completes; then drain in-flight requests.
+/// Each request carries its peer address (`ConnectInfo`) for the request context.
+pub async fn serve_router(
+    listener: TcpListener,
+    state: AppState,
+    router: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let janitor = tokio::spawn(janitor::run(
+        state.db.clone(),
+        state.clock.clone(),
+        state.config.audit_retention_days.saturating_mul(86_400),
+    ));
+    let served = axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await;
     janitor.abort();
     served
 }

@@ -6,14 +6,16 @@ use std::sync::Arc;
 use sea_orm::DatabaseConnection;
 
 use crate::app_registry::AppRegistry;
+use crate::audit::Audit;
 use crate::clock::SharedClock;
 use crate::config::{Config, ConfigError};
-use crate::login::{AuthStates, BrowserSessions, LoginTickets, MiniProgramLogin, WeChatSignIn};
+use crate::login::{BrowserSessions, LoginTickets, MiniProgramLogin, WeChatSignIn};
 use crate::oauth::authorize::AuthorizationService;
 use crate::oauth::consent::Consents;
 use crate::oauth::keys::SigningKeys;
 use crate::oauth::token_issuer::TokenService;
 use crate::oauth::{ClientRegistry, OAuthServices};
+use crate::store::Store;
 use crate::users::{SeaUserRepo, UserRepo};
 use crate::vault::Vault;
 use crate::wechat::{WeChat, WeChatClient, WeChatClientConfig};
@@ -47,6 +49,8 @@ pub struct AppState {
     pub sign_in: WeChatSignIn,
     pub oauth: OAuthServices,
     pub wechat: Arc<WeChat>,
+    /// The audit trail.
+    pub audit: Audit,
 }
 
 impl AppState {
@@ -68,6 +72,7 @@ impl AppState {
         .await
         .map_err(|e| StartError::Other(format!("signing keys: {e}")))?;
         let users: Arc<dyn UserRepo> = Arc::new(SeaUserRepo::new(db.clone()));
+        let audit = Audit::new(db.clone(), clock.clone());
         let clients = ClientRegistry::new(db.clone(), vault.clone(), clock.clone());
         let apps = AppRegistry::new(db.clone(), vault.clone(), clock.clone());
         let tickets = LoginTickets::new(db.clone(), vault.clone(), clock.clone());
@@ -101,23 +106,23 @@ impl AppState {
         let callback =
             url::Url::parse(&config.url_for(crate::http::authorize::WECHAT_CALLBACK_PATH))
                 .map_err(|e| StartError::Other(format!("WXAUTH_PUBLIC_URL: {e}")))?;
+        let store = Store::new(db.clone(), vault.clone(), clock.clone());
         let sign_in = WeChatSignIn::new(
+            &store,
             apps.clone(),
             wechat.clone(),
             users.clone(),
             sessions.clone(),
-            AuthStates::new(db.clone(), vault.clone(), clock.clone()),
-            clock.clone(),
             callback,
+            audit.clone(),
         );
         let mini_program = MiniProgramLogin::new(
-            db.clone(),
-            vault.clone(),
-            clock.clone(),
+            store,
             apps.clone(),
             users.clone(),
             tickets.clone(),
             wechat.clone(),
+            audit.clone(),
         );
         Ok(Self {
             oauth: OAuthServices {
@@ -128,6 +133,7 @@ impl AppState {
                 tokens,
                 mini_program: mini_program.clone(),
                 authorization,
+                audit: audit.clone(),
             },
             mini_program,
             sessions,
@@ -137,6 +143,7 @@ impl AppState {
             users,
             tickets,
             wechat,
+            audit,
             config: Arc::new(config),
             db,
             vault,

@@ -11,6 +11,7 @@ mod m20261124_000003_mini_session_identity_index;
 mod m20261124_000004_authorization_code_flow;
 mod m20261124_000005_auth_state_browser;
 mod m20261124_000006_expiry_indexes;
+mod m20261202_000007_audit_event_fields;
 
 /// Every migration, in order.
 pub struct Migrator;
@@ -25,6 +26,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000004_authorization_code_flow::Migration),
             Box::new(m20261124_000005_auth_state_browser::Migration),
             Box::new(m20261124_000006_expiry_indexes::Migration),
+            Box::new(m20261202_000007_audit_event_fields::Migration),
         ]
     }
 }

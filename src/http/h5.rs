@@ -76,6 +76,7 @@ fn h5(state: &AppState) -> Result<H5Login, H5Error> {
             base_callback: own_url(state, BASE_CALLBACK_PATH)?,
             entry_build: own_url(state, ENTRY_BUILD_PATH)?,
         },
+        audit: state.audit.clone(),
     })
 }
 

@@ -3,6 +3,7 @@
 
 pub mod authorize;
 pub mod component;
+pub mod context;
 pub mod cookies;
 pub mod h5;
 pub mod health;

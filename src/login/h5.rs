@@ -29,6 +29,7 @@ use super::redirect::{RedirectError, RedirectPolicy, merge_query};
 use super::states::{AuthStates, NewState};
 use super::ticket::{LoginTickets, TicketIdentity};
 use crate::app_registry::{AppKind, AppRegistry, AppRegistryError};
+use crate::audit::{Audit, AuditEvent, SignInChannel};
 use crate::clock::SharedClock;
 use crate::users::{Profile, RepoError, UserRepo, VouchedIdentity};
 use crate::wechat::official_account::WebAccessToken;
@@ -161,6 +162,7 @@ pub struct H5Login {
     pub tickets: LoginTickets,
     pub policy: RedirectPolicy,
     pub urls: H5Urls,
+    pub audit: Audit,
 }
 
 /// `callback?next=…`
@@ -360,6 +362,12 @@ impl H5Login {
                 union_id: Some(union_id.clone()),
             })
             .await?;
+        self.audit
+            .record(
+                AuditEvent::sign_in(SignInChannel::H5, account.id)
+                    .detail("appid", entry_appid.as_str()),
+            )
+            .await;
         let redirect = merge_query(
             &next,
             &[

@@ -18,7 +18,9 @@ use entity::mini_session;
 use super::error::LoginError;
 use super::ticket::{LoginTickets, TicketIdentity};
 use crate::app_registry::{AppKind, AppRegistry};
+use crate::audit::{Audit, AuditEvent, SignInChannel};
 use crate::clock::SharedClock;
+use crate::store::Store;
 use crate::users::{Account, Profile, UserRepo, VouchedIdentity, WeChatIdentity};
 use crate::vault::{Vault, random_token};
 use crate::wechat::crypto::{decrypt_mini_program_data, verify_raw_data_signature};
@@ -87,26 +89,27 @@ pub struct MiniProgramLogin {
     users: Arc<dyn UserRepo>,
     tickets: LoginTickets,
     wechat: Arc<WeChat>,
+    audit: Audit,
 }
 
 impl MiniProgramLogin {
     pub fn new(
-        db: DatabaseConnection,
-        vault: Arc<Vault>,
-        clock: SharedClock,
+        store: Store,
         apps: AppRegistry,
         users: Arc<dyn UserRepo>,
         tickets: LoginTickets,
         wechat: Arc<WeChat>,
+        audit: Audit,
     ) -> Self {
         Self {
-            db,
-            vault,
-            clock,
+            db: store.db,
+            vault: store.vault,
+            clock: store.clock,
             apps,
             users,
             tickets,
             wechat,
+            audit,
         }
     }
 
@@ -146,6 +149,12 @@ impl MiniProgramLogin {
         }
         .insert(&self.db)
         .await?;
+        self.audit
+            .record(
+                AuditEvent::sign_in(SignInChannel::MiniProgram, account.id)
+                    .detail("appid", identity.appid.as_str()),
+            )
+            .await;
         Ok(MiniProgramSession {
             appid: identity.appid,
             open_id: identity.open_id,

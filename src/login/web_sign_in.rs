@@ -12,7 +12,9 @@ use super::browser_session::{BrowserSession, BrowserSessions, SignInMethod};
 use super::error::LoginError;
 use super::states::{AuthStates, NewState};
 use crate::app_registry::{AppKind, AppRegistry};
+use crate::audit::{Audit, AuditEvent, SignInChannel};
 use crate::clock::SharedClock;
+use crate::store::Store;
 use crate::users::{Profile, UserRepo, VouchedIdentity};
 use crate::wechat::{AppId, Scope, WeChat};
 
@@ -44,26 +46,28 @@ pub struct WeChatSignIn {
     clock: SharedClock,
     /// Our callback, `{issuer}/oauth/callback/wechat`.
     callback: Url,
+    audit: Audit,
 }
 
 impl WeChatSignIn {
     pub fn new(
+        store: &Store,
         apps: AppRegistry,
         wechat: Arc<WeChat>,
         users: Arc<dyn UserRepo>,
         sessions: BrowserSessions,
-        states: AuthStates,
-        clock: SharedClock,
         callback: Url,
+        audit: Audit,
     ) -> Self {
         Self {
             apps,
             wechat,
             users,
             sessions,
-            states,
-            clock,
+            states: AuthStates::new(store.db.clone(), store.vault.clone(), store.clock.clone()),
+            clock: store.clock.clone(),
             callback,
+            audit,
         }
     }
 
@@ -190,6 +194,13 @@ impl WeChatSignIn {
             .record_identity(&vouched, self.clock.now())
             .await?;
         let (cookie, session) = self.sessions.start(account.id, method).await?;
+        let channel = match method {
+            SignInMethod::WeChatQr => SignInChannel::Qr,
+            SignInMethod::WeChatWeb => SignInChannel::WeChatOAuth,
+        };
+        self.audit
+            .record(AuditEvent::sign_in(channel, account.id).detail("appid", appid.as_str()))
+            .await;
         Ok(SignedInBrowser {
             cookie,
             session,

@@ -23,6 +23,7 @@ pub use client_registry::{ClientRegistry, FlowTicketPolicy, NewClient, Registere
 pub use error::{OAuthError, OAuthErrorCode};
 
 use crate::app_registry::AppRegistry;
+use crate::audit::Audit;
 use crate::login::{LoginTickets, MiniProgramLogin};
 use crate::oauth::authorize::AuthorizationService;
 use crate::users::UserRepo;
@@ -40,4 +41,6 @@ pub struct OAuthServices {
     pub mini_program: MiniProgramLogin,
     /// Authorization requests and codes, for the `authorization_code` grant.
     pub authorization: AuthorizationService,
+    /// The audit trail (token issuance and refusals).
+    pub audit: Audit,
 }

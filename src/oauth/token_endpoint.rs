@@ -5,6 +5,7 @@ use std::collections::HashMap;
 
 use serde::Serialize;
 
+use crate::audit::{AuditEvent, AuditKind, Outcome};
 use crate::oauth::OAuthServices;
 use crate::oauth::client_auth::authenticate_request;
 use crate::oauth::error::OAuthError;
@@ -175,6 +176,19 @@ pub async fn exchange(
             )));
         }
     };
+    let mut event = AuditEvent::new(AuditKind::TokenIssued, Outcome::Ok)
+        .client(client.client_id.as_str())
+        .detail("grant", grant_type.as_str())
+        .detail("scope", response.scope.as_str())
+        .detail("jti", response.jti.as_str());
+    if let Some(account) = response
+        .flow_user_id
+        .as_deref()
+        .and_then(|id| id.parse().ok())
+    {
+        event = event.account(account);
+    }
+    services.audit.record(event).await;
     Ok(response)
 }
 

@@ -235,3 +235,83 @@ fn app_commands_validate_appids_and_never_print_secrets() {
     );
     assert!(!text(&cli.run(&["app", "list"], &[]).stdout).contains("wx4f4bc4dec97d474b"));
 }
+
+#[test]
+fn changes_are_audited_and_the_trail_is_printed_and_filtered() {
+    let cli = Cli::new();
+    let user = [("USER", "ops-alice")];
+    let created = cli.run(
+        &[
+            "client",
+            "create",
+            "--client-id",
+            "audited",
+            "--grant-types",
+            "client_credentials",
+            "--scopes",
+            "api",
+        ],
+        &user,
+    );
+    assert!(created.status.success(), "{}", text(&created.stderr));
+    let secret = text(&created.stdout)
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("client_secret:")
+                .map(|s| s.trim().to_owned())
+        })
+        .unwrap();
+    assert!(
+        cli.run(&["client", "rotate-secret", "audited"], &user)
+            .status
+            .success()
+    );
+    assert!(cli.run(&["keys", "rotate"], &user).status.success());
+
+    let out = cli.run(&["audit", "--client", "audited"], &[]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let table = text(&out.stdout);
+    let lines: Vec<&str> = table.lines().collect();
+    assert_eq!(lines.len(), 2, "create and rotate, newest first: {table}");
+    assert!(
+        lines[0].contains("client_changed") && lines[0].contains("rotate_secret"),
+        "{table}"
+    );
+    assert!(
+        lines[1].contains("\"create\"") && lines[1].contains("actor=cli:ops-alice"),
+        "{table}"
+    );
+    assert!(
+        !table.contains(&secret),
+        "a secret in the audit trail: {table}"
+    );
+
+    let out = cli.run(
+        &["audit", "--kind", "key_changed", "--since", "1h", "--json"],
+        &[],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let events: Vec<serde_json::Value> = text(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0]["kind"], "key_changed");
+    assert_eq!(events[0]["actor"], "cli:ops-alice");
+
+    // Events older than --since are left out.
+    let out = cli.run(&["audit", "--since", "2999-01-01"], &[]);
+    assert!(out.status.success());
+    assert_eq!(text(&out.stdout), "");
+
+    for bad in [
+        ["audit", "--kind", "nope"],
+        ["audit", "--since", "yesterday"],
+    ] {
+        let out = cli.run(&bad, &[]);
+        assert_eq!(out.status.code(), Some(2), "{bad:?}");
+        let stderr = text(&out.stderr);
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        assert!(stderr.contains(bad[1]), "{stderr}");
+    }
+}

@@ -142,7 +142,7 @@ backend_tests! {
         let fresh = app.state.tickets.mint(&identity).await.unwrap();
         let (fresh_cookie, _) = app.state.sessions.start(1, wxauth::login::SignInMethod::WeChatQr).await.unwrap();
 
-        let gone = wxauth::janitor::sweep(&app.state.db, app.state.clock.now()).await.unwrap();
+        let gone = wxauth::janitor::sweep(&app.state.db, app.state.clock.now(), 180 * 86_400).await.unwrap();
         assert_eq!(gone, 2, "the old ticket and the old session");
         assert_eq!(entity::login_ticket::Entity::find().count(&app.state.db).await.unwrap(), 1);
         assert!(app.state.sessions.current(&old_cookie).await.unwrap().is_none());

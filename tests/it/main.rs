@@ -6,6 +6,7 @@
 
 mod harness;
 
+mod audit;
 mod cli;
 mod component;
 mod foundation;

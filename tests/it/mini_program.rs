@@ -17,7 +17,7 @@ use crate::oauth::{basic, verify_with_jwks};
 
 const SECRET: &str = "a-long-client-secret-for-mini-program-tests";
 
-async fn client(app: &TestApp, id: &str, grants: &[&str]) -> String {
+pub(crate) async fn client(app: &TestApp, id: &str, grants: &[&str]) -> String {
     app.state
         .clients
         .create(NewClient {
@@ -72,7 +72,7 @@ async fn post(app: &TestApp, path: &str, body: Value) -> (u16, Value) {
 }
 
 /// `wx.login` for `user`, then `/api/wechat/ma/session`.
-async fn sign_in(app: &TestApp, user: &str) -> Value {
+pub(crate) async fn sign_in(app: &TestApp, user: &str) -> Value {
     let code = app.sim.mint_js_code(MP, user).unwrap();
     let (status, body) = post(
         app,
@@ -84,7 +84,11 @@ async fn sign_in(app: &TestApp, user: &str) -> Value {
     body
 }
 
-async fn token<V: serde::Serialize>(app: &TestApp, auth: &str, form: &[(&str, V)]) -> (u16, Value) {
+pub(crate) async fn token<V: serde::Serialize>(
+    app: &TestApp,
+    auth: &str,
+    form: &[(&str, V)],
+) -> (u16, Value) {
     let response = app
         .http
         .post(app.url("/oauth/token"))
