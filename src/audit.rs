@@ -18,6 +18,7 @@ use serde_json::{Map, Value};
 use entity::audit_event;
 
 use crate::clock::SharedClock;
+use crate::metrics::{ADMIN_CHANGES, REFUSALS, SIGN_INS, TOKENS_ISSUED};
 use crate::request_context;
 
 /// What happened.
@@ -62,6 +63,21 @@ impl AuditKind {
             Self::ClientChanged => "client_changed",
             Self::AppChanged => "app_changed",
             Self::KeyChanged => "key_changed",
+        }
+    }
+
+    /// Which metric counts events of this kind.
+    fn metric(self) -> &'static str {
+        match self {
+            Self::SignIn => SIGN_INS,
+            Self::TokenIssued => TOKENS_ISSUED,
+            Self::RefreshReuse
+            | Self::CodeReplay
+            | Self::TicketRefused
+            | Self::DecryptCapReached
+            | Self::H5BindingRefused
+            | Self::ClientAuthThrottled => REFUSALS,
+            Self::ClientChanged | Self::AppChanged | Self::KeyChanged => ADMIN_CHANGES,
         }
     }
 
@@ -187,6 +203,30 @@ impl AuditEvent {
     }
 }
 
+/// Count `event` in its metric, with bounded labels only: the channel of a sign-in, the grant and
+/// client of an issuance, the kind of a refusal or change. Never an account or an address.
+fn count(event: &AuditEvent) {
+    let metric = event.kind.metric();
+    match event.kind {
+        AuditKind::SignIn => metrics::counter!(
+            metric,
+            "channel" => event.subject.clone().unwrap_or_default(),
+            "outcome" => event.outcome.as_str()
+        )
+        .increment(1),
+        AuditKind::TokenIssued => metrics::counter!(
+            metric,
+            "grant" => event.detail.get("grant").and_then(Value::as_str).unwrap_or_default().to_owned(),
+            "client" => event.client_id.clone().unwrap_or_default()
+        )
+        .increment(1),
+        kind if metric == REFUSALS => {
+            metrics::counter!(metric, "reason" => kind.as_str()).increment(1)
+        }
+        kind => metrics::counter!(metric, "kind" => kind.as_str()).increment(1),
+    }
+}
+
 /// A stored event, as `wxauth audit` and the admin API show it.
 pub type StoredEvent = audit_event::Model;
 
@@ -214,17 +254,22 @@ impl Audit {
         Self { db, clock }
     }
 
-    /// Record `event`, stamped with the time and the current request's IP address. A failed
-    /// write is logged, never returned: the audit trail must not turn a sign-in into an error.
+    /// Record `event`, stamped with the time, the current request's IP address and request id,
+    /// and count it in the metrics. A failed write is logged, never returned: the audit trail
+    /// must not turn a sign-in into an error.
     pub async fn record(&self, event: AuditEvent) {
+        count(&event);
         let kind = event.kind.as_str();
         if let Err(error) = self.insert(event).await {
             tracing::error!(kind, %error, "writing an audit event failed");
         }
     }
 
-    async fn insert(&self, event: AuditEvent) -> Result<(), DbErr> {
+    async fn insert(&self, mut event: AuditEvent) -> Result<(), DbErr> {
         let ip = request_context::client_ip().map(|ip| ip.to_string());
+        if let Some(id) = request_context::request_id() {
+            event.detail.insert("request_id".into(), Value::String(id));
+        }
         let row = audit_event::ActiveModel {
             id: NotSet,
             at: Set(self.clock.now()),

@@ -465,7 +465,26 @@ pub(crate) async fn serve(config: Config, clock: SharedClock) -> Result<(), CliE
             message: format!("WXAUTH_LISTEN: cannot listen on {listen}: {e}"),
             status: 2,
         })?;
+    let metrics_listener = match config.metrics_listen {
+        Some(addr) => Some(
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|e| CliError {
+                    message: format!("WXAUTH_METRICS_LISTEN: cannot listen on {addr}: {e}"),
+                    status: 2,
+                })?,
+        ),
+        None => None,
+    };
     let state = AppState::build(config, clock).await?;
+    if let Some(listener) = metrics_listener {
+        let db = state.db.clone();
+        tokio::spawn(async move {
+            if let Err(error) = crate::serve_metrics(listener, db, crate::shutdown_signal()).await {
+                tracing::error!(%error, "the metrics listener stopped");
+            }
+        });
+    }
     tracing::info!(%listen, issuer = %state.config.issuer(), "wxauth listening");
     crate::serve(listener, state, crate::shutdown_signal())
         .await

@@ -101,6 +101,8 @@ pub struct Config {
     pub master_key: MasterKeySource,
     /// How long audit events are kept (days).
     pub audit_retention_days: i64,
+    /// Where `/metrics` is served when not on the public listener.
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 impl fmt::Debug for Config {
@@ -252,6 +254,16 @@ impl Config {
                 })?,
         };
 
+        let metrics_listen = match var("WXAUTH_METRICS_LISTEN") {
+            None => None,
+            Some(text) => Some(text.trim().parse::<SocketAddr>().map_err(|_| {
+                ConfigError::new(
+                    "WXAUTH_METRICS_LISTEN",
+                    format!("expected an IP address and port such as 127.0.0.1:9100, got {text:?}"),
+                )
+            })?),
+        };
+
         Ok(Self {
             listen,
             public_url,
@@ -264,6 +276,7 @@ impl Config {
             jwt_hs256_secret,
             master_key,
             audit_retention_days,
+            metrics_listen,
         })
     }
 
@@ -441,6 +454,7 @@ mod tests {
             ("WXAUTH_MASTER_KEY", "too-short"),
             ("WXAUTH_ADMIN_TOKEN", "short"),
             ("WXAUTH_AUDIT_RETENTION_DAYS", "0"),
+            ("WXAUTH_METRICS_LISTEN", "everywhere"),
             ("WXAUTH_AUDIT_RETENTION_DAYS", "forever"),
         ] {
             let err = config(&[(var, value)]).err();

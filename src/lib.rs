@@ -12,7 +12,7 @@
 //! - [`login`]: where WeChat's word becomes our user (login tickets, sessions, H5 hops).
 //! - [`wechat`]: the adapter that hides every WeChat quirk; [`simulator`]: a faithful fake WeChat.
 //! - [`app_registry`]: the WeChat apps wxauth talks to.
-//! - [`audit`]: the audit trail; [`request_context`]: the caller's address, for the core.
+//! - [`metrics`]: Prometheus series; [`audit`]: the audit trail; [`request_context`]: the caller's address, for the core.
 //! - [`store`]: the database, vault and clock services are built from.
 //! - [`vault`]: secrets at rest; [`secret`]: values that never print; [`clock`]: time as input.
 //! - [`db`]: connections and migrations (schema in the `migration` crate, models in `entity`);
@@ -30,6 +30,7 @@ pub mod error;
 pub mod http;
 pub mod janitor;
 pub mod login;
+pub mod metrics;
 pub mod oauth;
 pub mod request_context;
 pub mod secret;
@@ -56,6 +57,7 @@ pub fn app(state: AppState) -> Router {
         .layer(RequestBodyLimitLayer::new(64 * 1024))
         .layer(axum::middleware::from_fn(http::context::layer))
         .layer(TraceLayer::new_for_http().make_span_with(request_span))
+        .layer(axum::middleware::from_fn(http::observe::layer))
         .with_state(state)
 }
 
@@ -101,6 +103,17 @@ pub async fn serve_router(
     .await;
     janitor.abort();
     served
+}
+
+/// Serve `/metrics` alone on `listener` (`WXAUTH_METRICS_LISTEN`) until `shutdown` completes.
+pub async fn serve_metrics(
+    listener: TcpListener,
+    db: sea_orm::DatabaseConnection,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, http::metrics::metrics_only(db))
+        .with_graceful_shutdown(shutdown)
+        .await
 }
 
 /// Resolves on ctrl-c or SIGTERM.
@@ -149,8 +162,13 @@ mod tests {
         }
     }
 
-    #[test]
-    fn request_spans_leave_the_query_string_out() {
+    /// What a request to the token endpoint leaves in the logs, at DEBUG, through the same
+    /// layers the application uses: the request span and the access-log line name the method,
+    /// the route and the path, and never the query string (codes, tickets, the seed's
+    /// credentials travel there).
+    #[tokio::test(flavor = "current_thread")]
+    async fn request_logs_leave_the_query_string_out() {
+        use tower::ServiceExt;
         let captured = Captured::default();
         let writer = captured.clone();
         let subscriber = tracing_subscriber::fmt()
@@ -158,19 +176,44 @@ mod tests {
             .with_writer(move || writer.clone())
             .with_ansi(false)
             .finish();
+        let _guard = tracing::subscriber::set_default(subscriber);
+        let router = Router::new()
+            .route(
+                "/api/auth/oauth/token",
+                axum::routing::post(|| async {
+                    tracing::debug!("handled");
+                    "ok"
+                }),
+            )
+            .layer(TraceLayer::new_for_http().make_span_with(request_span))
+            .layer(axum::middleware::from_fn(http::observe::layer));
         let request = axum::http::Request::builder()
+            .method("POST")
             .uri("/api/auth/oauth/token?grant_type=flow&ticket=T1CKET&client_secret=S3CRET")
+            .header("x-request-id", "req-42")
             .body(axum::body::Body::empty())
             .unwrap();
-        tracing::subscriber::with_default(subscriber, || {
-            let span = request_span(&request);
-            let _entered = span.enter();
-            tracing::debug!("handled");
-        });
+        let response = router.oneshot(request).await.unwrap();
+        assert_eq!(response.headers()["x-request-id"], "req-42");
         let logged = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
         assert!(logged.contains("/api/auth/oauth/token"), "{logged}");
+        let access = logged
+            .lines()
+            .find(|l| l.contains("wxauth::access"))
+            .unwrap_or_else(|| panic!("no access-log line: {logged}"));
+        for field in [
+            "method=POST",
+            "route=/api/auth/oauth/token",
+            "status=200",
+            "request_id=req-42",
+            "latency_ms=",
+        ] {
+            assert!(access.contains(field), "{field} missing: {access}");
+        }
         assert!(
-            !logged.contains("T1CKET") && !logged.contains("S3CRET"),
+            !logged.contains("T1CKET")
+                && !logged.contains("S3CRET")
+                && !logged.contains("grant_type"),
             "{logged}"
         );
     }

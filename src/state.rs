@@ -56,6 +56,8 @@ pub struct AppState {
 impl AppState {
     /// Connect to the database, apply migrations and assemble the services.
     pub async fn build(config: Config, clock: SharedClock) -> Result<Self, StartError> {
+        // Counting starts now: without a recorder the metrics facade drops what it is given.
+        crate::metrics::handle();
         let db = crate::db::connect(config.database_url.expose()).await?;
         let master_key = config.load_master_key()?;
         crate::db::migrate(&db)

@@ -1,5 +1,6 @@
-//! The per-request context layer: opens a [`request_context`](crate::request_context) scope with
-//! the client's IP address (the socket peer that `serve` records) around every handler.
+//! The per-request context layer: opens a [`request_context`](crate::request_context) scope
+//! around every handler with the client's IP address (the socket peer that `serve` records) and
+//! the request id and client slot of [`observe`](super::observe).
 
 use std::net::SocketAddr;
 
@@ -7,6 +8,7 @@ use axum::extract::{ConnectInfo, Request};
 use axum::middleware::Next;
 use axum::response::Response;
 
+use super::observe::RequestTrace;
 use crate::request_context::{self, RequestContext};
 
 /// Middleware: run the rest of the stack inside the request's context.
@@ -15,5 +17,11 @@ pub async fn layer(request: Request, next: Next) -> Response {
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map(|ConnectInfo(peer)| peer.ip());
-    request_context::scope(RequestContext { client_ip }, next.run(request)).await
+    let trace = request.extensions().get::<RequestTrace>().cloned();
+    let context = RequestContext {
+        client_ip,
+        request_id: trace.as_ref().map(|t| t.id.clone()),
+        client_id: trace.map(|t| t.client_id).unwrap_or_default(),
+    };
+    request_context::scope(context, next.run(request)).await
 }

@@ -7,8 +7,10 @@ pub mod context;
 pub mod cookies;
 pub mod h5;
 pub mod health;
+pub mod metrics;
 pub mod mini_program;
 pub mod oauth;
+pub mod observe;
 pub mod pages;
 
 use axum::Router;
@@ -25,4 +27,5 @@ pub fn routes() -> Router<AppState> {
         .merge(mini_program::routes())
         .merge(h5::routes())
         .merge(pages::routes())
+        .merge(metrics::routes())
 }

@@ -128,6 +128,7 @@ pub async fn authenticate_request(
     )?
     .ok_or_else(|| OAuthError::invalid_client("client authentication is required"))?;
     let client = authenticate(registry, Some(&credentials)).await?;
+    crate::request_context::note_client(&client.client_id);
     Ok((client, credentials))
 }
 

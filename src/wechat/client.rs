@@ -134,7 +134,7 @@ impl WeChatClient {
         replay: Replay,
     ) -> Result<T, WeChatError> {
         let url = build_url(&self.api_base, path, query)?;
-        self.with_retries(path, replay, || self.http.get(url.clone()))
+        self.with_retries(path, appid_of(query), replay, || self.http.get(url.clone()))
             .await
     }
 
@@ -148,7 +148,7 @@ impl WeChatClient {
     ) -> Result<T, WeChatError> {
         let url = build_url(&self.api_base, path, query)?;
         let body = serde_json::to_vec(body).map_err(|e| WeChatError::Decode(e.to_string()))?;
-        self.with_retries(path, replay, || {
+        self.with_retries(path, appid_of(query), replay, || {
             self.http
                 .post(url.clone())
                 .header(reqwest::header::CONTENT_TYPE, "application/json")
@@ -160,6 +160,7 @@ impl WeChatClient {
     async fn with_retries<T: DeserializeOwned>(
         &self,
         path: &str,
+        appid: &str,
         replay: Replay,
         request: impl Fn() -> reqwest::RequestBuilder,
     ) -> Result<T, WeChatError> {
@@ -167,7 +168,10 @@ impl WeChatClient {
         let mut backoff = self.retry.initial_backoff;
         let mut attempt = 1u32;
         loop {
-            let failure = match send_once::<T>(request()).await {
+            let sent = Instant::now();
+            let result = send_once::<T>(request()).await;
+            count_call(path, appid, sent, result.as_ref().err().map(|f| &f.error));
+            let failure = match result {
                 Ok(value) => return Ok(value),
                 Err(failure) => failure,
             };
@@ -186,6 +190,41 @@ impl WeChatClient {
             attempt += 1;
         }
     }
+}
+
+/// The appid a call is made for, when its query names one (most of WeChat's APIs do; those that
+/// take an access token instead count under an empty appid).
+fn appid_of<'a>(query: &[(&str, &'a str)]) -> &'a str {
+    query
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("appid") || *k == "component_appid")
+        .map(|(_, v)| *v)
+        .unwrap_or_default()
+}
+
+/// Count one attempt in the WeChat metrics: by API path (a fixed set), appid (registered apps
+/// only) and errcode (`0` for success).
+fn count_call(path: &str, appid: &str, sent: Instant, error: Option<&WeChatError>) {
+    let errcode = match error {
+        None => "0".to_owned(),
+        Some(e) => match e.errcode() {
+            Some(code) => code.to_string(),
+            None => match e {
+                WeChatError::HttpStatus(_) => "http".to_owned(),
+                WeChatError::Unreachable(_) => "unreachable".to_owned(),
+                _ => "other".to_owned(),
+            },
+        },
+    };
+    metrics::counter!(
+        crate::metrics::WECHAT_CALLS,
+        "api" => path.to_owned(),
+        "appid" => appid.to_owned(),
+        "errcode" => errcode
+    )
+    .increment(1);
+    metrics::histogram!(crate::metrics::WECHAT_DURATION, "api" => path.to_owned())
+        .record(sent.elapsed().as_secs_f64());
 }
 
 async fn send_once<T: DeserializeOwned>(

@@ -205,6 +205,7 @@ impl TokenCache {
     {
         let started = Instant::now();
         let mut fetch = Some(fetch);
+        let mut waited = false;
         self.ensure_row(kind, appid).await?;
         loop {
             let now = self.now();
@@ -243,6 +244,11 @@ impl TokenCache {
             if started.elapsed() >= self.config.wait_timeout {
                 return Err(WeChatError::TokenRefreshTimeout);
             }
+            if !waited {
+                waited = true;
+                metrics::counter!(crate::metrics::WECHAT_LEASE_WAITS, "kind" => kind.as_str())
+                    .increment(1);
+            }
             tokio::time::sleep(self.config.poll_interval).await;
         }
     }
@@ -260,7 +266,15 @@ impl TokenCache {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<UpstreamToken, WeChatError>>,
     {
-        match fetch().await {
+        let fetched = fetch().await;
+        metrics::counter!(
+            crate::metrics::WECHAT_TOKEN_REFRESHES,
+            "kind" => kind.as_str(),
+            "appid" => appid.as_str().to_owned(),
+            "outcome" => if fetched.is_ok() { "ok" } else { "failed" }
+        )
+        .increment(1);
+        match fetched {
             Ok(upstream) => {
                 let now = self.now();
                 let sealed = self.vault.seal(upstream.token.expose());

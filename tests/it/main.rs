@@ -12,6 +12,7 @@ mod component;
 mod foundation;
 mod h5;
 mod h5_browser;
+mod metrics;
 mod mini_program;
 mod oauth;
 mod oidc;
