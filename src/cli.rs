@@ -1,18 +1,22 @@
 //! The `wxauth` command line: `serve`, `dev`, `migrate`, `simulator`, `keys`, `client`, `app`,
-//! `audit`. Every change a command makes is written to the audit trail with the actor `cli:USER`.
+//! `audit`, `healthcheck`. Every change a command makes is written to the audit trail with the
+//! actor `cli:USER`.
 //!
 //! Every command reads the same configuration as the server. Failures print one line to stderr
-//! and exit with status 2 (configuration) or 1 (anything else); nothing panics.
+//! and exit with status 2 (configuration) or 1 (anything else); nothing panics. Logs go to stderr
+//! in the format `WXAUTH_LOG_FORMAT` selects (JSON unless stderr is a terminal).
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::app_registry::{AppKind, NewApp};
 use crate::audit::{AuditEvent, AuditFilter, AuditKind, Outcome, StoredEvent};
 use crate::clock::{SharedClock, SystemClock};
-use crate::config::Config;
+use crate::config::{Config, LogFormat};
 use crate::oauth::client_registry::{DEFAULT_ACCESS_TTL, DEFAULT_REFRESH_TTL};
 use crate::oauth::{FlowTicketPolicy, NewClient, RegisteredClient};
 use crate::secret::Secret;
@@ -63,6 +67,14 @@ enum Command {
     },
     /// Show the audit trail, newest first.
     Audit(AuditArgs),
+    /// Exit 0 when the local server answers `GET /healthz` with 200, 1 otherwise (for container
+    /// health checks: the image has no curl).
+    Healthcheck {
+        /// The URL to probe; default: /healthz at WXAUTH_LISTEN (an unspecified address is
+        /// probed on loopback).
+        #[arg(long)]
+        url: Option<String>,
+    },
 }
 
 #[derive(Args, Debug)]
@@ -244,7 +256,19 @@ impl From<crate::config::ConfigError> for CliError {
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing();
+    let log_format = crate::config::load_dotenv().and_then(|()| {
+        LogFormat::from_lookup(
+            |name| std::env::var(name).ok(),
+            std::io::stderr().is_terminal(),
+        )
+    });
+    match log_format {
+        Ok(format) => init_tracing(format),
+        Err(e) => {
+            eprintln!("wxauth: {e}");
+            return ExitCode::from(2);
+        }
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -264,14 +288,19 @@ pub fn main() -> ExitCode {
     }
 }
 
-fn init_tracing() {
+fn init_tracing(format: LogFormat) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,sea_orm=warn"));
-    let _ = tracing_subscriber::fmt()
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        // One object per line; the event's fields sit beside `message` rather than under
+        // `fields`, so collectors can index them directly.
+        LogFormat::Json => logs.json().flatten_event(true).try_init(),
+        LogFormat::Text { ansi } => logs.with_ansi(ansi).try_init(),
+    };
 }
 
 async fn run(command: Command) -> Result<(), CliError> {
@@ -340,7 +369,70 @@ async fn run(command: Command) -> Result<(), CliError> {
             }
             Ok(())
         }
+        Command::Healthcheck { url } => healthcheck(url).await,
     }
+}
+
+/// How long `wxauth healthcheck` waits for the whole answer.
+const HEALTHCHECK_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// `wxauth healthcheck`: GET the health URL once; one line either way.
+async fn healthcheck(url: Option<String>) -> Result<(), CliError> {
+    let url = match url {
+        Some(text) => url::Url::parse(&text)
+            .ok()
+            .filter(|u| matches!(u.scheme(), "http" | "https"))
+            .ok_or_else(|| {
+                CliError::new(2, format!("--url: expected an http(s) URL, got {text:?}"))
+            })?,
+        None => {
+            let listen = crate::config::listen_from_lookup(|name| std::env::var(name).ok())?;
+            local_health_url(listen).map_err(|e| CliError::new(2, format!("WXAUTH_LISTEN: {e}")))?
+        }
+    };
+    // No proxy: the server is local, and an HTTP(S)_PROXY in the environment must not answer for it.
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(HEALTHCHECK_TIMEOUT)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .map_err(|e| CliError::failed(format!("healthcheck: {e}")))?;
+    let target = url.as_str().to_owned();
+    match client.get(url).send().await {
+        Ok(response) if response.status().is_success() => {
+            println!("{target}: {}", response.status());
+            Ok(())
+        }
+        Ok(response) => Err(CliError::failed(format!(
+            "healthcheck: {target} answered {}",
+            response.status()
+        ))),
+        Err(e) => Err(CliError::failed(format!(
+            "healthcheck: {target}: {}",
+            if e.is_timeout() {
+                format!("no answer within {}s", HEALTHCHECK_TIMEOUT.as_secs())
+            } else if e.is_connect() {
+                "cannot connect".to_owned()
+            } else {
+                "no valid HTTP answer".to_owned()
+            }
+        ))),
+    }
+}
+
+/// `/healthz` at the address the server listens on; an unspecified address (0.0.0.0, [::]) is
+/// probed on the loopback address of its family.
+fn local_health_url(listen: std::net::SocketAddr) -> Result<url::Url, url::ParseError> {
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+    let ip = match listen.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+        ip => ip,
+    };
+    url::Url::parse(&format!(
+        "http://{}/healthz",
+        std::net::SocketAddr::new(ip, listen.port())
+    ))
 }
 
 /// Who a command acts as in the audit trail: `cli:` and the OS user.
@@ -458,6 +550,7 @@ fn audit_line(e: &StoredEvent, json: bool) -> String {
 
 /// Bind, build the state and serve until ctrl-c / SIGTERM.
 pub(crate) async fn serve(config: Config, clock: SharedClock) -> Result<(), CliError> {
+    config.require_public_url_for_listener()?;
     let listen = config.listen;
     let listener = tokio::net::TcpListener::bind(listen)
         .await
@@ -476,6 +569,11 @@ pub(crate) async fn serve(config: Config, clock: SharedClock) -> Result<(), CliE
         ),
         None => None,
     };
+    // The address actually bound (port 0 picks one).
+    let listen = listener.local_addr().unwrap_or(listen);
+    if let Some(warning) = config.public_url_warning() {
+        tracing::warn!("{warning}");
+    }
     let state = AppState::build(config, clock).await?;
     if let Some(listener) = metrics_listener {
         let db = state.db.clone();
@@ -648,6 +746,26 @@ async fn app_command(state: &AppState, command: AppCommand) -> Result<(), CliErr
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn healthcheck_probes_loopback_for_an_unspecified_listener() {
+        let url = |listen: &str| {
+            listen
+                .parse()
+                .ok()
+                .and_then(|addr| local_health_url(addr).ok())
+                .map(|u| u.to_string())
+        };
+        assert_eq!(
+            url("0.0.0.0:8080").as_deref(),
+            Some("http://127.0.0.1:8080/healthz")
+        );
+        assert_eq!(url("[::]:80").as_deref(), Some("http://[::1]/healthz"));
+        assert_eq!(
+            url("10.0.0.5:9000").as_deref(),
+            Some("http://10.0.0.5:9000/healthz")
+        );
+    }
 
     #[test]
     fn since_takes_seconds_times_dates_and_ages() {

@@ -90,6 +90,8 @@ pub struct Config {
     pub listen: SocketAddr,
     /// Our own base URL, as browsers and clients reach it; also the token issuer (`iss`).
     pub public_url: Url,
+    /// Whether `WXAUTH_PUBLIC_URL` was set (otherwise `public_url` was derived from `listen`).
+    pub public_url_is_set: bool,
     pub database_url: Secret,
     pub wechat_api_base: Url,
     pub wechat_open_base: Url,
@@ -140,12 +142,7 @@ pub fn redacted_database_url(url: &str) -> String {
 impl Config {
     /// Read the process environment (after loading `.env` if present).
     pub fn from_env() -> Result<Self, ConfigError> {
-        // A missing .env is normal; a broken one is reported.
-        match dotenvy::dotenv() {
-            Ok(_) => {}
-            Err(e) if e.not_found() => {}
-            Err(e) => return Err(ConfigError::new(".env", format!("cannot be read: {e}"))),
-        }
+        load_dotenv()?;
         Self::from_lookup(|name| std::env::var(name).ok())
     }
 
@@ -153,17 +150,10 @@ impl Config {
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let var = |name: &'static str| get(name).filter(|v| !v.trim().is_empty());
 
-        let listen_text = var("WXAUTH_LISTEN").unwrap_or_else(|| defaults::LISTEN.into());
-        let listen = listen_text.trim().parse::<SocketAddr>().map_err(|_| {
-            ConfigError::new(
-                "WXAUTH_LISTEN",
-                format!(
-                    "expected an IP address and port such as 127.0.0.1:8080, got {listen_text:?}"
-                ),
-            )
-        })?;
+        let listen = listen_from_lookup(&get)?;
 
         // Unset: where we listen (an unspecified address reads as loopback).
+        let public_url_is_set = var("WXAUTH_PUBLIC_URL").is_some();
         let public_url = http_url(
             "WXAUTH_PUBLIC_URL",
             var("WXAUTH_PUBLIC_URL").unwrap_or_else(|| {
@@ -267,6 +257,7 @@ impl Config {
         Ok(Self {
             listen,
             public_url,
+            public_url_is_set,
             database_url: Secret::new(database_url),
             wechat_api_base,
             wechat_open_base,
@@ -277,6 +268,34 @@ impl Config {
             master_key,
             audit_retention_days,
             metrics_listen,
+        })
+    }
+
+    /// `serve`'s rule for the public URL. A listener on a non-loopback address is meant to be
+    /// reached from other machines, under a name (and usually through a TLS proxy) that cannot be
+    /// guessed from the listen address; the issuer derived from it would be wrong, and instances
+    /// would reject each other's tokens. So there `WXAUTH_PUBLIC_URL` is required. On loopback the
+    /// derived URL works for a single local instance, and [`Config::public_url_warning`] says so.
+    pub fn require_public_url_for_listener(&self) -> Result<(), ConfigError> {
+        if self.public_url_is_set || self.listen.ip().is_loopback() {
+            return Ok(());
+        }
+        Err(ConfigError::new(
+            "WXAUTH_PUBLIC_URL",
+            format!(
+                "is required when WXAUTH_LISTEN ({}) is not a loopback address: set the URL browsers and clients reach wxauth at, e.g. https://auth.example.com",
+                self.listen
+            ),
+        ))
+    }
+
+    /// What `serve` warns about when `WXAUTH_PUBLIC_URL` is unset (`None` when it is set).
+    pub fn public_url_warning(&self) -> Option<String> {
+        (!self.public_url_is_set).then(|| {
+            format!(
+                "WXAUTH_PUBLIC_URL is unset, so the issuer is {} (from WXAUTH_LISTEN): instances with other listen addresses reject each other's tokens; set it in production",
+                self.issuer()
+            )
         })
     }
 
@@ -295,6 +314,60 @@ impl Config {
         match &self.master_key {
             MasterKeySource::Inline(key) => Ok(key.clone()),
             MasterKeySource::File(path) => load_or_create_key_file(path),
+        }
+    }
+}
+
+/// Load `.env` from the working directory into the environment (variables already set win).
+/// A missing file is normal; a broken one is reported.
+pub fn load_dotenv() -> Result<(), ConfigError> {
+    match dotenvy::dotenv() {
+        Ok(_) => Ok(()),
+        Err(e) if e.not_found() => Ok(()),
+        Err(e) => Err(ConfigError::new(".env", format!("cannot be read: {e}"))),
+    }
+}
+
+/// `WXAUTH_LISTEN` alone (also read by `wxauth healthcheck`, which needs nothing else).
+pub fn listen_from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<SocketAddr, ConfigError> {
+    let text = get("WXAUTH_LISTEN")
+        .filter(|v| !v.trim().is_empty())
+        .unwrap_or_else(|| defaults::LISTEN.into());
+    text.trim().parse::<SocketAddr>().map_err(|_| {
+        ConfigError::new(
+            "WXAUTH_LISTEN",
+            format!("expected an IP address and port such as 127.0.0.1:8080, got {text:?}"),
+        )
+    })
+}
+
+/// How log lines are written (`WXAUTH_LOG_FORMAT`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// One JSON object per line, for log collectors.
+    Json,
+    /// Human-readable lines; `ansi` colours them (only ever on a terminal).
+    Text { ansi: bool },
+}
+
+impl LogFormat {
+    /// `WXAUTH_LOG_FORMAT` (`json` or `text`); unset, JSON unless stderr is a terminal. Colours
+    /// only on a terminal, and not when `NO_COLOR` is set (<https://no-color.org>).
+    pub fn from_lookup(
+        get: impl Fn(&str) -> Option<String>,
+        stderr_is_terminal: bool,
+    ) -> Result<Self, ConfigError> {
+        let ansi = stderr_is_terminal && get("NO_COLOR").is_none_or(|v| v.is_empty());
+        let text = get("WXAUTH_LOG_FORMAT").filter(|v| !v.trim().is_empty());
+        match text.as_deref().map(|v| v.trim().to_ascii_lowercase()) {
+            None if stderr_is_terminal => Ok(LogFormat::Text { ansi }),
+            None => Ok(LogFormat::Json),
+            Some(v) if v == "json" => Ok(LogFormat::Json),
+            Some(v) if v == "text" => Ok(LogFormat::Text { ansi }),
+            Some(_) => Err(ConfigError::new(
+                "WXAUTH_LOG_FORMAT",
+                format!("expected json or text, got {:?}", text.unwrap_or_default()),
+            )),
         }
     }
 }
@@ -462,6 +535,66 @@ mod tests {
             let line = err.map(|e| e.to_string()).unwrap_or_default();
             assert!(line.starts_with(var) && !line.contains('\n'), "{line}");
         }
+    }
+
+    #[test]
+    fn a_public_listener_needs_a_public_url() {
+        let check = |vars: &[(&str, &str)]| {
+            config(vars)
+                .and_then(|c| c.require_public_url_for_listener())
+                .map_err(|e| e.variable)
+        };
+        assert_eq!(check(&[]), Ok(()));
+        assert_eq!(check(&[("WXAUTH_LISTEN", "[::1]:8080")]), Ok(()));
+        assert_eq!(
+            check(&[("WXAUTH_LISTEN", "0.0.0.0:8080")]),
+            Err("WXAUTH_PUBLIC_URL")
+        );
+        assert_eq!(
+            check(&[("WXAUTH_LISTEN", "10.1.2.3:8080")]),
+            Err("WXAUTH_PUBLIC_URL")
+        );
+        assert_eq!(
+            check(&[
+                ("WXAUTH_LISTEN", "0.0.0.0:8080"),
+                ("WXAUTH_PUBLIC_URL", "https://auth.example.com")
+            ]),
+            Ok(())
+        );
+        let warning =
+            |vars: &[(&str, &str)]| config(vars).ok().and_then(|c| c.public_url_warning());
+        assert!(warning(&[]).is_some_and(|w| w.contains("WXAUTH_PUBLIC_URL")));
+        assert_eq!(
+            warning(&[("WXAUTH_PUBLIC_URL", "https://auth.example.com")]),
+            None
+        );
+    }
+
+    #[test]
+    fn log_format_is_json_off_a_terminal_and_colour_only_on_one() {
+        let format = |vars: &[(&str, &str)], terminal: bool| {
+            let map: HashMap<String, String> = vars
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            LogFormat::from_lookup(|name| map.get(name).cloned(), terminal)
+        };
+        assert_eq!(format(&[], false), Ok(LogFormat::Json));
+        assert_eq!(format(&[], true), Ok(LogFormat::Text { ansi: true }));
+        assert_eq!(
+            format(&[("NO_COLOR", "1")], true),
+            Ok(LogFormat::Text { ansi: false })
+        );
+        assert_eq!(
+            format(&[("WXAUTH_LOG_FORMAT", "text")], false),
+            Ok(LogFormat::Text { ansi: false })
+        );
+        assert_eq!(
+            format(&[("WXAUTH_LOG_FORMAT", "JSON")], true),
+            Ok(LogFormat::Json)
+        );
+        let err = format(&[("WXAUTH_LOG_FORMAT", "xml")], false).err();
+        assert_eq!(err.map(|e| e.variable), Some("WXAUTH_LOG_FORMAT"));
     }
 
     #[test]

@@ -46,6 +46,13 @@ pub async fn run(clock: SharedClock) -> Result<(), CliError> {
             .await
             .map_err(|e| CliError::new(1, format!("cannot start the WeChat simulator: {e}")))?,
     };
+    // Browsers follow this address to the simulator's sign-in pages: on an unspecified listen
+    // address (0.0.0.0 in a container) name it by loopback, which the container publishes.
+    let sim_addr = if sim_addr.ip().is_unspecified() {
+        SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), sim_addr.port())
+    } else {
+        sim_addr
+    };
     let sim_base = format!("http://{sim_addr}");
     let sim_url = url::Url::parse(&sim_base)
         .map_err(|e| CliError::new(1, format!("simulator address: {e}")))?;

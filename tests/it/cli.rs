@@ -1,6 +1,10 @@
-//! The `wxauth` binary as an operator uses it: configuration errors, client and app commands.
+//! The `wxauth` binary as an operator uses it: configuration errors, client and app commands,
+//! log formats, `serve`'s public-URL rule and `healthcheck`.
 
-use std::process::{Command, Output};
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
 
 use crate::harness::TempDir;
 
@@ -16,6 +20,10 @@ impl Cli {
     }
 
     fn run(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
+        self.command(args, env).output().expect("run wxauth")
+    }
+
+    fn command(&self, args: &[&str], env: &[(&str, &str)]) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_wxauth"));
         cmd.args(args)
             .current_dir(&self.dir.0)
@@ -30,7 +38,7 @@ impl Cli {
         for (k, v) in env {
             cmd.env(k, v);
         }
-        cmd.output().expect("run wxauth")
+        cmd
     }
 }
 
@@ -47,6 +55,7 @@ fn bad_configuration_is_one_line_naming_the_variable() {
         ("WXAUTH_PUBLIC_URL", "not a url"),
         ("WXAUTH_JWT_ALG", "none"),
         ("WXAUTH_MASTER_KEY", "short"),
+        ("WXAUTH_LOG_FORMAT", "xml"),
     ] {
         let out = cli.run(&["serve"], &[(var, value)]);
         assert_eq!(out.status.code(), Some(2), "{var}: {}", text(&out.stderr));
@@ -314,4 +323,177 @@ fn changes_are_audited_and_the_trail_is_printed_and_filtered() {
         assert_eq!(stderr.lines().count(), 1, "{stderr}");
         assert!(stderr.contains(bad[1]), "{stderr}");
     }
+}
+
+/// The one-line JSON objects on stderr, or a failure naming the line that is not one.
+fn json_lines(stderr: &str) -> Vec<serde_json::Value> {
+    stderr
+        .lines()
+        .map(|line| {
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not a JSON line ({e}): {line}"))
+        })
+        .collect()
+}
+
+#[test]
+fn logs_are_json_lines_when_piped_text_on_request_and_a_bad_format_is_one_line() {
+    // A fresh master key file is announced by a warning: a log line from a short command.
+    let fresh_key = [("WXAUTH_MASTER_KEY", "")];
+    let out = Cli::new().run(&["migrate"], &fresh_key);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stderr = text(&out.stderr);
+    assert!(
+        !stderr.contains('\x1b'),
+        "ANSI codes off a terminal: {stderr}"
+    );
+    let lines = json_lines(&stderr);
+    let warning = lines
+        .iter()
+        .find(|l| l["level"] == "WARN")
+        .unwrap_or_else(|| panic!("the key-file warning: {stderr}"));
+    assert!(
+        warning["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("generated a new master key file")),
+        "{warning}"
+    );
+    assert!(
+        warning["path"].as_str().is_some(),
+        "fields beside the message: {warning}"
+    );
+
+    let out = Cli::new().run(&["migrate"], &[fresh_key[0], ("WXAUTH_LOG_FORMAT", "text")]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("WARN") && stderr.contains("generated a new master key file"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains('\x1b'),
+        "ANSI codes off a terminal: {stderr}"
+    );
+    assert!(
+        !stderr.trim_start().starts_with('{'),
+        "text, not JSON: {stderr}"
+    );
+
+    for command in [&["migrate"][..], &["client", "list"], &["healthcheck"]] {
+        let out = Cli::new().run(command, &[("WXAUTH_LOG_FORMAT", "logfmt")]);
+        assert_eq!(out.status.code(), Some(2), "{command:?}");
+        let stderr = text(&out.stderr);
+        assert_eq!(stderr.lines().count(), 1, "{command:?}: {stderr}");
+        assert!(
+            stderr.contains("WXAUTH_LOG_FORMAT") && stderr.contains("\"logfmt\""),
+            "{stderr}"
+        );
+    }
+}
+
+#[test]
+fn serve_on_a_public_address_refuses_to_start_without_a_public_url() {
+    let cli = Cli::new();
+    // An unreachable database: a server that wrongly started would stop there, naming it,
+    // instead of serving on 0.0.0.0 until the test is killed.
+    let out = cli.run(
+        &["serve"],
+        &[
+            ("WXAUTH_LISTEN", "0.0.0.0:0"),
+            ("DATABASE_URL", "postgres://nobody@127.0.0.1:1/none"),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    let stderr = text(&out.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.starts_with("wxauth: WXAUTH_PUBLIC_URL: is required")
+            && stderr.contains("0.0.0.0:0"),
+        "{stderr}"
+    );
+}
+
+/// A `wxauth serve` child process, killed on drop.
+struct Server(std::process::Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn healthcheck_answers_for_a_running_server_and_fails_without_one() {
+    let cli = Cli::new();
+    // On loopback without WXAUTH_PUBLIC_URL: serve starts, and warns.
+    let mut child = cli
+        .command(
+            &["serve"],
+            &[("WXAUTH_LISTEN", "127.0.0.1:0"), ("RUST_LOG", "info")],
+        )
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start wxauth serve");
+    let stderr = child.stderr.take().expect("stderr");
+    let server = Server(child);
+    let (lines_tx, lines) = mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if lines_tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut seen = Vec::new();
+    let listen = loop {
+        // A guard against a server that never starts, not a timing assertion.
+        let line = lines
+            .recv_timeout(Duration::from_secs(120))
+            .unwrap_or_else(|e| panic!("no `wxauth listening` line ({e}): {seen:#?}"));
+        assert!(!line.contains('\x1b'), "ANSI codes off a terminal: {line}");
+        let event: serde_json::Value =
+            serde_json::from_str(&line).unwrap_or_else(|e| panic!("not a JSON line ({e}): {line}"));
+        seen.push(event.clone());
+        if event["message"] == "wxauth listening" {
+            break event["listen"].as_str().expect("listen field").to_owned();
+        }
+    };
+    assert!(
+        seen.iter().any(|e| e["level"] == "WARN"
+            && e["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("WXAUTH_PUBLIC_URL is unset"))),
+        "serve warns when WXAUTH_PUBLIC_URL is unset: {seen:#?}"
+    );
+
+    let healthz = format!("http://{listen}/healthz");
+    let out = cli.run(&["healthcheck", "--url", &healthz], &[]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("200"), "{}", text(&out.stdout));
+    // By default it probes WXAUTH_LISTEN.
+    let by_listen = cli.run(&["healthcheck"], &[("WXAUTH_LISTEN", &listen)]);
+    assert!(by_listen.status.success(), "{}", text(&by_listen.stderr));
+
+    let missing = cli.run(
+        &["healthcheck", "--url", &format!("http://{listen}/nope")],
+        &[],
+    );
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(
+        text(&missing.stderr).contains("404"),
+        "{}",
+        text(&missing.stderr)
+    );
+
+    drop(server);
+    let down = cli.run(&["healthcheck"], &[("WXAUTH_LISTEN", &listen)]);
+    assert_eq!(down.status.code(), Some(1), "{}", text(&down.stdout));
+    let stderr = text(&down.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("cannot connect"), "{stderr}");
+
+    let bad = cli.run(&["healthcheck", "--url", "ftp://example.com/"], &[]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(text(&bad.stderr).contains("--url"));
 }
