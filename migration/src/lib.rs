@@ -14,6 +14,7 @@ mod m20261124_000006_expiry_indexes;
 mod m20261202_000007_audit_event_fields;
 mod m20261202_000101_mini_session_decrypt_cap;
 mod m20261202_000102_phone_provenance;
+mod m20261202_000103_login_ticket_client;
 
 /// Every migration, in order.
 pub struct Migrator;
@@ -31,6 +32,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000007_audit_event_fields::Migration),
             Box::new(m20261202_000101_mini_session_decrypt_cap::Migration),
             Box::new(m20261202_000102_phone_provenance::Migration),
+            Box::new(m20261202_000103_login_ticket_client::Migration),
         ]
     }
 }

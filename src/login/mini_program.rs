@@ -179,16 +179,36 @@ impl MiniProgramLogin {
         })
     }
 
-    /// A single-use login ticket for the `flow` grant, bound to the session's identity.
-    pub async fn ticket_for(&self, session: &MiniProgramSession) -> Result<String, LoginError> {
-        Ok(self
+    /// getSessionResult: [`Self::sign_in`], plus a single-use login ticket for the `flow` grant
+    /// bound to the session's identity and, when `client_id` names one, to that client (checked
+    /// before the code is spent: it must exist and have the `flow` grant).
+    pub async fn start_session(
+        &self,
+        appid: &str,
+        code: &str,
+        client_id: Option<&str>,
+    ) -> Result<(MiniProgramSession, String), LoginError> {
+        let client_id = client_id.map(str::trim).filter(|c| !c.is_empty());
+        if let Some(client) = client_id
+            && !self.tickets.client_may_redeem(client).await?
+        {
+            return Err(LoginError::invalid(
+                "clientId is not a client that can redeem login tickets (it needs the flow grant)",
+            ));
+        }
+        let session = self.sign_in(appid, code).await?;
+        let ticket = self
             .tickets
-            .mint(&TicketIdentity {
-                appid: session.appid.clone(),
-                open_id: session.open_id.clone(),
-                union_id: session.union_id.clone(),
-            })
-            .await?)
+            .mint_for(
+                &TicketIdentity {
+                    appid: session.appid.clone(),
+                    open_id: session.open_id.clone(),
+                    union_id: session.union_id.clone(),
+                },
+                client_id,
+            )
+            .await?;
+        Ok((session, ticket))
     }
 
     /// Decrypt and store the user's profile (the seed's saveMaUser). Nothing is stored unless

@@ -20,5 +20,6 @@ mod oidc_client;
 mod oidc_python;
 mod open_data;
 mod simulator;
+mod ticket_clients;
 mod users;
 mod wechat;
