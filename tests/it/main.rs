@@ -11,6 +11,7 @@ mod cli;
 mod component;
 mod foundation;
 mod h5;
+mod h5_binding;
 mod h5_browser;
 mod mini_program;
 mod oauth;
