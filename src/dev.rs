@@ -196,7 +196,8 @@ async fn ensure_client(
     Ok(secret)
 }
 
-/// The link that starts an H5 sign-in on the demo entry account and ends on the landing page.
+/// The link that starts an H5 sign-in on the demo entry account and ends on the landing page,
+/// with a login ticket only the landing page's client can redeem.
 pub fn h5_demo_link(issuer: &str) -> String {
     let mut link = match url::Url::parse(&format!("{issuer}{ENTRY_BUILD_PATH}")) {
         Ok(link) => link,
@@ -205,6 +206,7 @@ pub fn h5_demo_link(issuer: &str) -> String {
     link.query_pairs_mut()
         .append_pair("appId", demo::ENTRY_ACCOUNT_APPID)
         .append_pair("next", &format!("{issuer}{LANDING_PATH}"))
+        .append_pair("clientId", LANDING_CLIENT_ID)
         .append_pair("redirect", "1");
     link.to_string()
 }

@@ -77,7 +77,7 @@ impl AppState {
         let audit = Audit::new(db.clone(), clock.clone());
         let clients = ClientRegistry::new(db.clone(), vault.clone(), clock.clone());
         let apps = AppRegistry::new(db.clone(), vault.clone(), clock.clone());
-        let tickets = LoginTickets::new(db.clone(), vault.clone(), clock.clone());
+        let tickets = LoginTickets::new(db.clone(), vault.clone(), clock.clone(), clients.clone());
         let tokens = TokenService::new(
             db.clone(),
             vault.clone(),

@@ -6,10 +6,18 @@
 // the client secret. `wxauth dev` publishes a flow-only demo client at
 // /m/flow_landing/client.json so this page works on its own; other servers answer 404 there and
 // the page only shows what it received.
+//
+// A sign-in this page starts ("Sign in again") names the page's client (`clientId`, so that only
+// it can redeem the ticket) and a fresh `nonce` kept in sessionStorage; a result that comes back
+// with another nonce while one is pending is refused (login CSRF). A result that arrives while
+// the page started nothing is accepted, so that `wxauth dev`'s printed link works; a business
+// page should start every sign-in itself and refuse such results.
 (function () {
   'use strict';
 
   var ENTRY_BUILD = '/api/wechat/component/mp/common/entryBuildUrl';
+  var CLIENT = '/m/flow_landing/client.json';
+  var NONCE_KEY = 'wxauth.flow_landing.nonce';
   var $ = function (id) { return document.getElementById(id); };
 
   var query = new URLSearchParams(window.location.search);
@@ -17,8 +25,15 @@
     appId: query.get('appId') || '',
     openId: query.get('openId') || '',
     unionId: query.get('unionId') || '',
-    ticket: query.get('ticket') || ''
+    ticket: query.get('ticket') || '',
+    nonce: query.get('nonce') || ''
   };
+  // The nonce of the sign-in this page started, if any (used once).
+  var pendingNonce = null;
+  try {
+    pendingNonce = window.sessionStorage.getItem(NONCE_KEY);
+    window.sessionStorage.removeItem(NONCE_KEY);
+  } catch (e) { /* storage disabled: nothing pending */ }
 
   // The ticket works once: keep it out of the address bar, bookmarks and shared links.
   if (got.ticket) {
@@ -33,15 +48,44 @@
     el.className = isError ? 'message error' : 'message';
   }
 
+  function newNonce() {
+    var bytes = new Uint8Array(16);
+    window.crypto.getRandomValues(bytes);
+    return Array.prototype.map.call(bytes, function (b) { return ('0' + b.toString(16)).slice(-2); }).join('');
+  }
+
+  // The page's own client, when this server publishes one (only `wxauth dev` does).
+  var clientPromise = null;
+  function pageClient() {
+    if (!clientPromise) {
+      clientPromise = fetch(CLIENT, { cache: 'no-store', credentials: 'omit' })
+        .then(function (r) { return r.ok ? r.json() : null; })
+        .catch(function () { return null; });
+    }
+    return clientPromise;
+  }
+
   function offerSignInAgain() {
     if (!/^wx[0-9a-fA-F]{16}$/.test(got.appId)) { return; }
-    var params = new URLSearchParams({
-      appId: got.appId,
-      next: window.location.origin + window.location.pathname,
-      redirect: '1'
+    pageClient().then(function (client) {
+      var params = new URLSearchParams({
+        appId: got.appId,
+        next: window.location.origin + window.location.pathname,
+        redirect: '1'
+      });
+      if (client && client.client_id) { params.set('clientId', client.client_id); }
+      var link = $('again-link');
+      link.href = ENTRY_BUILD + '?' + params.toString();
+      // A fresh nonce for each attempt, remembered only when the user starts it.
+      link.onclick = function (event) {
+        var nonce = newNonce();
+        try { window.sessionStorage.setItem(NONCE_KEY, nonce); } catch (e) { return; }
+        params.set('nonce', nonce);
+        event.preventDefault();
+        window.location.assign(ENTRY_BUILD + '?' + params.toString());
+      };
+      $('again').hidden = false;
     });
-    $('again-link').href = ENTRY_BUILD + '?' + params.toString();
-    $('again').hidden = false;
   }
 
   // application/x-www-form-urlencoded, as RFC 6749 §2.3.1 asks for Basic credentials.
@@ -86,14 +130,18 @@
       offerSignInAgain();
       return;
     }
-    var clientResponse = await fetch('/m/flow_landing/client.json', { cache: 'no-store', credentials: 'omit' });
-    if (!clientResponse.ok) {
+    if (pendingNonce !== null && got.nonce !== pendingNonce) {
+      status('这个登录结果不是本页发起的。 This page did not ask for this sign-in result: sign in again.', true);
+      offerSignInAgain();
+      return;
+    }
+    var client = await pageClient();
+    if (!client) {
       status('Signed in as openId ' + got.openId + '. This server publishes no demo client for the ' +
         'landing page (only `wxauth dev` does): exchange the ticket from your back end with ' +
         'grant_type=flow at /api/auth/oauth/token.', false);
       return;
     }
-    var client = await clientResponse.json();
     var body = new URLSearchParams({
       grant_type: 'flow',
       scope: 'flow',

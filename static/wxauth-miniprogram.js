@@ -8,7 +8,7 @@
  *     clientId: 'my-mini-program',           // a wxauth client with the flow (or mini_program) grant
  *     clientSecret: '…',
  *   })
- *   const tokens = await auth.login()        // wx.login → /ma/session → flow grant
+ *   const tokens = await auth.login()        // wx.login → /ma/session (a ticket for clientId) → flow grant
  *   // <button open-type="getPhoneNumber" bindgetphonenumber="onPhone">
  *   //   onPhone(e) { auth.savePhone(e.detail) }
  *   // wx.getUserProfile({ desc: '…', success: (res) => auth.saveProfile(res) })
@@ -103,11 +103,12 @@ class WxAuth {
     })
   }
 
-  /** wx.login → /api/wechat/ma/session: the identity, isNew, a sessionId and a login ticket. */
+  /** wx.login → /api/wechat/ma/session: the identity, isNew, a sessionId and a login ticket
+   *  that only this client can redeem. */
   async session() {
     const code = await this.wxLoginCode()
     const answer = await this.request('/api/wechat/ma/session', {
-      data: { appId: this.appId, code },
+      data: { appId: this.appId, code, clientId: this.clientId },
       headers: { 'content-type': 'application/json' },
     })
     this.sessionId = answer.sessionId

@@ -20,6 +20,10 @@ pub struct Model {
     pub created_at: i64,
     /// Keyed hash of the cookie of the browser that started the sign-in, when bound to one.
     pub browser_hash: Option<String>,
+    /// H5: the client the sign-in's login ticket is for (from `entryBuildUrl`'s `clientId`).
+    pub client_id: Option<String>,
+    /// H5: the page's `nonce` from `entryBuildUrl`, returned unchanged in the final redirect.
+    pub nonce: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

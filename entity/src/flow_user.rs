@@ -12,6 +12,10 @@ pub struct Model {
     #[sea_orm(column_type = "Text", nullable)]
     pub avatar: Option<String>,
     pub mobile: Option<String>,
+    /// Where `mobile` came from: `code_api` or `encrypted_data`.
+    pub mobile_source: Option<String>,
+    /// When `mobile` was verified (unix seconds).
+    pub mobile_verified_at: Option<i64>,
     pub created_at: i64,
     pub updated_at: i64,
 }

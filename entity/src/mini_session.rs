@@ -14,6 +14,10 @@ pub struct Model {
     pub session_key_enc: String,
     pub expires_at: i64,
     pub created_at: i64,
+    /// Decryptions under this session_key that failed (the session ends at the cap).
+    pub decrypt_failures: i32,
+    /// Decryptions under way (reserved, not yet known to succeed or fail).
+    pub decrypt_pending: i32,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

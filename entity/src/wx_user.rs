@@ -11,6 +11,10 @@ pub struct Model {
     pub union_id: Option<String>,
     pub flow_user_id: Option<i64>,
     pub mobile: Option<String>,
+    /// Where `mobile` came from: `code_api` or `encrypted_data`.
+    pub mobile_source: Option<String>,
+    /// When `mobile` was verified (unix seconds).
+    pub mobile_verified_at: Option<i64>,
     pub nick_name: Option<String>,
     pub sex: Option<i32>,
     pub city: Option<String>,

@@ -12,6 +12,10 @@ mod m20261124_000004_authorization_code_flow;
 mod m20261124_000005_auth_state_browser;
 mod m20261124_000006_expiry_indexes;
 mod m20261202_000007_audit_event_fields;
+mod m20261202_000101_mini_session_decrypt_cap;
+mod m20261202_000102_phone_provenance;
+mod m20261202_000103_login_ticket_client;
+mod m20261202_000104_h5_state_client_and_nonce;
 
 /// Every migration, in order.
 pub struct Migrator;
@@ -27,6 +31,10 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000005_auth_state_browser::Migration),
             Box::new(m20261124_000006_expiry_indexes::Migration),
             Box::new(m20261202_000007_audit_event_fields::Migration),
+            Box::new(m20261202_000101_mini_session_decrypt_cap::Migration),
+            Box::new(m20261202_000102_phone_provenance::Migration),
+            Box::new(m20261202_000103_login_ticket_client::Migration),
+            Box::new(m20261202_000104_h5_state_client_and_nonce::Migration),
         ]
     }
 }

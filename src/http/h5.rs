@@ -3,7 +3,9 @@
 //! - `GET …/mp/common/entryBuildUrl?appId&next[&redirect=1]`: JSON `{"url": …}` (JSON errors),
 //!   or with `redirect=1` a 302 to that URL (HTML error pages), so a link can start a sign-in;
 //! - `GET …/mp/common/entryCallback` and `…/baseCallback`: WeChat's redirects; a 302 onwards or
-//!   an HTML error page (4xx or 503, never a 500, never a redirect carrying an identity);
+//!   an HTML error page (4xx or 503, never a 500, never a redirect carrying an identity). The
+//!   entry callback sets the sign-in's binding cookie ([`H5_BINDING_COOKIE`], HttpOnly, sent only
+//!   to the base callback); the base callback reads it, and clears it once it is used;
 //! - `GET /m/flow_landing`: the seed's landing page, and `GET /m/flow_landing/client.json`, the
 //!   client it signs in with when `wxauth dev` provides one ([`LandingClient`]), else 404.
 //!
@@ -20,11 +22,13 @@ use serde::Deserialize;
 use serde_json::json;
 use url::Url;
 
+use super::cookies;
 use super::pages::{self, PageError};
 use crate::error::AppError;
+use crate::login::h5::STATE_TTL;
 use crate::login::redirect::decode_seed_next;
 use crate::login::{
-    AuthStates, CallbackParams, H5Error, H5Failure, H5Login, H5Urls, RedirectPolicy,
+    AuthStates, CallbackParams, H5Error, H5Failure, H5Login, H5Urls, RedirectPolicy, SignInRequest,
 };
 use crate::secret::Secret;
 use crate::state::AppState;
@@ -34,6 +38,8 @@ pub const ENTRY_CALLBACK_PATH: &str = "/api/wechat/component/mp/common/entryCall
 pub const BASE_CALLBACK_PATH: &str = "/api/wechat/component/mp/common/baseCallback";
 pub const LANDING_PATH: &str = "/m/flow_landing";
 pub const LANDING_CLIENT_PATH: &str = "/m/flow_landing/client.json";
+/// The cookie that binds an H5 sign-in's base hop to the browser that did its entry hop.
+pub const H5_BINDING_COOKIE: &str = "wxauth_h5";
 
 const LANDING_HTML: &str = include_str!("../../static/flow_landing.html");
 
@@ -101,6 +107,9 @@ impl From<H5Failure> for PageError {
             | H5Error::Next(_)
             | H5Error::UnknownState
             | H5Error::Mismatch(_)) => PageError::bad_request(error.to_string()),
+            error @ (H5Error::OtherBrowser | H5Error::Relink) => {
+                PageError::forbidden(error.to_string())
+            }
             H5Error::WeChat(error) => match AppError::from(error) {
                 AppError::BadRequest(message) => PageError::bad_request(message),
                 AppError::TemporarilyUnavailable(message) => PageError::unavailable(message),
@@ -128,7 +137,9 @@ impl From<H5Failure> for AppError {
             error @ (H5Error::BadRequest(_)
             | H5Error::Next(_)
             | H5Error::UnknownState
-            | H5Error::Mismatch(_)) => AppError::BadRequest(error.to_string()),
+            | H5Error::Mismatch(_)
+            | H5Error::OtherBrowser
+            | H5Error::Relink) => AppError::BadRequest(error.to_string()),
             H5Error::WeChat(error) => match AppError::from(error) {
                 AppError::Internal(message) => AppError::TemporarilyUnavailable(message),
                 other => other,
@@ -151,6 +162,11 @@ struct BuildQuery {
     app_id: Option<String>,
     next: Option<String>,
     redirect: Option<String>,
+    /// The client that will redeem the ticket.
+    #[serde(rename = "clientId")]
+    client_id: Option<String>,
+    /// The page's own value, returned unchanged in the final redirect.
+    nonce: Option<String>,
 }
 
 /// Step 1. JSON by default (the seed's front ends fetch it); `redirect=1` for a plain link.
@@ -168,7 +184,11 @@ async fn entry_build_url(
         None => match h5(&state) {
             Ok(flow) => {
                 let next = decode_seed_next(query.next.as_deref().unwrap_or_default());
-                flow.entry_build_url(query.app_id.as_deref().unwrap_or_default(), &next)
+                let request = SignInRequest {
+                    client_id: query.client_id.as_deref(),
+                    nonce: query.nonce.as_deref(),
+                };
+                flow.entry_build_url(query.app_id.as_deref().unwrap_or_default(), &next, request)
                     .await
             }
             Err(error) => Err(error.into()),
@@ -182,11 +202,14 @@ async fn entry_build_url(
     }
 }
 
-/// What a callback handler needs: the flow and WeChat's parameters. A malformed query string
-/// is a 400 page like any other bad sign-in link.
+/// What a callback handler needs: the flow, WeChat's parameters, the binding cookie the browser
+/// sent and our public URL (for setting cookies). A malformed query string is a 400 page like
+/// any other bad sign-in link.
 struct Callback {
     flow: H5Login,
     params: CallbackParams,
+    binding: Option<String>,
+    public_url: Url,
 }
 
 impl FromRequestParts<AppState> for Callback {
@@ -199,25 +222,60 @@ impl FromRequestParts<AppState> for Callback {
                 PageError::bad_request("the sign-in link is malformed; please start again")
             })?;
         let flow = h5(state).map_err(|error| PageError::from(H5Failure::from(error)))?;
-        Ok(Self { flow, params })
+        Ok(Self {
+            flow,
+            params,
+            binding: cookies::read(&parts.headers, H5_BINDING_COOKIE),
+            public_url: state.config.public_url.clone(),
+        })
     }
 }
 
-/// Step 2: on to the base account.
-async fn entry_callback(Callback { flow, params }: Callback) -> Result<Response, PageError> {
-    let url = flow.entry_callback(&params).await?;
-    Ok(found(&url))
+/// The binding cookie: HttpOnly, sent back only to the base callback, living as long as the
+/// base state (`max_age` 0 deletes it).
+fn binding_cookie(public_url: &Url, value: &str, max_age: i64) -> Option<HeaderValue> {
+    cookies::set(
+        public_url,
+        H5_BINDING_COOKIE,
+        value,
+        BASE_CALLBACK_PATH,
+        max_age,
+    )
 }
 
-/// Step 3: back to `next` with the identity and a login ticket.
-async fn base_callback(Callback { flow, params }: Callback) -> Result<Response, PageError> {
-    let signed_in = flow.base_callback(&params).await?;
+/// Step 2: on to the base account, with this browser's binding cookie.
+async fn entry_callback(callback: Callback) -> Result<Response, PageError> {
+    let hop = callback.flow.entry_callback(&callback.params).await?;
+    let mut response = found(&hop.authorize_url);
+    match binding_cookie(&callback.public_url, &hop.binding, STATE_TTL) {
+        Some(cookie) => {
+            response.headers_mut().append(header::SET_COOKIE, cookie);
+        }
+        None => {
+            return Err(PageError::unavailable(
+                "sign-in could not continue; please try again",
+            ));
+        }
+    }
+    Ok(response)
+}
+
+/// Step 3: back to `next` with the identity and a login ticket, if this browser started it.
+async fn base_callback(callback: Callback) -> Result<Response, PageError> {
+    let signed_in = callback
+        .flow
+        .base_callback(&callback.params, callback.binding.as_deref())
+        .await?;
     tracing::info!(
         entry_appid = %signed_in.entry_appid,
         account = signed_in.account_id,
         "H5 sign-in complete"
     );
-    Ok(found(signed_in.redirect.as_str()))
+    let mut response = found(signed_in.redirect.as_str());
+    if let Some(cookie) = binding_cookie(&callback.public_url, "", 0) {
+        response.headers_mut().append(header::SET_COOKIE, cookie);
+    }
+    Ok(response)
 }
 
 async fn landing() -> Response {

@@ -40,6 +40,9 @@ fn no_store(value: impl Serialize) -> Response {
 struct SessionRequest {
     app_id: String,
     code: String,
+    /// The client that will redeem the ticket (recommended; without it any client with the
+    /// `flow` grant may).
+    client_id: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -58,11 +61,10 @@ async fn session(
     body: Result<Json<SessionRequest>, JsonRejection>,
 ) -> Result<Response, AppError> {
     let Json(request) = body?;
-    let session = state
+    let (session, ticket) = state
         .mini_program
-        .sign_in(&request.app_id, &request.code)
+        .start_session(&request.app_id, &request.code, request.client_id.as_deref())
         .await?;
-    let ticket = state.mini_program.ticket_for(&session).await?;
     Ok(no_store(SessionResponse {
         open_id: session.open_id,
         union_id: session.union_id,

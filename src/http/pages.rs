@@ -171,6 +171,9 @@ pub fn routes() -> Router<AppState> {
 pub enum PageStatus {
     /// 400: the request (a parameter, a state, a WeChat code) is wrong; starting over helps.
     BadRequest,
+    /// 403: this browser may not finish this sign-in (another browser started it); starting
+    /// over here helps.
+    Forbidden,
     /// 503: WeChat, our configuration or our database cannot serve this now; retrying helps.
     Unavailable,
 }
@@ -194,6 +197,14 @@ impl PageError {
         }
     }
 
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self {
+            status: PageStatus::Forbidden,
+            message: message.into(),
+            start_over: None,
+        }
+    }
+
     pub fn unavailable(message: impl Into<String>) -> Self {
         Self {
             status: PageStatus::Unavailable,
@@ -212,6 +223,7 @@ impl IntoResponse for PageError {
     fn into_response(self) -> Response {
         let (status, title) = match self.status {
             PageStatus::BadRequest => (StatusCode::BAD_REQUEST, "登录失败 · Sign-in failed"),
+            PageStatus::Forbidden => (StatusCode::FORBIDDEN, "登录失败 · Sign-in failed"),
             PageStatus::Unavailable => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "暂时无法登录 · Sign-in temporarily unavailable",

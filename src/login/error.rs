@@ -16,6 +16,12 @@ pub enum LoginError {
     /// The session id is unknown or expired: log in again (400).
     #[error("the session is unknown or expired: call wx.login and start a new session")]
     SessionUnknown,
+    /// Data relayed under the session_key (`encryptedData`, `rawData` + `signature`) did not
+    /// verify, for whatever reason: one answer for every failure, so that it is no oracle (400).
+    #[error(
+        "the encrypted data does not verify for this session: call wx.login, then get the data again"
+    )]
+    OpenDataRefused,
     /// Cannot serve this now: configuration missing (503, with this message).
     #[error("{0}")]
     Unavailable(String),
@@ -65,8 +71,8 @@ impl From<LoginError> for AppError {
     fn from(error: LoginError) -> Self {
         match error {
             LoginError::Invalid(message) => AppError::BadRequest(message),
-            LoginError::SessionUnknown => {
-                AppError::BadRequest(LoginError::SessionUnknown.to_string())
+            error @ (LoginError::SessionUnknown | LoginError::OpenDataRefused) => {
+                AppError::BadRequest(error.to_string())
             }
             LoginError::Unavailable(message) => AppError::TemporarilyUnavailable(message),
             LoginError::WeChat(error) => error.into(),

@@ -16,6 +16,19 @@
 //!
 //! A callback's `next` and `appid` parameters must match what its state recorded; the stored
 //! values are the ones used.
+//!
+//! The browser that starts a sign-in finishes it: the entry callback (the first top-level
+//! navigation on our origin; `entryBuildUrl` is fetched cross-origin by the seed's pages) hands
+//! the browser a fresh binding value for an HttpOnly cookie, and the base state stores only its
+//! keyed hash. A base callback from a browser without that cookie is refused without spending
+//! the state, so the rightful browser can still finish, and nothing of the identity is handed
+//! out ([`H5Error::OtherBrowser`]). A base hop whose unionid differs from the one already
+//! recorded on the entry identity is refused too ([`H5Error::Relink`]); both are audited as
+//! `h5_binding_refused`.
+//!
+//! The page may pass its own `nonce` (returned unchanged in the final redirect, so it can refuse
+//! a result it did not ask for) and the `clientId` whose `flow` grant will redeem the ticket
+//! (the ticket is then refused for any other client); both travel server-side with the states.
 
 use std::sync::Arc;
 
@@ -29,14 +42,37 @@ use super::redirect::{RedirectError, RedirectPolicy, merge_query};
 use super::states::{AuthStates, NewState};
 use super::ticket::{LoginTickets, TicketIdentity};
 use crate::app_registry::{AppKind, AppRegistry, AppRegistryError};
-use crate::audit::{Audit, AuditEvent, SignInChannel};
+use crate::audit::{Audit, AuditEvent, AuditKind, Outcome, SignInChannel};
 use crate::clock::SharedClock;
 use crate::users::{Profile, RepoError, UserRepo, VouchedIdentity};
+use crate::vault::random_token;
 use crate::wechat::official_account::WebAccessToken;
 use crate::wechat::{AppId, Scope, WeChat, WeChatError};
 
 /// How long each hop's `state` lives (seconds): time enough to read WeChat's consent page.
 pub const STATE_TTL: i64 = 600;
+
+/// The longest `nonce` a page may pass to `entryBuildUrl` (printable ASCII).
+pub const NONCE_MAX_LEN: usize = 128;
+
+/// What the page asks of a sign-in besides where it returns to.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SignInRequest<'a> {
+    /// The client that will redeem the login ticket; the ticket is refused for any other.
+    pub client_id: Option<&'a str>,
+    /// The page's own value, returned unchanged in the final redirect.
+    pub nonce: Option<&'a str>,
+}
+
+/// The entry hop's outcome: where the browser goes next, and the binding value it must carry
+/// (as an HttpOnly cookie) to the base callback.
+#[derive(Debug, Clone)]
+pub struct EntryHop {
+    /// The base account's `snsapi_userinfo` authorize URL.
+    pub authorize_url: String,
+    /// The cookie value (set it, never log it); the base state holds its keyed hash.
+    pub binding: String,
+}
 
 /// Which hop a state belongs to; a state is only accepted by its own callback.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,7 +102,8 @@ pub struct CallbackParams {
 /// The end of a successful sign-in.
 #[derive(Debug, Clone)]
 pub struct SignedIn {
-    /// `next` with `appId`, `openId`, `unionId` and `ticket` merged into its query.
+    /// `next` with `appId`, `openId`, `unionId`, `ticket` (and the page's `nonce`, if it gave
+    /// one) merged into its query.
     pub redirect: Url,
     /// The entry account's appid.
     pub entry_appid: String,
@@ -90,6 +127,20 @@ pub enum H5Error {
     /// A callback's `appid` or `next` differs from what its state recorded.
     #[error("{0}")]
     Mismatch(&'static str),
+    /// The base callback came from a browser that did not start this sign-in (or that does not
+    /// keep cookies): nothing is handed out, and the state stays for the browser that did.
+    #[error(
+        "this sign-in was started in another browser, or this browser does not keep cookies; \
+         please start again here"
+    )]
+    OtherBrowser,
+    /// The base hop's unionid differs from the one already recorded on the entry identity:
+    /// linking it would move that identity to another person's account.
+    #[error(
+        "this WeChat user does not match the account this page's sign-in belongs to; \
+         please start again"
+    )]
+    Relink,
     /// WeChat refused the code or could not be reached.
     #[error(transparent)]
     WeChat(#[from] WeChatError),
@@ -190,13 +241,63 @@ fn non_empty(text: String) -> Option<String> {
     (!text.is_empty()).then_some(text)
 }
 
+/// The page's `nonce`, if it gave one: printable ASCII, at most [`NONCE_MAX_LEN`] characters.
+fn checked_nonce(nonce: Option<&str>) -> Result<Option<&str>, H5Error> {
+    match nonce {
+        None | Some("") => Ok(None),
+        Some(n) if n.len() <= NONCE_MAX_LEN && n.bytes().all(|b| b.is_ascii_graphic()) => {
+            Ok(Some(n))
+        }
+        Some(_) => Err(H5Error::BadRequest(format!(
+            "nonce must be 1 to {NONCE_MAX_LEN} printable ASCII characters without spaces"
+        ))),
+    }
+}
+
+/// What a hop passes on to the next state.
+#[derive(Debug, Clone, Copy)]
+struct Carried<'a> {
+    entry: Option<(&'a str, &'a str)>,
+    browser: Option<&'a str>,
+    client_id: Option<&'a str>,
+    nonce: Option<&'a str>,
+}
+
 impl H5Login {
     /// Step 1: the entry account's silent authorize URL for a sign-in that returns to `next`.
-    pub async fn entry_build_url(&self, appid: &str, next: &str) -> Result<String, H5Failure> {
+    pub async fn entry_build_url(
+        &self,
+        appid: &str,
+        next: &str,
+        request: SignInRequest<'_>,
+    ) -> Result<String, H5Failure> {
         let appid = self.official_account(appid).await?;
         let next = self.policy.check(next)?;
+        let nonce = checked_nonce(request.nonce)?;
+        let client_id = request.client_id.map(str::trim).filter(|c| !c.is_empty());
+        if let Some(client) = client_id
+            && !self
+                .tickets
+                .client_may_redeem(client)
+                .await
+                .map_err(H5Error::from)?
+        {
+            return Err(H5Error::BadRequest(
+                "clientId is not a client that can redeem login tickets (it needs the flow grant)"
+                    .to_owned(),
+            )
+            .into());
+        }
+        let carried = Carried {
+            entry: None,
+            // Not bound to a browser: the seed's front ends call entryBuildUrl cross-origin.
+            // The binding starts at the entry callback, the first page on our origin.
+            browser: None,
+            client_id,
+            nonce,
+        };
         let state = self
-            .mint_state(Hop::Entry, &appid, &next, None)
+            .mint_state(Hop::Entry, &appid, &next, carried)
             .await
             .map_err(H5Error::from)?;
         let redirect = with_next(&self.urls.entry_callback, &next);
@@ -208,27 +309,115 @@ impl H5Login {
     }
 
     /// Step 2: WeChat came back from the entry account; returns the base account's authorize
-    /// URL to redirect to.
-    pub async fn entry_callback(&self, params: &CallbackParams) -> Result<String, H5Failure> {
+    /// URL to redirect to, and the binding value the browser must bring to the base callback.
+    pub async fn entry_callback(&self, params: &CallbackParams) -> Result<EntryHop, H5Failure> {
         let (code, state) = required(params)?;
-        let row = self.consume(Hop::Entry, state).await?;
-        let start_over = Some(self.start_over(&row.appid, &row.next_url));
+        let row = self.consume(Hop::Entry, state, None).await?;
+        let start_over = Some(self.start_over(&row.appid, &row.next_url, row.client_id.as_deref()));
         self.entry_hop(params, code, &row)
             .await
             .map_err(|error| H5Failure { error, start_over })
     }
 
     /// Step 3: WeChat came back from the base account; returns where the browser goes now.
-    pub async fn base_callback(&self, params: &CallbackParams) -> Result<SignedIn, H5Failure> {
+    /// `browser` is the binding cookie the request carried: the state is spent only together
+    /// with the binding the entry callback gave the browser that started the sign-in.
+    pub async fn base_callback(
+        &self,
+        params: &CallbackParams,
+        browser: Option<&str>,
+    ) -> Result<SignedIn, H5Failure> {
         let (code, state) = required(params)?;
-        let row = self.consume(Hop::Base, state).await?;
+        let row = match browser.filter(|b| !b.is_empty()) {
+            Some(browser) => self.consume(Hop::Base, state, Some(browser)).await,
+            None => Err(H5Error::UnknownState),
+        };
+        let row = match row {
+            Ok(row) => row,
+            Err(H5Error::UnknownState) => {
+                return Err(self.refused_base_state(state, browser).await);
+            }
+            Err(error) => return Err(error.into()),
+        };
         let start_over = row
             .entry_appid
             .as_deref()
-            .map(|entry| self.start_over(entry, &row.next_url));
+            .map(|entry| self.start_over(entry, &row.next_url, row.client_id.as_deref()));
         self.base_hop(params, code, &row)
             .await
             .map_err(|error| H5Failure { error, start_over })
+    }
+
+    /// A base state this browser could not spend: when it is still pending it belongs to
+    /// another browser (or this one lost its cookie). Audited, and answered with a way to start
+    /// again here; the state is left for its own browser.
+    async fn refused_base_state(&self, state: &str, browser: Option<&str>) -> H5Failure {
+        let row = match self.states.pending(Hop::Base.as_str(), state).await {
+            Ok(Some(row)) => row,
+            Ok(None) => return H5Error::UnknownState.into(),
+            Err(error) => return H5Error::from(error).into(),
+        };
+        let (Some(entry_appid), Some(entry_open_id)) = (&row.entry_appid, &row.entry_open_id)
+        else {
+            return H5Error::Store("base-hop auth_state without its entry identity".to_owned())
+                .into();
+        };
+        let reason = if browser.is_some_and(|b| !b.is_empty()) {
+            "other_browser"
+        } else {
+            "no_binding_cookie"
+        };
+        self.audit_refusal(entry_appid, entry_open_id, reason, row.client_id.as_deref())
+            .await;
+        H5Failure {
+            error: H5Error::OtherBrowser,
+            start_over: Some(self.start_over(entry_appid, &row.next_url, row.client_id.as_deref())),
+        }
+    }
+
+    /// Record an `h5_binding_refused` event for the sign-in of entry identity
+    /// (`appid`, `open_id`), naming that identity's account when it has one.
+    async fn audit_refusal(&self, appid: &str, open_id: &str, reason: &str, client: Option<&str>) {
+        let account = match self.users.find_identity(appid, open_id).await {
+            Ok(identity) => identity.and_then(|i| i.account_id),
+            Err(error) => {
+                tracing::error!(%error, "reading the identity of a refused H5 sign-in");
+                None
+            }
+        };
+        let mut event = AuditEvent::new(AuditKind::H5BindingRefused, Outcome::Refused)
+            .detail("appid", appid)
+            .detail("reason", reason);
+        if let Some(account) = account {
+            event = event.account(account);
+        }
+        if let Some(client) = client {
+            event = event.client(client);
+        }
+        self.audit.record(event).await;
+    }
+
+    /// Refuse to give identity (`appid`, `open_id`) a unionid other than the one it has: that
+    /// would move it to another person's account.
+    async fn refuse_relink(
+        &self,
+        appid: &str,
+        open_id: &str,
+        union_id: &str,
+        client: Option<&str>,
+    ) -> Result<(), H5Error> {
+        let known = self
+            .users
+            .find_identity(appid, open_id)
+            .await?
+            .and_then(|identity| identity.union_id);
+        match known {
+            Some(known) if known != union_id => {
+                self.audit_refusal(appid, open_id, "relink", client).await;
+                Err(H5Error::Relink)
+            }
+            _ => Ok(()),
+        }
     }
 
     async fn official_account(&self, appid: &str) -> Result<AppId, H5Error> {
@@ -248,11 +437,20 @@ impl H5Login {
         params: &CallbackParams,
         code: &str,
         row: &auth_state::Model,
-    ) -> Result<String, H5Error> {
+    ) -> Result<EntryHop, H5Error> {
         let next = self.verify_echo(params, row)?;
         let entry = stored_appid(&row.appid)?;
         let token = self.wechat.web_access_token(&entry, code).await?;
         refuse_snapshot(&token)?;
+        if let Some(union_id) = &token.unionid {
+            self.refuse_relink(
+                entry.as_str(),
+                token.openid.as_str(),
+                union_id.as_str(),
+                row.client_id.as_deref(),
+            )
+            .await?;
+        }
         let now = self.clock.now();
         self.users
             .record_identity(
@@ -272,19 +470,24 @@ impl H5Login {
             )
         })?;
         let base = stored_appid(&base.appid)?;
-        let state = self
-            .mint_state(
-                Hop::Base,
-                &base,
-                &next,
-                Some((entry.as_str(), token.openid.as_str())),
-            )
-            .await?;
+        // A fresh binding for every sign-in: never one the browser brought.
+        let binding = random_token(32);
+        let carried = Carried {
+            entry: Some((entry.as_str(), token.openid.as_str())),
+            browser: Some(&binding),
+            client_id: row.client_id.as_deref(),
+            nonce: row.nonce.as_deref(),
+        };
+        let state = self.mint_state(Hop::Base, &base, &next, carried).await?;
         let redirect = with_next(&self.urls.base_callback, &next);
-        Ok(self
+        let authorize_url = self
             .wechat
             .authorize_url(&base, &redirect, Scope::SnsapiUserinfo, &state)
-            .await?)
+            .await?;
+        Ok(EntryHop {
+            authorize_url,
+            binding,
+        })
     }
 
     async fn base_hop(
@@ -319,6 +522,9 @@ impl H5Login {
                 )
             })?;
         let union_id = union_id.into_string();
+        let client_id = row.client_id.as_deref();
+        self.refuse_relink(entry_appid, entry_open_id, &union_id, client_id)
+            .await?;
         let profile = Profile {
             nick_name: non_empty(info.nickname),
             avatar_url: non_empty(info.headimgurl),
@@ -356,27 +562,31 @@ impl H5Login {
             .await?;
         let ticket = self
             .tickets
-            .mint(&TicketIdentity {
-                appid: entry_appid.clone(),
-                open_id: entry_open_id.clone(),
-                union_id: Some(union_id.clone()),
-            })
-            .await?;
-        self.audit
-            .record(
-                AuditEvent::sign_in(SignInChannel::H5, account.id)
-                    .detail("appid", entry_appid.as_str()),
+            .mint_for(
+                &TicketIdentity {
+                    appid: entry_appid.clone(),
+                    open_id: entry_open_id.clone(),
+                    union_id: Some(union_id.clone()),
+                },
+                client_id,
             )
-            .await;
-        let redirect = merge_query(
-            &next,
-            &[
-                ("appId", entry_appid.as_str()),
-                ("openId", entry_open_id.as_str()),
-                ("unionId", union_id.as_str()),
-                ("ticket", ticket.as_str()),
-            ],
-        );
+            .await?;
+        let mut event = AuditEvent::sign_in(SignInChannel::H5, account.id)
+            .detail("appid", entry_appid.as_str());
+        if let Some(client) = client_id {
+            event = event.client(client);
+        }
+        self.audit.record(event).await;
+        let mut result = vec![
+            ("appId", entry_appid.as_str()),
+            ("openId", entry_open_id.as_str()),
+            ("unionId", union_id.as_str()),
+            ("ticket", ticket.as_str()),
+        ];
+        if let Some(nonce) = row.nonce.as_deref() {
+            result.push(("nonce", nonce));
+        }
+        let redirect = merge_query(&next, &result);
         Ok(SignedIn {
             redirect,
             entry_appid: entry_appid.clone(),
@@ -414,35 +624,50 @@ impl H5Login {
         hop: Hop,
         appid: &AppId,
         next: &Url,
-        entry: Option<(&str, &str)>,
+        carried: Carried<'_>,
     ) -> Result<String, DbErr> {
         self.states
             .mint(NewState {
                 kind: hop.as_str(),
                 appid: appid.as_str(),
                 next: next.as_str(),
-                entry,
+                entry: carried.entry,
                 ttl: STATE_TTL,
-                // Not bound to a browser: the seed's front ends call entryBuildUrl cross-origin.
-                browser: None,
+                browser: carried.browser,
+                client_id: carried.client_id,
+                nonce: carried.nonce,
             })
             .await
     }
 
-    /// Spend `state` for `hop`: only the caller whose conditional UPDATE flips it gets the row.
-    async fn consume(&self, hop: Hop, state: &str) -> Result<auth_state::Model, H5Error> {
+    /// Spend `state` for `hop` from `browser` (the binding it was minted with, `None` for the
+    /// unbound entry state): only the caller whose conditional UPDATE flips it gets the row.
+    async fn consume(
+        &self,
+        hop: Hop,
+        state: &str,
+        browser: Option<&str>,
+    ) -> Result<auth_state::Model, H5Error> {
         self.states
-            .consume(hop.as_str(), state, None)
+            .consume(hop.as_str(), state, browser)
             .await?
             .ok_or(H5Error::UnknownState)
     }
 
-    fn start_over(&self, entry_appid: &str, next: &str) -> Url {
+    /// `entryBuildUrl` as a link, for the same account, `next` and client. Not the nonce: it
+    /// belongs to the page's attempt, and a page that sent one starts its own next attempt.
+    fn start_over(&self, entry_appid: &str, next: &str, client_id: Option<&str>) -> Url {
         let mut url = self.urls.entry_build.clone();
-        url.query_pairs_mut()
-            .append_pair("appId", entry_appid)
-            .append_pair("next", next)
-            .append_pair("redirect", "1");
+        {
+            let mut query = url.query_pairs_mut();
+            query
+                .append_pair("appId", entry_appid)
+                .append_pair("next", next);
+            if let Some(client) = client_id {
+                query.append_pair("clientId", client);
+            }
+            query.append_pair("redirect", "1");
+        }
         url
     }
 }

@@ -6,10 +6,17 @@
 //! opened here to decrypt data the Mini Program sends. The page holds an opaque `sessionId`
 //! (256 random bits; only its keyed hash is stored). A new `wx.login` for the same identity
 //! replaces its earlier sessions, as WeChat replaces the session_key.
+//!
+//! Data the page relays under the session_key (`encryptedData`, `rawData` + `signature`) is
+//! AES-CBC without a MAC, so it is treated as what it is: a claim that a few failed attempts
+//! must not be able to forge. Every failure gets one answer, failures are capped per session
+//! ([`DECRYPT_FAILURE_CAP`]), and the identity (openId, unionId) never comes from it: it comes
+//! from `jscode2session`, and relayed data naming another one is refused.
 
 use std::sync::Arc;
 
 use sea_orm::ActiveValue::Set;
+use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter};
 use serde_json::Value;
 
@@ -18,10 +25,10 @@ use entity::mini_session;
 use super::error::LoginError;
 use super::ticket::{LoginTickets, TicketIdentity};
 use crate::app_registry::{AppKind, AppRegistry};
-use crate::audit::{Audit, AuditEvent, SignInChannel};
+use crate::audit::{Audit, AuditEvent, AuditKind, Outcome, SignInChannel};
 use crate::clock::SharedClock;
 use crate::store::Store;
-use crate::users::{Account, Profile, UserRepo, VouchedIdentity, WeChatIdentity};
+use crate::users::{Account, PhoneSource, Profile, UserRepo, VouchedIdentity, WeChatIdentity};
 use crate::vault::{Vault, random_token};
 use crate::wechat::crypto::{decrypt_mini_program_data, verify_raw_data_signature};
 use crate::wechat::{AppId, SessionKey, WeChat};
@@ -29,6 +36,11 @@ use crate::wechat::{AppId, SessionKey, WeChat};
 /// How long a Mini Program session lasts (seconds). WeChat does not publish the session_key's
 /// lifetime; a day covers a page that asks for the phone number well after login.
 pub const SESSION_TTL: i64 = 24 * 3600;
+
+/// How many decryptions of relayed data may fail under one session_key before the session is
+/// ended. `encryptedData` is AES-CBC without a MAC: with unlimited failures, a padding oracle
+/// forges data under a key it never sees in some 10⁴ requests; this cap leaves it 5.
+pub const DECRYPT_FAILURE_CAP: i32 = 5;
 
 /// The outcome of a code exchange.
 #[derive(Debug, Clone)]
@@ -146,6 +158,8 @@ impl MiniProgramLogin {
             session_key_enc: Set(self.vault.seal(session.session_key.expose())),
             expires_at: Set(now + SESSION_TTL),
             created_at: Set(now),
+            decrypt_failures: Set(0),
+            decrypt_pending: Set(0),
         }
         .insert(&self.db)
         .await?;
@@ -165,60 +179,81 @@ impl MiniProgramLogin {
         })
     }
 
-    /// A single-use login ticket for the `flow` grant, bound to the session's identity.
-    pub async fn ticket_for(&self, session: &MiniProgramSession) -> Result<String, LoginError> {
-        Ok(self
+    /// getSessionResult: [`Self::sign_in`], plus a single-use login ticket for the `flow` grant
+    /// bound to the session's identity and, when `client_id` names one, to that client (checked
+    /// before the code is spent: it must exist and have the `flow` grant).
+    pub async fn start_session(
+        &self,
+        appid: &str,
+        code: &str,
+        client_id: Option<&str>,
+    ) -> Result<(MiniProgramSession, String), LoginError> {
+        let client_id = client_id.map(str::trim).filter(|c| !c.is_empty());
+        if let Some(client) = client_id
+            && !self.tickets.client_may_redeem(client).await?
+        {
+            return Err(LoginError::invalid(
+                "clientId is not a client that can redeem login tickets (it needs the flow grant)",
+            ));
+        }
+        let session = self.sign_in(appid, code).await?;
+        let ticket = self
             .tickets
-            .mint(&TicketIdentity {
-                appid: session.appid.clone(),
-                open_id: session.open_id.clone(),
-                union_id: session.union_id.clone(),
-            })
-            .await?)
+            .mint_for(
+                &TicketIdentity {
+                    appid: session.appid.clone(),
+                    open_id: session.open_id.clone(),
+                    union_id: session.union_id.clone(),
+                },
+                client_id,
+            )
+            .await?;
+        Ok((session, ticket))
     }
 
     /// Decrypt and store the user's profile (the seed's saveMaUser). Nothing is stored unless
-    /// the data decrypts with the session's key, carries this app's watermark, belongs to the
-    /// session's user and, when a signature is given, matches it.
+    /// the data decrypts with the session's key, carries this app's watermark, names the
+    /// session's openId (when it names one) and no unionId but the one WeChat's server gave the
+    /// session, and, when a signature is given, matches it. The identity stays what
+    /// `jscode2session` said: a unionId in the data is checked, never adopted.
     pub async fn save_user(
         &self,
         session_id: &str,
         info: &EncryptedUserInfo,
     ) -> Result<WeChatIdentity, LoginError> {
-        let session = self.open_session(session_id).await?;
-        match (&info.raw_data, &info.signature) {
-            (Some(raw), Some(signature)) => {
-                verify_raw_data_signature(raw, signature, &session.session_key)
-                    .map_err(|_| LoginError::invalid("signature does not match rawData"))?;
-            }
-            (None, None) => {}
-            _ => {
-                return Err(LoginError::invalid(
-                    "rawData and signature go together: give both or neither",
-                ));
-            }
+        if info.raw_data.is_some() != info.signature.is_some() {
+            return Err(LoginError::invalid(
+                "rawData and signature go together: give both or neither",
+            ));
         }
-        let data = decrypt_mini_program_data(
-            &session.session_key,
-            &info.encrypted_data,
-            &info.iv,
-            &session.appid,
-        )
-        .map_err(|e| LoginError::invalid(format!("encryptedData rejected: {e}")))?;
-        if let Some(open_id) = data.get("openId").and_then(Value::as_str)
-            && open_id != session.open_id
-        {
-            return Err(LoginError::invalid("encryptedData belongs to another user"));
-        }
-        let union_id = match (
-            session.union_id,
-            data.get("unionId").and_then(Value::as_str),
-        ) {
-            (Some(known), Some(given)) if known != given => {
-                return Err(LoginError::invalid("encryptedData carries another unionId"));
-            }
-            (known, given) => known.or_else(|| given.map(str::to_owned)),
-        };
+        let (session, data) = self
+            .verify_open_data(session_id, |session| {
+                if let (Some(raw), Some(signature)) = (&info.raw_data, &info.signature) {
+                    verify_raw_data_signature(raw, signature, &session.session_key)
+                        .map_err(|e| e.to_string())?;
+                }
+                let data = decrypt_mini_program_data(
+                    &session.session_key,
+                    &info.encrypted_data,
+                    &info.iv,
+                    &session.appid,
+                )
+                .map_err(|e| e.to_string())?;
+                if let Some(open_id) = data.get("openId")
+                    && open_id.as_str() != Some(session.open_id.as_str())
+                {
+                    return Err("openId is not the session's".to_owned());
+                }
+                if let Some(union_id) = data.get("unionId") {
+                    match &session.union_id {
+                        Some(known) if union_id.as_str() == Some(known.as_str()) => {}
+                        Some(_) => return Err("unionId is not the session's".to_owned()),
+                        None => return Err("unionId given for a session without one".to_owned()),
+                    }
+                }
+                Ok(data)
+            })
+            .await?;
         let text = |key: &str| {
             data.get(key)
                 .and_then(Value::as_str)
@@ -240,7 +275,8 @@ impl MiniProgramLogin {
         let vouched = VouchedIdentity {
             appid: session.appid.as_str().to_owned(),
             open_id: session.open_id,
-            union_id,
+            // What jscode2session said, never what the page relayed.
+            union_id: session.union_id,
             profile: Some(profile),
         };
         let (identity, _, _) = self
@@ -250,45 +286,60 @@ impl MiniProgramLogin {
         Ok(identity)
     }
 
-    /// Get the user's phone number from WeChat and store it on the identity and its account.
+    /// Get the user's phone number and store it on the identity and its account, with its
+    /// provenance: `code_api` when WeChat's server answered for the button's code (the current
+    /// API, recommended), `encrypted_data` when the page relayed the older encrypted form, whose
+    /// failures count toward the session's cap like the profile's.
     pub async fn save_phone(
         &self,
         session_id: &str,
         proof: &PhoneProof,
     ) -> Result<PhoneNumber, LoginError> {
-        let session = self.open_session(session_id).await?;
-        let phone = match proof {
+        let (appid, open_id, phone, source) = match proof {
             PhoneProof::Code(code) => {
+                let session = self.open_session(session_id).await?;
                 let code = code.trim();
                 if code.is_empty() {
                     return Err(LoginError::invalid("code is required"));
                 }
                 let info = self.wechat.user_phone_number(&session.appid, code).await?;
-                PhoneNumber {
+                let phone = PhoneNumber {
                     phone_number: info.phone_number,
                     pure_phone_number: info.pure_phone_number,
                     country_code: info.country_code,
-                }
+                };
+                (session.appid, session.open_id, phone, PhoneSource::CodeApi)
             }
             PhoneProof::Encrypted { encrypted_data, iv } => {
-                let data = decrypt_mini_program_data(
-                    &session.session_key,
-                    encrypted_data,
-                    iv,
-                    &session.appid,
+                let (session, phone) = self
+                    .verify_open_data(session_id, |session| {
+                        let data = decrypt_mini_program_data(
+                            &session.session_key,
+                            encrypted_data,
+                            iv,
+                            &session.appid,
+                        )
+                        .map_err(|e| e.to_string())?;
+                        let field = |key: &str| {
+                            data.get(key)
+                                .and_then(Value::as_str)
+                                .filter(|v| !v.is_empty())
+                                .map(str::to_owned)
+                                .ok_or_else(|| format!("no {key}"))
+                        };
+                        Ok(PhoneNumber {
+                            phone_number: field("phoneNumber")?,
+                            pure_phone_number: field("purePhoneNumber")?,
+                            country_code: field("countryCode")?,
+                        })
+                    })
+                    .await?;
+                (
+                    session.appid,
+                    session.open_id,
+                    phone,
+                    PhoneSource::EncryptedData,
                 )
-                .map_err(|e| LoginError::invalid(format!("encryptedData rejected: {e}")))?;
-                let field = |key: &str| {
-                    data.get(key)
-                        .and_then(Value::as_str)
-                        .map(str::to_owned)
-                        .ok_or_else(|| LoginError::invalid(format!("encryptedData has no {key}")))
-                };
-                PhoneNumber {
-                    phone_number: field("phoneNumber")?,
-                    pure_phone_number: field("purePhoneNumber")?,
-                    country_code: field("countryCode")?,
-                }
             }
         };
         if phone.phone_number.is_empty() {
@@ -296,13 +347,121 @@ impl MiniProgramLogin {
         }
         self.users
             .set_mobile(
-                session.appid.as_str(),
-                &session.open_id,
+                appid.as_str(),
+                &open_id,
                 &phone.phone_number,
+                source,
                 self.clock.now(),
             )
             .await?;
         Ok(phone)
+    }
+
+    /// Run `check` on data the page relayed under the session's key, within the session's cap
+    /// of failed decryptions.
+    ///
+    /// An attempt is reserved first, by one conditional UPDATE that succeeds only while the
+    /// failures so far plus the attempts under way are below [`DECRYPT_FAILURE_CAP`]; so however
+    /// many requests arrive at once, at most that many decryptions can fail. A success gives its
+    /// attempt back. A failure is counted, and the failure that reaches the cap deletes the
+    /// session (one conditional DELETE: only one request sees it go, and audits it). Every
+    /// failure is [`LoginError::OpenDataRefused`], the same answer whatever went wrong; what went
+    /// wrong goes to the debug log, without key material.
+    async fn verify_open_data<T>(
+        &self,
+        session_id: &str,
+        check: impl FnOnce(&OpenSession) -> Result<T, String>,
+    ) -> Result<(OpenSession, T), LoginError> {
+        let id_hash = self.vault.fingerprint(session_id.trim());
+        let reserved = mini_session::Entity::update_many()
+            .col_expr(
+                mini_session::Column::DecryptPending,
+                Expr::col(mini_session::Column::DecryptPending).add(1),
+            )
+            .filter(mini_session::Column::IdHash.eq(id_hash.as_str()))
+            .filter(mini_session::Column::ExpiresAt.gt(self.clock.now()))
+            .filter(
+                Expr::col(mini_session::Column::DecryptFailures)
+                    .add(Expr::col(mini_session::Column::DecryptPending))
+                    .lt(DECRYPT_FAILURE_CAP),
+            )
+            .exec(&self.db)
+            .await?;
+        if reserved.rows_affected != 1 {
+            return Err(LoginError::SessionUnknown);
+        }
+        let session = match self.find_session(&id_hash).await {
+            Ok(session) => session,
+            Err(error) => {
+                self.release_attempt(&id_hash).await?;
+                return Err(error);
+            }
+        };
+        match check(&session) {
+            Ok(value) => {
+                self.release_attempt(&id_hash).await?;
+                Ok((session, value))
+            }
+            Err(reason) => {
+                tracing::debug!(appid = %session.appid, %reason, "Mini Program open data refused");
+                self.count_failure(&id_hash, &session).await?;
+                Err(LoginError::OpenDataRefused)
+            }
+        }
+    }
+
+    /// Give back an attempt that did not fail.
+    async fn release_attempt(&self, id_hash: &str) -> Result<(), LoginError> {
+        mini_session::Entity::update_many()
+            .col_expr(
+                mini_session::Column::DecryptPending,
+                Expr::col(mini_session::Column::DecryptPending).sub(1),
+            )
+            .filter(mini_session::Column::IdHash.eq(id_hash))
+            .filter(mini_session::Column::DecryptPending.gt(0))
+            .exec(&self.db)
+            .await?;
+        Ok(())
+    }
+
+    /// Count a failed decryption; the one that reaches the cap ends the session.
+    async fn count_failure(&self, id_hash: &str, session: &OpenSession) -> Result<(), LoginError> {
+        mini_session::Entity::update_many()
+            .col_expr(
+                mini_session::Column::DecryptFailures,
+                Expr::col(mini_session::Column::DecryptFailures).add(1),
+            )
+            .col_expr(
+                mini_session::Column::DecryptPending,
+                Expr::col(mini_session::Column::DecryptPending).sub(1),
+            )
+            .filter(mini_session::Column::IdHash.eq(id_hash))
+            .exec(&self.db)
+            .await?;
+        let ended = mini_session::Entity::delete_many()
+            .filter(mini_session::Column::IdHash.eq(id_hash))
+            .filter(mini_session::Column::DecryptFailures.gte(DECRYPT_FAILURE_CAP))
+            .exec(&self.db)
+            .await?;
+        if ended.rows_affected == 1 {
+            tracing::warn!(
+                appid = %session.appid,
+                "a Mini Program session reached its cap of failed decryptions and was ended"
+            );
+            let account = self
+                .users
+                .find_identity(session.appid.as_str(), &session.open_id)
+                .await?
+                .and_then(|identity| identity.account_id);
+            let mut event = AuditEvent::new(AuditKind::DecryptCapReached, Outcome::Refused)
+                .detail("appid", session.appid.as_str())
+                .detail("failures", DECRYPT_FAILURE_CAP);
+            if let Some(account) = account {
+                event = event.account(account);
+            }
+            self.audit.record(event).await;
+        }
+        Ok(())
     }
 
     /// `appid` as a registered Mini Program, else a 400 naming it.
@@ -319,7 +478,13 @@ impl MiniProgramLogin {
 
     /// The live session of `session_id` with its session_key opened.
     async fn open_session(&self, session_id: &str) -> Result<OpenSession, LoginError> {
-        let row = mini_session::Entity::find_by_id(self.vault.fingerprint(session_id.trim()))
+        self.find_session(&self.vault.fingerprint(session_id.trim()))
+            .await
+    }
+
+    /// The live session whose id hashes to `id_hash`, its session_key opened.
+    async fn find_session(&self, id_hash: &str) -> Result<OpenSession, LoginError> {
+        let row = mini_session::Entity::find_by_id(id_hash)
             .filter(mini_session::Column::ExpiresAt.gt(self.clock.now()))
             .one(&self.db)
             .await?

@@ -13,9 +13,11 @@ pub mod web_sign_in;
 
 pub use browser_session::{BrowserSession, BrowserSessions, SignInMethod};
 pub use error::LoginError;
-pub use h5::{CallbackParams, H5Error, H5Failure, H5Login, H5Urls, SignedIn};
+pub use h5::{
+    CallbackParams, EntryHop, H5Error, H5Failure, H5Login, H5Urls, SignInRequest, SignedIn,
+};
 pub use mini_program::MiniProgramLogin;
 pub use redirect::{RedirectError, RedirectPolicy};
 pub use states::AuthStates;
-pub use ticket::{LoginTickets, TicketIdentity};
+pub use ticket::{LoginTickets, Redeemed, TicketIdentity};
 pub use web_sign_in::WeChatSignIn;

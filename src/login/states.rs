@@ -34,6 +34,10 @@ pub struct NewState<'a> {
     pub ttl: i64,
     /// The browser binding (a cookie value) that must come back with the state, if any.
     pub browser: Option<&'a str>,
+    /// H5: the client the sign-in's login ticket is for.
+    pub client_id: Option<&'a str>,
+    /// H5: the page's own nonce, returned unchanged at the end.
+    pub nonce: Option<&'a str>,
 }
 
 /// A fresh state value: 64 hex digits (WeChat allows `[A-Za-z0-9]{1,128}`).
@@ -80,6 +84,8 @@ impl AuthStates {
             consumed_at: Set(None),
             created_at: Set(now),
             browser_hash: Set(new.browser.map(|b| self.vault.fingerprint(b))),
+            client_id: Set(new.client_id.map(str::to_owned)),
+            nonce: Set(new.nonce.map(str::to_owned)),
         }
         .insert(&self.db)
         .await?;
@@ -118,6 +124,25 @@ impl AuthStates {
             return Ok(None);
         }
         auth_state::Entity::find_by_id(hash).one(&self.db).await
+    }
+
+    /// The live, unspent state `state` of `kind`, without spending it: after [`Self::consume`]
+    /// refused it, this tells a state held by another browser (still pending) from one that is
+    /// unknown, expired or spent (`None`).
+    pub async fn pending(
+        &self,
+        kind: &str,
+        state: &str,
+    ) -> Result<Option<auth_state::Model>, DbErr> {
+        if !is_state_shaped(state) {
+            return Ok(None);
+        }
+        auth_state::Entity::find_by_id(self.vault.fingerprint(state))
+            .filter(auth_state::Column::Kind.eq(kind))
+            .filter(auth_state::Column::ConsumedAt.is_null())
+            .filter(auth_state::Column::ExpiresAt.gt(self.clock.now()))
+            .one(&self.db)
+            .await
     }
 }
 

@@ -2,6 +2,10 @@
 //! wxauth mints one when a code exchange succeeds; the `flow` grant consumes it. Only the keyed
 //! hash is stored, and consumption is one conditional UPDATE, so a ticket works once even under
 //! concurrent use.
+//!
+//! A ticket may name the client that can redeem it (`clientId` on `/api/wechat/ma/session` and
+//! on `entryBuildUrl`); any other client is refused. A ticket minted without one (the seed's
+//! front ends name no client) can be redeemed by any client allowed the `flow` grant.
 
 use std::sync::Arc;
 
@@ -14,6 +18,7 @@ use sea_orm::{
 use entity::login_ticket;
 
 use crate::clock::SharedClock;
+use crate::oauth::ClientRegistry;
 use crate::vault::{Vault, random_token};
 
 /// How long a ticket lives (seconds).
@@ -27,21 +32,78 @@ pub struct TicketIdentity {
     pub union_id: Option<String>,
 }
 
+/// What redeeming a ticket found. Everything but [`Redeemed::Accepted`] is a refusal, and the
+/// ticket is spent in every case where it existed and was live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Redeemed {
+    Accepted,
+    /// Unknown, already used or expired.
+    NotLive,
+    /// Minted for another identity.
+    OtherIdentity,
+    /// Minted for another client.
+    OtherClient,
+}
+
+impl Redeemed {
+    /// A name for the audit trail.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Accepted => "accepted",
+            Self::NotLive => "unknown_used_or_expired",
+            Self::OtherIdentity => "other_identity",
+            Self::OtherClient => "other_client",
+        }
+    }
+}
+
 /// Mints and consumes login tickets.
 #[derive(Clone)]
 pub struct LoginTickets {
     db: DatabaseConnection,
     vault: Arc<Vault>,
     clock: SharedClock,
+    clients: ClientRegistry,
 }
 
 impl LoginTickets {
-    pub fn new(db: DatabaseConnection, vault: Arc<Vault>, clock: SharedClock) -> Self {
-        Self { db, vault, clock }
+    pub fn new(
+        db: DatabaseConnection,
+        vault: Arc<Vault>,
+        clock: SharedClock,
+        clients: ClientRegistry,
+    ) -> Self {
+        Self {
+            db,
+            vault,
+            clock,
+            clients,
+        }
     }
 
-    /// A new ticket for `identity` (shown once; stored hashed).
+    /// Whether `client_id` names a client that can redeem login tickets (it exists and has the
+    /// `flow` grant): checked before a sign-in starts, so that a typo fails at once rather than
+    /// after the user went through WeChat.
+    pub async fn client_may_redeem(&self, client_id: &str) -> Result<bool, DbErr> {
+        Ok(self
+            .clients
+            .get(client_id)
+            .await?
+            .is_some_and(|c| c.allows_grant("flow")))
+    }
+
+    /// A new ticket for `identity` that any client allowed the `flow` grant may redeem.
     pub async fn mint(&self, identity: &TicketIdentity) -> Result<String, DbErr> {
+        self.mint_for(identity, None).await
+    }
+
+    /// A new ticket for `identity`, redeemable only by `client_id` when given (shown once;
+    /// stored hashed).
+    pub async fn mint_for(
+        &self,
+        identity: &TicketIdentity,
+        client_id: Option<&str>,
+    ) -> Result<String, DbErr> {
         let ticket = random_token(32);
         let now = self.clock.now();
         login_ticket::ActiveModel {
@@ -52,16 +114,37 @@ impl LoginTickets {
             expires_at: Set(now + TICKET_TTL),
             used_at: Set(None),
             created_at: Set(now),
+            client_id: Set(client_id.map(str::to_owned)),
         }
         .insert(&self.db)
         .await?;
         Ok(ticket)
     }
 
-    /// Spend `ticket` for exactly `identity`. `false` when it is unknown, used, expired or bound
-    /// to another identity; a ticket presented for the wrong identity is spent all the same, so
-    /// that guessing the identity gives no second try.
+    /// Spend `ticket` for exactly `identity`, redeemed by `client_id`. A ticket presented for
+    /// the wrong identity or by the wrong client is spent all the same, so that guessing gives
+    /// no second try (and a leaked ticket tried by a foreign client is dead for everyone).
+    pub async fn redeem(
+        &self,
+        ticket: &str,
+        identity: &TicketIdentity,
+        client_id: &str,
+    ) -> Result<Redeemed, DbErr> {
+        self.spend(ticket, identity, Some(client_id)).await
+    }
+
+    /// Spend `ticket` for exactly `identity` with no client named: only a ticket minted for no
+    /// client is accepted.
     pub async fn consume(&self, ticket: &str, identity: &TicketIdentity) -> Result<bool, DbErr> {
+        Ok(self.spend(ticket, identity, None).await? == Redeemed::Accepted)
+    }
+
+    async fn spend(
+        &self,
+        ticket: &str,
+        identity: &TicketIdentity,
+        client_id: Option<&str>,
+    ) -> Result<Redeemed, DbErr> {
         let now = self.clock.now();
         let hash = self.vault.fingerprint(ticket);
         let spent = login_ticket::Entity::update_many()
@@ -72,13 +155,23 @@ impl LoginTickets {
             .exec(&self.db)
             .await?;
         if spent.rows_affected != 1 {
-            return Ok(false);
+            return Ok(Redeemed::NotLive);
         }
-        let row = crate::db::find_unique(login_ticket::Entity::find_by_id(hash), &self.db).await?;
-        Ok(row.is_some_and(|r| {
-            r.appid == identity.appid
-                && r.open_id == identity.open_id
-                && r.union_id == identity.union_id
-        }))
+        let Some(row) =
+            crate::db::find_unique(login_ticket::Entity::find_by_id(hash), &self.db).await?
+        else {
+            return Ok(Redeemed::NotLive);
+        };
+        if row.appid != identity.appid
+            || row.open_id != identity.open_id
+            || row.union_id != identity.union_id
+        {
+            return Ok(Redeemed::OtherIdentity);
+        }
+        match (row.client_id.as_deref(), client_id) {
+            (None, _) => Ok(Redeemed::Accepted),
+            (Some(minted_for), Some(redeemer)) if minted_for == redeemer => Ok(Redeemed::Accepted),
+            _ => Ok(Redeemed::OtherClient),
+        }
     }
 }

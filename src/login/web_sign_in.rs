@@ -118,6 +118,8 @@ impl WeChatSignIn {
                 entry: None,
                 ttl: SIGN_IN_TTL,
                 browser: Some(browser),
+                client_id: None,
+                nonce: None,
             })
             .await?;
         let url = if in_wechat {

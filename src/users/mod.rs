@@ -16,6 +16,9 @@ pub struct Account {
     pub nick_name: Option<String>,
     pub avatar: Option<String>,
     pub mobile: Option<String>,
+    /// Where `mobile` came from, and when it was verified (unix seconds).
+    pub mobile_source: Option<PhoneSource>,
+    pub mobile_verified_at: Option<i64>,
 }
 
 /// One WeChat identity: the seed's wxuser.
@@ -34,6 +37,38 @@ pub struct WeChatIdentity {
     pub country: Option<String>,
     pub language: Option<String>,
     pub mobile: Option<String>,
+    /// Where `mobile` came from, and when it was verified (unix seconds).
+    pub mobile_source: Option<PhoneSource>,
+    pub mobile_verified_at: Option<i64>,
+}
+
+/// How a phone number was verified.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PhoneSource {
+    /// WeChat's server answered `getuserphonenumber` for the button's code (the current API).
+    CodeApi,
+    /// Decrypted from `encryptedData` the Mini Program relayed (the older API): AES-CBC without
+    /// a MAC, so it is only as good as the cap on failed decryptions makes forgery hard.
+    EncryptedData,
+}
+
+impl PhoneSource {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::CodeApi => "code_api",
+            Self::EncryptedData => "encrypted_data",
+        }
+    }
+
+    /// The source stored as `name`.
+    pub fn parse(name: &str) -> Option<Self> {
+        match name {
+            "code_api" => Some(Self::CodeApi),
+            "encrypted_data" => Some(Self::EncryptedData),
+            _ => None,
+        }
+    }
 }
 
 /// A profile as WeChat reported it (sns/userinfo or decrypted Mini Program user info).
@@ -109,12 +144,14 @@ pub trait UserRepo: Send + Sync {
     /// Whether any account has this unionid.
     async fn union_exists(&self, union_id: &str) -> Result<bool, RepoError>;
 
-    /// Store a verified phone number on the identity and its account.
+    /// Store a verified phone number on the identity and its account, with where it came from;
+    /// `now` is when it was verified.
     async fn set_mobile(
         &self,
         appid: &str,
         open_id: &str,
         mobile: &str,
+        source: PhoneSource,
         now: i64,
     ) -> Result<(), RepoError>;
 }

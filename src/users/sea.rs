@@ -9,7 +9,7 @@ use sea_orm::{
 
 use entity::{flow_user, wx_user};
 
-use super::{Account, RepoError, UserRepo, VouchedIdentity, WeChatIdentity};
+use super::{Account, PhoneSource, RepoError, UserRepo, VouchedIdentity, WeChatIdentity};
 
 /// The sea-orm user repository.
 #[derive(Clone)]
@@ -38,6 +38,8 @@ impl SeaUserRepo {
             nick_name: Set(None),
             avatar: Set(None),
             mobile: Set(None),
+            mobile_source: Set(None),
+            mobile_verified_at: Set(None),
             created_at: Set(now),
             updated_at: Set(now),
         }
@@ -115,6 +117,8 @@ impl SeaUserRepo {
             nick_name: Set(None),
             avatar: Set(None),
             mobile: Set(None),
+            mobile_source: Set(None),
+            mobile_verified_at: Set(None),
             created_at: Set(now),
             updated_at: Set(now),
         }
@@ -138,6 +142,8 @@ fn to_identity(m: wx_user::Model) -> WeChatIdentity {
         country: m.country,
         language: m.language,
         mobile: m.mobile,
+        mobile_source: m.mobile_source.as_deref().and_then(PhoneSource::parse),
+        mobile_verified_at: m.mobile_verified_at,
     }
 }
 
@@ -148,6 +154,8 @@ fn to_account(m: flow_user::Model) -> Account {
         nick_name: m.nick_name,
         avatar: m.avatar,
         mobile: m.mobile,
+        mobile_source: m.mobile_source.as_deref().and_then(PhoneSource::parse),
+        mobile_verified_at: m.mobile_verified_at,
     }
 }
 
@@ -299,6 +307,7 @@ impl UserRepo for SeaUserRepo {
         appid: &str,
         open_id: &str,
         mobile: &str,
+        source: PhoneSource,
         now: i64,
     ) -> Result<(), RepoError> {
         let identity = wx_user::Entity::find()
@@ -310,6 +319,8 @@ impl UserRepo for SeaUserRepo {
         let account_id = identity.flow_user_id;
         let mut row: wx_user::ActiveModel = identity.into();
         row.mobile = Set(Some(mobile.to_string()));
+        row.mobile_source = Set(Some(source.as_str().to_owned()));
+        row.mobile_verified_at = Set(Some(now));
         row.update_time = Set(now);
         row.update(&self.db).await?;
         if let Some(id) = account_id
@@ -317,6 +328,8 @@ impl UserRepo for SeaUserRepo {
         {
             let mut a: flow_user::ActiveModel = a.into();
             a.mobile = Set(Some(mobile.to_string()));
+            a.mobile_source = Set(Some(source.as_str().to_owned()));
+            a.mobile_verified_at = Set(Some(now));
             a.updated_at = Set(now);
             a.update(&self.db).await?;
         }

@@ -5,7 +5,9 @@
 //! replayed and expired states, and WeChat going down mid-flow.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
+use reqwest::cookie::Jar;
 use sea_orm::{EntityTrait, PaginatorTrait};
 use serde_json::Value;
 use url::Url;
@@ -18,17 +20,17 @@ use wxauth::wechat::crypto::MessageCrypt;
 use crate::backend_tests;
 use crate::harness::TestApp;
 
-const BUILD: &str = "/api/wechat/component/mp/common/entryBuildUrl";
+pub(crate) const BUILD: &str = "/api/wechat/component/mp/common/entryBuildUrl";
 const ENTRY_CB: &str = "/api/wechat/component/mp/common/entryCallback";
-const BASE_CB: &str = "/api/wechat/component/mp/common/baseCallback";
-const NEXT: &str = "https://app.example.com/m/flow_landing?appId=wxd000000000000002&x=1";
-const CLIENT_SECRET: &str = "a-long-client-secret-for-h5-tests";
+pub(crate) const BASE_CB: &str = "/api/wechat/component/mp/common/baseCallback";
+pub(crate) const NEXT: &str = "https://app.example.com/m/flow_landing?appId=wxd000000000000002&x=1";
+pub(crate) const CLIENT_SECRET: &str = "a-long-client-secret-for-h5-tests";
 
 /// A directly registered entry account (own secret, no component, no Open Platform).
 const DIRECT_APPID: &str = "wxd0000000000000a1";
 const DIRECT_SECRET: &str = "d00000000000000000000000000000a1";
 
-fn query(url: &str) -> HashMap<String, String> {
+pub(crate) fn query(url: &str) -> HashMap<String, String> {
     Url::parse(url)
         .unwrap()
         .query_pairs()
@@ -36,7 +38,7 @@ fn query(url: &str) -> HashMap<String, String> {
         .collect()
 }
 
-fn pairs(url: &str) -> Vec<(String, String)> {
+pub(crate) fn pairs(url: &str) -> Vec<(String, String)> {
     Url::parse(url)
         .unwrap()
         .query_pairs()
@@ -44,38 +46,72 @@ fn pairs(url: &str) -> Vec<(String, String)> {
         .collect()
 }
 
-/// GET `url` as `user`'s phone (the simulator reads the `wxsim_user` cookie); the answer must be
-/// a 302, whose Location is returned.
-async fn hop(app: &TestApp, url: &str, user: &str) -> String {
-    let response = app
-        .http
-        .get(url)
-        .header("cookie", format!("wxsim_user={user}"))
-        .header("user-agent", "Mozilla/5.0 (iPhone) MicroMessenger/8.0.50")
-        .send()
-        .await
-        .unwrap();
-    let status = response.status();
-    let location = response
-        .headers()
-        .get("location")
-        .map(|l| l.to_str().unwrap().to_owned());
-    let body = response.text().await.unwrap_or_default();
-    assert_eq!(status, 302, "GET {url} answered {status}: {body}");
-    location.unwrap()
+/// One phone's WeChat browser: a cookie jar of its own (wxauth's binding cookie lives there),
+/// signed in to WeChat as a user (the simulator reads its `wxsim_user` cookie).
+pub(crate) struct Browser {
+    http: reqwest::Client,
+    jar: Arc<Jar>,
+    sim: Url,
+}
+
+impl Browser {
+    pub(crate) fn new(app: &TestApp, user: &str) -> Self {
+        let jar = Arc::new(Jar::default());
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .cookie_provider(jar.clone())
+            .user_agent("Mozilla/5.0 (iPhone) MicroMessenger/8.0.50")
+            .build()
+            .unwrap();
+        let browser = Self {
+            http,
+            jar,
+            sim: Url::parse(&app.sim_base).unwrap(),
+        };
+        browser.sign_in_to_wechat_as(user);
+        browser
+    }
+
+    /// WeChat on this phone is now `user`'s.
+    pub(crate) fn sign_in_to_wechat_as(&self, user: &str) {
+        self.jar
+            .add_cookie_str(&format!("wxsim_user={user}; Path=/"), &self.sim);
+    }
+
+    /// GET `url`; the answer must be a 302, whose Location is returned.
+    pub(crate) async fn hop(&self, url: &str) -> String {
+        let response = self.http.get(url).send().await.unwrap();
+        let status = response.status();
+        let location = response
+            .headers()
+            .get("location")
+            .map(|l| l.to_str().unwrap().to_owned());
+        let body = response.text().await.unwrap_or_default();
+        assert_eq!(status, 302, "GET {url} answered {status}: {body}");
+        location.unwrap()
+    }
+
+    /// GET `url` and keep what the browser was shown.
+    pub(crate) async fn page(&self, url: &str) -> Page {
+        read_page(self.http.get(url).send().await.unwrap()).await
+    }
 }
 
 /// What the browser sees when it should not be sent anywhere.
-struct Page {
-    status: u16,
-    content_type: String,
-    location: Option<String>,
-    retry_after: Option<String>,
-    body: String,
+pub(crate) struct Page {
+    pub(crate) status: u16,
+    pub(crate) content_type: String,
+    pub(crate) location: Option<String>,
+    pub(crate) retry_after: Option<String>,
+    pub(crate) body: String,
 }
 
-async fn page(app: &TestApp, url: &str) -> Page {
-    let response = app.http.get(url).send().await.unwrap();
+/// GET `url` from a browser with no cookies at all.
+pub(crate) async fn page(app: &TestApp, url: &str) -> Page {
+    read_page(app.http.get(url).send().await.unwrap()).await
+}
+
+async fn read_page(response: reqwest::Response) -> Page {
     let header = |name: &str| {
         response
             .headers()
@@ -92,7 +128,7 @@ async fn page(app: &TestApp, url: &str) -> Page {
 }
 
 /// An HTML error page with `status`, no redirect, nothing of the identity.
-fn assert_error_page(page: &Page, status: u16) {
+pub(crate) fn assert_error_page(page: &Page, status: u16) {
     assert_eq!(page.status, status, "{}", page.body);
     assert!(
         page.content_type.starts_with("text/html"),
@@ -103,7 +139,7 @@ fn assert_error_page(page: &Page, status: u16) {
     assert!(!page.body.contains("openId=") && !page.body.contains("ticket="));
 }
 
-async fn build_url(app: &TestApp, appid: &str, next: &str) -> reqwest::Response {
+pub(crate) async fn build_url(app: &TestApp, appid: &str, next: &str) -> reqwest::Response {
     app.http
         .get(app.url(BUILD))
         .query(&[("appId", appid), ("next", next)])
@@ -113,7 +149,7 @@ async fn build_url(app: &TestApp, appid: &str, next: &str) -> reqwest::Response 
 }
 
 /// Step 1: the WeChat authorize URL for a sign-in on `appid` returning to `next`.
-async fn start(app: &TestApp, appid: &str, next: &str) -> String {
+pub(crate) async fn start(app: &TestApp, appid: &str, next: &str) -> String {
     let response = build_url(app, appid, next).await;
     assert_eq!(response.status(), 200);
     assert_eq!(response.headers()["cache-control"], "no-store");
@@ -122,20 +158,21 @@ async fn start(app: &TestApp, appid: &str, next: &str) -> String {
 }
 
 /// The URLs a sign-in went through.
-struct Walk {
-    entry_authorize: String,
-    entry_callback: String,
-    base_authorize: String,
-    base_callback: String,
-    landing: String,
+pub(crate) struct Walk {
+    pub(crate) entry_authorize: String,
+    pub(crate) entry_callback: String,
+    pub(crate) base_authorize: String,
+    pub(crate) base_callback: String,
+    pub(crate) landing: String,
 }
 
-async fn walk(app: &TestApp, appid: &str, next: &str, user: &str) -> Walk {
+pub(crate) async fn walk(app: &TestApp, appid: &str, next: &str, user: &str) -> Walk {
     let entry_authorize = start(app, appid, next).await;
-    let entry_callback = hop(app, &entry_authorize, user).await;
-    let base_authorize = hop(app, &entry_callback, user).await;
-    let base_callback = hop(app, &base_authorize, user).await;
-    let landing = hop(app, &base_callback, user).await;
+    let phone = Browser::new(app, user);
+    let entry_callback = phone.hop(&entry_authorize).await;
+    let base_authorize = phone.hop(&entry_callback).await;
+    let base_callback = phone.hop(&base_authorize).await;
+    let landing = phone.hop(&base_callback).await;
     Walk {
         entry_authorize,
         entry_callback,
@@ -145,7 +182,7 @@ async fn walk(app: &TestApp, appid: &str, next: &str, user: &str) -> Walk {
     }
 }
 
-async fn flow_client(app: &TestApp, id: &str) {
+pub(crate) async fn flow_client(app: &TestApp, id: &str) {
     app.state
         .clients
         .create(NewClient {
@@ -165,7 +202,7 @@ async fn flow_client(app: &TestApp, id: &str) {
 }
 
 /// Step 5 of the seed: the landing page's parameters at `/api/auth/oauth/token`.
-async fn redeem(app: &TestApp, client_id: &str, landing: &str) -> (u16, Value) {
+pub(crate) async fn redeem(app: &TestApp, client_id: &str, landing: &str) -> (u16, Value) {
     let q = query(landing);
     let mut form = vec![("grant_type", "flow"), ("scope", "flow")];
     for name in ["appId", "openId", "unionId", "ticket"] {
@@ -373,6 +410,7 @@ backend_tests! {
 
     async fn forged_replayed_crossed_and_expired_states_are_refused(app: TestApp) {
         app.push_component_ticket().await;
+        let alice = Browser::new(&app, "alice");
 
         // Forged: a well-shaped state the server never issued, and malformed ones.
         let code = app.sim.mint_web_code(demo::ENTRY_ACCOUNT_APPID, "alice", "snsapi_base", Some(demo::COMPONENT_APPID)).unwrap();
@@ -385,20 +423,20 @@ backend_tests! {
 
         // Replayed: the entry callback's state works once, even with another good code.
         let entry_authorize = start(&app, demo::ENTRY_ACCOUNT_APPID, NEXT).await;
-        let entry_callback = hop(&app, &entry_authorize, "alice").await;
-        let base_authorize = hop(&app, &entry_callback, "alice").await;
+        let entry_callback = alice.hop(&entry_authorize).await;
+        let base_authorize = alice.hop(&entry_callback).await;
         let code = fresh_code(&app, demo::ENTRY_ACCOUNT_APPID, "alice", "snsapi_base");
         let p = page(&app, &with_param(&entry_callback, "code", &code)).await;
         assert_error_page(&p, 400);
         assert!(p.body.contains("expired or was already used"), "{}", p.body);
 
         // Crossed: the base hop's state is no good at the entry callback (and stays usable).
-        let base_callback = hop(&app, &base_authorize, "alice").await;
+        let base_callback = alice.hop(&base_authorize).await;
         let crossed = base_callback.replacen(BASE_CB, ENTRY_CB, 1);
         assert_error_page(&page(&app, &crossed).await, 400);
 
         // The base callback works once; its replay shows a page, not a second ticket.
-        let landing = hop(&app, &base_callback, "alice").await;
+        let landing = alice.hop(&base_callback).await;
         assert!(landing.contains("ticket="));
         assert_error_page(&page(&app, &base_callback).await, 400);
         let code = fresh_code(&app, demo::BASE_ACCOUNT_APPID, "alice", "snsapi_userinfo");
@@ -408,7 +446,7 @@ backend_tests! {
 
         // Expired: ten minutes on the first hop is too long.
         let entry_authorize = start(&app, demo::ENTRY_ACCOUNT_APPID, NEXT).await;
-        let entry_callback = hop(&app, &entry_authorize, "alice").await;
+        let entry_callback = alice.hop(&entry_authorize).await;
         app.clock.advance(601);
         let p = page(&app, &entry_callback).await;
         assert_error_page(&p, 400);
@@ -416,7 +454,7 @@ backend_tests! {
 
         // Tampered: a callback whose next or appid differs from what its state recorded.
         let entry_authorize = start(&app, demo::ENTRY_ACCOUNT_APPID, NEXT).await;
-        let entry_callback = hop(&app, &entry_authorize, "alice").await;
+        let entry_callback = alice.hop(&entry_authorize).await;
         let mut tampered = Url::parse(&entry_callback).unwrap();
         let kept: Vec<(String, String)> = tampered.query_pairs().into_owned().filter(|(k, _)| k != "next").collect();
         tampered.query_pairs_mut().clear().extend_pairs(kept).append_pair("next", "https://app.example.com/elsewhere");
@@ -427,14 +465,15 @@ backend_tests! {
 
     async fn two_concurrent_callbacks_with_one_state_cannot_both_win(app: TestApp) {
         app.push_component_ticket().await;
+        let alice = Browser::new(&app, "alice");
         let entry_authorize = start(&app, demo::ENTRY_ACCOUNT_APPID, NEXT).await;
-        let entry_callback = hop(&app, &entry_authorize, "alice").await;
-        let base_authorize = hop(&app, &entry_callback, "alice").await;
-        let base_callback = hop(&app, &base_authorize, "alice").await;
+        let entry_callback = alice.hop(&entry_authorize).await;
+        let base_authorize = alice.hop(&entry_callback).await;
+        let base_callback = alice.hop(&base_authorize).await;
         // Two good codes, one state: only the state can tell them apart.
         let code = fresh_code(&app, demo::BASE_ACCOUNT_APPID, "alice", "snsapi_userinfo");
         let other = with_param(&base_callback, "code", &code);
-        let (a, b) = tokio::join!(page(&app, &base_callback), page(&app, &other));
+        let (a, b) = tokio::join!(alice.page(&base_callback), alice.page(&other));
         let mut statuses = [a.status, b.status];
         statuses.sort();
         assert_eq!(statuses, [302, 400]);
@@ -446,7 +485,7 @@ backend_tests! {
 }
 
 /// `url` with parameter `name` set to `value` (replacing it).
-fn with_param(url: &str, name: &str, value: &str) -> String {
+pub(crate) fn with_param(url: &str, name: &str, value: &str) -> String {
     let mut url = Url::parse(url).unwrap();
     let kept: Vec<(String, String)> = url
         .query_pairs()
@@ -467,7 +506,7 @@ fn fresh_code(app: &TestApp, appid: &str, user: &str, scope: &str) -> String {
         .unwrap()
 }
 
-fn urlencode(text: &str) -> String {
+pub(crate) fn urlencode(text: &str) -> String {
     url::form_urlencoded::byte_serialize(text.as_bytes()).collect()
 }
 
@@ -564,6 +603,7 @@ async fn the_seeds_double_encoded_next_still_works() {
         .await
         .unwrap();
     app.push_component_ticket().await;
+    let alice = Browser::new(&app, "alice");
     // As the seed's documentation sends it: `next` percent-encoded twice.
     let url = format!(
         "{}?appId={}&next=https%253A%252F%252Fapp.example.com%252Fm%252Fflow_landing%253FappId%253D{}",
@@ -581,7 +621,7 @@ async fn the_seeds_double_encoded_next_still_works() {
         .await
         .unwrap();
     let authorize = body["url"].as_str().unwrap().to_owned();
-    let entry_callback = hop(&app, &authorize, "alice").await;
+    let entry_callback = alice.hop(&authorize).await;
     assert_eq!(
         query(&entry_callback)["next"],
         format!(
@@ -589,9 +629,9 @@ async fn the_seeds_double_encoded_next_still_works() {
             demo::ENTRY_ACCOUNT_APPID
         )
     );
-    let base_authorize = hop(&app, &entry_callback, "alice").await;
-    let base_callback = hop(&app, &base_authorize, "alice").await;
-    let landing = hop(&app, &base_callback, "alice").await;
+    let base_authorize = alice.hop(&entry_callback).await;
+    let base_callback = alice.hop(&base_authorize).await;
+    let landing = alice.hop(&base_callback).await;
     assert!(landing.starts_with(&format!(
         "https://app.example.com/m/flow_landing?appId={}&openId=",
         demo::ENTRY_ACCOUNT_APPID
@@ -604,13 +644,14 @@ async fn wechat_down_mid_flow_shows_a_503_page_with_a_way_back() {
         .await
         .unwrap();
     app.push_component_ticket().await;
+    let alice = Browser::new(&app, "alice");
     let entry_authorize = start(&app, demo::ENTRY_ACCOUNT_APPID, NEXT).await;
-    let entry_callback = hop(&app, &entry_authorize, "alice").await;
-    let base_authorize = hop(&app, &entry_callback, "alice").await;
-    let base_callback = hop(&app, &base_authorize, "alice").await;
+    let entry_callback = alice.hop(&entry_authorize).await;
+    let base_authorize = alice.hop(&entry_callback).await;
+    let base_callback = alice.hop(&base_authorize).await;
 
     app.sim.fail_http(100);
-    let p = page(&app, &base_callback).await;
+    let p = alice.page(&base_callback).await;
     app.sim.clear_faults();
     assert_error_page(&p, 503);
     assert_eq!(p.retry_after.as_deref(), Some("5"));
@@ -628,12 +669,12 @@ async fn wechat_down_mid_flow_shows_a_503_page_with_a_way_back() {
     let q = query(&start_over);
     assert_eq!(q["appId"], demo::ENTRY_ACCOUNT_APPID);
     assert_eq!(q["next"], NEXT);
-    let again = hop(&app, &start_over, "alice").await;
+    let again = alice.hop(&start_over).await;
     assert!(again.starts_with(&format!("{}/connect/oauth2/authorize?", app.sim_base)));
 
     // WeChat down at the entry hop: the same.
     let entry_authorize = start(&app, demo::ENTRY_ACCOUNT_APPID, NEXT).await;
-    let entry_callback = hop(&app, &entry_authorize, "alice").await;
+    let entry_callback = alice.hop(&entry_authorize).await;
     app.sim.fail_busy(100);
     let p = page(&app, &entry_callback).await;
     app.sim.clear_faults();
@@ -651,8 +692,9 @@ async fn wechat_down_mid_flow_shows_a_503_page_with_a_way_back() {
     let fresh = TestApp::spawn(crate::harness::Backend::Sqlite)
         .await
         .unwrap();
+    let fresh_alice = Browser::new(&fresh, "alice");
     let entry_authorize = start(&fresh, demo::ENTRY_ACCOUNT_APPID, NEXT).await;
-    let entry_callback = hop(&fresh, &entry_authorize, "alice").await;
+    let entry_callback = fresh_alice.hop(&entry_authorize).await;
     assert_error_page(&page(&fresh, &entry_callback).await, 503);
 }
 

@@ -1,7 +1,9 @@
 //! A real browser walks the H5 sign-in: headless Chromium, driven over WebDriver (fantoccini and
-//! a chromedriver this test starts on a free port), opens the `entryBuildUrl` link as a newcomer
-//! would, picks the simulated WeChat user on the simulator's authorize page, follows both hops
-//! and lands on `/m/flow_landing`, whose script redeems the ticket and shows the user.
+//! a chromedriver this test starts on a free port), opens the `entryBuildUrl` link (for the
+//! landing page's client, so only it can redeem the ticket) as a newcomer would, picks the
+//! simulated WeChat user on the simulator's authorize page, follows both hops (the binding
+//! cookie set by the first kept by the browser for the second) and lands on `/m/flow_landing`,
+//! whose script redeems the ticket and shows the user.
 //!
 //! Needs the Debian packages `chromium` and `chromium-driver` (.ci/run installs them). Without
 //! them the test is skipped with a message, unless `WXAUTH_TEST_REQUIRE_BROWSER=1` (set by
@@ -165,7 +167,7 @@ async fn text(client: &Client, css: &str) -> Result<String, String> {
 async fn walk(client: &Client, app: &TestApp, landing_base: &str) -> Result<(), String> {
     let landing = format!("{landing_base}/m/flow_landing");
     let link = format!(
-        "{landing_base}{BUILD}?appId={}&next={}&redirect=1",
+        "{landing_base}{BUILD}?appId={}&next={}&clientId=landing&redirect=1",
         demo::ENTRY_ACCOUNT_APPID,
         url::form_urlencoded::byte_serialize(landing.as_bytes()).collect::<String>()
     );

@@ -15,7 +15,7 @@ use crate::backend_tests;
 use crate::harness::TestApp;
 use crate::oauth::{basic, verify_with_jwks};
 
-const SECRET: &str = "a-long-client-secret-for-mini-program-tests";
+pub(crate) const SECRET: &str = "a-long-client-secret-for-mini-program-tests";
 
 pub(crate) async fn client(app: &TestApp, id: &str, grants: &[&str]) -> String {
     app.state
@@ -46,7 +46,7 @@ fn session_keys(app: &TestApp) -> Vec<String> {
 }
 
 /// A body must never carry a session_key: not by name, not by value.
-fn assert_no_session_key(app: &TestApp, body: &str) {
+pub(crate) fn assert_no_session_key(app: &TestApp, body: &str) {
     assert!(
         !body.contains("session_key") && !body.contains("sessionKey"),
         "{body}"
@@ -57,7 +57,7 @@ fn assert_no_session_key(app: &TestApp, body: &str) {
 }
 
 /// POST JSON to wxauth; returns status and body, checking the body for session keys.
-async fn post(app: &TestApp, path: &str, body: Value) -> (u16, Value) {
+pub(crate) async fn post(app: &TestApp, path: &str, body: Value) -> (u16, Value) {
     let response = app
         .http
         .post(app.url(path))
@@ -214,7 +214,18 @@ backend_tests! {
         assert_eq!(status, 400);
         assert_eq!(stored_nick_name(&app, "alice").await, None);
 
-        // The real thing, signed.
+        // Those were five failed decryptions: the session is spent, even for genuine data.
+        let (status, answer) = post(&app, "/api/wechat/ma/user", json!({
+            "sessionId": sid, "encryptedData": data.encrypted_data, "iv": data.iv,
+        })).await;
+        assert_eq!(status, 400);
+        assert!(answer["error_description"].as_str().unwrap().contains("wx.login"), "{answer}");
+        assert_eq!(stored_nick_name(&app, "alice").await, None);
+
+        // The real thing, signed, after a new wx.login.
+        let session = sign_in(&app, "alice").await;
+        let sid = session["sessionId"].clone();
+        let data = app.sim.mini_program_user_info(MP, "alice").unwrap();
         let (status, user) = post(&app, "/api/wechat/ma/user", json!({
             "sessionId": sid, "encryptedData": data.encrypted_data, "iv": data.iv,
             "rawData": data.raw_data, "signature": data.signature,

@@ -3,13 +3,17 @@
 //! The identity must be one wxauth obtained from WeChat itself (a stored wx_user of a registered
 //! app, with the same unionid), and — unless the client was created with `--flow-ticket optional`
 //! to migrate the seed's front ends — the request must carry the single-use login ticket wxauth
-//! minted when WeChat vouched for that identity. Every refusal is the same `invalid_grant`.
+//! minted when WeChat vouched for that identity. A ticket minted for a client (`clientId` at
+//! `/api/wechat/ma/session` or `entryBuildUrl`) is redeemed only by that client; one minted for
+//! none, by any client with this grant. Every refusal is the same `invalid_grant`, and every
+//! refused ticket (and a missing one where it is required) is audited as `ticket_refused`.
 
 use oxide_auth::primitives::grant::{Extensions, Grant};
 use oxide_auth_async::primitives::Issuer;
 
 use super::{GrantRequest, effective_scope};
-use crate::login::TicketIdentity;
+use crate::audit::{AuditEvent, AuditKind, Outcome};
+use crate::login::{Redeemed, TicketIdentity};
 use crate::oauth::OAuthError;
 use crate::oauth::OAuthServices;
 use crate::oauth::client_registry::FlowTicketPolicy;
@@ -59,6 +63,7 @@ pub async fn grant(
     let union_id = params.get("unionId").filter(|u| !u.is_empty());
     let scope = effective_scope(request.client, params.get("scope"))?;
 
+    let client_id = request.client.client_id.as_str();
     match (params.get("ticket"), request.client.flow_ticket) {
         (Some(ticket), _) => {
             let identity = TicketIdentity {
@@ -66,24 +71,41 @@ pub async fn grant(
                 open_id: open_id.to_string(),
                 union_id: union_id.map(str::to_string),
             };
-            let ok = services
+            let redeemed = services
                 .tickets
-                .consume(ticket, &identity)
+                .redeem(ticket, &identity, client_id)
                 .await
                 .map_err(|e| {
                     tracing::error!(error = %e, "consuming login ticket");
                     OAuthError::server_error()
                 })?;
-            if !ok {
+            if redeemed != Redeemed::Accepted {
+                ticket_refused(services, client_id, appid, redeemed.as_str()).await;
                 return Err(refused());
             }
         }
         (None, FlowTicketPolicy::Optional) => {}
-        (None, FlowTicketPolicy::Required) => return Err(refused()),
+        (None, FlowTicketPolicy::Required) => {
+            ticket_refused(services, client_id, appid, "missing").await;
+            return Err(refused());
+        }
     }
 
     let account = account_for(services, appid, open_id, union_id).await?;
     issue_for_account(services, request, &account, &scope).await
+}
+
+/// Audit a refused ticket: the client, the app and why (never the ticket itself).
+async fn ticket_refused(services: &OAuthServices, client_id: &str, appid: &str, reason: &str) {
+    services
+        .audit
+        .record(
+            AuditEvent::new(AuditKind::TicketRefused, Outcome::Refused)
+                .client(client_id)
+                .detail("appid", appid)
+                .detail("reason", reason),
+        )
+        .await;
 }
 
 /// Issue tokens for a user account through the shared issuer.
