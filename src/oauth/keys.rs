@@ -35,7 +35,7 @@ use entity::signing_key;
 use crate::clock::SharedClock;
 use crate::config::JwtAlg;
 use crate::secret::Secret;
-use crate::vault::{Vault, random_token};
+use crate::vault::{SealedAt, Vault, random_token};
 
 /// The longest access-token lifetime a client may be given (seconds); retired keys stay in the
 /// JWKS this long (plus a margin) after they stop signing.
@@ -219,6 +219,11 @@ fn generate(alg: JwtAlg, kid: &str) -> Result<(String, Value), KeyError> {
     }
 }
 
+/// Where a private key is sealed.
+fn sealed_at(kid: &str) -> SealedAt<'_> {
+    SealedAt::new("signing_key", "private_key_enc", kid)
+}
+
 fn decoding_key(jwk: &Value) -> Result<VerifyingKey, KeyError> {
     let parsed: jsonwebtoken::jwk::Jwk =
         serde_json::from_value(jwk.clone()).map_err(|e| KeyError::Corrupt(e.to_string()))?;
@@ -283,7 +288,7 @@ impl SigningKeys {
         signing_key::ActiveModel {
             kid: Set(kid.clone()),
             alg: Set(alg.as_str().to_string()),
-            private_key_enc: Set(vault.seal(&pem)),
+            private_key_enc: Set(vault.seal(&pem, sealed_at(&kid))),
             public_jwk: Set(jwk.to_string()),
             created_at: Set(now),
             retired_at: Set(None),
@@ -322,7 +327,7 @@ impl SigningKeys {
             published.push(jwk);
             if active.is_none() && row.retired_at.is_none() && row.alg == alg.as_str() {
                 let pem = vault
-                    .open(&row.private_key_enc)
+                    .open(&row.private_key_enc, sealed_at(&row.kid))
                     .map_err(|e| KeyError::Corrupt(e.to_string()))?;
                 active = Some((row.kid.clone(), ActiveSigner::from_pem(alg, &pem)?));
             }

@@ -20,7 +20,7 @@ use super::types::{AccessToken, AppId, AppSecret, OpenId, RefreshToken, TokenKin
 use crate::app_registry::{AppKind, AppRegistry, RegisteredApp};
 use crate::clock::SharedClock;
 use crate::secret::Secret;
-use crate::vault::Vault;
+use crate::vault::{SealedAt, Vault};
 
 /// The query parameters WeChat adds to a push (`?timestamp=…&nonce=…&msg_signature=…`).
 #[derive(Debug, Clone, serde::Deserialize)]
@@ -58,6 +58,11 @@ impl std::fmt::Debug for WeChat {
             .field("client", &self.client)
             .finish_non_exhaustive()
     }
+}
+
+/// Where a component's verify ticket is sealed.
+fn ticket_sealed_at(component_appid: &AppId) -> SealedAt<'_> {
+    SealedAt::new("wechat_component_ticket", "ticket_enc", component_appid.as_str())
 }
 
 fn registry_error(error: crate::app_registry::AppRegistryError) -> WeChatError {
@@ -348,7 +353,7 @@ impl WeChat {
     ) -> Result<(), WeChatError> {
         let row = wechat_component_ticket::ActiveModel {
             component_appid: Set(component_appid.as_str().to_owned()),
-            ticket_enc: Set(self.vault.seal(ticket)),
+            ticket_enc: Set(self.vault.seal(ticket, ticket_sealed_at(component_appid))),
             received_at: Set(self.clock.now()),
         };
         wechat_component_ticket::Entity::insert(row)
@@ -377,7 +382,7 @@ impl WeChat {
                 ))
             })?;
         self.vault
-            .open(&row.ticket_enc)
+            .open(&row.ticket_enc, ticket_sealed_at(component_appid))
             .map_err(|e| WeChatError::Store(format!("wechat_component_ticket: {e}")))
     }
 
