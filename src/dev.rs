@@ -106,6 +106,7 @@ fn demo_client(issuer: &str) -> NewClient {
         access_token_ttl: DEFAULT_ACCESS_TTL,
         refresh_token_ttl: DEFAULT_REFRESH_TTL,
         flow_ticket: FlowTicketPolicy::Required,
+        ..NewClient::default()
     }
 }
 
@@ -123,6 +124,7 @@ fn landing_client() -> NewClient {
         access_token_ttl: DEFAULT_ACCESS_TTL,
         refresh_token_ttl: DEFAULT_REFRESH_TTL,
         flow_ticket: FlowTicketPolicy::Required,
+        ..NewClient::default()
     }
 }
 
@@ -151,6 +153,7 @@ async fn ensure_spa_client(clients: &ClientRegistry, issuer: &str) -> Result<(),
             access_token_ttl: DEFAULT_ACCESS_TTL,
             refresh_token_ttl: DEFAULT_REFRESH_TTL,
             flow_ticket: FlowTicketPolicy::Required,
+            ..NewClient::default()
         })
         .await
         .map_err(fail)?;

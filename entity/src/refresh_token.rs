@@ -1,4 +1,5 @@
 //! A refresh token (stored hashed) and the family it belongs to, for rotation and reuse detection.
+//! The family's own row is `refresh_token_family`.
 use sea_orm::entity::prelude::*;
 
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
@@ -20,6 +21,10 @@ pub struct Model {
     pub rotated_at: Option<i64>,
     /// Set when its family was revoked.
     pub revoked_at: Option<i64>,
+    /// The access token issued together with this refresh token (denied when the family is
+    /// revoked), and when it expires.
+    pub access_jti: Option<String>,
+    pub access_expires_at: Option<i64>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

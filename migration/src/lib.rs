@@ -12,6 +12,8 @@ mod m20261124_000004_authorization_code_flow;
 mod m20261124_000005_auth_state_browser;
 mod m20261124_000006_expiry_indexes;
 mod m20261202_000007_audit_event_fields;
+mod m20261202_000201_refresh_token_family;
+mod m20261202_000202_client_resource_server;
 
 /// Every migration, in order.
 pub struct Migrator;
@@ -27,6 +29,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000005_auth_state_browser::Migration),
             Box::new(m20261124_000006_expiry_indexes::Migration),
             Box::new(m20261202_000007_audit_event_fields::Migration),
+            Box::new(m20261202_000201_refresh_token_family::Migration),
+            Box::new(m20261202_000202_client_resource_server::Migration),
         ]
     }
 }

@@ -31,6 +31,7 @@ pub(crate) async fn client(app: &TestApp, id: &str, grants: &[&str]) -> String {
             access_token_ttl: 600,
             refresh_token_ttl: 3600,
             flow_ticket: FlowTicketPolicy::Required,
+            ..NewClient::default()
         })
         .await
         .unwrap();
