@@ -152,7 +152,7 @@ pub async fn exchange(
         "client_credentials" => grants::client_credentials::grant(&services.tokens, &request)
             .await?
             .into(),
-        "refresh_token" => grants::refresh_token::grant(&services.tokens, &request)
+        "refresh_token" => grants::refresh_token::grant(services, &request)
             .await?
             .into(),
         "flow" => grants::flow::grant(services, &request).await?.into(),

@@ -18,6 +18,7 @@ mod oidc;
 mod oidc_browser;
 mod oidc_client;
 mod oidc_python;
+mod races;
 mod simulator;
 mod users;
 mod wechat;
