@@ -143,7 +143,14 @@ impl MiniProgramLogin {
             appid: Set(identity.appid.clone()),
             open_id: Set(identity.open_id.clone()),
             union_id: Set(identity.union_id.clone()),
-            session_key_enc: Set(self.vault.seal(session.session_key.expose(), SealedAt::new("mini_session", "session_key_enc", &self.vault.fingerprint(&session_id)))),
+            session_key_enc: Set(self.vault.seal(
+                session.session_key.expose(),
+                SealedAt::new(
+                    "mini_session",
+                    "session_key_enc",
+                    &self.vault.fingerprint(&session_id),
+                ),
+            )),
             expires_at: Set(now + SESSION_TTL),
             created_at: Set(now),
         }
@@ -326,7 +333,10 @@ impl MiniProgramLogin {
             .ok_or(LoginError::SessionUnknown)?;
         let session_key = self
             .vault
-            .open(&row.session_key_enc, SealedAt::new("mini_session", "session_key_enc", &row.id_hash))
+            .open(
+                &row.session_key_enc,
+                SealedAt::new("mini_session", "session_key_enc", &row.id_hash),
+            )
             .map_err(|e| LoginError::Storage(format!("opening a session key: {e}")))?;
         let appid = AppId::parse(&row.appid)
             .map_err(|_| LoginError::Storage(format!("stored appid {:?}", row.appid)))?;

@@ -293,8 +293,16 @@ impl ClientRegistry {
             }
         }
         check_ttl("--access-token-ttl", new.access_token_ttl, MAX_ACCESS_TTL)?;
-        check_ttl("--refresh-token-ttl", new.refresh_token_ttl, MAX_REFRESH_TTL)?;
-        check_ttl("--refresh-family-ttl", new.refresh_family_ttl, MAX_FAMILY_TTL)?;
+        check_ttl(
+            "--refresh-token-ttl",
+            new.refresh_token_ttl,
+            MAX_REFRESH_TTL,
+        )?;
+        check_ttl(
+            "--refresh-family-ttl",
+            new.refresh_family_ttl,
+            MAX_FAMILY_TTL,
+        )?;
         let (secret_hash, shown_secret) = match (new.public, new.secret) {
             (true, Some(_)) => return Err(ClientRegistryError::PublicWithSecret),
             (true, None) => (None, None),

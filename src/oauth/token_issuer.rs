@@ -384,7 +384,10 @@ impl TokenService {
     }
 
     /// A refresh-token row and the token it stands for.
-    fn refresh_row(&self, new: &NewRefresh<'_>) -> Result<(String, refresh_token::ActiveModel), ()> {
+    fn refresh_row(
+        &self,
+        new: &NewRefresh<'_>,
+    ) -> Result<(String, refresh_token::ActiveModel), ()> {
         let token = random_token(32);
         let now = self.clock.now();
         // A token never outlives its family.
@@ -578,11 +581,9 @@ impl TokenService {
     }
 
     async fn find_refresh_by_hash(&self, hash: &str) -> Result<Option<StoredRefresh>, DbErr> {
-        let Some(token) = crate::db::find_unique(
-            refresh_token::Entity::find_by_id(hash.to_owned()),
-            &self.db,
-        )
-        .await?
+        let Some(token) =
+            crate::db::find_unique(refresh_token::Entity::find_by_id(hash.to_owned()), &self.db)
+                .await?
         else {
             return Ok(None);
         };
@@ -760,7 +761,13 @@ impl oxide_auth_async::primitives::Issuer for TokenIssuer<'_> {
             _ => None,
         };
         let issued = self
-            .sign(&grant.owner_id, subject, &scope, &plan.access, refresh_token)
+            .sign(
+                &grant.owner_id,
+                subject,
+                &scope,
+                &plan.access,
+                refresh_token,
+            )
             .await?;
         Ok(IssuedToken {
             token: issued.access_token,

@@ -62,7 +62,11 @@ impl std::fmt::Debug for WeChat {
 
 /// Where a component's verify ticket is sealed.
 fn ticket_sealed_at(component_appid: &AppId) -> SealedAt<'_> {
-    SealedAt::new("wechat_component_ticket", "ticket_enc", component_appid.as_str())
+    SealedAt::new(
+        "wechat_component_ticket",
+        "ticket_enc",
+        component_appid.as_str(),
+    )
 }
 
 fn registry_error(error: crate::app_registry::AppRegistryError) -> WeChatError {

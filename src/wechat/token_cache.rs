@@ -264,7 +264,10 @@ impl TokenCache {
             Ok(upstream) => {
                 let now = self.now();
                 let row = crate::db::reseal::wechat_token_row(kind.as_str(), appid.as_str());
-                let sealed = self.vault.seal(upstream.token.expose(), SealedAt::new("wechat_token", "value_enc", &row));
+                let sealed = self.vault.seal(
+                    upstream.token.expose(),
+                    SealedAt::new("wechat_token", "value_enc", &row),
+                );
                 let expires_at = now + upstream.expires_in.max(0);
                 let stored = wechat_token::Entity::update_many()
                     .col_expr(wechat_token::Column::ValueEnc, Expr::value(sealed.clone()))
@@ -382,7 +385,10 @@ impl TokenCache {
             return Ok(None);
         };
         let at = crate::db::reseal::wechat_token_row(kind.as_str(), appid.as_str());
-        match self.vault.open(&sealed, SealedAt::new("wechat_token", "value_enc", &at)) {
+        match self
+            .vault
+            .open(&sealed, SealedAt::new("wechat_token", "value_enc", &at))
+        {
             Ok(token) => Ok(Some(CachedToken {
                 token: AccessToken::new(token),
                 sealed,

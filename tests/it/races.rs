@@ -103,7 +103,11 @@ async fn active(app: &TestApp, auth: &str, token: &str) -> bool {
 }
 
 /// Send the same token request twice, released together by a barrier.
-async fn twice_at_once(app: &TestApp, auth: &str, form: Vec<(String, String)>) -> [(u16, Value); 2] {
+async fn twice_at_once(
+    app: &TestApp,
+    auth: &str,
+    form: Vec<(String, String)>,
+) -> [(u16, Value); 2] {
     let barrier = Arc::new(Barrier::new(2));
     let send = |barrier: Arc<Barrier>| {
         let request = app
@@ -115,7 +119,10 @@ async fn twice_at_once(app: &TestApp, auth: &str, form: Vec<(String, String)>) -
             barrier.wait().await;
             let response = request.send().await.unwrap();
             let status = response.status().as_u16();
-            (status, response.json::<Value>().await.unwrap_or(Value::Null))
+            (
+                status,
+                response.json::<Value>().await.unwrap_or(Value::Null),
+            )
         })
     };
     let (a, b) = tokio::join!(send(barrier.clone()), send(barrier));

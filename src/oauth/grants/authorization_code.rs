@@ -16,6 +16,7 @@ use oxide_auth_async::code_grant::access_token::{Endpoint, Extension, access_tok
 use oxide_auth_async::primitives::{Authorizer, Issuer, Registrar};
 
 use super::{GrantRequest, from_access_token_error};
+use crate::audit::{AuditEvent, AuditKind, Outcome};
 use crate::oauth::OAuthError;
 use crate::oauth::OAuthServices;
 use crate::oauth::authenticated_client::AuthenticatedClient;
@@ -23,7 +24,6 @@ use crate::oauth::codes::{
     AUTH_TIME_EXTENSION, CodeOutcome, CodeStore, NONCE_EXTENSION, public_extension,
 };
 use crate::oauth::id_token::{self, IdTokenRequest};
-use crate::audit::{AuditEvent, AuditKind, Outcome};
 use crate::oauth::token_issuer::{Issued, TokenIssuer};
 
 struct CodeRequest<'a> {
