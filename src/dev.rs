@@ -1,7 +1,8 @@
 //! `wxauth dev`: the real server on embedded defaults for a first look — a SQLite file in the
 //! working directory, the WeChat simulator in-process with demo apps registered on both sides, a
 //! demo client whose fresh secret is printed, the H5 landing page with a flow-only client of its
-//! own, and a list of things to try (among them a link that walks the H5 two-hop sign-in).
+//! own, and a list of things to try (among them a link that walks the H5 two-hop sign-in). It
+//! listens on loopback only: the simulator's control API would let anyone mint codes.
 
 use std::net::SocketAddr;
 
@@ -29,6 +30,16 @@ pub const SPA_CLIENT_ID: &str = "demo-spa";
 pub async fn run(clock: SharedClock) -> Result<(), CliError> {
     let mut config = Config::from_env()?;
     let listen = config.listen;
+    if !listen.ip().is_loopback() {
+        // The simulator's control API mints anyone's codes: it must not be reachable from
+        // another machine.
+        return Err(CliError::new(
+            2,
+            format!(
+                "WXAUTH_LISTEN: wxauth dev listens on loopback only (127.0.0.1 or [::1]), since it serves the WeChat simulator's control API; got {listen}"
+            ),
+        ));
+    }
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .map_err(|e| CliError::new(2, format!("WXAUTH_LISTEN: cannot listen on {listen}: {e}")))?;
