@@ -119,3 +119,81 @@ pub async fn reseal_unbound(db: &DatabaseConnection, vault: &Vault) -> Result<u6
     }
     Ok(resealed)
 }
+
+#[cfg(test)]
+mod tests {
+    use sea_orm::ActiveValue::{NotSet, Set};
+    use sea_orm::EntityTrait;
+
+    use super::*;
+    use crate::vault::MasterKey;
+    use entity::{wechat_token, wx_app};
+
+    #[tokio::test]
+    async fn unbound_values_are_resealed_in_place_once() {
+        let dir = std::env::temp_dir().join(format!("wxauth-reseal-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let url = format!("sqlite://{}?mode=rwc", dir.join("db.sqlite").display());
+        let db = crate::db::connect(&url).await.unwrap();
+        crate::db::migrate(&db).await.unwrap();
+        let vault = Vault::new(&MasterKey::generate());
+        let foreign = Vault::new(&MasterKey::generate());
+
+        wx_app::Entity::insert(wx_app::ActiveModel {
+            appid: Set("wx0000000000000001".into()),
+            kind: Set("official_account".into()),
+            secret_enc: Set(Some(vault.seal_unbound("app-secret"))),
+            component_appid: Set(None),
+            is_base: Set(false),
+            token_enc: Set(None),
+            // Sealed under another master key: left alone.
+            aes_key_enc: Set(Some(foreign.seal_unbound("not ours"))),
+            authorizer_refresh_token_enc: Set(None),
+            created_at: Set(0),
+            updated_at: Set(0),
+        })
+        .exec(&db)
+        .await
+        .unwrap();
+        wechat_token::Entity::insert(wechat_token::ActiveModel {
+            id: NotSet,
+            kind: Set("access_token".into()),
+            appid: Set("wx0000000000000001".into()),
+            value_enc: Set(Some(vault.seal_unbound("upstream-token"))),
+            expires_at: Set(0),
+            lease_owner: Set(None),
+            lease_until: Set(0),
+            updated_at: Set(0),
+        })
+        .exec(&db)
+        .await
+        .unwrap();
+
+        assert_eq!(reseal_unbound(&db, &vault).await.unwrap(), 2);
+        assert_eq!(reseal_unbound(&db, &vault).await.unwrap(), 0, "idempotent");
+
+        let app = wx_app::Entity::find_by_id("wx0000000000000001".to_owned())
+            .one(&db)
+            .await
+            .unwrap()
+            .unwrap();
+        let secret = app.secret_enc.unwrap();
+        assert!(secret.starts_with("v2."));
+        let here = SealedAt::new("wx_app", "secret_enc", "wx0000000000000001");
+        assert_eq!(vault.open(&secret, here).unwrap(), "app-secret");
+        assert!(app.aes_key_enc.unwrap().starts_with("v1."));
+        let token = wechat_token::Entity::find()
+            .one(&db)
+            .await
+            .unwrap()
+            .unwrap();
+        let row = wechat_token_row("access_token", "wx0000000000000001");
+        let at = SealedAt::new("wechat_token", "value_enc", &row);
+        assert_eq!(
+            vault.open(&token.value_enc.unwrap(), at).unwrap(),
+            "upstream-token"
+        );
+        db.close().await.ok();
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

@@ -218,11 +218,12 @@ fn to_registered(m: oauth_client::Model) -> RegisteredClient {
         redirect_uris: split_list(&m.redirect_uris, '\n'),
         public: m.is_public,
         first_party: m.first_party,
-        access_token_ttl: m.access_token_ttl,
-        refresh_token_ttl: m.refresh_token_ttl,
+        // Rows written before lifetimes were bounded are held to the bounds.
+        access_token_ttl: m.access_token_ttl.clamp(1, MAX_ACCESS_TTL),
+        refresh_token_ttl: m.refresh_token_ttl.clamp(1, MAX_REFRESH_TTL),
         flow_ticket: FlowTicketPolicy::parse(&m.flow_ticket).unwrap_or(FlowTicketPolicy::Required),
         introspect: m.introspect,
-        refresh_family_ttl: m.refresh_family_ttl,
+        refresh_family_ttl: m.refresh_family_ttl.clamp(1, MAX_FAMILY_TTL),
         client_id: m.client_id,
     }
 }

@@ -60,6 +60,15 @@ impl std::fmt::Debug for WeChat {
     }
 }
 
+/// The longest lifetime (seconds) believed of an upstream token; WeChat's live 7200 s.
+const MAX_UPSTREAM_TOKEN_TTL: i64 = 24 * 3600;
+
+/// WeChat's `expires_in`, bounded: a negative or absurd value cannot push an expiry past the
+/// clock or into the past.
+fn upstream_lifetime(expires_in: i64) -> i64 {
+    expires_in.clamp(0, MAX_UPSTREAM_TOKEN_TTL)
+}
+
 /// Where a component's verify ticket is sealed.
 fn ticket_sealed_at(component_appid: &AppId) -> SealedAt<'_> {
     SealedAt::new(
@@ -70,7 +79,14 @@ fn ticket_sealed_at(component_appid: &AppId) -> SealedAt<'_> {
 }
 
 fn registry_error(error: crate::app_registry::AppRegistryError) -> WeChatError {
-    WeChatError::Store(format!("wx_app: {error}"))
+    match error {
+        // A secret that does not open (another master key, or moved from another row) is a
+        // configuration to repair, answered 503 like a missing one, never a 500.
+        crate::app_registry::AppRegistryError::Sealed(_) => {
+            WeChatError::NotConfigured(format!("wx_app: {error}"))
+        }
+        _ => WeChatError::Store(format!("wx_app: {error}")),
+    }
 }
 
 impl WeChat {
@@ -180,7 +196,7 @@ impl WeChat {
                 let fetched = self.client.stable_token(appid, &secret, false).await?;
                 Ok(UpstreamToken {
                     token: fetched.access_token,
-                    expires_in: fetched.expires_in,
+                    expires_in: upstream_lifetime(fetched.expires_in),
                 })
             })
             .await
@@ -202,7 +218,7 @@ impl WeChat {
                     .await?;
                 Ok(UpstreamToken {
                     token: fetched.component_access_token,
-                    expires_in: fetched.expires_in,
+                    expires_in: upstream_lifetime(fetched.expires_in),
                 })
             })
             .await
@@ -253,7 +269,7 @@ impl WeChat {
                     }
                     Ok(UpstreamToken {
                         token: tokens.authorizer_access_token,
-                        expires_in: tokens.expires_in,
+                        expires_in: upstream_lifetime(tokens.expires_in),
                     })
                 },
             )
@@ -387,7 +403,7 @@ impl WeChat {
             })?;
         self.vault
             .open(&row.ticket_enc, ticket_sealed_at(component_appid))
-            .map_err(|e| WeChatError::Store(format!("wechat_component_ticket: {e}")))
+            .map_err(|e| WeChatError::NotConfigured(format!("wechat_component_ticket: {e}")))
     }
 
     /// Verifies, decrypts and handles a push to the component's message URL (the body is
@@ -482,5 +498,17 @@ impl WeChat {
             .await
             .map_err(registry_error)?;
         Ok(authorizer)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn upstream_lifetimes_are_bounded() {
+        assert_eq!(upstream_lifetime(7200), 7200);
+        assert_eq!(upstream_lifetime(-5), 0);
+        assert_eq!(upstream_lifetime(i64::MAX), MAX_UPSTREAM_TOKEN_TTL);
     }
 }

@@ -268,7 +268,7 @@ impl TokenCache {
                     upstream.token.expose(),
                     SealedAt::new("wechat_token", "value_enc", &row),
                 );
-                let expires_at = now + upstream.expires_in.max(0);
+                let expires_at = now.saturating_add(upstream.expires_in.max(0));
                 let stored = wechat_token::Entity::update_many()
                     .col_expr(wechat_token::Column::ValueEnc, Expr::value(sealed.clone()))
                     .col_expr(wechat_token::Column::ExpiresAt, Expr::value(expires_at))

@@ -14,6 +14,7 @@ mod h5;
 mod h5_browser;
 mod mini_program;
 mod oauth;
+mod oauth_hardening;
 mod oidc;
 mod oidc_browser;
 mod oidc_client;

@@ -10,6 +10,7 @@ use serde_json::Value;
 use tokio::sync::Barrier;
 use url::Url;
 use wxauth::app_registry::{AppKind, NewApp};
+use wxauth::audit::{AuditFilter, AuditKind};
 use wxauth::login::TicketIdentity;
 use wxauth::oauth::{FlowTicketPolicy, NewClient};
 use wxauth::secret::Secret;
@@ -129,6 +130,18 @@ async fn twice_at_once(
     [a.unwrap(), b.unwrap()]
 }
 
+async fn audited(app: &TestApp, kind: AuditKind) -> Vec<wxauth::audit::StoredEvent> {
+    app.state
+        .audit
+        .list(&AuditFilter {
+            kind: Some(kind),
+            limit: 10_000,
+            ..AuditFilter::default()
+        })
+        .await
+        .unwrap()
+}
+
 /// A code for the signed-in `browser` (first-party client: no consent page).
 async fn code(browser: &mut Browser<'_>, challenge: &str) -> String {
     let mut url = Url::parse(&browser.app.url("/oauth/authorize")).unwrap();
@@ -199,6 +212,10 @@ backend_tests! {
             }
         }
         assert!(survivors.is_empty(), "{}/{TRIALS} trials left a descendant alive on {:?}: {survivors:?}", survivors.len(), app.backend);
+        // Every reuse is in the audit trail, with its client and account.
+        let reuses = audited(&app, AuditKind::RefreshReuse).await;
+        assert!(reuses.len() >= TRIALS, "{} refresh_reuse events", reuses.len());
+        assert!(reuses.iter().all(|e| e.client_id.as_deref() == Some("web") && e.account_id.is_some() && e.outcome == "refused"));
     }
 
     async fn a_code_exchanged_twice_at_once_leaves_no_live_token(app: TestApp) {
@@ -242,5 +259,9 @@ backend_tests! {
             }
         }
         assert!(survivors.is_empty(), "{}/{TRIALS} trials left a token alive on {:?}: {survivors:?}", survivors.len(), app.backend);
+        // Every replay is in the audit trail (the racing one and the later one of each trial).
+        let replays = audited(&app, AuditKind::CodeReplay).await;
+        assert!(replays.len() >= 2 * TRIALS, "{} code_replay events", replays.len());
+        assert!(replays.iter().all(|e| e.client_id.as_deref() == Some("web") && !e.detail.contains(&OIDC_SECRET[..8])));
     }
 }
