@@ -218,6 +218,60 @@ backend_tests! {
         assert!(reuses.iter().all(|e| e.client_id.as_deref() == Some("web") && e.account_id.is_some() && e.outcome == "refused"));
     }
 
+    async fn a_sign_out_at_the_instant_of_a_refresh_leaves_nothing_alive(app: TestApp) {
+        flow_client(&app).await;
+        let auth = basic("web", SECRET);
+        let mut survivors = Vec::new();
+        for trial in 0..TRIALS {
+            let ticket = app.state.tickets.mint(&TicketIdentity {
+                appid: APPID.into(), open_id: OPENID.into(), union_id: Some(UNIONID.into()),
+            }).await.unwrap();
+            let (status, first) = token(&app, &auth, &[
+                ("grant_type", "flow"), ("appId", APPID), ("openId", OPENID),
+                ("unionId", UNIONID), ("ticket", &ticket),
+            ]).await;
+            assert_eq!(status, 200, "{first}");
+            let old = first["refresh_token"].as_str().unwrap().to_owned();
+            // The app refreshes while the user signs out (RFC 7009 revocation of the same token).
+            let barrier = Arc::new(Barrier::new(2));
+            let refresh = app.http.post(app.url("/oauth/token")).header("authorization", &auth)
+                .form(&[("grant_type", "refresh_token"), ("refresh_token", old.as_str())]);
+            let revoke = app.http.post(app.url("/oauth/revoke")).header("authorization", &auth)
+                .form(&[("token", old.as_str())]);
+            let (b1, b2) = (barrier.clone(), barrier);
+            let (refreshed, revoked) = tokio::join!(
+                tokio::spawn(async move {
+                    b1.wait().await;
+                    let response = refresh.send().await.unwrap();
+                    (response.status().as_u16(), response.json::<Value>().await.unwrap_or(Value::Null))
+                }),
+                tokio::spawn(async move {
+                    b2.wait().await;
+                    revoke.send().await.unwrap().status().as_u16()
+                }),
+            );
+            let (status, body) = refreshed.unwrap();
+            assert_eq!(revoked.unwrap(), 200);
+            assert!(status == 200 || (status == 400 && body["error"] == "invalid_grant"), "{status} {body}");
+            let mut alive = Vec::new();
+            if active(&app, &auth, first["access_token"].as_str().unwrap()).await {
+                alive.push("the first access token");
+            }
+            if status == 200 {
+                if active(&app, &auth, body["refresh_token"].as_str().unwrap()).await {
+                    alive.push("the new refresh token");
+                }
+                if active(&app, &auth, body["access_token"].as_str().unwrap()).await {
+                    alive.push("the new access token");
+                }
+            }
+            if !alive.is_empty() {
+                survivors.push((trial, alive));
+            }
+        }
+        assert!(survivors.is_empty(), "{}/{TRIALS} trials left a token alive after sign-out on {:?}: {survivors:?}", survivors.len(), app.backend);
+    }
+
     async fn a_code_exchanged_twice_at_once_leaves_no_live_token(app: TestApp) {
         oidc_client(&app, "web", false, true).await;
         let auth = basic("web", OIDC_SECRET);
