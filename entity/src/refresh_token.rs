@@ -28,6 +28,20 @@ pub struct Model {
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
-pub enum Relation {}
+pub enum Relation {
+    /// The family the token belongs to (a join only; there is no foreign key).
+    #[sea_orm(
+        belongs_to = "super::refresh_token_family::Entity",
+        from = "Column::FamilyId",
+        to = "super::refresh_token_family::Column::FamilyId"
+    )]
+    Family,
+}
+
+impl Related<super::refresh_token_family::Entity> for Entity {
+    fn to() -> RelationDef {
+        Relation::Family.def()
+    }
+}
 
 impl ActiveModelBehavior for ActiveModel {}

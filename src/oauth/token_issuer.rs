@@ -432,9 +432,9 @@ impl TokenService {
         Ok(locked.rows_affected == 1)
     }
 
-    /// Store the first refresh token of a grant: its family (unless the plan says the family's
-    /// row exists) and the token, in one transaction. `None` when the family was revoked before
-    /// the token could join it (a code replayed meanwhile).
+    /// Store the first refresh token of a grant and, unless the plan says its row exists, its
+    /// family. `None` when the family was revoked before the token could join it (a code
+    /// replayed meanwhile).
     async fn store_first_refresh(
         &self,
         new: &NewRefresh<'_>,
@@ -442,8 +442,9 @@ impl TokenService {
     ) -> Result<Option<String>, ()> {
         let log = |e: DbErr| tracing::error!(error = %e, "storing a refresh token");
         let (token, row) = self.refresh_row(new)?;
-        let txn = self.db.begin().await.map_err(log)?;
         if family_stored {
+            // The family's revocation and this token take turns on the family row.
+            let txn = self.db.begin().await.map_err(log)?;
             if !self
                 .lock_live_family(&txn, &new.family.id, self.clock.now())
                 .await
@@ -452,24 +453,31 @@ impl TokenService {
                 txn.rollback().await.map_err(log)?;
                 return Ok(None);
             }
+            refresh_token::Entity::insert(row)
+                .exec_without_returning(&txn)
+                .await
+                .map_err(log)?;
+            txn.commit().await.map_err(log)?;
         } else {
+            // A family nobody else knows of yet needs no transaction (the hot path of every
+            // sign-in): the family first, then its token; a token without its family row would
+            // be refused, a family without a token is harmless and expires.
             refresh_token_family::Entity::insert(family_row(
                 new.family,
                 &new.client.client_id,
                 new.owner_id,
                 self.clock.now(),
             ))
-            .exec_without_returning(&txn)
+            .exec_without_returning(&self.db)
             .await
             .map_err(log)?;
+            // One statement: `ActiveModel::insert` reads the row back afterwards (SQLite without
+            // RETURNING), a second round trip on every token request that issues a refresh token.
+            refresh_token::Entity::insert(row)
+                .exec_without_returning(&self.db)
+                .await
+                .map_err(log)?;
         }
-        // One statement: `ActiveModel::insert` reads the row back afterwards (SQLite without
-        // RETURNING), a second round trip on every token request that issues a refresh token.
-        refresh_token::Entity::insert(row)
-            .exec_without_returning(&txn)
-            .await
-            .map_err(log)?;
-        txn.commit().await.map_err(log)?;
         Ok(Some(token))
     }
 
@@ -580,19 +588,15 @@ impl TokenService {
         txn.commit().await
     }
 
+    /// The token and its family, in one query.
     async fn find_refresh_by_hash(&self, hash: &str) -> Result<Option<StoredRefresh>, DbErr> {
-        let Some(token) =
-            crate::db::find_unique(refresh_token::Entity::find_by_id(hash.to_owned()), &self.db)
-                .await?
-        else {
-            return Ok(None);
-        };
-        let family = crate::db::find_unique(
-            refresh_token_family::Entity::find_by_id(token.family_id.clone()),
-            &self.db,
-        )
-        .await?;
-        Ok(Some(StoredRefresh { token, family }))
+        Ok(refresh_token::Entity::find_by_id(hash.to_owned())
+            .find_also_related(refresh_token_family::Entity)
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .next()
+            .map(|(token, family)| StoredRefresh { token, family }))
     }
 
     /// The stored refresh token and its family.
@@ -842,6 +846,10 @@ impl oxide_auth_async::primitives::Issuer for TokenIssuer<'_> {
         let Some(stored) = stored else {
             return Ok(None);
         };
+        if stored.token.client_id != self.client.client_id {
+            // Another client's token is refused without spending it or revoking anything.
+            return Ok(None);
+        }
         if stored.token.rotated_at.is_some() && stored.token.revoked_at.is_none() {
             // A spent token came back: whoever holds it may be an attacker (RFC 9700 §4.14.2).
             service

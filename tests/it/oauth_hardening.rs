@@ -247,6 +247,30 @@ backend_tests! {
         assert_eq!((status, body["exists"].as_bool()), (200, Some(true)), "{body}");
     }
 
+    async fn another_clients_refresh_token_is_refused_without_effect(app: TestApp) {
+        client(&app, "web", &["flow", "refresh_token"], false).await;
+        client(&app, "mallory", &["refresh_token", "client_credentials"], false).await;
+        identity(&app).await;
+        let first = flow_tokens(&app, "web").await;
+        let refresh = |client_id: &'static str, token: String| {
+            let app = &app;
+            async move {
+                post(app, "/oauth/token", Some(&basic(client_id, SECRET)), &[("grant_type", "refresh_token"), ("refresh_token", &token)]).await
+            }
+        };
+        let old = first["refresh_token"].as_str().unwrap().to_owned();
+        // Another client presenting the token: refused, and the token is not spent.
+        let (status, body) = refresh("mallory", old.clone()).await;
+        assert_eq!((status, body["error"].as_str()), (400, Some("invalid_grant")), "{body}");
+        let (status, second) = refresh("web", old.clone()).await;
+        assert_eq!(status, 200, "{second}");
+        // Nor can it set off reuse detection with a spent token to revoke someone's family.
+        let (status, _) = refresh("mallory", old).await;
+        assert_eq!(status, 400);
+        let (status, third) = refresh("web", second["refresh_token"].as_str().unwrap().to_owned()).await;
+        assert_eq!(status, 200, "the family is still alive: {third}");
+    }
+
     async fn a_public_client_signs_out_by_revoking_its_own_tokens(app: TestApp) {
         oidc_client(&app, "spa", true, true).await;
         oidc_client(&app, "other-spa", true, true).await;
