@@ -105,14 +105,15 @@ fn session_cookie(state: &AppState, value: &str, max_age: i64) -> Option<HeaderV
     )
 }
 
-/// The sign-in binding cookie: over http sent only back to the WeChat callback (on https the
+/// The sign-in binding cookie: over http sent back to the authorization endpoint (which carries
+/// the bindings of the browser's other sign-ins along) and the WeChat callback (on https the
 /// `__Host-` prefix needs `Path=/`).
 fn sign_in_cookie(state: &AppState, value: &str, max_age: i64) -> Option<HeaderValue> {
     cookies::set(
         &state.config.public_url,
         SIGN_IN_COOKIE,
         value,
-        WECHAT_CALLBACK_PATH,
+        "/oauth",
         max_age,
     )
 }
@@ -333,13 +334,12 @@ async fn wechat_callback(
         return PageError::bad_request("malformed callback").into_response();
     };
     let held = cookies::read(&state.config.public_url, &headers, SIGN_IN_COOKIE);
+    // The newest few: a cookie stuffed with values buys nothing but work.
+    let bindings = cookies::values(held.as_deref());
+    let bindings = &bindings[bindings.len().saturating_sub(PARALLEL_SIGN_INS)..];
     let signed_in = match state
         .sign_in
-        .finish(
-            query.code.as_deref(),
-            query.state.as_deref(),
-            &cookies::values(held.as_deref()),
-        )
+        .finish(query.code.as_deref(), query.state.as_deref(), bindings)
         .await
     {
         Ok(s) => s,

@@ -555,7 +555,28 @@ async fn sign_ins_in_several_tabs_all_finish() {
                 .append_pair("redirect_uri", REDIRECT)
                 .append_pair("scope", "openid")
                 .append_pair("state", state);
-            urls.push(callback_url(&mut browser, url.as_str()).await);
+            // The binding cookie must come back to the authorization endpoint, which carries the
+            // other tabs' bindings along (a browser sends a cookie only under its Path).
+            let response = browser.send(app.http.get(url.as_str()), url.as_str()).await;
+            let set = response.headers()["set-cookie"]
+                .to_str()
+                .unwrap()
+                .to_owned();
+            let path = set
+                .split("; ")
+                .find_map(|a| a.strip_prefix("Path="))
+                .unwrap();
+            assert!(
+                "/oauth/authorize".starts_with(path) && "/oauth/callback/wechat".starts_with(path),
+                "{set}"
+            );
+            let wechat = response.headers()["location"]
+                .to_str()
+                .unwrap()
+                .trim_end_matches("#wechat_redirect")
+                .to_owned();
+            let to_us = browser.send(app.http.get(&wechat), &wechat).await;
+            urls.push(to_us.headers()["location"].to_str().unwrap().to_owned());
         }
         urls
     };
