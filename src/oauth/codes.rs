@@ -43,10 +43,11 @@ pub enum CodeOutcome {
     Consumed,
     /// Unknown or expired.
     Invalid,
-    /// Spent before: a replay. Holds the tokens issued from it, to revoke.
+    /// Spent before: a replay. Holds the tokens issued from it, to revoke, and whose they are.
     Replayed {
         family_id: Option<String>,
         jti: Option<(String, i64)>,
+        owner_id: String,
     },
 }
 
@@ -184,6 +185,7 @@ impl CodeStore {
                 Some(row) if row.used_at.is_some() => CodeOutcome::Replayed {
                     family_id: row.issued_family_id,
                     jti: row.issued_jti.zip(row.issued_jti_exp),
+                    owner_id: row.owner_id,
                 },
                 _ => CodeOutcome::Invalid,
             };

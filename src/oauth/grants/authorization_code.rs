@@ -153,7 +153,12 @@ pub async fn grant(
     };
     let result = access_token(&mut endpoint, &CodeRequest { grant: request }).await;
     if let Err(mut error) = result {
-        if let CodeOutcome::Replayed { family_id, jti } = &endpoint.codes.outcome {
+        if let CodeOutcome::Replayed {
+            family_id,
+            jti,
+            owner_id,
+        } = &endpoint.codes.outcome
+        {
             tracing::warn!(client_id = %request.client.client_id, "authorization code replayed; revoking its tokens");
             if let Some((jti, exp)) = jti {
                 tokens
@@ -169,6 +174,9 @@ pub async fn grant(
             }
             let mut event = AuditEvent::new(AuditKind::CodeReplay, Outcome::Refused)
                 .client(request.client.client_id.as_str());
+            if let Ok(account) = owner_id.parse() {
+                event = event.account(account);
+            }
             if let Some(family) = family_id {
                 event = event.detail("family", family.as_str());
             }
