@@ -19,7 +19,7 @@ use entity::wx_app;
 use crate::clock::SharedClock;
 use crate::secret::Secret;
 use crate::ttl_cache::TtlCache;
-use crate::vault::{Vault, VaultError};
+use crate::vault::{SealedAt, Vault, VaultError};
 
 /// How long (seconds) an instance trusts that an appid it found is still registered.
 pub const APP_CACHE_TTL: i64 = 5;
@@ -61,6 +61,11 @@ impl fmt::Display for AppKind {
 }
 
 /// Whether `appid` has WeChat's shape: `wx` followed by 16 hex digits.
+/// Where an app's sealed `column` is stored.
+fn sealed_at<'a>(column: &'static str, appid: &'a str) -> SealedAt<'a> {
+    SealedAt::new("wx_app", column, appid)
+}
+
 pub fn is_valid_appid(appid: &str) -> bool {
     appid.len() == 18
         && appid.starts_with("wx")
@@ -178,16 +183,19 @@ impl AppRegistry {
         {
             return Err(AppRegistryError::AlreadyExists(new.appid));
         }
-        let seal = |s: &Option<Secret>| s.as_ref().map(|s| self.vault.seal(s.expose()));
+        let seal = |s: &Option<Secret>, column| {
+            s.as_ref()
+                .map(|s| self.vault.seal(s.expose(), sealed_at(column, &new.appid)))
+        };
         let now = self.clock.now();
         wx_app::ActiveModel {
+            secret_enc: Set(seal(&new.secret, "secret_enc")),
+            token_enc: Set(seal(&new.token, "token_enc")),
+            aes_key_enc: Set(seal(&new.aes_key, "aes_key_enc")),
             appid: Set(new.appid),
             kind: Set(new.kind.as_str().to_string()),
-            secret_enc: Set(seal(&new.secret)),
             component_appid: Set(new.component_appid),
             is_base: Set(new.is_base),
-            token_enc: Set(seal(&new.token)),
-            aes_key_enc: Set(seal(&new.aes_key)),
             authorizer_refresh_token_enc: Set(None),
             created_at: Set(now),
             updated_at: Set(now),
@@ -237,18 +245,25 @@ impl AppRegistry {
         else {
             return Ok(None);
         };
-        let open = |s: &Option<String>| -> Result<Option<Secret>, VaultError> {
+        let open = |s: &Option<String>, column| -> Result<Option<Secret>, VaultError> {
             s.as_deref()
-                .map(|s| self.vault.open(s).map(Secret::new))
+                .map(|s| {
+                    self.vault
+                        .open(s, sealed_at(column, &m.appid))
+                        .map(Secret::new)
+                })
                 .transpose()
         };
         Ok(Some(RegisteredApp {
             kind: AppKind::parse(&m.kind)
                 .ok_or_else(|| AppRegistryError::Invalid(format!("unknown kind {}", m.kind)))?,
-            secret: open(&m.secret_enc)?,
-            token: open(&m.token_enc)?,
-            aes_key: open(&m.aes_key_enc)?,
-            authorizer_refresh_token: open(&m.authorizer_refresh_token_enc)?,
+            secret: open(&m.secret_enc, "secret_enc")?,
+            token: open(&m.token_enc, "token_enc")?,
+            aes_key: open(&m.aes_key_enc, "aes_key_enc")?,
+            authorizer_refresh_token: open(
+                &m.authorizer_refresh_token_enc,
+                "authorizer_refresh_token_enc",
+            )?,
             component_appid: m.component_appid,
             is_base: m.is_base,
             appid: m.appid,
@@ -289,7 +304,10 @@ impl AppRegistry {
             .await?
             .ok_or_else(|| AppRegistryError::NotFound(appid.to_string()))?;
         let mut active: wx_app::ActiveModel = m.into();
-        active.authorizer_refresh_token_enc = Set(Some(self.vault.seal(token.expose())));
+        active.authorizer_refresh_token_enc = Set(Some(self.vault.seal(
+            token.expose(),
+            sealed_at("authorizer_refresh_token_enc", appid),
+        )));
         active.updated_at = Set(self.clock.now());
         active.update(&self.db).await?;
         Ok(())

@@ -17,7 +17,9 @@ use crate::app_registry::{AppKind, NewApp};
 use crate::audit::{AuditEvent, AuditFilter, AuditKind, Outcome, StoredEvent};
 use crate::clock::{SharedClock, SystemClock};
 use crate::config::{Config, LogFormat};
-use crate::oauth::client_registry::{DEFAULT_ACCESS_TTL, DEFAULT_REFRESH_TTL};
+use crate::oauth::client_registry::{
+    ClientRegistryError, DEFAULT_ACCESS_TTL, DEFAULT_FAMILY_TTL, DEFAULT_REFRESH_TTL,
+};
 use crate::oauth::{FlowTicketPolicy, NewClient, RegisteredClient};
 use crate::secret::Secret;
 use crate::state::{AppState, StartError};
@@ -142,10 +144,20 @@ struct CreateClientArgs {
     /// Skip the consent page (your own applications).
     #[arg(long)]
     first_party: bool,
-    #[arg(long, default_value_t = DEFAULT_ACCESS_TTL)]
+    /// Access-token lifetime in seconds (at most 86400).
+    #[arg(long, default_value_t = DEFAULT_ACCESS_TTL, allow_negative_numbers = true)]
     access_token_ttl: i64,
-    #[arg(long, default_value_t = DEFAULT_REFRESH_TTL)]
+    /// Refresh-token lifetime in seconds (at most one year); a token never outlives its family.
+    #[arg(long, default_value_t = DEFAULT_REFRESH_TTL, allow_negative_numbers = true)]
     refresh_token_ttl: i64,
+    /// Absolute lifetime of a refresh-token family in seconds (at most one year): rotation
+    /// never carries a sign-in past it.
+    #[arg(long, default_value_t = DEFAULT_FAMILY_TTL, allow_negative_numbers = true)]
+    refresh_family_ttl: i64,
+    /// A resource server: may introspect other clients' tokens and use
+    /// /api/wechat/user/by-unionid.
+    #[arg(long)]
+    introspect: bool,
     /// Whether the flow grant demands a login ticket.
     #[arg(long, value_enum, default_value_t = FlowTicketArg::Required)]
     flow_ticket: FlowTicketArg,
@@ -601,12 +613,17 @@ fn print_client(c: &RegisteredClient) {
     println!("first_party:       {}", c.first_party);
     println!("access_token_ttl:  {}", c.access_token_ttl);
     println!("refresh_token_ttl: {}", c.refresh_token_ttl);
+    println!("refresh_family_ttl: {}", c.refresh_family_ttl);
     println!("flow_ticket:       {}", c.flow_ticket.as_str());
+    println!("introspect:        {}", c.introspect);
 }
 
 async fn client_command(state: &AppState, command: ClientCommand) -> Result<(), CliError> {
-    let fail =
-        |e: crate::oauth::client_registry::ClientRegistryError| CliError::failed(e.to_string());
+    let fail = |e: ClientRegistryError| match e {
+        // A value out of range is a usage error, like one clap refuses.
+        ClientRegistryError::InvalidTtl { .. } => CliError::new(2, e.to_string()),
+        _ => CliError::failed(e.to_string()),
+    };
     match command {
         ClientCommand::Create(args) => {
             let flow_ticket = match args.flow_ticket {
@@ -626,6 +643,8 @@ async fn client_command(state: &AppState, command: ClientCommand) -> Result<(), 
                     access_token_ttl: args.access_token_ttl,
                     refresh_token_ttl: args.refresh_token_ttl,
                     flow_ticket,
+                    introspect: args.introspect,
+                    refresh_family_ttl: args.refresh_family_ttl,
                 })
                 .await
                 .map_err(fail)?;

@@ -1,4 +1,7 @@
-//! Database connection and migrations, the same for SQLite, PostgreSQL and MySQL/MariaDB.
+//! Database connection and migrations, the same for SQLite, PostgreSQL and MySQL/MariaDB, and
+//! the data migration that needs the master key ([`reseal`]).
+
+pub mod reseal;
 
 use std::time::Duration;
 

@@ -1,7 +1,8 @@
 //! `wxauth dev`: the real server on embedded defaults for a first look — a SQLite file in the
 //! working directory, the WeChat simulator in-process with demo apps registered on both sides, a
 //! demo client whose fresh secret is printed, the H5 landing page with a flow-only client of its
-//! own, and a list of things to try (among them a link that walks the H5 two-hop sign-in).
+//! own, and a list of things to try (among them a link that walks the H5 two-hop sign-in). It
+//! listens on loopback only: the simulator's control API would let anyone mint codes.
 
 use std::net::SocketAddr;
 
@@ -25,10 +26,28 @@ pub const LANDING_CLIENT_ID: &str = "demo-landing";
 /// The public client of the OpenID Connect demo page `/m/oidc_demo`.
 pub const SPA_CLIENT_ID: &str = "demo-spa";
 
+/// Set to `1` by compose.dev.yaml: `wxauth dev` runs in a container whose ports are published on
+/// the host's loopback only, so it may listen on the container's unspecified address.
+pub const IN_CONTAINER_VAR: &str = "WXAUTH_DEV_IN_CONTAINER";
+
 /// Run the dev server until ctrl-c.
 pub async fn run(clock: SharedClock) -> Result<(), CliError> {
     let mut config = Config::from_env()?;
     let listen = config.listen;
+    // Inside a container, "all interfaces" are the container's own: the operator publishes them on
+    // the host's loopback (compose.dev.yaml) and says so with WXAUTH_DEV_IN_CONTAINER=1.
+    let in_container = std::env::var(IN_CONTAINER_VAR).is_ok_and(|v| v.trim() == "1");
+    let allowed = listen.ip().is_loopback() || (in_container && listen.ip().is_unspecified());
+    if !allowed {
+        // The simulator's control API mints anyone's codes: it must not be reachable from
+        // another machine.
+        return Err(CliError::new(
+            2,
+            format!(
+                "WXAUTH_LISTEN: wxauth dev listens on loopback only (127.0.0.1 or [::1]), since it serves the WeChat simulator's control API; got {listen} (in a container whose ports are published on the host's loopback, set {IN_CONTAINER_VAR}=1 to listen on 0.0.0.0)"
+            ),
+        ));
+    }
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .map_err(|e| CliError::new(2, format!("WXAUTH_LISTEN: cannot listen on {listen}: {e}")))?;
@@ -113,6 +132,7 @@ fn demo_client(issuer: &str) -> NewClient {
         access_token_ttl: DEFAULT_ACCESS_TTL,
         refresh_token_ttl: DEFAULT_REFRESH_TTL,
         flow_ticket: FlowTicketPolicy::Required,
+        ..NewClient::default()
     }
 }
 
@@ -130,6 +150,7 @@ fn landing_client() -> NewClient {
         access_token_ttl: DEFAULT_ACCESS_TTL,
         refresh_token_ttl: DEFAULT_REFRESH_TTL,
         flow_ticket: FlowTicketPolicy::Required,
+        ..NewClient::default()
     }
 }
 
@@ -158,6 +179,7 @@ async fn ensure_spa_client(clients: &ClientRegistry, issuer: &str) -> Result<(),
             access_token_ttl: DEFAULT_ACCESS_TTL,
             refresh_token_ttl: DEFAULT_REFRESH_TTL,
             flow_ticket: FlowTicketPolicy::Required,
+            ..NewClient::default()
         })
         .await
         .map_err(fail)?;

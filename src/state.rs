@@ -64,6 +64,9 @@ impl AppState {
             .await
             .map_err(|e| StartError::Migration(e.to_string()))?;
         let vault = Arc::new(Vault::new(&master_key));
+        crate::db::reseal::reseal_unbound(&db, &vault)
+            .await
+            .map_err(|e| StartError::Migration(format!("re-sealing stored secrets: {e}")))?;
         let keys = SigningKeys::load(
             db.clone(),
             vault.clone(),

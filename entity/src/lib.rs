@@ -15,6 +15,7 @@ pub mod login_ticket;
 pub mod mini_session;
 pub mod oauth_client;
 pub mod refresh_token;
+pub mod refresh_token_family;
 pub mod revoked_access_token;
 pub mod signing_key;
 pub mod wechat_component_ticket;

@@ -21,6 +21,10 @@ pub struct Model {
     pub refresh_token_ttl: i64,
     /// `required` or `optional`.
     pub flow_ticket: String,
+    /// A resource server: may introspect other clients' tokens and look up unionids.
+    pub introspect: bool,
+    /// The absolute lifetime (seconds) of the refresh-token families issued to this client.
+    pub refresh_family_ttl: i64,
     pub created_at: i64,
     pub updated_at: i64,
 }

@@ -1,4 +1,5 @@
 //! A refresh token (stored hashed) and the family it belongs to, for rotation and reuse detection.
+//! The family's own row is `refresh_token_family`.
 use sea_orm::entity::prelude::*;
 
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
@@ -20,9 +21,27 @@ pub struct Model {
     pub rotated_at: Option<i64>,
     /// Set when its family was revoked.
     pub revoked_at: Option<i64>,
+    /// The access token issued together with this refresh token (denied when the family is
+    /// revoked), and when it expires.
+    pub access_jti: Option<String>,
+    pub access_expires_at: Option<i64>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
-pub enum Relation {}
+pub enum Relation {
+    /// The family the token belongs to (a join only; there is no foreign key).
+    #[sea_orm(
+        belongs_to = "super::refresh_token_family::Entity",
+        from = "Column::FamilyId",
+        to = "super::refresh_token_family::Column::FamilyId"
+    )]
+    Family,
+}
+
+impl Related<super::refresh_token_family::Entity> for Entity {
+    fn to() -> RelationDef {
+        Relation::Family.def()
+    }
+}
 
 impl ActiveModelBehavior for ActiveModel {}

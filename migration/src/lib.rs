@@ -16,6 +16,8 @@ mod m20261202_000101_mini_session_decrypt_cap;
 mod m20261202_000102_phone_provenance;
 mod m20261202_000103_login_ticket_client;
 mod m20261202_000104_h5_state_client_and_nonce;
+mod m20261202_000201_refresh_token_family;
+mod m20261202_000202_client_resource_server;
 
 /// Every migration, in order.
 pub struct Migrator;
@@ -35,6 +37,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000102_phone_provenance::Migration),
             Box::new(m20261202_000103_login_ticket_client::Migration),
             Box::new(m20261202_000104_h5_state_client_and_nonce::Migration),
+            Box::new(m20261202_000201_refresh_token_family::Migration),
+            Box::new(m20261202_000202_client_resource_server::Migration),
         ]
     }
 }

@@ -3,16 +3,20 @@
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Map, Value};
 
+/// The start of `sub` in tokens about a client itself (`client_credentials`).
+pub const CLIENT_SUBJECT_PREFIX: &str = "client:";
+
 /// The claim set of a wxauth access token.
 ///
-/// `sub` is the flow user's id for user tokens and the client id for `client_credentials`
-/// tokens; the user fields (`user_name`, `account`, `flow_user_id`, …) are present only in user
+/// `sub` is the flow user's id (a number) for user tokens and `client:` followed by the client id
+/// for `client_credentials` tokens, so the two never collide (a client called `1` is not user
+/// 1); the user fields (`user_name`, `account`, `flow_user_id`, …) are present only in user
 /// tokens. Claims this struct does not name are kept in [`extra`](Self::extra).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StandardClaims {
     /// The issuer: wxauth's public URL, without a trailing slash.
     pub iss: String,
-    /// The subject: a flow user id, or the client id for client-credentials tokens.
+    /// The subject: a flow user id, or `client:` and the client id for client-credentials tokens.
     pub sub: String,
     /// The audience (wxauth puts its issuer URL here unless configured otherwise).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -68,7 +72,13 @@ impl StandardClaims {
 
     /// Whether the token stands for a user (as opposed to a client acting for itself).
     pub fn is_user(&self) -> bool {
-        self.flow_user_id.is_some()
+        self.flow_user_id.is_some() && !self.is_client()
+    }
+
+    /// Whether the token stands for a client acting for itself (`client_credentials`): its
+    /// `sub` is [`CLIENT_SUBJECT_PREFIX`] and the client id.
+    pub fn is_client(&self) -> bool {
+        self.sub.starts_with(CLIENT_SUBJECT_PREFIX)
     }
 }
 
@@ -126,11 +136,12 @@ mod tests {
     #[test]
     fn client_token_claims_parse() {
         let claims: StandardClaims = serde_json::from_value(json!({
-            "iss": "i", "sub": "bench-cc", "aud": ["a", "b"], "client_id": "bench-cc",
+            "iss": "i", "sub": "client:bench-cc", "aud": ["a", "b"], "client_id": "bench-cc",
             "scope": "api", "iat": 1, "exp": 2, "jti": "j"
         }))
         .unwrap();
         assert!(!claims.is_user());
+        assert!(claims.is_client());
         assert!(claims.aud.unwrap().contains("b"));
     }
 }

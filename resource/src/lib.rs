@@ -41,7 +41,7 @@ mod extract;
 mod jwks;
 mod verifier;
 
-pub use claims::{Audience, StandardClaims};
+pub use claims::{Audience, CLIENT_SUBJECT_PREFIX, StandardClaims};
 pub use error::{BuildError, VerifyError};
 #[cfg(feature = "axum")]
 pub use extract::{Bearer, ScopeRequirement, Scoped};

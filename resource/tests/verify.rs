@@ -201,11 +201,12 @@ async fn client_credentials_token_is_accepted() {
     let server = JwksServer::start(vec![key.jwk.clone()]).await;
     let iss = &server.issuer;
     let claims = json!({
-        "iss": iss, "sub": "bench-cc", "aud": iss, "client_id": "bench-cc", "scope": "api",
+        "iss": iss, "sub": "client:bench-cc", "aud": iss, "client_id": "bench-cc", "scope": "api",
         "iat": now(), "exp": now() + 60, "jti": "j",
     });
     let verified = verifier(iss).verify(&key.sign(&claims)).await.unwrap();
     assert!(!verified.claims.is_user());
+    assert!(verified.claims.is_client());
 }
 
 #[tokio::test]

@@ -35,6 +35,8 @@ pub const WECHAT_CALLBACK_PATH: &str = "/oauth/callback/wechat";
 pub const LOGOUT_PATH: &str = "/oauth/logout";
 /// Binds a sign-in's `state` to the browser that started it (against login CSRF).
 const SIGN_IN_COOKIE: &str = "wxauth_signin";
+/// How many sign-ins one browser may have in progress at once (tabs); the oldest drops out.
+const PARALLEL_SIGN_INS: usize = 5;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -86,7 +88,7 @@ async fn current_session(
     state: &AppState,
     headers: &HeaderMap,
 ) -> Result<Option<BrowserSession>, PageError> {
-    match cookies::read(headers, SESSION_COOKIE) {
+    match cookies::read(&state.config.public_url, headers, SESSION_COOKIE) {
         Some(value) => state.sessions.current(&value).await.map_err(storage_error),
         None => Ok(None),
     }
@@ -103,13 +105,15 @@ fn session_cookie(state: &AppState, value: &str, max_age: i64) -> Option<HeaderV
     )
 }
 
-/// The sign-in binding cookie: sent only back to the WeChat callback.
+/// The sign-in binding cookie: over http sent back to the authorization endpoint (which carries
+/// the bindings of the browser's other sign-ins along) and the WeChat callback (on https the
+/// `__Host-` prefix needs `Path=/`).
 fn sign_in_cookie(state: &AppState, value: &str, max_age: i64) -> Option<HeaderValue> {
     cookies::set(
         &state.config.public_url,
         SIGN_IN_COOKIE,
         value,
-        WECHAT_CALLBACK_PATH,
+        "/oauth",
         max_age,
     )
 }
@@ -230,10 +234,12 @@ async fn proceed(
             None => PageError::bad_request("sign in first").into_response(),
         },
         Ok(NextStep::SignIn) => {
-            // The browser's sign-in binding: reused across tabs, so parallel sign-ins coexist.
-            let binding = cookies::read(headers, SIGN_IN_COOKIE)
-                .filter(|b| b.len() == 43)
-                .unwrap_or_else(|| random_token(32));
+            // A binding minted here for this sign-in only: a value the browser brought is never
+            // bound to anything (it may have been planted). The cookie keeps the bindings of the
+            // browser's other sign-ins in progress, so that sign-ins in several tabs coexist.
+            let binding = random_token(32);
+            let held = cookies::read(&state.config.public_url, headers, SIGN_IN_COOKIE);
+            let cookie = cookies::with_value(held.as_deref(), &binding, PARALLEL_SIGN_INS);
             match state
                 .sign_in
                 .start(in_wechat(headers), &resume_path(params), &binding)
@@ -241,7 +247,7 @@ async fn proceed(
             {
                 Ok(url) => {
                     let mut response = redirect(&url);
-                    if let Some(value) = sign_in_cookie(state, &binding, SIGN_IN_TTL) {
+                    if let Some(value) = sign_in_cookie(state, &cookie, SIGN_IN_TTL) {
                         response.headers_mut().append(header::SET_COOKIE, value);
                     }
                     response
@@ -327,13 +333,13 @@ async fn wechat_callback(
     let Ok(Query(query)) = query else {
         return PageError::bad_request("malformed callback").into_response();
     };
+    let held = cookies::read(&state.config.public_url, &headers, SIGN_IN_COOKIE);
+    // The newest few: a cookie stuffed with values buys nothing but work.
+    let bindings = cookies::values(held.as_deref());
+    let bindings = &bindings[bindings.len().saturating_sub(PARALLEL_SIGN_INS)..];
     let signed_in = match state
         .sign_in
-        .finish(
-            query.code.as_deref(),
-            query.state.as_deref(),
-            cookies::read(&headers, SIGN_IN_COOKIE).as_deref(),
-        )
+        .finish(query.code.as_deref(), query.state.as_deref(), bindings)
         .await
     {
         Ok(s) => s,
@@ -347,7 +353,7 @@ async fn wechat_callback(
 }
 
 async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    if let Some(value) = cookies::read(&headers, SESSION_COOKIE)
+    if let Some(value) = cookies::read(&state.config.public_url, &headers, SESSION_COOKIE)
         && let Err(e) = state.sessions.end(&value).await
     {
         return storage_error(e).into_response();

@@ -1,11 +1,40 @@
 //! Cookies wxauth sets and reads: the browser session and the sign-in bindings. Every cookie is
-//! HttpOnly and SameSite=Lax, and Secure when wxauth is served over https.
+//! HttpOnly and SameSite=Lax. When wxauth is served over https every cookie carries the
+//! `__Host-` prefix, which browsers accept only with `Secure`, `Path=/` and no `Domain`: such a
+//! cookie belongs to this exact host, and neither a sibling subdomain nor a plain-http page can
+//! set or overwrite it (RFC 6265bis §4.1.3.2). Over plain http (development) the names are bare
+//! and the given path applies.
+//!
+//! A binding cookie may hold several values (one per sign-in in progress, so that sign-ins in
+//! several tabs coexist), joined by [`VALUE_SEPARATOR`]; each value is minted by the server.
+
+use std::borrow::Cow;
 
 use axum::http::{HeaderMap, HeaderValue, header};
 use url::Url;
 
-/// The value of cookie `name` in the request, if the browser sent one.
-pub fn read(headers: &HeaderMap, name: &str) -> Option<String> {
+/// The prefix of every wxauth cookie on https.
+pub const HOST_PREFIX: &str = "__Host-";
+/// Separates the values of a cookie that holds several (random tokens never contain it).
+pub const VALUE_SEPARATOR: char = '.';
+
+fn secure(public_url: &Url) -> bool {
+    public_url.scheme() == "https"
+}
+
+/// The name cookie `name` has on this deployment: `__Host-name` on https.
+pub fn name<'a>(public_url: &Url, name: &'a str) -> Cow<'a, str> {
+    if secure(public_url) {
+        Cow::Owned(format!("{HOST_PREFIX}{name}"))
+    } else {
+        Cow::Borrowed(name)
+    }
+}
+
+/// The value of cookie `name` in the request, if the browser sent one (on https, only the
+/// `__Host-` one counts: a bare cookie of the same name may have been planted by a subdomain).
+pub fn read(public_url: &Url, headers: &HeaderMap, name: &str) -> Option<String> {
+    let name = self::name(public_url, name);
     headers
         .get_all(header::COOKIE)
         .iter()
@@ -16,7 +45,8 @@ pub fn read(headers: &HeaderMap, name: &str) -> Option<String> {
         .map(|(_, v)| v.to_owned())
 }
 
-/// A `Set-Cookie` value for `name=value` on `path`, living `max_age` seconds (0 deletes it).
+/// A `Set-Cookie` value for `name=value`, living `max_age` seconds (0 deletes it). `path`
+/// scopes it over http; on https it is `__Host-name` with `Path=/` and `Secure`.
 pub fn set(
     public_url: &Url,
     name: &str,
@@ -24,13 +54,100 @@ pub fn set(
     path: &str,
     max_age: i64,
 ) -> Option<HeaderValue> {
-    let secure = if public_url.scheme() == "https" {
-        "; Secure"
+    let (path, secure) = if secure(public_url) {
+        ("/", "; Secure")
     } else {
-        ""
+        (path, "")
     };
+    let name = self::name(public_url, name);
     HeaderValue::from_str(&format!(
         "{name}={value}; Path={path}; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}"
     ))
     .ok()
+}
+
+/// The values of a cookie that holds several.
+pub fn values(cookie: Option<&str>) -> Vec<&str> {
+    cookie
+        .map(|c| c.split(VALUE_SEPARATOR).filter(|v| !v.is_empty()).collect())
+        .unwrap_or_default()
+}
+
+/// A cookie value holding `fresh` and at most `keep - 1` of the `existing` values (the newest).
+/// `fresh` is what counts: the existing values are only carried along for the other sign-ins
+/// this browser has in progress, never bound to anything new.
+pub fn with_value(existing: Option<&str>, fresh: &str, keep: usize) -> String {
+    let earlier = values(existing);
+    let skip = earlier.len().saturating_sub(keep.saturating_sub(1));
+    let mut all: Vec<&str> = earlier.into_iter().skip(skip).collect();
+    all.push(fresh);
+    all.join(&VALUE_SEPARATOR.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn url(text: &str) -> Url {
+        Url::parse(text).unwrap()
+    }
+
+    #[test]
+    fn https_cookies_are_host_prefixed_at_the_root_and_secure() {
+        let value = set(
+            &url("https://auth.example.com"),
+            "wxauth_session",
+            "v",
+            "/oauth",
+            60,
+        );
+        let text = value.unwrap();
+        let text = text.to_str().unwrap();
+        assert_eq!(
+            text,
+            "__Host-wxauth_session=v; Path=/; HttpOnly; SameSite=Lax; Max-Age=60; Secure"
+        );
+        assert!(!text.contains("Domain"));
+    }
+
+    #[test]
+    fn http_cookies_keep_their_name_and_path() {
+        let value = set(
+            &url("http://127.0.0.1:8080"),
+            "wxauth_session",
+            "v",
+            "/oauth",
+            60,
+        );
+        assert_eq!(
+            value.unwrap().to_str().unwrap(),
+            "wxauth_session=v; Path=/oauth; HttpOnly; SameSite=Lax; Max-Age=60"
+        );
+    }
+
+    #[test]
+    fn on_https_only_the_prefixed_cookie_is_read() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::COOKIE,
+            HeaderValue::from_static("wxauth_signin=planted; __Host-wxauth_signin=ours"),
+        );
+        assert_eq!(
+            read(&url("https://auth.example.com"), &headers, "wxauth_signin").as_deref(),
+            Some("ours")
+        );
+        assert_eq!(
+            read(&url("http://127.0.0.1"), &headers, "wxauth_signin").as_deref(),
+            Some("planted")
+        );
+    }
+
+    #[test]
+    fn a_multi_value_cookie_keeps_the_newest() {
+        assert_eq!(with_value(None, "c", 3), "c");
+        assert_eq!(with_value(Some("a.b"), "c", 3), "a.b.c");
+        assert_eq!(with_value(Some("a.b.c"), "d", 3), "b.c.d");
+        assert_eq!(values(Some("b.c.d")), vec!["b", "c", "d"]);
+        assert!(values(None).is_empty());
+    }
 }

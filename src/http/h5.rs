@@ -225,7 +225,7 @@ impl FromRequestParts<AppState> for Callback {
         Ok(Self {
             flow,
             params,
-            binding: cookies::read(&parts.headers, H5_BINDING_COOKIE),
+            binding: cookies::read(&state.config.public_url, &parts.headers, H5_BINDING_COOKIE),
             public_url: state.config.public_url.clone(),
         })
     }

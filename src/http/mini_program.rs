@@ -13,9 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::AppError;
 use crate::login::mini_program::{EncryptedUserInfo, PhoneNumber, PhoneProof};
-use crate::oauth::OAuthError;
-use crate::oauth::client_auth::authenticate_request;
-use crate::oauth::token_endpoint::Params;
+use crate::oauth::introspection;
 use crate::state::AppState;
 use crate::users::WeChatIdentity;
 
@@ -187,8 +185,9 @@ struct ByUnionIdQuery {
     union_id: String,
 }
 
-/// getUserByUnionid: whether an account with this unionid exists. Confidential clients only,
-/// so that nobody can enumerate users anonymously.
+/// getUserByUnionid: whether an account with this unionid exists. Resource-server clients only
+/// (`client create --introspect`), so that nobody can enumerate users, not even with a secret
+/// shipped in a Mini Program's code.
 async fn by_unionid(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -197,11 +196,7 @@ async fn by_unionid(
     let authorization = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
-    let (client, _) =
-        authenticate_request(&state.clients, authorization, &Params::default()).await?;
-    if client.public {
-        return Err(OAuthError::invalid_client("a confidential client is required").into());
-    }
+    introspection::resource_server(&state.clients, authorization).await?;
     let Query(query) = query?;
     let exists = state
         .users

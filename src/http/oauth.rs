@@ -34,11 +34,10 @@ fn pairs(text: &[u8]) -> Result<Vec<(String, String)>, OAuthError> {
         .map_err(|_| OAuthError::invalid_request("malformed form parameters"))
 }
 
-/// Parameters from the query string and an `application/x-www-form-urlencoded` body.
-fn params(headers: &HeaderMap, query: Option<String>, body: &Bytes) -> Result<Params, OAuthError> {
-    let query = pairs(query.unwrap_or_default().as_bytes())?;
-    let body = if body.is_empty() {
-        Vec::new()
+/// The parameters of an `application/x-www-form-urlencoded` body.
+fn form(headers: &HeaderMap, body: &Bytes) -> Result<Vec<(String, String)>, OAuthError> {
+    if body.is_empty() {
+        Ok(Vec::new())
     } else {
         let form = headers
             .get(header::CONTENT_TYPE)
@@ -49,9 +48,13 @@ fn params(headers: &HeaderMap, query: Option<String>, body: &Bytes) -> Result<Pa
                 "the body must be application/x-www-form-urlencoded",
             ));
         }
-        pairs(body)?
-    };
-    Params::merge(query, body)
+        pairs(body)
+    }
+}
+
+/// Parameters from the body only (introspection, revocation).
+fn params(headers: &HeaderMap, body: &Bytes) -> Result<Params, OAuthError> {
+    Params::merge(Vec::new(), form(headers, body)?)
 }
 
 fn authorization(headers: &HeaderMap) -> Option<&str> {
@@ -73,7 +76,8 @@ async fn token(
     RawQuery(query): RawQuery,
     body: Bytes,
 ) -> Result<Response, AppError> {
-    let params = params(&headers, query, &body)?;
+    let query = pairs(query.unwrap_or_default().as_bytes())?;
+    let params = Params::for_token_endpoint(query, form(&headers, &body)?)?;
     let response = token_endpoint::exchange(&state.oauth, authorization(&headers), params).await?;
     Ok(no_store(Json(response).into_response()))
 }
@@ -83,7 +87,7 @@ async fn introspect(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, AppError> {
-    let params = params(&headers, None, &body)?;
+    let params = params(&headers, &body)?;
     let answer = introspection::introspect(&state.oauth, authorization(&headers), params).await?;
     Ok(no_store(Json(answer).into_response()))
 }
@@ -93,7 +97,7 @@ async fn revoke(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, AppError> {
-    let params = params(&headers, None, &body)?;
+    let params = params(&headers, &body)?;
     introspection::revoke(&state.oauth, authorization(&headers), params).await?;
     Ok(no_store(().into_response()))
 }

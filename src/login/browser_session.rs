@@ -70,7 +70,7 @@ impl BrowserSessions {
             id_hash: self.vault.fingerprint(&cookie),
             account_id,
             auth_time: now,
-            expires_at: now + BROWSER_SESSION_TTL,
+            expires_at: now.saturating_add(BROWSER_SESSION_TTL),
         };
         browser_session::ActiveModel {
             id_hash: Set(session.id_hash.clone()),

@@ -29,7 +29,7 @@ use crate::audit::{Audit, AuditEvent, AuditKind, Outcome, SignInChannel};
 use crate::clock::SharedClock;
 use crate::store::Store;
 use crate::users::{Account, PhoneSource, Profile, UserRepo, VouchedIdentity, WeChatIdentity};
-use crate::vault::{Vault, random_token};
+use crate::vault::{SealedAt, Vault, random_token};
 use crate::wechat::crypto::{decrypt_mini_program_data, verify_raw_data_signature};
 use crate::wechat::{AppId, SessionKey, WeChat};
 
@@ -155,7 +155,14 @@ impl MiniProgramLogin {
             appid: Set(identity.appid.clone()),
             open_id: Set(identity.open_id.clone()),
             union_id: Set(identity.union_id.clone()),
-            session_key_enc: Set(self.vault.seal(session.session_key.expose())),
+            session_key_enc: Set(self.vault.seal(
+                session.session_key.expose(),
+                SealedAt::new(
+                    "mini_session",
+                    "session_key_enc",
+                    &self.vault.fingerprint(&session_id),
+                ),
+            )),
             expires_at: Set(now + SESSION_TTL),
             created_at: Set(now),
             decrypt_failures: Set(0),
@@ -491,7 +498,10 @@ impl MiniProgramLogin {
             .ok_or(LoginError::SessionUnknown)?;
         let session_key = self
             .vault
-            .open(&row.session_key_enc)
+            .open(
+                &row.session_key_enc,
+                SealedAt::new("mini_session", "session_key_enc", &row.id_hash),
+            )
             .map_err(|e| LoginError::Storage(format!("opening a session key: {e}")))?;
         let appid = AppId::parse(&row.appid)
             .map_err(|_| LoginError::Storage(format!("stored appid {:?}", row.appid)))?;

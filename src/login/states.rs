@@ -80,7 +80,7 @@ impl AuthStates {
             next_url: Set(new.next.to_owned()),
             entry_appid: Set(new.entry.map(|(a, _)| a.to_owned())),
             entry_open_id: Set(new.entry.map(|(_, o)| o.to_owned())),
-            expires_at: Set(now + new.ttl),
+            expires_at: Set(now.saturating_add(new.ttl)),
             consumed_at: Set(None),
             created_at: Set(now),
             browser_hash: Set(new.browser.map(|b| self.vault.fingerprint(b))),
@@ -102,15 +102,42 @@ impl AuthStates {
         state: &str,
         browser: Option<&str>,
     ) -> Result<Option<auth_state::Model>, DbErr> {
+        match browser {
+            Some(b) => self.consume_from_any(kind, state, &[b]).await,
+            None => {
+                self.spend(kind, state, auth_state::Column::BrowserHash.is_null())
+                    .await
+            }
+        }
+    }
+
+    /// [`AuthStates::consume`] for a browser that holds several bindings (sign-ins in several
+    /// tabs): the state is spent if it was minted with any of them.
+    pub async fn consume_from_any(
+        &self,
+        kind: &str,
+        state: &str,
+        browsers: &[&str],
+    ) -> Result<Option<auth_state::Model>, DbErr> {
+        if browsers.is_empty() {
+            return Ok(None);
+        }
+        let hashes: Vec<String> = browsers.iter().map(|b| self.vault.fingerprint(b)).collect();
+        self.spend(kind, state, auth_state::Column::BrowserHash.is_in(hashes))
+            .await
+    }
+
+    async fn spend(
+        &self,
+        kind: &str,
+        state: &str,
+        binding: sea_orm::sea_query::SimpleExpr,
+    ) -> Result<Option<auth_state::Model>, DbErr> {
         if !is_state_shaped(state) {
             return Ok(None);
         }
         let now = self.clock.now();
         let hash = self.vault.fingerprint(state);
-        let binding = match browser {
-            Some(b) => auth_state::Column::BrowserHash.eq(self.vault.fingerprint(b)),
-            None => auth_state::Column::BrowserHash.is_null(),
-        };
         let spent = auth_state::Entity::update_many()
             .col_expr(auth_state::Column::ConsumedAt, Expr::value(now))
             .filter(auth_state::Column::StateHash.eq(hash.as_str()))

@@ -135,22 +135,25 @@ impl WeChatSignIn {
     }
 
     /// WeChat sent the browser back: spend the state (only for the browser that started the
-    /// sign-in), exchange the code, record who it is and start a browser session.
+    /// sign-in: `browsers` are the bindings it holds, one per sign-in it has in progress),
+    /// exchange the code, record who it is and start a browser session.
     pub async fn finish(
         &self,
         code: Option<&str>,
         state: Option<&str>,
-        browser: Option<&str>,
+        browsers: &[&str],
     ) -> Result<SignedInBrowser, LoginError> {
         let code = code
             .filter(|c| !c.is_empty())
             .ok_or_else(|| LoginError::invalid("WeChat sent no code: the sign-in was cancelled"))?;
-        let browser = browser.filter(|b| !b.is_empty()).ok_or_else(|| {
-            LoginError::invalid("this browser did not start this sign-in (is it blocking cookies?)")
-        })?;
+        if browsers.is_empty() {
+            return Err(LoginError::invalid(
+                "this browser did not start this sign-in (is it blocking cookies?)",
+            ));
+        }
         let row = self
             .states
-            .consume(STATE_KIND, state.unwrap_or_default(), Some(browser))
+            .consume_from_any(STATE_KIND, state.unwrap_or_default(), browsers)
             .await?
             .ok_or_else(|| {
                 LoginError::invalid(

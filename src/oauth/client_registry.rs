@@ -41,6 +41,16 @@ pub const KNOWN_GRANT_TYPES: &[&str] = &[
 pub const DEFAULT_ACCESS_TTL: i64 = 3600;
 /// Default refresh-token lifetime (seconds).
 pub const DEFAULT_REFRESH_TTL: i64 = 30 * 24 * 3600;
+/// Default absolute lifetime of a refresh-token family (seconds): rotation never carries a
+/// family past it.
+pub const DEFAULT_FAMILY_TTL: i64 = 30 * 24 * 3600;
+/// The longest access-token lifetime (seconds): one day (retired signing keys stay published
+/// this long).
+pub const MAX_ACCESS_TTL: i64 = crate::oauth::keys::MAX_TOKEN_TTL;
+/// The longest refresh-token lifetime (seconds): one year.
+pub const MAX_REFRESH_TTL: i64 = 365 * 24 * 3600;
+/// The longest refresh-token family lifetime (seconds): one year.
+pub const MAX_FAMILY_TTL: i64 = 365 * 24 * 3600;
 /// The shortest secret accepted when an operator imports one.
 pub const MIN_IMPORTED_SECRET_LEN: usize = 16;
 
@@ -84,6 +94,30 @@ pub struct NewClient {
     pub access_token_ttl: i64,
     pub refresh_token_ttl: i64,
     pub flow_ticket: FlowTicketPolicy,
+    /// A resource server: may introspect other clients' tokens (`--introspect`).
+    pub introspect: bool,
+    /// Absolute lifetime of this client's refresh-token families (seconds).
+    pub refresh_family_ttl: i64,
+}
+
+impl Default for NewClient {
+    /// A confidential client with no grants, no scopes and the default lifetimes.
+    fn default() -> Self {
+        Self {
+            client_id: String::new(),
+            secret: None,
+            grant_types: Vec::new(),
+            scopes: Vec::new(),
+            redirect_uris: Vec::new(),
+            public: false,
+            first_party: false,
+            access_token_ttl: DEFAULT_ACCESS_TTL,
+            refresh_token_ttl: DEFAULT_REFRESH_TTL,
+            flow_ticket: FlowTicketPolicy::Required,
+            introspect: false,
+            refresh_family_ttl: DEFAULT_FAMILY_TTL,
+        }
+    }
 }
 
 /// A client as the rest of the server sees it (never its secret).
@@ -98,6 +132,10 @@ pub struct RegisteredClient {
     pub access_token_ttl: i64,
     pub refresh_token_ttl: i64,
     pub flow_ticket: FlowTicketPolicy,
+    /// A resource server: may introspect other clients' tokens and look up unionids.
+    pub introspect: bool,
+    /// Absolute lifetime of this client's refresh-token families (seconds).
+    pub refresh_family_ttl: i64,
 }
 
 impl RegisteredClient {
@@ -125,8 +163,13 @@ pub enum ClientRegistryError {
     InvalidScope(String),
     #[error("redirect URI {0:?} must be an absolute URL without a fragment")]
     InvalidRedirectUri(String),
-    #[error("token lifetimes must be positive, and access tokens live at most 86400 s")]
-    InvalidTtl,
+    #[error("{option} must be from 1 to {max} seconds, got {value}")]
+    InvalidTtl {
+        /// The command-line option that sets it.
+        option: &'static str,
+        max: i64,
+        value: i64,
+    },
     #[error("client {0:?} already exists")]
     AlreadyExists(String),
     #[error("no client {0:?}")]
@@ -175,10 +218,22 @@ fn to_registered(m: oauth_client::Model) -> RegisteredClient {
         redirect_uris: split_list(&m.redirect_uris, '\n'),
         public: m.is_public,
         first_party: m.first_party,
-        access_token_ttl: m.access_token_ttl,
-        refresh_token_ttl: m.refresh_token_ttl,
+        // Rows written before lifetimes were bounded are held to the bounds.
+        access_token_ttl: m.access_token_ttl.clamp(1, MAX_ACCESS_TTL),
+        refresh_token_ttl: m.refresh_token_ttl.clamp(1, MAX_REFRESH_TTL),
         flow_ticket: FlowTicketPolicy::parse(&m.flow_ticket).unwrap_or(FlowTicketPolicy::Required),
+        introspect: m.introspect,
+        refresh_family_ttl: m.refresh_family_ttl.clamp(1, MAX_FAMILY_TTL),
         client_id: m.client_id,
+    }
+}
+
+/// A lifetime set by `option` must be from 1 to `max` seconds.
+fn check_ttl(option: &'static str, value: i64, max: i64) -> Result<(), ClientRegistryError> {
+    if (1..=max).contains(&value) {
+        Ok(())
+    } else {
+        Err(ClientRegistryError::InvalidTtl { option, max, value })
     }
 }
 
@@ -238,12 +293,17 @@ impl ClientRegistry {
                 return Err(ClientRegistryError::InvalidRedirectUri(uri.clone()));
             }
         }
-        if new.access_token_ttl <= 0
-            || new.refresh_token_ttl <= 0
-            || new.access_token_ttl > crate::oauth::keys::MAX_TOKEN_TTL
-        {
-            return Err(ClientRegistryError::InvalidTtl);
-        }
+        check_ttl("--access-token-ttl", new.access_token_ttl, MAX_ACCESS_TTL)?;
+        check_ttl(
+            "--refresh-token-ttl",
+            new.refresh_token_ttl,
+            MAX_REFRESH_TTL,
+        )?;
+        check_ttl(
+            "--refresh-family-ttl",
+            new.refresh_family_ttl,
+            MAX_FAMILY_TTL,
+        )?;
         let (secret_hash, shown_secret) = match (new.public, new.secret) {
             (true, Some(_)) => return Err(ClientRegistryError::PublicWithSecret),
             (true, None) => (None, None),
@@ -277,6 +337,8 @@ impl ClientRegistry {
             access_token_ttl: Set(new.access_token_ttl),
             refresh_token_ttl: Set(new.refresh_token_ttl),
             flow_ticket: Set(new.flow_ticket.as_str().to_string()),
+            introspect: Set(new.introspect),
+            refresh_family_ttl: Set(new.refresh_family_ttl),
             created_at: Set(now),
             updated_at: Set(now),
         }

@@ -3,21 +3,27 @@
 //! A code is 256 random bits, stored as a keyed hash with its grant (client, redirect URI, scope,
 //! and the grant extensions: PKCE challenge, nonce, auth_time). It lives [`CODE_TTL`] seconds on
 //! our clock and is consumed by one conditional UPDATE, so it works once even under concurrent
-//! use. The tokens issued from a code are linked to it; presenting a spent code again revokes
-//! them (RFC 6749 §4.1.2).
+//! use. That same UPDATE records what the exchange will issue (the access token's `jti` and
+//! expiry, the refresh-token family, chosen beforehand in a [`Plan`]) and the family's row is
+//! written in the same transaction: a replay, even one arriving while the winner is still
+//! signing, always finds them and revokes them (RFC 6749 §4.1.2).
 
 use std::sync::Arc;
 
 use oxide_auth::primitives::grant::{Extensions, Grant, Value};
 use sea_orm::ActiveValue::Set;
 use sea_orm::sea_query::Expr;
-use sea_orm::{ActiveModelTrait, ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter,
+    TransactionTrait,
+};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-use entity::authorization_code;
+use entity::{authorization_code, refresh_token_family};
 
 use crate::clock::SharedClock;
+use crate::oauth::token_issuer::{Plan, family_row};
 use crate::vault::{Vault, random_token};
 
 /// How long an authorization code lives (seconds).
@@ -37,10 +43,11 @@ pub enum CodeOutcome {
     Consumed,
     /// Unknown or expired.
     Invalid,
-    /// Spent before: a replay. Holds the tokens issued from it, to revoke.
+    /// Spent before: a replay. Holds the tokens issued from it, to revoke, and whose they are.
     Replayed {
         family_id: Option<String>,
         jti: Option<(String, i64)>,
+        owner_id: String,
     },
 }
 
@@ -94,6 +101,8 @@ pub struct CodeStore {
     pub auth_time: Option<i64>,
     /// What the last `extract` found.
     pub outcome: CodeOutcome,
+    /// What the exchange will issue, recorded by the statement that spends the code.
+    pub plan: Option<Plan>,
 }
 
 impl CodeStore {
@@ -104,31 +113,8 @@ impl CodeStore {
             clock,
             auth_time: None,
             outcome: CodeOutcome::Untouched,
+            plan: None,
         }
-    }
-
-    /// Record the tokens issued from `code`, so that a replay can revoke them.
-    pub async fn link_issued(
-        &self,
-        code: &str,
-        family_id: Option<String>,
-        jti: &str,
-        jti_exp: i64,
-    ) -> Result<(), DbErr> {
-        authorization_code::Entity::update_many()
-            .col_expr(
-                authorization_code::Column::IssuedFamilyId,
-                Expr::value(family_id),
-            )
-            .col_expr(authorization_code::Column::IssuedJti, Expr::value(jti))
-            .col_expr(
-                authorization_code::Column::IssuedJtiExp,
-                Expr::value(jti_exp),
-            )
-            .filter(authorization_code::Column::CodeHash.eq(self.vault.fingerprint(code)))
-            .exec(&self.db)
-            .await?;
-        Ok(())
     }
 
     async fn store(&self, grant: Grant) -> Result<String, DbErr> {
@@ -150,7 +136,8 @@ impl CodeStore {
             redirect_uri: Set(grant.redirect_uri.to_string()),
             scope: Set(grant.scope.to_string()),
             extensions: Set(stored),
-            expires_at: Set(now + CODE_TTL),
+            expires_at: Set(crate::oauth::token_issuer::expiry(now, CODE_TTL)
+                .map_err(|e| DbErr::Custom(e.to_string()))?),
             used_at: Set(None),
             issued_family_id: Set(None),
             issued_jti: Set(None),
@@ -165,31 +152,64 @@ impl CodeStore {
     async fn consume(&mut self, code: &str) -> Result<Option<Grant>, DbErr> {
         let now = self.clock.now();
         let hash = self.vault.fingerprint(code);
-        let spent = authorization_code::Entity::update_many()
-            .col_expr(authorization_code::Column::UsedAt, Expr::value(now))
+        let txn = self.db.begin().await?;
+        let mut spend = authorization_code::Entity::update_many()
+            .col_expr(authorization_code::Column::UsedAt, Expr::value(now));
+        if let Some(plan) = &self.plan {
+            spend = spend
+                .col_expr(
+                    authorization_code::Column::IssuedFamilyId,
+                    Expr::value(plan.family.as_ref().map(|f| f.id.clone())),
+                )
+                .col_expr(
+                    authorization_code::Column::IssuedJti,
+                    Expr::value(plan.access.jti.clone()),
+                )
+                .col_expr(
+                    authorization_code::Column::IssuedJtiExp,
+                    Expr::value(plan.access.exp),
+                );
+        }
+        let spent = spend
             .filter(authorization_code::Column::CodeHash.eq(hash.as_str()))
             .filter(authorization_code::Column::UsedAt.is_null())
             .filter(authorization_code::Column::ExpiresAt.gt(now))
-            .exec(&self.db)
+            .exec(&txn)
             .await?;
-        let row = authorization_code::Entity::find_by_id(hash)
-            .one(&self.db)
-            .await?;
-        let Some(row) = row else {
-            self.outcome = CodeOutcome::Invalid;
-            return Ok(None);
-        };
         if spent.rows_affected != 1 {
-            self.outcome = if row.used_at.is_some() {
-                CodeOutcome::Replayed {
+            txn.rollback().await?;
+            let row = authorization_code::Entity::find_by_id(hash)
+                .one(&self.db)
+                .await?;
+            self.outcome = match row {
+                Some(row) if row.used_at.is_some() => CodeOutcome::Replayed {
                     family_id: row.issued_family_id,
                     jti: row.issued_jti.zip(row.issued_jti_exp),
-                }
-            } else {
-                CodeOutcome::Invalid
+                    owner_id: row.owner_id,
+                },
+                _ => CodeOutcome::Invalid,
             };
             return Ok(None);
         }
+        let Some(row) = authorization_code::Entity::find_by_id(hash)
+            .one(&txn)
+            .await?
+        else {
+            txn.rollback().await?;
+            self.outcome = CodeOutcome::Invalid;
+            return Ok(None);
+        };
+        if let Some(family) = self.plan.as_ref().and_then(|p| p.family.as_ref()) {
+            refresh_token_family::Entity::insert(family_row(
+                family,
+                &row.client_id,
+                &row.owner_id,
+                now,
+            ))
+            .exec_without_returning(&txn)
+            .await?;
+        }
+        txn.commit().await?;
         let extensions: StoredExtensions = serde_json::from_str(&row.extensions)
             .map_err(|e| DbErr::Custom(format!("stored grant extensions: {e}")))?;
         let grant = Grant {

@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::oauth::keys::KeyError;
-use crate::oauth::token_issuer::TokenService;
+use crate::oauth::token_issuer::{TokenService, expiry};
 use crate::users::Account;
 
 /// The `typ` of an ID token's header.
@@ -73,7 +73,7 @@ pub async fn mint(tokens: &TokenService, request: IdTokenRequest<'_>) -> Result<
         aud: request.client_id.to_owned(),
         azp: request.client_id.to_owned(),
         iat: now,
-        exp: now + request.ttl,
+        exp: expiry(now, request.ttl).map_err(|e| KeyError::Sign(e.to_string()))?,
         auth_time: request.auth_time,
         nonce: request.nonce,
         name: profile.name,

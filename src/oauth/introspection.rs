@@ -1,21 +1,46 @@
-//! Token introspection (RFC 7662) and revocation (RFC 7009), both for authenticated clients.
+//! Token introspection (RFC 7662) and revocation (RFC 7009), and the rule for who may ask about
+//! other clients' tokens and users.
+//!
+//! - Introspection takes a confidential client. It may always ask about its own tokens; only a
+//!   resource server (a client created with `--introspect`) may ask about other clients' tokens
+//!   and gets `{"active": false}` otherwise, exactly as for an unknown token. Every token type is
+//!   searched whatever `token_type_hint` says (RFC 7662 §2.1).
+//! - Revocation takes a confidential client, or a public one naming itself with `client_id`
+//!   alone (RFC 7009 §2.1), and revokes only that client's tokens. Revoking a refresh token
+//!   revokes its family and denies the access tokens the family produced.
+//! - [`resource_server`]: the same rule for other questions about users (`by-unionid`).
 
 use serde_json::{Value, json};
 
-use crate::oauth::OAuthServices;
 use crate::oauth::client_auth::authenticate_request;
 use crate::oauth::error::OAuthError;
 use crate::oauth::token_endpoint::Params;
+use crate::oauth::{ClientRegistry, OAuthServices, RegisteredClient};
 
-async fn client_of(
-    services: &OAuthServices,
+async fn confidential_client(
+    clients: &ClientRegistry,
     authorization: Option<&str>,
     params: &Params,
-) -> Result<crate::oauth::RegisteredClient, OAuthError> {
-    let (client, _) = authenticate_request(&services.clients, authorization, params).await?;
+) -> Result<RegisteredClient, OAuthError> {
+    let (client, _) = authenticate_request(clients, authorization, params).await?;
     if client.public {
         return Err(OAuthError::invalid_client(
             "a confidential client is required",
+        ));
+    }
+    Ok(client)
+}
+
+/// The client of a request about other clients' tokens or users: an authenticated confidential
+/// client marked as a resource server (`wxauth client create --introspect`).
+pub async fn resource_server(
+    clients: &ClientRegistry,
+    authorization: Option<&str>,
+) -> Result<RegisteredClient, OAuthError> {
+    let client = confidential_client(clients, authorization, &Params::default()).await?;
+    if !client.introspect {
+        return Err(OAuthError::unauthorized_client(
+            "only resource-server clients (client create --introspect) may ask this",
         ));
     }
     Ok(client)
@@ -28,19 +53,27 @@ fn token_param(params: &Params) -> Result<&str, OAuthError> {
         .ok_or_else(|| OAuthError::invalid_request("token is required"))
 }
 
-/// RFC 7662: `{"active": false}` for anything unknown, expired or revoked.
+fn inactive() -> Value {
+    json!({ "active": false })
+}
+
+/// RFC 7662: `{"active": false}` for anything unknown, expired, revoked, or not the caller's to
+/// ask about.
 pub async fn introspect(
     services: &OAuthServices,
     authorization: Option<&str>,
     params: Params,
 ) -> Result<Value, OAuthError> {
-    client_of(services, authorization, &params).await?;
+    let client = confidential_client(&services.clients, authorization, &params).await?;
     let token = token_param(&params)?;
-    let hint = params.get("token_type_hint");
-    if hint != Some("refresh_token")
-        && let Some(c) = services.tokens.verify_access_token(token).await
-    {
-        let mut body = serde_json::to_value(&c).map_err(|_| OAuthError::server_error())?;
+    // `token_type_hint` only says where to look first; both kinds are searched (RFC 7662 §2.1),
+    // and a JWT is cheap to tell from an opaque refresh token.
+    let may_see = |owner: &str| client.introspect || owner == client.client_id;
+    if let Some(claims) = services.tokens.verify_access_token(token).await {
+        if !may_see(&claims.client_id) {
+            return Ok(inactive());
+        }
+        let mut body = serde_json::to_value(&claims).map_err(|_| OAuthError::server_error())?;
         if let Some(map) = body.as_object_mut() {
             map.insert("active".into(), json!(true));
             map.insert("token_type".into(), json!("Bearer"));
@@ -48,17 +81,21 @@ pub async fn introspect(
         return Ok(body);
     }
     match services.tokens.find_refresh(token).await {
-        Ok(Some(row)) if services.tokens.refresh_is_live(&row) => Ok(json!({
-            "active": true,
-            "token_type": "refresh_token",
-            "client_id": row.client_id,
-            "sub": row.owner_id,
-            "scope": row.scope,
-            "exp": row.expires_at,
-            "iat": row.created_at,
-            "iss": services.tokens.issuer(),
-        })),
-        Ok(_) => Ok(json!({ "active": false })),
+        Ok(Some(stored))
+            if stored.is_live(services.tokens.now()) && may_see(&stored.token.client_id) =>
+        {
+            Ok(json!({
+                "active": true,
+                "token_type": "refresh_token",
+                "client_id": stored.token.client_id,
+                "sub": stored.subject().subject(&stored.token.owner_id),
+                "scope": stored.token.scope,
+                "exp": stored.token.expires_at,
+                "iat": stored.token.created_at,
+                "iss": services.tokens.issuer(),
+            }))
+        }
+        Ok(_) => Ok(inactive()),
         Err(e) => {
             tracing::error!(error = %e, "introspection");
             Err(OAuthError::server_error())
@@ -66,29 +103,32 @@ pub async fn introspect(
     }
 }
 
-/// RFC 7009: revoke a refresh token (and its family) or an access token (its jti is denied until
-/// it expires). Unknown tokens, and tokens of other clients, are answered 200 all the same.
+/// RFC 7009: revoke a refresh token (its family, and the access tokens the family produced) or
+/// an access token (its jti is denied until it expires). Unknown tokens, and tokens of other
+/// clients, are answered 200 all the same.
 pub async fn revoke(
     services: &OAuthServices,
     authorization: Option<&str>,
     params: Params,
 ) -> Result<(), OAuthError> {
-    let client = client_of(services, authorization, &params).await?;
+    // A public client authenticates by naming itself (RFC 7009 §2.1): it can only revoke
+    // tokens issued to it, which whoever holds them could use anyway.
+    let (client, _) = authenticate_request(&services.clients, authorization, &params).await?;
     let token = token_param(&params)?;
     let internal = |e: sea_orm::DbErr| {
         tracing::error!(error = %e, "revocation");
         OAuthError::server_error()
     };
-    if let Some(row) = services
+    if let Some(stored) = services
         .tokens
         .find_refresh(token)
         .await
         .map_err(internal)?
     {
-        if row.client_id == client.client_id {
+        if stored.token.client_id == client.client_id {
             services
                 .tokens
-                .revoke_family(&row.family_id)
+                .revoke_family(&stored.token.family_id)
                 .await
                 .map_err(internal)?;
         }

@@ -11,6 +11,11 @@
 //! `jsonwebtoken::encode` re-parses the PKCS#8 key and re-derives its public half on every call:
 //! for ES256 that was three scalar multiplications per token and ~70 % of the CPU time of a
 //! `client_credentials` request.
+//!
+//! Verification only ever uses the key set in memory. A token naming an unknown `kid` (perhaps
+//! signed by a key another instance added a moment ago, perhaps forged) re-reads the key table
+//! at most once every [`UNKNOWN_KID_RELOAD_EVERY`] seconds, one reader at a time; otherwise it is
+//! refused at once, so a flood of made-up kids costs no database reads and no decryption.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -28,14 +33,15 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
-use tokio::sync::RwLock;
+use std::sync::atomic::{AtomicU64, Ordering};
+use tokio::sync::{Mutex, RwLock};
 
 use entity::signing_key;
 
 use crate::clock::SharedClock;
 use crate::config::JwtAlg;
 use crate::secret::Secret;
-use crate::vault::{Vault, random_token};
+use crate::vault::{SealedAt, Vault, random_token};
 
 /// The longest access-token lifetime a client may be given (seconds); retired keys stay in the
 /// JWKS this long (plus a margin) after they stop signing.
@@ -43,6 +49,8 @@ pub const MAX_TOKEN_TTL: i64 = 24 * 3600;
 const RETENTION_MARGIN: i64 = 300;
 /// How often an instance re-reads the key table, to pick up a rotation made elsewhere.
 const RELOAD_EVERY: i64 = 60;
+/// The most often (seconds) a token with an unknown `kid` makes an instance re-read the table.
+pub const UNKNOWN_KID_RELOAD_EVERY: i64 = 30;
 
 /// Why signing or verifying failed.
 #[derive(Debug, thiserror::Error)]
@@ -155,6 +163,11 @@ pub struct SigningKeys {
     alg: JwtAlg,
     hs256_secret: Option<Secret>,
     set: Arc<RwLock<KeySet>>,
+    /// Held while the table is re-read (one reader at a time); holds when an unknown `kid`
+    /// last caused a re-read.
+    reloading: Arc<Mutex<Option<i64>>>,
+    /// How many times this instance has read the key table.
+    table_reads: Arc<AtomicU64>,
 }
 
 fn jose_alg(alg: JwtAlg) -> Algorithm {
@@ -219,6 +232,11 @@ fn generate(alg: JwtAlg, kid: &str) -> Result<(String, Value), KeyError> {
     }
 }
 
+/// Where a private key is sealed.
+fn sealed_at(kid: &str) -> SealedAt<'_> {
+    SealedAt::new("signing_key", "private_key_enc", kid)
+}
+
 fn decoding_key(jwk: &Value) -> Result<VerifyingKey, KeyError> {
     let parsed: jsonwebtoken::jwk::Jwk =
         serde_json::from_value(jwk.clone()).map_err(|e| KeyError::Corrupt(e.to_string()))?;
@@ -260,6 +278,8 @@ impl SigningKeys {
             alg,
             hs256_secret,
             set: Arc::new(RwLock::new(set)),
+            reloading: Arc::new(Mutex::new(None)),
+            table_reads: Arc::new(AtomicU64::new(1)),
         })
     }
 
@@ -283,7 +303,7 @@ impl SigningKeys {
         signing_key::ActiveModel {
             kid: Set(kid.clone()),
             alg: Set(alg.as_str().to_string()),
-            private_key_enc: Set(vault.seal(&pem)),
+            private_key_enc: Set(vault.seal(&pem, sealed_at(&kid))),
             public_jwk: Set(jwk.to_string()),
             created_at: Set(now),
             retired_at: Set(None),
@@ -322,7 +342,7 @@ impl SigningKeys {
             published.push(jwk);
             if active.is_none() && row.retired_at.is_none() && row.alg == alg.as_str() {
                 let pem = vault
-                    .open(&row.private_key_enc)
+                    .open(&row.private_key_enc, sealed_at(&row.kid))
                     .map_err(|e| KeyError::Corrupt(e.to_string()))?;
                 active = Some((row.kid.clone(), ActiveSigner::from_pem(alg, &pem)?));
             }
@@ -362,16 +382,49 @@ impl SigningKeys {
         }))
     }
 
-    async fn refresh_if_stale(&self) -> Result<(), KeyError> {
+    async fn is_stale(&self) -> bool {
         let now = self.clock.now();
-        if now - self.set.read().await.loaded_at < RELOAD_EVERY {
+        now.saturating_sub(self.set.read().await.loaded_at) >= RELOAD_EVERY
+    }
+
+    async fn refresh_if_stale(&self) -> Result<(), KeyError> {
+        if !self.is_stale().await {
             return Ok(());
         }
-        self.reload().await
+        let _reading = self.reloading.lock().await;
+        // Whoever held the lock before us may have just re-read it.
+        if self.is_stale().await {
+            self.read_table().await?;
+        }
+        Ok(())
+    }
+
+    /// A token named a `kid` we do not know: re-read the table, unless an unknown `kid` did so
+    /// less than [`UNKNOWN_KID_RELOAD_EVERY`] seconds ago. Concurrent callers wait for one read.
+    async fn reload_for_unknown_kid(&self) -> Result<(), KeyError> {
+        let mut last = self.reloading.lock().await;
+        let now = self.clock.now();
+        if last.is_some_and(|at| now.saturating_sub(at) < UNKNOWN_KID_RELOAD_EVERY) {
+            return Ok(());
+        }
+        *last = Some(now);
+        self.read_table().await
+    }
+
+    /// How many times this instance has read (and decrypted) the key table.
+    pub fn table_reads(&self) -> u64 {
+        self.table_reads.load(Ordering::Relaxed)
     }
 
     /// Re-read the key table now.
     pub async fn reload(&self) -> Result<(), KeyError> {
+        let _reading = self.reloading.lock().await;
+        self.read_table().await
+    }
+
+    /// Read the key table and swap the new set in (the caller holds `reloading`).
+    async fn read_table(&self) -> Result<(), KeyError> {
+        self.table_reads.fetch_add(1, Ordering::Relaxed);
         let now = self.clock.now();
         if let Some(set) = Self::read(
             &self.db,
@@ -448,8 +501,8 @@ impl SigningKeys {
         }
         let kid = header.kid.ok_or(KeyError::BadHeader)?;
         if !self.set.read().await.verifying.contains_key(&kid) {
-            // Perhaps another instance rotated keys a moment ago.
-            self.reload().await?;
+            // Perhaps another instance rotated keys a moment ago; perhaps it is made up.
+            self.reload_for_unknown_kid().await?;
         }
         let set = self.set.read().await;
         let key = set.verifying.get(&kid).ok_or(KeyError::UnknownKey)?;

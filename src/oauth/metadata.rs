@@ -31,7 +31,8 @@ pub fn document(issuer: &str, alg: JwtAlg) -> Value {
         "code_challenge_methods_supported": ["S256"],
         "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
         "introspection_endpoint_auth_methods_supported": client_auth,
-        "revocation_endpoint_auth_methods_supported": client_auth,
+        // A public client revokes its own tokens by naming itself (RFC 7009 §2.1).
+        "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
         "access_token_signing_alg_values_supported": [alg.as_str()],
         "id_token_signing_alg_values_supported": [alg.as_str()],
         "subject_types_supported": ["public"],

@@ -1,5 +1,6 @@
 //! The token endpoint (RFC 6749 §3.2): parameters from the form body or, as the seed's clients
-//! send them, the query string of the POST; client authentication; dispatch on `grant_type`.
+//! send them, the query string of the POST — except the secrets ([`BODY_ONLY`]), which proxies
+//! and access logs would keep; client authentication; dispatch on `grant_type`.
 
 use std::collections::HashMap;
 
@@ -11,6 +12,11 @@ use crate::oauth::client_auth::authenticate_request;
 use crate::oauth::error::OAuthError;
 use crate::oauth::grants::{self, GrantRequest};
 use crate::oauth::token_issuer::Issued;
+
+/// Parameters refused in the query string of the token endpoint: a client secret (RFC 6749
+/// §2.3.1), and the refresh token, code and PKCE verifier that stand for a user. The seed's
+/// `grant_type=flow` request carries none of them there.
+pub const BODY_ONLY: &[&str] = &["client_secret", "refresh_token", "code", "code_verifier"];
 
 /// Request parameters, each present at most once (RFC 6749 §3.2).
 #[derive(Debug, Default, Clone)]
@@ -31,6 +37,20 @@ impl Params {
             }
         }
         Ok(Self(map))
+    }
+
+    /// The token endpoint's parameters: [`Params::merge`], refusing [`BODY_ONLY`] parameters
+    /// in the query string with `invalid_request`.
+    pub fn for_token_endpoint(
+        query: Vec<(String, String)>,
+        body: Vec<(String, String)>,
+    ) -> Result<Self, OAuthError> {
+        if let Some((name, _)) = query.iter().find(|(k, _)| BODY_ONLY.contains(&k.as_str())) {
+            return Err(OAuthError::invalid_request(format!(
+                "{name} must be sent in the form body, never in the URL"
+            )));
+        }
+        Self::merge(query, body)
     }
 
     pub fn get(&self, key: &str) -> Option<&str> {
@@ -152,7 +172,7 @@ pub async fn exchange(
         "client_credentials" => grants::client_credentials::grant(&services.tokens, &request)
             .await?
             .into(),
-        "refresh_token" => grants::refresh_token::grant(&services.tokens, &request)
+        "refresh_token" => grants::refresh_token::grant(services, &request)
             .await?
             .into(),
         "flow" => grants::flow::grant(services, &request).await?.into(),
@@ -203,5 +223,30 @@ mod tests {
         assert!(Params::merge(q, b).is_err());
         let p = Params::from_pairs(&[("a", "1")]);
         assert_eq!(p.get("a"), Some("1"));
+    }
+
+    #[test]
+    fn secrets_are_refused_in_the_query_string_only() {
+        let pair = |k: &str, v: &str| (k.to_string(), v.to_string());
+        for name in BODY_ONLY {
+            let err = Params::for_token_endpoint(vec![pair(name, "x")], vec![]).err();
+            assert_eq!(
+                err.map(|e| e.code),
+                Some(crate::oauth::OAuthErrorCode::InvalidRequest),
+                "{name}"
+            );
+            assert!(Params::for_token_endpoint(vec![], vec![pair(name, "x")]).is_ok());
+        }
+        let seed = [
+            "grant_type",
+            "scope",
+            "unionId",
+            "appId",
+            "openId",
+            "ticket",
+        ]
+        .map(|k| pair(k, "x"))
+        .to_vec();
+        assert!(Params::for_token_endpoint(seed, vec![]).is_ok());
     }
 }

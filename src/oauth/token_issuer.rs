@@ -1,6 +1,18 @@
 //! Token issuance: JWT access tokens (RFC 9068) and opaque refresh tokens kept in families for
 //! rotation and reuse detection (RFC 9700 §4.14). [`TokenService`] holds what is shared;
 //! [`TokenIssuer`] is the per-request oxide-auth `Issuer` the grant state machines drive.
+//!
+//! Families are rows of their own (`refresh_token_family`): an absolute expiry that rotation never
+//! carries a family past, and a revoked mark. Two requests may arrive at the same instant, so:
+//! - what an issuance will produce (the access token's `jti` and expiry, the family) is chosen
+//!   first, in a [`Plan`], and recorded before any token is handed out: each refresh-token row
+//!   names the access token issued with it, and an authorization code records both in the
+//!   statement that spends it (see `oauth::codes`);
+//! - rotation is one transaction: lock the family row if it is live, spend the old token with a
+//!   conditional UPDATE that checks the family again, insert the new token;
+//! - revocation is one transaction too, starting with the family row, so it runs before or after
+//!   a rotation of the same family, never in between: the family is marked, its tokens are
+//!   revoked and the `jti`s of every access token it produced go on the denylist.
 
 use std::sync::Arc;
 
@@ -9,11 +21,14 @@ use chrono::{TimeZone, Utc};
 use oxide_auth::primitives::grant::{Extensions, Grant, Value as ExtValue};
 use oxide_auth::primitives::issuer::{IssuedToken, RefreshedToken, TokenType};
 use oxide_auth::primitives::scope::Scope;
-use sea_orm::sea_query::Expr;
-use sea_orm::{ActiveValue::Set, ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter};
+use sea_orm::sea_query::{Expr, Query};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait,
+    QueryFilter, QuerySelect, TransactionTrait,
+};
 use serde::{Deserialize, Serialize};
 
-use entity::{refresh_token, revoked_access_token};
+use entity::{refresh_token, refresh_token_family, revoked_access_token};
 
 use crate::clock::SharedClock;
 use crate::oauth::client_registry::RegisteredClient;
@@ -27,6 +42,9 @@ pub const ACCESS_TOKEN_TYP: &str = "at+jwt";
 const SUBJECT_EXTENSION: &str = "wxauth/subject";
 /// Where oxide-auth wants a redirect URI but a grant has none.
 pub const NO_REDIRECT: &str = "urn:ietf:wg:oauth:2.0:oob";
+/// The `sub` of a token about a client itself is this prefix and the client id, so that it can
+/// never equal an account's `sub` (a number): a client called `1` is not account 1.
+pub const CLIENT_SUBJECT_PREFIX: &str = "client:";
 
 /// Who a token is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,6 +60,14 @@ impl SubjectKind {
         match self {
             Self::User => "user",
             Self::Client => "client",
+        }
+    }
+
+    /// The `sub` claim for owner `owner_id`.
+    pub fn subject(self, owner_id: &str) -> String {
+        match self {
+            Self::User => owner_id.to_owned(),
+            Self::Client => format!("{CLIENT_SUBJECT_PREFIX}{owner_id}"),
         }
     }
 }
@@ -97,6 +123,110 @@ pub struct Issued {
     pub expires_in: i64,
 }
 
+/// A lifetime added to now went past what an `i64` holds (a misconfigured lifetime).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("a token lifetime overflows the clock")]
+pub struct LifetimeOverflow;
+
+/// `now + ttl`, refusing to wrap.
+pub fn expiry(now: i64, ttl: i64) -> Result<i64, LifetimeOverflow> {
+    now.checked_add(ttl).ok_or(LifetimeOverflow)
+}
+
+/// The access token an issuance will sign.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlannedAccess {
+    pub jti: String,
+    pub iat: i64,
+    pub exp: i64,
+}
+
+/// The family an issuance will put its refresh token in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlannedFamily {
+    pub id: String,
+    /// The family's absolute end.
+    pub expires_at: i64,
+}
+
+/// What an issuance will produce, chosen before anything is stored or handed out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plan {
+    pub access: PlannedAccess,
+    /// The new family, when a refresh token comes with the access token.
+    pub family: Option<PlannedFamily>,
+    /// The family's row was stored by the caller (the statement that spent a code).
+    family_stored: bool,
+}
+
+impl Plan {
+    /// Say that the family's row already exists: the issuance adds its token to it.
+    pub fn family_stored(mut self) -> Self {
+        self.family_stored = true;
+        self
+    }
+}
+
+/// Why a refresh token could not be exchanged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefreshRefusal {
+    /// Unknown, expired, revoked, or its family ended.
+    Invalid,
+    /// Spent before: presented again, so its family is now revoked.
+    Reused,
+}
+
+/// A refresh token with its family.
+#[derive(Debug, Clone)]
+pub struct StoredRefresh {
+    pub token: refresh_token::Model,
+    pub family: Option<refresh_token_family::Model>,
+}
+
+impl StoredRefresh {
+    /// Whether the token and its family can still be used at `now`.
+    pub fn is_live(&self, now: i64) -> bool {
+        let token = &self.token;
+        let family_live = self
+            .family
+            .as_ref()
+            .is_some_and(|f| f.revoked_at.is_none() && f.expires_at > now);
+        family_live
+            && token.rotated_at.is_none()
+            && token.revoked_at.is_none()
+            && token.expires_at > now
+    }
+
+    /// What kind of subject the token is about.
+    pub fn subject(&self) -> SubjectKind {
+        let extensions: serde_json::Value =
+            serde_json::from_str(&self.token.extensions).unwrap_or_default();
+        if extensions["subject"] == "user" {
+            SubjectKind::User
+        } else {
+            SubjectKind::Client
+        }
+    }
+}
+
+/// The row of a new family of `client_id` about `owner_id`, begun at `now`.
+pub fn family_row(
+    family: &PlannedFamily,
+    client_id: &str,
+    owner_id: &str,
+    now: i64,
+) -> refresh_token_family::ActiveModel {
+    refresh_token_family::ActiveModel {
+        family_id: Set(family.id.clone()),
+        client_id: Set(client_id.to_owned()),
+        owner_id: Set(owner_id.to_owned()),
+        created_at: Set(now),
+        expires_at: Set(family.expires_at),
+        last_rotated_at: Set(None),
+        revoked_at: Set(None),
+    }
+}
+
 /// Shared token machinery.
 #[derive(Clone)]
 pub struct TokenService {
@@ -106,6 +236,16 @@ pub struct TokenService {
     keys: SigningKeys,
     users: Arc<dyn UserRepo>,
     issuer: String,
+}
+
+/// A refresh-token row for `token` in `family`, issued beside the access token `access`.
+struct NewRefresh<'a> {
+    client: &'a RegisteredClient,
+    family: &'a PlannedFamily,
+    owner_id: &'a str,
+    subject: SubjectKind,
+    scope: &'a str,
+    access: &'a PlannedAccess,
 }
 
 impl TokenService {
@@ -151,9 +291,39 @@ impl TokenService {
             client,
             with_refresh,
             account: None,
+            plan: None,
+            presented: None,
             issued: None,
-            reuse_detected: false,
+            refused: None,
         }
+    }
+
+    /// Choose what an issuance for `client` will produce: a fresh `jti` and expiry, and with
+    /// `with_refresh` a new family ending after the client's family lifetime.
+    pub fn plan(
+        &self,
+        client: &RegisteredClient,
+        with_refresh: bool,
+    ) -> Result<Plan, LifetimeOverflow> {
+        let now = self.clock.now();
+        let access = PlannedAccess {
+            jti: uuid::Uuid::new_v4().to_string(),
+            iat: now,
+            exp: expiry(now, client.access_token_ttl)?,
+        };
+        let family = if with_refresh {
+            Some(PlannedFamily {
+                id: uuid::Uuid::new_v4().to_string(),
+                expires_at: expiry(now, client.refresh_family_ttl)?,
+            })
+        } else {
+            None
+        };
+        Ok(Plan {
+            access,
+            family,
+            family_stored: false,
+        })
     }
 
     async fn user_claims(&self, owner_id: &str) -> Result<Option<Account>, ()> {
@@ -163,25 +333,26 @@ impl TokenService {
         })
     }
 
-    /// `known_account` is the subject's account when the grant has just read it.
+    /// Sign the planned access token. `known_account` is the subject's account when the grant
+    /// has just read it.
     async fn access_token(
         &self,
         client: &RegisteredClient,
         owner_id: &str,
         subject: SubjectKind,
         scope: &str,
+        planned: &PlannedAccess,
         known_account: Option<&Account>,
     ) -> Result<(AccessClaims, String), ()> {
-        let now = self.clock.now();
         let mut claims = AccessClaims {
             iss: self.issuer.clone(),
-            sub: owner_id.to_string(),
+            sub: subject.subject(owner_id),
             aud: self.issuer.clone(),
             client_id: client.client_id.clone(),
             scope: scope.to_string(),
-            iat: now,
-            exp: now + client.access_token_ttl,
-            jti: uuid::Uuid::new_v4().to_string(),
+            iat: planned.iat,
+            exp: planned.exp,
+            jti: planned.jti.clone(),
             user_name: None,
             account: None,
             flow_user_id: None,
@@ -212,60 +383,226 @@ impl TokenService {
         Ok((claims, token))
     }
 
-    async fn store_refresh(
+    /// A refresh-token row and the token it stands for.
+    fn refresh_row(
         &self,
-        client: &RegisteredClient,
-        family: &str,
-        owner_id: &str,
-        subject: SubjectKind,
-        scope: &str,
-    ) -> Result<String, DbErr> {
+        new: &NewRefresh<'_>,
+    ) -> Result<(String, refresh_token::ActiveModel), ()> {
         let token = random_token(32);
         let now = self.clock.now();
+        // A token never outlives its family.
+        let expires_at = expiry(now, new.client.refresh_token_ttl)
+            .map_err(|e| tracing::error!(error = %e, "refresh token lifetime"))?
+            .min(new.family.expires_at);
         let row = refresh_token::ActiveModel {
             token_hash: Set(self.vault.fingerprint(&token)),
-            family_id: Set(family.to_string()),
-            client_id: Set(client.client_id.clone()),
-            owner_id: Set(owner_id.to_string()),
-            scope: Set(scope.to_string()),
-            extensions: Set(serde_json::json!({ "subject": subject.as_str() }).to_string()),
-            expires_at: Set(now + client.refresh_token_ttl),
+            family_id: Set(new.family.id.clone()),
+            client_id: Set(new.client.client_id.clone()),
+            owner_id: Set(new.owner_id.to_string()),
+            scope: Set(new.scope.to_string()),
+            extensions: Set(serde_json::json!({ "subject": new.subject.as_str() }).to_string()),
+            expires_at: Set(expires_at),
             created_at: Set(now),
             rotated_at: Set(None),
             revoked_at: Set(None),
+            access_jti: Set(Some(new.access.jti.clone())),
+            access_expires_at: Set(Some(new.access.exp)),
         };
-        // One statement: `ActiveModel::insert` reads the row back afterwards (SQLite without
-        // RETURNING), a second round trip on every token request that issues a refresh token.
-        refresh_token::Entity::insert(row)
-            .exec_without_returning(&self.db)
-            .await?;
-        Ok(token)
+        Ok((token, row))
     }
 
-    /// Revoke every refresh token of a family.
-    pub async fn revoke_family(&self, family: &str) -> Result<u64, DbErr> {
+    /// Lock `family` for the rest of `txn` if it is live (not revoked, not ended): one
+    /// conditional UPDATE of its row. Rotations and the family's revocation thereby take turns.
+    async fn lock_live_family<C: ConnectionTrait>(
+        &self,
+        txn: &C,
+        family_id: &str,
+        now: i64,
+    ) -> Result<bool, DbErr> {
+        let locked = refresh_token_family::Entity::update_many()
+            .col_expr(
+                refresh_token_family::Column::LastRotatedAt,
+                Expr::value(now),
+            )
+            .filter(refresh_token_family::Column::FamilyId.eq(family_id))
+            .filter(refresh_token_family::Column::RevokedAt.is_null())
+            .filter(refresh_token_family::Column::ExpiresAt.gt(now))
+            .exec(txn)
+            .await?;
+        Ok(locked.rows_affected == 1)
+    }
+
+    /// Store the first refresh token of a grant and, unless the plan says its row exists, its
+    /// family. `None` when the family was revoked before the token could join it (a code
+    /// replayed meanwhile).
+    async fn store_first_refresh(
+        &self,
+        new: &NewRefresh<'_>,
+        family_stored: bool,
+    ) -> Result<Option<String>, ()> {
+        let log = |e: DbErr| tracing::error!(error = %e, "storing a refresh token");
+        let (token, row) = self.refresh_row(new)?;
+        if family_stored {
+            // The family's revocation and this token take turns on the family row.
+            let txn = self.db.begin().await.map_err(log)?;
+            if !self
+                .lock_live_family(&txn, &new.family.id, self.clock.now())
+                .await
+                .map_err(log)?
+            {
+                txn.rollback().await.map_err(log)?;
+                return Ok(None);
+            }
+            refresh_token::Entity::insert(row)
+                .exec_without_returning(&txn)
+                .await
+                .map_err(log)?;
+            txn.commit().await.map_err(log)?;
+        } else {
+            // A family nobody else knows of yet needs no transaction (the hot path of every
+            // sign-in): the family first, then its token; a token without its family row would
+            // be refused, a family without a token is harmless and expires.
+            refresh_token_family::Entity::insert(family_row(
+                new.family,
+                &new.client.client_id,
+                new.owner_id,
+                self.clock.now(),
+            ))
+            .exec_without_returning(&self.db)
+            .await
+            .map_err(log)?;
+            // One statement: `ActiveModel::insert` reads the row back afterwards (SQLite without
+            // RETURNING), a second round trip on every token request that issues a refresh token.
+            refresh_token::Entity::insert(row)
+                .exec_without_returning(&self.db)
+                .await
+                .map_err(log)?;
+        }
+        Ok(Some(token))
+    }
+
+    /// Exchange `presented` for a new token of the same family, in one transaction: lock the
+    /// live family, spend the presented token by a conditional UPDATE that checks the family
+    /// again, insert the new token. A token that was spent before is a reuse: its family is
+    /// revoked.
+    async fn rotate(
+        &self,
+        presented: &StoredRefresh,
+        new: &NewRefresh<'_>,
+    ) -> Result<Result<String, RefreshRefusal>, DbErr> {
         let now = self.clock.now();
-        let r = refresh_token::Entity::update_many()
+        let hash = presented.token.token_hash.as_str();
+        let family_id = presented.token.family_id.as_str();
+        let (token, row) = self
+            .refresh_row(new)
+            .map_err(|()| DbErr::Custom("refresh token lifetime overflows".into()))?;
+        let txn = self.db.begin().await?;
+        let spent = if self.lock_live_family(&txn, family_id, now).await? {
+            let live_family = Query::select()
+                .column(refresh_token_family::Column::FamilyId)
+                .from(refresh_token_family::Entity)
+                .and_where(refresh_token_family::Column::FamilyId.eq(family_id))
+                .and_where(refresh_token_family::Column::RevokedAt.is_null())
+                .and_where(refresh_token_family::Column::ExpiresAt.gt(now))
+                .to_owned();
+            refresh_token::Entity::update_many()
+                .col_expr(refresh_token::Column::RotatedAt, Expr::value(now))
+                .filter(refresh_token::Column::TokenHash.eq(hash))
+                .filter(refresh_token::Column::RotatedAt.is_null())
+                .filter(refresh_token::Column::RevokedAt.is_null())
+                .filter(refresh_token::Column::ExpiresAt.gt(now))
+                .filter(refresh_token::Column::FamilyId.in_subquery(live_family))
+                .exec(&txn)
+                .await?
+                .rows_affected
+                == 1
+        } else {
+            false
+        };
+        if !spent {
+            txn.rollback().await?;
+            // Spent by someone else (perhaps a moment ago, by a request racing this one): a
+            // reuse. Anything else (expired, revoked, family ended) is merely invalid.
+            let now_stored = self.find_refresh_by_hash(hash).await?;
+            let reused = now_stored
+                .as_ref()
+                .is_some_and(|s| s.token.rotated_at.is_some() && s.token.revoked_at.is_none());
+            if reused {
+                self.revoke_family(family_id).await?;
+                return Ok(Err(RefreshRefusal::Reused));
+            }
+            return Ok(Err(RefreshRefusal::Invalid));
+        }
+        refresh_token::Entity::insert(row)
+            .exec_without_returning(&txn)
+            .await?;
+        txn.commit().await?;
+        Ok(Ok(token))
+    }
+
+    /// Revoke a family: mark it, revoke its tokens, and deny every unexpired access token it
+    /// produced. One transaction that starts with the family row, so a rotation of the family
+    /// is either wholly before it (and its tokens are revoked here) or after it (and refused).
+    /// A family with no row yet (a code spent a moment ago) gets none: the code's replay
+    /// denies its access token itself, and the family's row, when written, is refused to.
+    pub async fn revoke_family(&self, family: &str) -> Result<(), DbErr> {
+        let now = self.clock.now();
+        let txn = self.db.begin().await?;
+        refresh_token_family::Entity::update_many()
+            .col_expr(refresh_token_family::Column::RevokedAt, Expr::value(now))
+            .filter(refresh_token_family::Column::FamilyId.eq(family))
+            .filter(refresh_token_family::Column::RevokedAt.is_null())
+            .exec(&txn)
+            .await?;
+        refresh_token::Entity::update_many()
             .col_expr(refresh_token::Column::RevokedAt, Expr::value(now))
             .filter(refresh_token::Column::FamilyId.eq(family))
             .filter(refresh_token::Column::RevokedAt.is_null())
-            .exec(&self.db)
+            .exec(&txn)
             .await?;
-        Ok(r.rows_affected)
+        let produced: Vec<(Option<String>, Option<i64>)> = refresh_token::Entity::find()
+            .select_only()
+            .column(refresh_token::Column::AccessJti)
+            .column(refresh_token::Column::AccessExpiresAt)
+            .filter(refresh_token::Column::FamilyId.eq(family))
+            .filter(refresh_token::Column::AccessJti.is_not_null())
+            .filter(refresh_token::Column::AccessExpiresAt.gt(now))
+            .into_tuple()
+            .all(&txn)
+            .await?;
+        let denied: Vec<revoked_access_token::ActiveModel> = produced
+            .into_iter()
+            .filter_map(|(jti, exp)| Some((jti?, exp?)))
+            .map(|(jti, exp)| revoked_access_token::ActiveModel {
+                jti: Set(jti),
+                expires_at: Set(exp),
+                revoked_at: Set(now),
+            })
+            .collect();
+        if !denied.is_empty() {
+            revoked_access_token::Entity::insert_many(denied)
+                .on_conflict_do_nothing()
+                .exec_without_returning(&txn)
+                .await?;
+        }
+        txn.commit().await
     }
 
-    /// The stored row of a refresh token.
-    pub async fn find_refresh(&self, token: &str) -> Result<Option<refresh_token::Model>, DbErr> {
-        crate::db::find_unique(
-            refresh_token::Entity::find_by_id(self.vault.fingerprint(token)),
-            &self.db,
-        )
-        .await
+    /// The token and its family, in one query.
+    async fn find_refresh_by_hash(&self, hash: &str) -> Result<Option<StoredRefresh>, DbErr> {
+        Ok(refresh_token::Entity::find_by_id(hash.to_owned())
+            .find_also_related(refresh_token_family::Entity)
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .next()
+            .map(|(token, family)| StoredRefresh { token, family }))
     }
 
-    /// Whether a refresh token row can still be used.
-    pub fn refresh_is_live(&self, row: &refresh_token::Model) -> bool {
-        row.rotated_at.is_none() && row.revoked_at.is_none() && row.expires_at > self.clock.now()
+    /// The stored refresh token and its family.
+    pub async fn find_refresh(&self, token: &str) -> Result<Option<StoredRefresh>, DbErr> {
+        self.find_refresh_by_hash(&self.vault.fingerprint(token))
+            .await
     }
 
     /// Put an access token's id on the denylist until it would have expired.
@@ -275,14 +612,11 @@ impl TokenService {
             expires_at: Set(exp),
             revoked_at: Set(self.clock.now()),
         };
-        match revoked_access_token::Entity::insert(row)
+        revoked_access_token::Entity::insert(row)
             .on_conflict_do_nothing()
             .exec_without_returning(&self.db)
             .await
-        {
-            Ok(_) => Ok(()),
-            Err(e) => Err(e),
-        }
+            .map(|_| ())
     }
 
     /// Whether an access token id is on the denylist.
@@ -315,14 +649,24 @@ pub struct TokenIssuer<'a> {
     with_refresh: bool,
     /// The subject's account, when the grant has already read it (saves reading it again).
     account: Option<Account>,
+    /// What to issue, when the grant chose it beforehand.
+    plan: Option<Plan>,
+    /// The refresh token being exchanged, as `recover_refresh` found it.
+    presented: Option<StoredRefresh>,
     issued: Option<Issued>,
-    reuse_detected: bool,
+    refused: Option<RefreshRefusal>,
 }
 
 impl TokenIssuer<'_> {
     /// Use `account` for the user claims of a grant whose owner it is, instead of reading it.
     pub fn with_account(mut self, account: Account) -> Self {
         self.account = Some(account);
+        self
+    }
+
+    /// Issue exactly what `plan` says (its `jti`, expiry and family).
+    pub fn with_plan(mut self, plan: Plan) -> Self {
+        self.plan = Some(plan);
         self
     }
 
@@ -333,34 +677,48 @@ impl TokenIssuer<'_> {
 
     /// Whether a spent refresh token was presented (its family is now revoked).
     pub fn reuse_detected(&self) -> bool {
-        self.reuse_detected
+        self.refused == Some(RefreshRefusal::Reused)
     }
 
-    async fn issue_for(
+    /// The refresh token presented to a refresh grant, as it was found.
+    pub fn presented(&self) -> Option<&StoredRefresh> {
+        self.presented.as_ref()
+    }
+
+    /// Whether the planned family was revoked before its first token joined it.
+    pub fn family_revoked_meanwhile(&self) -> bool {
+        self.refused == Some(RefreshRefusal::Invalid)
+    }
+
+    fn take_plan(&mut self) -> Result<Plan, ()> {
+        match self.plan.take() {
+            Some(plan) => Ok(plan),
+            None => self
+                .service
+                .plan(self.client, self.with_refresh)
+                .map_err(|e| tracing::error!(error = %e, client_id = %self.client.client_id)),
+        }
+    }
+
+    async fn sign(
         &mut self,
         owner_id: &str,
         subject: SubjectKind,
         scope: &str,
-        family: Option<&str>,
+        access: &PlannedAccess,
+        refresh_token: Option<String>,
     ) -> Result<Issued, ()> {
         let (claims, access_token) = self
             .service
-            .access_token(self.client, owner_id, subject, scope, self.account.as_ref())
+            .access_token(
+                self.client,
+                owner_id,
+                subject,
+                scope,
+                access,
+                self.account.as_ref(),
+            )
             .await?;
-        let refresh_token = match (self.with_refresh, family) {
-            (false, _) => None,
-            (true, family) => {
-                let family = family
-                    .map(str::to_string)
-                    .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-                Some(
-                    self.service
-                        .store_refresh(self.client, &family, owner_id, subject, scope)
-                        .await
-                        .map_err(|e| tracing::error!(error = %e, "storing refresh token"))?,
-                )
-            }
-        };
         let issued = Issued {
             expires_in: claims.exp - claims.iat,
             claims,
@@ -380,8 +738,40 @@ fn until(ts: i64) -> chrono::DateTime<Utc> {
 impl oxide_auth_async::primitives::Issuer for TokenIssuer<'_> {
     async fn issue(&mut self, grant: Grant) -> Result<IssuedToken, ()> {
         let subject = subject_of(&grant.extensions);
+        let scope = grant.scope.to_string();
+        let plan = self.take_plan()?;
+        let refresh_token = match (&plan.family, self.with_refresh) {
+            (Some(family), true) => {
+                let new = NewRefresh {
+                    client: self.client,
+                    family,
+                    owner_id: &grant.owner_id,
+                    subject,
+                    scope: &scope,
+                    access: &plan.access,
+                };
+                match self
+                    .service
+                    .store_first_refresh(&new, plan.family_stored)
+                    .await?
+                {
+                    Some(token) => Some(token),
+                    None => {
+                        self.refused = Some(RefreshRefusal::Invalid);
+                        return Err(());
+                    }
+                }
+            }
+            _ => None,
+        };
         let issued = self
-            .issue_for(&grant.owner_id, subject, &grant.scope.to_string(), None)
+            .sign(
+                &grant.owner_id,
+                subject,
+                &scope,
+                &plan.access,
+                refresh_token,
+            )
             .await?;
         Ok(IssuedToken {
             token: issued.access_token,
@@ -393,39 +783,46 @@ impl oxide_auth_async::primitives::Issuer for TokenIssuer<'_> {
 
     async fn refresh(&mut self, refresh: &str, grant: Grant) -> Result<RefreshedToken, ()> {
         let service = self.service;
-        let now = service.clock.now();
-        let hash = service.vault.fingerprint(refresh);
-        let row =
-            crate::db::find_unique(refresh_token::Entity::find_by_id(hash.clone()), &service.db)
-                .await
-                .map_err(|e| tracing::error!(error = %e, "loading refresh token"))?
-                .ok_or(())?;
-        // Spend the presented token in one conditional statement: of two concurrent uses only
-        // one can win, and the loser is a reuse.
-        let spent = refresh_token::Entity::update_many()
-            .col_expr(refresh_token::Column::RotatedAt, Expr::value(now))
-            .filter(refresh_token::Column::TokenHash.eq(hash.as_str()))
-            .filter(refresh_token::Column::RotatedAt.is_null())
-            .filter(refresh_token::Column::RevokedAt.is_null())
-            .filter(refresh_token::Column::ExpiresAt.gt(now))
-            .exec(&service.db)
-            .await
-            .map_err(|e| tracing::error!(error = %e, "rotating refresh token"))?;
-        if spent.rows_affected != 1 {
-            self.reuse_detected = true;
-            let _ = service.revoke_family(&row.family_id).await;
-            tracing::warn!(client_id = %row.client_id, "refresh token reused; family revoked");
-            return Err(());
-        }
+        let presented = match self.presented.take() {
+            Some(p) if p.token.token_hash == service.vault.fingerprint(refresh) => p,
+            _ => return Err(()),
+        };
         self.with_refresh = true;
         let subject = subject_of(&grant.extensions);
+        let scope = grant.scope.to_string();
+        let access = service
+            .plan(self.client, false)
+            .map_err(|e| tracing::error!(error = %e, client_id = %self.client.client_id))?
+            .access;
+        let family = PlannedFamily {
+            id: presented.token.family_id.clone(),
+            expires_at: presented.family.as_ref().map_or(0, |f| f.expires_at),
+        };
+        let new = NewRefresh {
+            client: self.client,
+            family: &family,
+            owner_id: &grant.owner_id,
+            subject,
+            scope: &scope,
+            access: &access,
+        };
+        let rotated = service
+            .rotate(&presented, &new)
+            .await
+            .map_err(|e| tracing::error!(error = %e, "rotating a refresh token"))?;
+        self.presented = Some(presented);
+        let token = match rotated {
+            Ok(token) => token,
+            Err(refusal) => {
+                if refusal == RefreshRefusal::Reused {
+                    tracing::warn!(client_id = %self.client.client_id, "refresh token reused; family revoked");
+                }
+                self.refused = Some(refusal);
+                return Err(());
+            }
+        };
         let issued = self
-            .issue_for(
-                &grant.owner_id,
-                subject,
-                &grant.scope.to_string(),
-                Some(&row.family_id),
-            )
+            .sign(&grant.owner_id, subject, &scope, &access, Some(token))
             .await?;
         Ok(RefreshedToken {
             token: issued.access_token,
@@ -442,37 +839,64 @@ impl oxide_auth_async::primitives::Issuer for TokenIssuer<'_> {
 
     async fn recover_refresh(&mut self, token: &str) -> Result<Option<Grant>, ()> {
         let service = self.service;
-        let row = service
+        let stored = service
             .find_refresh(token)
             .await
             .map_err(|e| tracing::error!(error = %e, "loading refresh token"))?;
-        let Some(row) = row else { return Ok(None) };
-        if row.rotated_at.is_some() && row.revoked_at.is_none() {
-            // A spent token came back: whoever holds it may be an attacker (RFC 9700 §4.14.2).
-            self.reuse_detected = true;
-            let _ = service.revoke_family(&row.family_id).await;
-            tracing::warn!(client_id = %row.client_id, "refresh token reused; family revoked");
+        let Some(stored) = stored else {
             return Ok(None);
-        }
-        if !service.refresh_is_live(&row) {
-            return Ok(None);
-        }
-        let scope: Scope = row.scope.parse().map_err(|_| ())?;
-        let mut extensions = Extensions::new();
-        let subject: serde_json::Value = serde_json::from_str(&row.extensions).unwrap_or_default();
-        let kind = if subject["subject"] == "user" {
-            SubjectKind::User
-        } else {
-            SubjectKind::Client
         };
-        mark_subject(&mut extensions, kind);
-        Ok(Some(Grant {
-            owner_id: row.owner_id,
-            client_id: row.client_id,
+        if stored.token.client_id != self.client.client_id {
+            // Another client's token is refused without spending it or revoking anything.
+            return Ok(None);
+        }
+        if stored.token.rotated_at.is_some() && stored.token.revoked_at.is_none() {
+            // A spent token came back: whoever holds it may be an attacker (RFC 9700 §4.14.2).
+            service
+                .revoke_family(&stored.token.family_id)
+                .await
+                .map_err(|e| tracing::error!(error = %e, "revoking a family"))?;
+            tracing::warn!(client_id = %stored.token.client_id, "refresh token reused; family revoked");
+            self.refused = Some(RefreshRefusal::Reused);
+            self.presented = Some(stored);
+            return Ok(None);
+        }
+        if !stored.is_live(service.clock.now()) {
+            return Ok(None);
+        }
+        let scope: Scope = stored.token.scope.parse().map_err(|_| ())?;
+        let mut extensions = Extensions::new();
+        mark_subject(&mut extensions, stored.subject());
+        let grant = Grant {
+            owner_id: stored.token.owner_id.clone(),
+            client_id: stored.token.client_id.clone(),
             scope,
             redirect_uri: NO_REDIRECT.parse().map_err(|_| ())?,
-            until: until(row.expires_at),
+            until: until(stored.token.expires_at),
             extensions,
-        }))
+        };
+        self.presented = Some(stored);
+        Ok(Some(grant))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_subjects_never_look_like_accounts() {
+        assert_eq!(SubjectKind::User.subject("1"), "1");
+        assert_eq!(SubjectKind::Client.subject("1"), "client:1");
+        assert_ne!(
+            SubjectKind::Client.subject("1"),
+            SubjectKind::User.subject("1")
+        );
+    }
+
+    #[test]
+    fn lifetimes_past_the_clock_are_refused() {
+        assert_eq!(expiry(1_800_000_000, 3600), Ok(1_800_003_600));
+        assert_eq!(expiry(1_800_000_000, i64::MAX), Err(LifetimeOverflow));
     }
 }

@@ -20,7 +20,7 @@ use super::types::{AccessToken, AppId, AppSecret, OpenId, RefreshToken, TokenKin
 use crate::app_registry::{AppKind, AppRegistry, RegisteredApp};
 use crate::clock::SharedClock;
 use crate::secret::Secret;
-use crate::vault::Vault;
+use crate::vault::{SealedAt, Vault};
 
 /// The query parameters WeChat adds to a push (`?timestamp=…&nonce=…&msg_signature=…`).
 #[derive(Debug, Clone, serde::Deserialize)]
@@ -60,8 +60,33 @@ impl std::fmt::Debug for WeChat {
     }
 }
 
+/// The longest lifetime (seconds) believed of an upstream token; WeChat's live 7200 s.
+const MAX_UPSTREAM_TOKEN_TTL: i64 = 24 * 3600;
+
+/// WeChat's `expires_in`, bounded: a negative or absurd value cannot push an expiry past the
+/// clock or into the past.
+fn upstream_lifetime(expires_in: i64) -> i64 {
+    expires_in.clamp(0, MAX_UPSTREAM_TOKEN_TTL)
+}
+
+/// Where a component's verify ticket is sealed.
+fn ticket_sealed_at(component_appid: &AppId) -> SealedAt<'_> {
+    SealedAt::new(
+        "wechat_component_ticket",
+        "ticket_enc",
+        component_appid.as_str(),
+    )
+}
+
 fn registry_error(error: crate::app_registry::AppRegistryError) -> WeChatError {
-    WeChatError::Store(format!("wx_app: {error}"))
+    match error {
+        // A secret that does not open (another master key, or moved from another row) is a
+        // configuration to repair, answered 503 like a missing one, never a 500.
+        crate::app_registry::AppRegistryError::Sealed(_) => {
+            WeChatError::NotConfigured(format!("wx_app: {error}"))
+        }
+        _ => WeChatError::Store(format!("wx_app: {error}")),
+    }
 }
 
 impl WeChat {
@@ -171,7 +196,7 @@ impl WeChat {
                 let fetched = self.client.stable_token(appid, &secret, false).await?;
                 Ok(UpstreamToken {
                     token: fetched.access_token,
-                    expires_in: fetched.expires_in,
+                    expires_in: upstream_lifetime(fetched.expires_in),
                 })
             })
             .await
@@ -193,7 +218,7 @@ impl WeChat {
                     .await?;
                 Ok(UpstreamToken {
                     token: fetched.component_access_token,
-                    expires_in: fetched.expires_in,
+                    expires_in: upstream_lifetime(fetched.expires_in),
                 })
             })
             .await
@@ -244,7 +269,7 @@ impl WeChat {
                     }
                     Ok(UpstreamToken {
                         token: tokens.authorizer_access_token,
-                        expires_in: tokens.expires_in,
+                        expires_in: upstream_lifetime(tokens.expires_in),
                     })
                 },
             )
@@ -348,7 +373,7 @@ impl WeChat {
     ) -> Result<(), WeChatError> {
         let row = wechat_component_ticket::ActiveModel {
             component_appid: Set(component_appid.as_str().to_owned()),
-            ticket_enc: Set(self.vault.seal(ticket)),
+            ticket_enc: Set(self.vault.seal(ticket, ticket_sealed_at(component_appid))),
             received_at: Set(self.clock.now()),
         };
         wechat_component_ticket::Entity::insert(row)
@@ -377,8 +402,8 @@ impl WeChat {
                 ))
             })?;
         self.vault
-            .open(&row.ticket_enc)
-            .map_err(|e| WeChatError::Store(format!("wechat_component_ticket: {e}")))
+            .open(&row.ticket_enc, ticket_sealed_at(component_appid))
+            .map_err(|e| WeChatError::NotConfigured(format!("wechat_component_ticket: {e}")))
     }
 
     /// Verifies, decrypts and handles a push to the component's message URL (the body is
@@ -473,5 +498,17 @@ impl WeChat {
             .await
             .map_err(registry_error)?;
         Ok(authorizer)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn upstream_lifetimes_are_bounded() {
+        assert_eq!(upstream_lifetime(7200), 7200);
+        assert_eq!(upstream_lifetime(-5), 0);
+        assert_eq!(upstream_lifetime(i64::MAX), MAX_UPSTREAM_TOKEN_TTL);
     }
 }

@@ -32,7 +32,7 @@ use sea_orm::{
 use super::error::WeChatError;
 use super::types::{AccessToken, AppId, TokenKind};
 use crate::clock::SharedClock;
-use crate::vault::Vault;
+use crate::vault::{SealedAt, Vault};
 
 /// Timing of the token cache.
 #[derive(Clone, Debug)]
@@ -277,8 +277,12 @@ impl TokenCache {
         match fetched {
             Ok(upstream) => {
                 let now = self.now();
-                let sealed = self.vault.seal(upstream.token.expose());
-                let expires_at = now + upstream.expires_in.max(0);
+                let row = crate::db::reseal::wechat_token_row(kind.as_str(), appid.as_str());
+                let sealed = self.vault.seal(
+                    upstream.token.expose(),
+                    SealedAt::new("wechat_token", "value_enc", &row),
+                );
+                let expires_at = now.saturating_add(upstream.expires_in.max(0));
                 let stored = wechat_token::Entity::update_many()
                     .col_expr(wechat_token::Column::ValueEnc, Expr::value(sealed.clone()))
                     .col_expr(wechat_token::Column::ExpiresAt, Expr::value(expires_at))
@@ -394,7 +398,11 @@ impl TokenCache {
         let Some(sealed) = row.value_enc else {
             return Ok(None);
         };
-        match self.vault.open(&sealed) {
+        let at = crate::db::reseal::wechat_token_row(kind.as_str(), appid.as_str());
+        match self
+            .vault
+            .open(&sealed, SealedAt::new("wechat_token", "value_enc", &at))
+        {
             Ok(token) => Ok(Some(CachedToken {
                 token: AccessToken::new(token),
                 sealed,

@@ -497,3 +497,85 @@ fn healthcheck_answers_for_a_running_server_and_fails_without_one() {
     assert_eq!(bad.status.code(), Some(2));
     assert!(text(&bad.stderr).contains("--url"));
 }
+
+#[test]
+fn lifetimes_out_of_range_are_refused_with_one_line() {
+    let cli = Cli::new();
+    let create = |extra: &[&str]| {
+        let mut args = vec![
+            "client",
+            "create",
+            "--client-id",
+            "ttl",
+            "--grant-types",
+            "flow,refresh_token",
+            "--scopes",
+            "flow",
+        ];
+        args.extend_from_slice(extra);
+        cli.run(&args, &[])
+    };
+    for (option, value) in [
+        ("--refresh-token-ttl", "9223372036854775807"),
+        ("--refresh-token-ttl", "31536001"),
+        ("--refresh-token-ttl", "0"),
+        ("--access-token-ttl", "86401"),
+        ("--access-token-ttl", "-1"),
+        ("--refresh-family-ttl", "31536001"),
+        ("--refresh-family-ttl", "0"),
+    ] {
+        let out = create(&[option, value]);
+        assert_eq!(out.status.code(), Some(2), "{option} {value}");
+        let stderr = text(&out.stderr);
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        assert!(
+            stderr.contains(option) && stderr.contains(value),
+            "{stderr}"
+        );
+    }
+    // Nothing was created; the bounds themselves are accepted.
+    assert_eq!(
+        cli.run(&["client", "show", "ttl"], &[]).status.code(),
+        Some(1)
+    );
+    let out = create(&[
+        "--access-token-ttl",
+        "86400",
+        "--refresh-token-ttl",
+        "31536000",
+        "--refresh-family-ttl",
+        "31536000",
+        "--introspect",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let shown = text(&cli.run(&["client", "show", "ttl"], &[]).stdout);
+    assert!(shown.contains("refresh_family_ttl: 31536000"), "{shown}");
+    assert!(shown.contains("introspect:        true"), "{shown}");
+}
+
+#[test]
+fn dev_refuses_a_non_loopback_address() {
+    let cli = Cli::new();
+    // WXAUTH_DEV_IN_CONTAINER=1 admits only the container's unspecified address, never a LAN one.
+    for (listen, in_container) in [("0.0.0.0:0", ""), ("[::]:0", ""), ("192.0.2.10:0", "1")] {
+        let out = cli.run(
+            &["dev"],
+            &[
+                ("WXAUTH_LISTEN", listen),
+                ("WXAUTH_DEV_IN_CONTAINER", in_container),
+            ],
+        );
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{listen}: {}",
+            text(&out.stderr)
+        );
+        let stderr = text(&out.stderr);
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        assert!(
+            stderr.contains("WXAUTH_LISTEN") && stderr.contains("loopback"),
+            "{stderr}"
+        );
+    }
+}

@@ -196,6 +196,7 @@ pub(crate) async fn flow_client(app: &TestApp, id: &str) {
             access_token_ttl: 600,
             refresh_token_ttl: 3600,
             flow_ticket: FlowTicketPolicy::Required,
+            ..NewClient::default()
         })
         .await
         .unwrap();
@@ -375,7 +376,7 @@ backend_tests! {
         let genuine = app.push_component_ticket().await;
         let stored = tickets().await;
         assert_eq!(stored.len(), 1);
-        assert_eq!(app.state.vault.open(&stored[0].ticket_enc).unwrap(), genuine);
+        assert_eq!(app.state.vault.open(&stored[0].ticket_enc, wxauth::vault::SealedAt::new("wechat_component_ticket", "ticket_enc", c)).unwrap(), genuine);
 
         // Forged ones keep the last good ticket: bad signature, a message naming another
         // component, an unknown component.
@@ -386,7 +387,7 @@ backend_tests! {
         let resp = push(&ticket_xml(c, "ticket@@@other"), None, "wxd0000000000000ff").await.unwrap();
         assert_eq!(resp.status(), 400);
         let stored = tickets().await;
-        assert_eq!(app.state.vault.open(&stored[0].ticket_enc).unwrap(), genuine);
+        assert_eq!(app.state.vault.open(&stored[0].ticket_enc, wxauth::vault::SealedAt::new("wechat_component_ticket", "ticket_enc", c)).unwrap(), genuine);
 
         // Authorization change notices are accepted and answered `success`.
         for info_type in ["authorized", "updateauthorized", "unauthorized"] {
@@ -399,13 +400,13 @@ backend_tests! {
             assert_eq!(resp.text().await.unwrap(), "success");
         }
         let stored = tickets().await;
-        assert_eq!(app.state.vault.open(&stored[0].ticket_enc).unwrap(), genuine);
+        assert_eq!(app.state.vault.open(&stored[0].ticket_enc, wxauth::vault::SealedAt::new("wechat_component_ticket", "ticket_enc", c)).unwrap(), genuine);
 
         // A valid ticket push replaces it.
         let resp = push(&ticket_xml(c, "ticket@@@next"), None, c).await.unwrap();
         assert_eq!(resp.status(), 200);
         let stored = tickets().await;
-        assert_eq!(app.state.vault.open(&stored[0].ticket_enc).unwrap(), "ticket@@@next");
+        assert_eq!(app.state.vault.open(&stored[0].ticket_enc, wxauth::vault::SealedAt::new("wechat_component_ticket", "ticket_enc", c)).unwrap(), "ticket@@@next");
     }
 
     async fn forged_replayed_crossed_and_expired_states_are_refused(app: TestApp) {

@@ -89,6 +89,7 @@ async fn optional_flow_client(app: &TestApp, id: &str) {
             access_token_ttl: 600,
             refresh_token_ttl: 3600,
             flow_ticket: FlowTicketPolicy::Optional,
+            ..NewClient::default()
         })
         .await
         .unwrap();

@@ -138,6 +138,7 @@ async fn landing_server(app: &TestApp) -> String {
             access_token_ttl: 600,
             refresh_token_ttl: 3600,
             flow_ticket: FlowTicketPolicy::Required,
+            ..NewClient::default()
         })
         .await
         .unwrap();

@@ -31,6 +31,7 @@ pub(crate) async fn client(app: &TestApp, id: &str, grants: &[&str]) -> String {
             access_token_ttl: 600,
             refresh_token_ttl: 3600,
             flow_ticket: FlowTicketPolicy::Required,
+            ..NewClient::default()
         })
         .await
         .unwrap();
@@ -302,7 +303,16 @@ backend_tests! {
     }
 
     async fn by_unionid_needs_a_client_and_tells_whether_the_user_exists(app: TestApp) {
-        let auth = client(&app, "backend", &["client_credentials"]).await;
+        // A resource server (`client create --introspect`): other clients may not ask.
+        app.state.clients.create(NewClient {
+            client_id: "backend".into(),
+            secret: Some(Secret::new(SECRET)),
+            grant_types: vec!["client_credentials".into()],
+            scopes: vec!["api".into()],
+            introspect: true,
+            ..NewClient::default()
+        }).await.unwrap();
+        let auth = basic("backend", SECRET);
         let union = app.sim.unionid(MP, "alice").unwrap();
         let url = app.url(&format!("/api/wechat/user/by-unionid?unionId={union}"));
 

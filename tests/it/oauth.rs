@@ -37,6 +37,7 @@ async fn client(app: &TestApp, id: &str, grants: &[&str], flow_ticket: FlowTicke
             access_token_ttl: 600,
             refresh_token_ttl: 3600,
             flow_ticket,
+            ..NewClient::default()
         })
         .await
         .unwrap();
@@ -194,7 +195,7 @@ backend_tests! {
             .unwrap();
         assert!(token.refresh_token().is_none(), "client_credentials gives no refresh token");
         let claims = verify_with_jwks(&app, token.access_token().secret()).await;
-        assert_eq!(claims["sub"], "svc");
+        assert_eq!(claims["sub"], "client:svc", "a client subject never looks like an account id");
         assert_eq!(claims["client_id"], "svc");
         assert_eq!(claims["scope"], "api");
         assert!(claims["jti"].as_str().is_some_and(|j| !j.is_empty()));

@@ -37,6 +37,7 @@ pub async fn oidc_client(app: &TestApp, id: &str, public: bool, first_party: boo
             access_token_ttl: 600,
             refresh_token_ttl: 3600,
             flow_ticket: FlowTicketPolicy::Required,
+            ..NewClient::default()
         })
         .await
         .unwrap();

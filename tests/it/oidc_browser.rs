@@ -217,6 +217,7 @@ async fn a_desktop_browser_signs_in_with_the_qr_page_and_consent() {
             access_token_ttl: 600,
             refresh_token_ttl: 3600,
             flow_ticket: FlowTicketPolicy::Required,
+            ..NewClient::default()
         })
         .await
         .unwrap();
@@ -291,6 +292,7 @@ async fn the_dev_demo_single_page_app_signs_in_with_pkce() {
             access_token_ttl: 600,
             refresh_token_ttl: 3600,
             flow_ticket: FlowTicketPolicy::Required,
+            ..NewClient::default()
         })
         .await
         .unwrap();

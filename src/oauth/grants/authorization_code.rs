@@ -3,7 +3,9 @@
 //!
 //! Closing oxide-auth's gaps here: an unknown, expired or spent code is `invalid_grant` (not
 //! `invalid_request`); a spent code presented again revokes the tokens issued from it (RFC 6749
-//! §4.1.2); a `code_verifier` for a code that had no challenge is refused (RFC 9700 §4.8.2).
+//! §4.1.2), which were chosen before the code was spent and recorded by the statement that spent
+//! it, so that a replay at the same instant finds them; a `code_verifier` for a code that had no
+//! challenge is refused (RFC 9700 §4.8.2). Replays are audited (`code_replay`).
 
 use std::borrow::Cow;
 
@@ -14,6 +16,7 @@ use oxide_auth_async::code_grant::access_token::{Endpoint, Extension, access_tok
 use oxide_auth_async::primitives::{Authorizer, Issuer, Registrar};
 
 use super::{GrantRequest, from_access_token_error};
+use crate::audit::{AuditEvent, AuditKind, Outcome};
 use crate::oauth::OAuthError;
 use crate::oauth::OAuthServices;
 use crate::oauth::authenticated_client::AuthenticatedClient;
@@ -124,37 +127,63 @@ pub async fn grant(
     services: &OAuthServices,
     request: &GrantRequest<'_>,
 ) -> Result<(Issued, Option<String>), OAuthError> {
-    let Some(code) = request.params.get("code") else {
+    if request.params.get("code").is_none() {
         return Err(OAuthError::invalid_request("code is required"));
-    };
+    }
     if request.params.get("redirect_uri").is_none() {
         return Err(OAuthError::invalid_request("redirect_uri is required"));
     }
     let tokens = &services.tokens;
+    let with_refresh = request.client.allows_grant("refresh_token");
+    // Chosen before the code is spent, and recorded by the statement that spends it.
+    let plan = tokens
+        .plan(request.client, with_refresh)
+        .map_err(|e| internal("planning the tokens of a code", &e))?;
+    let mut codes = services.authorization.code_store();
+    codes.plan = Some(plan.clone());
     let mut endpoint = CodeEndpoint {
         registrar: AuthenticatedClient {
             client: request.client,
         },
-        codes: services.authorization.code_store(),
-        issuer: tokens.for_client(request.client, request.client.allows_grant("refresh_token")),
+        codes,
+        issuer: tokens
+            .for_client(request.client, with_refresh)
+            .with_plan(plan.family_stored()),
         extension: CodeExtension::default(),
     };
     let result = access_token(&mut endpoint, &CodeRequest { grant: request }).await;
     if let Err(mut error) = result {
-        if let CodeOutcome::Replayed { family_id, jti } = &endpoint.codes.outcome {
+        if let CodeOutcome::Replayed {
+            family_id,
+            jti,
+            owner_id,
+        } = &endpoint.codes.outcome
+        {
             tracing::warn!(client_id = %request.client.client_id, "authorization code replayed; revoking its tokens");
-            if let Some(family) = family_id {
-                tokens
-                    .revoke_family(family)
-                    .await
-                    .map_err(|e| internal("revoking a family", &e))?;
-            }
             if let Some((jti, exp)) = jti {
                 tokens
                     .deny_access_token(jti, *exp)
                     .await
                     .map_err(|e| internal("denying a jti", &e))?;
             }
+            if let Some(family) = family_id {
+                tokens
+                    .revoke_family(family)
+                    .await
+                    .map_err(|e| internal("revoking a family", &e))?;
+            }
+            let mut event = AuditEvent::new(AuditKind::CodeReplay, Outcome::Refused)
+                .client(request.client.client_id.as_str());
+            if let Ok(account) = owner_id.parse() {
+                event = event.account(account);
+            }
+            if let Some(family) = family_id {
+                event = event.detail("family", family.as_str());
+            }
+            if let Some((jti, _)) = jti {
+                event = event.detail("jti", jti.as_str());
+            }
+            services.audit.record(event).await;
         }
         return Err(
             match (&endpoint.codes.outcome, endpoint.extension.pkce_failed) {
@@ -164,6 +193,10 @@ pub async fn grant(
                 (_, true) => {
                     OAuthError::invalid_grant("code_verifier does not match the code_challenge")
                 }
+                // A replay revoked the family while this exchange was issuing.
+                _ if endpoint.issuer.family_revoked_meanwhile() => {
+                    OAuthError::invalid_grant("the code is invalid, expired or already used")
+                }
                 _ => from_access_token_error(error.description()),
             },
         );
@@ -172,19 +205,6 @@ pub async fn grant(
         .issuer
         .take_issued()
         .ok_or_else(OAuthError::server_error)?;
-    let family = match &issued.refresh_token {
-        Some(refresh) => tokens
-            .find_refresh(refresh)
-            .await
-            .map_err(|e| internal("reading a new refresh token", &e))?
-            .map(|row| row.family_id),
-        None => None,
-    };
-    endpoint
-        .codes
-        .link_issued(code, family, &issued.claims.jti, issued.claims.exp)
-        .await
-        .map_err(|e| internal("linking tokens to their code", &e))?;
 
     let scope: Vec<&str> = issued.claims.scope.split(' ').collect();
     let id_token = if scope.contains(&"openid") {

@@ -1,5 +1,6 @@
 //! `grant_type=refresh_token` (RFC 6749 §6) through oxide-auth's refresh state machine. Every use
-//! rotates the token; a spent token presented again revokes its whole family (RFC 9700 §4.14).
+//! rotates the token within its family's absolute lifetime; a spent token presented again revokes
+//! its whole family and what it produced (RFC 9700 §4.14), and is audited (`refresh_reuse`).
 
 use std::borrow::Cow;
 
@@ -8,9 +9,10 @@ use oxide_auth_async::code_grant::refresh::{Endpoint, refresh};
 use oxide_auth_async::primitives::{Issuer, Registrar};
 
 use super::{GrantRequest, from_access_token_error};
-use crate::oauth::OAuthError;
+use crate::audit::{AuditEvent, AuditKind, Outcome};
 use crate::oauth::authenticated_client::AuthenticatedClient;
-use crate::oauth::token_issuer::{Issued, TokenIssuer, TokenService};
+use crate::oauth::token_issuer::{Issued, SubjectKind, TokenIssuer};
+use crate::oauth::{OAuthError, OAuthServices};
 
 struct RefreshRequest<'a> {
     grant: &'a GrantRequest<'a>,
@@ -58,19 +60,12 @@ impl Endpoint for RefreshEndpoint<'_> {
 }
 
 pub async fn grant(
-    tokens: &TokenService,
+    services: &OAuthServices,
     request: &GrantRequest<'_>,
 ) -> Result<Issued, OAuthError> {
-    let Some(presented) = request.params.get("refresh_token") else {
+    let tokens = &services.tokens;
+    if request.params.get("refresh_token").is_none() {
         return Err(OAuthError::invalid_request("refresh_token is required"));
-    };
-    // A token of another client is refused without spending it.
-    if let Ok(Some(row)) = tokens.find_refresh(presented).await
-        && row.client_id != request.client.client_id
-    {
-        return Err(OAuthError::invalid_grant(
-            "the refresh token is invalid, expired or revoked",
-        ));
     }
     let mut endpoint = RefreshEndpoint {
         registrar: AuthenticatedClient {
@@ -80,6 +75,17 @@ pub async fn grant(
     };
     let result = refresh(&mut endpoint, &RefreshRequest { grant: request }).await;
     if endpoint.issuer.reuse_detected() {
+        let mut event = AuditEvent::new(AuditKind::RefreshReuse, Outcome::Refused)
+            .client(request.client.client_id.as_str());
+        if let Some(stored) = endpoint.issuer.presented() {
+            event = event.detail("family", stored.token.family_id.as_str());
+            if stored.subject() == SubjectKind::User
+                && let Ok(account) = stored.token.owner_id.parse()
+            {
+                event = event.account(account);
+            }
+        }
+        services.audit.record(event).await;
         return Err(OAuthError::invalid_grant(
             "the refresh token was already used; its token family is revoked",
         ));
@@ -93,6 +99,10 @@ pub async fn grant(
         Err(RefreshError::Unauthorized(mut d, _)) => {
             Err(from_access_token_error(Some(d.description())))
         }
+        // Our issuer refused the exchange (the token or its family is no longer live).
+        Err(RefreshError::Primitive) if endpoint.issuer.family_revoked_meanwhile() => Err(
+            OAuthError::invalid_grant("the refresh token is invalid, expired or revoked"),
+        ),
         Err(RefreshError::Primitive) => Err(OAuthError::server_error()),
     }
 }

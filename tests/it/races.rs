@@ -1,0 +1,321 @@
+//! Single-use things under two requests released at the same instant (a `tokio::sync::Barrier`),
+//! 20 times on every backend: a refresh token presented twice at once, and an authorization code
+//! exchanged twice at once. Whatever the interleaving, nothing the spent thing produced may stay
+//! alive: the winner's new refresh token is refused, its access token is inactive at
+//! introspection, and replaying the old token or code afterwards still refuses.
+
+use std::sync::Arc;
+
+use serde_json::Value;
+use tokio::sync::Barrier;
+use url::Url;
+use wxauth::app_registry::{AppKind, NewApp};
+use wxauth::audit::{AuditFilter, AuditKind};
+use wxauth::login::TicketIdentity;
+use wxauth::oauth::{FlowTicketPolicy, NewClient};
+use wxauth::secret::Secret;
+use wxauth::users::VouchedIdentity;
+
+use crate::backend_tests;
+use crate::harness::TestApp;
+use crate::oauth::basic;
+use crate::oidc::{Browser, DESKTOP, REDIRECT, SECRET as OIDC_SECRET, Step, oidc_client, pkce};
+
+const TRIALS: usize = 20;
+const SECRET: &str = "a-long-client-secret-for-races";
+const APPID: &str = "wxf6ea2272a8e77b2f";
+const OPENID: &str = "o9fv7jpEvoKClBOB4uAi827ziSS8";
+const UNIONID: &str = "oKUtLw254UHAui910x77zMGA1uLM";
+
+async fn flow_client(app: &TestApp) {
+    app.state
+        .clients
+        .create(NewClient {
+            client_id: "web".into(),
+            secret: Some(Secret::new(SECRET)),
+            grant_types: vec!["flow".into(), "refresh_token".into()],
+            scopes: vec!["flow".into()],
+            redirect_uris: vec![],
+            public: false,
+            first_party: false,
+            access_token_ttl: 600,
+            refresh_token_ttl: 3600,
+            flow_ticket: FlowTicketPolicy::Required,
+            ..NewClient::default()
+        })
+        .await
+        .unwrap();
+    app.state
+        .apps
+        .add(NewApp {
+            appid: APPID.into(),
+            kind: AppKind::OfficialAccount,
+            secret: Some(Secret::new("app-secret-0123456789")),
+            component_appid: None,
+            is_base: false,
+            token: None,
+            aes_key: None,
+        })
+        .await
+        .unwrap();
+    app.state
+        .users
+        .record_identity(
+            &VouchedIdentity {
+                appid: APPID.into(),
+                open_id: OPENID.into(),
+                union_id: Some(UNIONID.into()),
+                profile: None,
+            },
+            app.state.clock.now(),
+        )
+        .await
+        .unwrap();
+}
+
+/// POST a form to the token endpoint.
+async fn token(app: &TestApp, auth: &str, form: &[(&str, &str)]) -> (u16, Value) {
+    let response = app
+        .http
+        .post(app.url("/oauth/token"))
+        .header("authorization", auth)
+        .form(form)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+/// Whether `token` is active, as the client that holds it sees it at introspection.
+async fn active(app: &TestApp, auth: &str, token: &str) -> bool {
+    let body: Value = app
+        .http
+        .post(app.url("/oauth/introspect"))
+        .header("authorization", auth)
+        .form(&[("token", token)])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    body["active"] == true
+}
+
+/// Send the same token request twice, released together by a barrier.
+async fn twice_at_once(
+    app: &TestApp,
+    auth: &str,
+    form: Vec<(String, String)>,
+) -> [(u16, Value); 2] {
+    let barrier = Arc::new(Barrier::new(2));
+    let send = |barrier: Arc<Barrier>| {
+        let request = app
+            .http
+            .post(app.url("/oauth/token"))
+            .header("authorization", auth)
+            .form(&form);
+        tokio::spawn(async move {
+            barrier.wait().await;
+            let response = request.send().await.unwrap();
+            let status = response.status().as_u16();
+            (
+                status,
+                response.json::<Value>().await.unwrap_or(Value::Null),
+            )
+        })
+    };
+    let (a, b) = tokio::join!(send(barrier.clone()), send(barrier));
+    [a.unwrap(), b.unwrap()]
+}
+
+async fn audited(app: &TestApp, kind: AuditKind) -> Vec<wxauth::audit::StoredEvent> {
+    app.state
+        .audit
+        .list(&AuditFilter {
+            kind: Some(kind),
+            limit: 10_000,
+            ..AuditFilter::default()
+        })
+        .await
+        .unwrap()
+}
+
+/// A code for the signed-in `browser` (first-party client: no consent page).
+async fn code(browser: &mut Browser<'_>, challenge: &str) -> String {
+    let mut url = Url::parse(&browser.app.url("/oauth/authorize")).unwrap();
+    url.query_pairs_mut()
+        .append_pair("response_type", "code")
+        .append_pair("client_id", "web")
+        .append_pair("redirect_uri", REDIRECT)
+        .append_pair("scope", "openid")
+        .append_pair("state", "st")
+        .append_pair("code_challenge", challenge)
+        .append_pair("code_challenge_method", "S256");
+    let Step::Left(back) = browser.walk(url.as_str()).await else {
+        panic!("no redirect to the client")
+    };
+    back.query_pairs()
+        .find(|(k, _)| k == "code")
+        .map(|(_, v)| v.into_owned())
+        .expect("a code")
+}
+
+backend_tests! {
+    async fn two_refreshes_at_once_leave_no_live_descendant(app: TestApp) {
+        flow_client(&app).await;
+        let auth = basic("web", SECRET);
+        let mut survivors = Vec::new();
+        for trial in 0..TRIALS {
+            let ticket = app.state.tickets.mint(&TicketIdentity {
+                appid: APPID.into(), open_id: OPENID.into(), union_id: Some(UNIONID.into()),
+            }).await.unwrap();
+            let (status, first) = token(&app, &auth, &[
+                ("grant_type", "flow"), ("appId", APPID), ("openId", OPENID),
+                ("unionId", UNIONID), ("ticket", &ticket),
+            ]).await;
+            assert_eq!(status, 200, "{first}");
+            let old = first["refresh_token"].as_str().unwrap().to_owned();
+            let form = vec![("grant_type".into(), "refresh_token".into()), ("refresh_token".into(), old.clone())];
+            let results = twice_at_once(&app, &auth, form).await;
+            let winners: Vec<&Value> = results.iter().filter(|(s, _)| *s == 200).map(|(_, b)| b).collect();
+            assert!(winners.len() <= 1, "one refresh token, two rotations: {results:?}");
+            for (status, body) in &results {
+                assert!(*status == 200 || (*status == 400 && body["error"] == "invalid_grant"), "{status} {body}");
+            }
+            let mut alive = Vec::new();
+            for winner in &winners {
+                let new = winner["refresh_token"].as_str().unwrap();
+                if active(&app, &auth, new).await {
+                    alive.push("the winner's refresh token at introspection");
+                }
+                if active(&app, &auth, winner["access_token"].as_str().unwrap()).await {
+                    alive.push("the winner's access token at introspection");
+                }
+            }
+            if active(&app, &auth, first["access_token"].as_str().unwrap()).await {
+                alive.push("the first access token at introspection");
+            }
+            // Replaying the old token is refused, and afterwards the new one is refused too.
+            let (status, body) = token(&app, &auth, &[("grant_type", "refresh_token"), ("refresh_token", &old)]).await;
+            assert_eq!((status, body["error"].as_str()), (400, Some("invalid_grant")), "{body}");
+            for winner in &winners {
+                let new = winner["refresh_token"].as_str().unwrap();
+                let (status, _) = token(&app, &auth, &[("grant_type", "refresh_token"), ("refresh_token", new)]).await;
+                if status == 200 {
+                    alive.push("the winner's refresh token after the old one was replayed");
+                }
+            }
+            if !alive.is_empty() {
+                survivors.push((trial, alive));
+            }
+        }
+        assert!(survivors.is_empty(), "{}/{TRIALS} trials left a descendant alive on {:?}: {survivors:?}", survivors.len(), app.backend);
+        // Every reuse is in the audit trail, with its client and account.
+        let reuses = audited(&app, AuditKind::RefreshReuse).await;
+        assert!(reuses.len() >= TRIALS, "{} refresh_reuse events", reuses.len());
+        assert!(reuses.iter().all(|e| e.client_id.as_deref() == Some("web") && e.account_id.is_some() && e.outcome == "refused"));
+    }
+
+    async fn a_sign_out_at_the_instant_of_a_refresh_leaves_nothing_alive(app: TestApp) {
+        flow_client(&app).await;
+        let auth = basic("web", SECRET);
+        let mut survivors = Vec::new();
+        for trial in 0..TRIALS {
+            let ticket = app.state.tickets.mint(&TicketIdentity {
+                appid: APPID.into(), open_id: OPENID.into(), union_id: Some(UNIONID.into()),
+            }).await.unwrap();
+            let (status, first) = token(&app, &auth, &[
+                ("grant_type", "flow"), ("appId", APPID), ("openId", OPENID),
+                ("unionId", UNIONID), ("ticket", &ticket),
+            ]).await;
+            assert_eq!(status, 200, "{first}");
+            let old = first["refresh_token"].as_str().unwrap().to_owned();
+            // The app refreshes while the user signs out (RFC 7009 revocation of the same token).
+            let barrier = Arc::new(Barrier::new(2));
+            let refresh = app.http.post(app.url("/oauth/token")).header("authorization", &auth)
+                .form(&[("grant_type", "refresh_token"), ("refresh_token", old.as_str())]);
+            let revoke = app.http.post(app.url("/oauth/revoke")).header("authorization", &auth)
+                .form(&[("token", old.as_str())]);
+            let (b1, b2) = (barrier.clone(), barrier);
+            let (refreshed, revoked) = tokio::join!(
+                tokio::spawn(async move {
+                    b1.wait().await;
+                    let response = refresh.send().await.unwrap();
+                    (response.status().as_u16(), response.json::<Value>().await.unwrap_or(Value::Null))
+                }),
+                tokio::spawn(async move {
+                    b2.wait().await;
+                    revoke.send().await.unwrap().status().as_u16()
+                }),
+            );
+            let (status, body) = refreshed.unwrap();
+            assert_eq!(revoked.unwrap(), 200);
+            assert!(status == 200 || (status == 400 && body["error"] == "invalid_grant"), "{status} {body}");
+            let mut alive = Vec::new();
+            if active(&app, &auth, first["access_token"].as_str().unwrap()).await {
+                alive.push("the first access token");
+            }
+            if status == 200 {
+                if active(&app, &auth, body["refresh_token"].as_str().unwrap()).await {
+                    alive.push("the new refresh token");
+                }
+                if active(&app, &auth, body["access_token"].as_str().unwrap()).await {
+                    alive.push("the new access token");
+                }
+            }
+            if !alive.is_empty() {
+                survivors.push((trial, alive));
+            }
+        }
+        assert!(survivors.is_empty(), "{}/{TRIALS} trials left a token alive after sign-out on {:?}: {survivors:?}", survivors.len(), app.backend);
+    }
+
+    async fn a_code_exchanged_twice_at_once_leaves_no_live_token(app: TestApp) {
+        oidc_client(&app, "web", false, true).await;
+        let auth = basic("web", OIDC_SECRET);
+        let mut browser = Browser::new(&app, DESKTOP, "alice");
+        let mut survivors = Vec::new();
+        for trial in 0..TRIALS {
+            let (verifier, challenge) = pkce();
+            let code = code(&mut browser, &challenge).await;
+            let form: Vec<(String, String)> = [
+                ("grant_type", "authorization_code"), ("code", code.as_str()),
+                ("redirect_uri", REDIRECT), ("code_verifier", verifier.as_str()),
+            ].iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+            let results = twice_at_once(&app, &auth, form.clone()).await;
+            let winners: Vec<&Value> = results.iter().filter(|(s, _)| *s == 200).map(|(_, b)| b).collect();
+            assert!(winners.len() <= 1, "one code, two exchanges: {results:?}");
+            for (status, body) in &results {
+                assert!(*status == 200 || (*status == 400 && body["error"] == "invalid_grant"), "{status} {body}");
+            }
+            let mut alive = Vec::new();
+            for winner in &winners {
+                if active(&app, &auth, winner["access_token"].as_str().unwrap()).await {
+                    alive.push("the winner's access token at introspection");
+                }
+                let refresh = winner["refresh_token"].as_str().unwrap();
+                if active(&app, &auth, refresh).await {
+                    alive.push("the winner's refresh token at introspection");
+                }
+                let (status, _) = token(&app, &auth, &[("grant_type", "refresh_token"), ("refresh_token", refresh)]).await;
+                if status == 200 {
+                    alive.push("the winner's refresh token at the token endpoint");
+                }
+            }
+            // A later replay is refused all the same.
+            let pairs: Vec<(&str, &str)> = form.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            let (status, body) = token(&app, &auth, &pairs).await;
+            assert_eq!((status, body["error"].as_str()), (400, Some("invalid_grant")), "{body}");
+            if !alive.is_empty() {
+                survivors.push((trial, alive));
+            }
+        }
+        assert!(survivors.is_empty(), "{}/{TRIALS} trials left a token alive on {:?}: {survivors:?}", survivors.len(), app.backend);
+        // Every replay is in the audit trail (the racing one and the later one of each trial).
+        let replays = audited(&app, AuditKind::CodeReplay).await;
+        assert!(replays.len() >= 2 * TRIALS, "{} code_replay events", replays.len());
+        assert!(replays.iter().all(|e| e.client_id.as_deref() == Some("web") && e.account_id.is_some() && !e.detail.contains(&OIDC_SECRET[..8])));
+    }
+}
