@@ -9,6 +9,12 @@ use std::time::{SystemTime, UNIX_EPOCH};
 pub trait Clock: Send + Sync + 'static {
     /// Seconds since the unix epoch.
     fn now(&self) -> i64;
+
+    /// Milliseconds since the unix epoch (for ordering events across instances, which share
+    /// only the wall clock).
+    fn now_millis(&self) -> i64 {
+        self.now().saturating_mul(1000)
+    }
 }
 
 /// The clock shared through application state.
@@ -23,6 +29,13 @@ impl Clock for SystemClock {
         SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_secs() as i64)
+            .unwrap_or_default()
+    }
+
+    fn now_millis(&self) -> i64 {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
             .unwrap_or_default()
     }
 }
@@ -43,5 +56,9 @@ impl ManualClock {
 impl Clock for ManualClock {
     fn now(&self) -> i64 {
         SystemClock.now() + self.offset.load(Ordering::SeqCst)
+    }
+
+    fn now_millis(&self) -> i64 {
+        SystemClock.now_millis() + self.offset.load(Ordering::SeqCst) * 1000
     }
 }

@@ -21,6 +21,10 @@ pub mod defaults {
     pub const MASTER_KEY_FILE: &str = "wxauth.key";
     pub const JWT_ALG: &str = "ES256";
     pub const AUDIT_RETENTION_DAYS: i64 = 180;
+    pub const HEADER_READ_TIMEOUT_SECS: u64 = 10;
+    pub const REQUEST_TIMEOUT_SECS: u64 = 30;
+    pub const MAX_CONNECTIONS: usize = 1024;
+    pub const MAX_REQUESTS: usize = 256;
 }
 
 /// A configuration value that is present but unusable. Its `Display` is the one line printed
@@ -105,6 +109,70 @@ pub struct Config {
     pub audit_retention_days: i64,
     /// Where `/metrics` is served when not on the public listener.
     pub metrics_listen: Option<SocketAddr>,
+    /// Timeouts and caps of the HTTP server.
+    pub server: ServerLimits,
+    /// Rate limits, the client-authentication throttle and the cap on live sign-in states.
+    pub limits: crate::limits::LimitsConfig,
+    /// Redis, for rate-limit counters shared by every instance (`WXAUTH_REDIS_URL`).
+    pub redis_url: Option<Secret>,
+    /// Proxies whose `X-Forwarded-For` / `Forwarded` headers name the client
+    /// (`WXAUTH_TRUSTED_PROXIES`, CIDRs).
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+}
+
+/// What the HTTP server allows a connection and a request (see [`crate::server`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerLimits {
+    /// A connection must finish sending a request's headers within this; the same timer closes
+    /// a kept-alive connection that sends no new request (`WXAUTH_HEADER_READ_TIMEOUT_SECS`).
+    pub header_read_timeout: std::time::Duration,
+    /// A whole request, body and handler included (`WXAUTH_REQUEST_TIMEOUT_SECS`).
+    pub request_timeout: std::time::Duration,
+    /// Open connections at once; more are answered 503 and closed (`WXAUTH_MAX_CONNECTIONS`).
+    pub max_connections: usize,
+    /// Requests in progress at once; more are answered 503 (`WXAUTH_MAX_REQUESTS`).
+    pub max_requests: usize,
+}
+
+impl Default for ServerLimits {
+    fn default() -> Self {
+        Self {
+            header_read_timeout: std::time::Duration::from_secs(defaults::HEADER_READ_TIMEOUT_SECS),
+            request_timeout: std::time::Duration::from_secs(defaults::REQUEST_TIMEOUT_SECS),
+            max_connections: defaults::MAX_CONNECTIONS,
+            max_requests: defaults::MAX_REQUESTS,
+        }
+    }
+}
+
+/// A whole number in `range` from `variable`, or `default` when unset.
+pub(crate) fn number_in<T>(
+    var: &dyn Fn(&'static str) -> Option<String>,
+    variable: &'static str,
+    range: std::ops::RangeInclusive<T>,
+    default: T,
+) -> Result<T, ConfigError>
+where
+    T: std::str::FromStr + PartialOrd + fmt::Display + Copy,
+{
+    match var(variable) {
+        None => Ok(default),
+        Some(text) => text
+            .trim()
+            .parse::<T>()
+            .ok()
+            .filter(|n| range.contains(n))
+            .ok_or_else(|| {
+                ConfigError::new(
+                    variable,
+                    format!(
+                        "expected a whole number from {} to {}, got {text:?}",
+                        range.start(),
+                        range.end()
+                    ),
+                )
+            }),
+    }
 }
 
 impl fmt::Debug for Config {
@@ -253,8 +321,57 @@ impl Config {
                 )
             })?),
         };
+        let server = ServerLimits {
+            header_read_timeout: std::time::Duration::from_secs(number_in(
+                &var,
+                "WXAUTH_HEADER_READ_TIMEOUT_SECS",
+                1..=600,
+                defaults::HEADER_READ_TIMEOUT_SECS,
+            )?),
+            request_timeout: std::time::Duration::from_secs(number_in(
+                &var,
+                "WXAUTH_REQUEST_TIMEOUT_SECS",
+                1..=3600,
+                defaults::REQUEST_TIMEOUT_SECS,
+            )?),
+            max_connections: number_in(
+                &var,
+                "WXAUTH_MAX_CONNECTIONS",
+                1..=1_000_000,
+                defaults::MAX_CONNECTIONS,
+            )?,
+            max_requests: number_in(
+                &var,
+                "WXAUTH_MAX_REQUESTS",
+                1..=1_000_000,
+                defaults::MAX_REQUESTS,
+            )?,
+        };
+        let limits = crate::limits::LimitsConfig::from_lookup(&var)?;
+        let redis_url = match var("WXAUTH_REDIS_URL") {
+            None => None,
+            Some(text) => {
+                let ok = Url::parse(text.trim())
+                    .is_ok_and(|u| matches!(u.scheme(), "redis" | "rediss" | "redis+unix"));
+                if !ok {
+                    return Err(ConfigError::new(
+                        "WXAUTH_REDIS_URL",
+                        "expected a redis:// URL such as redis://127.0.0.1:6379/0",
+                    ));
+                }
+                Some(Secret::new(text.trim()))
+            }
+        };
+        let trusted_proxies = match var("WXAUTH_TRUSTED_PROXIES") {
+            None => Vec::new(),
+            Some(list) => parse_cidrs(&list)?,
+        };
 
         Ok(Self {
+            server,
+            limits,
+            redis_url,
+            trusted_proxies,
             listen,
             public_url,
             public_url_is_set,
@@ -447,6 +564,25 @@ fn validate_database_url(text: &str) -> Result<(), ConfigError> {
     Ok(())
 }
 
+/// `WXAUTH_TRUSTED_PROXIES`: comma-separated CIDRs or single addresses.
+fn parse_cidrs(list: &str) -> Result<Vec<ipnet::IpNet>, ConfigError> {
+    list.split(',')
+        .map(str::trim)
+        .filter(|e| !e.is_empty())
+        .map(|entry| {
+            entry
+                .parse::<ipnet::IpNet>()
+                .or_else(|_| entry.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                .map_err(|_| {
+                    ConfigError::new(
+                        "WXAUTH_TRUSTED_PROXIES",
+                        format!("expected comma-separated CIDRs such as 10.0.0.0/8, got {entry:?}"),
+                    )
+                })
+        })
+        .collect()
+}
+
 fn parse_allowlist(list: &str) -> Result<Vec<String>, ConfigError> {
     let mut hosts = Vec::new();
     for entry in list.split(',').map(str::trim).filter(|e| !e.is_empty()) {
@@ -529,6 +665,12 @@ mod tests {
             ("WXAUTH_AUDIT_RETENTION_DAYS", "0"),
             ("WXAUTH_METRICS_LISTEN", "everywhere"),
             ("WXAUTH_AUDIT_RETENTION_DAYS", "forever"),
+            ("WXAUTH_HEADER_READ_TIMEOUT_SECS", "0"),
+            ("WXAUTH_MAX_CONNECTIONS", "many"),
+            ("WXAUTH_REDIS_URL", "http://cache"),
+            ("WXAUTH_TRUSTED_PROXIES", "10.0.0.0/33"),
+            ("WXAUTH_LIMIT_AUTHORIZE", "fast"),
+            ("WXAUTH_LIMITS", "maybe"),
         ] {
             let err = config(&[(var, value)]).err();
             assert_eq!(err.as_ref().map(|e| e.variable), Some(var), "{var}={value}");
@@ -595,6 +737,15 @@ mod tests {
         );
         let err = format(&[("WXAUTH_LOG_FORMAT", "xml")], false).err();
         assert_eq!(err.map(|e| e.variable), Some("WXAUTH_LOG_FORMAT"));
+    }
+
+    #[test]
+    fn trusted_proxies_take_cidrs_and_addresses() {
+        let c = config(&[("WXAUTH_TRUSTED_PROXIES", "10.0.0.0/8, 127.0.0.1, ::1")]).ok();
+        let nets: Vec<String> = c
+            .map(|c| c.trusted_proxies.iter().map(|n| n.to_string()).collect())
+            .unwrap_or_default();
+        assert_eq!(nets, ["10.0.0.0/8", "127.0.0.1/32", "::1/128"]);
     }
 
     #[test]

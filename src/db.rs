@@ -14,15 +14,29 @@ use migration::{Migrator, MigratorTrait};
 
 use crate::config::{ConfigError, redacted_database_url};
 
+/// How long a statement waits for a pooled connection (and a new connection to open). Under a
+/// burst, requests queue here; the bound sits below the server's whole-request timeout (30 s by
+/// default), so a request that cannot get a connection still gets its own 503 answer, while a
+/// busy but healthy database is waited for rather than turned into errors after a few seconds.
+pub const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// How long startup waits for the database before it reports `DATABASE_URL`.
+const STARTUP_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long a pooled connection may sit idle before it is pinged when handed out again. A hot
+/// connection is handed out without a ping: pinging on every checkout doubled each statement's
+/// round trips and the time a burst of requests holds the pool.
+const PING_IF_IDLE_FOR: Duration = Duration::from_secs(30);
+
 /// Connect with the settings wxauth relies on: for SQLite, WAL journaling, a busy timeout and
-/// foreign keys; for every backend, bounded connect/acquire timeouts so a dead database gives an
-/// error instead of a hang.
+/// foreign keys; for every backend, a bounded wait for a connection ([`ACQUIRE_TIMEOUT`]) so a
+/// dead database gives an error instead of a hang, and stale connections pinged before use.
 pub async fn connect(url: &str) -> Result<DatabaseConnection, ConfigError> {
     let url = url.replacen("mariadb://", "mysql://", 1);
     let mut options = ConnectOptions::new(url.clone());
     options
-        .connect_timeout(Duration::from_secs(5))
-        .acquire_timeout(Duration::from_secs(5))
+        .acquire_timeout(ACQUIRE_TIMEOUT)
+        .test_before_acquire_if_idle_for(PING_IF_IDLE_FOR)
         .sqlx_logging(false)
         .map_sqlx_sqlite_opts(|o| {
             o.journal_mode(SqliteJournalMode::Wal)
@@ -36,7 +50,7 @@ pub async fn connect(url: &str) -> Result<DatabaseConnection, ConfigError> {
     } else {
         options.max_connections(32);
     }
-    let db = Database::connect(options).await.map_err(|e| {
+    let cannot_connect = |e: DbErr| {
         ConfigError::new(
             "DATABASE_URL",
             format!(
@@ -45,8 +59,30 @@ pub async fn connect(url: &str) -> Result<DatabaseConnection, ConfigError> {
                 one_line(&e.to_string())
             ),
         )
-    })?;
-    Ok(db)
+    };
+    // A wrong or dead database is reported within seconds at startup, not after the long wait
+    // for a connection that serving allows: one probe connection with a short bound first.
+    let mut probe = options.clone();
+    probe
+        .acquire_timeout(STARTUP_TIMEOUT)
+        .max_connections(1)
+        .min_connections(0);
+    Database::connect(probe)
+        .await
+        .map_err(cannot_connect)?
+        .close()
+        .await
+        .map_err(cannot_connect)?;
+    Database::connect(options).await.map_err(cannot_connect)
+}
+
+/// What a request is told when the database cannot be reached in time (a 503 with `Retry-After`).
+pub const BUSY_MESSAGE: &str = "the database is busy, try again";
+
+/// Whether `error` says the database could not be reached in time (every pooled connection busy,
+/// or none could be opened): a temporary condition, answered 503 with `Retry-After`, not 500.
+pub fn is_unavailable(error: &DbErr) -> bool {
+    matches!(error, DbErr::ConnectionAcquire(_))
 }
 
 /// Apply every pending migration.

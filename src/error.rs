@@ -42,7 +42,13 @@ impl AppError {
 
 impl From<sea_orm::DbErr> for AppError {
     fn from(err: sea_orm::DbErr) -> Self {
-        AppError::Internal(format!("database: {err}"))
+        match err {
+            // Every pooled connection is busy: the database cannot answer now, retry helps.
+            err if crate::db::is_unavailable(&err) => {
+                AppError::TemporarilyUnavailable(crate::db::BUSY_MESSAGE.into())
+            }
+            err => AppError::Internal(format!("database: {err}")),
+        }
     }
 }
 
@@ -73,7 +79,7 @@ fn body(status: StatusCode, error: &str, description: &str) -> Response {
 }
 
 /// RFC 6749 §5.2: JSON `{error, error_description}`, 401 with a Basic challenge for
-/// `invalid_client`, and never cached (RFC 6749 §5.1).
+/// `invalid_client`, `Retry-After` on 429 and 503, and never cached (RFC 6749 §5.1).
 fn oauth_response(err: &OAuthError) -> Response {
     let status = StatusCode::from_u16(err.status()).unwrap_or(StatusCode::BAD_REQUEST);
     let mut response = (status, Json(err.to_json())).into_response();
@@ -88,6 +94,9 @@ fn oauth_response(err: &OAuthError) -> Response {
         && let Ok(value) = HeaderValue::from_str(&challenge)
     {
         headers.insert(header::WWW_AUTHENTICATE, value);
+    }
+    if let Some(secs) = err.retry_after_secs() {
+        headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
     }
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
@@ -122,5 +131,26 @@ impl IntoResponse for AppError {
                 )
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::oauth::OAuthErrorCode;
+
+    #[test]
+    fn oauth_503_and_429_say_when_to_retry() {
+        let unavailable = AppError::OAuth(OAuthError::new(
+            OAuthErrorCode::TemporarilyUnavailable,
+            "WeChat is busy",
+        ))
+        .into_response();
+        assert_eq!(unavailable.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(unavailable.headers()[header::RETRY_AFTER], "5");
+        let throttled =
+            AppError::OAuth(OAuthError::too_many_requests(8, "slow down")).into_response();
+        assert_eq!(throttled.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(throttled.headers()[header::RETRY_AFTER], "8");
     }
 }

@@ -1,68 +1,129 @@
 //! The janitor: every few minutes, delete rows whose time is over — spent or expired login
 //! tickets, Mini Program sessions, refresh tokens, denylisted access-token ids, authorization
-//! codes, browser sessions and sign-in states — so that tables of short-lived things stay small,
-//! and audit events older than the retention.
-//! Each delete is one statement on an indexed `expires_at`; several instances sweeping at once
-//! only repeat each other's work.
+//! codes, browser sessions, sign-in states and code exchanges — so that tables of short-lived
+//! things stay small, and audit events older than the retention.
+//!
+//! Rows go in batches of [`BATCH_ROWS`] (select the keys on the indexed `expires_at`, delete those
+//! keys) with a [`BATCH_PAUSE`] between batches: one DELETE of 300,000 rows held SQLite's single
+//! writer for seconds and every request that wanted to write waited behind it. Several instances
+//! sweeping at once only repeat each other's work.
 
 use std::time::Duration;
 
-use sea_orm::{ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter};
+use sea_orm::sea_query::SimpleExpr;
+use sea_orm::{
+    ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QuerySelect, TryGetableMany,
+    Value,
+};
 
 use entity::{
     audit_event, auth_state, authorization_code, browser_session, login_ticket, mini_session,
-    refresh_token, revoked_access_token,
+    refresh_token, revoked_access_token, wechat_code_exchange,
 };
 
 use crate::clock::SharedClock;
 
 /// How often the janitor sweeps.
 pub const SWEEP_INTERVAL: Duration = Duration::from_secs(600);
+/// Rows deleted per statement.
+pub const BATCH_ROWS: u64 = 1000;
+/// The pause between two batches, in which requests get the database.
+pub const BATCH_PAUSE: Duration = Duration::from_millis(10);
+
+/// Delete, batch by batch, the rows of `E` whose `key` column is among those `expired` selects.
+async fn delete_in_batches<E, K>(
+    db: &DatabaseConnection,
+    key: E::Column,
+    expired: SimpleExpr,
+) -> Result<u64, DbErr>
+where
+    E: EntityTrait,
+    K: TryGetableMany + Into<Value> + Send + Sync,
+{
+    let mut gone = 0;
+    loop {
+        let keys: Vec<K> = E::find()
+            .select_only()
+            .column(key)
+            .filter(expired.clone())
+            .limit(BATCH_ROWS)
+            .into_tuple()
+            .all(db)
+            .await?;
+        let selected = keys.len() as u64;
+        if selected == 0 {
+            return Ok(gone);
+        }
+        gone += E::delete_many()
+            .filter(key.is_in(keys))
+            .exec(db)
+            .await?
+            .rows_affected;
+        if selected < BATCH_ROWS {
+            return Ok(gone);
+        }
+        tokio::time::sleep(BATCH_PAUSE).await;
+    }
+}
 
 /// Delete every expired row, and audit events older than `audit_retention` seconds; returns how
 /// many went.
 pub async fn sweep(db: &DatabaseConnection, now: i64, audit_retention: i64) -> Result<u64, DbErr> {
     let mut gone = 0;
-    gone += login_ticket::Entity::delete_many()
-        .filter(login_ticket::Column::ExpiresAt.lt(now))
-        .exec(db)
-        .await?
-        .rows_affected;
-    gone += mini_session::Entity::delete_many()
-        .filter(mini_session::Column::ExpiresAt.lt(now))
-        .exec(db)
-        .await?
-        .rows_affected;
-    gone += refresh_token::Entity::delete_many()
-        .filter(refresh_token::Column::ExpiresAt.lt(now))
-        .exec(db)
-        .await?
-        .rows_affected;
-    gone += revoked_access_token::Entity::delete_many()
-        .filter(revoked_access_token::Column::ExpiresAt.lt(now))
-        .exec(db)
-        .await?
-        .rows_affected;
-    gone += authorization_code::Entity::delete_many()
-        .filter(authorization_code::Column::ExpiresAt.lt(now))
-        .exec(db)
-        .await?
-        .rows_affected;
-    gone += browser_session::Entity::delete_many()
-        .filter(browser_session::Column::ExpiresAt.lt(now))
-        .exec(db)
-        .await?
-        .rows_affected;
-    gone += auth_state::Entity::delete_many()
-        .filter(auth_state::Column::ExpiresAt.lt(now))
-        .exec(db)
-        .await?
-        .rows_affected;
-    gone += audit_event::Entity::delete_many()
-        .filter(audit_event::Column::At.lt(now.saturating_sub(audit_retention)))
-        .exec(db)
-        .await?
-        .rows_affected;
+    gone += delete_in_batches::<login_ticket::Entity, String>(
+        db,
+        login_ticket::Column::TicketHash,
+        login_ticket::Column::ExpiresAt.lt(now),
+    )
+    .await?;
+    gone += delete_in_batches::<mini_session::Entity, String>(
+        db,
+        mini_session::Column::IdHash,
+        mini_session::Column::ExpiresAt.lt(now),
+    )
+    .await?;
+    gone += delete_in_batches::<refresh_token::Entity, String>(
+        db,
+        refresh_token::Column::TokenHash,
+        refresh_token::Column::ExpiresAt.lt(now),
+    )
+    .await?;
+    gone += delete_in_batches::<revoked_access_token::Entity, String>(
+        db,
+        revoked_access_token::Column::Jti,
+        revoked_access_token::Column::ExpiresAt.lt(now),
+    )
+    .await?;
+    gone += delete_in_batches::<authorization_code::Entity, String>(
+        db,
+        authorization_code::Column::CodeHash,
+        authorization_code::Column::ExpiresAt.lt(now),
+    )
+    .await?;
+    gone += delete_in_batches::<browser_session::Entity, String>(
+        db,
+        browser_session::Column::IdHash,
+        browser_session::Column::ExpiresAt.lt(now),
+    )
+    .await?;
+    gone += delete_in_batches::<auth_state::Entity, String>(
+        db,
+        auth_state::Column::StateHash,
+        auth_state::Column::ExpiresAt.lt(now),
+    )
+    .await?;
+    gone += delete_in_batches::<wechat_code_exchange::Entity, String>(
+        db,
+        wechat_code_exchange::Column::CodeHash,
+        wechat_code_exchange::Column::ExpiresAt.lt(now),
+    )
+    .await?;
+    gone += delete_in_batches::<audit_event::Entity, i64>(
+        db,
+        audit_event::Column::Id,
+        audit_event::Column::At.lt(now.saturating_sub(audit_retention)),
+    )
+    .await?;
     Ok(gone)
 }
 

@@ -17,6 +17,8 @@
 //! - [`vault`]: secrets at rest; [`secret`]: values that never print; [`clock`]: time as input.
 //! - [`db`]: connections and migrations (schema in the `migration` crate, models in `entity`);
 //!   [`ttl_cache`]: short-lived caches of records read on every token request.
+//! - [`server`]: serving with timeouts and caps; [`limits`]: rate limits and the guessing
+//!   throttle (in process, or shared through Redis).
 //! - [`cli`]: the `wxauth` command.
 
 pub mod app_registry;
@@ -29,11 +31,13 @@ pub mod dev;
 pub mod error;
 pub mod http;
 pub mod janitor;
+pub mod limits;
 pub mod login;
 pub mod metrics;
 pub mod oauth;
 pub mod request_context;
 pub mod secret;
+pub mod server;
 pub mod simulator;
 pub mod state;
 pub mod store;
@@ -51,11 +55,19 @@ use tower_http::trace::TraceLayer;
 
 pub use state::AppState;
 
-/// The whole HTTP application.
+/// The whole HTTP application: the routes behind the edge (sizes, rate limits, authorization
+/// parameters) and the request context (client IP, limits).
 pub fn app(state: AppState) -> Router {
     http::routes()
-        .layer(RequestBodyLimitLayer::new(64 * 1024))
-        .layer(axum::middleware::from_fn(http::context::layer))
+        .layer(RequestBodyLimitLayer::new(http::edge::MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            http::edge::guard,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            http::context::layer,
+        ))
         .layer(TraceLayer::new_for_http().make_span_with(request_span))
         .layer(axum::middleware::from_fn(http::observe::layer))
         .with_state(state)
@@ -83,26 +95,15 @@ pub async fn serve(
 
 /// Serve `router` (the application of `state`, perhaps with extra layers) on `listener`, with the
 /// [`janitor`] sweeping expired rows, until `shutdown` completes; then drain in-flight requests.
-/// Each request carries its peer address (`ConnectInfo`) for the request context.
+/// The server's timeouts and caps are [`server`]'s; each request carries its peer address
+/// (`ConnectInfo`) for the request context.
 pub async fn serve_router(
     listener: TcpListener,
     state: AppState,
     router: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let janitor = tokio::spawn(janitor::run(
-        state.db.clone(),
-        state.clock.clone(),
-        state.config.audit_retention_days.saturating_mul(86_400),
-    ));
-    let served = axum::serve(
-        listener,
-        router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await;
-    janitor.abort();
-    served
+    server::serve_router(listener, state, router, shutdown).await
 }
 
 /// Serve `/metrics` alone on `listener` (`WXAUTH_METRICS_LISTEN`) until `shutdown` completes.

@@ -1,22 +1,30 @@
 //! What the core may know about the request it is serving, without taking HTTP types: the
-//! caller's IP address, the request id that the access log and the audit trail share, and a slot
-//! where client authentication notes which client the request is from (for the access log). The
-//! HTTP layer opens a scope for each request ([`http::context`](crate::http::context)); code
-//! running inside it reads it. Outside a request (the CLI, the janitor) there is none.
+//! caller's IP address, when the request arrived, the request id that the access log and the
+//! audit trail share, a slot where client authentication notes which client the request is from
+//! (for the access log), and the rate limits and throttles in force. The HTTP layer opens a scope
+//! for each request ([`http::context`](crate::http::context)); code running inside it reads it.
+//! Outside a request (the CLI, the janitor) there is none.
 
 use std::future::Future;
 use std::net::IpAddr;
 use std::sync::{Arc, OnceLock};
+
+use crate::limits::Limits;
 
 /// The request being served.
 #[derive(Debug, Clone, Default)]
 pub struct RequestContext {
     /// The client's address: the socket peer, or what a trusted proxy reported.
     pub client_ip: Option<IpAddr>,
+    /// When the request arrived (unix milliseconds, the server's clock): before any of its own
+    /// work, which may wait on a busy database pool.
+    pub arrived_ms: Option<i64>,
     /// The request's id (`X-Request-Id`, or one we made up).
     pub request_id: Option<String>,
     /// The OAuth client the request authenticated as, once known.
     pub client_id: Arc<OnceLock<String>>,
+    /// The limits and throttles of the server handling the request (none: nothing is limited).
+    pub limits: Option<Limits>,
 }
 
 tokio::task_local! {
@@ -33,6 +41,11 @@ pub fn client_ip() -> Option<IpAddr> {
     CURRENT.try_with(|c| c.client_ip).ok().flatten()
 }
 
+/// When the current request arrived (unix milliseconds), if there is a current request.
+pub fn arrived_ms() -> Option<i64> {
+    CURRENT.try_with(|c| c.arrived_ms).ok().flatten()
+}
+
 /// The current request's id.
 pub fn request_id() -> Option<String> {
     CURRENT.try_with(|c| c.request_id.clone()).ok().flatten()
@@ -41,6 +54,11 @@ pub fn request_id() -> Option<String> {
 /// Note that the current request authenticated as `client_id` (the first note wins).
 pub fn note_client(client_id: &str) {
     let _ = CURRENT.try_with(|c| c.client_id.set(client_id.to_owned()));
+}
+
+/// The current request's limits, if there is a current request served with limits.
+pub fn limits() -> Option<Limits> {
+    CURRENT.try_with(|c| c.limits.clone()).ok().flatten()
 }
 
 #[cfg(test)]
@@ -56,6 +74,7 @@ mod tests {
             client_ip: Some(ip),
             request_id: Some("r-1".into()),
             client_id: slot.clone(),
+            ..RequestContext::default()
         };
         let seen = scope(context, async {
             note_client("front");

@@ -9,6 +9,7 @@ use crate::app_registry::AppRegistry;
 use crate::audit::Audit;
 use crate::clock::SharedClock;
 use crate::config::{Config, ConfigError};
+use crate::limits::{Limits, SharedCounters};
 use crate::login::{BrowserSessions, LoginTickets, MiniProgramLogin, WeChatSignIn};
 use crate::oauth::authorize::AuthorizationService;
 use crate::oauth::consent::Consents;
@@ -51,6 +52,8 @@ pub struct AppState {
     pub wechat: Arc<WeChat>,
     /// The audit trail.
     pub audit: Audit,
+    /// Rate limits and the client-authentication throttle (shared through Redis when set).
+    pub limits: Limits,
 }
 
 impl AppState {
@@ -78,6 +81,14 @@ impl AppState {
         .map_err(|e| StartError::Other(format!("signing keys: {e}")))?;
         let users: Arc<dyn UserRepo> = Arc::new(SeaUserRepo::new(db.clone()));
         let audit = Audit::new(db.clone(), clock.clone());
+        let shared_counters = match &config.redis_url {
+            Some(url) => Some(SharedCounters::connect(
+                url.expose(),
+                &config.limits.redis_prefix,
+            )?),
+            None => None,
+        };
+        let limits = Limits::new(config.limits.clone(), shared_counters, Some(audit.clone()));
         let clients = ClientRegistry::new(db.clone(), vault.clone(), clock.clone());
         let apps = AppRegistry::new(db.clone(), vault.clone(), clock.clone());
         let tickets = LoginTickets::new(db.clone(), vault.clone(), clock.clone(), clients.clone());
@@ -149,6 +160,7 @@ impl AppState {
             tickets,
             wechat,
             audit,
+            limits,
             config: Arc::new(config),
             db,
             vault,

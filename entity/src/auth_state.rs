@@ -24,6 +24,8 @@ pub struct Model {
     pub client_id: Option<String>,
     /// H5: the page's `nonce` from `entryBuildUrl`, returned unchanged in the final redirect.
     pub nonce: Option<String>,
+    /// The client IP that asked for the state (for the per-IP cap on live states).
+    pub client_ip: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

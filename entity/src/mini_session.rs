@@ -12,6 +12,9 @@ pub struct Model {
     pub union_id: Option<String>,
     #[sea_orm(column_type = "Text")]
     pub session_key_enc: String,
+    /// Keyed fingerprint of the session_key: a new `wx.login` ends the sessions holding another
+    /// key, not those holding the same one (the answers to one repeated code).
+    pub session_key_hash: Option<String>,
     pub expires_at: i64,
     pub created_at: i64,
     /// Decryptions under this session_key that failed (the session ends at the cap).

@@ -18,6 +18,9 @@ mod m20261202_000103_login_ticket_client;
 mod m20261202_000104_h5_state_client_and_nonce;
 mod m20261202_000201_refresh_token_family;
 mod m20261202_000202_client_resource_server;
+mod m20261202_000301_auth_state_client_ip;
+mod m20261202_000302_wechat_code_exchange;
+mod m20261202_000303_mini_session_key_hash;
 
 /// Every migration, in order.
 pub struct Migrator;
@@ -39,6 +42,9 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000104_h5_state_client_and_nonce::Migration),
             Box::new(m20261202_000201_refresh_token_family::Migration),
             Box::new(m20261202_000202_client_resource_server::Migration),
+            Box::new(m20261202_000301_auth_state_client_ip::Migration),
+            Box::new(m20261202_000302_wechat_code_exchange::Migration),
+            Box::new(m20261202_000303_mini_session_key_hash::Migration),
         ]
     }
 }

@@ -1,5 +1,7 @@
 //! The Open Platform push endpoint: WeChat posts the component_verify_ticket (every 10 minutes)
-//! and authorization notices here, encrypted with WXBizMsgCrypt.
+//! and authorization notices here, encrypted with WXBizMsgCrypt. Anyone can post here, so a push
+//! that does not verify is logged at `warn` (never `error`) and the endpoint is rate-limited per
+//! IP at the edge (`WXAUTH_LIMIT_COMPONENT_PUSH`).
 
 use axum::Router;
 use axum::extract::{Query, State};
@@ -7,7 +9,7 @@ use axum::routing::post;
 
 use crate::error::AppError;
 use crate::state::AppState;
-use crate::wechat::PushParams;
+use crate::wechat::{PushParams, WeChatError};
 
 pub fn routes() -> Router<AppState> {
     Router::new().route("/api/wechat/component/ticket", post(ticket_push))
@@ -25,14 +27,15 @@ async fn ticket_push(
             tracing::info!(?push, "component push accepted");
             Ok("success")
         }
-        Err(e) => match AppError::from(e) {
-            AppError::Internal(m) => Err(AppError::Internal(m)),
-            other => {
-                tracing::warn!(error = %other, "component push refused");
-                Err(AppError::BadRequest(
-                    "push refused: signature, ciphertext or appid does not verify".into(),
-                ))
-            }
-        },
+        // Our own storage failing is ours to fix; anything else is the sender's doing. Not
+        // through `AppError::from`, which logs unknown apps as our misconfiguration at `error`.
+        Err(WeChatError::Store(message)) => Err(AppError::Internal(message)),
+        Err(error @ WeChatError::StoreBusy(_)) => Err(error.into()),
+        Err(error) => {
+            tracing::warn!(%error, "component push refused");
+            Err(AppError::BadRequest(
+                "push refused: signature, ciphertext or appid does not verify".into(),
+            ))
+        }
     }
 }

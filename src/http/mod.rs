@@ -5,6 +5,7 @@ pub mod authorize;
 pub mod component;
 pub mod context;
 pub mod cookies;
+pub mod edge;
 pub mod h5;
 pub mod health;
 pub mod metrics;

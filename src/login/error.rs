@@ -57,13 +57,19 @@ impl LoginError {
 
 impl From<sea_orm::DbErr> for LoginError {
     fn from(error: sea_orm::DbErr) -> Self {
+        if crate::db::is_unavailable(&error) {
+            return Self::Unavailable(crate::db::BUSY_MESSAGE.into());
+        }
         Self::Storage(error.to_string())
     }
 }
 
 impl From<RepoError> for LoginError {
     fn from(error: RepoError) -> Self {
-        Self::Storage(error.to_string())
+        match error {
+            RepoError::Db(error) => error.into(),
+            other => Self::Storage(other.to_string()),
+        }
     }
 }
 

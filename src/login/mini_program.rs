@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use sea_orm::ActiveValue::Set;
 use sea_orm::sea_query::{Expr, ExprTrait};
-use sea_orm::{ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter};
+use sea_orm::{ColumnTrait, Condition, DatabaseConnection, EntityTrait, QueryFilter};
 use serde_json::Value;
 
 use entity::mini_session;
@@ -143,14 +143,26 @@ impl MiniProgramLogin {
         };
         let (identity, account, is_new) = self.users.record_identity(&vouched, now).await?;
 
-        // WeChat replaced the session_key: earlier sessions of this identity are dead.
+        // WeChat replaced the session_key: earlier sessions of this identity holding another key
+        // are dead. Those holding this one (the answers to a repeated code) stay usable.
+        let key_hash = self.vault.fingerprint(&format!(
+            "mini_session_key\n{}",
+            session.session_key.expose()
+        ));
         mini_session::Entity::delete_many()
             .filter(mini_session::Column::Appid.eq(identity.appid.as_str()))
             .filter(mini_session::Column::OpenId.eq(identity.open_id.as_str()))
+            .filter(
+                Condition::any()
+                    .add(mini_session::Column::SessionKeyHash.ne(key_hash.as_str()))
+                    .add(mini_session::Column::SessionKeyHash.is_null()),
+            )
             .exec(&self.db)
             .await?;
         let session_id = random_token(32);
-        mini_session::ActiveModel {
+        // Inserted without reading the row back: a parallel login of the same identity may
+        // already have replaced it (MySQL has no RETURNING; the read-back raced and gave a 500).
+        let session_row = mini_session::ActiveModel {
             id_hash: Set(self.vault.fingerprint(&session_id)),
             appid: Set(identity.appid.clone()),
             open_id: Set(identity.open_id.clone()),
@@ -163,13 +175,15 @@ impl MiniProgramLogin {
                     &self.vault.fingerprint(&session_id),
                 ),
             )),
+            session_key_hash: Set(Some(key_hash)),
             expires_at: Set(now + SESSION_TTL),
             created_at: Set(now),
             decrypt_failures: Set(0),
             decrypt_pending: Set(0),
-        }
-        .insert(&self.db)
-        .await?;
+        };
+        mini_session::Entity::insert(session_row)
+            .exec_without_returning(&self.db)
+            .await?;
         self.audit
             .record(
                 AuditEvent::sign_in(SignInChannel::MiniProgram, account.id)

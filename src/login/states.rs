@@ -2,7 +2,8 @@
 //! authorize pages and checks when WeChat sends the browser back. Only a keyed hash is stored;
 //! the row carries what the callback needs (which app, where to return, and for the H5 base hop
 //! the entry identity) so that nothing a browser could swap travels in the URL. A state is spent
-//! by one conditional UPDATE and only by a callback of its own kind.
+//! by one conditional UPDATE and only by a callback of its own kind. Each state records the client
+//! IP that asked for it, so that the HTTP edge can cap the live states of one address.
 
 use std::sync::Arc;
 
@@ -11,7 +12,7 @@ use rand::rngs::OsRng;
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, DatabaseConnection, DbErr, EntityTrait,
-    QueryFilter,
+    PaginatorTrait, QueryFilter,
 };
 
 use entity::auth_state;
@@ -86,10 +87,21 @@ impl AuthStates {
             browser_hash: Set(new.browser.map(|b| self.vault.fingerprint(b))),
             client_id: Set(new.client_id.map(str::to_owned)),
             nonce: Set(new.nonce.map(str::to_owned)),
+            client_ip: Set(crate::request_context::client_ip().map(|ip| ip.to_string())),
         }
         .insert(&self.db)
         .await?;
         Ok(state)
+    }
+
+    /// How many unspent, unexpired states the client at `ip` holds (for the per-IP cap).
+    pub async fn live_for_ip(&self, ip: std::net::IpAddr) -> Result<u64, DbErr> {
+        auth_state::Entity::find()
+            .filter(auth_state::Column::ClientIp.eq(ip.to_string()))
+            .filter(auth_state::Column::ExpiresAt.gt(self.clock.now()))
+            .filter(auth_state::Column::ConsumedAt.is_null())
+            .count(&self.db)
+            .await
     }
 
     /// Spend `state` for a callback of `kind` from `browser` (the binding it was minted with,

@@ -34,6 +34,52 @@ use crate::oauth::token_endpoint::Params;
 use crate::oauth::token_issuer::{SubjectKind, mark_subject};
 use crate::vault::Vault;
 
+/// The parameters an authorization request may carry (RFC 6749 §4.1.1, RFC 7636, OpenID Connect
+/// Core §3.1.2.1) and the longest value wxauth accepts for each. Anything else is dropped before
+/// the request is looked at or stored (RFC 6749 §3.1: unknown parameters are ignored).
+pub const AUTHORIZATION_PARAMETERS: &[(&str, usize)] = &[
+    ("client_id", 128),
+    ("redirect_uri", 2048),
+    ("response_type", 64),
+    ("response_mode", 32),
+    ("scope", 1024),
+    ("state", 1024),
+    ("code_challenge", 128),
+    ("code_challenge_method", 16),
+    ("nonce", 255),
+    ("prompt", 64),
+    ("max_age", 16),
+    ("display", 16),
+    ("login_hint", 256),
+    ("ui_locales", 128),
+    ("acr_values", 256),
+];
+
+/// Keep the known authorization parameters (and `extra`, with their caps), dropping the rest;
+/// `Err` names a known parameter that is longer than its cap.
+pub fn known_parameters(
+    pairs: Vec<(String, String)>,
+    extra: &[(&str, usize)],
+) -> Result<Vec<(String, String)>, String> {
+    let mut kept = Vec::new();
+    for (name, value) in pairs {
+        let Some((_, cap)) = AUTHORIZATION_PARAMETERS
+            .iter()
+            .chain(extra)
+            .find(|(known, _)| *known == name)
+        else {
+            continue;
+        };
+        if value.len() > *cap {
+            return Err(format!(
+                "the {name} parameter is too long (at most {cap} bytes)"
+            ));
+        }
+        kept.push((name, value));
+    }
+    Ok(kept)
+}
+
 /// Why an authorization request cannot go on.
 #[derive(Debug)]
 pub enum AuthorizeError {
@@ -152,6 +198,15 @@ impl AuthorizationService {
 
     /// Check an authorization request.
     pub async fn validate(&self, params: &Params) -> Result<ValidatedRequest, AuthorizeError> {
+        for (name, value) in params.pairs() {
+            if let Some((_, cap)) = AUTHORIZATION_PARAMETERS.iter().find(|(n, _)| *n == name)
+                && value.len() > *cap
+            {
+                return Err(AuthorizeError::Page(format!(
+                    "the {name} parameter is too long (at most {cap} bytes)"
+                )));
+            }
+        }
         let client_id = params
             .get("client_id")
             .ok_or_else(|| AuthorizeError::Page("client_id is missing".into()))?;
@@ -495,6 +550,24 @@ impl Endpoint for AuthorizeEndpoint<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_known_parameters_within_their_caps_are_kept() {
+        let pairs = vec![
+            ("client_id".to_string(), "app".to_string()),
+            ("utm_source".to_string(), "x".repeat(60_000)),
+            ("state".to_string(), "s".to_string()),
+        ];
+        assert_eq!(
+            known_parameters(pairs, &[]),
+            Ok(vec![
+                ("client_id".to_string(), "app".to_string()),
+                ("state".to_string(), "s".to_string())
+            ])
+        );
+        let long = vec![("state".to_string(), "s".repeat(1025))];
+        assert!(known_parameters(long, &[]).is_err());
+    }
 
     #[test]
     fn prompt_values() {

@@ -1,7 +1,7 @@
 //! Client authentication (RFC 6749 §2.3): `client_secret_basic`, with the id and secret
 //! form-url-decoded as §2.3.1 requires (oxide-auth does not decode them), and
 //! `client_secret_post`; a public client names itself with `client_id` alone. Using two methods
-//! at once is refused (§2.3).
+//! at once is refused (§2.3). Failed authentications are throttled per (client_id, IP).
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -9,6 +9,7 @@ use base64::engine::general_purpose::STANDARD;
 use crate::oauth::client_registry::{ClientAuthError, ClientRegistry, RegisteredClient};
 use crate::oauth::error::OAuthError;
 use crate::oauth::token_endpoint::Params;
+use crate::request_context;
 
 /// Credentials as the client presented them.
 #[derive(Clone, PartialEq, Eq)]
@@ -89,6 +90,11 @@ pub fn credentials_from(
 }
 
 /// Authenticate the presented credentials; every failure is `invalid_client`.
+///
+/// Online guessing is throttled per (client_id, client IP) by the request's
+/// [`Limits`](crate::limits::Limits): after a few failures the pair is blocked for a doubling
+/// time and answered 429 with `Retry-After` before the secret is even checked. Other addresses,
+/// the rightful client's among them, are not affected.
 pub async fn authenticate(
     registry: &ClientRegistry,
     credentials: Option<&ClientCredentials>,
@@ -98,12 +104,29 @@ pub async fn authenticate(
             "client authentication is required",
         ));
     };
+    let throttle = request_context::limits().zip(request_context::client_ip());
+    if let Some((limits, ip)) = &throttle
+        && let Some(refused) = limits.client_auth_blocked(&creds.client_id, *ip)
+    {
+        return Err(OAuthError::too_many_requests(
+            refused.retry_after_secs(),
+            "too many failed client authentications from this address; retry later",
+        ));
+    }
     match registry
         .authenticate(&creds.client_id, creds.secret.as_deref())
         .await
     {
-        Ok(client) => Ok(client),
+        Ok(client) => {
+            if let Some((limits, ip)) = &throttle {
+                limits.client_auth_succeeded(&creds.client_id, *ip).await;
+            }
+            Ok(client)
+        }
         Err(ClientAuthError::BadCredentials) => {
+            if let Some((limits, ip)) = &throttle {
+                limits.client_auth_failed(&creds.client_id, *ip).await;
+            }
             Err(OAuthError::invalid_client("client authentication failed"))
         }
         Err(ClientAuthError::Db(e)) => {

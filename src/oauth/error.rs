@@ -18,6 +18,10 @@ pub enum OAuthErrorCode {
     InsufficientScope,
     TemporarilyUnavailable,
     ServerError,
+    /// Throttled (429): sent as `temporarily_unavailable` with `Retry-After`.
+    TooManyRequests {
+        retry_after_secs: u64,
+    },
 }
 
 impl OAuthErrorCode {
@@ -33,7 +37,9 @@ impl OAuthErrorCode {
             Self::AccessDenied => "access_denied",
             Self::InvalidToken => "invalid_token",
             Self::InsufficientScope => "insufficient_scope",
-            Self::TemporarilyUnavailable => "temporarily_unavailable",
+            Self::TemporarilyUnavailable | Self::TooManyRequests { .. } => {
+                "temporarily_unavailable"
+            }
             Self::ServerError => "server_error",
         }
     }
@@ -79,6 +85,23 @@ impl OAuthError {
         Self::new(OAuthErrorCode::InvalidScope, description)
     }
 
+    /// Too many attempts: 429, retry after `retry_after_secs`.
+    pub fn too_many_requests(retry_after_secs: u64, description: impl Into<String>) -> Self {
+        Self::new(
+            OAuthErrorCode::TooManyRequests { retry_after_secs },
+            description,
+        )
+    }
+
+    /// `Retry-After` (seconds) for a throttled or unavailable answer.
+    pub fn retry_after_secs(&self) -> Option<u64> {
+        match self.code {
+            OAuthErrorCode::TooManyRequests { retry_after_secs } => Some(retry_after_secs),
+            OAuthErrorCode::TemporarilyUnavailable => Some(5),
+            _ => None,
+        }
+    }
+
     pub fn server_error() -> Self {
         Self::new(
             OAuthErrorCode::ServerError,
@@ -92,6 +115,7 @@ impl OAuthError {
             OAuthErrorCode::InvalidClient | OAuthErrorCode::InvalidToken => 401,
             OAuthErrorCode::AccessDenied | OAuthErrorCode::InsufficientScope => 403,
             OAuthErrorCode::TemporarilyUnavailable => 503,
+            OAuthErrorCode::TooManyRequests { .. } => 429,
             OAuthErrorCode::ServerError => 500,
             _ => 400,
         }

@@ -1,12 +1,14 @@
 //! The token endpoint (RFC 6749 §3.2): parameters from the form body or, as the seed's clients
 //! send them, the query string of the POST — except the secrets ([`BODY_ONLY`]), which proxies
-//! and access logs would keep; client authentication; dispatch on `grant_type`.
+//! and access logs would keep; client authentication; the per-client rate limit; dispatch on
+//! `grant_type`.
 
 use std::collections::HashMap;
 
 use serde::Serialize;
 
 use crate::audit::{AuditEvent, AuditKind, Outcome};
+use crate::limits::Limit;
 use crate::oauth::OAuthServices;
 use crate::oauth::client_auth::authenticate_request;
 use crate::oauth::error::OAuthError;
@@ -144,6 +146,14 @@ pub async fn exchange(
         .to_string();
     let (client, credentials) =
         authenticate_request(&services.clients, authorization, &params).await?;
+    if let Some(limits) = crate::request_context::limits()
+        && let Err(refused) = limits.check(Limit::TokenClient, &client.client_id).await
+    {
+        return Err(OAuthError::too_many_requests(
+            refused.retry_after_secs(),
+            "this client is sending too many token requests; retry later",
+        ));
+    }
     if client.public && !PUBLIC_CLIENT_GRANTS.contains(&grant_type.as_str()) {
         return Err(OAuthError::invalid_client(
             "this grant requires a confidential client",

@@ -388,6 +388,16 @@ impl Simulator {
         self.world().faults.http_error_next = n;
     }
 
+    /// Hold every upstream token fetch unanswered until [`Simulator::release_token_fetches`].
+    pub fn hold_token_fetches(&self) {
+        self.world().faults.hold_token_fetches = true;
+    }
+
+    /// Let held token fetches (and later ones) through.
+    pub fn release_token_fetches(&self) {
+        self.world().faults.hold_token_fetches = false;
+    }
+
     /// Never answer the next `n` calls.
     pub fn hang(&self, n: u32) {
         self.world().faults.hang_next = n;

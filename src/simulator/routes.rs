@@ -84,6 +84,9 @@ async fn count_and_inject(State(sim): State<Simulator>, request: Request, next: 
         return next.run(request).await;
     }
     let is_page = path.starts_with("/connect/");
+    if is_token_fetch(&path) {
+        hold_while_asked(&sim).await;
+    }
     let fault = sim.world().enter_call(&path, !is_page);
     match fault {
         CallFault::None(latency) => {
@@ -104,6 +107,26 @@ async fn count_and_inject(State(sim): State<Simulator>, request: Request, next: 
             tokio::time::sleep(duration).await;
             wechat_error(&SimErr::new(-1, "system error"))
         }
+    }
+}
+
+/// The paths that hand out upstream tokens.
+fn is_token_fetch(path: &str) -> bool {
+    matches!(
+        path,
+        "/cgi-bin/token"
+            | "/cgi-bin/stable_token"
+            | "/cgi-bin/component/api_component_token"
+            | "/cgi-bin/component/api_authorizer_token"
+    )
+}
+
+/// While the fault plan holds token fetches, wait (at most `hang_duration`).
+async fn hold_while_asked(sim: &Simulator) {
+    let limit = sim.world().rules.hang_duration;
+    let started = std::time::Instant::now();
+    while sim.world().faults.hold_token_fetches && started.elapsed() < limit {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
 }
 

@@ -100,6 +100,10 @@ pub struct FaultPlan {
     /// Apps whose daily quota is used up (45009 on every call).
     #[serde(default)]
     pub quota_exhausted: Vec<String>,
+    /// Hold every upstream token fetch (`stable_token`, `token`, the component and authorizer
+    /// tokens) unanswered until this is cleared (or `hang_duration` passes); other calls go on.
+    #[serde(default)]
+    pub hold_token_fetches: bool,
 }
 
 /// A WeChat-style error answer.

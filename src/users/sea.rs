@@ -1,29 +1,55 @@
 //! [`UserRepo`] over sea-orm, for SQLite, PostgreSQL and MySQL alike.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
 use async_trait::async_trait;
 use sea_orm::ActiveValue::{NotSet, Set};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, SqlErr,
-    TryIntoModel,
 };
 
 use entity::{flow_user, wx_user};
 
 use super::{Account, PhoneSource, RepoError, UserRepo, VouchedIdentity, WeChatIdentity};
 
+type IdentityKey = (String, String);
+
 /// The sea-orm user repository.
 #[derive(Clone)]
 pub struct SeaUserRepo {
     db: DatabaseConnection,
+    /// One recording at a time per identity in this process: parallel logins of one user queue
+    /// here instead of holding pool connections while they wait on each other's row locks.
+    recording: Arc<Mutex<HashMap<IdentityKey, Arc<tokio::sync::Mutex<()>>>>>,
 }
 
 impl SeaUserRepo {
     pub fn new(db: DatabaseConnection) -> Self {
-        Self { db }
+        Self {
+            db,
+            recording: Arc::default(),
+        }
     }
 
-    /// The account of `union_id`, created when missing; a concurrent creation is tolerated
-    /// (the unique index decides, the loser reads the winner's row).
+    fn identity_lock(&self, appid: &str, open_id: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut locks = self
+            .recording
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if locks.len() > 1024 {
+            locks.retain(|_, lock| Arc::strong_count(lock) > 1);
+        }
+        locks
+            .entry((appid.to_owned(), open_id.to_owned()))
+            .or_default()
+            .clone()
+    }
+
+    /// The account of `union_id`, created when missing. Insert (a unique-key conflict means another
+    /// first login won), then read by the unique unionid: two first logins at once both end with
+    /// the one row, on every backend, with no read-back of "the row just inserted" (sea-orm's
+    /// `ActiveModel::insert`, which raced on MySQL).
     async fn account_for_union(
         &self,
         union_id: &str,
@@ -32,7 +58,7 @@ impl SeaUserRepo {
         if let Some(a) = self.find_account_by_union(union_id).await? {
             return Ok(a);
         }
-        let insert = flow_user::ActiveModel {
+        let row = flow_user::ActiveModel {
             id: NotSet,
             union_id: Set(Some(union_id.to_string())),
             nick_name: Set(None),
@@ -42,17 +68,16 @@ impl SeaUserRepo {
             mobile_verified_at: Set(None),
             created_at: Set(now),
             updated_at: Set(now),
+        };
+        match flow_user::Entity::insert(row).exec(&self.db).await {
+            Ok(_) => {}
+            // Another first login created it meanwhile: the unique index decided.
+            Err(e) if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {}
+            Err(e) => return Err(e.into()),
         }
-        .insert(&self.db)
-        .await;
-        match insert {
-            Ok(a) => Ok(a),
-            Err(e) if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => self
-                .find_account_by_union(union_id)
-                .await?
-                .ok_or(RepoError::NotFound),
-            Err(e) => Err(e.into()),
-        }
+        self.find_account_by_union(union_id)
+            .await?
+            .ok_or(RepoError::NotFound)
     }
 
     async fn find_account_by_union(
@@ -110,8 +135,9 @@ impl SeaUserRepo {
         Ok(())
     }
 
+    /// A new account without a unionid: its id from the insert itself, then read by that key.
     async fn new_account(&self, now: i64) -> Result<flow_user::Model, RepoError> {
-        Ok(flow_user::ActiveModel {
+        let inserted = flow_user::Entity::insert(flow_user::ActiveModel {
             id: NotSet,
             union_id: Set(None),
             nick_name: Set(None),
@@ -121,9 +147,131 @@ impl SeaUserRepo {
             mobile_verified_at: Set(None),
             created_at: Set(now),
             updated_at: Set(now),
+        })
+        .exec(&self.db)
+        .await?;
+        flow_user::Entity::find_by_id(inserted.last_insert_id)
+            .one(&self.db)
+            .await?
+            .ok_or(RepoError::NotFound)
+    }
+
+    /// The identity row of (appid, open_id), deleted or not.
+    async fn identity_row(
+        &self,
+        appid: &str,
+        open_id: &str,
+    ) -> Result<Option<wx_user::Model>, RepoError> {
+        Ok(wx_user::Entity::find()
+            .filter(wx_user::Column::Appid.eq(appid))
+            .filter(wx_user::Column::OpenId.eq(open_id))
+            .one(&self.db)
+            .await?)
+    }
+
+    /// [`UserRepo::record_identity`], with the identity's lock held.
+    async fn record_identity_now(
+        &self,
+        vouched: &VouchedIdentity,
+        now: i64,
+    ) -> Result<(WeChatIdentity, Account, bool), RepoError> {
+        let existing = self.identity_row(&vouched.appid, &vouched.open_id).await?;
+        let union_id = vouched
+            .union_id
+            .clone()
+            .or_else(|| existing.as_ref().and_then(|e| e.union_id.clone()));
+
+        // The account: by unionid when there is one, else the identity's own. An identity whose
+        // account had no unionid yet brings that account along (it becomes the unionid's) when
+        // no account has the unionid; otherwise it joins the unionid's account, and its old
+        // account, left with no identity, is removed (see `drop_if_orphaned`).
+        let previous = existing.as_ref().and_then(|e| e.flow_user_id);
+        let account = match (&union_id, previous) {
+            (Some(u), Some(id)) => match self.adopt_union(id, u, now).await? {
+                Some(adopted) => adopted,
+                None => self.account_for_union(u, now).await?,
+            },
+            (Some(u), None) => self.account_for_union(u, now).await?,
+            (None, Some(id)) => match flow_user::Entity::find_by_id(id).one(&self.db).await? {
+                Some(a) => a,
+                None => self.new_account(now).await?,
+            },
+            (None, None) => self.new_account(now).await?,
+        };
+
+        let is_new = existing.is_none();
+        let mut row: wx_user::ActiveModel = match existing {
+            Some(m) => m.into(),
+            None => wx_user::ActiveModel {
+                id: NotSet,
+                appid: Set(vouched.appid.clone()),
+                open_id: Set(vouched.open_id.clone()),
+                create_time: Set(now),
+                del_flag: Set(false),
+                ..Default::default()
+            },
+        };
+        row.union_id = Set(union_id);
+        row.flow_user_id = Set(Some(account.id));
+        row.last_login_time = Set(Some(now));
+        row.update_time = Set(now);
+        row.del_flag = Set(false);
+        if let Some(p) = &vouched.profile {
+            row.nick_name = Set(p.nick_name.clone());
+            row.avatar_url = Set(p.avatar_url.clone());
+            row.sex = Set(p.sex);
+            row.city = Set(p.city.clone());
+            row.province = Set(p.province.clone());
+            row.country = Set(p.country.clone());
+            row.language = Set(p.language.clone());
         }
-        .insert(&self.db)
-        .await?)
+        if is_new {
+            // Insert, then read by the unique (appid, open_id). A conflict on that key is the
+            // other first login's row. (Not `ON CONFLICT DO NOTHING` and its row count: MySQL
+            // counts a duplicate that changed nothing as one row.)
+            let inserted = wx_user::Entity::insert(row).exec(&self.db).await;
+            if let Err(e) = inserted {
+                if !matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) {
+                    return Err(e.into());
+                }
+                // Two first logins of one identity at once: the other insert won. An account
+                // made for this attempt alone is left without identities: remove it, then
+                // record the login again as a returning one.
+                if previous.is_none() && account.union_id.is_none() {
+                    self.drop_if_orphaned(account.id).await?;
+                }
+                return Box::pin(self.record_identity_now(vouched, now))
+                    .await
+                    .map(|(i, a, _)| (i, a, false));
+            }
+        } else {
+            row.update(&self.db).await?;
+        }
+        let saved = self
+            .identity_row(&vouched.appid, &vouched.open_id)
+            .await?
+            .ok_or(RepoError::NotFound)?;
+        if let Some(previous) = previous
+            && previous != account.id
+        {
+            self.drop_if_orphaned(previous).await?;
+        }
+
+        // The account shows the freshest profile WeChat gave.
+        let account = if let Some(p) = &vouched.profile {
+            let mut a: flow_user::ActiveModel = account.into();
+            if p.nick_name.is_some() {
+                a.nick_name = Set(p.nick_name.clone());
+            }
+            if p.avatar_url.is_some() {
+                a.avatar = Set(p.avatar_url.clone());
+            }
+            a.updated_at = Set(now);
+            a.update(&self.db).await?
+        } else {
+            account
+        };
+        Ok((to_identity(saved), to_account(account), is_new))
     }
 }
 
@@ -181,94 +329,9 @@ impl UserRepo for SeaUserRepo {
         vouched: &VouchedIdentity,
         now: i64,
     ) -> Result<(WeChatIdentity, Account, bool), RepoError> {
-        let existing = wx_user::Entity::find()
-            .filter(wx_user::Column::Appid.eq(vouched.appid.as_str()))
-            .filter(wx_user::Column::OpenId.eq(vouched.open_id.as_str()))
-            .one(&self.db)
-            .await?;
-        let union_id = vouched
-            .union_id
-            .clone()
-            .or_else(|| existing.as_ref().and_then(|e| e.union_id.clone()));
-
-        // The account: by unionid when there is one, else the identity's own. An identity whose
-        // account had no unionid yet brings that account along (it becomes the unionid's) when
-        // no account has the unionid; otherwise it joins the unionid's account, and its old
-        // account, left with no identity, is removed (see `drop_if_orphaned`).
-        let previous = existing.as_ref().and_then(|e| e.flow_user_id);
-        let account = match (&union_id, previous) {
-            (Some(u), Some(id)) => match self.adopt_union(id, u, now).await? {
-                Some(adopted) => adopted,
-                None => self.account_for_union(u, now).await?,
-            },
-            (Some(u), None) => self.account_for_union(u, now).await?,
-            (None, Some(id)) => match flow_user::Entity::find_by_id(id).one(&self.db).await? {
-                Some(a) => a,
-                None => self.new_account(now).await?,
-            },
-            (None, None) => self.new_account(now).await?,
-        };
-
-        let is_new = existing.is_none();
-        let mut row: wx_user::ActiveModel = match existing {
-            Some(m) => m.into(),
-            None => wx_user::ActiveModel {
-                id: NotSet,
-                appid: Set(vouched.appid.clone()),
-                open_id: Set(vouched.open_id.clone()),
-                create_time: Set(now),
-                del_flag: Set(false),
-                ..Default::default()
-            },
-        };
-        row.union_id = Set(union_id);
-        row.flow_user_id = Set(Some(account.id));
-        row.last_login_time = Set(Some(now));
-        row.update_time = Set(now);
-        row.del_flag = Set(false);
-        if let Some(p) = &vouched.profile {
-            row.nick_name = Set(p.nick_name.clone());
-            row.avatar_url = Set(p.avatar_url.clone());
-            row.sex = Set(p.sex);
-            row.city = Set(p.city.clone());
-            row.province = Set(p.province.clone());
-            row.country = Set(p.country.clone());
-            row.language = Set(p.language.clone());
-        }
-        let saved = match row.save(&self.db).await {
-            Ok(saved) => saved,
-            // Two first logins of one identity at once: the other insert won; retry as update.
-            Err(e)
-                if is_new && matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) =>
-            {
-                return Box::pin(self.record_identity(vouched, now))
-                    .await
-                    .map(|(i, a, _)| (i, a, false));
-            }
-            Err(e) => return Err(e.into()),
-        };
-        let saved: wx_user::Model = saved.try_into_model()?;
-        if let Some(previous) = previous
-            && previous != account.id
-        {
-            self.drop_if_orphaned(previous).await?;
-        }
-
-        // The account shows the freshest profile WeChat gave.
-        let account = if let Some(p) = &vouched.profile {
-            let mut a: flow_user::ActiveModel = account.into();
-            if p.nick_name.is_some() {
-                a.nick_name = Set(p.nick_name.clone());
-            }
-            if p.avatar_url.is_some() {
-                a.avatar = Set(p.avatar_url.clone());
-            }
-            a.updated_at = Set(now);
-            a.update(&self.db).await?
-        } else {
-            account
-        };
-        Ok((to_identity(saved), to_account(account), is_new))
+        let lock = self.identity_lock(&vouched.appid, &vouched.open_id);
+        let _recording = lock.lock().await;
+        self.record_identity_now(vouched, now).await
     }
 
     async fn find_identity_with_account(

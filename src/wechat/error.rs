@@ -105,6 +105,21 @@ pub enum WeChatError {
     /// Our database or vault failed.
     #[error("token store: {0}")]
     Store(String),
+    /// Our database could not be reached in time (every pooled connection busy): retry helps.
+    #[error("store busy: {0}")]
+    StoreBusy(String),
+}
+
+impl WeChatError {
+    /// A database failure while reading or writing `table`: [`WeChatError::StoreBusy`] when the
+    /// database could not be reached in time, [`WeChatError::Store`] otherwise.
+    pub fn store(table: &str, error: &sea_orm::DbErr) -> Self {
+        if crate::db::is_unavailable(error) {
+            WeChatError::StoreBusy(format!("{table}: {error}"))
+        } else {
+            WeChatError::Store(format!("{table}: {error}"))
+        }
+    }
 }
 
 impl WeChatError {
@@ -222,6 +237,10 @@ impl From<WeChatError> for AppError {
                 )
             }
             WeChatError::Store(message) => AppError::Internal(message),
+            WeChatError::StoreBusy(message) => {
+                tracing::warn!(reason = %message, "database busy");
+                AppError::TemporarilyUnavailable(crate::db::BUSY_MESSAGE.to_owned())
+            }
         }
     }
 }

@@ -4,12 +4,15 @@
 //!   bounded retries);
 //! - [`types`]: typed ids and redacted secrets; [`error`]: [`WeChatError`] and its HTTP mapping;
 //! - [`mini_program`], [`official_account`], [`open_platform`]: the raw calls and URL builders;
-//! - [`token_cache`]: upstream tokens, fetched once per expiry across tasks and instances;
+//! - [`token_cache`]: upstream tokens, fetched once per expiry across tasks and instances, each
+//!   caller answered within 15 s;
+//! - [`code_exchange`]: one exchange per `wx.login` code, so a repeated code gets the same answer;
 //! - [`crypto`]: mini-program data decryption and WXBizMsgCrypt;
 //! - [`service`]: [`WeChat`], the facade the login code calls, which adds stored credentials,
 //!   the token cache and the refetch-once rule for invalid tokens.
 
 pub mod client;
+pub mod code_exchange;
 pub mod crypto;
 pub mod error;
 pub mod mini_program;

@@ -1,7 +1,7 @@
 //! [`WeChat`]: the adapter the rest of wxauth calls. It joins the raw calls of [`WeChatClient`]
 //! with the credentials stored in `wx_app` (through [`AppRegistry`]), the shared upstream
-//! [`TokenCache`], and the token-invalid rule: on 40001/42001/40014 drop the cached token and
-//! retry once.
+//! [`TokenCache`], the token-invalid rule (on 40001/42001/40014 drop the cached token and retry
+//! once), and one exchange per `wx.login` code ([`CodeExchanges`]).
 
 use std::sync::Arc;
 
@@ -11,6 +11,7 @@ use sea_orm::{ActiveValue::Set, DatabaseConnection, EntityTrait};
 use url::Url;
 
 use super::client::WeChatClient;
+use super::code_exchange::CodeExchanges;
 use super::crypto::{MessageCrypt, xml_text};
 use super::error::WeChatError;
 use super::mini_program::{CodeSession, PhoneInfo};
@@ -50,6 +51,8 @@ pub struct WeChat {
     vault: Arc<Vault>,
     clock: SharedClock,
     tokens: TokenCache,
+    /// One exchange per `wx.login` code, in process and across instances.
+    code_exchanges: CodeExchanges,
 }
 
 impl std::fmt::Debug for WeChat {
@@ -85,7 +88,8 @@ fn registry_error(error: crate::app_registry::AppRegistryError) -> WeChatError {
         crate::app_registry::AppRegistryError::Sealed(_) => {
             WeChatError::NotConfigured(format!("wx_app: {error}"))
         }
-        _ => WeChatError::Store(format!("wx_app: {error}")),
+        crate::app_registry::AppRegistryError::Db(error) => WeChatError::store("wx_app", &error),
+        error => WeChatError::Store(format!("wx_app: {error}")),
     }
 }
 
@@ -109,6 +113,7 @@ impl WeChat {
         Self {
             apps: AppRegistry::new(db.clone(), vault.clone(), clock.clone()),
             tokens: TokenCache::new(db.clone(), vault.clone(), clock.clone(), config),
+            code_exchanges: CodeExchanges::new(db.clone(), vault.clone(), clock.clone()),
             client,
             db,
             vault,
@@ -151,7 +156,8 @@ impl WeChat {
 
     // ---- mini program ----
 
-    /// `wx.login` code → openid, unionid (if bound to an Open Platform) and session key.
+    /// `wx.login` code → openid, unionid (if bound to an Open Platform) and session key. The same
+    /// code sent twice at once is exchanged once and both get the answer (see [`CodeExchanges`]).
     pub async fn code_to_session(
         &self,
         appid: &AppId,
@@ -159,7 +165,11 @@ impl WeChat {
     ) -> Result<CodeSession, WeChatError> {
         let app = self.app(appid).await?;
         let secret = Self::secret_of(&app)?;
-        self.client.jscode2session(appid, &secret, js_code).await
+        self.code_exchanges
+            .exchange(appid, js_code, || {
+                self.client.jscode2session(appid, &secret, js_code)
+            })
+            .await
     }
 
     /// `getPhoneNumber` code → phone number, checked against the app's watermark.

@@ -16,6 +16,11 @@
 //!    UPDATE id = id`), so this works the same on SQLite, PostgreSQL and MySQL.
 //!
 //! Tokens are refreshed `refresh_ahead_secs` before they expire and are stored sealed by the vault.
+//!
+//! **Every caller gets its answer within `wait_timeout` (15 s) of asking**, whatever the queue: the
+//! wait for the in-process flight, the wait for another instance's lease and the upstream fetch
+//! itself all run against one deadline per call, and a fetch that failed is shared with the
+//! callers that were waiting for it instead of being tried again by each of them in turn.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -45,7 +50,8 @@ pub struct TokenCacheConfig {
     pub lease_secs: i64,
     /// How often a waiting instance re-reads the row.
     pub poll_interval: Duration,
-    /// How long a caller waits for another instance's refresh before giving up with 503.
+    /// The longest any caller waits for a token, its own fetch included, before giving up
+    /// with 503.
     pub wait_timeout: Duration,
 }
 
@@ -87,6 +93,8 @@ pub struct TokenCache {
     config: TokenCacheConfig,
     local: Mutex<HashMap<Key, CachedToken>>,
     flights: Mutex<HashMap<Key, Arc<tokio::sync::Mutex<()>>>>,
+    /// When each key's last fetch failed: callers that waited for that fetch share its failure.
+    failures: Mutex<HashMap<Key, Instant>>,
 }
 
 impl std::fmt::Debug for TokenCache {
@@ -99,7 +107,7 @@ impl std::fmt::Debug for TokenCache {
 }
 
 fn store_error(error: sea_orm::DbErr) -> WeChatError {
-    WeChatError::Store(format!("wechat_token: {error}"))
+    WeChatError::store("wechat_token", &error)
 }
 
 impl TokenCache {
@@ -117,6 +125,7 @@ impl TokenCache {
             config,
             local: Mutex::new(HashMap::new()),
             flights: Mutex::new(HashMap::new()),
+            failures: Mutex::new(HashMap::new()),
         }
     }
 
@@ -150,8 +159,22 @@ impl TokenCache {
         }
     }
 
+    fn failed_since(&self, key: &Key, since: Instant) -> bool {
+        self.failures
+            .lock()
+            .ok()
+            .and_then(|map| map.get(key).copied())
+            .is_some_and(|at| at >= since)
+    }
+
+    fn record_failure(&self, key: &Key) {
+        if let Ok(mut map) = self.failures.lock() {
+            map.insert(key.clone(), Instant::now());
+        }
+    }
+
     /// The current token for (kind, appid), calling `fetch` at most once per expiry across all
-    /// tasks and instances.
+    /// tasks and instances; an error within `wait_timeout` at the latest.
     pub async fn get<F, Fut>(
         &self,
         kind: TokenKind,
@@ -163,6 +186,8 @@ impl TokenCache {
         Fut: Future<Output = Result<UpstreamToken, WeChatError>>,
     {
         let key: Key = (kind, appid.as_str().to_owned());
+        let asked = Instant::now();
+        let deadline = tokio::time::Instant::from_std(asked + self.config.wait_timeout);
         let now = self.now();
         let cached = self.local_get(&key);
         if let Some(cached) = &cached
@@ -180,7 +205,10 @@ impl TokenCache {
                 {
                     return Ok(cached.token.clone());
                 }
-                flight.lock().await
+                match tokio::time::timeout_at(deadline, flight.lock()).await {
+                    Ok(guard) => guard,
+                    Err(_) => return Err(WeChatError::TokenRefreshTimeout),
+                }
             }
         };
         if let Some(cached) = self.local_get(&key)
@@ -188,7 +216,11 @@ impl TokenCache {
         {
             return Ok(cached.token.clone());
         }
-        self.get_shared(kind, appid, key, fetch).await
+        // The fetch this caller waited for failed: share that answer rather than queue another.
+        if self.failed_since(&key, asked) {
+            return Err(WeChatError::TokenRefreshTimeout);
+        }
+        self.get_shared(kind, appid, key, fetch, deadline).await
     }
 
     /// The cross-instance part: read the row, take the lease or wait for its holder.
@@ -198,12 +230,12 @@ impl TokenCache {
         appid: &AppId,
         key: Key,
         fetch: F,
+        deadline: tokio::time::Instant,
     ) -> Result<AccessToken, WeChatError>
     where
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<UpstreamToken, WeChatError>>,
     {
-        let started = Instant::now();
         let mut fetch = Some(fetch);
         let mut waited = false;
         self.ensure_row(kind, appid).await?;
@@ -232,7 +264,7 @@ impl TokenCache {
                     return Err(WeChatError::TokenRefreshTimeout);
                 };
                 return self
-                    .refresh_as_leaseholder(kind, appid, key, &owner, stored, fetch)
+                    .refresh_as_leaseholder(kind, appid, key, &owner, stored, fetch, deadline)
                     .await;
             }
             // Another instance holds the lease: serve the old token while it is valid.
@@ -241,7 +273,7 @@ impl TokenCache {
             {
                 return Ok(stored.token.clone());
             }
-            if started.elapsed() >= self.config.wait_timeout {
+            if tokio::time::Instant::now() >= deadline {
                 return Err(WeChatError::TokenRefreshTimeout);
             }
             if !waited {
@@ -253,6 +285,7 @@ impl TokenCache {
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn refresh_as_leaseholder<F, Fut>(
         &self,
         kind: TokenKind,
@@ -261,12 +294,15 @@ impl TokenCache {
         owner: &str,
         stored: Option<CachedToken>,
         fetch: F,
+        deadline: tokio::time::Instant,
     ) -> Result<AccessToken, WeChatError>
     where
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<UpstreamToken, WeChatError>>,
     {
-        let fetched = fetch().await;
+        let fetched = tokio::time::timeout_at(deadline, fetch())
+            .await
+            .unwrap_or(Err(WeChatError::TokenRefreshTimeout));
         metrics::counter!(
             crate::metrics::WECHAT_TOKEN_REFRESHES,
             "kind" => kind.as_str(),
@@ -274,6 +310,9 @@ impl TokenCache {
             "outcome" => if fetched.is_ok() { "ok" } else { "failed" }
         )
         .increment(1);
+        if fetched.is_err() {
+            self.record_failure(&key);
+        }
         match fetched {
             Ok(upstream) => {
                 let now = self.now();

@@ -150,6 +150,7 @@ pub struct TestApp {
     pub clock: Arc<ManualClock>,
     pub http: reqwest::Client,
     pub backend: Backend,
+    master_key: String,
     server: JoinHandle<()>,
     sim_server: JoinHandle<()>,
     db: TestDb,
@@ -160,6 +161,18 @@ pub struct TestApp {
 pub struct Options {
     /// Extra environment-style settings (e.g. `WXAUTH_JWT_ALG`).
     pub env: Vec<(String, String)>,
+    /// Run as a second instance of another test app: its database and its simulator.
+    pub share: Option<SharedWith>,
+}
+
+/// What a second instance shares with the first ([`TestApp::sharing`]).
+#[derive(Clone)]
+pub struct SharedWith {
+    pub database_url: String,
+    /// Every instance has the same master key, as in production.
+    pub master_key: String,
+    pub sim: Simulator,
+    pub sim_base: String,
 }
 
 impl TestApp {
@@ -169,28 +182,52 @@ impl TestApp {
     }
 
     pub async fn spawn_with(backend: Backend, options: Options) -> Option<Self> {
-        let db = TestDb::create(backend).await?;
+        // `WXAUTH_TEST_LOG=warn` (an EnvFilter) shows the server's log while debugging a test.
+        if let Ok(filter) = std::env::var("WXAUTH_TEST_LOG") {
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+                .with_test_writer()
+                .try_init();
+        }
+        let db = match &options.share {
+            Some(shared) => TestDb {
+                url: shared.database_url.clone(),
+                cleanup: None,
+                _dir: None,
+            },
+            None => TestDb::create(backend).await?,
+        };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
         let addr = listener.local_addr().expect("addr");
         let base = format!("http://{addr}");
-        let sim = Simulator::new(SimulatorConfig::demo(Some(format!(
-            "{base}/api/wechat/component/ticket"
-        ))));
-        let (sim_addr, sim_server) = sim
-            .spawn("127.0.0.1:0".parse().expect("addr"))
-            .await
-            .expect("start simulator");
-        let sim_base = format!("http://{sim_addr}");
+        let (sim, sim_base, sim_server) = match &options.share {
+            Some(shared) => (
+                shared.sim.clone(),
+                shared.sim_base.clone(),
+                tokio::spawn(async {}),
+            ),
+            None => {
+                let sim = Simulator::new(SimulatorConfig::demo(Some(format!(
+                    "{base}/api/wechat/component/ticket"
+                ))));
+                let (sim_addr, sim_server) = sim
+                    .spawn("127.0.0.1:0".parse().expect("addr"))
+                    .await
+                    .expect("start simulator");
+                (sim, format!("http://{sim_addr}"), sim_server)
+            }
+        };
         let mut vars: HashMap<String, String> = HashMap::new();
         vars.insert("WXAUTH_LISTEN".into(), addr.to_string());
         vars.insert("WXAUTH_PUBLIC_URL".into(), base.clone());
         vars.insert("DATABASE_URL".into(), db.url.clone());
-        vars.insert(
-            "WXAUTH_MASTER_KEY".into(),
-            wxauth::vault::MasterKey::generate().to_base64(),
-        );
+        let master_key = match &options.share {
+            Some(shared) => shared.master_key.clone(),
+            None => wxauth::vault::MasterKey::generate().to_base64(),
+        };
+        vars.insert("WXAUTH_MASTER_KEY".into(), master_key.clone());
         vars.insert(
             "WXAUTH_REDIRECT_ALLOWLIST".into(),
             "app.example.com,127.0.0.1".into(),
@@ -204,8 +241,10 @@ impl TestApp {
         let clock = Arc::new(ManualClock::default());
         let shared: SharedClock = clock.clone();
         let state = AppState::build(config, shared).await.expect("build state");
-        for app in demo::registry_apps() {
-            state.apps.add(app).await.expect("register demo app");
+        if options.share.is_none() {
+            for app in demo::registry_apps() {
+                state.apps.add(app).await.expect("register demo app");
+            }
         }
         let server_state = state.clone();
         let server = tokio::spawn(async move {
@@ -223,6 +262,7 @@ impl TestApp {
             clock,
             http,
             backend,
+            master_key,
             server,
             sim_server,
             db,
@@ -244,6 +284,16 @@ impl TestApp {
 
     pub fn database_url(&self) -> &str {
         &self.db.url
+    }
+
+    /// What a second instance needs to share this one's database and simulator.
+    pub fn sharing(&self) -> SharedWith {
+        SharedWith {
+            database_url: self.db.url.clone(),
+            master_key: self.master_key.clone(),
+            sim: self.sim.clone(),
+            sim_base: self.sim_base.clone(),
+        }
     }
 }
 

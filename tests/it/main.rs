@@ -6,6 +6,7 @@
 
 mod harness;
 
+mod abuse;
 mod audit;
 mod cli;
 mod component;

@@ -101,6 +101,7 @@ async fn a_metrics_listener_of_its_own_takes_the_scrape_off_the_public_one() {
         crate::harness::Backend::Sqlite,
         Options {
             env: vec![("WXAUTH_METRICS_LISTEN".into(), metrics_addr.to_string())],
+            ..Options::default()
         },
     )
     .await

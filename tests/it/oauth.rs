@@ -425,7 +425,10 @@ async fn eddsa_and_hs256_can_be_chosen() {
         }
         let app = TestApp::spawn_with(
             crate::harness::Backend::Sqlite,
-            crate::harness::Options { env },
+            crate::harness::Options {
+                env,
+                ..Default::default()
+            },
         )
         .await
         .unwrap();

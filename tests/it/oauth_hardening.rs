@@ -605,6 +605,7 @@ async fn on_https_every_cookie_is_host_prefixed_and_a_bare_one_is_ignored() {
         Backend::Sqlite,
         Options {
             env: vec![("WXAUTH_PUBLIC_URL".into(), public.clone())],
+            ..Options::default()
         },
     )
     .await

@@ -1,0 +1,252 @@
+//! Counters shared by every instance, in Redis (`WXAUTH_REDIS_URL`): each decision is one atomic
+//! Lua script run with the `redis` crate's connection manager, timed by Redis's own clock
+//! (`TIME`) so that instances with skewed clocks still agree.
+//!
+//! - rate limits: GCRA (the "theoretical arrival time" of the next request, one key per counter);
+//! - the guessing throttle: a hash of (failures, blocked-until) per (client_id, IP); the block
+//!   it reports is mirrored in each instance's memory, which answers "is this pair blocked?".
+//!
+//! When Redis does not answer within [`CALL_TIMEOUT`], every method returns `None` and the caller
+//! decides in process. The outage is logged once when it starts and once when it ends; while it
+//! lasts Redis is tried again at most once per [`PROBE_INTERVAL`], so requests do not each wait
+//! for a dead server.
+
+use std::net::IpAddr;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{AsyncCommands, Script};
+
+use super::{Limit, Rate, Refused, ThrottleConfig};
+use crate::config::ConfigError;
+
+/// The longest a request waits for Redis before deciding in process.
+pub const CALL_TIMEOUT: Duration = Duration::from_millis(250);
+/// During an outage, how often Redis is tried again.
+pub const PROBE_INTERVAL: Duration = Duration::from_secs(1);
+
+/// GCRA: KEYS[1] holds the theoretical arrival time (µs, Redis clock). ARGV[1] is the emission
+/// interval and ARGV[2] the burst tolerance, both in µs. Returns 0 (allowed) or the µs to wait.
+const GCRA: &str = r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local interval = tonumber(ARGV[1])
+local tolerance = tonumber(ARGV[2])
+local tat = tonumber(redis.call('GET', KEYS[1]))
+if not tat or tat < now then tat = now end
+if tat - now > tolerance then
+  return tat - now - tolerance
+end
+local new_tat = tat + interval
+redis.call('SET', KEYS[1], string.format('%d', new_tat), 'PX', math.ceil((new_tat - now) / 1000) + 1000)
+return 0
+";
+
+/// One failed authentication: KEYS[1] is the pair's hash. ARGV: free failures, max back-off (s),
+/// memory (s). Returns {failures, block seconds}.
+const THROTTLE_FAILED: &str = r"
+local now = tonumber(redis.call('TIME')[1])
+local free = tonumber(ARGV[1])
+local n = redis.call('HINCRBY', KEYS[1], 'n', 1)
+local wait = 0
+if n > free then
+  wait = math.min(2 ^ math.min(n - free - 1, 30), tonumber(ARGV[2]))
+  redis.call('HSET', KEYS[1], 'until', now + wait)
+end
+redis.call('EXPIRE', KEYS[1], math.max(tonumber(ARGV[3]), wait))
+return {n, wait}
+";
+
+#[derive(Debug, Default)]
+struct Health {
+    /// When the current outage started (logged then), if Redis is down.
+    down_since: Option<Instant>,
+    /// During an outage: not before this is Redis tried again.
+    next_probe: Option<Instant>,
+}
+
+/// Redis-backed counters.
+pub struct SharedCounters {
+    connection: ConnectionManager,
+    prefix: String,
+    gcra: Script,
+    failed: Script,
+    health: Mutex<Health>,
+}
+
+impl std::fmt::Debug for SharedCounters {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SharedCounters")
+            .field("prefix", &self.prefix)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SharedCounters {
+    /// Counters in the Redis at `url`, keys starting with `prefix:`. Connects lazily: a Redis
+    /// that is down at start is an outage like any other, not a reason not to start.
+    pub fn connect(url: &str, prefix: &str) -> Result<Self, ConfigError> {
+        let bad = |e: redis::RedisError| {
+            ConfigError::new("WXAUTH_REDIS_URL", format!("cannot be used: {e}"))
+        };
+        let client = redis::Client::open(url).map_err(bad)?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(CALL_TIMEOUT))
+            .set_response_timeout(Some(CALL_TIMEOUT))
+            .set_number_of_retries(1)
+            .set_max_delay(PROBE_INTERVAL);
+        let connection = ConnectionManager::new_lazy_with_config(client, config).map_err(bad)?;
+        Ok(Self {
+            connection,
+            prefix: prefix.to_owned(),
+            gcra: Script::new(GCRA),
+            failed: Script::new(THROTTLE_FAILED),
+            health: Mutex::new(Health::default()),
+        })
+    }
+
+    fn health(&self) -> std::sync::MutexGuard<'_, Health> {
+        self.health
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Whether to try Redis now (always, unless an outage is on and the next probe is not due).
+    fn worth_trying(&self) -> bool {
+        let mut health = self.health();
+        match health.next_probe {
+            Some(at) if Instant::now() < at => false,
+            Some(_) => {
+                // This caller probes; the others keep deciding in process meanwhile.
+                health.next_probe = Some(Instant::now() + PROBE_INTERVAL);
+                true
+            }
+            None => true,
+        }
+    }
+
+    fn mark(&self, ok: bool, error: Option<&str>) {
+        let mut health = self.health();
+        match (ok, health.down_since) {
+            (true, Some(since)) => {
+                tracing::info!(
+                    outage_secs = since.elapsed().as_secs(),
+                    "Redis is reachable again; rate limits are shared across instances again"
+                );
+                *health = Health::default();
+            }
+            (false, None) => {
+                tracing::warn!(
+                    error = error.unwrap_or("timeout"),
+                    "Redis is unreachable; rate limits fall back to this instance's own counters"
+                );
+                health.down_since = Some(Instant::now());
+                health.next_probe = Some(Instant::now() + PROBE_INTERVAL);
+            }
+            _ => {}
+        }
+    }
+
+    /// Run one Redis call with the timeout and outage bookkeeping; `None` when Redis failed.
+    async fn call<T, F, Fut>(&self, call: F) -> Option<T>
+    where
+        F: FnOnce(ConnectionManager) -> Fut,
+        Fut: std::future::Future<Output = redis::RedisResult<T>>,
+    {
+        if !self.worth_trying() {
+            return None;
+        }
+        match tokio::time::timeout(CALL_TIMEOUT, call(self.connection.clone())).await {
+            Ok(Ok(value)) => {
+                self.mark(true, None);
+                Some(value)
+            }
+            Ok(Err(error)) => {
+                self.mark(false, Some(&error.to_string()));
+                None
+            }
+            Err(_) => {
+                self.mark(false, None);
+                None
+            }
+        }
+    }
+
+    fn key(&self, parts: &[&str]) -> String {
+        let mut key = self.prefix.clone();
+        for part in parts {
+            key.push(':');
+            key.push_str(part);
+        }
+        key
+    }
+
+    /// One request against `limit` for `key`: `None` when Redis could not decide.
+    pub async fn check_rate(
+        &self,
+        limit: Limit,
+        key: &str,
+        rate: Rate,
+    ) -> Option<Result<(), Refused>> {
+        let interval = u64::try_from(rate.interval().as_micros())
+            .unwrap_or(u64::MAX)
+            .max(1);
+        let tolerance = interval.saturating_mul(u64::from(rate.count.saturating_sub(1)));
+        let redis_key = self.key(&["rate", limit.name(), key]);
+        let wait_us: i64 = self
+            .call(|mut connection| async move {
+                self.gcra
+                    .key(redis_key)
+                    .arg(interval)
+                    .arg(tolerance)
+                    .invoke_async(&mut connection)
+                    .await
+            })
+            .await?;
+        Some(if wait_us <= 0 {
+            Ok(())
+        } else {
+            Err(Refused {
+                retry_after: Duration::from_micros(wait_us.unsigned_abs()),
+            })
+        })
+    }
+
+    fn pair_key(&self, client_id: &str, ip: IpAddr) -> String {
+        self.key(&["authfail", client_id, &ip.to_string()])
+    }
+
+    /// Record a failure: (failures so far, block it started), or `None` when Redis failed.
+    pub async fn throttle_failed(
+        &self,
+        client_id: &str,
+        ip: IpAddr,
+        throttle: &ThrottleConfig,
+    ) -> Option<(u32, Duration)> {
+        let key = self.pair_key(client_id, ip);
+        let (failures, wait): (i64, i64) = self
+            .call(|mut connection| async move {
+                self.failed
+                    .key(key)
+                    .arg(throttle.free_failures)
+                    .arg(throttle.max_backoff.as_secs())
+                    .arg(throttle.memory.as_secs())
+                    .invoke_async(&mut connection)
+                    .await
+            })
+            .await?;
+        Some((
+            u32::try_from(failures).unwrap_or(u32::MAX),
+            Duration::from_secs(wait.unsigned_abs()),
+        ))
+    }
+
+    /// Forget the pair's failures.
+    pub async fn throttle_reset(&self, client_id: &str, ip: IpAddr) {
+        let key = self.pair_key(client_id, ip);
+        let _: Option<i64> = self
+            .call(|mut connection| async move { connection.del(key).await })
+            .await;
+    }
+}
