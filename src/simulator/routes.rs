@@ -665,9 +665,33 @@ struct CodeRequest {
     scope: Option<String>,
     #[serde(default)]
     component_appid: Option<String>,
+    /// `codes/js` only: mint this many codes for the user at once (benchmarks mint their codes
+    /// before the clock starts, so the simulator's speed is not what they measure).
+    #[serde(default)]
+    count: Option<usize>,
 }
 
+/// The most codes one bulk mint answers (they live for WeChat's five minutes).
+const MAX_BULK_CODES: usize = 200_000;
+
 async fn mint_js_code(State(sim): State<Simulator>, Json(r): Json<CodeRequest>) -> Response {
+    if let Some(count) = r.count {
+        if count == 0 || count > MAX_BULK_CODES {
+            return control_error(format!("count must be between 1 and {MAX_BULK_CODES}"));
+        }
+        let codes: Result<Vec<String>, _> = (0..count)
+            .map(|_| sim.mint_js_code(&r.appid, &r.user))
+            .collect();
+        return match codes {
+            Ok(codes) => Json(json!({
+                "codes": codes,
+                "openid": sim.openid(&r.appid, &r.user),
+                "unionid": sim.unionid(&r.appid, &r.user),
+            }))
+            .into_response(),
+            Err(error) => control_error(error),
+        };
+    }
     match sim.mint_js_code(&r.appid, &r.user) {
         Ok(code) => Json(json!({
             "code": code,

@@ -305,10 +305,11 @@ impl Drop for TestApp {
 }
 
 /// Write each test once; get one `#[tokio::test]` per backend (`<name>::sqlite`, `::postgres`,
-/// `::mysql`). The body receives a started [`TestApp`].
+/// `::mysql`). The body receives a started [`TestApp`]; with a leading `options: EXPR;` every app
+/// is started with those [`Options`].
 #[macro_export]
 macro_rules! backend_tests {
-    ($(async fn $name:ident($app:ident: TestApp) $body:block)*) => {
+    (options: $options:expr; $(async fn $name:ident($app:ident: TestApp) $body:block)*) => {
         $(
             mod $name {
                 #[allow(unused_imports)]
@@ -317,25 +318,31 @@ macro_rules! backend_tests {
 
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn sqlite() {
-                    if let Some(app) = $crate::harness::TestApp::spawn($crate::harness::Backend::Sqlite).await {
+                    if let Some(app) = $crate::harness::TestApp::spawn_with($crate::harness::Backend::Sqlite, $options).await {
                         body(app).await
                     }
                 }
 
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn postgres() {
-                    if let Some(app) = $crate::harness::TestApp::spawn($crate::harness::Backend::Postgres).await {
+                    if let Some(app) = $crate::harness::TestApp::spawn_with($crate::harness::Backend::Postgres, $options).await {
                         body(app).await
                     }
                 }
 
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn mysql() {
-                    if let Some(app) = $crate::harness::TestApp::spawn($crate::harness::Backend::MySql).await {
+                    if let Some(app) = $crate::harness::TestApp::spawn_with($crate::harness::Backend::MySql, $options).await {
                         body(app).await
                     }
                 }
             }
         )*
+    };
+    ($(async fn $name:ident($app:ident: TestApp) $body:block)*) => {
+        $crate::backend_tests! {
+            options: $crate::harness::Options::default();
+            $(async fn $name($app: TestApp) $body)*
+        }
     };
 }

@@ -32,7 +32,7 @@ use wxauth::wechat::crypto::{CryptoError, decrypt_mini_program_data, encrypt_min
 use wxauth::wechat::{AppId, SessionKey};
 
 use crate::backend_tests;
-use crate::harness::TestApp;
+use crate::harness::{Options, TestApp};
 use crate::mini_program::{assert_no_session_key, client, token};
 
 const USER: &str = "/api/wechat/ma/user";
@@ -300,38 +300,6 @@ backend_tests! {
         assert_eq!(status, 200, "{body}");
     }
 
-    async fn a_burst_of_bad_requests_cannot_fail_more_than_five_decryptions(app: TestApp) {
-        const PARALLEL: usize = 50;
-        const ROUNDS: u64 = 5;
-        let (failure, unknown) = answers(&app).await;
-        warm_pool(&app, PARALLEL).await;
-        let app = Arc::new(app);
-        for round in 1..=ROUNDS {
-            let session = session_on(&app, MP, "alice").await;
-            let barrier = Arc::new(Barrier::new(PARALLEL));
-            let mut tasks = Vec::new();
-            for _ in 0..PARALLEL {
-                let (app, barrier, body) = (app.clone(), barrier.clone(), garbage(&session));
-                tasks.push(tokio::spawn(async move {
-                    barrier.wait().await;
-                    post_raw(&app, USER, &body).await
-                }));
-            }
-            let mut failed = 0;
-            for task in tasks {
-                let answer = task.await.unwrap();
-                if answer == failure {
-                    failed += 1;
-                } else {
-                    assert_eq!(answer, unknown, "round {round}");
-                }
-            }
-            assert_eq!(failed, DECRYPT_FAILURE_CAP, "round {round}: decryptions that failed");
-            assert_eq!(sessions_of(&app, MP, "alice").await, 0, "round {round}");
-            assert_eq!(audit_count(&app, "decrypt_cap_reached").await, round, "round {round}");
-        }
-    }
-
     async fn a_forged_unionid_cannot_take_over_an_account(app: TestApp) {
         // The victim: Alice, with an account under her unionid.
         let victim = session_on(&app, MP, "alice").await;
@@ -380,6 +348,83 @@ backend_tests! {
         assert_eq!((status, refused["error"].as_str()), (400, Some("invalid_grant")));
     }
 
+    async fn a_stored_phone_number_says_where_it_came_from(app: TestApp) {
+        // The code API: WeChat's server answered.
+        let alice = session_on(&app, MP, "alice").await;
+        let code = app.sim.mint_phone_code(MP, "alice").unwrap();
+        let (status, body) = post_raw(&app, PHONE, &json!({ "sessionId": alice["sessionId"], "code": code })).await;
+        assert_eq!(status, 200, "{body}");
+        let stored = identity(&app, MP, "alice").await;
+        assert_eq!(stored.mobile.as_deref(), Some("13800000001"));
+        assert_eq!(stored.mobile_source, Some(PhoneSource::CodeApi));
+        assert_eq!(stored.mobile_verified_at, Some(app.clock.now()));
+        let account = app.state.users.account(stored.account_id.unwrap()).await.unwrap().unwrap();
+        assert_eq!(account.mobile_source, Some(PhoneSource::CodeApi));
+        assert_eq!(account.mobile_verified_at, Some(app.clock.now()));
+
+        // The older encrypted form, later: recorded as such.
+        app.clock.advance(60);
+        let bob = session_on(&app, MP, "bob").await;
+        let data = app.sim.mini_program_phone_data(MP, "bob").unwrap();
+        let (status, body) = post_raw(&app, PHONE, &json!({ "sessionId": bob["sessionId"],
+            "encryptedData": data.encrypted_data, "iv": data.iv })).await;
+        assert_eq!(status, 200, "{body}");
+        let stored = identity(&app, MP, "bob").await;
+        assert_eq!(stored.mobile.as_deref(), Some("13800000002"));
+        assert_eq!(stored.mobile_source, Some(PhoneSource::EncryptedData));
+        assert_eq!(stored.mobile_verified_at, Some(app.clock.now()));
+        let account = app.state.users.account(stored.account_id.unwrap()).await.unwrap().unwrap();
+        assert_eq!(account.mobile_source, Some(PhoneSource::EncryptedData));
+    }
+}
+
+// These flood one session from one address: the per-address limits on the open-data endpoints
+// (WXAUTH_LIMIT_MA_USER / _PHONE, proven in abuse.rs) are off, so that what stops the flood here
+// is the per-session decryption cap alone.
+fn without_address_limits() -> Options {
+    Options {
+        env: vec![
+            ("WXAUTH_LIMIT_MA_USER".into(), "off".into()),
+            ("WXAUTH_LIMIT_MA_PHONE".into(), "off".into()),
+        ],
+        ..Options::default()
+    }
+}
+
+backend_tests! {
+    options: without_address_limits();
+    async fn a_burst_of_bad_requests_cannot_fail_more_than_five_decryptions(app: TestApp) {
+        const PARALLEL: usize = 50;
+        const ROUNDS: u64 = 5;
+        let (failure, unknown) = answers(&app).await;
+        warm_pool(&app, PARALLEL).await;
+        let app = Arc::new(app);
+        for round in 1..=ROUNDS {
+            let session = session_on(&app, MP, "alice").await;
+            let barrier = Arc::new(Barrier::new(PARALLEL));
+            let mut tasks = Vec::new();
+            for _ in 0..PARALLEL {
+                let (app, barrier, body) = (app.clone(), barrier.clone(), garbage(&session));
+                tasks.push(tokio::spawn(async move {
+                    barrier.wait().await;
+                    post_raw(&app, USER, &body).await
+                }));
+            }
+            let mut failed = 0;
+            for task in tasks {
+                let answer = task.await.unwrap();
+                if answer == failure {
+                    failed += 1;
+                } else {
+                    assert_eq!(answer, unknown, "round {round}");
+                }
+            }
+            assert_eq!(failed, DECRYPT_FAILURE_CAP, "round {round}: decryptions that failed");
+            assert_eq!(sessions_of(&app, MP, "alice").await, 0, "round {round}");
+            assert_eq!(audit_count(&app, "decrypt_cap_reached").await, round, "round {round}");
+        }
+    }
+
     async fn a_padding_oracle_probe_for_a_forged_phone_number_dies_at_the_cap(app: TestApp) {
         let (failure, unknown) = answers(&app).await;
         let mallory = session_on(&app, MP, "bob").await;
@@ -426,34 +471,5 @@ backend_tests! {
         assert_eq!(identity(&app, MP, "bob").await.mobile, None);
         let account = identity(&app, MP, "bob").await.account_id.unwrap();
         assert_eq!(app.state.users.account(account).await.unwrap().unwrap().mobile, None);
-    }
-
-    async fn a_stored_phone_number_says_where_it_came_from(app: TestApp) {
-        // The code API: WeChat's server answered.
-        let alice = session_on(&app, MP, "alice").await;
-        let code = app.sim.mint_phone_code(MP, "alice").unwrap();
-        let (status, body) = post_raw(&app, PHONE, &json!({ "sessionId": alice["sessionId"], "code": code })).await;
-        assert_eq!(status, 200, "{body}");
-        let stored = identity(&app, MP, "alice").await;
-        assert_eq!(stored.mobile.as_deref(), Some("13800000001"));
-        assert_eq!(stored.mobile_source, Some(PhoneSource::CodeApi));
-        assert_eq!(stored.mobile_verified_at, Some(app.clock.now()));
-        let account = app.state.users.account(stored.account_id.unwrap()).await.unwrap().unwrap();
-        assert_eq!(account.mobile_source, Some(PhoneSource::CodeApi));
-        assert_eq!(account.mobile_verified_at, Some(app.clock.now()));
-
-        // The older encrypted form, later: recorded as such.
-        app.clock.advance(60);
-        let bob = session_on(&app, MP, "bob").await;
-        let data = app.sim.mini_program_phone_data(MP, "bob").unwrap();
-        let (status, body) = post_raw(&app, PHONE, &json!({ "sessionId": bob["sessionId"],
-            "encryptedData": data.encrypted_data, "iv": data.iv })).await;
-        assert_eq!(status, 200, "{body}");
-        let stored = identity(&app, MP, "bob").await;
-        assert_eq!(stored.mobile.as_deref(), Some("13800000002"));
-        assert_eq!(stored.mobile_source, Some(PhoneSource::EncryptedData));
-        assert_eq!(stored.mobile_verified_at, Some(app.clock.now()));
-        let account = app.state.users.account(stored.account_id.unwrap()).await.unwrap().unwrap();
-        assert_eq!(account.mobile_source, Some(PhoneSource::EncryptedData));
     }
 }
