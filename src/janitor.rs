@@ -54,11 +54,14 @@ where
         if selected == 0 {
             return Ok(gone);
         }
-        gone += E::delete_many()
+        let deleted = E::delete_many()
             .filter(key.is_in(keys))
             .exec(db)
             .await?
             .rows_affected;
+        metrics::counter!(crate::metrics::JANITOR_DELETED, "table" => E::default().table_name())
+            .increment(deleted);
+        gone += deleted;
         if selected < BATCH_ROWS {
             return Ok(gone);
         }

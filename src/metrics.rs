@@ -37,7 +37,8 @@ pub const WECHAT_LEASE_WAITS: &str = "wxauth_wechat_token_lease_waits_total";
 pub const DB_POOL: &str = "wxauth_db_pool_connections";
 /// Rows the janitor deleted: `table`.
 pub const JANITOR_DELETED: &str = "wxauth_janitor_deleted_rows_total";
-/// Requests refused by a rate limit: `limit`.
+/// Requests refused by a rate limit: `limit` (a limit's name, or `client_auth_throttle` for a
+/// (client, address) pair blocked after failed authentications).
 pub const RATE_LIMITED: &str = "wxauth_rate_limit_rejections_total";
 
 /// Latency buckets (seconds): 1 ms to 10 s.

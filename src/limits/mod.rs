@@ -482,12 +482,17 @@ impl Limits {
         let Some(rate) = self.0.config.rate(limit) else {
             return Ok(());
         };
-        if let Some(shared) = &self.0.shared
-            && let Some(decision) = shared.check_rate(limit, key, rate).await
-        {
-            return decision;
+        let decision = match &self.0.shared {
+            Some(shared) => match shared.check_rate(limit, key, rate).await {
+                Some(decision) => decision,
+                None => self.0.local.check(limit, key),
+            },
+            None => self.0.local.check(limit, key),
+        };
+        if decision.is_err() {
+            metrics::counter!(crate::metrics::RATE_LIMITED, "limit" => limit.name()).increment(1);
         }
-        self.0.local.check(limit, key)
+        decision
     }
 
     /// Whether (client_id, ip) is blocked by earlier failures: how long, if so. Answered from
@@ -497,10 +502,12 @@ impl Limits {
         if !self.0.config.enabled {
             return None;
         }
-        self.0
-            .local
-            .blocked(client_id, ip)
-            .map(|retry_after| Refused { retry_after })
+        let blocked = self.0.local.blocked(client_id, ip)?;
+        metrics::counter!(crate::metrics::RATE_LIMITED, "limit" => "client_auth_throttle")
+            .increment(1);
+        Some(Refused {
+            retry_after: blocked,
+        })
     }
 
     /// Record a failed authentication of `client_id` from `ip` (in Redis when configured, so

@@ -125,3 +125,58 @@ async fn a_metrics_listener_of_its_own_takes_the_scrape_off_the_public_one() {
             .contains("wxauth_db_pool_connections")
     );
 }
+
+#[tokio::test]
+async fn rate_limit_refusals_and_janitor_deletions_are_counted() {
+    let app = TestApp::spawn_with(
+        crate::harness::Backend::Sqlite,
+        Options {
+            env: vec![("WXAUTH_LIMIT_MA_SESSION".into(), "2/min".into())],
+            ..Options::default()
+        },
+    )
+    .await
+    .expect("sqlite always runs");
+    let before = scrape(&app).await;
+
+    // Two logins pass; the third from the same address is refused by the limit.
+    sign_in(&app, "alice").await;
+    sign_in(&app, "bob").await;
+    let code = app.sim.mint_js_code(MP, "alice").unwrap();
+    let refused = app
+        .http
+        .post(app.url("/api/wechat/ma/session"))
+        .json(&serde_json::json!({ "appId": MP, "code": code }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 429);
+
+    // A day later the two sessions have expired; the janitor deletes them.
+    use wxauth::clock::Clock;
+    app.clock
+        .advance(wxauth::login::mini_program::SESSION_TTL + 60);
+    let gone = wxauth::janitor::sweep(&app.state.db, app.state.clock.now(), 180 * 86_400)
+        .await
+        .unwrap();
+    assert!(gone >= 2, "{gone}");
+    let after = scrape(&app).await;
+
+    let moved = |name: &str, labels: &[(&str, &str)]| {
+        series(&after, name, labels) - series(&before, name, labels)
+    };
+    assert!(
+        moved(
+            "wxauth_rate_limit_rejections_total",
+            &[("limit", "ma_session")]
+        ) >= 1.0,
+        "{after}"
+    );
+    assert!(
+        moved(
+            "wxauth_janitor_deleted_rows_total",
+            &[("table", "mini_session")]
+        ) >= 2.0,
+        "{after}"
+    );
+}
