@@ -12,6 +12,7 @@ use crate::app_registry::AppRegistryError;
 use crate::cli::CliError;
 use crate::clock::SharedClock;
 use crate::config::Config;
+use crate::http::front_page::DevDemo;
 use crate::http::h5::{ENTRY_BUILD_PATH, LANDING_PATH, LandingClient};
 use crate::http::pages::OIDC_DEMO_PATH;
 use crate::oauth::client_registry::{ClientRegistry, DEFAULT_ACCESS_TTL, DEFAULT_REFRESH_TTL};
@@ -103,10 +104,23 @@ pub async fn run(clock: SharedClock) -> Result<(), CliError> {
     ensure_spa_client(&state.clients, &issuer).await?;
     print_welcome(&state, secret.expose(), &sim_base);
     // The landing page signs in with the flow-only landing client (see `http::h5`).
-    let router = crate::app(state.clone()).layer(Extension(landing));
+    let router = crate::app(state.clone())
+        .layer(Extension(landing))
+        .layer(Extension(dev_demo(&issuer, &sim_base)));
     crate::serve_router(listener, state, router, crate::shutdown_signal())
         .await
         .map_err(|e| CliError::new(1, format!("server error: {e}")))
+}
+
+/// What the front page shows under `wxauth dev`: the walks the banner prints.
+pub fn dev_demo(issuer: &str, sim_base: &str) -> DevDemo {
+    DevDemo {
+        h5_walk: h5_demo_link(issuer),
+        oidc_demo: format!("{issuer}{OIDC_DEMO_PATH}"),
+        simulator: sim_base.to_owned(),
+        mini_program_appid: demo::MINI_PROGRAM_APPID.into(),
+        demo_client_id: DEMO_CLIENT_ID.into(),
+    }
 }
 
 /// The demo client: every grant, for trying things with curl.
@@ -239,6 +253,7 @@ fn print_welcome(state: &AppState, secret: &str, sim_base: &str) {
     println!();
     println!("wxauth dev is running at {base}  (WeChat simulator at {sim_base})");
     println!();
+    println!("  front page:   open {base}/");
     println!("  demo client:  {DEMO_CLIENT_ID} / {secret}   (a new secret on every start)");
     println!("  health:       curl {base}/healthz");
     println!("  metadata:     curl {base}/.well-known/oauth-authorization-server");

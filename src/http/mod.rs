@@ -6,6 +6,7 @@ pub mod component;
 pub mod context;
 pub mod cookies;
 pub mod edge;
+pub mod front_page;
 pub mod h5;
 pub mod health;
 pub mod metrics;
@@ -22,6 +23,7 @@ use crate::state::AppState;
 pub fn routes() -> Router<AppState> {
     Router::new()
         .merge(health::routes())
+        .merge(front_page::routes())
         .merge(oauth::routes())
         .merge(authorize::routes())
         .merge(component::routes())

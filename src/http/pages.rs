@@ -29,6 +29,10 @@ const TEMPLATES: &[(&str, &str)] = &[
         "consent.html",
         include_str!("../../static/templates/consent.html"),
     ),
+    (
+        "home.html",
+        include_str!("../../static/templates/home.html"),
+    ),
 ];
 
 /// Static files served under `/static/`: path, content type, body.

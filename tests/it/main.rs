@@ -11,6 +11,7 @@ mod audit;
 mod cli;
 mod component;
 mod foundation;
+mod front_page;
 mod h5;
 mod h5_binding;
 mod h5_browser;

@@ -153,7 +153,6 @@ async fn rate_limit_refusals_and_janitor_deletions_are_counted() {
     assert_eq!(refused.status(), 429);
 
     // A day later the two sessions have expired; the janitor deletes them.
-    use wxauth::clock::Clock;
     app.clock
         .advance(wxauth::login::mini_program::SESSION_TTL + 60);
     let gone = wxauth::janitor::sweep(&app.state.db, app.state.clock.now(), 180 * 86_400)

@@ -1,0 +1,105 @@
+//! The front page, `GET /`: what this server is (name, version, issuer) and where its public
+//! documents are — discovery, the JWKS, the metadata, health. Under `wxauth dev` it also shows
+//! the demo walks the terminal banner prints ([`DevDemo`]), so that a newcomer's first click
+//! lands somewhere useful instead of on a blank 404. Chinese first, English beside it.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::routing::get;
+use axum::{Extension, Router};
+use minijinja::context;
+use serde::Serialize;
+
+use crate::http::pages::page;
+use crate::state::AppState;
+
+/// What `wxauth dev` adds to the front page (it layers this as an extension).
+#[derive(Debug, Clone)]
+pub struct DevDemo {
+    /// The H5 two-hop sign-in, ending on the landing page.
+    pub h5_walk: String,
+    /// The OpenID Connect single-page demo.
+    pub oidc_demo: String,
+    /// The WeChat simulator's base URL.
+    pub simulator: String,
+    /// The demo Mini Program's appid.
+    pub mini_program_appid: String,
+    /// The demo client (its secret is printed in the terminal, never on a page).
+    pub demo_client_id: String,
+}
+
+/// One link on the page.
+#[derive(Debug, Serialize)]
+struct Link {
+    zh: &'static str,
+    en: &'static str,
+    href: String,
+}
+
+pub fn routes() -> Router<AppState> {
+    Router::new().route("/", get(front_page))
+}
+
+async fn front_page(State(state): State<AppState>, demo: Option<Extension<DevDemo>>) -> Response {
+    let issuer = state.config.issuer();
+    page(
+        StatusCode::OK,
+        "home.html",
+        context! {
+            version => env!("CARGO_PKG_VERSION"),
+            issuer => &issuer,
+            links => public_links(&issuer),
+            demo => demo.map(|Extension(demo)| demo_context(&issuer, &demo)),
+        },
+    )
+}
+
+/// The documents every deployment serves.
+fn public_links(issuer: &str) -> Vec<Link> {
+    let link = |zh, en, path: &str| Link {
+        zh,
+        en,
+        href: format!("{issuer}{path}"),
+    };
+    vec![
+        link(
+            "OpenID Connect 发现文档",
+            "OpenID Connect discovery",
+            "/.well-known/openid-configuration",
+        ),
+        link(
+            "OAuth 授权服务器元数据",
+            "OAuth server metadata",
+            "/.well-known/oauth-authorization-server",
+        ),
+        link(
+            "签名公钥 (JWKS)",
+            "Signing keys (JWKS)",
+            "/.well-known/jwks.json",
+        ),
+        link("健康检查", "Health", "/healthz"),
+    ]
+}
+
+fn demo_context(issuer: &str, demo: &DevDemo) -> minijinja::Value {
+    let sim = &demo.simulator;
+    let mp = &demo.mini_program_appid;
+    let client = &demo.demo_client_id;
+    let mini_program_steps = format!(
+        "# 1. wx.login (the simulator mints a code for alice)\n\
+         curl -H 'content-type: application/json' -d '{{\"appid\":\"{mp}\",\"user\":\"alice\"}}' {sim}/__sim/codes/js\n\
+         # 2. the Mini Program sends the code: a session and a login ticket\n\
+         curl -H 'content-type: application/json' -d '{{\"appId\":\"{mp}\",\"code\":\"CODE\"}}' {issuer}/api/wechat/ma/session\n\
+         # 3. your back end redeems the ticket for tokens (the secret is in the terminal)\n\
+         curl -u {client}:SECRET -d grant_type=flow -d scope=flow -d appId={mp} \\\n  \
+         -d openId=OPENID -d unionId=UNIONID -d ticket=TICKET {issuer}/oauth/token"
+    );
+    context! {
+        h5_walk => &demo.h5_walk,
+        oidc_demo => &demo.oidc_demo,
+        simulator => sim,
+        client_id => client,
+        mini_program_steps => mini_program_steps,
+    }
+}
