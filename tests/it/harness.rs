@@ -173,6 +173,8 @@ pub struct SharedWith {
     pub master_key: String,
     pub sim: Simulator,
     pub sim_base: String,
+    /// One clock, as instances on hosts with synchronised clocks share the wall clock.
+    pub clock: Arc<ManualClock>,
 }
 
 impl TestApp {
@@ -238,7 +240,10 @@ impl TestApp {
             vars.insert(k, v);
         }
         let config = Config::from_lookup(|k| vars.get(k).cloned()).expect("test config");
-        let clock = Arc::new(ManualClock::default());
+        let clock = match &options.share {
+            Some(shared) => shared.clock.clone(),
+            None => Arc::new(ManualClock::default()),
+        };
         let shared: SharedClock = clock.clone();
         let state = AppState::build(config, shared).await.expect("build state");
         if options.share.is_none() {
@@ -293,6 +298,7 @@ impl TestApp {
             master_key: self.master_key.clone(),
             sim: self.sim.clone(),
             sim_base: self.sim_base.clone(),
+            clock: self.clock.clone(),
         }
     }
 }

@@ -15,6 +15,7 @@ mod front_page;
 mod h5;
 mod h5_binding;
 mod h5_browser;
+mod instances;
 mod metrics;
 mod mini_program;
 mod oauth;
