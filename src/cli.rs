@@ -15,7 +15,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::app_registry::{AppKind, NewApp};
 use crate::audit::{AuditEvent, AuditFilter, AuditKind, Outcome, StoredEvent};
-use crate::clock::{SharedClock, SystemClock};
+use crate::clock::{Clock, SharedClock, SystemClock};
 use crate::config::{Config, LogFormat};
 use crate::oauth::client_registry::{
     ClientRegistryError, DEFAULT_ACCESS_TTL, DEFAULT_FAMILY_TTL, DEFAULT_REFRESH_TTL,
@@ -43,6 +43,8 @@ enum Command {
     Dev,
     /// Apply database migrations and exit.
     Migrate,
+    /// Run the janitor's sweep once now (expired rows and old audit events) and exit.
+    Janitor,
     /// Run the WeChat simulator alone (for tests and demos).
     Simulator {
         /// Address to listen on.
@@ -327,6 +329,16 @@ async fn run(command: Command) -> Result<(), CliError> {
             let config = Config::from_env()?;
             AppState::build(config, clock).await?;
             println!("migrations applied");
+            Ok(())
+        }
+        Command::Janitor => {
+            let config = Config::from_env()?;
+            let state = AppState::build(config, clock).await?;
+            let retention = state.config.audit_retention_days.saturating_mul(86_400);
+            let gone = crate::janitor::sweep(&state.db, state.clock.now(), retention)
+                .await
+                .map_err(|e| CliError::new(1, format!("janitor: {e}")))?;
+            println!("janitor: {gone} rows deleted");
             Ok(())
         }
         Command::Simulator {

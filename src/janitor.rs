@@ -1,7 +1,8 @@
 //! The janitor: every few minutes, delete rows whose time is over — spent or expired login
-//! tickets, Mini Program sessions, refresh tokens, denylisted access-token ids, authorization
-//! codes, browser sessions, sign-in states and code exchanges — so that tables of short-lived
-//! things stay small, and audit events older than the retention.
+//! tickets, Mini Program sessions, refresh tokens and their families, denylisted access-token
+//! ids, authorization codes, browser sessions, sign-in states and code exchanges — so that tables
+//! of short-lived things stay small, and audit events older than the retention. `wxauth janitor`
+//! runs one sweep now.
 //!
 //! Rows go in batches of [`BATCH_ROWS`] (select the keys on the indexed `expires_at`, delete those
 //! keys) with a [`BATCH_PAUSE`] between batches: one DELETE of 300,000 rows held SQLite's single
@@ -18,7 +19,7 @@ use sea_orm::{
 
 use entity::{
     audit_event, auth_state, authorization_code, browser_session, login_ticket, mini_session,
-    refresh_token, revoked_access_token, wechat_code_exchange,
+    refresh_token, refresh_token_family, revoked_access_token, wechat_code_exchange,
 };
 
 use crate::clock::SharedClock;
@@ -89,6 +90,13 @@ pub async fn sweep(db: &DatabaseConnection, now: i64, audit_retention: i64) -> R
         db,
         refresh_token::Column::TokenHash,
         refresh_token::Column::ExpiresAt.lt(now),
+    )
+    .await?;
+    // A family ends at a fixed instant no token of it outlives: past it, only its row is left.
+    gone += delete_in_batches::<refresh_token_family::Entity, String>(
+        db,
+        refresh_token_family::Column::FamilyId,
+        refresh_token_family::Column::ExpiresAt.lt(now),
     )
     .await?;
     gone += delete_in_batches::<revoked_access_token::Entity, String>(

@@ -150,4 +150,28 @@ backend_tests! {
         assert!(app.state.tickets.consume(&fresh, &identity).await.unwrap());
         assert!(!app.state.tickets.consume(&old, &identity).await.unwrap());
     }
+
+    async fn the_janitor_deletes_refresh_families_past_their_absolute_end(app: TestApp) {
+        use sea_orm::{ActiveModelTrait, PaginatorTrait, Set};
+        use entity::refresh_token_family::{ActiveModel, Entity};
+        let now = app.state.clock.now();
+        for (id, expires_at) in [("ended", now - 1), ("live", now + 3600)] {
+            ActiveModel {
+                family_id: Set(id.into()),
+                client_id: Set("c".into()),
+                owner_id: Set("1".into()),
+                created_at: Set(now - 7200),
+                expires_at: Set(expires_at),
+                last_rotated_at: Set(None),
+                revoked_at: Set(None),
+            }
+            .insert(&app.state.db)
+            .await
+            .unwrap();
+        }
+        let gone = wxauth::janitor::sweep(&app.state.db, now, 180 * 86_400).await.unwrap();
+        assert_eq!(gone, 1);
+        assert_eq!(Entity::find().count(&app.state.db).await.unwrap(), 1);
+        assert!(Entity::find_by_id("live").one(&app.state.db).await.unwrap().is_some());
+    }
 }
