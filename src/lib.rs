@@ -29,6 +29,7 @@ pub mod config;
 pub mod db;
 pub mod dev;
 pub mod error;
+pub mod fault;
 pub mod http;
 pub mod janitor;
 pub mod limits;

@@ -20,7 +20,6 @@ use serde::Deserialize;
 
 use super::cookies;
 use super::pages::{self, PageError};
-use crate::error::AppError;
 use crate::login::browser_session::{BROWSER_SESSION_TTL, SESSION_COOKIE};
 use crate::login::web_sign_in::{AUTHORIZE_PATH, SIGN_IN_TTL};
 use crate::login::{BrowserSession, LoginError};
@@ -69,14 +68,7 @@ fn authorize_error(error: AuthorizeError) -> Response {
 }
 
 fn login_error(error: LoginError) -> PageError {
-    match AppError::from(error) {
-        AppError::BadRequest(message) => PageError::bad_request(message),
-        AppError::TemporarilyUnavailable(message) => PageError::unavailable(message),
-        other => {
-            tracing::error!(error = %other, "sign-in failed");
-            PageError::unavailable("the sign-in service cannot answer now; try again")
-        }
-    }
+    PageError::from(error.fault())
 }
 
 fn storage_error(error: impl std::fmt::Display) -> PageError {

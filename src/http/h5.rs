@@ -25,6 +25,7 @@ use url::Url;
 use super::cookies;
 use super::pages::{self, PageError};
 use crate::error::AppError;
+use crate::fault::Fault;
 use crate::login::h5::STATE_TTL;
 use crate::login::redirect::decode_seed_next;
 use crate::login::{
@@ -110,14 +111,7 @@ impl From<H5Failure> for PageError {
             error @ (H5Error::OtherBrowser | H5Error::Relink) => {
                 PageError::forbidden(error.to_string())
             }
-            H5Error::WeChat(error) => match AppError::from(error) {
-                AppError::BadRequest(message) => PageError::bad_request(message),
-                AppError::TemporarilyUnavailable(message) => PageError::unavailable(message),
-                other => {
-                    tracing::error!(error = %other, "H5 sign-in failed");
-                    PageError::unavailable("sign-in is temporarily unavailable; please try again")
-                }
-            },
+            H5Error::WeChat(error) => PageError::from(error.fault()),
             H5Error::NotConfigured(message) => {
                 tracing::error!(reason = %message, "H5 sign-in is misconfigured");
                 PageError::unavailable(message)
@@ -140,9 +134,15 @@ impl From<H5Failure> for AppError {
             | H5Error::Mismatch(_)
             | H5Error::OtherBrowser
             | H5Error::Relink) => AppError::BadRequest(error.to_string()),
-            H5Error::WeChat(error) => match AppError::from(error) {
-                AppError::Internal(message) => AppError::TemporarilyUnavailable(message),
-                other => other,
+            // Never a 500 on the sign-in path; the detail of our own trouble is only logged.
+            H5Error::WeChat(error) => match error.fault() {
+                Fault::Internal(message) => {
+                    tracing::error!(error = %message, "H5 sign-in failed");
+                    AppError::TemporarilyUnavailable(
+                        "sign-in is temporarily unavailable".to_owned(),
+                    )
+                }
+                fault => fault.into(),
             },
             H5Error::NotConfigured(message) => {
                 tracing::error!(reason = %message, "H5 sign-in is misconfigured");
