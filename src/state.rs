@@ -10,12 +10,12 @@ use crate::audit::Audit;
 use crate::clock::SharedClock;
 use crate::config::{Config, ConfigError};
 use crate::limits::{Limits, SharedCounters};
-use crate::login::{BrowserSessions, LoginTickets, MiniProgramLogin, WeChatSignIn};
+use crate::login::{BrowserSessions, MiniProgramLogin, WeChatSignIn};
 use crate::oauth::authorize::AuthorizationService;
 use crate::oauth::consent::Consents;
 use crate::oauth::keys::SigningKeys;
 use crate::oauth::token_issuer::TokenService;
-use crate::oauth::{ClientRegistry, OAuthServices};
+use crate::oauth::{ClientRegistry, LoginTickets, OAuthServices};
 use crate::store::Store;
 use crate::users::{SeaUserRepo, UserRepo};
 use crate::vault::Vault;
@@ -147,7 +147,7 @@ impl AppState {
                 users: users.clone(),
                 tickets: tickets.clone(),
                 tokens,
-                mini_program: mini_program.clone(),
+                mini_program: Arc::new(mini_program.clone()),
                 authorization,
                 audit: audit.clone(),
             },

@@ -13,10 +13,10 @@ use oxide_auth_async::primitives::Issuer;
 
 use super::{GrantRequest, effective_scope};
 use crate::audit::{AuditEvent, AuditKind, Outcome};
-use crate::login::{Redeemed, TicketIdentity};
 use crate::oauth::OAuthError;
 use crate::oauth::OAuthServices;
 use crate::oauth::client_registry::FlowTicketPolicy;
+use crate::oauth::login_tickets::{Redeemed, TicketIdentity};
 use crate::oauth::token_issuer::{Issued, NO_REDIRECT, SubjectKind, mark_subject};
 use crate::users::Account;
 

@@ -24,7 +24,7 @@ pub async fn grant(
         .mini_program
         .sign_in(appid, code)
         .await
-        .map_err(|e| OAuthError::from(e.fault()))?;
+        .map_err(OAuthError::from)?;
     let issued = issue_for_account(services, request, &session.account, &scope).await?;
     Ok((issued, session.session_id))
 }
