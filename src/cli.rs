@@ -259,6 +259,12 @@ impl From<StartError> for CliError {
     }
 }
 
+impl From<crate::dev::DevError> for CliError {
+    fn from(e: crate::dev::DevError) -> Self {
+        Self::new(e.status, e.message)
+    }
+}
+
 impl From<crate::config::ConfigError> for CliError {
     fn from(e: crate::config::ConfigError) -> Self {
         StartError::Config(e).into()
@@ -322,7 +328,7 @@ async fn run(command: Command) -> Result<(), CliError> {
             let config = Config::from_env()?;
             serve(config, clock).await
         }
-        Command::Dev => crate::dev::run(clock).await,
+        Command::Dev => Ok(crate::dev::run(clock).await?),
         Command::Migrate => {
             let config = Config::from_env()?;
             AppState::build(config, clock).await?;

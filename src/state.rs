@@ -120,7 +120,7 @@ impl AppState {
         );
         let sessions = BrowserSessions::new(db.clone(), vault.clone(), clock.clone());
         let callback =
-            url::Url::parse(&config.url_for(crate::http::authorize::WECHAT_CALLBACK_PATH))
+            url::Url::parse(&config.url_for(crate::login::web_sign_in::WECHAT_CALLBACK_PATH))
                 .map_err(|e| StartError::Other(format!("WXAUTH_PUBLIC_URL: {e}")))?;
         let store = Store::new(db.clone(), vault.clone(), clock.clone());
         let sign_in = WeChatSignIn::new(

@@ -21,15 +21,13 @@ use serde::Deserialize;
 use super::cookies;
 use super::pages::{self, PageError};
 use crate::login::browser_session::{BROWSER_SESSION_TTL, SESSION_COOKIE};
-use crate::login::web_sign_in::{AUTHORIZE_PATH, SIGN_IN_TTL};
+use crate::login::web_sign_in::{AUTHORIZE_PATH, SIGN_IN_TTL, WECHAT_CALLBACK_PATH};
 use crate::login::{BrowserSession, LoginError};
 use crate::oauth::authorize::{AuthorizeError, NextStep, SignedInUser, ValidatedRequest};
-use crate::oauth::token_endpoint::Params;
+use crate::oauth::params::Params;
 use crate::state::AppState;
 use crate::vault::random_token;
 
-/// Where WeChat sends the browser back after sign-in.
-pub const WECHAT_CALLBACK_PATH: &str = "/oauth/callback/wechat";
 /// Ends the browser session.
 pub const LOGOUT_PATH: &str = "/oauth/logout";
 /// Binds a sign-in's `state` to the browser that started it (against login CSRF).

@@ -10,7 +10,8 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 
 use crate::error::AppError;
-use crate::oauth::token_endpoint::{self, Params};
+use crate::oauth::params::Params;
+use crate::oauth::token_endpoint;
 use crate::oauth::{OAuthError, introspection, metadata, userinfo as oidc_userinfo};
 use crate::state::AppState;
 

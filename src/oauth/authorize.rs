@@ -30,7 +30,7 @@ use crate::oauth::authenticated_client::negotiate_scope;
 use crate::oauth::client_registry::{ClientRegistry, RegisteredClient};
 use crate::oauth::codes::{CodeStore, NONCE_EXTENSION};
 use crate::oauth::consent::Consents;
-use crate::oauth::token_endpoint::Params;
+use crate::oauth::params::Params;
 use crate::oauth::token_issuer::{SubjectKind, mark_subject};
 use crate::vault::Vault;
 

@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 
 use crate::oauth::client_auth::authenticate_request;
 use crate::oauth::error::OAuthError;
-use crate::oauth::token_endpoint::Params;
+use crate::oauth::params::Params;
 use crate::oauth::{ClientRegistry, OAuthServices, RegisteredClient};
 
 async fn confidential_client(

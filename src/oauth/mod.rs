@@ -15,6 +15,7 @@ pub mod keys;
 pub mod login_tickets;
 pub mod metadata;
 pub mod mini_program_sign_in;
+pub mod params;
 pub mod token_endpoint;
 pub mod token_issuer;
 pub mod userinfo;

@@ -14,7 +14,7 @@ use oxide_auth::code_grant::error::{AccessTokenError, AccessTokenErrorType};
 use crate::oauth::OAuthError;
 use crate::oauth::client_auth::ClientCredentials;
 use crate::oauth::client_registry::RegisteredClient;
-use crate::oauth::token_endpoint::Params;
+use crate::oauth::params::Params;
 
 /// What every grant gets.
 pub struct GrantRequest<'a> {
