@@ -14,7 +14,7 @@ use crate::login::{BrowserSessions, MiniProgramLogin, WeChatSignIn};
 use crate::oauth::authorize::AuthorizationService;
 use crate::oauth::consent::Consents;
 use crate::oauth::keys::SigningKeys;
-use crate::oauth::token_issuer::TokenService;
+use crate::oauth::token_service::TokenService;
 use crate::oauth::{ClientRegistry, LoginTickets, OAuthServices};
 use crate::store::Store;
 use crate::users::{SeaUserRepo, UserRepo};

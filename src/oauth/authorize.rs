@@ -31,7 +31,8 @@ use crate::oauth::client_registry::{ClientRegistry, RegisteredClient};
 use crate::oauth::codes::{CodeStore, NONCE_EXTENSION};
 use crate::oauth::consent::Consents;
 use crate::oauth::params::Params;
-use crate::oauth::token_issuer::{SubjectKind, mark_subject};
+use crate::oauth::token_issuer::mark_subject;
+use crate::oauth::token_service::SubjectKind;
 use crate::vault::Vault;
 
 /// The parameters an authorization request may carry (RFC 6749 §4.1.1, RFC 7636, OpenID Connect

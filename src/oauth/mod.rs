@@ -18,6 +18,7 @@ pub mod mini_program_sign_in;
 pub mod params;
 pub mod token_endpoint;
 pub mod token_issuer;
+pub mod token_service;
 pub mod userinfo;
 
 use std::sync::Arc;
@@ -31,7 +32,7 @@ use crate::audit::Audit;
 use crate::oauth::authorize::AuthorizationService;
 use crate::users::UserRepo;
 use mini_program_sign_in::MiniProgramSignIn;
-use token_issuer::TokenService;
+use token_service::TokenService;
 
 /// Everything the grants need, shared.
 #[derive(Clone)]

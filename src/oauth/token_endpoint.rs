@@ -12,7 +12,7 @@ use crate::oauth::client_auth::authenticate_request;
 use crate::oauth::error::OAuthError;
 use crate::oauth::grants::{self, GrantRequest};
 use crate::oauth::params::Params;
-use crate::oauth::token_issuer::Issued;
+use crate::oauth::token_service::Issued;
 
 /// A successful token response: the standard fields plus the seed's user fields.
 #[derive(Debug, Clone, Serialize)]
