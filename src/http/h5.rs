@@ -22,8 +22,8 @@ use serde::Deserialize;
 use serde_json::json;
 use url::Url;
 
-use super::cookies;
 use super::pages::{self, PageError};
+use super::{cookies, no_store};
 use crate::error::AppError;
 use crate::fault::Fault;
 use crate::login::h5::STATE_TTL;
@@ -196,7 +196,7 @@ async fn entry_build_url(
     };
     match (result, as_redirect) {
         (Ok(url), true) => found(&url),
-        (Ok(url), false) => (pages::no_store(), Json(json!({ "url": url }))).into_response(),
+        (Ok(url), false) => no_store(Json(json!({ "url": url }))),
         (Err(failure), true) => PageError::from(failure).into_response(),
         (Err(failure), false) => AppError::from(failure).into_response(),
     }
@@ -284,14 +284,10 @@ async fn landing() -> Response {
 
 async fn landing_client(client: Option<Extension<LandingClient>>) -> Response {
     match client {
-        Some(Extension(client)) => (
-            pages::no_store(),
-            Json(json!({
-                "client_id": client.client_id,
-                "client_secret": client.client_secret.expose(),
-            })),
-        )
-            .into_response(),
+        Some(Extension(client)) => no_store(Json(json!({
+            "client_id": client.client_id,
+            "client_secret": client.client_secret.expose(),
+        }))),
         None => AppError::NotFound(
             "no landing-page client on this server (only `wxauth dev` provides one)".to_owned(),
         )

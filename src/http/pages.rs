@@ -116,11 +116,6 @@ pub fn page_headers() -> HeaderMap {
     headers
 }
 
-/// `Cache-Control: no-store`, for JSON answers that must not be cached.
-pub fn no_store() -> [(header::HeaderName, &'static str); 1] {
-    [(header::CACHE_CONTROL, "no-store")]
-}
-
 /// An HTML response with the page headers.
 pub fn html(status: StatusCode, body: String) -> Response {
     (status, page_headers(), Html(body)).into_response()

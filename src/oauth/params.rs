@@ -50,6 +50,13 @@ impl Params {
         self.0.get(key).map(String::as_str)
     }
 
+    /// The `token` parameter of introspection and revocation, required and non-empty.
+    pub fn token(&self) -> Result<&str, OAuthError> {
+        self.get("token")
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| OAuthError::invalid_request("token is required"))
+    }
+
     /// Remove a parameter and return its value.
     pub fn take(&mut self, key: &str) -> Option<String> {
         self.0.remove(key)
