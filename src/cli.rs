@@ -15,7 +15,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::app_registry::{AppKind, NewApp};
 use crate::audit::{AuditEvent, AuditFilter, AuditKind, Outcome, StoredEvent};
-use crate::clock::{Clock, SharedClock, SystemClock};
+use crate::clock::{SharedClock, SystemClock};
 use crate::config::{Config, LogFormat};
 use crate::oauth::client_registry::{
     ClientRegistryError, DEFAULT_ACCESS_TTL, DEFAULT_FAMILY_TTL, DEFAULT_REFRESH_TTL,
@@ -261,6 +261,12 @@ impl From<StartError> for CliError {
     }
 }
 
+impl From<crate::dev::DevError> for CliError {
+    fn from(e: crate::dev::DevError) -> Self {
+        Self::new(e.status, e.message)
+    }
+}
+
 impl From<crate::config::ConfigError> for CliError {
     fn from(e: crate::config::ConfigError) -> Self {
         StartError::Config(e).into()
@@ -324,7 +330,7 @@ async fn run(command: Command) -> Result<(), CliError> {
             let config = Config::from_env()?;
             serve(config, clock).await
         }
-        Command::Dev => crate::dev::run(clock).await,
+        Command::Dev => Ok(crate::dev::run(clock).await?),
         Command::Migrate => {
             let config = Config::from_env()?;
             AppState::build(config, clock).await?;

@@ -9,16 +9,15 @@ use std::net::SocketAddr;
 use axum::Extension;
 
 use crate::app_registry::AppRegistryError;
-use crate::cli::CliError;
 use crate::clock::SharedClock;
-use crate::config::Config;
+use crate::config::{Config, ConfigError};
 use crate::http::front_page::DevDemo;
 use crate::http::h5::{ENTRY_BUILD_PATH, LANDING_PATH, LandingClient};
 use crate::http::pages::OIDC_DEMO_PATH;
 use crate::oauth::client_registry::{ClientRegistry, DEFAULT_ACCESS_TTL, DEFAULT_REFRESH_TTL};
 use crate::oauth::{FlowTicketPolicy, NewClient};
 use crate::simulator::{Simulator, SimulatorConfig, demo};
-use crate::state::AppState;
+use crate::state::{AppState, StartError};
 
 /// The demo client's id.
 pub const DEMO_CLIENT_ID: &str = "demo";
@@ -31,8 +30,43 @@ pub const SPA_CLIENT_ID: &str = "demo-spa";
 /// the host's loopback only, so it may listen on the container's unspecified address.
 pub const IN_CONTAINER_VAR: &str = "WXAUTH_DEV_IN_CONTAINER";
 
+/// Why `wxauth dev` stopped: the one line printed, and the exit status (2 for configuration, 1
+/// otherwise).
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct DevError {
+    pub status: u8,
+    pub message: String,
+}
+
+impl DevError {
+    fn new(status: u8, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<ConfigError> for DevError {
+    fn from(error: ConfigError) -> Self {
+        Self::new(2, error.to_string())
+    }
+}
+
+impl From<StartError> for DevError {
+    fn from(error: StartError) -> Self {
+        let status = if matches!(error, StartError::Config(_)) {
+            2
+        } else {
+            1
+        };
+        Self::new(status, error.to_string())
+    }
+}
+
 /// Run the dev server until ctrl-c.
-pub async fn run(clock: SharedClock) -> Result<(), CliError> {
+pub async fn run(clock: SharedClock) -> Result<(), DevError> {
     let mut config = Config::from_env()?;
     let listen = config.listen;
     // Inside a container, "all interfaces" are the container's own: the operator publishes them on
@@ -42,7 +76,7 @@ pub async fn run(clock: SharedClock) -> Result<(), CliError> {
     if !allowed {
         // The simulator's control API mints anyone's codes: it must not be reachable from
         // another machine.
-        return Err(CliError::new(
+        return Err(DevError::new(
             2,
             format!(
                 "WXAUTH_LISTEN: wxauth dev listens on loopback only (127.0.0.1 or [::1]), since it serves the WeChat simulator's control API; got {listen} (in a container whose ports are published on the host's loopback, set {IN_CONTAINER_VAR}=1 to listen on 0.0.0.0)"
@@ -51,7 +85,7 @@ pub async fn run(clock: SharedClock) -> Result<(), CliError> {
     }
     let listener = tokio::net::TcpListener::bind(listen)
         .await
-        .map_err(|e| CliError::new(2, format!("WXAUTH_LISTEN: cannot listen on {listen}: {e}")))?;
+        .map_err(|e| DevError::new(2, format!("WXAUTH_LISTEN: cannot listen on {listen}: {e}")))?;
 
     // The simulator stands in for WeChat on the next port (or any free one).
     let issuer = config.issuer();
@@ -64,7 +98,7 @@ pub async fn run(clock: SharedClock) -> Result<(), CliError> {
         Err(_) => simulator
             .spawn(SocketAddr::new(listen.ip(), 0))
             .await
-            .map_err(|e| CliError::new(1, format!("cannot start the WeChat simulator: {e}")))?,
+            .map_err(|e| DevError::new(1, format!("cannot start the WeChat simulator: {e}")))?,
     };
     // Browsers follow this address to the simulator's sign-in pages: on an unspecified listen
     // address (0.0.0.0 in a container) name it by loopback, which the container publishes.
@@ -75,7 +109,7 @@ pub async fn run(clock: SharedClock) -> Result<(), CliError> {
     };
     let sim_base = format!("http://{sim_addr}");
     let sim_url = url::Url::parse(&sim_base)
-        .map_err(|e| CliError::new(1, format!("simulator address: {e}")))?;
+        .map_err(|e| DevError::new(1, format!("simulator address: {e}")))?;
     config.wechat_api_base = sim_url.clone();
     config.wechat_open_base = sim_url;
     if let Some(host) = config.public_url.host_str() {
@@ -92,7 +126,7 @@ pub async fn run(clock: SharedClock) -> Result<(), CliError> {
     for app in demo::registry_apps() {
         match state.apps.add(app).await {
             Ok(()) | Err(AppRegistryError::AlreadyExists(_)) => {}
-            Err(e) => return Err(CliError::new(1, format!("registering demo apps: {e}"))),
+            Err(e) => return Err(DevError::new(1, format!("registering demo apps: {e}"))),
         }
     }
     let _pusher = simulator.spawn_ticket_pusher();
@@ -109,7 +143,7 @@ pub async fn run(clock: SharedClock) -> Result<(), CliError> {
         .layer(Extension(dev_demo(&issuer, &sim_base)));
     crate::serve_router(listener, state, router, crate::shutdown_signal())
         .await
-        .map_err(|e| CliError::new(1, format!("server error: {e}")))
+        .map_err(|e| DevError::new(1, format!("server error: {e}")))
 }
 
 /// What the front page shows under `wxauth dev`: the walks the banner prints.
@@ -170,13 +204,13 @@ fn landing_client() -> NewClient {
 
 /// The OpenID Connect demo page's client: public (PKCE), asks for consent, and redirects to this
 /// run's own address (made afresh on every start, as the address may have changed).
-async fn ensure_spa_client(clients: &ClientRegistry, issuer: &str) -> Result<(), CliError> {
+async fn ensure_spa_client(clients: &ClientRegistry, issuer: &str) -> Result<(), DevError> {
     let fail =
-        |e: crate::oauth::client_registry::ClientRegistryError| CliError::new(1, e.to_string());
+        |e: crate::oauth::client_registry::ClientRegistryError| DevError::new(1, e.to_string());
     if clients
         .get(SPA_CLIENT_ID)
         .await
-        .map_err(|e| CliError::new(1, e.to_string()))?
+        .map_err(|e| DevError::new(1, e.to_string()))?
         .is_some()
     {
         clients.delete(SPA_CLIENT_ID).await.map_err(fail)?;
@@ -205,15 +239,15 @@ async fn ensure_spa_client(clients: &ClientRegistry, issuer: &str) -> Result<(),
 async fn ensure_client(
     clients: &ClientRegistry,
     new: NewClient,
-) -> Result<crate::secret::Secret, CliError> {
+) -> Result<crate::secret::Secret, DevError> {
     let fail =
-        |e: crate::oauth::client_registry::ClientRegistryError| CliError::new(1, e.to_string());
+        |e: crate::oauth::client_registry::ClientRegistryError| DevError::new(1, e.to_string());
     let secret = ClientRegistry::generate_secret();
     let client_id = new.client_id.clone();
     if clients
         .get(&client_id)
         .await
-        .map_err(|e| CliError::new(1, e.to_string()))?
+        .map_err(|e| DevError::new(1, e.to_string()))?
         .is_none()
     {
         clients

@@ -3,12 +3,15 @@
 //! here and never sent to the client.
 
 use axum::Json;
-use axum::extract::rejection::{FormRejection, JsonRejection, QueryRejection};
+use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
+use crate::fault::Fault;
+use crate::login::LoginError;
 use crate::oauth::OAuthError;
+use crate::wechat::WeChatError;
 
 /// An error as a client sees it.
 #[derive(Debug, thiserror::Error)]
@@ -40,15 +43,27 @@ impl AppError {
     }
 }
 
-impl From<sea_orm::DbErr> for AppError {
-    fn from(err: sea_orm::DbErr) -> Self {
-        match err {
-            // Every pooled connection is busy: the database cannot answer now, retry helps.
-            err if crate::db::is_unavailable(&err) => {
-                AppError::TemporarilyUnavailable(crate::db::BUSY_MESSAGE.into())
-            }
-            err => AppError::Internal(format!("database: {err}")),
+/// A domain failure as JSON: the caller's fault is a 400 with its message, unavailable is a 503
+/// with `Retry-After`, internal is a 500 whose detail is only logged.
+impl From<Fault> for AppError {
+    fn from(fault: Fault) -> Self {
+        match fault {
+            Fault::Caller(message) => AppError::BadRequest(message),
+            Fault::Unavailable(message) => AppError::TemporarilyUnavailable(message),
+            Fault::Internal(message) => AppError::Internal(message),
         }
+    }
+}
+
+impl From<WeChatError> for AppError {
+    fn from(error: WeChatError) -> Self {
+        error.fault().into()
+    }
+}
+
+impl From<LoginError> for AppError {
+    fn from(error: LoginError) -> Self {
+        error.fault().into()
     }
 }
 
@@ -60,12 +75,6 @@ impl From<JsonRejection> for AppError {
 
 impl From<QueryRejection> for AppError {
     fn from(rejection: QueryRejection) -> Self {
-        AppError::BadRequest(rejection.body_text())
-    }
-}
-
-impl From<FormRejection> for AppError {
-    fn from(rejection: FormRejection) -> Self {
         AppError::BadRequest(rejection.body_text())
     }
 }

@@ -4,22 +4,27 @@
 //! WeChat (Mini Programs, Official Account pages, the Open Platform).
 //!
 //! # Layout
-//! - [`config`]: environment variables, validated once; [`state`]: what handlers share;
-//!   [`error`]: the one HTTP error type.
-//! - [`http`]: thin axum handlers, one file per endpoint family.
-//! - [`oauth`]: the OAuth 2.0 core on oxide-auth (clients, grants, tokens, keys).
-//! - [`users`]: accounts and WeChat identities behind a repository trait.
-//! - [`login`]: where WeChat's word becomes our user (login tickets, sessions, H5 hops).
-//! - [`wechat`]: the adapter that hides every WeChat quirk; [`simulator`]: a faithful fake WeChat.
-//! - [`app_registry`]: the WeChat apps wxauth talks to.
-//! - [`metrics`]: Prometheus series; [`audit`]: the audit trail; [`request_context`]: the caller's address, for the core.
-//! - [`store`]: the database, vault and clock services are built from.
-//! - [`vault`]: secrets at rest; [`secret`]: values that never print; [`clock`]: time as input.
-//! - [`db`]: connections and migrations (schema in the `migration` crate, models in `entity`);
-//!   [`ttl_cache`]: short-lived caches of records read on every token request.
-//! - [`server`]: serving with timeouts and caps; [`limits`]: rate limits and the guessing
-//!   throttle (in process, or shared through Redis).
-//! - [`cli`]: the `wxauth` command.
+//! Imports point down this list (README's architecture section draws it; `tools/import-graph`
+//! measures it):
+//! - [`cli`], [`dev`], [`server`]: the `wxauth` command, `wxauth dev`, serving with timeouts and
+//!   caps; [`state`]: the services the handlers share.
+//! - [`http`]: thin axum handlers, one file per endpoint family; [`error`]: `AppError`, the JSON
+//!   error (with `http::pages::PageError` for pages), each mapping a domain [`fault::Fault`] once.
+//! - [`login`]: where WeChat's word becomes our user (Mini Program sessions, H5 hops, browser
+//!   sign-in); it mints `oauth` login tickets and implements the `mini_program` grant's
+//!   `oauth::mini_program_sign_in::MiniProgramSignIn`. [`simulator`]: a faithful fake WeChat.
+//! - [`oauth`]: the OAuth 2.0 / OIDC core on oxide-auth (clients, grants, tokens, keys); it knows
+//!   neither axum nor `login`.
+//! - [`users`]: accounts and WeChat identities behind a repository trait; [`wechat`]: the adapter
+//!   that hides every WeChat quirk; [`app_registry`]: the WeChat apps wxauth talks to.
+//! - Storage and kernels: [`db`] (connections and migrations; schema in the `migration` crate,
+//!   models in `entity`), [`store`] (the database, vault and clock services are built from),
+//!   [`vault`] (secrets at rest), [`secret`] (values that never print), [`clock`] (time as
+//!   input), [`config`] (environment variables, validated once), [`fault`] (whose fault a failure
+//!   is), [`audit`] (the audit trail), [`metrics`] (Prometheus series), [`request_context`] (the
+//!   caller's address, for the core), [`limits`] (rate limits and the guessing throttle, in
+//!   process or shared through Redis), [`ttl_cache`] (short-lived caches of records read on every
+//!   token request), [`janitor`] (expiry).
 
 pub mod app_registry;
 pub mod audit;
@@ -29,6 +34,7 @@ pub mod config;
 pub mod db;
 pub mod dev;
 pub mod error;
+pub mod fault;
 pub mod http;
 pub mod janitor;
 pub mod limits;

@@ -10,12 +10,12 @@ use crate::audit::Audit;
 use crate::clock::SharedClock;
 use crate::config::{Config, ConfigError};
 use crate::limits::{Limits, SharedCounters};
-use crate::login::{BrowserSessions, LoginTickets, MiniProgramLogin, WeChatSignIn};
+use crate::login::{BrowserSessions, MiniProgramLogin, WeChatSignIn};
 use crate::oauth::authorize::AuthorizationService;
 use crate::oauth::consent::Consents;
 use crate::oauth::keys::SigningKeys;
-use crate::oauth::token_issuer::TokenService;
-use crate::oauth::{ClientRegistry, OAuthServices};
+use crate::oauth::token_service::TokenService;
+use crate::oauth::{ClientRegistry, LoginTickets, OAuthServices};
 use crate::store::Store;
 use crate::users::{SeaUserRepo, UserRepo};
 use crate::vault::Vault;
@@ -120,7 +120,7 @@ impl AppState {
         );
         let sessions = BrowserSessions::new(db.clone(), vault.clone(), clock.clone());
         let callback =
-            url::Url::parse(&config.url_for(crate::http::authorize::WECHAT_CALLBACK_PATH))
+            url::Url::parse(&config.url_for(crate::login::web_sign_in::WECHAT_CALLBACK_PATH))
                 .map_err(|e| StartError::Other(format!("WXAUTH_PUBLIC_URL: {e}")))?;
         let store = Store::new(db.clone(), vault.clone(), clock.clone());
         let sign_in = WeChatSignIn::new(
@@ -147,7 +147,7 @@ impl AppState {
                 users: users.clone(),
                 tickets: tickets.clone(),
                 tokens,
-                mini_program: mini_program.clone(),
+                mini_program: Arc::new(mini_program.clone()),
                 authorization,
                 audit: audit.clone(),
             },

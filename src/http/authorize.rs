@@ -20,17 +20,14 @@ use serde::Deserialize;
 
 use super::cookies;
 use super::pages::{self, PageError};
-use crate::error::AppError;
 use crate::login::browser_session::{BROWSER_SESSION_TTL, SESSION_COOKIE};
-use crate::login::web_sign_in::{AUTHORIZE_PATH, SIGN_IN_TTL};
+use crate::login::web_sign_in::{AUTHORIZE_PATH, SIGN_IN_TTL, WECHAT_CALLBACK_PATH};
 use crate::login::{BrowserSession, LoginError};
 use crate::oauth::authorize::{AuthorizeError, NextStep, SignedInUser, ValidatedRequest};
-use crate::oauth::token_endpoint::Params;
+use crate::oauth::params::Params;
 use crate::state::AppState;
 use crate::vault::random_token;
 
-/// Where WeChat sends the browser back after sign-in.
-pub const WECHAT_CALLBACK_PATH: &str = "/oauth/callback/wechat";
 /// Ends the browser session.
 pub const LOGOUT_PATH: &str = "/oauth/logout";
 /// Binds a sign-in's `state` to the browser that started it (against login CSRF).
@@ -69,14 +66,7 @@ fn authorize_error(error: AuthorizeError) -> Response {
 }
 
 fn login_error(error: LoginError) -> PageError {
-    match AppError::from(error) {
-        AppError::BadRequest(message) => PageError::bad_request(message),
-        AppError::TemporarilyUnavailable(message) => PageError::unavailable(message),
-        other => {
-            tracing::error!(error = %other, "sign-in failed");
-            PageError::unavailable("the sign-in service cannot answer now; try again")
-        }
-    }
+    PageError::from(error.fault())
 }
 
 fn storage_error(error: impl std::fmt::Display) -> PageError {

@@ -22,9 +22,10 @@ use serde::Deserialize;
 use serde_json::json;
 use url::Url;
 
-use super::cookies;
 use super::pages::{self, PageError};
+use super::{cookies, no_store};
 use crate::error::AppError;
+use crate::fault::Fault;
 use crate::login::h5::STATE_TTL;
 use crate::login::redirect::decode_seed_next;
 use crate::login::{
@@ -110,14 +111,7 @@ impl From<H5Failure> for PageError {
             error @ (H5Error::OtherBrowser | H5Error::Relink) => {
                 PageError::forbidden(error.to_string())
             }
-            H5Error::WeChat(error) => match AppError::from(error) {
-                AppError::BadRequest(message) => PageError::bad_request(message),
-                AppError::TemporarilyUnavailable(message) => PageError::unavailable(message),
-                other => {
-                    tracing::error!(error = %other, "H5 sign-in failed");
-                    PageError::unavailable("sign-in is temporarily unavailable; please try again")
-                }
-            },
+            H5Error::WeChat(error) => PageError::from(error.fault()),
             H5Error::NotConfigured(message) => {
                 tracing::error!(reason = %message, "H5 sign-in is misconfigured");
                 PageError::unavailable(message)
@@ -140,9 +134,15 @@ impl From<H5Failure> for AppError {
             | H5Error::Mismatch(_)
             | H5Error::OtherBrowser
             | H5Error::Relink) => AppError::BadRequest(error.to_string()),
-            H5Error::WeChat(error) => match AppError::from(error) {
-                AppError::Internal(message) => AppError::TemporarilyUnavailable(message),
-                other => other,
+            // Never a 500 on the sign-in path; the detail of our own trouble is only logged.
+            H5Error::WeChat(error) => match error.fault() {
+                Fault::Internal(message) => {
+                    tracing::error!(error = %message, "H5 sign-in failed");
+                    AppError::TemporarilyUnavailable(
+                        "sign-in is temporarily unavailable".to_owned(),
+                    )
+                }
+                fault => fault.into(),
             },
             H5Error::NotConfigured(message) => {
                 tracing::error!(reason = %message, "H5 sign-in is misconfigured");
@@ -196,7 +196,7 @@ async fn entry_build_url(
     };
     match (result, as_redirect) {
         (Ok(url), true) => found(&url),
-        (Ok(url), false) => (pages::no_store(), Json(json!({ "url": url }))).into_response(),
+        (Ok(url), false) => no_store(Json(json!({ "url": url }))),
         (Err(failure), true) => PageError::from(failure).into_response(),
         (Err(failure), false) => AppError::from(failure).into_response(),
     }
@@ -284,14 +284,10 @@ async fn landing() -> Response {
 
 async fn landing_client(client: Option<Extension<LandingClient>>) -> Response {
     match client {
-        Some(Extension(client)) => (
-            pages::no_store(),
-            Json(json!({
-                "client_id": client.client_id,
-                "client_secret": client.client_secret.expose(),
-            })),
-        )
-            .into_response(),
+        Some(Extension(client)) => no_store(Json(json!({
+            "client_id": client.client_id,
+            "client_secret": client.client_secret.expose(),
+        }))),
         None => AppError::NotFound(
             "no landing-page client on this server (only `wxauth dev` provides one)".to_owned(),
         )

@@ -5,12 +5,13 @@
 
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Query, State};
-use axum::http::{HeaderMap, HeaderValue, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::{HeaderMap, header};
+use axum::response::Response;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
+use super::no_store;
 use crate::error::AppError;
 use crate::login::mini_program::{EncryptedUserInfo, PhoneNumber, PhoneProof};
 use crate::oauth::introspection;
@@ -23,14 +24,6 @@ pub fn routes() -> Router<AppState> {
         .route("/api/wechat/ma/user", post(save_user))
         .route("/api/wechat/ma/phone", post(save_phone))
         .route("/api/wechat/user/by-unionid", get(by_unionid))
-}
-
-fn no_store(value: impl Serialize) -> Response {
-    let mut response = Json(value).into_response();
-    let h = response.headers_mut();
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
-    response
 }
 
 #[derive(Deserialize)]
@@ -63,13 +56,13 @@ async fn session(
         .mini_program
         .start_session(&request.app_id, &request.code, request.client_id.as_deref())
         .await?;
-    Ok(no_store(SessionResponse {
+    Ok(no_store(Json(SessionResponse {
         open_id: session.open_id,
         union_id: session.union_id,
         is_new: session.is_new,
         session_id: session.session_id,
         ticket,
-    }))
+    })))
 }
 
 #[derive(Deserialize)]
@@ -130,7 +123,7 @@ async fn save_user(
         signature: r.signature,
     };
     let user = state.mini_program.save_user(&r.session_id, &info).await?;
-    Ok(no_store(UserView::from(user)))
+    Ok(no_store(Json(UserView::from(user))))
 }
 
 #[derive(Deserialize)]
@@ -176,7 +169,7 @@ async fn save_phone(
         }
     };
     let phone = state.mini_program.save_phone(&r.session_id, &proof).await?;
-    Ok(no_store(PhoneResponse::from(phone)))
+    Ok(no_store(Json(PhoneResponse::from(phone))))
 }
 
 #[derive(Deserialize)]
@@ -203,5 +196,5 @@ async fn by_unionid(
         .union_exists(query.union_id.trim())
         .await
         .map_err(AppError::internal)?;
-    Ok(no_store(serde_json::json!({ "exists": exists })))
+    Ok(no_store(Json(serde_json::json!({ "exists": exists }))))
 }

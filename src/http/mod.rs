@@ -16,8 +16,20 @@ pub mod observe;
 pub mod pages;
 
 use axum::Router;
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
 
 use crate::state::AppState;
+
+/// `response`, never cached (`Cache-Control: no-store`, and `Pragma: no-cache` for HTTP/1.0
+/// caches): for answers that carry tokens, secrets, tickets or personal data (RFC 6749 §5.1).
+pub fn no_store(response: impl IntoResponse) -> Response {
+    let mut response = response.into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    response
+}
 
 /// Every route wxauth serves.
 pub fn routes() -> Router<AppState> {

@@ -9,9 +9,11 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 
+use super::no_store;
 use crate::error::AppError;
-use crate::oauth::token_endpoint::{self, Params};
-use crate::oauth::{OAuthError, introspection, metadata, userinfo as oidc_userinfo};
+use crate::oauth::params::Params;
+use crate::oauth::token_endpoint;
+use crate::oauth::{OAuthError, introspection, metadata, revocation, userinfo as oidc_userinfo};
 use crate::state::AppState;
 
 pub fn routes() -> Router<AppState> {
@@ -63,13 +65,6 @@ fn authorization(headers: &HeaderMap) -> Option<&str> {
         .and_then(|v| v.to_str().ok())
 }
 
-fn no_store(mut response: Response) -> Response {
-    let h = response.headers_mut();
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
-    response
-}
-
 async fn token(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -79,7 +74,7 @@ async fn token(
     let query = pairs(query.unwrap_or_default().as_bytes())?;
     let params = Params::for_token_endpoint(query, form(&headers, &body)?)?;
     let response = token_endpoint::exchange(&state.oauth, authorization(&headers), params).await?;
-    Ok(no_store(Json(response).into_response()))
+    Ok(no_store(Json(response)))
 }
 
 async fn introspect(
@@ -89,7 +84,7 @@ async fn introspect(
 ) -> Result<Response, AppError> {
     let params = params(&headers, &body)?;
     let answer = introspection::introspect(&state.oauth, authorization(&headers), params).await?;
-    Ok(no_store(Json(answer).into_response()))
+    Ok(no_store(Json(answer)))
 }
 
 async fn revoke(
@@ -98,8 +93,8 @@ async fn revoke(
     body: Bytes,
 ) -> Result<Response, AppError> {
     let params = params(&headers, &body)?;
-    introspection::revoke(&state.oauth, authorization(&headers), params).await?;
-    Ok(no_store(().into_response()))
+    revocation::revoke(&state.oauth, authorization(&headers), params).await?;
+    Ok(no_store(()))
 }
 
 async fn server_metadata(State(state): State<AppState>) -> Json<serde_json::Value> {
@@ -129,5 +124,5 @@ async fn jwks(State(state): State<AppState>) -> Result<Response, AppError> {
 async fn userinfo(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, AppError> {
     let token = oidc_userinfo::bearer(authorization(&headers));
     let info = oidc_userinfo::userinfo(&state.oauth, token).await?;
-    Ok(no_store(Json(info).into_response()))
+    Ok(no_store(Json(info)))
 }

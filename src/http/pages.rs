@@ -13,6 +13,7 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use minijinja::{Environment, Value, context};
 
+use crate::fault::Fault;
 use crate::state::AppState;
 
 /// The templates, by name; `base.html` is the layout the others extend.
@@ -119,11 +120,6 @@ pub fn page_headers() -> HeaderMap {
     headers
 }
 
-/// `Cache-Control: no-store`, for JSON answers that must not be cached.
-pub fn no_store() -> [(header::HeaderName, &'static str); 1] {
-    [(header::CACHE_CONTROL, "no-store")]
-}
-
 /// An HTML response with the page headers.
 pub fn html(status: StatusCode, body: String) -> Response {
     (status, page_headers(), Html(body)).into_response()
@@ -220,6 +216,21 @@ impl PageError {
     pub fn with_start_over(mut self, url: Option<String>) -> Self {
         self.start_over = url;
         self
+    }
+}
+
+/// A domain failure as a page: the caller's fault is a 400 with its message, unavailable is a 503
+/// with its message, and our own trouble is a 503 too (a page is never a 500), its detail logged.
+impl From<Fault> for PageError {
+    fn from(fault: Fault) -> Self {
+        match fault {
+            Fault::Caller(message) => PageError::bad_request(message),
+            Fault::Unavailable(message) => PageError::unavailable(message),
+            Fault::Internal(message) => {
+                tracing::error!(error = %message, "sign-in failed");
+                PageError::unavailable("sign-in is temporarily unavailable; please try again")
+            }
+        }
     }
 }
 

@@ -1,9 +1,7 @@
-//! The login layer's one error type. Its mapping to HTTP lives in `impl From<LoginError> for
-//! AppError` (JSON endpoints) and `LoginError::into_oauth` (grants at the token endpoint).
+//! The login layer's one error type. [`LoginError::fault`] says whose fault a failure is; the HTTP
+//! side renders that [`Fault`] as JSON, as a page, or as an RFC 6749 error at the token endpoint.
 
-use crate::error::AppError;
-use crate::oauth::OAuthError;
-use crate::oauth::error::OAuthErrorCode;
+use crate::fault::Fault;
 use crate::users::RepoError;
 use crate::wechat::WeChatError;
 
@@ -38,19 +36,17 @@ impl LoginError {
         Self::Invalid(message.into())
     }
 
-    /// The same failure at the token endpoint: what the user brought is `invalid_grant`,
-    /// WeChat trouble is `temporarily_unavailable` (503), our trouble is `server_error`.
-    pub fn into_oauth(self) -> OAuthError {
-        match AppError::from(self) {
-            AppError::BadRequest(message) => OAuthError::invalid_grant(message),
-            AppError::TemporarilyUnavailable(message) => {
-                OAuthError::new(OAuthErrorCode::TemporarilyUnavailable, message)
+    /// Whose fault this failure is: what the caller brought (400 / `invalid_grant`), what cannot
+    /// be served now (503 / `temporarily_unavailable`), or our own trouble (500 / `server_error`).
+    pub fn fault(&self) -> Fault {
+        match self {
+            LoginError::Invalid(message) => Fault::Caller(message.clone()),
+            LoginError::SessionUnknown | LoginError::OpenDataRefused => {
+                Fault::Caller(self.to_string())
             }
-            AppError::OAuth(error) => error,
-            other => {
-                tracing::error!(error = %other, "login step failed");
-                OAuthError::server_error()
-            }
+            LoginError::Unavailable(message) => Fault::Unavailable(message.clone()),
+            LoginError::WeChat(error) => error.fault(),
+            LoginError::Storage(message) => Fault::Internal(message.clone()),
         }
     }
 }
@@ -69,20 +65,6 @@ impl From<RepoError> for LoginError {
         match error {
             RepoError::Db(error) => error.into(),
             other => Self::Storage(other.to_string()),
-        }
-    }
-}
-
-impl From<LoginError> for AppError {
-    fn from(error: LoginError) -> Self {
-        match error {
-            LoginError::Invalid(message) => AppError::BadRequest(message),
-            error @ (LoginError::SessionUnknown | LoginError::OpenDataRefused) => {
-                AppError::BadRequest(error.to_string())
-            }
-            LoginError::Unavailable(message) => AppError::TemporarilyUnavailable(message),
-            LoginError::WeChat(error) => error.into(),
-            LoginError::Storage(message) => AppError::Internal(message),
         }
     }
 }

@@ -40,10 +40,10 @@ use entity::auth_state;
 
 use super::redirect::{RedirectError, RedirectPolicy, merge_query};
 use super::states::{AuthStates, NewState};
-use super::ticket::{LoginTickets, TicketIdentity};
 use crate::app_registry::{AppKind, AppRegistry, AppRegistryError};
 use crate::audit::{Audit, AuditEvent, AuditKind, Outcome, SignInChannel};
 use crate::clock::SharedClock;
+use crate::oauth::login_tickets::{LoginTickets, TicketIdentity};
 use crate::users::{Profile, RepoError, UserRepo, VouchedIdentity};
 use crate::vault::random_token;
 use crate::wechat::official_account::WebAccessToken;

@@ -23,10 +23,12 @@ use serde_json::Value;
 use entity::mini_session;
 
 use super::error::LoginError;
-use super::ticket::{LoginTickets, TicketIdentity};
 use crate::app_registry::{AppKind, AppRegistry};
 use crate::audit::{Audit, AuditEvent, AuditKind, Outcome, SignInChannel};
 use crate::clock::SharedClock;
+use crate::fault::Fault;
+use crate::oauth::login_tickets::{LoginTickets, TicketIdentity};
+use crate::oauth::mini_program_sign_in::{MiniProgramSignIn, MiniProgramSignedIn};
 use crate::store::Store;
 use crate::users::{Account, PhoneSource, Profile, UserRepo, VouchedIdentity, WeChatIdentity};
 use crate::vault::{SealedAt, Vault, random_token};
@@ -524,6 +526,20 @@ impl MiniProgramLogin {
             open_id: row.open_id,
             union_id: row.union_id,
             session_key: SessionKey::new(session_key),
+        })
+    }
+}
+
+/// The `mini_program` grant's way in: [`MiniProgramLogin::sign_in`], its failure classified.
+#[async_trait::async_trait]
+impl MiniProgramSignIn for MiniProgramLogin {
+    async fn sign_in(&self, appid: &str, code: &str) -> Result<MiniProgramSignedIn, Fault> {
+        let session = MiniProgramLogin::sign_in(self, appid, code)
+            .await
+            .map_err(|error| error.fault())?;
+        Ok(MiniProgramSignedIn {
+            account: session.account,
+            session_id: session.session_id,
         })
     }
 }

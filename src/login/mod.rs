@@ -1,4 +1,4 @@
-//! Where WeChat's word becomes our user: login tickets, the Mini Program session
+//! Where WeChat's word becomes our user: the Mini Program session
 //! ([`mini_program`]), the H5 two-hop authorization of Official Account pages ([`h5`]) and the
 //! redirect allowlist it checks `next` against ([`redirect`]).
 
@@ -8,7 +8,6 @@ pub mod h5;
 pub mod mini_program;
 pub mod redirect;
 pub mod states;
-pub mod ticket;
 pub mod web_sign_in;
 
 pub use browser_session::{BrowserSession, BrowserSessions, SignInMethod};
@@ -19,5 +18,4 @@ pub use h5::{
 pub use mini_program::MiniProgramLogin;
 pub use redirect::{RedirectError, RedirectPolicy};
 pub use states::AuthStates;
-pub use ticket::{LoginTickets, Redeemed, TicketIdentity};
 pub use web_sign_in::WeChatSignIn;

@@ -24,6 +24,8 @@ pub const STATE_KIND: &str = "oauth";
 pub const SIGN_IN_TTL: i64 = 600;
 /// The only place a sign-in returns to.
 pub const AUTHORIZE_PATH: &str = "/oauth/authorize";
+/// Where WeChat sends the browser back after sign-in.
+pub const WECHAT_CALLBACK_PATH: &str = "/oauth/callback/wechat";
 
 /// A finished sign-in.
 #[derive(Debug)]

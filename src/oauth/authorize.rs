@@ -30,8 +30,9 @@ use crate::oauth::authenticated_client::negotiate_scope;
 use crate::oauth::client_registry::{ClientRegistry, RegisteredClient};
 use crate::oauth::codes::{CodeStore, NONCE_EXTENSION};
 use crate::oauth::consent::Consents;
-use crate::oauth::token_endpoint::Params;
-use crate::oauth::token_issuer::{SubjectKind, mark_subject};
+use crate::oauth::params::Params;
+use crate::oauth::token_issuer::mark_subject;
+use crate::oauth::token_service::SubjectKind;
 use crate::vault::Vault;
 
 /// The parameters an authorization request may carry (RFC 6749 §4.1.1, RFC 7636, OpenID Connect

@@ -8,7 +8,7 @@ use base64::engine::general_purpose::STANDARD;
 
 use crate::oauth::client_registry::{ClientAuthError, ClientRegistry, RegisteredClient};
 use crate::oauth::error::OAuthError;
-use crate::oauth::token_endpoint::Params;
+use crate::oauth::params::Params;
 use crate::request_context;
 
 /// Credentials as the client presented them.

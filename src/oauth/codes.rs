@@ -23,7 +23,7 @@ use std::collections::BTreeMap;
 use entity::{authorization_code, refresh_token_family};
 
 use crate::clock::SharedClock;
-use crate::oauth::token_issuer::{Plan, family_row};
+use crate::oauth::token_service::{Plan, family_row};
 use crate::vault::{Vault, random_token};
 
 /// How long an authorization code lives (seconds).
@@ -136,7 +136,7 @@ impl CodeStore {
             redirect_uri: Set(grant.redirect_uri.to_string()),
             scope: Set(grant.scope.to_string()),
             extensions: Set(stored),
-            expires_at: Set(crate::oauth::token_issuer::expiry(now, CODE_TTL)
+            expires_at: Set(crate::oauth::token_service::expiry(now, CODE_TTL)
                 .map_err(|e| DbErr::Custom(e.to_string()))?),
             used_at: Set(None),
             issued_family_id: Set(None),

@@ -3,6 +3,8 @@
 
 use serde_json::{Value, json};
 
+use crate::fault::Fault;
+
 /// The `error` codes of RFC 6749 §5.2 and §4.1.2.1, plus the ones of RFC 6750 and RFC 7009.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OAuthErrorCode {
@@ -150,6 +152,23 @@ impl OAuthError {
         match &self.description {
             Some(d) => json!({ "error": self.code.as_str(), "error_description": d }),
             None => json!({ "error": self.code.as_str() }),
+        }
+    }
+}
+/// A failure of what a grant brought, at the token endpoint: the caller's fault is
+/// `invalid_grant`, unavailable is `temporarily_unavailable` (503), internal is `server_error`
+/// (the detail is logged, never sent).
+impl From<Fault> for OAuthError {
+    fn from(fault: Fault) -> Self {
+        match fault {
+            Fault::Caller(message) => OAuthError::invalid_grant(message),
+            Fault::Unavailable(message) => {
+                OAuthError::new(OAuthErrorCode::TemporarilyUnavailable, message)
+            }
+            Fault::Internal(message) => {
+                tracing::error!(error = %message, "grant failed");
+                OAuthError::server_error()
+            }
         }
     }
 }

@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::oauth::keys::KeyError;
-use crate::oauth::token_issuer::{TokenService, expiry};
+use crate::oauth::token_service::{TokenService, expiry};
 use crate::users::Account;
 
 /// The `typ` of an ID token's header.

@@ -1,20 +1,17 @@
-//! Token introspection (RFC 7662) and revocation (RFC 7009), and the rule for who may ask about
-//! other clients' tokens and users.
+//! Token introspection (RFC 7662), and the rule for who may ask about other clients' tokens and
+//! users. Revocation (RFC 7009) is its neighbour, `oauth::revocation`.
 //!
 //! - Introspection takes a confidential client. It may always ask about its own tokens; only a
 //!   resource server (a client created with `--introspect`) may ask about other clients' tokens
 //!   and gets `{"active": false}` otherwise, exactly as for an unknown token. Every token type is
 //!   searched whatever `token_type_hint` says (RFC 7662 §2.1).
-//! - Revocation takes a confidential client, or a public one naming itself with `client_id`
-//!   alone (RFC 7009 §2.1), and revokes only that client's tokens. Revoking a refresh token
-//!   revokes its family and denies the access tokens the family produced.
 //! - [`resource_server`]: the same rule for other questions about users (`by-unionid`).
 
 use serde_json::{Value, json};
 
 use crate::oauth::client_auth::authenticate_request;
 use crate::oauth::error::OAuthError;
-use crate::oauth::token_endpoint::Params;
+use crate::oauth::params::Params;
 use crate::oauth::{ClientRegistry, OAuthServices, RegisteredClient};
 
 async fn confidential_client(
@@ -46,13 +43,6 @@ pub async fn resource_server(
     Ok(client)
 }
 
-fn token_param(params: &Params) -> Result<&str, OAuthError> {
-    params
-        .get("token")
-        .filter(|t| !t.is_empty())
-        .ok_or_else(|| OAuthError::invalid_request("token is required"))
-}
-
 fn inactive() -> Value {
     json!({ "active": false })
 }
@@ -65,7 +55,7 @@ pub async fn introspect(
     params: Params,
 ) -> Result<Value, OAuthError> {
     let client = confidential_client(&services.clients, authorization, &params).await?;
-    let token = token_param(&params)?;
+    let token = params.token()?;
     // `token_type_hint` only says where to look first; both kinds are searched (RFC 7662 §2.1),
     // and a JWT is cheap to tell from an opaque refresh token.
     let may_see = |owner: &str| client.introspect || owner == client.client_id;
@@ -101,47 +91,4 @@ pub async fn introspect(
             Err(OAuthError::server_error())
         }
     }
-}
-
-/// RFC 7009: revoke a refresh token (its family, and the access tokens the family produced) or
-/// an access token (its jti is denied until it expires). Unknown tokens, and tokens of other
-/// clients, are answered 200 all the same.
-pub async fn revoke(
-    services: &OAuthServices,
-    authorization: Option<&str>,
-    params: Params,
-) -> Result<(), OAuthError> {
-    // A public client authenticates by naming itself (RFC 7009 §2.1): it can only revoke
-    // tokens issued to it, which whoever holds them could use anyway.
-    let (client, _) = authenticate_request(&services.clients, authorization, &params).await?;
-    let token = token_param(&params)?;
-    let internal = |e: sea_orm::DbErr| {
-        tracing::error!(error = %e, "revocation");
-        OAuthError::server_error()
-    };
-    if let Some(stored) = services
-        .tokens
-        .find_refresh(token)
-        .await
-        .map_err(internal)?
-    {
-        if stored.token.client_id == client.client_id {
-            services
-                .tokens
-                .revoke_family(&stored.token.family_id)
-                .await
-                .map_err(internal)?;
-        }
-        return Ok(());
-    }
-    if let Some(claims) = services.tokens.verify_access_token(token).await
-        && claims.client_id == client.client_id
-    {
-        services
-            .tokens
-            .deny_access_token(&claims.jti, claims.exp)
-            .await
-            .map_err(internal)?;
-    }
-    Ok(())
 }

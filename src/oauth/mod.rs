@@ -12,22 +12,28 @@ pub mod grants;
 pub mod id_token;
 pub mod introspection;
 pub mod keys;
+pub mod login_tickets;
 pub mod metadata;
+pub mod mini_program_sign_in;
+pub mod params;
+pub mod revocation;
 pub mod token_endpoint;
 pub mod token_issuer;
+pub mod token_service;
 pub mod userinfo;
 
 use std::sync::Arc;
 
 pub use client_registry::{ClientRegistry, FlowTicketPolicy, NewClient, RegisteredClient};
 pub use error::{OAuthError, OAuthErrorCode};
+pub use login_tickets::{LoginTickets, Redeemed, TicketIdentity};
 
 use crate::app_registry::AppRegistry;
 use crate::audit::Audit;
-use crate::login::{LoginTickets, MiniProgramLogin};
 use crate::oauth::authorize::AuthorizationService;
 use crate::users::UserRepo;
-use token_issuer::TokenService;
+use mini_program_sign_in::MiniProgramSignIn;
+use token_service::TokenService;
 
 /// Everything the grants need, shared.
 #[derive(Clone)]
@@ -37,8 +43,9 @@ pub struct OAuthServices {
     pub users: Arc<dyn UserRepo>,
     pub tickets: LoginTickets,
     pub tokens: TokenService,
-    /// Mini Program code exchange, for the `mini_program` grant.
-    pub mini_program: MiniProgramLogin,
+    /// Mini Program code exchange, for the `mini_program` grant (the login side's
+    /// `MiniProgramLogin`).
+    pub mini_program: Arc<dyn MiniProgramSignIn>,
     /// Authorization requests and codes, for the `authorization_code` grant.
     pub authorization: AuthorizationService,
     /// The audit trail (token issuance and refusals).

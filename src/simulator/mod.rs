@@ -31,7 +31,7 @@ use crate::clock::{Clock, ManualClock};
 use crate::wechat::crypto::MessageCrypt;
 
 use world::{CodeKind, World};
-pub use world::{FaultPlan, SimApp, SimAppKind, SimComponent, SimError, SimRules, SimUser};
+pub use world::{ControlError, FaultPlan, SimApp, SimAppKind, SimComponent, SimRules, SimUser};
 
 /// Open data as a Mini Program page receives it from WeChat's client (`wx.getUserInfo`, the
 /// older `getPhoneNumber`), field names as in WeChat's JS API.
@@ -196,7 +196,7 @@ impl Simulator {
     }
 
     /// What `wx.login()` gives user `user_id` in mini program `appid`.
-    pub fn mint_js_code(&self, appid: &str, user_id: &str) -> Result<String, SimError> {
+    pub fn mint_js_code(&self, appid: &str, user_id: &str) -> Result<String, ControlError> {
         let now = self.now();
         self.world()
             .mint_code(CodeKind::JsCode, appid, user_id, now)
@@ -210,7 +210,7 @@ impl Simulator {
         user_id: &str,
         scope: &str,
         component_appid: Option<&str>,
-    ) -> Result<String, SimError> {
+    ) -> Result<String, ControlError> {
         let now = self.now();
         self.world().mint_code(
             CodeKind::Web {
@@ -224,7 +224,7 @@ impl Simulator {
     }
 
     /// What the `getPhoneNumber` button gives user `user_id` in mini program `appid`.
-    pub fn mint_phone_code(&self, appid: &str, user_id: &str) -> Result<String, SimError> {
+    pub fn mint_phone_code(&self, appid: &str, user_id: &str) -> Result<String, ControlError> {
         let now = self.now();
         self.world().mint_code(CodeKind::Phone, appid, user_id, now)
     }
@@ -242,7 +242,7 @@ impl Simulator {
         &self,
         appid: &str,
         user_id: &str,
-    ) -> Result<MiniProgramOpenData, SimError> {
+    ) -> Result<MiniProgramOpenData, ControlError> {
         let now = self.now();
         let world = self.world();
         let (session_key, user) = Self::device_session(&world, appid, user_id)?;
@@ -281,7 +281,7 @@ impl Simulator {
         &self,
         appid: &str,
         user_id: &str,
-    ) -> Result<MiniProgramOpenData, SimError> {
+    ) -> Result<MiniProgramOpenData, ControlError> {
         let now = self.now();
         let world = self.world();
         let (session_key, user) = Self::device_session(&world, appid, user_id)?;
@@ -304,14 +304,14 @@ impl Simulator {
         world: &World,
         appid: &str,
         user_id: &str,
-    ) -> Result<(String, SimUser), SimError> {
+    ) -> Result<(String, SimUser), ControlError> {
         let user = world
             .users
             .get(user_id)
             .cloned()
-            .ok_or_else(|| SimError(format!("unknown user {user_id}")))?;
+            .ok_or_else(|| ControlError(format!("unknown user {user_id}")))?;
         let session_key = world.session_key(appid, user_id).ok_or_else(|| {
-            SimError(format!(
+            ControlError(format!(
                 "{user_id} has no session in {appid}: exchange a wx.login code first"
             ))
         })?;
@@ -321,7 +321,7 @@ impl Simulator {
     fn encrypt_open_data(
         session_key: &str,
         plain: &serde_json::Value,
-    ) -> Result<(String, String), SimError> {
+    ) -> Result<(String, String), ControlError> {
         use base64::Engine;
         use rand::Rng;
         let iv: [u8; 16] = rand::thread_rng().r#gen();
@@ -330,7 +330,7 @@ impl Simulator {
             &plain.to_string(),
             &iv,
         )
-        .map_err(|e| SimError(e.to_string()))?;
+        .map_err(|e| ControlError(e.to_string()))?;
         Ok((
             encrypted,
             base64::engine::general_purpose::STANDARD.encode(iv),
@@ -343,18 +343,18 @@ impl Simulator {
         &self,
         component_appid: &str,
         authorizer_appid: &str,
-    ) -> Result<String, SimError> {
+    ) -> Result<String, ControlError> {
         let now = self.now();
         let mut world = self.world();
         if !world.apps.contains_key(component_appid) {
-            return Err(SimError(format!("unknown component {component_appid}")));
+            return Err(ControlError(format!("unknown component {component_appid}")));
         }
         let user = world
             .users
             .keys()
             .next()
             .cloned()
-            .ok_or_else(|| SimError("add a user first".to_owned()))?;
+            .ok_or_else(|| ControlError("add a user first".to_owned()))?;
         world.mint_code(
             CodeKind::Authorization {
                 component_appid: component_appid.to_owned(),
@@ -438,7 +438,10 @@ impl Simulator {
     }
 
     /// Issues a new ticket and pushes it, encrypted and signed, to the component's push URL.
-    pub async fn push_component_ticket(&self, component_appid: &str) -> Result<String, SimError> {
+    pub async fn push_component_ticket(
+        &self,
+        component_appid: &str,
+    ) -> Result<String, ControlError> {
         let now = self.now();
         let (component, url, ticket) = {
             let mut world = self.world();
@@ -446,11 +449,11 @@ impl Simulator {
                 .apps
                 .get(component_appid)
                 .and_then(|app| app.component.clone())
-                .ok_or_else(|| SimError(format!("{component_appid} is not a component")))?;
+                .ok_or_else(|| ControlError(format!("{component_appid} is not a component")))?;
             let url = component
                 .ticket_push_url
                 .clone()
-                .ok_or_else(|| SimError(format!("{component_appid} has no ticket push URL")))?;
+                .ok_or_else(|| ControlError(format!("{component_appid} has no ticket push URL")))?;
             let ticket = world.new_ticket(component_appid, now);
             (component, url, ticket)
         };
@@ -459,7 +462,7 @@ impl Simulator {
             &component.encoding_aes_key,
             component_appid,
         )
-        .map_err(|e| SimError(e.to_string()))?;
+        .map_err(|e| ControlError(e.to_string()))?;
         let inner = format!(
             "<xml><AppId><![CDATA[{component_appid}]]></AppId><CreateTime>{now}</CreateTime>\
              <InfoType><![CDATA[component_verify_ticket]]></InfoType>\
@@ -486,11 +489,11 @@ impl Simulator {
             .body(body)
             .send()
             .await
-            .map_err(|e| SimError(format!("ticket push failed: {}", e.without_url())))?;
+            .map_err(|e| ControlError(format!("ticket push failed: {}", e.without_url())))?;
         let status = response.status();
         let text = response.text().await.unwrap_or_default();
         if !status.is_success() || text.trim() != "success" {
-            return Err(SimError(format!(
+            return Err(ControlError(format!(
                 "ticket push answered {status} {:?}",
                 text.chars().take(100).collect::<String>()
             )));

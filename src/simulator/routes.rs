@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 use url::Url;
 
 use super::Simulator;
-use super::world::{CallFault, FaultPlan, SimAppKind, SimErr, SimUser, random_alnum};
+use super::world::{CallFault, ErrcodeAnswer, FaultPlan, SimAppKind, SimUser, random_alnum};
 
 type Params = Query<HashMap<String, String>>;
 
@@ -97,7 +97,7 @@ async fn count_and_inject(State(sim): State<Simulator>, request: Request, next: 
         }
         CallFault::Busy(latency) => {
             tokio::time::sleep(latency).await;
-            wechat_error(&SimErr::new(-1, "system error"))
+            wechat_error(&ErrcodeAnswer::new(-1, "system error"))
         }
         CallFault::HttpError(latency) => {
             tokio::time::sleep(latency).await;
@@ -105,7 +105,7 @@ async fn count_and_inject(State(sim): State<Simulator>, request: Request, next: 
         }
         CallFault::Hang(duration) => {
             tokio::time::sleep(duration).await;
-            wechat_error(&SimErr::new(-1, "system error"))
+            wechat_error(&ErrcodeAnswer::new(-1, "system error"))
         }
     }
 }
@@ -133,11 +133,11 @@ async fn hold_while_asked(sim: &Simulator) {
 // ---------- WeChat API ----------
 
 /// WeChat answers errors with HTTP 200 and an errcode.
-fn wechat_error(error: &SimErr) -> Response {
+fn wechat_error(error: &ErrcodeAnswer) -> Response {
     Json(json!({ "errcode": error.errcode, "errmsg": error.errmsg })).into_response()
 }
 
-fn answer(result: Result<Value, SimErr>) -> Response {
+fn answer(result: Result<Value, ErrcodeAnswer>) -> Response {
     match result {
         Ok(value) => Json(value).into_response(),
         Err(error) => wechat_error(&error),
@@ -148,30 +148,30 @@ fn param<'a>(
     params: &'a HashMap<String, String>,
     name: &str,
     errcode: i64,
-) -> Result<&'a str, SimErr> {
+) -> Result<&'a str, ErrcodeAnswer> {
     params
         .get(name)
         .map(String::as_str)
         .filter(|v| !v.is_empty())
-        .ok_or_else(|| SimErr::new(errcode, &format!("{name} missing")))
+        .ok_or_else(|| ErrcodeAnswer::new(errcode, &format!("{name} missing")))
 }
 
-fn json_body(body: &Bytes) -> Result<Value, SimErr> {
-    serde_json::from_slice(body).map_err(|_| SimErr::new(47001, "data format error"))
+fn json_body(body: &Bytes) -> Result<Value, ErrcodeAnswer> {
+    serde_json::from_slice(body).map_err(|_| ErrcodeAnswer::new(47001, "data format error"))
 }
 
-fn field<'a>(body: &'a Value, name: &str, errcode: i64) -> Result<&'a str, SimErr> {
+fn field<'a>(body: &'a Value, name: &str, errcode: i64) -> Result<&'a str, ErrcodeAnswer> {
     body.get(name)
         .and_then(Value::as_str)
         .filter(|v| !v.is_empty())
-        .ok_or_else(|| SimErr::new(errcode, &format!("{name} missing")))
+        .ok_or_else(|| ErrcodeAnswer::new(errcode, &format!("{name} missing")))
 }
 
-fn grant_type(params: &HashMap<String, String>, expected: &str) -> Result<(), SimErr> {
+fn grant_type(params: &HashMap<String, String>, expected: &str) -> Result<(), ErrcodeAnswer> {
     if param(params, "grant_type", 41003)? == expected {
         Ok(())
     } else {
-        Err(SimErr::new(40002, "invalid grant_type"))
+        Err(ErrcodeAnswer::new(40002, "invalid grant_type"))
     }
 }
 
@@ -202,7 +202,7 @@ async fn stable_token(State(sim): State<Simulator>, body: Bytes) -> Response {
     answer((|| {
         let body = json_body(&body)?;
         if field(&body, "grant_type", 41003)? != "client_credential" {
-            return Err(SimErr::new(40002, "invalid grant_type"));
+            return Err(ErrcodeAnswer::new(40002, "invalid grant_type"));
         }
         let appid = field(&body, "appid", 41002)?;
         let secret = field(&body, "secret", 41004)?;

@@ -106,14 +106,14 @@ pub struct FaultPlan {
     pub hold_token_fetches: bool,
 }
 
-/// A WeChat-style error answer.
+/// A WeChat-style error answer (`errcode`, `errmsg`) that a simulated endpoint sends.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SimErr {
+pub struct ErrcodeAnswer {
     pub errcode: i64,
     pub errmsg: String,
 }
 
-impl SimErr {
+impl ErrcodeAnswer {
     pub fn new(errcode: i64, errmsg: &str) -> Self {
         Self {
             errcode,
@@ -122,10 +122,11 @@ impl SimErr {
     }
 }
 
-/// A control-API misuse (unknown app or user …).
+/// A misuse of the simulator's control API (unknown app or user …), for the test or operator
+/// driving it; never sent as a WeChat answer.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
-pub struct SimError(pub String);
+pub struct ControlError(pub String);
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum CodeKind {
@@ -321,37 +322,37 @@ impl World {
         }
     }
 
-    pub(crate) fn app(&self, appid: &str) -> Result<&SimApp, SimErr> {
+    pub(crate) fn app(&self, appid: &str) -> Result<&SimApp, ErrcodeAnswer> {
         self.apps
             .get(appid)
-            .ok_or_else(|| SimErr::new(40013, "invalid appid"))
+            .ok_or_else(|| ErrcodeAnswer::new(40013, "invalid appid"))
     }
 
     /// 40013 for an unknown app, 40125 for a wrong secret, 45009 when its quota is exhausted.
-    pub(crate) fn check_secret(&self, appid: &str, secret: &str) -> Result<&SimApp, SimErr> {
+    pub(crate) fn check_secret(&self, appid: &str, secret: &str) -> Result<&SimApp, ErrcodeAnswer> {
         let app = self.app(appid)?;
         if app.secret != secret {
-            return Err(SimErr::new(40125, "invalid appsecret"));
+            return Err(ErrcodeAnswer::new(40125, "invalid appsecret"));
         }
         self.check_quota_flag(appid)?;
         Ok(app)
     }
 
-    pub(crate) fn check_quota_flag(&self, appid: &str) -> Result<(), SimErr> {
+    pub(crate) fn check_quota_flag(&self, appid: &str) -> Result<(), ErrcodeAnswer> {
         if self.faults.quota_exhausted.iter().any(|a| a == appid) {
-            return Err(SimErr::new(45009, "reach max api daily quota limit"));
+            return Err(ErrcodeAnswer::new(45009, "reach max api daily quota limit"));
         }
         Ok(())
     }
 
-    fn charge_token_quota(&mut self, appid: &str, now: i64) -> Result<(), SimErr> {
+    fn charge_token_quota(&mut self, appid: &str, now: i64) -> Result<(), ErrcodeAnswer> {
         self.check_quota_flag(appid)?;
         let used = self
             .quota_used
             .entry((appid.to_owned(), now.div_euclid(86400)))
             .or_default();
         if *used >= self.rules.daily_token_quota {
-            return Err(SimErr::new(45009, "reach max api daily quota limit"));
+            return Err(ErrcodeAnswer::new(45009, "reach max api daily quota limit"));
         }
         *used += 1;
         Ok(())
@@ -363,12 +364,12 @@ impl World {
         appid: &str,
         user_id: &str,
         now: i64,
-    ) -> Result<String, SimError> {
+    ) -> Result<String, ControlError> {
         if !self.apps.contains_key(appid) {
-            return Err(SimError(format!("unknown app {appid}")));
+            return Err(ControlError(format!("unknown app {appid}")));
         }
         if !self.users.contains_key(user_id) {
-            return Err(SimError(format!("unknown user {user_id}")));
+            return Err(ControlError(format!("unknown user {user_id}")));
         }
         let code = self.new_code();
         self.codes.insert(
@@ -392,19 +393,19 @@ impl World {
         appid: &str,
         accepts: impl Fn(&CodeKind) -> bool,
         now: i64,
-    ) -> Result<IssuedCode, SimErr> {
+    ) -> Result<IssuedCode, ErrcodeAnswer> {
         let ttl = self.rules.code_ttl_secs;
         let Some(issued) = self.codes.get_mut(code) else {
-            return Err(SimErr::new(40029, "invalid code"));
+            return Err(ErrcodeAnswer::new(40029, "invalid code"));
         };
         if issued.appid != appid || !accepts(&issued.kind) {
-            return Err(SimErr::new(40029, "invalid code"));
+            return Err(ErrcodeAnswer::new(40029, "invalid code"));
         }
         if issued.used {
-            return Err(SimErr::new(40163, "code been used"));
+            return Err(ErrcodeAnswer::new(40163, "code been used"));
         }
         if now - issued.issued_at > ttl {
-            return Err(SimErr::new(40029, "invalid code"));
+            return Err(ErrcodeAnswer::new(40029, "invalid code"));
         }
         issued.used = true;
         let issued = issued.clone();
@@ -413,7 +414,7 @@ impl World {
             .get(&issued.user_id)
             .is_some_and(|user| user.blocked)
         {
-            return Err(SimErr::new(40226, "risky user"));
+            return Err(ErrcodeAnswer::new(40226, "risky user"));
         }
         Ok(issued)
     }
@@ -452,7 +453,7 @@ impl World {
         appid: &str,
         secret: &str,
         now: i64,
-    ) -> Result<TokenAnswer, SimErr> {
+    ) -> Result<TokenAnswer, ErrcodeAnswer> {
         self.check_secret(appid, secret)?;
         self.charge_token_quota(appid, now)?;
         Ok(self.issue_token(TokenClass::App, appid, now))
@@ -465,7 +466,7 @@ impl World {
         secret: &str,
         force_refresh: bool,
         now: i64,
-    ) -> Result<TokenAnswer, SimErr> {
+    ) -> Result<TokenAnswer, ErrcodeAnswer> {
         self.check_secret(appid, secret)?;
         self.charge_token_quota(appid, now)?;
         if !force_refresh
@@ -488,22 +489,22 @@ impl World {
         token: Option<&str>,
         family: &str,
         now: i64,
-    ) -> Result<IssuedToken, SimErr> {
+    ) -> Result<IssuedToken, ErrcodeAnswer> {
         let token = token
             .filter(|t| !t.is_empty())
-            .ok_or_else(|| SimErr::new(41001, "access_token missing"))?;
+            .ok_or_else(|| ErrcodeAnswer::new(41001, "access_token missing"))?;
         let issued = self
             .tokens
             .get(token)
             .filter(|issued| issued.class.family() == family)
             .ok_or_else(|| {
-                SimErr::new(
+                ErrcodeAnswer::new(
                     40001,
                     "invalid credential, access_token is invalid or not latest",
                 )
             })?;
         if issued.expires_at <= now {
-            return Err(SimErr::new(42001, "access_token expired"));
+            return Err(ErrcodeAnswer::new(42001, "access_token expired"));
         }
         self.check_quota_flag(&issued.appid)?;
         Ok(issued.clone())
@@ -514,7 +515,7 @@ impl World {
         access_token: Option<&str>,
         code: &str,
         now: i64,
-    ) -> Result<serde_json::Value, SimErr> {
+    ) -> Result<serde_json::Value, ErrcodeAnswer> {
         let token = self.check_token(access_token, "app", now)?;
         let issued = self.consume_code(code, &token.appid, |k| *k == CodeKind::Phone, now)?;
         let phone = self
@@ -540,7 +541,7 @@ impl World {
         secret: &str,
         js_code: &str,
         now: i64,
-    ) -> Result<serde_json::Value, SimErr> {
+    ) -> Result<serde_json::Value, ErrcodeAnswer> {
         self.check_secret(appid, secret)?;
         let issued = self.consume_code(js_code, appid, |k| *k == CodeKind::JsCode, now)?;
         let session_key = random_b64(16);
@@ -607,7 +608,7 @@ impl World {
         secret: &str,
         code: &str,
         now: i64,
-    ) -> Result<serde_json::Value, SimErr> {
+    ) -> Result<serde_json::Value, ErrcodeAnswer> {
         self.check_secret(appid, secret)?;
         let issued = self.consume_code(
             code,
@@ -624,7 +625,7 @@ impl World {
             now,
         )?;
         let CodeKind::Web { scope, .. } = issued.kind else {
-            return Err(SimErr::new(40029, "invalid code"));
+            return Err(ErrcodeAnswer::new(40029, "invalid code"));
         };
         Ok(self.web_grant(appid, &issued.user_id, &scope, None, now))
     }
@@ -637,14 +638,14 @@ impl World {
         component_appid: &str,
         component_access_token: Option<&str>,
         now: i64,
-    ) -> Result<serde_json::Value, SimErr> {
+    ) -> Result<serde_json::Value, ErrcodeAnswer> {
         let token = self.check_token(component_access_token, "component", now)?;
         if token.appid != component_appid {
-            return Err(SimErr::new(40001, "invalid credential"));
+            return Err(ErrcodeAnswer::new(40001, "invalid credential"));
         }
         let app = self.app(appid)?;
         if app.component_appid.as_deref() != Some(component_appid) {
-            return Err(SimErr::new(
+            return Err(ErrcodeAnswer::new(
                 61003,
                 "component is not authorized by this account",
             ));
@@ -656,7 +657,7 @@ impl World {
             now,
         )?;
         let CodeKind::Web { scope, .. } = issued.kind else {
-            return Err(SimErr::new(40029, "invalid code"));
+            return Err(ErrcodeAnswer::new(40029, "invalid code"));
         };
         Ok(self.web_grant(
             appid,
@@ -673,15 +674,15 @@ impl World {
         appid: &str,
         refresh_token: &str,
         now: i64,
-    ) -> Result<serde_json::Value, SimErr> {
+    ) -> Result<serde_json::Value, ErrcodeAnswer> {
         let grant = self
             .web_refresh
             .get(refresh_token)
             .filter(|g| g.appid == appid)
             .cloned()
-            .ok_or_else(|| SimErr::new(40030, "invalid refresh_token"))?;
+            .ok_or_else(|| ErrcodeAnswer::new(40030, "invalid refresh_token"))?;
         if grant.expires_at <= now {
-            return Err(SimErr::new(42002, "refresh_token expired"));
+            return Err(ErrcodeAnswer::new(42002, "refresh_token expired"));
         }
         let access = self.issue_token(
             TokenClass::Web {
@@ -708,21 +709,21 @@ impl World {
         access_token: Option<&str>,
         openid: &str,
         now: i64,
-    ) -> Result<serde_json::Value, SimErr> {
+    ) -> Result<serde_json::Value, ErrcodeAnswer> {
         let token = self.check_token(access_token, "web", now)?;
         let TokenClass::Web { user_id, scope } = &token.class else {
-            return Err(SimErr::new(40001, "invalid credential"));
+            return Err(ErrcodeAnswer::new(40001, "invalid credential"));
         };
         if self.openid(&token.appid, user_id) != openid {
-            return Err(SimErr::new(40003, "invalid openid"));
+            return Err(ErrcodeAnswer::new(40003, "invalid openid"));
         }
         if scope != "snsapi_userinfo" && scope != "snsapi_login" {
-            return Err(SimErr::new(48001, "api unauthorized"));
+            return Err(ErrcodeAnswer::new(48001, "api unauthorized"));
         }
         let user = self
             .users
             .get(user_id)
-            .ok_or_else(|| SimErr::new(40003, "invalid openid"))?;
+            .ok_or_else(|| ErrcodeAnswer::new(40003, "invalid openid"))?;
         let mut answer = serde_json::json!({
             "openid": openid,
             "nickname": user.nickname,
@@ -764,10 +765,10 @@ impl World {
         secret: &str,
         ticket: &str,
         now: i64,
-    ) -> Result<TokenAnswer, SimErr> {
+    ) -> Result<TokenAnswer, ErrcodeAnswer> {
         let app = self.check_secret(component_appid, secret)?;
         if app.kind != SimAppKind::Component {
-            return Err(SimErr::new(61003, "not a component"));
+            return Err(ErrcodeAnswer::new(61003, "not a component"));
         }
         let ttl = self.rules.ticket_ttl_secs;
         let valid = self
@@ -775,7 +776,7 @@ impl World {
             .get(component_appid)
             .is_some_and(|t| t.iter().any(|(v, at)| v == ticket && now - at < ttl));
         if !valid {
-            return Err(SimErr::new(61006, "component ticket is invalid"));
+            return Err(ErrcodeAnswer::new(61006, "component ticket is invalid"));
         }
         self.charge_token_quota(component_appid, now)?;
         Ok(self.issue_token(TokenClass::Component, component_appid, now))
@@ -787,13 +788,13 @@ impl World {
         component_appid: &str,
         authorization_code: &str,
         now: i64,
-    ) -> Result<serde_json::Value, SimErr> {
+    ) -> Result<serde_json::Value, ErrcodeAnswer> {
         let token = self.check_token(component_access_token, "component", now)?;
         if token.appid != component_appid {
-            return Err(SimErr::new(40001, "invalid credential"));
+            return Err(ErrcodeAnswer::new(40001, "invalid credential"));
         }
         let Some(issued) = self.codes.get(authorization_code).cloned() else {
-            return Err(SimErr::new(61010, "authorization code is invalid"));
+            return Err(ErrcodeAnswer::new(61010, "authorization code is invalid"));
         };
         let authorizer = issued.appid.clone();
         self.consume_code(
@@ -826,16 +827,16 @@ impl World {
         authorizer_appid: &str,
         refresh_token: &str,
         now: i64,
-    ) -> Result<serde_json::Value, SimErr> {
+    ) -> Result<serde_json::Value, ErrcodeAnswer> {
         let token = self.check_token(component_access_token, "component", now)?;
         if token.appid != component_appid {
-            return Err(SimErr::new(40001, "invalid credential"));
+            return Err(ErrcodeAnswer::new(40001, "invalid credential"));
         }
         let expected = self
             .authorizer_refresh
             .get(&(component_appid.to_owned(), authorizer_appid.to_owned()));
         if expected.map(String::as_str) != Some(refresh_token) {
-            return Err(SimErr::new(61023, "refresh_token is invalid"));
+            return Err(ErrcodeAnswer::new(61023, "refresh_token is invalid"));
         }
         self.charge_token_quota(authorizer_appid, now)?;
         let access = self.issue_token(TokenClass::Authorizer, authorizer_appid, now);

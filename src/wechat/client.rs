@@ -71,11 +71,6 @@ impl WeChatClientConfig {
             retry: RetryPolicy::default(),
         }
     }
-
-    /// Parses both bases; for config loading.
-    pub fn from_strs(api_base: &str, open_base: &str) -> Result<Self, url::ParseError> {
-        Ok(Self::new(Url::parse(api_base)?, Url::parse(open_base)?))
-    }
 }
 
 /// Whether a call may be sent again after a failure whose fate is unknown.

@@ -1,18 +1,18 @@
 //! What can go wrong when talking to WeChat, and what our own clients see when it does.
 //!
 //! [`WeChatError`] names the documented errcodes that change what wxauth does (retry, refetch a
-//! token, blame the user's code, blame our configuration). The one mapping to HTTP lives in
-//! `impl From<WeChatError> for AppError`:
-//! - the user's code is bad, used or expired, or the user is blocked → 400 `invalid_request`
-//!   naming the reason, so the front end can restart the login;
-//! - WeChat busy, unreachable, slow, rate limiting or out of daily quota → 503
-//!   `temporarily_unavailable`;
-//! - our configuration is wrong (bad secret, unknown app, missing component ticket) → also 503,
-//!   logged at `error`: the request is fine and will succeed once an operator fixes the app row, and
-//!   the issue asks that WeChat trouble never surfaces as a 500. Only failures of our own machinery
-//!   (database, vault) are 500s.
+//! token, blame the user's code, blame our configuration). [`WeChatError::fault`] says whose fault
+//! a failure is, once; the HTTP side renders that [`Fault`]:
+//! - the user's code is bad, used or expired, or the user is blocked → the caller's fault (400
+//!   `invalid_request`) naming the reason, so the front end can restart the login;
+//! - WeChat busy, unreachable, slow, rate limiting or out of daily quota → unavailable (503
+//!   `temporarily_unavailable`);
+//! - our configuration is wrong (bad secret, unknown app, missing component ticket) → also
+//!   unavailable, logged at `error`: the request is fine and will succeed once an operator fixes
+//!   the app row, and WeChat trouble never surfaces as a 500. Only failures of our own machinery
+//!   (database, vault) are internal.
 
-use crate::error::AppError;
+use crate::fault::Fault;
 
 /// WeChat's documented error codes that wxauth treats specially.
 pub mod errcode {
@@ -189,36 +189,34 @@ impl WeChatError {
     }
 }
 
-/// How our clients see a WeChat failure: see the module documentation.
-impl From<WeChatError> for AppError {
-    fn from(error: WeChatError) -> Self {
-        match error {
+impl WeChatError {
+    /// Whose fault this failure is: see the module documentation.
+    pub fn fault(&self) -> Fault {
+        match self {
             WeChatError::InvalidCode { .. } => {
-                AppError::BadRequest("the WeChat code is invalid or expired".to_owned())
+                Fault::Caller("the WeChat code is invalid or expired".to_owned())
             }
-            WeChatError::CodeUsed => {
-                AppError::BadRequest("the WeChat code was already used".to_owned())
-            }
+            WeChatError::CodeUsed => Fault::Caller("the WeChat code was already used".to_owned()),
             WeChatError::InvalidRefreshToken { .. } => {
-                AppError::BadRequest("the WeChat refresh token is invalid or expired".to_owned())
+                Fault::Caller("the WeChat refresh token is invalid or expired".to_owned())
             }
             WeChatError::HighRiskUser => {
-                AppError::BadRequest("WeChat blocked this user as high risk".to_owned())
+                Fault::Caller("WeChat blocked this user as high risk".to_owned())
             }
             WeChatError::Crypto(crypto) => {
-                AppError::BadRequest(format!("WeChat encrypted data rejected: {crypto}"))
+                Fault::Caller(format!("WeChat encrypted data rejected: {crypto}"))
             }
             WeChatError::Busy
             | WeChatError::Unreachable(_)
             | WeChatError::HttpStatus(_)
             | WeChatError::Decode(_)
             | WeChatError::TokenRefreshTimeout => {
-                tracing::warn!(error = %error, "WeChat unavailable");
-                AppError::TemporarilyUnavailable("WeChat is unavailable, try again".to_owned())
+                tracing::warn!(error = %self, "WeChat unavailable");
+                Fault::Unavailable("WeChat is unavailable, try again".to_owned())
             }
             WeChatError::RateLimited | WeChatError::DailyQuotaExceeded => {
-                tracing::warn!(error = %error, "WeChat quota or rate limit");
-                AppError::TemporarilyUnavailable(
+                tracing::warn!(error = %self, "WeChat quota or rate limit");
+                Fault::Unavailable(
                     "WeChat API quota or rate limit reached, try again later".to_owned(),
                 )
             }
@@ -231,15 +229,13 @@ impl From<WeChatError> for AppError {
             | WeChatError::AuthorizerRefreshTokenInvalid
             | WeChatError::NotConfigured(_)
             | WeChatError::Other { .. } => {
-                tracing::error!(error = %error, "WeChat rejected our configuration");
-                AppError::TemporarilyUnavailable(
-                    "WeChat login is misconfigured on this server".to_owned(),
-                )
+                tracing::error!(error = %self, "WeChat rejected our configuration");
+                Fault::Unavailable("WeChat login is misconfigured on this server".to_owned())
             }
-            WeChatError::Store(message) => AppError::Internal(message),
+            WeChatError::Store(message) => Fault::Internal(message.clone()),
             WeChatError::StoreBusy(message) => {
                 tracing::warn!(reason = %message, "database busy");
-                AppError::TemporarilyUnavailable(crate::db::BUSY_MESSAGE.to_owned())
+                Fault::Unavailable(crate::db::BUSY_MESSAGE.to_owned())
             }
         }
     }
@@ -250,11 +246,10 @@ mod tests {
     use super::*;
 
     fn app_error_kind(error: WeChatError) -> (&'static str, String) {
-        match AppError::from(error) {
-            AppError::BadRequest(message) => ("bad_request", message),
-            AppError::TemporarilyUnavailable(message) => ("unavailable", message),
-            AppError::Internal(message) => ("internal", message),
-            _ => ("other", String::new()),
+        match error.fault() {
+            Fault::Caller(message) => ("bad_request", message),
+            Fault::Unavailable(message) => ("unavailable", message),
+            Fault::Internal(message) => ("internal", message),
         }
     }
 

@@ -100,7 +100,9 @@ impl WeChatClient {
     }
 
     /// Legacy `cgi-bin/token`: every call mints a new token and starts the old one's 5-minute
-    /// countdown.
+    /// countdown. wxauth's token cache never calls it (it uses [`Self::stable_token`], which does
+    /// not invalidate the token other holders use); it stays for the integration test that both
+    /// endpoints draw on the same daily quota, as WeChat's do.
     pub async fn legacy_token(
         &self,
         appid: &AppId,

@@ -2,28 +2,29 @@
 //!
 //! - [`client`]: the one reqwest client (injected base URLs, timeouts, status → errcode → decode,
 //!   bounded retries);
-//! - [`types`]: typed ids and redacted secrets; [`error`]: [`WeChatError`] and its HTTP mapping;
+//! - [`types`]: typed ids and redacted secrets; [`error`]: [`WeChatError`] and whose fault each
+//!   failure is;
 //! - [`mini_program`], [`official_account`], [`open_platform`]: the raw calls and URL builders;
 //! - [`token_cache`]: upstream tokens, fetched once per expiry across tasks and instances, each
 //!   caller answered within 15 s;
 //! - [`code_exchange`]: one exchange per `wx.login` code, so a repeated code gets the same answer;
 //! - [`crypto`]: mini-program data decryption and WXBizMsgCrypt;
-//! - [`service`]: [`WeChat`], the facade the login code calls, which adds stored credentials,
+//! - [`facade`]: [`WeChat`], the facade the login code calls, which adds stored credentials,
 //!   the token cache and the refetch-once rule for invalid tokens.
 
 pub mod client;
 pub mod code_exchange;
 pub mod crypto;
 pub mod error;
+pub mod facade;
 pub mod mini_program;
 pub mod official_account;
 pub mod open_platform;
-pub mod service;
 pub mod token_cache;
 pub mod types;
 
 pub use client::{RetryPolicy, WeChatClient, WeChatClientConfig};
 pub use error::WeChatError;
-pub use service::{ComponentPush, PushParams, WeChat};
+pub use facade::{ComponentPush, PushParams, WeChat};
 pub use token_cache::{TokenCache, TokenCacheConfig};
 pub use types::{AccessToken, AppId, AppSecret, OpenId, RefreshToken, Scope, SessionKey, UnionId};

@@ -10,7 +10,7 @@ use oauth2::{
 };
 use serde_json::Value;
 use wxauth::app_registry::{AppKind, NewApp};
-use wxauth::login::TicketIdentity;
+use wxauth::oauth::TicketIdentity;
 use wxauth::oauth::{FlowTicketPolicy, NewClient};
 use wxauth::secret::Secret;
 use wxauth::users::VouchedIdentity;

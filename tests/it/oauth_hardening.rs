@@ -10,8 +10,8 @@ use sea_orm::{ActiveModelTrait, ActiveValue::Set, EntityTrait};
 use serde_json::{Value, json};
 use url::Url;
 use wxauth::app_registry::{AppKind, NewApp};
-use wxauth::login::TicketIdentity;
 use wxauth::oauth::NewClient;
+use wxauth::oauth::TicketIdentity;
 use wxauth::secret::Secret;
 use wxauth::simulator::demo;
 use wxauth::users::VouchedIdentity;
@@ -457,7 +457,7 @@ async fn a_flood_of_unknown_key_ids_reads_the_key_table_at_most_every_30_seconds
     app.clock.advance(5);
     client(&app, "svc", &["client_credentials"], true).await;
     let now = app.state.clock.now();
-    let claims = wxauth::oauth::token_issuer::AccessClaims {
+    let claims = wxauth::oauth::token_service::AccessClaims {
         iss: app.base.clone(),
         sub: "client:svc".into(),
         aud: app.base.clone(),
@@ -473,7 +473,7 @@ async fn a_flood_of_unknown_key_ids_reads_the_key_table_at_most_every_30_seconds
         avatar: None,
     };
     let token = elsewhere
-        .sign(wxauth::oauth::token_issuer::ACCESS_TOKEN_TYP, &claims)
+        .sign(wxauth::oauth::token_service::ACCESS_TOKEN_TYP, &claims)
         .await
         .unwrap();
     assert!(

@@ -11,7 +11,7 @@ use tokio::sync::Barrier;
 use url::Url;
 use wxauth::app_registry::{AppKind, NewApp};
 use wxauth::audit::{AuditFilter, AuditKind};
-use wxauth::login::TicketIdentity;
+use wxauth::oauth::TicketIdentity;
 use wxauth::oauth::{FlowTicketPolicy, NewClient};
 use wxauth::secret::Secret;
 use wxauth::users::VouchedIdentity;

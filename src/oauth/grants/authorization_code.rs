@@ -24,7 +24,8 @@ use crate::oauth::codes::{
     AUTH_TIME_EXTENSION, CodeOutcome, CodeStore, NONCE_EXTENSION, public_extension,
 };
 use crate::oauth::id_token::{self, IdTokenRequest};
-use crate::oauth::token_issuer::{Issued, TokenIssuer};
+use crate::oauth::token_issuer::TokenIssuer;
+use crate::oauth::token_service::Issued;
 
 struct CodeRequest<'a> {
     grant: &'a GrantRequest<'a>,

@@ -11,7 +11,8 @@ use oxide_auth_async::primitives::{Authorizer, Issuer, Registrar};
 use super::{GrantRequest, effective_scope, from_access_token_error};
 use crate::oauth::OAuthError;
 use crate::oauth::authenticated_client::AuthenticatedClient;
-use crate::oauth::token_issuer::{Issued, SubjectKind, TokenIssuer, TokenService, mark_subject};
+use crate::oauth::token_issuer::{TokenIssuer, mark_subject};
+use crate::oauth::token_service::{Issued, SubjectKind, TokenService};
 
 struct CcRequest<'a> {
     grant: &'a GrantRequest<'a>,

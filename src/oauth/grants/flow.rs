@@ -8,16 +8,13 @@
 //! none, by any client with this grant. Every refusal is the same `invalid_grant`, and every
 //! refused ticket (and a missing one where it is required) is audited as `ticket_refused`.
 
-use oxide_auth::primitives::grant::{Extensions, Grant};
-use oxide_auth_async::primitives::Issuer;
-
-use super::{GrantRequest, effective_scope};
+use super::{GrantRequest, effective_scope, issue_for_account};
 use crate::audit::{AuditEvent, AuditKind, Outcome};
-use crate::login::{Redeemed, TicketIdentity};
 use crate::oauth::OAuthError;
 use crate::oauth::OAuthServices;
 use crate::oauth::client_registry::FlowTicketPolicy;
-use crate::oauth::token_issuer::{Issued, NO_REDIRECT, SubjectKind, mark_subject};
+use crate::oauth::login_tickets::{Redeemed, TicketIdentity};
+use crate::oauth::token_service::Issued;
 use crate::users::Account;
 
 fn refused() -> OAuthError {
@@ -106,37 +103,4 @@ async fn ticket_refused(services: &OAuthServices, client_id: &str, appid: &str, 
                 .detail("reason", reason),
         )
         .await;
-}
-
-/// Issue tokens for a user account through the shared issuer.
-pub(crate) async fn issue_for_account(
-    services: &OAuthServices,
-    request: &GrantRequest<'_>,
-    account: &Account,
-    scope: &str,
-) -> Result<Issued, OAuthError> {
-    let with_refresh = request.client.allows_grant("refresh_token");
-    let mut issuer = services
-        .tokens
-        .for_client(request.client, with_refresh)
-        .with_account(account.clone());
-    let mut extensions = Extensions::new();
-    mark_subject(&mut extensions, SubjectKind::User);
-    let grant = Grant {
-        owner_id: account.id.to_string(),
-        client_id: request.client.client_id.clone(),
-        scope: scope
-            .parse()
-            .map_err(|_| OAuthError::invalid_scope("malformed scope"))?,
-        redirect_uri: NO_REDIRECT
-            .parse()
-            .map_err(|_| OAuthError::server_error())?,
-        until: chrono::Utc::now(),
-        extensions,
-    };
-    issuer
-        .issue(grant)
-        .await
-        .map_err(|()| OAuthError::server_error())?;
-    issuer.take_issued().ok_or_else(OAuthError::server_error)
 }

@@ -3,11 +3,10 @@
 //! proof, so no login ticket is involved; the response also carries `session_id`, the handle of
 //! the server-side session that `/api/wechat/ma/user` and `/ma/phone` take.
 
-use super::{GrantRequest, effective_scope};
+use super::{GrantRequest, effective_scope, issue_for_account};
 use crate::oauth::OAuthError;
 use crate::oauth::OAuthServices;
-use crate::oauth::grants::flow::issue_for_account;
-use crate::oauth::token_issuer::Issued;
+use crate::oauth::token_service::Issued;
 
 /// Exchange the code, record the identity, issue tokens for its account; returns what was issued
 /// and the Mini Program session id.
@@ -24,7 +23,7 @@ pub async fn grant(
         .mini_program
         .sign_in(appid, code)
         .await
-        .map_err(|e| e.into_oauth())?;
+        .map_err(OAuthError::from)?;
     let issued = issue_for_account(services, request, &session.account, &scope).await?;
     Ok((issued, session.session_id))
 }

@@ -1,7 +1,8 @@
 //! One file per grant type. Each takes the authenticated client and the request parameters and
-//! returns what the [`TokenIssuer`](crate::oauth::token_issuer::TokenIssuer) issued.
+//! returns what the [`TokenService`](crate::oauth::token_service::TokenService) issued.
 //! `client_credentials`, `refresh_token` and `authorization_code` run oxide-auth's grant state
-//! machines; `flow` and `mini_program` are ours and reuse the same registry and issuer.
+//! machines through the oxide-auth adapter (`token_issuer`); `flow` and `mini_program` are ours
+//! and issue through [`issue_for_account`].
 
 pub mod authorization_code;
 pub mod client_credentials;
@@ -10,11 +11,15 @@ pub mod mini_program;
 pub mod refresh_token;
 
 use oxide_auth::code_grant::error::{AccessTokenError, AccessTokenErrorType};
+use oxide_auth::primitives::scope::Scope;
 
 use crate::oauth::OAuthError;
+use crate::oauth::OAuthServices;
 use crate::oauth::client_auth::ClientCredentials;
 use crate::oauth::client_registry::RegisteredClient;
-use crate::oauth::token_endpoint::Params;
+use crate::oauth::params::Params;
+use crate::oauth::token_service::Issued;
+use crate::users::Account;
 
 /// What every grant gets.
 pub struct GrantRequest<'a> {
@@ -68,4 +73,22 @@ pub(crate) fn effective_scope(
             Ok(scopes.join(" "))
         }
     }
+}
+
+/// Issue tokens for a user account, with a refresh token when the client may refresh.
+pub(crate) async fn issue_for_account(
+    services: &OAuthServices,
+    request: &GrantRequest<'_>,
+    account: &Account,
+    scope: &str,
+) -> Result<Issued, OAuthError> {
+    let scope: Scope = scope
+        .parse()
+        .map_err(|_| OAuthError::invalid_scope("malformed scope"))?;
+    let with_refresh = request.client.allows_grant("refresh_token");
+    services
+        .tokens
+        .issue_for_user(request.client, account, &scope, with_refresh)
+        .await
+        .map_err(|_| OAuthError::server_error())
 }

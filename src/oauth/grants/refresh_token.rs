@@ -11,7 +11,8 @@ use oxide_auth_async::primitives::{Issuer, Registrar};
 use super::{GrantRequest, from_access_token_error};
 use crate::audit::{AuditEvent, AuditKind, Outcome};
 use crate::oauth::authenticated_client::AuthenticatedClient;
-use crate::oauth::token_issuer::{Issued, SubjectKind, TokenIssuer};
+use crate::oauth::token_issuer::TokenIssuer;
+use crate::oauth::token_service::{Issued, SubjectKind};
 use crate::oauth::{OAuthError, OAuthServices};
 
 struct RefreshRequest<'a> {

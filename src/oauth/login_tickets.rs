@@ -1,5 +1,6 @@
 //! Login tickets: single-use, 5-minute proofs that WeChat vouched for an identity moments ago.
-//! wxauth mints one when a code exchange succeeds; the `flow` grant consumes it. Only the keyed
+//! They are the `flow` grant's proof, so they live on the OAuth side: the login side mints one
+//! when a code exchange succeeds; the `flow` grant consumes it. Only the keyed
 //! hash is stored, and consumption is one conditional UPDATE, so a ticket works once even under
 //! concurrent use.
 //!
