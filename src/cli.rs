@@ -161,6 +161,12 @@ struct CreateClientArgs {
     /// Whether the flow grant demands a login ticket.
     #[arg(long, value_enum, default_value_t = FlowTicketArg::Required)]
     flow_ticket: FlowTicketArg,
+    /// The name people see on the consent page.
+    #[arg(long)]
+    display_name: Option<String>,
+    /// The logo people see on the consent page (https).
+    #[arg(long)]
+    logo_url: Option<String>,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug)]
@@ -645,6 +651,8 @@ async fn client_command(state: &AppState, command: ClientCommand) -> Result<(), 
                     flow_ticket,
                     introspect: args.introspect,
                     refresh_family_ttl: args.refresh_family_ttl,
+                    display_name: args.display_name,
+                    logo_url: args.logo_url,
                 })
                 .await
                 .map_err(fail)?;

@@ -19,7 +19,9 @@ pub mod userinfo;
 
 use std::sync::Arc;
 
-pub use client_registry::{ClientRegistry, FlowTicketPolicy, NewClient, RegisteredClient};
+pub use client_registry::{
+    ClientChanges, ClientRegistry, FlowTicketPolicy, NewClient, RegisteredClient,
+};
 pub use error::{OAuthError, OAuthErrorCode};
 
 use crate::app_registry::AppRegistry;

@@ -334,7 +334,7 @@ impl TokenService {
     }
 
     /// Sign the planned access token. `known_account` is the subject's account when the grant
-    /// has just read it.
+    /// has just read it. `None` when the subject's account is disabled: it gets no tokens.
     async fn access_token(
         &self,
         client: &RegisteredClient,
@@ -343,7 +343,7 @@ impl TokenService {
         scope: &str,
         planned: &PlannedAccess,
         known_account: Option<&Account>,
-    ) -> Result<(AccessClaims, String), ()> {
+    ) -> Result<Option<(AccessClaims, String)>, ()> {
         let mut claims = AccessClaims {
             iss: self.issuer.clone(),
             sub: subject.subject(owner_id),
@@ -365,6 +365,9 @@ impl TokenService {
                 Some(account) => account.clone(),
                 None => self.user_claims(owner_id).await?.ok_or(())?,
             };
+            if account.is_disabled() {
+                return Ok(None);
+            }
             let name = account
                 .union_id
                 .clone()
@@ -380,7 +383,7 @@ impl TokenService {
             .sign(ACCESS_TOKEN_TYP, &claims)
             .await
             .map_err(|e| tracing::error!(error = %e, "signing access token"))?;
-        Ok((claims, token))
+        Ok(Some((claims, token)))
     }
 
     /// A refresh-token row and the token it stands for.
@@ -718,7 +721,11 @@ impl TokenIssuer<'_> {
                 access,
                 self.account.as_ref(),
             )
-            .await?;
+            .await?
+            .ok_or_else(|| {
+                // A disabled account: the grant answers invalid_grant, as for a revoked family.
+                self.refused = Some(RefreshRefusal::Invalid);
+            })?;
         let issued = Issued {
             expires_in: claims.exp - claims.iat,
             claims,

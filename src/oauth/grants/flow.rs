@@ -115,6 +115,9 @@ pub(crate) async fn issue_for_account(
     account: &Account,
     scope: &str,
 ) -> Result<Issued, OAuthError> {
+    if account.is_disabled() {
+        return Err(OAuthError::invalid_grant("the account is disabled"));
+    }
     let with_refresh = request.client.allows_grant("refresh_token");
     let mut issuer = services
         .tokens
