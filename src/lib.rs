@@ -19,8 +19,10 @@
 //!   [`ttl_cache`]: short-lived caches of records read on every token request.
 //! - [`server`]: serving with timeouts and caps; [`limits`]: rate limits and the guessing
 //!   throttle (in process, or shared through Redis).
+//! - [`admin`]: administration (users, clients, keys, audit) for the admin API and the CLI.
 //! - [`cli`]: the `wxauth` command.
 
+pub mod admin;
 pub mod app_registry;
 pub mod audit;
 pub mod cli;
