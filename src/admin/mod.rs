@@ -143,13 +143,16 @@ impl Admin {
             (Some(configured), Some(presented)) => token_matches(configured, presented),
             _ => false,
         };
+        // A request without a token guesses nothing; a wrong token counts as a failure.
         match (ok, ip) {
             (true, Some(ip)) => {
                 self.limits
                     .client_auth_succeeded(ADMIN_THROTTLE_KEY, ip)
                     .await
             }
-            (false, Some(ip)) => self.limits.client_auth_failed(ADMIN_THROTTLE_KEY, ip).await,
+            (false, Some(ip)) if presented.is_some() => {
+                self.limits.client_auth_failed(ADMIN_THROTTLE_KEY, ip).await
+            }
             _ => {}
         }
         if ok {

@@ -529,7 +529,8 @@ impl Admin {
                 .into_iter()
                 .map(family_view)
                 .collect::<Vec<_>>(),
-            "audit_events": self.account_events(id, u64::MAX).await?,
+            // Every event (sqlx binds at most i64::MAX on SQLite).
+            "audit_events": self.account_events(id, i64::MAX as u64).await?,
         });
         self.record(
             actor,
