@@ -46,6 +46,9 @@ pub enum AuditKind {
     AppChanged,
     /// A signing key was added, activated or retired.
     KeyChanged,
+    /// An administrator disabled, enabled, revoked, exported or deleted an account
+    /// (`detail.action`); after a deletion only this event (with no personal data) remains.
+    AccountChanged,
 }
 
 impl AuditKind {
@@ -63,6 +66,7 @@ impl AuditKind {
             Self::ClientChanged => "client_changed",
             Self::AppChanged => "app_changed",
             Self::KeyChanged => "key_changed",
+            Self::AccountChanged => "account_changed",
         }
     }
 
@@ -77,7 +81,9 @@ impl AuditKind {
             | Self::DecryptCapReached
             | Self::H5BindingRefused
             | Self::ClientAuthThrottled => REFUSALS,
-            Self::ClientChanged | Self::AppChanged | Self::KeyChanged => ADMIN_CHANGES,
+            Self::ClientChanged | Self::AppChanged | Self::KeyChanged | Self::AccountChanged => {
+                ADMIN_CHANGES
+            }
         }
     }
 
@@ -94,6 +100,7 @@ impl AuditKind {
         Self::ClientChanged,
         Self::AppChanged,
         Self::KeyChanged,
+        Self::AccountChanged,
     ];
 
     /// The kind stored as `name`.

@@ -1,6 +1,7 @@
 //! The `wxauth` command line: `serve`, `dev`, `migrate`, `simulator`, `keys`, `client`, `app`,
-//! `audit`, `healthcheck`. Every change a command makes is written to the audit trail with the
-//! actor `cli:USER`.
+//! `user`, `audit`, `healthcheck`. Every change a command makes is written to the audit trail with
+//! the actor `cli:USER`. `user`, `keys` and `client` go through the same core functions as the
+//! admin API ([`crate::admin`]).
 //!
 //! Every command reads the same configuration as the server. Failures print one line to stderr
 //! and exit with status 2 (configuration) or 1 (anything else); nothing panics. Logs go to stderr
@@ -13,14 +14,15 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::admin::users::UserQuery;
+use crate::admin::{Actor, Admin, AdminError};
 use crate::app_registry::{AppKind, NewApp};
 use crate::audit::{AuditEvent, AuditFilter, AuditKind, Outcome, StoredEvent};
 use crate::clock::{SharedClock, SystemClock};
 use crate::config::{Config, LogFormat};
-use crate::oauth::client_registry::{
-    ClientRegistryError, DEFAULT_ACCESS_TTL, DEFAULT_FAMILY_TTL, DEFAULT_REFRESH_TTL,
-};
-use crate::oauth::{FlowTicketPolicy, NewClient, RegisteredClient};
+use crate::oauth::client_registry::{DEFAULT_ACCESS_TTL, DEFAULT_FAMILY_TTL, DEFAULT_REFRESH_TTL};
+use crate::oauth::keys::KeyInfo;
+use crate::oauth::{ClientChanges, FlowTicketPolicy, NewClient, RegisteredClient};
 use crate::secret::Secret;
 use crate::state::{AppState, StartError};
 
@@ -69,6 +71,11 @@ enum Command {
         #[command(subcommand)]
         command: AppCommand,
     },
+    /// Find, inspect, disable, export or delete users (accounts and their WeChat identities).
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
     /// Show the audit trail, newest first.
     Audit(AuditArgs),
     /// Exit 0 when the local server answers `GET /healthz` with 200, 1 otherwise (for container
@@ -106,8 +113,56 @@ struct AuditArgs {
 
 #[derive(Subcommand, Debug)]
 enum KeysCommand {
-    /// Add a new signing key; older public keys stay published until their tokens expire.
-    Rotate,
+    /// List signing keys and their state (pending, active, retiring, expired).
+    List,
+    /// Add a new signing key, published at once, signing after --activate-after seconds
+    /// (default WXAUTH_KEY_ACTIVATION_DELAY_SECS); the current key retires then and stays
+    /// published until its tokens expire.
+    Rotate {
+        #[arg(long, allow_negative_numbers = true)]
+        activate_after: Option<i64>,
+    },
+    /// Retire a key that does not sign now (a pending one: its rotation is called off).
+    Retire { kid: String },
+}
+
+#[derive(Subcommand, Debug)]
+enum UserCommand {
+    /// Find accounts (every criterion given must match); prints JSON.
+    Find {
+        #[arg(long)]
+        account: Option<i64>,
+        #[arg(long)]
+        unionid: Option<String>,
+        #[arg(long)]
+        openid: Option<String>,
+        #[arg(long)]
+        phone: Option<String>,
+        /// A substring of the nickname.
+        #[arg(long)]
+        nickname: Option<String>,
+        #[arg(long, default_value_t = 1)]
+        page: u64,
+        #[arg(long, default_value_t = 50)]
+        per_page: u64,
+    },
+    /// Show an account: identities, consents, sessions, refresh-token families, recent events.
+    Show { account: i64 },
+    /// Disable an account: no new tokens, and everything it holds is revoked.
+    Disable { account: i64 },
+    /// Enable a disabled account.
+    Enable { account: i64 },
+    /// Revoke every session and token of an account.
+    Revoke { account: i64 },
+    /// Print everything held about an account as JSON (PIPL: the right to access).
+    Export { account: i64 },
+    /// Delete an account and everything about it; one tombstone audit event stays.
+    Delete {
+        account: i64,
+        /// Required: deletion cannot be undone.
+        #[arg(long)]
+        yes: bool,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -118,8 +173,15 @@ enum ClientCommand {
     List,
     /// Show one client.
     Show { client_id: String },
-    /// Replace a client's secret (printed once).
-    RotateSecret { client_id: String },
+    /// Change a client's settings (only the options given).
+    Update(UpdateClientArgs),
+    /// Replace a client's secret (printed once); the old one keeps working for --overlap
+    /// seconds (default WXAUTH_CLIENT_SECRET_OVERLAP_SECS; 0 stops it at once).
+    RotateSecret {
+        client_id: String,
+        #[arg(long, allow_negative_numbers = true)]
+        overlap: Option<i64>,
+    },
     /// Delete a client.
     Delete { client_id: String },
 }
@@ -163,6 +225,46 @@ struct CreateClientArgs {
     /// Whether the flow grant demands a login ticket.
     #[arg(long, value_enum, default_value_t = FlowTicketArg::Required)]
     flow_ticket: FlowTicketArg,
+    /// The name people see on the consent page.
+    #[arg(long)]
+    display_name: Option<String>,
+    /// The logo people see on the consent page (https).
+    #[arg(long)]
+    logo_url: Option<String>,
+}
+
+#[derive(Args, Debug)]
+struct UpdateClientArgs {
+    client_id: String,
+    #[arg(long)]
+    display_name: Option<String>,
+    #[arg(long, conflicts_with = "display_name")]
+    clear_display_name: bool,
+    #[arg(long)]
+    logo_url: Option<String>,
+    #[arg(long, conflicts_with = "logo_url")]
+    clear_logo_url: bool,
+    /// Comma-separated; replaces the grant types.
+    #[arg(long, value_delimiter = ',')]
+    grant_types: Option<Vec<String>>,
+    /// Comma-separated; replaces the scopes.
+    #[arg(long, value_delimiter = ',')]
+    scopes: Option<Vec<String>>,
+    /// Replaces the redirect URIs (repeatable).
+    #[arg(long = "redirect-uri")]
+    redirect_uris: Option<Vec<String>>,
+    #[arg(long)]
+    first_party: Option<bool>,
+    #[arg(long, allow_negative_numbers = true)]
+    access_token_ttl: Option<i64>,
+    #[arg(long, allow_negative_numbers = true)]
+    refresh_token_ttl: Option<i64>,
+    #[arg(long, allow_negative_numbers = true)]
+    refresh_family_ttl: Option<i64>,
+    #[arg(long, value_enum)]
+    flow_ticket: Option<FlowTicketArg>,
+    #[arg(long)]
+    introspect: Option<bool>,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug)]
@@ -356,27 +458,13 @@ async fn run(command: Command) -> Result<(), CliError> {
         )
         .await
         .map_err(|e| CliError::new(2, format!("--listen: cannot serve on {listen}: {e}"))),
-        Command::Keys {
-            command: KeysCommand::Rotate,
-        } => {
+        Command::Keys { command } => {
             let state = AppState::build(Config::from_env()?, clock).await?;
-            let kid = state
-                .oauth
-                .tokens
-                .keys()
-                .rotate()
-                .await
-                .map_err(|e| CliError::failed(e.to_string()))?;
-            audit_change(
-                &state,
-                AuditEvent::new(AuditKind::KeyChanged, Outcome::Ok).subject(kid.as_str()),
-                "rotate",
-            )
-            .await;
-            println!(
-                "new signing key {kid}; older keys stay in the JWKS until their tokens expire"
-            );
-            Ok(())
+            keys_command(&Admin::new(&state), command).await
+        }
+        Command::User { command } => {
+            let state = AppState::build(Config::from_env()?, clock).await?;
+            user_command(&Admin::new(&state), command).await
         }
         Command::Client { command } => {
             let state = AppState::build(Config::from_env()?, clock).await?;
@@ -466,23 +554,156 @@ fn local_health_url(listen: std::net::SocketAddr) -> Result<url::Url, url::Parse
 }
 
 /// Who a command acts as in the audit trail: `cli:` and the OS user.
-fn cli_actor() -> String {
+fn cli_actor() -> Actor {
     let user = std::env::var("USER")
         .or_else(|_| std::env::var("USERNAME"))
         .unwrap_or_else(|_| "unknown".into());
-    format!("cli:{user}")
+    Actor::cli(&user)
+}
+
+/// An administrative failure, naming the option of a refused value. A value out of range is a
+/// usage error (2), like one clap refuses; a client's refused names, grants, scopes, URIs and
+/// secrets stay failures (1), as `client create` always answered them.
+fn admin_failed(e: AdminError) -> CliError {
+    match e {
+        AdminError::Invalid { field, reason } => {
+            let option = match field {
+                "overlap_secs" => "overlap".to_owned(),
+                field => field.replace('_', "-"),
+            };
+            let status = match field {
+                "client_id" | "secret" | "grant_types" | "scopes" | "redirect_uris"
+                | "display_name" | "logo_url" => 1,
+                _ => 2,
+            };
+            CliError::new(status, format!("--{option}: {reason}"))
+        }
+        e => CliError::failed(e.to_string()),
+    }
+}
+
+fn print_json(value: &impl serde::Serialize) -> Result<(), CliError> {
+    let text = serde_json::to_string_pretty(value)
+        .map_err(|e| CliError::failed(format!("writing JSON: {e}")))?;
+    println!("{text}");
+    Ok(())
+}
+
+async fn keys_command(admin: &Admin, command: KeysCommand) -> Result<(), CliError> {
+    let actor = cli_actor();
+    let line = |k: &KeyInfo| {
+        let at = |t: Option<i64>| t.map_or("-".to_owned(), |t| t.to_string());
+        format!(
+            "{}\t{}\t{}\tcreated={}\tactivates={}\tretired={}",
+            k.kid,
+            k.alg,
+            k.state.as_str(),
+            k.created_at,
+            at(k.activates_at),
+            at(k.retired_at)
+        )
+    };
+    match command {
+        KeysCommand::List => {
+            for key in admin.keys().await.map_err(admin_failed)? {
+                println!("{}", line(&key));
+            }
+        }
+        KeysCommand::Rotate { activate_after } => {
+            let key = admin
+                .rotate_key(&actor, activate_after)
+                .await
+                .map_err(admin_failed)?;
+            println!("{}", line(&key));
+            println!(
+                "new signing key {}: published now, signs from {}; older keys stay in the JWKS until their tokens expire",
+                key.kid,
+                key.activates_at.unwrap_or(key.created_at)
+            );
+        }
+        KeysCommand::Retire { kid } => {
+            let key = admin.retire_key(&actor, &kid).await.map_err(admin_failed)?;
+            println!("{}", line(&key));
+        }
+    }
+    Ok(())
+}
+
+async fn user_command(admin: &Admin, command: UserCommand) -> Result<(), CliError> {
+    let actor = cli_actor();
+    match command {
+        UserCommand::Find {
+            account,
+            unionid,
+            openid,
+            phone,
+            nickname,
+            page,
+            per_page,
+        } => print_json(
+            &admin
+                .find_users(&UserQuery {
+                    account_id: account,
+                    union_id: unionid,
+                    open_id: openid,
+                    phone,
+                    nickname,
+                    page,
+                    per_page,
+                })
+                .await
+                .map_err(admin_failed)?,
+        ),
+        UserCommand::Show { account } => {
+            print_json(&admin.show_user(account).await.map_err(admin_failed)?)
+        }
+        UserCommand::Disable { account } => print_json(
+            &admin
+                .disable_user(&actor, account)
+                .await
+                .map_err(admin_failed)?,
+        ),
+        UserCommand::Enable { account } => print_json(
+            &admin
+                .enable_user(&actor, account)
+                .await
+                .map_err(admin_failed)?,
+        ),
+        UserCommand::Revoke { account } => print_json(
+            &admin
+                .revoke_user(&actor, account)
+                .await
+                .map_err(admin_failed)?,
+        ),
+        UserCommand::Export { account } => print_json(
+            &admin
+                .export_user(&actor, account)
+                .await
+                .map_err(admin_failed)?,
+        ),
+        UserCommand::Delete { account, yes } => {
+            if !yes {
+                return Err(CliError::new(
+                    2,
+                    "--yes: deleting an account cannot be undone; add --yes to go ahead",
+                ));
+            }
+            admin
+                .delete_user(&actor, account)
+                .await
+                .map_err(admin_failed)?;
+            println!("deleted account {account}");
+            Ok(())
+        }
+    }
 }
 
 /// Record a change made by a command: `event` names what changed, `action` how.
 async fn audit_change(state: &AppState, event: AuditEvent, action: &str) {
     state
         .audit
-        .record(event.actor(cli_actor()).detail("action", action))
+        .record(event.actor(cli_actor().as_str()).detail("action", action))
         .await;
-}
-
-fn client_changed(client_id: &str) -> AuditEvent {
-    AuditEvent::new(AuditKind::ClientChanged, Outcome::Ok).client(client_id)
 }
 
 fn app_changed(appid: &str) -> AuditEvent {
@@ -634,39 +855,50 @@ fn print_client(c: &RegisteredClient) {
     println!("refresh_family_ttl: {}", c.refresh_family_ttl);
     println!("flow_ticket:       {}", c.flow_ticket.as_str());
     println!("introspect:        {}", c.introspect);
+    println!(
+        "display_name:      {}",
+        c.display_name.as_deref().unwrap_or("-")
+    );
+    println!(
+        "logo_url:          {}",
+        c.logo_url.as_deref().unwrap_or("-")
+    );
+    if let Some(until) = c.previous_secret_until {
+        println!("previous secret valid until: {until}");
+    }
 }
 
 async fn client_command(state: &AppState, command: ClientCommand) -> Result<(), CliError> {
-    let fail = |e: ClientRegistryError| match e {
-        // A value out of range is a usage error, like one clap refuses.
-        ClientRegistryError::InvalidTtl { .. } => CliError::new(2, e.to_string()),
-        _ => CliError::failed(e.to_string()),
-    };
+    let admin = Admin::new(state);
+    let actor = cli_actor();
     match command {
         ClientCommand::Create(args) => {
             let flow_ticket = match args.flow_ticket {
                 FlowTicketArg::Required => FlowTicketPolicy::Required,
                 FlowTicketArg::Optional => FlowTicketPolicy::Optional,
             };
-            let (client, secret) = state
-                .clients
-                .create(NewClient {
-                    client_id: args.client_id,
-                    secret: args.secret.map(Secret::new),
-                    grant_types: args.grant_types,
-                    scopes: args.scopes,
-                    redirect_uris: args.redirect_uris,
-                    public: args.public,
-                    first_party: args.first_party,
-                    access_token_ttl: args.access_token_ttl,
-                    refresh_token_ttl: args.refresh_token_ttl,
-                    flow_ticket,
-                    introspect: args.introspect,
-                    refresh_family_ttl: args.refresh_family_ttl,
-                })
+            let (client, secret) = admin
+                .create_client(
+                    &actor,
+                    NewClient {
+                        client_id: args.client_id,
+                        secret: args.secret.map(Secret::new),
+                        grant_types: args.grant_types,
+                        scopes: args.scopes,
+                        redirect_uris: args.redirect_uris,
+                        public: args.public,
+                        first_party: args.first_party,
+                        access_token_ttl: args.access_token_ttl,
+                        refresh_token_ttl: args.refresh_token_ttl,
+                        flow_ticket,
+                        introspect: args.introspect,
+                        refresh_family_ttl: args.refresh_family_ttl,
+                        display_name: args.display_name,
+                        logo_url: args.logo_url,
+                    },
+                )
                 .await
-                .map_err(fail)?;
-            audit_change(state, client_changed(&client.client_id), "create").await;
+                .map_err(admin_failed)?;
             print_client(&client);
             if let Some(secret) = secret {
                 println!("client_secret:     {}", secret.expose());
@@ -710,20 +942,55 @@ async fn client_command(state: &AppState, command: ClientCommand) -> Result<(), 
                 None => Err(CliError::failed(format!("no client {client_id:?}"))),
             }
         }
-        ClientCommand::RotateSecret { client_id } => {
-            let secret = state
-                .clients
-                .rotate_secret(&client_id)
+        ClientCommand::Update(args) => {
+            let flow_ticket = args.flow_ticket.map(|f| match f {
+                FlowTicketArg::Required => FlowTicketPolicy::Required,
+                FlowTicketArg::Optional => FlowTicketPolicy::Optional,
+            });
+            let clear_or = |clear: bool, value: Option<String>| {
+                if clear { Some(None) } else { value.map(Some) }
+            };
+            let changes = ClientChanges {
+                display_name: clear_or(args.clear_display_name, args.display_name),
+                logo_url: clear_or(args.clear_logo_url, args.logo_url),
+                grant_types: args.grant_types,
+                scopes: args.scopes,
+                redirect_uris: args.redirect_uris,
+                first_party: args.first_party,
+                access_token_ttl: args.access_token_ttl,
+                refresh_token_ttl: args.refresh_token_ttl,
+                refresh_family_ttl: args.refresh_family_ttl,
+                flow_ticket,
+                introspect: args.introspect,
+            };
+            let client = admin
+                .update_client(&actor, &args.client_id, changes)
                 .await
-                .map_err(fail)?;
-            audit_change(state, client_changed(&client_id), "rotate_secret").await;
-            println!("client_secret: {}", secret.expose());
-            println!("(the old secret no longer works; this one will not be shown again)");
+                .map_err(admin_failed)?;
+            print_client(&client);
+            Ok(())
+        }
+        ClientCommand::RotateSecret { client_id, overlap } => {
+            let rotated = admin
+                .rotate_client_secret(&actor, &client_id, overlap)
+                .await
+                .map_err(admin_failed)?;
+            println!("client_secret: {}", rotated.secret.expose());
+            match rotated.previous_valid_until {
+                Some(until) => println!(
+                    "(the old secret keeps working until {until} (unix seconds); this one will not be shown again)"
+                ),
+                None => {
+                    println!("(the old secret no longer works; this one will not be shown again)")
+                }
+            }
             Ok(())
         }
         ClientCommand::Delete { client_id } => {
-            state.clients.delete(&client_id).await.map_err(fail)?;
-            audit_change(state, client_changed(&client_id), "delete").await;
+            admin
+                .delete_client(&actor, &client_id)
+                .await
+                .map_err(admin_failed)?;
             println!("deleted client {client_id}");
             Ok(())
         }

@@ -25,6 +25,10 @@ pub mod defaults {
     pub const REQUEST_TIMEOUT_SECS: u64 = 30;
     pub const MAX_CONNECTIONS: usize = 1024;
     pub const MAX_REQUESTS: usize = 256;
+    /// A rotated-out client secret keeps working for a day.
+    pub const CLIENT_SECRET_OVERLAP_SECS: i64 = 24 * 3600;
+    /// A new signing key is published ten minutes before it signs.
+    pub const KEY_ACTIVATION_DELAY_SECS: i64 = 600;
 }
 
 /// A configuration value that is present but unusable. Its `Display` is the one line printed
@@ -102,6 +106,12 @@ pub struct Config {
     /// Hosts (lower-case, optionally `host:port`) a login may return the browser to.
     pub redirect_allowlist: Vec<String>,
     pub admin_token: Option<Secret>,
+    /// How long a rotated-out client secret keeps working (seconds,
+    /// `WXAUTH_CLIENT_SECRET_OVERLAP_SECS`).
+    pub client_secret_overlap_secs: i64,
+    /// How long a new signing key is published before it signs (seconds,
+    /// `WXAUTH_KEY_ACTIVATION_DELAY_SECS`); at least the JWKS cache time.
+    pub key_activation_delay_secs: i64,
     pub jwt_alg: JwtAlg,
     pub jwt_hs256_secret: Option<Secret>,
     pub master_key: MasterKeySource,
@@ -261,6 +271,19 @@ impl Config {
             ));
         }
 
+        let client_secret_overlap_secs = number_in(
+            &var,
+            "WXAUTH_CLIENT_SECRET_OVERLAP_SECS",
+            0..=crate::oauth::client_registry::MAX_SECRET_OVERLAP,
+            defaults::CLIENT_SECRET_OVERLAP_SECS,
+        )?;
+        let key_activation_delay_secs = number_in(
+            &var,
+            "WXAUTH_KEY_ACTIVATION_DELAY_SECS",
+            crate::oauth::keys::JWKS_MAX_AGE_SECS..=crate::oauth::keys::MAX_ACTIVATION_DELAY,
+            defaults::KEY_ACTIVATION_DELAY_SECS,
+        )?;
+
         let alg_text = var("WXAUTH_JWT_ALG").unwrap_or_else(|| defaults::JWT_ALG.into());
         let jwt_alg = JwtAlg::parse(&alg_text).ok_or_else(|| {
             ConfigError::new(
@@ -380,6 +403,8 @@ impl Config {
             wechat_open_base,
             redirect_allowlist,
             admin_token,
+            client_secret_overlap_secs,
+            key_activation_delay_secs,
             jwt_alg,
             jwt_hs256_secret,
             master_key,

@@ -8,7 +8,8 @@
 //! measures it):
 //! - [`cli`], [`dev`], [`server`]: the `wxauth` command, `wxauth dev`, serving with timeouts and
 //!   caps; [`state`]: the services the handlers share.
-//! - [`http`]: thin axum handlers, one file per endpoint family; [`error`]: `AppError`, the JSON
+//! - [`http`]: thin axum handlers, one file per endpoint family (`/admin/api/v1` in
+//!   `http::admin`, on the core functions of [`admin`]); [`error`]: `AppError`, the JSON
 //!   error (with `http::pages::PageError` for pages), each mapping a domain [`fault::Fault`] once.
 //! - [`login`]: where WeChat's word becomes our user (Mini Program sessions, H5 hops, browser
 //!   sign-in); it mints `oauth` login tickets and implements the `mini_program` grant's
@@ -26,6 +27,7 @@
 //!   process or shared through Redis), [`ttl_cache`] (short-lived caches of records read on every
 //!   token request), [`janitor`] (expiry).
 
+pub mod admin;
 pub mod app_registry;
 pub mod audit;
 pub mod cli;

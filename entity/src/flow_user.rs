@@ -17,6 +17,8 @@ pub struct Model {
     /// When `mobile` was verified (unix seconds).
     pub mobile_verified_at: Option<i64>,
     pub created_at: i64,
+    /// When an administrator disabled the account; `None` while it is enabled.
+    pub disabled_at: Option<i64>,
     pub updated_at: i64,
 }
 

@@ -25,6 +25,14 @@ pub struct Model {
     pub introspect: bool,
     /// The absolute lifetime (seconds) of the refresh-token families issued to this client.
     pub refresh_family_ttl: i64,
+    /// After a rotation: the fingerprint of the previous secret, accepted until
+    /// `previous_secret_expires_at` (unix seconds).
+    pub previous_secret_hash: Option<String>,
+    pub previous_secret_expires_at: Option<i64>,
+    /// The name people see on the consent page.
+    pub display_name: Option<String>,
+    #[sea_orm(column_type = "Text", nullable)]
+    pub logo_url: Option<String>,
     pub created_at: i64,
     pub updated_at: i64,
 }

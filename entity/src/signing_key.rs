@@ -13,6 +13,8 @@ pub struct Model {
     #[sea_orm(column_type = "Text")]
     pub public_jwk: String,
     pub created_at: i64,
+    /// A staged key signs only from this instant (published in the JWKS before); `None`: at once.
+    pub activates_at: Option<i64>,
     /// When a newer key took over signing.
     pub retired_at: Option<i64>,
 }

@@ -21,6 +21,7 @@ mod m20261202_000202_client_resource_server;
 mod m20261202_000301_auth_state_client_ip;
 mod m20261202_000302_wechat_code_exchange;
 mod m20261202_000303_mini_session_key_hash;
+mod m20261210_000401_administration;
 
 /// Every migration, in order.
 pub struct Migrator;
@@ -45,6 +46,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000301_auth_state_client_ip::Migration),
             Box::new(m20261202_000302_wechat_code_exchange::Migration),
             Box::new(m20261202_000303_mini_session_key_hash::Migration),
+            Box::new(m20261210_000401_administration::Migration),
         ]
     }
 }

@@ -1,6 +1,7 @@
 //! The HTTP layer: one file per endpoint family. Handlers extract, call one core function and map
 //! the result; there is no SQL and no outbound HTTP here.
 
+pub mod admin;
 pub mod authorize;
 pub mod component;
 pub mod context;
@@ -43,4 +44,5 @@ pub fn routes() -> Router<AppState> {
         .merge(h5::routes())
         .merge(pages::routes())
         .merge(metrics::routes())
+        .merge(admin::routes())
 }

@@ -51,6 +51,8 @@ pub const MAX_ACCESS_TTL: i64 = crate::oauth::keys::MAX_TOKEN_TTL;
 pub const MAX_REFRESH_TTL: i64 = 365 * 24 * 3600;
 /// The longest refresh-token family lifetime (seconds): one year.
 pub const MAX_FAMILY_TTL: i64 = 365 * 24 * 3600;
+/// The longest a rotated-out secret may keep working (seconds): 30 days.
+pub const MAX_SECRET_OVERLAP: i64 = 30 * 24 * 3600;
 /// The shortest secret accepted when an operator imports one.
 pub const MIN_IMPORTED_SECRET_LEN: usize = 16;
 
@@ -98,6 +100,9 @@ pub struct NewClient {
     pub introspect: bool,
     /// Absolute lifetime of this client's refresh-token families (seconds).
     pub refresh_family_ttl: i64,
+    /// The name and logo people see on the consent page.
+    pub display_name: Option<String>,
+    pub logo_url: Option<String>,
 }
 
 impl Default for NewClient {
@@ -116,6 +121,8 @@ impl Default for NewClient {
             flow_ticket: FlowTicketPolicy::Required,
             introspect: false,
             refresh_family_ttl: DEFAULT_FAMILY_TTL,
+            display_name: None,
+            logo_url: None,
         }
     }
 }
@@ -136,7 +143,34 @@ pub struct RegisteredClient {
     pub introspect: bool,
     /// Absolute lifetime of this client's refresh-token families (seconds).
     pub refresh_family_ttl: i64,
+    /// The name and logo people see instead of the client id.
+    pub display_name: Option<String>,
+    pub logo_url: Option<String>,
+    /// After a secret rotation: until when (unix seconds) the previous secret still works.
+    pub previous_secret_until: Option<i64>,
 }
+
+/// A change to a client's settings: `None` leaves a setting as it is. The type (public or
+/// confidential) and the id never change; the secret changes only by rotation.
+#[derive(Debug, Clone, Default)]
+pub struct ClientChanges {
+    /// `Some(None)` removes the display name.
+    pub display_name: Option<Option<String>>,
+    /// `Some(None)` removes the logo.
+    pub logo_url: Option<Option<String>>,
+    pub grant_types: Option<Vec<String>>,
+    pub scopes: Option<Vec<String>>,
+    pub redirect_uris: Option<Vec<String>>,
+    pub first_party: Option<bool>,
+    pub access_token_ttl: Option<i64>,
+    pub refresh_token_ttl: Option<i64>,
+    pub refresh_family_ttl: Option<i64>,
+    pub flow_ticket: Option<FlowTicketPolicy>,
+    pub introspect: Option<bool>,
+}
+
+/// The longest display name (characters).
+pub const MAX_DISPLAY_NAME_CHARS: usize = 64;
 
 impl RegisteredClient {
     pub fn allows_grant(&self, grant_type: &str) -> bool {
@@ -170,6 +204,14 @@ pub enum ClientRegistryError {
         max: i64,
         value: i64,
     },
+    #[error(
+        "display name must be 1-{MAX_DISPLAY_NAME_CHARS} characters without control characters"
+    )]
+    InvalidDisplayName,
+    #[error("logo URL {0:?} must be an absolute https URL (http only on localhost)")]
+    InvalidLogoUrl(String),
+    #[error("the secret overlap must be from 0 to {max} seconds, got {value}")]
+    InvalidOverlap { max: i64, value: i64 },
     #[error("client {0:?} already exists")]
     AlreadyExists(String),
     #[error("no client {0:?}")]
@@ -191,6 +233,8 @@ pub enum ClientAuthError {
 #[derive(Clone)]
 struct StoredClient {
     secret_hash: Option<String>,
+    /// The previous secret's fingerprint and when it stops working.
+    previous_secret: Option<(String, i64)>,
     client: RegisteredClient,
 }
 
@@ -224,7 +268,61 @@ fn to_registered(m: oauth_client::Model) -> RegisteredClient {
         flow_ticket: FlowTicketPolicy::parse(&m.flow_ticket).unwrap_or(FlowTicketPolicy::Required),
         introspect: m.introspect,
         refresh_family_ttl: m.refresh_family_ttl.clamp(1, MAX_FAMILY_TTL),
+        display_name: m.display_name,
+        logo_url: m.logo_url,
+        previous_secret_until: m
+            .previous_secret_hash
+            .as_ref()
+            .and(m.previous_secret_expires_at),
         client_id: m.client_id,
+    }
+}
+
+/// Grant types, scopes and redirect URIs must be known, valid tokens and exact absolute URLs.
+fn check_lists(
+    grant_types: &[String],
+    scopes: &[String],
+    redirect_uris: &[String],
+) -> Result<(), ClientRegistryError> {
+    for g in grant_types {
+        if !KNOWN_GRANT_TYPES.contains(&g.as_str()) {
+            return Err(ClientRegistryError::UnknownGrantType(g.clone()));
+        }
+    }
+    if let Some(s) = scopes.iter().find(|s| !valid_scope_token(s)) {
+        return Err(ClientRegistryError::InvalidScope(s.clone()));
+    }
+    for uri in redirect_uris {
+        let ok = url::Url::parse(uri)
+            .map(|u| u.fragment().is_none() && u.has_host())
+            .unwrap_or(false);
+        if !ok {
+            return Err(ClientRegistryError::InvalidRedirectUri(uri.clone()));
+        }
+    }
+    Ok(())
+}
+
+fn check_display_name(name: &str) -> Result<(), ClientRegistryError> {
+    let chars = name.chars().count();
+    if (1..=MAX_DISPLAY_NAME_CHARS).contains(&chars) && !name.chars().any(char::is_control) {
+        Ok(())
+    } else {
+        Err(ClientRegistryError::InvalidDisplayName)
+    }
+}
+
+/// A logo is shown on the consent page: https, or http on a loopback host (development).
+fn check_logo_url(text: &str) -> Result<(), ClientRegistryError> {
+    let ok = url::Url::parse(text).is_ok_and(|u| match u.scheme() {
+        "https" => u.has_host(),
+        "http" => matches!(u.host_str(), Some("localhost" | "127.0.0.1" | "[::1]")),
+        _ => false,
+    });
+    if ok && text.len() <= 2048 {
+        Ok(())
+    } else {
+        Err(ClientRegistryError::InvalidLogoUrl(text.to_owned()))
     }
 }
 
@@ -277,21 +375,12 @@ impl ClientRegistry {
         if !valid_client_id(&new.client_id) {
             return Err(ClientRegistryError::InvalidClientId);
         }
-        for g in &new.grant_types {
-            if !KNOWN_GRANT_TYPES.contains(&g.as_str()) {
-                return Err(ClientRegistryError::UnknownGrantType(g.clone()));
-            }
+        check_lists(&new.grant_types, &new.scopes, &new.redirect_uris)?;
+        if let Some(name) = &new.display_name {
+            check_display_name(name)?;
         }
-        if let Some(s) = new.scopes.iter().find(|s| !valid_scope_token(s)) {
-            return Err(ClientRegistryError::InvalidScope(s.clone()));
-        }
-        for uri in &new.redirect_uris {
-            let ok = url::Url::parse(uri)
-                .map(|u| u.fragment().is_none() && u.has_host())
-                .unwrap_or(false);
-            if !ok {
-                return Err(ClientRegistryError::InvalidRedirectUri(uri.clone()));
-            }
+        if let Some(logo) = &new.logo_url {
+            check_logo_url(logo)?;
         }
         check_ttl("--access-token-ttl", new.access_token_ttl, MAX_ACCESS_TTL)?;
         check_ttl(
@@ -339,6 +428,10 @@ impl ClientRegistry {
             flow_ticket: Set(new.flow_ticket.as_str().to_string()),
             introspect: Set(new.introspect),
             refresh_family_ttl: Set(new.refresh_family_ttl),
+            previous_secret_hash: Set(None),
+            previous_secret_expires_at: Set(None),
+            display_name: Set(new.display_name.clone()),
+            logo_url: Set(new.logo_url.clone()),
             created_at: Set(now),
             updated_at: Set(now),
         }
@@ -420,6 +513,124 @@ impl ClientRegistry {
         Ok(())
     }
 
+    /// Replace a confidential client's secret with a fresh one, returned once; the current
+    /// secret keeps working for `overlap` seconds more (0: it stops at once). A secret that was
+    /// still overlapping from an earlier rotation stops now. Returns the new secret and when the
+    /// old one stops.
+    pub async fn rotate_secret_with_overlap(
+        &self,
+        client_id: &str,
+        overlap: i64,
+    ) -> Result<(Secret, Option<i64>), ClientRegistryError> {
+        if !(0..=MAX_SECRET_OVERLAP).contains(&overlap) {
+            return Err(ClientRegistryError::InvalidOverlap {
+                max: MAX_SECRET_OVERLAP,
+                value: overlap,
+            });
+        }
+        let model = oauth_client::Entity::find_by_id(client_id.to_string())
+            .one(&self.db)
+            .await?
+            .ok_or_else(|| ClientRegistryError::NotFound(client_id.to_string()))?;
+        if model.is_public {
+            return Err(ClientRegistryError::PublicWithSecret);
+        }
+        let now = self.clock.now();
+        let until = (overlap > 0).then(|| now.saturating_add(overlap));
+        let previous = model.secret_hash.clone().filter(|_| until.is_some());
+        let secret = Self::generate_secret();
+        let mut active: oauth_client::ActiveModel = model.into();
+        active.secret_hash = Set(Some(self.vault.fingerprint(secret.expose())));
+        active.previous_secret_expires_at = Set(previous.as_ref().and(until));
+        active.previous_secret_hash = Set(previous);
+        active.updated_at = Set(now);
+        active.update(&self.db).await?;
+        self.cache.invalidate(client_id);
+        Ok((secret, until))
+    }
+
+    /// Change a client's settings, validated like [`ClientRegistry::create`]; nothing is
+    /// written when a value is refused. Returns the client as it now is.
+    pub async fn update(
+        &self,
+        client_id: &str,
+        changes: ClientChanges,
+    ) -> Result<RegisteredClient, ClientRegistryError> {
+        let model = oauth_client::Entity::find_by_id(client_id.to_string())
+            .one(&self.db)
+            .await?
+            .ok_or_else(|| ClientRegistryError::NotFound(client_id.to_string()))?;
+        let current = to_registered(model.clone());
+        check_lists(
+            changes.grant_types.as_deref().unwrap_or_default(),
+            changes.scopes.as_deref().unwrap_or_default(),
+            changes.redirect_uris.as_deref().unwrap_or_default(),
+        )?;
+        if let Some(Some(name)) = &changes.display_name {
+            check_display_name(name)?;
+        }
+        if let Some(Some(logo)) = &changes.logo_url {
+            check_logo_url(logo)?;
+        }
+        check_ttl(
+            "--access-token-ttl",
+            changes.access_token_ttl.unwrap_or(current.access_token_ttl),
+            MAX_ACCESS_TTL,
+        )?;
+        check_ttl(
+            "--refresh-token-ttl",
+            changes
+                .refresh_token_ttl
+                .unwrap_or(current.refresh_token_ttl),
+            MAX_REFRESH_TTL,
+        )?;
+        check_ttl(
+            "--refresh-family-ttl",
+            changes
+                .refresh_family_ttl
+                .unwrap_or(current.refresh_family_ttl),
+            MAX_FAMILY_TTL,
+        )?;
+        let mut active: oauth_client::ActiveModel = model.into();
+        if let Some(name) = changes.display_name {
+            active.display_name = Set(name);
+        }
+        if let Some(logo) = changes.logo_url {
+            active.logo_url = Set(logo);
+        }
+        if let Some(grants) = changes.grant_types {
+            active.grant_types = Set(grants.join(","));
+        }
+        if let Some(scopes) = changes.scopes {
+            active.scopes = Set(scopes.join(" "));
+        }
+        if let Some(uris) = changes.redirect_uris {
+            active.redirect_uris = Set(uris.join("\n"));
+        }
+        if let Some(first_party) = changes.first_party {
+            active.first_party = Set(first_party);
+        }
+        if let Some(ttl) = changes.access_token_ttl {
+            active.access_token_ttl = Set(ttl);
+        }
+        if let Some(ttl) = changes.refresh_token_ttl {
+            active.refresh_token_ttl = Set(ttl);
+        }
+        if let Some(ttl) = changes.refresh_family_ttl {
+            active.refresh_family_ttl = Set(ttl);
+        }
+        if let Some(policy) = changes.flow_ticket {
+            active.flow_ticket = Set(policy.as_str().to_owned());
+        }
+        if let Some(introspect) = changes.introspect {
+            active.introspect = Set(introspect);
+        }
+        active.updated_at = Set(self.clock.now());
+        let updated = active.update(&self.db).await?;
+        self.cache.invalidate(client_id);
+        Ok(to_registered(updated))
+    }
+
     /// The stored client, from the cache while its entry is fresh, else from the database.
     /// Unknown ids are not cached: they always cost a read.
     async fn stored(&self, client_id: &str) -> Result<Option<StoredClient>, DbErr> {
@@ -436,6 +647,10 @@ impl ClientRegistry {
         Ok(model.map(|m| {
             let stored = StoredClient {
                 secret_hash: m.secret_hash.clone(),
+                previous_secret: m
+                    .previous_secret_hash
+                    .clone()
+                    .zip(m.previous_secret_expires_at),
                 client: to_registered(m),
             };
             self.cache
@@ -457,7 +672,15 @@ impl ClientRegistry {
             return Err(ClientAuthError::BadCredentials);
         };
         let ok = match (&stored.secret_hash, secret) {
-            (Some(hash), Some(given)) => self.vault.matches_fingerprint(given, hash),
+            (Some(hash), Some(given)) => {
+                // Both compares always run (constant time, whichever matches): the current
+                // secret, and the previous one while its overlap lasts.
+                let current = self.vault.matches_fingerprint(given, hash);
+                let previous = stored.previous_secret.as_ref().is_some_and(|(old, until)| {
+                    self.vault.matches_fingerprint(given, old) & (self.clock.now() < *until)
+                });
+                current | previous
+            }
             (None, None) => stored.client.public,
             _ => false,
         };

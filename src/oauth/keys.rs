@@ -27,7 +27,7 @@ use p256::pkcs8::DecodePrivateKey as _;
 use rand::rngs::OsRng;
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, DatabaseConnection, DbErr, EntityTrait,
-    QueryFilter, QueryOrder,
+    QueryFilter, QueryOrder, TransactionTrait,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -51,6 +51,101 @@ const RETENTION_MARGIN: i64 = 300;
 const RELOAD_EVERY: i64 = 60;
 /// The most often (seconds) a token with an unknown `kid` makes an instance re-read the table.
 pub const UNKNOWN_KID_RELOAD_EVERY: i64 = 30;
+
+/// How long resource servers may cache the JWKS (the `max-age` of `/.well-known/jwks.json`):
+/// a staged key waits at least this long by default before it signs.
+pub const JWKS_MAX_AGE_SECS: i64 = 300;
+/// The longest a staged key may wait before it signs (seconds): one week.
+pub const MAX_ACTIVATION_DELAY: i64 = 7 * 24 * 3600;
+
+/// Where a key is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KeyState {
+    /// Published in the JWKS; signs from its activation instant.
+    Pending,
+    /// Signs new tokens (and is published).
+    Active,
+    /// No longer signs; published until the tokens it signed have expired.
+    Retiring,
+    /// Gone from the JWKS.
+    Expired,
+}
+
+impl KeyState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Active => "active",
+            Self::Retiring => "retiring",
+            Self::Expired => "expired",
+        }
+    }
+}
+
+/// A stored key as an administrator sees it (never the private half).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyInfo {
+    pub kid: String,
+    pub alg: String,
+    pub state: KeyState,
+    pub created_at: i64,
+    pub activates_at: Option<i64>,
+    pub retired_at: Option<i64>,
+}
+
+/// The state of each row at `now` (rows newest first): the newest key of `alg` that has
+/// activated and is not retired signs; a key retired (or to be retired) stays published until
+/// every token it signed has expired.
+fn key_states(rows: &[signing_key::Model], now: i64, alg: JwtAlg) -> Vec<KeyState> {
+    let mut active_found = false;
+    rows.iter()
+        .map(|row| {
+            let retired = row.retired_at.is_some_and(|r| r <= now);
+            if row
+                .retired_at
+                .is_some_and(|r| r + MAX_TOKEN_TTL + RETENTION_MARGIN < now)
+            {
+                KeyState::Expired
+            } else if !retired && row.activates_at.is_some_and(|a| a > now) {
+                KeyState::Pending
+            } else if !retired && !active_found && row.alg == alg.as_str() {
+                active_found = true;
+                KeyState::Active
+            } else {
+                KeyState::Retiring
+            }
+        })
+        .collect()
+}
+
+/// The next instant after `now` at which a key activates or retires (the set changes).
+fn next_change(rows: &[signing_key::Model], now: i64) -> Option<i64> {
+    rows.iter()
+        .flat_map(|row| [row.activates_at, row.retired_at])
+        .flatten()
+        .filter(|at| *at > now)
+        .min()
+}
+
+/// Why an administrative key operation was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyAdminError {
+    #[error("no signing key {0:?}")]
+    NotFound(String),
+    #[error("key {0:?} signs new tokens now; rotate to a new key first")]
+    Active(String),
+    #[error("the activation delay must be from 0 to {MAX_ACTIVATION_DELAY} seconds, got {0}")]
+    InvalidDelay(i64),
+    #[error(transparent)]
+    Key(#[from] KeyError),
+}
+
+impl From<DbErr> for KeyAdminError {
+    fn from(e: DbErr) -> Self {
+        Self::Key(KeyError::Db(e))
+    }
+}
 
 /// Why signing or verifying failed.
 #[derive(Debug, thiserror::Error)]
@@ -152,6 +247,8 @@ struct KeySet {
     verifying: HashMap<String, VerifyingKey>,
     jwks: Value,
     loaded_at: i64,
+    /// When a staged key activates or a key retires: the set must be read again then.
+    next_change: Option<i64>,
 }
 
 /// The signing keys of this deployment.
@@ -306,6 +403,7 @@ impl SigningKeys {
             private_key_enc: Set(vault.seal(&pem, sealed_at(&kid))),
             public_jwk: Set(jwk.to_string()),
             created_at: Set(now),
+            activates_at: Set(None),
             retired_at: Set(None),
         }
         .insert(db)
@@ -329,18 +427,15 @@ impl SigningKeys {
         let mut verifying = HashMap::new();
         let mut published = Vec::new();
         let mut active: Option<(String, ActiveSigner)> = None;
-        for row in &rows {
-            let retired_long_ago = row
-                .retired_at
-                .is_some_and(|r| r + MAX_TOKEN_TTL + RETENTION_MARGIN < now);
-            if retired_long_ago {
+        for (row, state) in rows.iter().zip(key_states(&rows, now, alg)) {
+            if state == KeyState::Expired {
                 continue;
             }
             let jwk: Value = serde_json::from_str(&row.public_jwk)
                 .map_err(|e| KeyError::Corrupt(e.to_string()))?;
             verifying.insert(row.kid.clone(), decoding_key(&jwk)?);
             published.push(jwk);
-            if active.is_none() && row.retired_at.is_none() && row.alg == alg.as_str() {
+            if state == KeyState::Active {
                 let pem = vault
                     .open(&row.private_key_enc, sealed_at(&row.kid))
                     .map_err(|e| KeyError::Corrupt(e.to_string()))?;
@@ -379,12 +474,15 @@ impl SigningKeys {
             verifying,
             jwks: json!({ "keys": published }),
             loaded_at: now,
+            next_change: next_change(&rows, now),
         }))
     }
 
     async fn is_stale(&self) -> bool {
         let now = self.clock.now();
-        now.saturating_sub(self.set.read().await.loaded_at) >= RELOAD_EVERY
+        let set = self.set.read().await;
+        now.saturating_sub(set.loaded_at) >= RELOAD_EVERY
+            || set.next_change.is_some_and(|at| at <= now)
     }
 
     async fn refresh_if_stale(&self) -> Result<(), KeyError> {
@@ -443,24 +541,116 @@ impl SigningKeys {
     /// Add a new key for the configured algorithm and retire the current ones: new tokens are
     /// signed with the new key, old ones keep verifying until they expire. Returns the new kid.
     pub async fn rotate(&self) -> Result<String, KeyError> {
+        let (kid, _) = self.rotate_staged(0).await?;
+        Ok(kid)
+    }
+
+    /// Staged rotation: add a new key, published in the JWKS at once, that signs only
+    /// `delay` seconds from now; the keys signing now retire at that instant (and stay
+    /// published until their tokens expire). A delay of at least the JWKS cache time means no
+    /// resource server and no other instance ever sees a token signed by a key it has not
+    /// fetched. Returns the new kid and when it activates.
+    pub async fn rotate_staged(&self, delay: i64) -> Result<(String, i64), KeyError> {
         if self.alg == JwtAlg::Hs256 {
             return Err(KeyError::Generate(
                 "HS256 uses WXAUTH_JWT_HS256_SECRET; rotate it by changing the secret".into(),
             ));
         }
         let now = self.clock.now();
+        let activates_at = now.saturating_add(delay.max(0));
         let kid = Self::insert_new_key(&self.db, &self.vault, now, self.alg).await?;
+        let txn = self.db.begin().await?;
+        signing_key::Entity::update_many()
+            .col_expr(
+                signing_key::Column::ActivatesAt,
+                sea_orm::sea_query::Expr::value(activates_at),
+            )
+            .filter(signing_key::Column::Kid.eq(kid.clone()))
+            .exec(&txn)
+            .await?;
         signing_key::Entity::update_many()
             .col_expr(
                 signing_key::Column::RetiredAt,
-                sea_orm::sea_query::Expr::value(now),
+                sea_orm::sea_query::Expr::value(activates_at),
             )
             .filter(signing_key::Column::RetiredAt.is_null())
             .filter(signing_key::Column::Kid.ne(kid.clone()))
-            .exec(&self.db)
+            .exec(&txn)
             .await?;
+        txn.commit().await?;
         self.reload().await?;
-        Ok(kid)
+        Ok((kid, activates_at))
+    }
+
+    /// Every stored key and its state now, newest first.
+    pub async fn list(&self) -> Result<Vec<KeyInfo>, KeyError> {
+        let rows = signing_key::Entity::find()
+            .order_by_desc(signing_key::Column::CreatedAt)
+            .all(&self.db)
+            .await?;
+        let states = key_states(&rows, self.clock.now(), self.alg);
+        Ok(rows
+            .into_iter()
+            .zip(states)
+            .map(|(row, state)| KeyInfo {
+                kid: row.kid,
+                alg: row.alg,
+                state,
+                created_at: row.created_at,
+                activates_at: row.activates_at,
+                retired_at: row.retired_at,
+            })
+            .collect())
+    }
+
+    /// Retire key `kid` now: it signs nothing more and leaves the JWKS once its tokens have
+    /// expired. The key that signs now cannot be retired (rotate first). Retiring a pending key
+    /// cancels its rotation: the keys it would have replaced keep signing.
+    pub async fn retire(&self, kid: &str) -> Result<KeyInfo, KeyAdminError> {
+        let keys = self.list().await?;
+        let key = keys
+            .iter()
+            .find(|k| k.kid == kid)
+            .ok_or_else(|| KeyAdminError::NotFound(kid.to_owned()))?;
+        if key.state == KeyState::Active {
+            return Err(KeyAdminError::Active(kid.to_owned()));
+        }
+        let now = self.clock.now();
+        let txn = self.db.begin().await?;
+        if key.state == KeyState::Pending
+            && let Some(activation) = key.activates_at
+            && !keys.iter().any(|k| {
+                k.kid != kid && k.state == KeyState::Pending && k.activates_at == Some(activation)
+            })
+        {
+            // The keys this one would have replaced at its activation keep signing.
+            signing_key::Entity::update_many()
+                .col_expr(
+                    signing_key::Column::RetiredAt,
+                    sea_orm::sea_query::Expr::value(Option::<i64>::None),
+                )
+                .filter(signing_key::Column::RetiredAt.eq(activation))
+                .filter(signing_key::Column::Kid.ne(kid))
+                .exec(&txn)
+                .await?;
+        }
+        if key.retired_at.is_none_or(|r| r > now) {
+            signing_key::Entity::update_many()
+                .col_expr(
+                    signing_key::Column::RetiredAt,
+                    sea_orm::sea_query::Expr::value(now),
+                )
+                .filter(signing_key::Column::Kid.eq(kid))
+                .exec(&txn)
+                .await?;
+        }
+        txn.commit().await?;
+        self.reload().await?;
+        self.list()
+            .await?
+            .into_iter()
+            .find(|k| k.kid == kid)
+            .ok_or_else(|| KeyAdminError::NotFound(kid.to_owned()))
     }
 
     /// Sign `claims` with the active key; the header carries `typ` and `kid`.

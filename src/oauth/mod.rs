@@ -24,7 +24,9 @@ pub mod userinfo;
 
 use std::sync::Arc;
 
-pub use client_registry::{ClientRegistry, FlowTicketPolicy, NewClient, RegisteredClient};
+pub use client_registry::{
+    ClientChanges, ClientRegistry, FlowTicketPolicy, NewClient, RegisteredClient,
+};
 pub use error::{OAuthError, OAuthErrorCode};
 pub use login_tickets::{LoginTickets, Redeemed, TicketIdentity};
 

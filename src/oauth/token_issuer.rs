@@ -120,7 +120,11 @@ impl TokenIssuer<'_> {
         let (claims, access_token) = self
             .service
             .access_token(self.client, owner_id, subject, scope, access, None)
-            .await?;
+            .await?
+            .ok_or_else(|| {
+                // A disabled account: the grant answers invalid_grant, as for a revoked family.
+                self.refused = Some(RefreshRefusal::Invalid);
+            })?;
         let issued = Issued {
             expires_in: claims.exp - claims.iat,
             claims,

@@ -306,7 +306,9 @@ impl TokenService {
                 Some(account),
             )
             .await
-            .map_err(|()| IssueFailed)?;
+            .map_err(|()| IssueFailed)?
+            // The grant checked the account first; a disable since then is a failed issuance.
+            .ok_or(IssueFailed)?;
         Ok(Issued {
             expires_in: claims.exp - claims.iat,
             claims,
@@ -351,7 +353,7 @@ impl TokenService {
     }
 
     /// Sign the planned access token. `known_account` is the subject's account when the grant
-    /// has just read it.
+    /// has just read it. `None` when the subject's account is disabled: it gets no tokens.
     pub(super) async fn access_token(
         &self,
         client: &RegisteredClient,
@@ -360,7 +362,7 @@ impl TokenService {
         scope: &str,
         planned: &PlannedAccess,
         known_account: Option<&Account>,
-    ) -> Result<(AccessClaims, String), ()> {
+    ) -> Result<Option<(AccessClaims, String)>, ()> {
         let mut claims = AccessClaims {
             iss: self.issuer.clone(),
             sub: subject.subject(owner_id),
@@ -382,6 +384,9 @@ impl TokenService {
                 Some(account) => account.clone(),
                 None => self.user_claims(owner_id).await?.ok_or(())?,
             };
+            if account.is_disabled() {
+                return Ok(None);
+            }
             let name = account
                 .union_id
                 .clone()
@@ -397,7 +402,7 @@ impl TokenService {
             .sign(ACCESS_TOKEN_TYP, &claims)
             .await
             .map_err(|e| tracing::error!(error = %e, "signing access token"))?;
-        Ok((claims, token))
+        Ok(Some((claims, token)))
     }
 
     /// A refresh-token row and the token it stands for.

@@ -19,6 +19,15 @@ pub struct Account {
     /// Where `mobile` came from, and when it was verified (unix seconds).
     pub mobile_source: Option<PhoneSource>,
     pub mobile_verified_at: Option<i64>,
+    /// When an administrator disabled the account: it gets no tokens while this is set.
+    pub disabled_at: Option<i64>,
+}
+
+impl Account {
+    /// Whether an administrator disabled the account.
+    pub fn is_disabled(&self) -> bool {
+        self.disabled_at.is_some()
+    }
 }
 
 /// One WeChat identity: the seed's wxuser.

@@ -68,6 +68,7 @@ impl SeaUserRepo {
             mobile_verified_at: Set(None),
             created_at: Set(now),
             updated_at: Set(now),
+            disabled_at: Set(None),
         };
         match flow_user::Entity::insert(row).exec(&self.db).await {
             Ok(_) => {}
@@ -147,6 +148,7 @@ impl SeaUserRepo {
             mobile_verified_at: Set(None),
             created_at: Set(now),
             updated_at: Set(now),
+            disabled_at: Set(None),
         })
         .exec(&self.db)
         .await?;
@@ -304,6 +306,7 @@ fn to_account(m: flow_user::Model) -> Account {
         mobile: m.mobile,
         mobile_source: m.mobile_source.as_deref().and_then(PhoneSource::parse),
         mobile_verified_at: m.mobile_verified_at,
+        disabled_at: m.disabled_at,
     }
 }
 

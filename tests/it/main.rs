@@ -7,6 +7,7 @@
 mod harness;
 
 mod abuse;
+mod admin_api;
 mod audit;
 mod cli;
 mod component;

@@ -355,6 +355,7 @@ backend_tests! {
             refresh_family_ttl: Set(i64::MAX),
             created_at: Set(now),
             updated_at: Set(now),
+            ..Default::default()
         }
         .insert(&app.state.db)
         .await

@@ -82,6 +82,9 @@ pub(crate) async fn issue_for_account(
     account: &Account,
     scope: &str,
 ) -> Result<Issued, OAuthError> {
+    if account.is_disabled() {
+        return Err(OAuthError::invalid_grant("the account is disabled"));
+    }
     let scope: Scope = scope
         .parse()
         .map_err(|_| OAuthError::invalid_scope("malformed scope"))?;

@@ -1,0 +1,182 @@
+//! Administration: the operations behind the admin API (`/admin/api/v1`) and the `wxauth user`,
+//! `client`, `keys` and `audit` commands, written once here. Users (find, show, disable and
+//! enable, revoke, export, delete), clients (with secret rotation that overlaps), signing keys
+//! (staged rotation, retirement) and the audit trail.
+//!
+//! Every change is written to the audit trail with the [`Actor`] that made it. Errors are
+//! [`AdminError`]s that name the field and the reason; they know nothing of HTTP.
+
+pub mod clients;
+pub mod keys;
+pub mod users;
+
+use std::net::IpAddr;
+
+use sea_orm::{DatabaseConnection, DbErr};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use crate::audit::{Audit, AuditEvent, AuditFilter, StoredEvent};
+use crate::clock::SharedClock;
+use crate::limits::Limits;
+use crate::oauth::ClientRegistry;
+use crate::oauth::token_service::TokenService;
+use crate::secret::Secret;
+use crate::state::AppState;
+
+/// The throttle key of failed admin-token checks (beside client ids in the guessing throttle).
+const ADMIN_THROTTLE_KEY: &str = "admin-api";
+
+/// Why a caller was not let in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AccessRefused {
+    /// No token, a wrong token, or no token configured: one answer for all.
+    Unauthorized,
+    /// Too many failures from this address: try again after this many seconds.
+    Throttled { retry_after_secs: u64 },
+}
+
+/// Whether `presented` is `configured`, compared in constant time: both are hashed first, so
+/// neither the content nor the length of the configured token shows in the timing.
+pub fn token_matches(configured: &Secret, presented: &str) -> bool {
+    let want = Sha256::digest(configured.expose().as_bytes());
+    let got = Sha256::digest(presented.as_bytes());
+    bool::from(want.ct_eq(&got))
+}
+
+/// The most events (or users) one page returns.
+pub const MAX_PAGE: u64 = 500;
+
+/// Who makes a change, as the audit trail names them: `admin-token` for the API's bearer
+/// token, `cli:USER` for a command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Actor(String);
+
+impl Actor {
+    /// The bearer of `WXAUTH_ADMIN_TOKEN`.
+    pub fn admin_token() -> Self {
+        Self("admin-token".into())
+    }
+
+    /// An operator at the command line.
+    pub fn cli(user: &str) -> Self {
+        Self(format!("cli:{user}"))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Why an administrative operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    /// A value was refused: which field, and why. Nothing was written.
+    #[error("{field}: {reason}")]
+    Invalid { field: &'static str, reason: String },
+    /// The thing named does not exist.
+    #[error("{0}")]
+    NotFound(String),
+    /// The change contradicts the current state (an existing id, the signing key).
+    #[error("{0}")]
+    Conflict(String),
+    #[error("database: {0}")]
+    Db(#[from] DbErr),
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl AdminError {
+    pub fn invalid(field: &'static str, reason: impl Into<String>) -> Self {
+        Self::Invalid {
+            field,
+            reason: reason.into(),
+        }
+    }
+}
+
+/// The administration services, built from the application state (cheap: everything is
+/// shared).
+#[derive(Clone)]
+pub struct Admin {
+    db: DatabaseConnection,
+    clock: SharedClock,
+    audit: Audit,
+    clients: ClientRegistry,
+    tokens: TokenService,
+    client_secret_overlap: i64,
+    key_activation_delay: i64,
+    admin_token: Option<Secret>,
+    limits: Limits,
+}
+
+impl Admin {
+    pub fn new(state: &AppState) -> Self {
+        Self {
+            db: state.db.clone(),
+            clock: state.clock.clone(),
+            audit: state.audit.clone(),
+            clients: state.clients.clone(),
+            tokens: state.oauth.tokens.clone(),
+            client_secret_overlap: state.config.client_secret_overlap_secs,
+            key_activation_delay: state.config.key_activation_delay_secs,
+            admin_token: state.config.admin_token.clone(),
+            limits: state.limits.clone(),
+        }
+    }
+
+    /// Let in the bearer of `WXAUTH_ADMIN_TOKEN`. Failures from one address are throttled like
+    /// failed client authentication; no configured token lets nobody in.
+    pub async fn authenticate(
+        &self,
+        presented: Option<&str>,
+        ip: Option<IpAddr>,
+    ) -> Result<Actor, AccessRefused> {
+        if let Some(ip) = ip
+            && let Some(refused) = self.limits.client_auth_blocked(ADMIN_THROTTLE_KEY, ip)
+        {
+            return Err(AccessRefused::Throttled {
+                retry_after_secs: refused.retry_after_secs(),
+            });
+        }
+        let ok = match (&self.admin_token, presented) {
+            (Some(configured), Some(presented)) => token_matches(configured, presented),
+            _ => false,
+        };
+        // A request without a token guesses nothing; a wrong token counts as a failure.
+        match (ok, ip) {
+            (true, Some(ip)) => {
+                self.limits
+                    .client_auth_succeeded(ADMIN_THROTTLE_KEY, ip)
+                    .await
+            }
+            (false, Some(ip)) if presented.is_some() => {
+                self.limits.client_auth_failed(ADMIN_THROTTLE_KEY, ip).await
+            }
+            _ => {}
+        }
+        if ok {
+            Ok(Actor::admin_token())
+        } else {
+            Err(AccessRefused::Unauthorized)
+        }
+    }
+
+    /// Record a change `actor` made: `event` names what changed, `action` how.
+    async fn record(&self, actor: &Actor, event: AuditEvent, action: &str) {
+        self.audit
+            .record(event.actor(actor.as_str()).detail("action", action))
+            .await;
+    }
+
+    /// Audit events matching `filter`, newest first (at most [`MAX_PAGE`]).
+    pub async fn events(&self, filter: &AuditFilter) -> Result<Vec<StoredEvent>, AdminError> {
+        if !(1..=MAX_PAGE).contains(&filter.limit) {
+            return Err(AdminError::invalid(
+                "limit",
+                format!("must be from 1 to {MAX_PAGE}"),
+            ));
+        }
+        Ok(self.audit.list(filter).await?)
+    }
+}

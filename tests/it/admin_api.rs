@@ -1,0 +1,568 @@
+//! The admin API, `/admin/api/v1`, as an administrator's script uses it: users (find, show,
+//! disable and enable, revoke, export, delete), clients (with a secret rotation whose old secret
+//! keeps working for the overlap), staged signing keys and the audit trail. Every resource
+//! refuses a request without a token and one with a wrong token alike; wrong tokens from one
+//! address are throttled.
+
+use reqwest::Method;
+use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
+use serde_json::{Value, json};
+use wxauth::simulator::demo::MINI_PROGRAM_APPID as MP;
+use wxauth::users::{Profile, VouchedIdentity};
+
+use crate::harness::{Options, TestApp};
+use crate::mini_program::{SECRET, client, sign_in, token};
+use crate::oauth::basic;
+
+const ADMIN_TOKEN: &str = "admin-token-for-the-admin-api-tests";
+
+/// Start wxauth with the admin token set; `throttle`: the default guessing throttle, else one
+/// generous enough for the refusal sweeps.
+async fn spawn(backend: crate::harness::Backend, throttle: bool) -> Option<TestApp> {
+    let mut env = vec![("WXAUTH_ADMIN_TOKEN".to_owned(), ADMIN_TOKEN.to_owned())];
+    if !throttle {
+        env.push((
+            "WXAUTH_CLIENT_AUTH_FREE_FAILURES".to_owned(),
+            "1000".to_owned(),
+        ));
+    }
+    TestApp::spawn_with(
+        backend,
+        Options {
+            env,
+            ..Options::default()
+        },
+    )
+    .await
+}
+
+/// Like `backend_tests!`, with the admin token configured.
+macro_rules! admin_tests {
+    ($(async fn $name:ident($app:ident: TestApp) $body:block)*) => {
+        $(
+            mod $name {
+                #[allow(unused_imports)]
+                use super::*;
+                async fn body($app: TestApp) $body
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sqlite() {
+                    if let Some(app) = spawn($crate::harness::Backend::Sqlite, false).await {
+                        body(app).await
+                    }
+                }
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres() {
+                    if let Some(app) = spawn($crate::harness::Backend::Postgres, false).await {
+                        body(app).await
+                    }
+                }
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn mysql() {
+                    if let Some(app) = spawn($crate::harness::Backend::MySql, false).await {
+                        body(app).await
+                    }
+                }
+            }
+        )*
+    };
+}
+
+/// Call the admin API with `bearer` (None: no Authorization header).
+async fn call_as(
+    app: &TestApp,
+    bearer: Option<&str>,
+    method: Method,
+    path: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let mut request = app
+        .http
+        .request(method, app.url(&format!("/admin/api/v1{path}")));
+    if let Some(token) = bearer {
+        request = request.bearer_auth(token);
+    }
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    let text = response.text().await.unwrap();
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+async fn call(app: &TestApp, method: Method, path: &str, body: Option<Value>) -> (u16, Value) {
+    call_as(app, Some(ADMIN_TOKEN), method, path, body).await
+}
+
+/// Alice signs in with the Mini Program and gets tokens through the flow grant of `front`.
+/// Returns her account id and the token response.
+async fn alice_with_tokens(app: &TestApp, auth: &str) -> (i64, Value) {
+    let alice = sign_in(app, "alice").await;
+    let form = [
+        ("grant_type", "flow".to_string()),
+        ("appId", MP.to_string()),
+        ("openId", alice["openId"].as_str().unwrap().to_string()),
+        ("unionId", alice["unionId"].as_str().unwrap().to_string()),
+        ("ticket", alice["ticket"].as_str().unwrap().to_string()),
+    ];
+    let (status, body) = token(app, auth, &form).await;
+    assert_eq!(status, 200, "{body}");
+    (
+        body["flow_user_id"].as_str().unwrap().parse().unwrap(),
+        body,
+    )
+}
+
+async fn refresh(app: &TestApp, auth: &str, refresh_token: &str) -> (u16, Value) {
+    token(
+        app,
+        auth,
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", refresh_token),
+        ],
+    )
+    .await
+}
+
+async fn client_credentials(app: &TestApp, id: &str, secret: &str) -> (u16, Value) {
+    token(
+        app,
+        &basic(id, secret),
+        &[("grant_type", "client_credentials")],
+    )
+    .await
+}
+
+fn kid_of(jwt: &str) -> String {
+    jsonwebtoken::decode_header(jwt).unwrap().kid.unwrap()
+}
+
+/// Every route of the API, with a plausible body.
+fn every_route() -> Vec<(Method, &'static str, Option<Value>)> {
+    vec![
+        (Method::GET, "/users?nickname=a", None),
+        (Method::GET, "/users/1", None),
+        (Method::POST, "/users/1/disable", None),
+        (Method::POST, "/users/1/enable", None),
+        (Method::POST, "/users/1/revoke", None),
+        (Method::GET, "/users/1/export", None),
+        (Method::DELETE, "/users/1", None),
+        (Method::GET, "/clients", None),
+        (
+            Method::POST,
+            "/clients",
+            Some(json!({"client_id": "sneaky", "grant_types": ["client_credentials"]})),
+        ),
+        (Method::GET, "/clients/front", None),
+        (
+            Method::PATCH,
+            "/clients/front",
+            Some(json!({"display_name": "x"})),
+        ),
+        (Method::DELETE, "/clients/front", None),
+        (Method::POST, "/clients/front/secret", None),
+        (Method::GET, "/keys", None),
+        (Method::POST, "/keys", Some(json!({"activate_after": 0}))),
+        (Method::POST, "/keys/k/retire", None),
+        (Method::GET, "/audit", None),
+        (Method::GET, "/nothing-here", None),
+    ]
+}
+
+admin_tests! {
+    async fn every_resource_refuses_no_token_and_a_wrong_token_alike(app: TestApp) {
+        let auth = client(&app, "front", &["flow", "refresh_token"]).await;
+        let (account, _) = alice_with_tokens(&app, &auth).await;
+        let before = entity::audit_event::Entity::find().count(&app.state.db).await.unwrap();
+        let wrong = format!("{ADMIN_TOKEN}x");
+        for (method, path, body) in every_route() {
+            let path = path.replace("/users/1", &format!("/users/{account}"));
+            let (none_status, none_body) =
+                call_as(&app, None, method.clone(), &path, body.clone()).await;
+            let (wrong_status, wrong_body) =
+                call_as(&app, Some(&wrong), method.clone(), &path, body.clone()).await;
+            let (short_status, short_body) =
+                call_as(&app, Some("admin"), method.clone(), &path, body.clone()).await;
+            assert_eq!(none_status, 401, "{method} {path}: {none_body}");
+            assert_eq!((wrong_status, &wrong_body), (401, &none_body), "{method} {path}");
+            assert_eq!((short_status, &short_body), (401, &none_body), "{method} {path}");
+        }
+        // Nothing changed: Alice is still enabled, the client and its key are still there, and
+        // nothing was recorded as a change.
+        let (status, shown) = call(&app, Method::GET, &format!("/users/{account}"), None).await;
+        assert_eq!((status, &shown["account"]["disabled"]), (200, &json!(false)));
+        assert_eq!(call(&app, Method::GET, "/clients/front", None).await.0, 200);
+        assert_eq!(call(&app, Method::GET, "/clients/sneaky", None).await.0, 404);
+        let (_, keys) = call(&app, Method::GET, "/keys", None).await;
+        assert_eq!(keys["keys"].as_array().unwrap().len(), 1, "{keys}");
+        let after = entity::audit_event::Entity::find().count(&app.state.db).await.unwrap();
+        assert_eq!(before, after, "a refused request changed the audit trail");
+        assert_eq!(call(&app, Method::GET, "/nothing-here", None).await.0, 404);
+    }
+
+    async fn users_are_found_by_id_unionid_openid_phone_and_nickname(app: TestApp) {
+        let auth = client(&app, "front", &["flow", "refresh_token"]).await;
+        let (alice, _) = alice_with_tokens(&app, &auth).await;
+        let bob = sign_in(&app, "bob").await;
+        let alice_identity = app.state.users.find_identity_with_account(MP, &app.sim.openid(MP, "alice")).await.unwrap().unwrap().0;
+        // Alice's profile, as WeChat reported it.
+        app.state.users.record_identity(&VouchedIdentity {
+            appid: MP.into(),
+            open_id: alice_identity.open_id.clone(),
+            union_id: alice_identity.union_id.clone(),
+            profile: Some(Profile { nick_name: Some("Alice 爱丽丝 50%_off".into()), ..Profile::default() }),
+        }, app.state.clock.now()).await.unwrap();
+        app.state.users.set_mobile(MP, &alice_identity.open_id, "13800000001", wxauth::users::PhoneSource::CodeApi, app.state.clock.now()).await.unwrap();
+
+        let ids = |body: &Value| -> Vec<i64> {
+            body["users"].as_array().unwrap().iter().map(|u| u["id"].as_i64().unwrap()).collect()
+        };
+        let union = alice_identity.union_id.clone().unwrap();
+        for query in [
+            format!("account_id={alice}"),
+            format!("union_id={union}"),
+            format!("open_id={}", alice_identity.open_id),
+            "phone=13800000001".to_owned(),
+            "nickname=%E7%88%B1%E4%B8%BD".to_owned(), // 爱丽
+            "nickname=50%25_".to_owned(),              // the wildcards are taken literally
+        ] {
+            let (status, body) = call(&app, Method::GET, &format!("/users?{query}"), None).await;
+            assert_eq!(status, 200, "{query}: {body}");
+            assert_eq!(ids(&body), [alice], "{query}: {body}");
+            assert_eq!(body["total"], 1);
+        }
+        // "%off" is not in "50%_off": % is no wildcard.
+        let (_, nobody) = call(&app, Method::GET, "/users?nickname=%25off", None).await;
+        assert_eq!(ids(&nobody), Vec::<i64>::new(), "% matched as a wildcard: {nobody}");
+        // Everyone, paginated, newest first.
+        let (_, page1) = call(&app, Method::GET, "/users?per_page=1", None).await;
+        let (_, page2) = call(&app, Method::GET, "/users?per_page=1&page=2", None).await;
+        assert_eq!(page1["total"], 2);
+        let bob_id = bob["unionId"].as_str().map(|_| ()).and(Some(ids(&page1)[0])).unwrap();
+        assert_ne!(bob_id, alice);
+        assert_eq!(ids(&page2), [alice]);
+        // Refusals name the field.
+        for (query, field) in [
+            ("per_page=0", "per_page"),
+            ("per_page=501", "per_page"),
+            ("page=0", "page"),
+            ("nickname=", "nickname"),
+        ] {
+            let (status, body) = call(&app, Method::GET, &format!("/users?{query}"), None).await;
+            assert_eq!((status, body["field"].as_str()), (400, Some(field)), "{query}: {body}");
+        }
+        let (status, body) = call(&app, Method::GET, "/users?account_id=abc", None).await;
+        assert_eq!(status, 400, "{body}");
+        assert!(body["error_description"].as_str().unwrap().contains("account_id"), "{body}");
+        let (status, body) = call(&app, Method::GET, "/users?colour=red", None).await;
+        assert_eq!(status, 400, "{body}");
+        assert_eq!(call(&app, Method::GET, "/users/999999", None).await.0, 404);
+        assert_eq!(call(&app, Method::GET, "/users/abc", None).await.0, 400);
+
+        // Show: her identity, her Mini Program session, her refresh-token family, her events.
+        let (status, shown) = call(&app, Method::GET, &format!("/users/{alice}"), None).await;
+        assert_eq!(status, 200, "{shown}");
+        assert_eq!(shown["identities"][0]["appid"], MP);
+        assert_eq!(shown["identities"][0]["open_id"], alice_identity.open_id.as_str());
+        assert_eq!(shown["sessions"][0]["kind"], "mini_program", "{shown}");
+        assert_eq!(shown["refresh_families"][0]["client_id"], "front", "{shown}");
+        let kinds: Vec<&str> = shown["recent_events"].as_array().unwrap().iter().map(|e| e["kind"].as_str().unwrap()).collect();
+        assert!(kinds.contains(&"sign_in") && kinds.contains(&"token_issued"), "{kinds:?}");
+        assert!(!shown.to_string().contains("refresh_token\""), "a token in {shown}");
+    }
+
+    async fn a_disabled_user_cannot_refresh_or_sign_in_until_enabled(app: TestApp) {
+        let auth = client(&app, "front", &["flow", "refresh_token"]).await;
+        let (alice, tokens) = alice_with_tokens(&app, &auth).await;
+        let (status, body) = call(&app, Method::POST, &format!("/users/{alice}/disable"), None).await;
+        assert_eq!((status, &body["disabled"]), (200, &json!(true)), "{body}");
+
+        let (status, body) = refresh(&app, &auth, tokens["refresh_token"].as_str().unwrap()).await;
+        assert_eq!((status, body["error"].as_str()), (400, Some("invalid_grant")), "{body}");
+        // Her access token is denied too.
+        let userinfo = app.http.get(app.url("/oauth/userinfo"))
+            .bearer_auth(tokens["access_token"].as_str().unwrap()).send().await.unwrap();
+        assert_eq!(userinfo.status(), 401);
+        // A fresh sign-in gets her nothing.
+        let alice_again = sign_in(&app, "alice").await;
+        let form = [
+            ("grant_type", "flow".to_string()),
+            ("appId", MP.to_string()),
+            ("openId", alice_again["openId"].as_str().unwrap().to_string()),
+            ("unionId", alice_again["unionId"].as_str().unwrap().to_string()),
+            ("ticket", alice_again["ticket"].as_str().unwrap().to_string()),
+        ];
+        let (status, body) = token(&app, &auth, &form).await;
+        assert_eq!((status, body["error"].as_str()), (400, Some("invalid_grant")), "{body}");
+
+        let (_, events) = call(&app, Method::GET, &format!("/audit?account_id={alice}&kind=account_changed"), None).await;
+        assert_eq!(events["events"][0]["actor"], "admin-token", "{events}");
+        assert_eq!(events["events"][0]["detail"]["action"], "disable", "{events}");
+
+        let (status, body) = call(&app, Method::POST, &format!("/users/{alice}/enable"), None).await;
+        assert_eq!((status, &body["disabled"]), (200, &json!(false)), "{body}");
+        let (again, fresh) = alice_with_tokens(&app, &auth).await;
+        assert_eq!(again, alice);
+        assert_eq!(refresh(&app, &auth, fresh["refresh_token"].as_str().unwrap()).await.0, 200);
+    }
+
+    async fn the_issuer_refuses_a_disabled_account_even_with_a_live_family(app: TestApp) {
+        // Disabled in the table alone (say, by another instance mid-way): her family is still
+        // live, and the issuer itself must refuse it.
+        let auth = client(&app, "front", &["flow", "refresh_token"]).await;
+        let (alice, tokens) = alice_with_tokens(&app, &auth).await;
+        entity::flow_user::Entity::update_many()
+            .col_expr(entity::flow_user::Column::DisabledAt, sea_orm::sea_query::Expr::value(1_i64))
+            .filter(entity::flow_user::Column::Id.eq(alice))
+            .exec(&app.state.db).await.unwrap();
+        let (status, body) = refresh(&app, &auth, tokens["refresh_token"].as_str().unwrap()).await;
+        assert_eq!((status, body["error"].as_str()), (400, Some("invalid_grant")), "{body}");
+    }
+
+    async fn revoke_ends_every_session_and_token(app: TestApp) {
+        let auth = client(&app, "front", &["flow", "refresh_token"]).await;
+        let (alice, tokens) = alice_with_tokens(&app, &auth).await;
+        let (status, body) = call(&app, Method::POST, &format!("/users/{alice}/revoke"), None).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!((body["refresh_families"].as_u64(), body["sessions"].as_u64()), (Some(1), Some(1)), "{body}");
+        assert_eq!(refresh(&app, &auth, tokens["refresh_token"].as_str().unwrap()).await.0, 400);
+        let (_, shown) = call(&app, Method::GET, &format!("/users/{alice}"), None).await;
+        assert_eq!(shown["sessions"], json!([]), "{shown}");
+        assert!(shown["refresh_families"][0]["revoked_at"].is_i64(), "{shown}");
+        // Not disabled: she may sign in again.
+        alice_with_tokens(&app, &auth).await;
+    }
+
+    async fn export_holds_her_data_and_delete_leaves_only_the_tombstone(app: TestApp) {
+        let auth = client(&app, "front", &["flow", "refresh_token"]).await;
+        let (alice, tokens) = alice_with_tokens(&app, &auth).await;
+        let open_id = app.sim.openid(MP, "alice");
+        let (status, export) = call(&app, Method::GET, &format!("/users/{alice}/export"), None).await;
+        assert_eq!(status, 200, "{export}");
+        assert_eq!(export["account"]["id"], alice);
+        assert_eq!(export["identities"][0]["open_id"], open_id.as_str());
+        assert!(!export["audit_events"].as_array().unwrap().is_empty(), "{export}");
+        for secret in [tokens["access_token"].as_str().unwrap(), tokens["refresh_token"].as_str().unwrap()] {
+            assert!(!export.to_string().contains(secret), "a token in the export");
+        }
+
+        let (status, _) = call(&app, Method::DELETE, &format!("/users/{alice}"), None).await;
+        assert_eq!(status, 204);
+        assert_eq!(call(&app, Method::GET, &format!("/users/{alice}"), None).await.0, 404);
+        assert_eq!(call(&app, Method::DELETE, &format!("/users/{alice}"), None).await.0, 404);
+        // Her tokens are dead.
+        assert_eq!(refresh(&app, &auth, tokens["refresh_token"].as_str().unwrap()).await.0, 400);
+        let userinfo = app.http.get(app.url("/oauth/userinfo"))
+            .bearer_auth(tokens["access_token"].as_str().unwrap()).send().await.unwrap();
+        assert_eq!(userinfo.status(), 401);
+        // Nothing of hers is left in any table.
+        let db = &app.state.db;
+        let owner = alice.to_string();
+        assert_eq!(entity::flow_user::Entity::find_by_id(alice).count(db).await.unwrap(), 0);
+        assert_eq!(entity::wx_user::Entity::find().filter(entity::wx_user::Column::OpenId.eq(open_id.as_str())).count(db).await.unwrap(), 0);
+        assert_eq!(entity::mini_session::Entity::find().filter(entity::mini_session::Column::OpenId.eq(open_id.as_str())).count(db).await.unwrap(), 0);
+        assert_eq!(entity::login_ticket::Entity::find().filter(entity::login_ticket::Column::OpenId.eq(open_id.as_str())).count(db).await.unwrap(), 0);
+        assert_eq!(entity::refresh_token::Entity::find().filter(entity::refresh_token::Column::OwnerId.eq(owner.as_str())).count(db).await.unwrap(), 0);
+        assert_eq!(entity::refresh_token_family::Entity::find().filter(entity::refresh_token_family::Column::OwnerId.eq(owner.as_str())).count(db).await.unwrap(), 0);
+        assert_eq!(entity::consent::Entity::find().filter(entity::consent::Column::AccountId.eq(alice)).count(db).await.unwrap(), 0);
+        // One event about her remains: the tombstone, with nothing personal in it.
+        let left = entity::audit_event::Entity::find().filter(entity::audit_event::Column::AccountId.eq(alice)).all(db).await.unwrap();
+        assert_eq!(left.len(), 1, "{left:?}");
+        assert_eq!((left[0].kind.as_str(), left[0].actor.as_deref()), ("account_changed", Some("admin-token")));
+        assert!(left[0].detail.contains("\"delete\""), "{left:?}");
+        let union_id = export["account"]["union_id"].as_str().unwrap();
+        let everything = format!("{:?}", entity::audit_event::Entity::find().all(db).await.unwrap());
+        for personal in [open_id.as_str(), union_id, "Alice", "13800000001"] {
+            assert!(!everything.contains(personal), "{personal} left in the audit trail: {everything}");
+        }
+    }
+
+    async fn clients_are_created_shown_updated_rotated_and_deleted(app: TestApp) {
+        let (status, created) = call(&app, Method::POST, "/clients", Some(json!({
+            "client_id": "svc",
+            "grant_types": ["client_credentials"],
+            "scopes": ["api"],
+            "display_name": "Order service",
+            "logo_url": "https://cdn.example.com/logo.png",
+        }))).await;
+        assert_eq!(status, 201, "{created}");
+        let first = created["client_secret"].as_str().unwrap().to_owned();
+        assert_eq!(created["display_name"], "Order service");
+        // Shown once: never again.
+        let (_, shown) = call(&app, Method::GET, "/clients/svc", None).await;
+        assert!(shown.get("client_secret").is_none() && !shown.to_string().contains(&first), "{shown}");
+        let (_, list) = call(&app, Method::GET, "/clients", None).await;
+        assert_eq!(list["clients"][0]["client_id"], "svc");
+        assert!(!list.to_string().contains(&first));
+        assert_eq!(client_credentials(&app, "svc", &first).await.0, 200);
+
+        // Bad input: 400 naming the field, and nothing written.
+        for (body, field) in [
+            (json!({"access_token_ttl": 0}), "access_token_ttl"),
+            (json!({"grant_types": ["password"]}), "grant_types"),
+            (json!({"redirect_uris": ["not a url"]}), "redirect_uris"),
+            (json!({"scopes": ["a b"]}), "scopes"),
+            (json!({"display_name": ""}), "display_name"),
+            (json!({"logo_url": "javascript:alert(1)"}), "logo_url"),
+            (json!({"flow_ticket": "sometimes"}), "flow_ticket"),
+            (json!({"display_name": "New name", "refresh_token_ttl": -1}), "refresh_token_ttl"),
+        ] {
+            let (status, refused) = call(&app, Method::PATCH, "/clients/svc", Some(body.clone())).await;
+            assert_eq!((status, refused["field"].as_str()), (400, Some(field)), "{body}: {refused}");
+        }
+        let (status, refused) = call(&app, Method::PATCH, "/clients/svc", Some(json!({"colour": "red"}))).await;
+        assert_eq!(status, 400, "{refused}");
+        assert!(refused["error_description"].as_str().unwrap().contains("colour"), "{refused}");
+        let (_, unchanged) = call(&app, Method::GET, "/clients/svc", None).await;
+        assert_eq!(unchanged, shown, "a refused update wrote something");
+        let (status, refused) = call(&app, Method::POST, "/clients", Some(json!({"client_id": "bad id!"}))).await;
+        assert_eq!((status, refused["field"].as_str()), (400, Some("client_id")), "{refused}");
+        let (status, _) = call(&app, Method::POST, "/clients", Some(json!({"client_id": "svc"}))).await;
+        assert_eq!(status, 409);
+
+        let (status, updated) = call(&app, Method::PATCH, "/clients/svc", Some(json!({
+            "display_name": null,
+            "redirect_uris": ["https://app.example.com/cb"],
+            "access_token_ttl": 120,
+        }))).await;
+        assert_eq!(status, 200, "{updated}");
+        assert_eq!(updated["display_name"], Value::Null);
+        assert_eq!(updated["logo_url"], "https://cdn.example.com/logo.png");
+        assert_eq!(updated["redirect_uris"], json!(["https://app.example.com/cb"]));
+        let (_, issued) = client_credentials(&app, "svc", &first).await;
+        assert_eq!(issued["expires_in"], 120, "{issued}");
+
+        // Rotation: both secrets work during the overlap (default 24 h), then only the new one.
+        let (status, rotated) = call(&app, Method::POST, "/clients/svc/secret", None).await;
+        assert_eq!(status, 200, "{rotated}");
+        let second = rotated["client_secret"].as_str().unwrap().to_owned();
+        assert_ne!(second, first);
+        assert_eq!(rotated["previous_secret_valid_until"], app.state.clock.now() + 86_400);
+        assert_eq!(client_credentials(&app, "svc", &first).await.0, 200);
+        assert_eq!(client_credentials(&app, "svc", &second).await.0, 200);
+        app.clock.advance(86_400 - 10);
+        assert_eq!(client_credentials(&app, "svc", &first).await.0, 200);
+        app.clock.advance(11);
+        assert_eq!(client_credentials(&app, "svc", &first).await.0, 401, "the old secret outlived its overlap");
+        assert_eq!(client_credentials(&app, "svc", &second).await.0, 200);
+        // A rotation without overlap stops the old secret at once.
+        let (_, third) = call(&app, Method::POST, "/clients/svc/secret", Some(json!({"overlap_secs": 0}))).await;
+        assert_eq!(client_credentials(&app, "svc", &second).await.0, 401);
+        assert_eq!(client_credentials(&app, "svc", third["client_secret"].as_str().unwrap()).await.0, 200);
+        let (status, refused) = call(&app, Method::POST, "/clients/svc/secret", Some(json!({"overlap_secs": -5}))).await;
+        assert_eq!((status, refused["field"].as_str()), (400, Some("overlap_secs")), "{refused}");
+        assert_eq!(call(&app, Method::POST, "/clients/nope/secret", None).await.0, 404);
+
+        let (_, events) = call(&app, Method::GET, "/audit?client_id=svc&kind=client_changed", None).await;
+        let actions: Vec<&str> = events["events"].as_array().unwrap().iter().map(|e| e["detail"]["action"].as_str().unwrap()).collect();
+        assert_eq!(actions, ["rotate_secret", "rotate_secret", "update", "create"], "{events}");
+        assert!(!events.to_string().contains(&second));
+
+        assert_eq!(call(&app, Method::DELETE, "/clients/svc", None).await.0, 204);
+        assert_eq!(call(&app, Method::GET, "/clients/svc", None).await.0, 404);
+        assert_eq!(call(&app, Method::PATCH, "/clients/svc", Some(json!({"first_party": true}))).await.0, 404);
+        assert_eq!(call(&app, Method::DELETE, "/clients/svc", None).await.0, 404);
+    }
+
+    async fn a_staged_key_is_published_before_it_signs(app: TestApp) {
+        client(&app, "svc", &["client_credentials"]).await;
+        let (_, keys) = call(&app, Method::GET, "/keys", None).await;
+        let old = keys["keys"][0]["kid"].as_str().unwrap().to_owned();
+        assert_eq!(keys["keys"][0]["state"], "active");
+
+        let (status, staged) = call(&app, Method::POST, "/keys", None).await;
+        assert_eq!(status, 201, "{staged}");
+        let new = staged["kid"].as_str().unwrap().to_owned();
+        assert_eq!(staged["state"], "pending");
+        assert_eq!(staged["activates_at"], app.state.clock.now() + 600);
+        // Published at once; still signing with the old key.
+        let jwks: Value = app.http.get(app.url("/.well-known/jwks.json")).send().await.unwrap().json().await.unwrap();
+        let published: Vec<&str> = jwks["keys"].as_array().unwrap().iter().map(|k| k["kid"].as_str().unwrap()).collect();
+        assert!(published.contains(&new.as_str()) && published.contains(&old.as_str()), "{jwks}");
+        let (_, issued) = client_credentials(&app, "svc", SECRET).await;
+        assert_eq!(kid_of(issued["access_token"].as_str().unwrap()), old);
+        // The key that signs cannot be retired.
+        let (status, _) = call(&app, Method::POST, &format!("/keys/{old}/retire"), None).await;
+        assert_eq!(status, 409);
+
+        app.clock.advance(600);
+        let (_, issued) = client_credentials(&app, "svc", SECRET).await;
+        assert_eq!(kid_of(issued["access_token"].as_str().unwrap()), new, "the staged key did not take over");
+        let (_, keys) = call(&app, Method::GET, "/keys", None).await;
+        let state = |kid: &str| keys["keys"].as_array().unwrap().iter().find(|k| k["kid"] == kid).unwrap()["state"].clone();
+        assert_eq!((state(&new), state(&old)), (json!("active"), json!("retiring")), "{keys}");
+        // Tokens of the old key still verify.
+        let (status, retired) = call(&app, Method::POST, &format!("/keys/{old}/retire"), None).await;
+        assert_eq!((status, &retired["state"]), (200, &json!("retiring")), "{retired}");
+
+        // A pending key can be called off: the active key keeps signing.
+        let (_, cancelled) = call(&app, Method::POST, "/keys", Some(json!({"activate_after": 300}))).await;
+        let cancelled = cancelled["kid"].as_str().unwrap().to_owned();
+        assert_eq!(call(&app, Method::POST, &format!("/keys/{cancelled}/retire"), None).await.0, 200);
+        app.clock.advance(301);
+        let (_, issued) = client_credentials(&app, "svc", SECRET).await;
+        assert_eq!(kid_of(issued["access_token"].as_str().unwrap()), new);
+
+        let (status, refused) = call(&app, Method::POST, "/keys", Some(json!({"activate_after": -1}))).await;
+        assert_eq!((status, refused["field"].as_str()), (400, Some("activate_after")), "{refused}");
+        assert_eq!(call(&app, Method::POST, "/keys/no-such-kid/retire", None).await.0, 404);
+        let (_, events) = call(&app, Method::GET, "/audit?kind=key_changed", None).await;
+        assert_eq!(events["events"].as_array().unwrap().len(), 4, "{events}");
+    }
+
+    async fn the_audit_trail_filters_and_refuses_bad_filters(app: TestApp) {
+        let auth = client(&app, "front", &["flow", "refresh_token"]).await;
+        let (alice, _) = alice_with_tokens(&app, &auth).await;
+        let (status, events) = call(&app, Method::GET, &format!("/audit?account_id={alice}&kind=token_issued"), None).await;
+        assert_eq!(status, 200, "{events}");
+        let events = events["events"].as_array().unwrap().clone();
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0]["client_id"], "front");
+        let (_, later) = call(&app, Method::GET, &format!("/audit?since={}", app.state.clock.now() + 1), None).await;
+        assert_eq!(later["events"], json!([]));
+        let (_, other) = call(&app, Method::GET, "/audit?client_id=other", None).await;
+        assert_eq!(other["events"], json!([]));
+        for (query, field) in [("kind=nope", "kind"), ("limit=0", "limit"), ("limit=100000", "limit")] {
+            let (status, body) = call(&app, Method::GET, &format!("/audit?{query}"), None).await;
+            assert_eq!((status, body["field"].as_str()), (400, Some(field)), "{query}: {body}");
+        }
+        assert_eq!(call(&app, Method::GET, "/audit?since=yesterday", None).await.0, 400);
+    }
+}
+
+mod wrong_tokens_are_throttled {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite() {
+        let app = spawn(crate::harness::Backend::Sqlite, true).await.unwrap();
+        let wrong = format!("{ADMIN_TOKEN}-guess");
+        let mut statuses = Vec::new();
+        for _ in 0..8 {
+            statuses.push(
+                call_as(&app, Some(&wrong), Method::GET, "/clients", None)
+                    .await
+                    .0,
+            );
+        }
+        assert_eq!(&statuses[..6], [401; 6], "{statuses:?}");
+        assert_eq!(statuses[7], 429, "{statuses:?}");
+        // While blocked, even the right token waits (the guesser learns nothing).
+        assert_eq!(call(&app, Method::GET, "/clients", None).await.0, 429);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn without_a_configured_token_nobody_is_let_in() {
+        let app = TestApp::spawn(crate::harness::Backend::Sqlite)
+            .await
+            .unwrap();
+        let (status, _) = call(&app, Method::GET, "/clients", None).await;
+        assert_eq!(status, 401);
+        let (status, _) = call_as(&app, Some(""), Method::GET, "/clients", None).await;
+        assert_eq!(status, 401);
+    }
+}
