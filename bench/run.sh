@@ -111,7 +111,7 @@ MP_APPID=wxd000000000000001
 MP_USER=alice
 MP_ID=bench-mp
 MP_SECRET="bench-mp-$(rand_hex 16)"
-setup app add --appid "$MP_APPID" --kind mini-program --secret d0000000000000000000000000000001
+setup app add --appid "$MP_APPID" --kind mini_program --secret d0000000000000000000000000000001
 setup client create --client-id "$MP_ID" --secret "$MP_SECRET" \
     --grant-types flow --scopes flow --flow-ticket required
 

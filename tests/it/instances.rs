@@ -2,14 +2,17 @@
 //! the rate limits and one `WXAUTH_PUBLIC_URL`, taken in turn as a round-robin load balancer
 //! would. A login started on one finishes on another, refreshes alternate, every instance
 //! publishes the key every other signs with, a rotated client secret is honoured everywhere
-//! within the client cache's 5 s, a rate limit is one limit across all three, and WeChat's access
-//! token is fetched once per expiry however many instances need it at once.
+//! within the client cache's 5 s, a rate limit is one limit across all three, WeChat's access
+//! token is fetched once per expiry however many instances need it at once, a staged key
+//! rotation never has one instance sign with a key another does not publish, and a disabled
+//! user is refused by all three at once.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{Value, json};
 use tokio::sync::Barrier;
+use wxauth::admin::{Actor, Admin};
 use wxauth::oauth::client_registry::CLIENT_CACHE_TTL;
 use wxauth::simulator::SimUser;
 use wxauth::simulator::demo::MINI_PROGRAM_APPID as MP;
@@ -306,5 +309,144 @@ async fn wechat_is_asked_for_a_token_once_per_expiry_across_three_instances() {
         // Past the token's expiry (7200 s) on the clock all instances share.
         apps[0].clock.advance(7200);
         apps[0].sim.advance_clock(7200);
+    }
+}
+
+/// A client_credentials token from `app`, and the kid it is signed with.
+async fn kid_issued_by(app: &TestApp, auth: &str) -> String {
+    let (status, body) = token(app, auth, &[("grant_type", "client_credentials")]).await;
+    assert_eq!(status, 200, "{body}");
+    kid_of(body["access_token"].as_str().unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn no_instance_signs_with_a_key_another_does_not_publish_during_a_rotation() {
+    let Some(apps) = three_instances(&[]).await else {
+        return;
+    };
+    let auth = client(&apps[0], "rotation-watcher", &["client_credentials"]).await;
+    let first = kid_issued_by(&apps[0], &auth).await;
+
+    // A staged rotation on the second instance (the default delay, 600 s).
+    let admin = Admin::new(&apps[1].state);
+    let rotated = admin.rotate_key(&Actor::cli("test"), None).await.unwrap();
+    assert_ne!(rotated.kid, first);
+
+    // Walk the shared clock through the rotation; at each step every instance signs, and every
+    // kid signed with anywhere is published by all three.
+    let mut signed_with = std::collections::BTreeSet::new();
+    for step in [0, 30, 61, 200, 400, 540, 601, 700] {
+        for app in &apps {
+            let kid = kid_issued_by(app, &auth).await;
+            signed_with.insert(kid.clone());
+            for other in &apps {
+                assert!(
+                    published_kids(other).await.contains(&kid),
+                    "at +{step} s: {} signs with {kid}, which {} does not publish",
+                    app.base,
+                    other.base
+                );
+            }
+        }
+        if step < 600 {
+            assert!(
+                !signed_with.contains(&rotated.kid),
+                "the new key signed before it activated (+{step} s)"
+            );
+        }
+        let next = [0, 30, 61, 200, 400, 540, 601, 700]
+            .iter()
+            .find(|s| **s > step)
+            .copied()
+            .unwrap_or(step);
+        apps[0].clock.advance(next - step);
+    }
+    // After activation every instance signs with the new key.
+    for app in &apps {
+        assert_eq!(kid_issued_by(app, &auth).await, rotated.kid);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_disabled_user_is_refused_by_every_instance_at_once() {
+    let Some(apps) = three_instances(&[]).await else {
+        return;
+    };
+    let auth = client(&apps[0], "disable-watch", &["flow", "refresh_token"]).await;
+    let sign_in = |app_index: usize| {
+        let apps = &apps;
+        let auth = auth.clone();
+        async move {
+            let code = apps[0].sim.mint_js_code(MP, "alice").unwrap();
+            let (status, session) = post(
+                &apps[app_index],
+                "/api/wechat/ma/session",
+                json!({ "appId": MP, "code": code }),
+            )
+            .await;
+            assert_eq!(status, 200, "{session}");
+            token(
+                &apps[(app_index + 1) % 3],
+                &auth,
+                &[
+                    ("grant_type", "flow"),
+                    ("appId", MP),
+                    ("openId", session["openId"].as_str().unwrap()),
+                    ("unionId", session["unionId"].as_str().unwrap()),
+                    ("ticket", session["ticket"].as_str().unwrap()),
+                ],
+            )
+            .await
+        }
+    };
+    let mut held = Vec::new();
+    for n in 0..3 {
+        let (status, tokens) = sign_in(n).await;
+        assert_eq!(status, 200, "{tokens}");
+        held.push(tokens);
+    }
+    let account: i64 = held[0]["flow_user_id"]
+        .as_str()
+        .map(|s| s.parse().unwrap())
+        .or_else(|| held[0]["flow_user_id"].as_i64())
+        .expect("the flow grant names the account");
+
+    Admin::new(&apps[2].state)
+        .disable_user(&Actor::cli("test"), account)
+        .await
+        .unwrap();
+
+    // At once, on every instance: her refresh tokens fail, her access tokens are refused, and
+    // a new sign-in gets no tokens.
+    for (n, app) in apps.iter().enumerate() {
+        let refresh = held[n]["refresh_token"].as_str().unwrap();
+        let (status, body) = token(
+            app,
+            &auth,
+            &[("grant_type", "refresh_token"), ("refresh_token", refresh)],
+        )
+        .await;
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (400, Some("invalid_grant")),
+            "{}: {body}",
+            app.base
+        );
+        let userinfo = app
+            .http
+            .get(app.url("/oauth/userinfo"))
+            .bearer_auth(held[n]["access_token"].as_str().unwrap())
+            .send()
+            .await
+            .unwrap()
+            .status();
+        assert_eq!(userinfo, 401, "{}", app.base);
+        let (status, body) = sign_in(n).await;
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (400, Some("invalid_grant")),
+            "{}: {body}",
+            app.base
+        );
     }
 }
