@@ -4,9 +4,11 @@
 //! `/api/doc.html` (the path the seed's knife4j page had), Swagger UI with its assets served by
 //! wxauth from the `utoipa-swagger-ui` crate, which vendors them: no CDN, no internet.
 //!
-//! The page loads only our own scripts and styles (`script-src 'self'`, no inline script); the
-//! one allowance beyond the other pages' policy is `style-src 'unsafe-inline'`, because Swagger
-//! UI's React components set `style` attributes, and `img-src data:` for its inline SVG icons.
+//! The page loads only our own scripts (`script-src 'self'`, no inline script). Its one allowance
+//! beyond the other pages' policy is `style-src 'unsafe-inline'`: Swagger UI applies inline
+//! styles (its inline SVGs carry `<style>`; without the allowance Chromium logs "Applying inline
+//! style violates ... 'style-src 'self''" and the logo loses its colours); and `img-src data:`
+//! for its icons. Styles cannot run code, so the page stays script-tight.
 
 use std::sync::{Arc, LazyLock};
 
