@@ -40,7 +40,7 @@ pub struct UserQuery {
 }
 
 /// An account in a list.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct UserSummary {
     pub id: i64,
     pub union_id: Option<String>,
@@ -52,7 +52,7 @@ pub struct UserSummary {
 }
 
 /// One page of accounts.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct UserPage {
     pub users: Vec<UserSummary>,
     pub page: u64,
@@ -61,7 +61,7 @@ pub struct UserPage {
 }
 
 /// A WeChat identity of an account (one openid under one app).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct IdentityView {
     pub appid: String,
     pub open_id: String,
@@ -73,7 +73,7 @@ pub struct IdentityView {
 }
 
 /// The scopes an account let a client have.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ConsentView {
     pub client_id: String,
     pub scopes: Vec<String>,
@@ -81,7 +81,7 @@ pub struct ConsentView {
 }
 
 /// A live session: a signed-in browser, or a Mini Program session of one identity.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct SessionView {
     /// `browser` or `mini_program`.
     pub kind: &'static str,
@@ -92,7 +92,7 @@ pub struct SessionView {
 }
 
 /// A refresh-token family (never a token).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct FamilyView {
     pub family_id: String,
     pub client_id: String,
@@ -103,7 +103,7 @@ pub struct FamilyView {
 }
 
 /// Everything about one account an administrator needs to answer a request.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct UserDetail {
     pub account: UserSummary,
     pub identities: Vec<IdentityView>,
@@ -114,7 +114,7 @@ pub struct UserDetail {
 }
 
 /// What a revocation ended.
-#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct Revoked {
     pub refresh_families: u64,
     pub sessions: u64,

@@ -11,11 +11,13 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use serde::Deserialize;
 use serde::de::DeserializeOwned;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{IntoParams, Modify, OpenApi, ToSchema};
 
-use crate::admin::users::{UserQuery, event_json};
+use crate::admin::users::{Revoked, UserDetail, UserPage, UserQuery, UserSummary, event_json};
 use crate::admin::{AccessRefused, Actor, Admin, AdminError};
 use crate::audit::{AuditFilter, AuditKind};
 use crate::oauth::client_registry::{DEFAULT_ACCESS_TTL, DEFAULT_FAMILY_TTL, DEFAULT_REFRESH_TTL};
@@ -26,6 +28,79 @@ use crate::state::AppState;
 
 /// Where the API lives.
 pub const BASE_PATH: &str = "/admin/api/v1";
+
+/// Where the API's OpenAPI 3.1 document is served (generated from the handlers below).
+pub const OPENAPI_PATH: &str = "/admin/api/openapi.json";
+
+/// The name of the bearer scheme in the document.
+const ADMIN_TOKEN_SCHEME: &str = "admin_token";
+
+/// The admin API's OpenAPI document: every route of [`routes`], generated from the handlers'
+/// `#[utoipa::path]` attributes and the types they take and answer.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "wxauth admin API",
+        description = "Users, clients, signing keys and the audit trail, for the bearer of \
+            `WXAUTH_ADMIN_TOKEN`. Every change is audited with the actor. A refused value is \
+            400 naming the field, an unknown id 404, a contradiction 409; no token and a wrong \
+            token get the same 401.",
+    ),
+    paths(
+        find_users, show_user, delete_user, disable_user, enable_user, revoke_user, export_user,
+        list_clients, create_client, show_client, update_client, delete_client, rotate_secret,
+        list_keys, rotate_key, retire_key, audit_events,
+    ),
+    modifiers(&AdminTokenScheme),
+    security(("admin_token" = [])),
+    tags(
+        (name = "users", description = "Accounts with their WeChat identities (PIPL access and deletion)"),
+        (name = "clients", description = "OAuth clients and their secrets"),
+        (name = "keys", description = "Signing keys and staged rotation"),
+        (name = "audit", description = "The audit trail"),
+    ),
+)]
+pub struct AdminApi;
+
+/// Adds the `WXAUTH_ADMIN_TOKEN` bearer scheme the document's `security` names.
+struct AdminTokenScheme;
+
+impl Modify for AdminTokenScheme {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            ADMIN_TOKEN_SCHEME,
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("The value of `WXAUTH_ADMIN_TOKEN`."))
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// The answer of every refusal: an error code, the reason, and for 400 the field refused.
+#[derive(Serialize, ToSchema)]
+pub struct ApiErrorBody {
+    /// `invalid_request`, `not_found`, `conflict`, `unauthorized`, `slow_down`,
+    /// `temporarily_unavailable` or `server_error`.
+    error: &'static str,
+    /// The refused field (400 only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    field: Option<&'static str>,
+    error_description: String,
+}
+
+impl ApiErrorBody {
+    fn new(error: &'static str, error_description: impl Into<String>) -> Json<Self> {
+        Json(Self {
+            error,
+            field: None,
+            error_description: error_description.into(),
+        })
+    }
+}
 
 /// The admin API's routes. Every handler's first extractor is [`Caller`], the token check, so
 /// nothing else about a request is looked at before the caller is let in.
@@ -71,29 +146,27 @@ impl IntoResponse for ApiError {
         let (status, body) = match &self.0 {
             AdminError::Invalid { field, reason } => (
                 StatusCode::BAD_REQUEST,
-                json!({"error": "invalid_request", "field": field, "error_description": reason}),
+                Json(ApiErrorBody {
+                    error: "invalid_request",
+                    field: Some(field),
+                    error_description: reason.clone(),
+                }),
             ),
-            AdminError::NotFound(m) => (
-                StatusCode::NOT_FOUND,
-                json!({"error": "not_found", "error_description": m}),
-            ),
-            AdminError::Conflict(m) => (
-                StatusCode::CONFLICT,
-                json!({"error": "conflict", "error_description": m}),
-            ),
+            AdminError::NotFound(m) => (StatusCode::NOT_FOUND, ApiErrorBody::new("not_found", m)),
+            AdminError::Conflict(m) => (StatusCode::CONFLICT, ApiErrorBody::new("conflict", m)),
             AdminError::Db(e) if crate::db::is_unavailable(e) => (
                 StatusCode::SERVICE_UNAVAILABLE,
-                json!({"error": "temporarily_unavailable", "error_description": crate::db::BUSY_MESSAGE}),
+                ApiErrorBody::new("temporarily_unavailable", crate::db::BUSY_MESSAGE),
             ),
             AdminError::Db(_) | AdminError::Internal(_) => {
                 tracing::error!(error = %self.0, "admin API");
                 (
                     StatusCode::INTERNAL_SERVER_ERROR,
-                    json!({"error": "server_error", "error_description": "the server could not complete the request"}),
+                    ApiErrorBody::new("server_error", "the server could not complete the request"),
                 )
             }
         };
-        no_store((status, Json(body)).into_response())
+        no_store((status, body).into_response())
     }
 }
 
@@ -107,7 +180,7 @@ fn ok(value: impl serde::Serialize) -> ApiResult {
 fn unauthorized() -> Response {
     let mut response = (
         StatusCode::UNAUTHORIZED,
-        Json(json!({"error": "unauthorized", "error_description": "a valid admin bearer token is required"})),
+        ApiErrorBody::new("unauthorized", "a valid admin bearer token is required"),
     )
         .into_response();
     response.headers_mut().insert(
@@ -120,7 +193,7 @@ fn unauthorized() -> Response {
 fn throttled(retry_after_secs: u64) -> Response {
     let mut response = (
         StatusCode::TOO_MANY_REQUESTS,
-        Json(json!({"error": "slow_down", "error_description": "too many failed attempts; try again later"})),
+        ApiErrorBody::new("slow_down", "too many failed attempts; try again later"),
     )
         .into_response();
     response
@@ -215,7 +288,8 @@ fn account_id(text: &str) -> Result<i64, ApiError> {
 
 // ---- users ----------------------------------------------------------------------------------
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct FindUsers {
     account_id: Option<i64>,
@@ -227,6 +301,15 @@ struct FindUsers {
     per_page: Option<u64>,
 }
 
+#[utoipa::path(get, path = "/admin/api/v1/users", tag = "users", summary = "Find accounts by id, unionid, openid, phone or nickname (substring), paginated",
+    params(FindUsers),
+    responses(
+        (status = 200, description = "One page of accounts", body = UserPage),
+        (status = 400, description = "A refused query parameter", body = ApiErrorBody),
+        (status = 401, description = "No token or a wrong one", body = ApiErrorBody),
+        (status = 429, description = "Too many failed attempts from this address", body = ApiErrorBody),
+    ),
+)]
 async fn find_users(caller: Caller, ApiQuery(q): ApiQuery<FindUsers>) -> ApiResult {
     let query = UserQuery {
         account_id: q.account_id,
@@ -240,10 +323,28 @@ async fn find_users(caller: Caller, ApiQuery(q): ApiQuery<FindUsers>) -> ApiResu
     ok(caller.admin.find_users(&query).await?)
 }
 
+#[utoipa::path(get, path = "/admin/api/v1/users/{id}", tag = "users", summary = "Show one account",
+    params(("id" = i64, Path, description = "The account id")),
+    responses(
+        (status = 200, description = "The account, its identities, consents, sessions, refresh-token families and recent events", body = UserDetail),
+        (status = 404, description = "No such account", body = ApiErrorBody),
+        (status = 401, description = "No token or a wrong one", body = ApiErrorBody),
+        (status = 429, description = "Too many failed attempts from this address", body = ApiErrorBody),
+    ),
+)]
 async fn show_user(caller: Caller, Path(id): Path<String>) -> ApiResult {
     ok(caller.admin.show_user(account_id(&id)?).await?)
 }
 
+#[utoipa::path(post, path = "/admin/api/v1/users/{id}/disable", tag = "users", summary = "Disable an account: no new tokens, refresh fails, sign-ins show a clear page",
+    params(("id" = i64, Path, description = "The account id")),
+    responses(
+        (status = 200, description = "The account, disabled; what it held is revoked", body = UserSummary),
+        (status = 404, description = "No such account", body = ApiErrorBody),
+        (status = 401, description = "No token or a wrong one", body = ApiErrorBody),
+        (status = 429, description = "Too many failed attempts from this address", body = ApiErrorBody),
+    ),
+)]
 async fn disable_user(caller: Caller, Path(id): Path<String>) -> ApiResult {
     ok(caller
         .admin
@@ -251,6 +352,15 @@ async fn disable_user(caller: Caller, Path(id): Path<String>) -> ApiResult {
         .await?)
 }
 
+#[utoipa::path(post, path = "/admin/api/v1/users/{id}/enable", tag = "users", summary = "Enable a disabled account",
+    params(("id" = i64, Path, description = "The account id")),
+    responses(
+        (status = 200, description = "The account, enabled", body = UserSummary),
+        (status = 404, description = "No such account", body = ApiErrorBody),
+        (status = 401, description = "No token or a wrong one", body = ApiErrorBody),
+        (status = 429, description = "Too many failed attempts from this address", body = ApiErrorBody),
+    ),
+)]
 async fn enable_user(caller: Caller, Path(id): Path<String>) -> ApiResult {
     ok(caller
         .admin
@@ -258,6 +368,15 @@ async fn enable_user(caller: Caller, Path(id): Path<String>) -> ApiResult {
         .await?)
 }
 
+#[utoipa::path(post, path = "/admin/api/v1/users/{id}/revoke", tag = "users", summary = "Revoke all sessions and refresh-token families of an account",
+    params(("id" = i64, Path, description = "The account id")),
+    responses(
+        (status = 200, description = "What was ended", body = Revoked),
+        (status = 404, description = "No such account", body = ApiErrorBody),
+        (status = 401, description = "No token or a wrong one", body = ApiErrorBody),
+        (status = 429, description = "Too many failed attempts from this address", body = ApiErrorBody),
+    ),
+)]
 async fn revoke_user(caller: Caller, Path(id): Path<String>) -> ApiResult {
     ok(caller
         .admin
@@ -265,6 +384,15 @@ async fn revoke_user(caller: Caller, Path(id): Path<String>) -> ApiResult {
         .await?)
 }
 
+#[utoipa::path(get, path = "/admin/api/v1/users/{id}/export", tag = "users", summary = "Export one account's data as JSON",
+    params(("id" = i64, Path, description = "The account id")),
+    responses(
+        (status = 200, description = "Everything stored about the account (PIPL: the right to access)", body = Object),
+        (status = 404, description = "No such account", body = ApiErrorBody),
+        (status = 401, description = "No token or a wrong one", body = ApiErrorBody),
+        (status = 429, description = "Too many failed attempts from this address", body = ApiErrorBody),
+    ),
+)]
 async fn export_user(caller: Caller, Path(id): Path<String>) -> ApiResult {
     ok(caller
         .admin
@@ -272,6 +400,15 @@ async fn export_user(caller: Caller, Path(id): Path<String>) -> ApiResult {
         .await?)
 }
 
+#[utoipa::path(delete, path = "/admin/api/v1/users/{id}", tag = "users", summary = "Delete an account, its identities, sessions, consents and tokens (PIPL: the right to deletion)",
+    params(("id" = i64, Path, description = "The account id")),
+    responses(
+        (status = 204, description = "Deleted; a tombstone audit event with no personal data stays"),
+        (status = 404, description = "No such account", body = ApiErrorBody),
+        (status = 401, description = "No token or a wrong one", body = ApiErrorBody),
+        (status = 429, description = "Too many failed attempts from this address", body = ApiErrorBody),
+    ),
+)]
 async fn delete_user(caller: Caller, Path(id): Path<String>) -> ApiResult {
     caller
         .admin
@@ -283,23 +420,74 @@ async fn delete_user(caller: Caller, Path(id): Path<String>) -> ApiResult {
 // ---- clients --------------------------------------------------------------------------------
 
 /// A client as the API shows it (never its secret).
-fn client_json(c: &RegisteredClient) -> Value {
-    json!({
-        "client_id": c.client_id,
-        "display_name": c.display_name,
-        "logo_url": c.logo_url,
-        "type": if c.public { "public" } else { "confidential" },
-        "grant_types": c.grant_types,
-        "scopes": c.scopes,
-        "redirect_uris": c.redirect_uris,
-        "first_party": c.first_party,
-        "access_token_ttl": c.access_token_ttl,
-        "refresh_token_ttl": c.refresh_token_ttl,
-        "refresh_family_ttl": c.refresh_family_ttl,
-        "flow_ticket": c.flow_ticket.as_str(),
-        "introspect": c.introspect,
-        "previous_secret_valid_until": c.previous_secret_until,
-    })
+#[derive(Serialize, ToSchema)]
+struct ClientView {
+    client_id: String,
+    display_name: Option<String>,
+    logo_url: Option<String>,
+    /// `public` or `confidential`.
+    #[serde(rename = "type")]
+    client_type: &'static str,
+    grant_types: Vec<String>,
+    scopes: Vec<String>,
+    redirect_uris: Vec<String>,
+    first_party: bool,
+    /// Seconds.
+    access_token_ttl: i64,
+    /// Seconds.
+    refresh_token_ttl: i64,
+    /// Seconds.
+    refresh_family_ttl: i64,
+    /// `required` or `optional`.
+    flow_ticket: &'static str,
+    introspect: bool,
+    /// Unix seconds until which the secret before the last rotation still works.
+    previous_secret_valid_until: Option<i64>,
+}
+
+impl From<&RegisteredClient> for ClientView {
+    fn from(c: &RegisteredClient) -> Self {
+        Self {
+            client_id: c.client_id.clone(),
+            display_name: c.display_name.clone(),
+            logo_url: c.logo_url.clone(),
+            client_type: if c.public { "public" } else { "confidential" },
+            grant_types: c.grant_types.clone(),
+            scopes: c.scopes.clone(),
+            redirect_uris: c.redirect_uris.clone(),
+            first_party: c.first_party,
+            access_token_ttl: c.access_token_ttl,
+            refresh_token_ttl: c.refresh_token_ttl,
+            refresh_family_ttl: c.refresh_family_ttl,
+            flow_ticket: c.flow_ticket.as_str(),
+            introspect: c.introspect,
+            previous_secret_valid_until: c.previous_secret_until,
+        }
+    }
+}
+
+/// A client just registered: a generated secret is shown here, once.
+#[derive(Serialize, ToSchema)]
+struct CreatedClient {
+    #[serde(flatten)]
+    client: ClientView,
+    /// Present only when the server generated the secret.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    client_secret: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+struct ClientList {
+    clients: Vec<ClientView>,
+}
+
+/// A rotated secret, shown once.
+#[derive(Serialize, ToSchema)]
+struct RotatedSecretView {
+    client_id: String,
+    client_secret: String,
+    /// Unix seconds until which the old secret still works.
+    previous_secret_valid_until: Option<i64>,
 }
 
 fn flow_ticket(text: Option<String>) -> Result<Option<FlowTicketPolicy>, ApiError> {
@@ -314,7 +502,7 @@ fn flow_ticket(text: Option<String>) -> Result<Option<FlowTicketPolicy>, ApiErro
     .transpose()
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct CreateClient {
     client_id: String,
@@ -340,15 +528,44 @@ struct CreateClient {
     logo_url: Option<String>,
 }
 
+#[utoipa::path(get, path = "/admin/api/v1/clients", tag = "clients", summary = "List clients",
+
+    responses(
+        (status = 200, description = "Every registered client (never a secret)", body = ClientList),
+        (status = 401, description = "No token or a wrong one", body = ApiErrorBody),
+        (status = 429, description = "Too many failed attempts from this address", body = ApiErrorBody),
+    ),
+)]
 async fn list_clients(caller: Caller) -> ApiResult {
     let clients = caller.admin.clients().await?;
-    ok(json!({ "clients": clients.iter().map(client_json).collect::<Vec<_>>() }))
+    ok(ClientList {
+        clients: clients.iter().map(ClientView::from).collect(),
+    })
 }
 
+#[utoipa::path(get, path = "/admin/api/v1/clients/{id}", tag = "clients", summary = "Show a client",
+    params(("id" = String, Path, description = "The client_id")),
+    responses(
+        (status = 200, description = "The client (never its secret)", body = ClientView),
+        (status = 404, description = "No such client", body = ApiErrorBody),
+        (status = 401, description = "No token or a wrong one", body = ApiErrorBody),
+        (status = 429, description = "Too many failed attempts from this address", body = ApiErrorBody),
+    ),
+)]
 async fn show_client(caller: Caller, Path(id): Path<String>) -> ApiResult {
-    ok(client_json(&caller.admin.client(&id).await?))
+    ok(ClientView::from(&caller.admin.client(&id).await?))
 }
 
+#[utoipa::path(post, path = "/admin/api/v1/clients", tag = "clients", summary = "Register a client",
+    request_body = CreateClient,
+    responses(
+        (status = 201, description = "The client; a generated secret is shown here once", body = CreatedClient),
+        (status = 400, description = "A refused field", body = ApiErrorBody),
+        (status = 409, description = "The client_id is taken", body = ApiErrorBody),
+        (status = 401, description = "No token or a wrong one", body = ApiErrorBody),
+        (status = 429, description = "Too many failed attempts from this address", body = ApiErrorBody),
+    ),
+)]
 async fn create_client(caller: Caller, ApiJson(body): ApiJson<CreateClient>) -> ApiResult {
     let new = NewClient {
         client_id: body.client_id,
@@ -367,10 +584,10 @@ async fn create_client(caller: Caller, ApiJson(body): ApiJson<CreateClient>) -> 
         logo_url: body.logo_url,
     };
     let (client, secret) = caller.admin.create_client(&caller.actor, new).await?;
-    let mut shown = client_json(&client);
-    if let Some(secret) = secret {
-        shown["client_secret"] = Value::String(secret.expose().to_owned());
-    }
+    let shown = CreatedClient {
+        client: ClientView::from(&client),
+        client_secret: secret.map(|s| s.expose().to_owned()),
+    };
     Ok(no_store((StatusCode::CREATED, Json(shown)).into_response()))
 }
 
@@ -383,12 +600,14 @@ where
     Option::<T>::deserialize(d).map(Some)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct UpdateClient {
     #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<String>)]
     display_name: Option<Option<String>>,
     #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<String>)]
     logo_url: Option<Option<String>>,
     grant_types: Option<Vec<String>>,
     scopes: Option<Vec<String>>,
@@ -401,6 +620,16 @@ struct UpdateClient {
     introspect: Option<bool>,
 }
 
+#[utoipa::path(patch, path = "/admin/api/v1/clients/{id}", tag = "clients", summary = "Change a client: absent fields are kept, `null` removes display_name or logo_url",
+    params(("id" = String, Path, description = "The client_id")), request_body = UpdateClient,
+    responses(
+        (status = 200, description = "The client as changed", body = ClientView),
+        (status = 400, description = "A refused field", body = ApiErrorBody),
+        (status = 404, description = "No such client", body = ApiErrorBody),
+        (status = 401, description = "No token or a wrong one", body = ApiErrorBody),
+        (status = 429, description = "Too many failed attempts from this address", body = ApiErrorBody),
+    ),
+)]
 async fn update_client(
     caller: Caller,
     Path(id): Path<String>,
@@ -419,7 +648,7 @@ async fn update_client(
         flow_ticket: flow_ticket(body.flow_ticket)?,
         introspect: body.introspect,
     };
-    ok(client_json(
+    ok(ClientView::from(
         &caller
             .admin
             .update_client(&caller.actor, &id, changes)
@@ -427,12 +656,21 @@ async fn update_client(
     ))
 }
 
+#[utoipa::path(delete, path = "/admin/api/v1/clients/{id}", tag = "clients", summary = "Delete a client",
+    params(("id" = String, Path, description = "The client_id")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 404, description = "No such client", body = ApiErrorBody),
+        (status = 401, description = "No token or a wrong one", body = ApiErrorBody),
+        (status = 429, description = "Too many failed attempts from this address", body = ApiErrorBody),
+    ),
+)]
 async fn delete_client(caller: Caller, Path(id): Path<String>) -> ApiResult {
     caller.admin.delete_client(&caller.actor, &id).await?;
     Ok(no_store(StatusCode::NO_CONTENT.into_response()))
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct RotateSecret {
     /// How long the old secret keeps working (seconds); default
@@ -440,6 +678,16 @@ struct RotateSecret {
     overlap_secs: Option<i64>,
 }
 
+#[utoipa::path(post, path = "/admin/api/v1/clients/{id}/secret", tag = "clients", summary = "Rotate a client secret with a grace period",
+    params(("id" = String, Path, description = "The client_id")), request_body(content = Option<RotateSecret>, description = "Optional; an empty body takes the default overlap"),
+    responses(
+        (status = 200, description = "The new secret, shown once; the old one works until previous_secret_valid_until", body = RotatedSecretView),
+        (status = 400, description = "A refused field, or a public client", body = ApiErrorBody),
+        (status = 404, description = "No such client", body = ApiErrorBody),
+        (status = 401, description = "No token or a wrong one", body = ApiErrorBody),
+        (status = 429, description = "Too many failed attempts from this address", body = ApiErrorBody),
+    ),
+)]
 async fn rotate_secret(
     caller: Caller,
     Path(id): Path<String>,
@@ -450,55 +698,114 @@ async fn rotate_secret(
         .admin
         .rotate_client_secret(&caller.actor, &id, overlap)
         .await?;
-    ok(json!({
-        "client_id": id,
-        "client_secret": rotated.secret.expose(),
-        "previous_secret_valid_until": rotated.previous_valid_until,
-    }))
+    ok(RotatedSecretView {
+        client_id: id,
+        client_secret: rotated.secret.expose().to_owned(),
+        previous_secret_valid_until: rotated.previous_valid_until,
+    })
 }
 
 // ---- keys -----------------------------------------------------------------------------------
 
-fn key_json(k: &KeyInfo) -> Value {
-    json!({
-        "kid": k.kid,
-        "alg": k.alg,
-        "state": k.state.as_str(),
-        "created_at": k.created_at,
-        "activates_at": k.activates_at,
-        "retired_at": k.retired_at,
+/// A signing key (its public half is in the JWKS; the private half is never shown).
+#[derive(Serialize, ToSchema)]
+struct KeyView {
+    kid: String,
+    alg: String,
+    /// `pending` (published, not yet signing), `active` (signing), `retiring` (published until
+    /// its tokens expire) or `expired`.
+    state: &'static str,
+    /// Unix seconds.
+    created_at: i64,
+    /// Unix seconds when a staged key starts signing.
+    activates_at: Option<i64>,
+    /// Unix seconds.
+    retired_at: Option<i64>,
+}
+
+impl From<&KeyInfo> for KeyView {
+    fn from(k: &KeyInfo) -> Self {
+        Self {
+            kid: k.kid.clone(),
+            alg: k.alg.clone(),
+            state: k.state.as_str(),
+            created_at: k.created_at,
+            activates_at: k.activates_at,
+            retired_at: k.retired_at,
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+struct KeyList {
+    keys: Vec<KeyView>,
+}
+
+#[utoipa::path(get, path = "/admin/api/v1/keys", tag = "keys", summary = "List signing keys",
+
+    responses(
+        (status = 200, description = "Every signing key with its state", body = KeyList),
+        (status = 401, description = "No token or a wrong one", body = ApiErrorBody),
+        (status = 429, description = "Too many failed attempts from this address", body = ApiErrorBody),
+    ),
+)]
+async fn list_keys(caller: Caller) -> ApiResult {
+    let keys = caller.admin.keys().await?;
+    ok(KeyList {
+        keys: keys.iter().map(KeyView::from).collect(),
     })
 }
 
-async fn list_keys(caller: Caller) -> ApiResult {
-    let keys = caller.admin.keys().await?;
-    ok(json!({ "keys": keys.iter().map(key_json).collect::<Vec<_>>() }))
-}
-
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct RotateKey {
     /// Seconds until the new key signs; default `WXAUTH_KEY_ACTIVATION_DELAY_SECS`.
     activate_after: Option<i64>,
 }
 
+#[utoipa::path(post, path = "/admin/api/v1/keys", tag = "keys", summary = "Stage a new signing key",
+    request_body(content = Option<RotateKey>, description = "Optional; an empty body takes the default delay"),
+    responses(
+        (status = 201, description = "The new key: published in the JWKS now, signing after the delay", body = KeyView),
+        (status = 400, description = "A refused field", body = ApiErrorBody),
+        (status = 401, description = "No token or a wrong one", body = ApiErrorBody),
+        (status = 429, description = "Too many failed attempts from this address", body = ApiErrorBody),
+    ),
+)]
 async fn rotate_key(caller: Caller, OptionalJson(body): OptionalJson<RotateKey>) -> ApiResult {
     let delay = body.activate_after;
     let key = caller.admin.rotate_key(&caller.actor, delay).await?;
     Ok(no_store(
-        (StatusCode::CREATED, Json(key_json(&key))).into_response(),
+        (StatusCode::CREATED, Json(KeyView::from(&key))).into_response(),
     ))
 }
 
+#[utoipa::path(post, path = "/admin/api/v1/keys/{kid}/retire", tag = "keys", summary = "Retire a signing key",
+    params(("kid" = String, Path, description = "The key id")),
+    responses(
+        (status = 200, description = "The key, retired; it stays published until its tokens have expired", body = KeyView),
+        (status = 404, description = "No such key", body = ApiErrorBody),
+        (status = 409, description = "The key cannot be retired (e.g. the only signing key)", body = ApiErrorBody),
+        (status = 401, description = "No token or a wrong one", body = ApiErrorBody),
+        (status = 429, description = "Too many failed attempts from this address", body = ApiErrorBody),
+    ),
+)]
 async fn retire_key(caller: Caller, Path(kid): Path<String>) -> ApiResult {
-    ok(key_json(
+    ok(KeyView::from(
         &caller.admin.retire_key(&caller.actor, &kid).await?,
     ))
 }
 
 // ---- audit ----------------------------------------------------------------------------------
 
-#[derive(Deserialize)]
+/// Audit events, newest first.
+#[derive(Serialize, ToSchema)]
+struct EventList {
+    events: Vec<Value>,
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct AuditQuery {
     account_id: Option<i64>,
@@ -509,6 +816,15 @@ struct AuditQuery {
     limit: Option<u64>,
 }
 
+#[utoipa::path(get, path = "/admin/api/v1/audit", tag = "audit", summary = "Audit events by account, client, kind and time",
+    params(AuditQuery),
+    responses(
+        (status = 200, description = "Matching events, newest first", body = EventList),
+        (status = 400, description = "A refused query parameter (e.g. an unknown kind)", body = ApiErrorBody),
+        (status = 401, description = "No token or a wrong one", body = ApiErrorBody),
+        (status = 429, description = "Too many failed attempts from this address", body = ApiErrorBody),
+    ),
+)]
 async fn audit_events(caller: Caller, ApiQuery(q): ApiQuery<AuditQuery>) -> ApiResult {
     let kind = q
         .kind
@@ -530,5 +846,7 @@ async fn audit_events(caller: Caller, ApiQuery(q): ApiQuery<AuditQuery>) -> ApiR
         limit: q.limit.unwrap_or(100),
     };
     let events = caller.admin.events(&filter).await?;
-    ok(json!({ "events": events.iter().map(event_json).collect::<Vec<_>>() }))
+    ok(EventList {
+        events: events.iter().map(event_json).collect(),
+    })
 }

@@ -78,6 +78,11 @@ fn public_links(issuer: &str) -> Vec<Link> {
             "Signing keys (JWKS)",
             "/.well-known/jwks.json",
         ),
+        link(
+            "接口文档",
+            "API documentation",
+            crate::http::api_doc::DOC_PAGE_PATH,
+        ),
         link("健康检查", "Health", "/healthz"),
     ]
 }

@@ -26,9 +26,9 @@ pub fn routes() -> Router<AppState> {
         .route("/api/wechat/user/by-unionid", get(by_unionid))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct SessionRequest {
+pub(crate) struct SessionRequest {
     app_id: String,
     code: String,
     /// The client that will redeem the ticket (recommended; without it any client with the
@@ -36,9 +36,9 @@ struct SessionRequest {
     client_id: Option<String>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct SessionResponse {
+pub(crate) struct SessionResponse {
     open_id: String,
     union_id: Option<String>,
     is_new: bool,
@@ -47,7 +47,16 @@ struct SessionResponse {
 }
 
 /// getSessionResult: exchange a `wx.login` code.
-async fn session(
+#[utoipa::path(post, path = "/api/wechat/ma/session", tag = "mini_program",
+    summary = "Exchange a wx.login code for a session and a one-time login ticket",
+    request_body = SessionRequest,
+    responses(
+        (status = 200, description = "The identity, a session id and a login ticket to redeem at /oauth/token with grant_type=flow", body = SessionResponse),
+        (status = 400, description = "A refused code or appid"),
+    ),
+    security(()),
+)]
+pub(crate) async fn session(
     State(state): State<AppState>,
     body: Result<Json<SessionRequest>, JsonRejection>,
 ) -> Result<Response, AppError> {

@@ -2,6 +2,7 @@
 //! the result; there is no SQL and no outbound HTTP here.
 
 pub mod admin;
+pub mod api_doc;
 pub mod authorize;
 pub mod component;
 pub mod context;
@@ -45,4 +46,5 @@ pub fn routes() -> Router<AppState> {
         .merge(pages::routes())
         .merge(metrics::routes())
         .merge(admin::routes())
+        .merge(api_doc::routes())
 }

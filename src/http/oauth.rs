@@ -65,7 +65,49 @@ fn authorization(headers: &HeaderMap) -> Option<&str> {
         .and_then(|v| v.to_str().ok())
 }
 
-async fn token(
+/// The token endpoint's form parameters, as the document describes them (the endpoint reads them
+/// with [`Params`], which also refuses repeats and query-string credentials).
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code, reason = "describes the form for the OpenAPI document only")]
+pub(crate) struct TokenForm {
+    /// `authorization_code`, `refresh_token`, `client_credentials`, or wxauth's `flow` (a
+    /// Mini Program / H5 login ticket).
+    grant_type: String,
+    /// `authorization_code`: the code.
+    code: Option<String>,
+    /// `authorization_code`: the redirect URI of the authorization request.
+    redirect_uri: Option<String>,
+    /// `authorization_code`: the PKCE verifier.
+    code_verifier: Option<String>,
+    /// `refresh_token`: the refresh token.
+    refresh_token: Option<String>,
+    scope: Option<String>,
+    /// A public client's id; confidential clients authenticate with HTTP Basic.
+    client_id: Option<String>,
+    /// `flow`: the Mini Program's appid.
+    #[schema(rename = "appId")]
+    app_id: Option<String>,
+    /// `flow`: the openid from `/api/wechat/ma/session`.
+    #[schema(rename = "openId")]
+    open_id: Option<String>,
+    /// `flow`: the unionid from `/api/wechat/ma/session`.
+    #[schema(rename = "unionId")]
+    union_id: Option<String>,
+    /// `flow`: the one-time login ticket from `/api/wechat/ma/session`.
+    ticket: Option<String>,
+}
+
+#[utoipa::path(post, path = "/oauth/token", tag = "oauth",
+    summary = "Exchange a grant for tokens (also at /api/auth/oauth/token)",
+    request_body(content = TokenForm, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 200, description = "Tokens (never cached)", body = crate::oauth::token_endpoint::TokenResponse),
+        (status = 400, description = "An RFC 6749 error: invalid_request, invalid_grant, unsupported_grant_type, ..."),
+        (status = 401, description = "invalid_client"),
+    ),
+    security((), ("client_basic" = [])),
+)]
+pub(crate) async fn token(
     State(state): State<AppState>,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
@@ -77,7 +119,17 @@ async fn token(
     Ok(no_store(Json(response)))
 }
 
-async fn introspect(
+#[utoipa::path(post, path = "/oauth/introspect", tag = "oauth",
+    summary = "Token introspection (RFC 7662), for clients with the introspection right",
+    request_body(content = String, content_type = "application/x-www-form-urlencoded",
+        description = "token=...&token_type_hint=..."),
+    responses(
+        (status = 200, description = "`{\"active\": false}` or the token's claims", body = Object),
+        (status = 401, description = "invalid_client"),
+    ),
+    security(("client_basic" = [])),
+)]
+pub(crate) async fn introspect(
     State(state): State<AppState>,
     headers: HeaderMap,
     body: Bytes,
@@ -87,7 +139,17 @@ async fn introspect(
     Ok(no_store(Json(answer)))
 }
 
-async fn revoke(
+#[utoipa::path(post, path = "/oauth/revoke", tag = "oauth",
+    summary = "Token revocation (RFC 7009)",
+    request_body(content = String, content_type = "application/x-www-form-urlencoded",
+        description = "token=...&token_type_hint=..."),
+    responses(
+        (status = 200, description = "Revoked, or the token was unknown"),
+        (status = 401, description = "invalid_client"),
+    ),
+    security(("client_basic" = [])),
+)]
+pub(crate) async fn revoke(
     State(state): State<AppState>,
     headers: HeaderMap,
     body: Bytes,
@@ -97,14 +159,24 @@ async fn revoke(
     Ok(no_store(()))
 }
 
-async fn server_metadata(State(state): State<AppState>) -> Json<serde_json::Value> {
+#[utoipa::path(get, path = "/.well-known/openid-configuration", tag = "discovery",
+    summary = "OpenID Connect discovery (also at /.well-known/oauth-authorization-server)",
+    responses((status = 200, description = "The server metadata (RFC 8414)", body = Object)),
+    security(()),
+)]
+pub(crate) async fn server_metadata(State(state): State<AppState>) -> Json<serde_json::Value> {
     Json(metadata::document(
         &state.config.issuer(),
         state.config.jwt_alg,
     ))
 }
 
-async fn jwks(State(state): State<AppState>) -> Result<Response, AppError> {
+#[utoipa::path(get, path = "/.well-known/jwks.json", tag = "discovery",
+    summary = "The public signing keys",
+    responses((status = 200, description = "A JWK set, cacheable for 5 minutes", body = Object)),
+    security(()),
+)]
+pub(crate) async fn jwks(State(state): State<AppState>) -> Result<Response, AppError> {
     let keys = state
         .oauth
         .tokens
@@ -121,7 +193,18 @@ async fn jwks(State(state): State<AppState>) -> Result<Response, AppError> {
 }
 
 /// OpenID Connect UserInfo (GET or POST, bearer token in the `Authorization` header).
-async fn userinfo(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, AppError> {
+#[utoipa::path(get, path = "/oauth/userinfo", tag = "oauth",
+    summary = "OpenID Connect UserInfo (GET or POST)",
+    responses(
+        (status = 200, description = "The claims the token's scopes allow", body = Object),
+        (status = 401, description = "No token, or an invalid one"),
+    ),
+    security(("access_token" = [])),
+)]
+pub(crate) async fn userinfo(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, AppError> {
     let token = oidc_userinfo::bearer(authorization(&headers));
     let info = oidc_userinfo::userinfo(&state.oauth, token).await?;
     Ok(no_store(Json(info)))

@@ -15,7 +15,7 @@ use crate::oauth::params::Params;
 use crate::oauth::token_service::Issued;
 
 /// A successful token response: the standard fields plus the seed's user fields.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct TokenResponse {
     pub access_token: String,
     pub token_type: &'static str,

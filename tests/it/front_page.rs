@@ -63,6 +63,7 @@ async fn the_front_page_names_the_server_and_links_documents_that_answer() {
     for wanted in [
         "/.well-known/openid-configuration",
         "/.well-known/jwks.json",
+        "/api/doc.html",
     ] {
         assert!(
             links.iter().any(|l| l == &format!("{issuer}{wanted}")),

@@ -26,6 +26,7 @@ mod oidc_browser;
 mod oidc_client;
 mod oidc_python;
 mod open_data;
+mod openapi;
 mod races;
 mod simulator;
 mod ticket_clients;
