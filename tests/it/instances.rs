@@ -60,6 +60,19 @@ async fn three_instances(extra: &[(&str, &str)]) -> Option<[TestApp; 3]> {
     Some([first, second, third])
 }
 
+/// The `flow` grant redeeming the ticket of a `/ma/session` answer.
+async fn redeem(app: &TestApp, auth: &str, session: &Value) -> (u16, Value) {
+    let field = |name: &str| session[name].as_str().unwrap().to_owned();
+    let form = [
+        ("grant_type", "flow".to_owned()),
+        ("appId", MP.to_owned()),
+        ("openId", field("openId")),
+        ("unionId", field("unionId")),
+        ("ticket", field("ticket")),
+    ];
+    token(app, auth, &form).await
+}
+
 fn kid_of(jwt: &str) -> String {
     jsonwebtoken::decode_header(jwt)
         .expect("a JWT")
@@ -114,32 +127,10 @@ async fn a_login_and_its_refreshes_go_round_three_instances() {
     )
     .await;
     assert_eq!(status, 200, "{session}");
-    let (status, tokens) = token(
-        &apps[1],
-        &auth,
-        &[
-            ("grant_type", "flow"),
-            ("appId", MP),
-            ("openId", session["openId"].as_str().unwrap()),
-            ("unionId", session["unionId"].as_str().unwrap()),
-            ("ticket", session["ticket"].as_str().unwrap()),
-        ],
-    )
-    .await;
+    let (status, tokens) = redeem(&apps[1], &auth, &session).await;
     assert_eq!(status, 200, "{tokens}");
     // The ticket is spent for all three.
-    let (status, again) = token(
-        &apps[2],
-        &auth,
-        &[
-            ("grant_type", "flow"),
-            ("appId", MP),
-            ("openId", session["openId"].as_str().unwrap()),
-            ("unionId", session["unionId"].as_str().unwrap()),
-            ("ticket", session["ticket"].as_str().unwrap()),
-        ],
-    )
-    .await;
+    let (status, again) = redeem(&apps[2], &auth, &session).await;
     assert_eq!(
         (status, again["error"].as_str()),
         (400, Some("invalid_grant")),
@@ -385,18 +376,7 @@ async fn a_disabled_user_is_refused_by_every_instance_at_once() {
             )
             .await;
             assert_eq!(status, 200, "{session}");
-            token(
-                &apps[(app_index + 1) % 3],
-                &auth,
-                &[
-                    ("grant_type", "flow"),
-                    ("appId", MP),
-                    ("openId", session["openId"].as_str().unwrap()),
-                    ("unionId", session["unionId"].as_str().unwrap()),
-                    ("ticket", session["ticket"].as_str().unwrap()),
-                ],
-            )
-            .await
+            redeem(&apps[(app_index + 1) % 3], &auth, &session).await
         }
     };
     let mut held = Vec::new();
