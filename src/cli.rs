@@ -20,6 +20,7 @@ use crate::app_registry::{AppKind, NewApp};
 use crate::audit::{AuditEvent, AuditFilter, AuditKind, Outcome, StoredEvent};
 use crate::clock::{SharedClock, SystemClock};
 use crate::config::{Config, LogFormat};
+use crate::oauth::GrantType;
 use crate::oauth::client_registry::{DEFAULT_ACCESS_TTL, DEFAULT_FAMILY_TTL, DEFAULT_REFRESH_TTL};
 use crate::oauth::keys::KeyInfo;
 use crate::oauth::{ClientChanges, FlowTicketPolicy, NewClient, RegisteredClient};
@@ -904,7 +905,7 @@ async fn client_command(state: &AppState, command: ClientCommand) -> Result<(), 
                 println!("client_secret:     {}", secret.expose());
                 println!("(store the secret now: it is not kept and will not be shown again)");
             }
-            if flow_ticket == FlowTicketPolicy::Optional && client.allows_grant("flow") {
+            if flow_ticket == FlowTicketPolicy::Optional && client.allows_grant(GrantType::Flow) {
                 eprintln!(
                     "warning: --flow-ticket optional lets anyone who knows a unionId/openId pair obtain tokens for it; use it only to migrate existing front ends"
                 );

@@ -26,6 +26,7 @@ use sea_orm::DatabaseConnection;
 use url::Url;
 
 use crate::clock::SharedClock;
+use crate::oauth::GrantType;
 use crate::oauth::authenticated_client::negotiate_scope;
 use crate::oauth::client_registry::{ClientRegistry, RegisteredClient};
 use crate::oauth::codes::{CodeStore, NONCE_EXTENSION};
@@ -236,7 +237,7 @@ impl AuthorizationService {
                 description,
             ))
         };
-        if !client.allows_grant("authorization_code") {
+        if !client.allows_grant(GrantType::AuthorizationCode) {
             return Err(refuse(
                 "unauthorized_client",
                 "this client may not use the authorization code flow",

@@ -19,6 +19,7 @@ use sea_orm::{
 use entity::oauth_client;
 
 use crate::clock::SharedClock;
+use crate::oauth::grant_type::GrantType;
 use crate::secret::Secret;
 use crate::ttl_cache::TtlCache;
 use crate::vault::{Vault, random_token};
@@ -27,15 +28,6 @@ use crate::vault::{Vault, random_token};
 /// reading it again: the longest another instance keeps accepting a rotated secret or a deleted
 /// client.
 pub const CLIENT_CACHE_TTL: i64 = 5;
-
-/// Grant types a client may be allowed.
-pub const KNOWN_GRANT_TYPES: &[&str] = &[
-    "authorization_code",
-    "client_credentials",
-    "refresh_token",
-    "flow",
-    "mini_program",
-];
 
 /// Default access-token lifetime (seconds).
 pub const DEFAULT_ACCESS_TTL: i64 = 3600;
@@ -173,8 +165,8 @@ pub struct ClientChanges {
 pub const MAX_DISPLAY_NAME_CHARS: usize = 64;
 
 impl RegisteredClient {
-    pub fn allows_grant(&self, grant_type: &str) -> bool {
-        self.grant_types.iter().any(|g| g == grant_type)
+    pub fn allows_grant(&self, grant_type: GrantType) -> bool {
+        self.grant_types.iter().any(|g| g == grant_type.as_str())
     }
 
     pub fn allows_scope(&self, scope: &str) -> bool {
@@ -191,7 +183,7 @@ pub enum ClientRegistryError {
     SecretTooShort,
     #[error("a public client has no secret")]
     PublicWithSecret,
-    #[error("unknown grant type {0:?} (known: {known})", known = KNOWN_GRANT_TYPES.join(", "))]
+    #[error("unknown grant type {0:?} (known: {known})", known = GrantType::names().join(", "))]
     UnknownGrantType(String),
     #[error("scope {0:?} is not a valid scope token")]
     InvalidScope(String),
@@ -285,7 +277,7 @@ fn check_lists(
     redirect_uris: &[String],
 ) -> Result<(), ClientRegistryError> {
     for g in grant_types {
-        if !KNOWN_GRANT_TYPES.contains(&g.as_str()) {
+        if GrantType::parse(g).is_none() {
             return Err(ClientRegistryError::UnknownGrantType(g.clone()));
         }
     }

@@ -20,6 +20,7 @@ use entity::login_ticket;
 
 use crate::clock::SharedClock;
 use crate::oauth::ClientRegistry;
+use crate::oauth::GrantType;
 use crate::vault::{Vault, random_token};
 
 /// How long a ticket lives (seconds).
@@ -90,7 +91,7 @@ impl LoginTickets {
             .clients
             .get(client_id)
             .await?
-            .is_some_and(|c| c.allows_grant("flow")))
+            .is_some_and(|c| c.allows_grant(GrantType::Flow)))
     }
 
     /// A new ticket for `identity` that any client allowed the `flow` grant may redeem.

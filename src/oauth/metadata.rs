@@ -4,15 +4,7 @@
 use serde_json::{Value, json};
 
 use crate::config::JwtAlg;
-
-/// Every grant type the token endpoint accepts.
-pub const GRANT_TYPES: &[&str] = &[
-    "authorization_code",
-    "client_credentials",
-    "refresh_token",
-    "flow",
-    "mini_program",
-];
+use crate::oauth::grant_type::GrantType;
 
 /// The metadata document for `issuer`.
 pub fn document(issuer: &str, alg: JwtAlg) -> Value {
@@ -25,7 +17,7 @@ pub fn document(issuer: &str, alg: JwtAlg) -> Value {
         "jwks_uri": format!("{issuer}/.well-known/jwks.json"),
         "introspection_endpoint": format!("{issuer}/oauth/introspect"),
         "revocation_endpoint": format!("{issuer}/oauth/revoke"),
-        "grant_types_supported": GRANT_TYPES,
+        "grant_types_supported": GrantType::names(),
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],
         "code_challenge_methods_supported": ["S256"],

@@ -8,6 +8,7 @@ pub mod client_registry;
 pub mod codes;
 pub mod consent;
 pub mod error;
+pub mod grant_type;
 pub mod grants;
 pub mod id_token;
 pub mod introspection;
@@ -28,6 +29,7 @@ pub use client_registry::{
     ClientChanges, ClientRegistry, FlowTicketPolicy, NewClient, RegisteredClient,
 };
 pub use error::{OAuthError, OAuthErrorCode};
+pub use grant_type::GrantType;
 pub use login_tickets::{LoginTickets, Redeemed, TicketIdentity};
 
 use crate::app_registry::AppRegistry;

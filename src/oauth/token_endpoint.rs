@@ -10,6 +10,12 @@ use crate::limits::Limit;
 use crate::oauth::OAuthServices;
 use crate::oauth::client_auth::authenticate_request;
 use crate::oauth::error::OAuthError;
+use crate::oauth::grant_type::GrantType;
+use crate::oauth::grants::authorization_code::AuthorizationCodeParams;
+use crate::oauth::grants::client_credentials::ClientCredentialsParams;
+use crate::oauth::grants::flow::FlowParams;
+use crate::oauth::grants::mini_program::MiniProgramParams;
+use crate::oauth::grants::refresh_token::RefreshTokenParams;
 use crate::oauth::grants::{self, GrantRequest};
 use crate::oauth::params::Params;
 use crate::oauth::token_service::Issued;
@@ -65,19 +71,15 @@ impl From<Issued> for TokenResponse {
     }
 }
 
-/// Grants whose clients may be public (no secret).
-const PUBLIC_CLIENT_GRANTS: &[&str] = &["authorization_code", "refresh_token"];
-
 /// Handle one token request.
 pub async fn exchange(
     services: &OAuthServices,
     authorization: Option<&str>,
     params: Params,
 ) -> Result<TokenResponse, OAuthError> {
-    let grant_type = params
+    let requested = params
         .get("grant_type")
-        .ok_or_else(|| OAuthError::invalid_request("grant_type is required"))?
-        .to_string();
+        .ok_or_else(|| OAuthError::invalid_request("grant_type is required"))?;
     let (client, credentials) =
         authenticate_request(&services.clients, authorization, &params).await?;
     if let Some(limits) = crate::request_context::limits()
@@ -88,21 +90,16 @@ pub async fn exchange(
             "this client is sending too many token requests; retry later",
         ));
     }
-    if client.public && !PUBLIC_CLIENT_GRANTS.contains(&grant_type.as_str()) {
+    let grant_type = GrantType::parse(requested);
+    if client.public && !grant_type.is_some_and(GrantType::open_to_public_clients) {
         return Err(OAuthError::invalid_client(
             "this grant requires a confidential client",
         ));
     }
-    let known = matches!(
-        grant_type.as_str(),
-        "client_credentials" | "refresh_token" | "flow" | "mini_program" | "authorization_code"
-    );
-    if !known {
-        return Err(OAuthError::unsupported_grant_type(format!(
-            "grant_type {grant_type:?} is not supported"
-        )));
-    }
-    if !client.allows_grant(&grant_type) {
+    let grant_type = grant_type.ok_or_else(|| {
+        OAuthError::unsupported_grant_type(format!("grant_type {requested:?} is not supported"))
+    })?;
+    if !client.allows_grant(grant_type) {
         return Err(OAuthError::unauthorized_client(format!(
             "this client may not use grant_type {grant_type}"
         )));
@@ -110,34 +107,43 @@ pub async fn exchange(
     let request = GrantRequest {
         client: &client,
         credentials: &credentials,
-        params: &params,
     };
-    let response: TokenResponse = match grant_type.as_str() {
-        "client_credentials" => grants::client_credentials::grant(&services.tokens, &request)
+    let response: TokenResponse = match grant_type {
+        GrantType::ClientCredentials => grants::client_credentials::grant(
+            &services.tokens,
+            &request,
+            ClientCredentialsParams::parse(&params),
+        )
+        .await?
+        .into(),
+        GrantType::RefreshToken => {
+            grants::refresh_token::grant(services, &request, RefreshTokenParams::parse(&params)?)
+                .await?
+                .into()
+        }
+        GrantType::Flow => grants::flow::grant(services, &request, FlowParams::parse(&params)?)
             .await?
             .into(),
-        "refresh_token" => grants::refresh_token::grant(services, &request)
-            .await?
-            .into(),
-        "flow" => grants::flow::grant(services, &request).await?.into(),
-        "authorization_code" => {
-            let (issued, id_token) = grants::authorization_code::grant(services, &request).await?;
+        GrantType::AuthorizationCode => {
+            let (issued, id_token) = grants::authorization_code::grant(
+                services,
+                &request,
+                AuthorizationCodeParams::parse(&params)?,
+            )
+            .await?;
             TokenResponse {
                 id_token,
                 ..issued.into()
             }
         }
-        "mini_program" => {
-            let (issued, session_id) = grants::mini_program::grant(services, &request).await?;
+        GrantType::MiniProgram => {
+            let (issued, session_id) =
+                grants::mini_program::grant(services, &request, MiniProgramParams::parse(&params)?)
+                    .await?;
             TokenResponse {
                 session_id: Some(session_id),
                 ..issued.into()
             }
-        }
-        _ => {
-            return Err(OAuthError::unsupported_grant_type(format!(
-                "grant_type {grant_type:?} is not supported"
-            )));
         }
     };
     let mut event = AuditEvent::new(AuditKind::TokenIssued, Outcome::Ok)

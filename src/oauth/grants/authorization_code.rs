@@ -15,8 +15,9 @@ use oxide_auth::primitives::grant::Extensions;
 use oxide_auth_async::code_grant::access_token::{Endpoint, Extension, access_token};
 use oxide_auth_async::primitives::{Authorizer, Issuer, Registrar};
 
-use super::{GrantRequest, from_access_token_error};
+use super::{GrantRequest, from_access_token_error, optional, required};
 use crate::audit::{AuditEvent, AuditKind, Outcome};
+use crate::oauth::GrantType;
 use crate::oauth::OAuthError;
 use crate::oauth::OAuthServices;
 use crate::oauth::authenticated_client::AuthenticatedClient;
@@ -24,11 +25,31 @@ use crate::oauth::codes::{
     AUTH_TIME_EXTENSION, CodeOutcome, CodeStore, NONCE_EXTENSION, public_extension,
 };
 use crate::oauth::id_token::{self, IdTokenRequest};
+use crate::oauth::params::Params;
 use crate::oauth::token_issuer::TokenIssuer;
 use crate::oauth::token_service::Issued;
 
+/// The parameters of an `authorization_code` request.
+pub struct AuthorizationCodeParams {
+    pub code: String,
+    pub redirect_uri: String,
+    /// PKCE (RFC 7636 §4.5).
+    pub code_verifier: Option<String>,
+}
+
+impl AuthorizationCodeParams {
+    pub fn parse(params: &Params) -> Result<Self, OAuthError> {
+        Ok(Self {
+            code: required(params, "code")?,
+            redirect_uri: required(params, "redirect_uri")?,
+            code_verifier: optional(params, "code_verifier"),
+        })
+    }
+}
+
 struct CodeRequest<'a> {
     grant: &'a GrantRequest<'a>,
+    params: &'a AuthorizationCodeParams,
 }
 
 impl Request for CodeRequest<'_> {
@@ -36,7 +57,7 @@ impl Request for CodeRequest<'_> {
         true
     }
     fn code(&self) -> Option<Cow<'_, str>> {
-        self.grant.params.get("code").map(Cow::Borrowed)
+        Some(Cow::Borrowed(self.params.code.as_str()))
     }
     fn authorization(&self) -> Authorization<'_> {
         let creds = self.grant.credentials;
@@ -53,13 +74,16 @@ impl Request for CodeRequest<'_> {
         None
     }
     fn redirect_uri(&self) -> Option<Cow<'_, str>> {
-        self.grant.params.get("redirect_uri").map(Cow::Borrowed)
+        Some(Cow::Borrowed(self.params.redirect_uri.as_str()))
     }
     fn grant_type(&self) -> Option<Cow<'_, str>> {
         Some(Cow::Borrowed("authorization_code"))
     }
     fn extension(&self, key: &str) -> Option<Cow<'_, str>> {
-        self.grant.params.get(key).map(Cow::Borrowed)
+        match key {
+            "code_verifier" => self.params.code_verifier.as_deref().map(Cow::Borrowed),
+            _ => None,
+        }
     }
 }
 
@@ -127,15 +151,10 @@ fn internal(context: &str, error: &dyn std::fmt::Display) -> OAuthError {
 pub async fn grant(
     services: &OAuthServices,
     request: &GrantRequest<'_>,
+    params: AuthorizationCodeParams,
 ) -> Result<(Issued, Option<String>), OAuthError> {
-    if request.params.get("code").is_none() {
-        return Err(OAuthError::invalid_request("code is required"));
-    }
-    if request.params.get("redirect_uri").is_none() {
-        return Err(OAuthError::invalid_request("redirect_uri is required"));
-    }
     let tokens = &services.tokens;
-    let with_refresh = request.client.allows_grant("refresh_token");
+    let with_refresh = request.client.allows_grant(GrantType::RefreshToken);
     // Chosen before the code is spent, and recorded by the statement that spends it.
     let plan = tokens
         .plan(request.client, with_refresh)
@@ -152,7 +171,14 @@ pub async fn grant(
             .with_plan(plan.family_stored()),
         extension: CodeExtension::default(),
     };
-    let result = access_token(&mut endpoint, &CodeRequest { grant: request }).await;
+    let result = access_token(
+        &mut endpoint,
+        &CodeRequest {
+            grant: request,
+            params: &params,
+        },
+    )
+    .await;
     if let Err(mut error) = result {
         if let CodeOutcome::Replayed {
             family_id,

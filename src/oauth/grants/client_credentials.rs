@@ -8,9 +8,10 @@ use oxide_auth::primitives::grant::{Extensions, Grant};
 use oxide_auth_async::code_grant::client_credentials::{Endpoint, client_credentials};
 use oxide_auth_async::primitives::{Authorizer, Issuer, Registrar};
 
-use super::{GrantRequest, effective_scope, from_access_token_error};
+use super::{GrantRequest, effective_scope, from_access_token_error, optional};
 use crate::oauth::OAuthError;
 use crate::oauth::authenticated_client::AuthenticatedClient;
+use crate::oauth::params::Params;
 use crate::oauth::token_issuer::{TokenIssuer, mark_subject};
 use crate::oauth::token_service::{Issued, SubjectKind, TokenService};
 
@@ -90,16 +91,30 @@ impl Endpoint for CcEndpoint<'_> {
     }
 }
 
+/// The parameters of a `client_credentials` request.
+pub struct ClientCredentialsParams {
+    pub scope: Option<String>,
+}
+
+impl ClientCredentialsParams {
+    pub fn parse(params: &Params) -> Self {
+        Self {
+            scope: optional(params, "scope"),
+        }
+    }
+}
+
 pub async fn grant(
     tokens: &TokenService,
     request: &GrantRequest<'_>,
+    params: ClientCredentialsParams,
 ) -> Result<Issued, OAuthError> {
     if request.client.public {
         return Err(OAuthError::unauthorized_client(
             "a public client cannot use client_credentials",
         ));
     }
-    let scope = effective_scope(request.client, request.params.get("scope"))?;
+    let scope = effective_scope(request.client, params.scope.as_deref())?;
     let mut endpoint = CcEndpoint {
         registrar: AuthenticatedClient {
             client: request.client,

@@ -8,12 +8,13 @@
 //! none, by any client with this grant. Every refusal is the same `invalid_grant`, and every
 //! refused ticket (and a missing one where it is required) is audited as `ticket_refused`.
 
-use super::{GrantRequest, effective_scope, issue_for_account};
+use super::{GrantRequest, effective_scope, issue_for_account, optional};
 use crate::audit::{AuditEvent, AuditKind, Outcome};
 use crate::oauth::OAuthError;
 use crate::oauth::OAuthServices;
 use crate::oauth::client_registry::FlowTicketPolicy;
 use crate::oauth::login_tickets::{Redeemed, TicketIdentity};
+use crate::oauth::params::Params;
 use crate::oauth::token_service::Issued;
 use crate::users::Account;
 
@@ -49,19 +50,44 @@ pub(crate) async fn account_for(
     account.ok_or_else(refused)
 }
 
+/// The parameters of a `flow` request.
+pub struct FlowParams {
+    pub app_id: String,
+    pub open_id: String,
+    /// Absent or empty when the app is bound to no Open Platform account.
+    pub union_id: Option<String>,
+    pub ticket: Option<String>,
+    pub scope: Option<String>,
+}
+
+impl FlowParams {
+    pub fn parse(params: &Params) -> Result<Self, OAuthError> {
+        let (Some(app_id), Some(open_id)) = (optional(params, "appId"), optional(params, "openId"))
+        else {
+            return Err(OAuthError::invalid_request("appId and openId are required"));
+        };
+        Ok(Self {
+            app_id,
+            open_id,
+            union_id: optional(params, "unionId").filter(|u| !u.is_empty()),
+            ticket: optional(params, "ticket"),
+            scope: optional(params, "scope"),
+        })
+    }
+}
+
 pub async fn grant(
     services: &OAuthServices,
     request: &GrantRequest<'_>,
+    params: FlowParams,
 ) -> Result<Issued, OAuthError> {
-    let params = request.params;
-    let (Some(appid), Some(open_id)) = (params.get("appId"), params.get("openId")) else {
-        return Err(OAuthError::invalid_request("appId and openId are required"));
-    };
-    let union_id = params.get("unionId").filter(|u| !u.is_empty());
-    let scope = effective_scope(request.client, params.get("scope"))?;
+    let appid = params.app_id.as_str();
+    let open_id = params.open_id.as_str();
+    let union_id = params.union_id.as_deref();
+    let scope = effective_scope(request.client, params.scope.as_deref())?;
 
     let client_id = request.client.client_id.as_str();
-    match (params.get("ticket"), request.client.flow_ticket) {
+    match (params.ticket.as_deref(), request.client.flow_ticket) {
         (Some(ticket), _) => {
             let identity = TicketIdentity {
                 appid: appid.to_string(),

@@ -13,6 +13,7 @@ pub mod refresh_token;
 use oxide_auth::code_grant::error::{AccessTokenError, AccessTokenErrorType};
 use oxide_auth::primitives::scope::Scope;
 
+use crate::oauth::GrantType;
 use crate::oauth::OAuthError;
 use crate::oauth::OAuthServices;
 use crate::oauth::client_auth::ClientCredentials;
@@ -21,11 +22,23 @@ use crate::oauth::params::Params;
 use crate::oauth::token_service::Issued;
 use crate::users::Account;
 
-/// What every grant gets.
+/// What every grant gets besides its own typed parameters: the authenticated client.
 pub struct GrantRequest<'a> {
     pub client: &'a RegisteredClient,
     pub credentials: &'a ClientCredentials,
-    pub params: &'a Params,
+}
+
+/// A required parameter, or `invalid_request` naming it.
+pub(crate) fn required(params: &Params, name: &str) -> Result<String, OAuthError> {
+    params
+        .get(name)
+        .map(str::to_owned)
+        .ok_or_else(|| OAuthError::invalid_request(format!("{name} is required")))
+}
+
+/// An optional parameter.
+pub(crate) fn optional(params: &Params, name: &str) -> Option<String> {
+    params.get(name).map(str::to_owned)
 }
 
 /// Map an error oxide-auth's state machines produced to ours.
@@ -88,7 +101,7 @@ pub(crate) async fn issue_for_account(
     let scope: Scope = scope
         .parse()
         .map_err(|_| OAuthError::invalid_scope("malformed scope"))?;
-    let with_refresh = request.client.allows_grant("refresh_token");
+    let with_refresh = request.client.allows_grant(GrantType::RefreshToken);
     services
         .tokens
         .issue_for_user(request.client, account, &scope, with_refresh)

@@ -8,15 +8,32 @@ use oxide_auth::code_grant::refresh::{Error as RefreshError, Request};
 use oxide_auth_async::code_grant::refresh::{Endpoint, refresh};
 use oxide_auth_async::primitives::{Issuer, Registrar};
 
-use super::{GrantRequest, from_access_token_error};
+use super::{GrantRequest, from_access_token_error, optional, required};
 use crate::audit::{AuditEvent, AuditKind, Outcome};
 use crate::oauth::authenticated_client::AuthenticatedClient;
+use crate::oauth::params::Params;
 use crate::oauth::token_issuer::TokenIssuer;
 use crate::oauth::token_service::{Issued, SubjectKind};
 use crate::oauth::{OAuthError, OAuthServices};
 
+/// The parameters of a `refresh_token` request.
+pub struct RefreshTokenParams {
+    pub refresh_token: String,
+    pub scope: Option<String>,
+}
+
+impl RefreshTokenParams {
+    pub fn parse(params: &Params) -> Result<Self, OAuthError> {
+        Ok(Self {
+            refresh_token: required(params, "refresh_token")?,
+            scope: optional(params, "scope"),
+        })
+    }
+}
+
 struct RefreshRequest<'a> {
     grant: &'a GrantRequest<'a>,
+    params: &'a RefreshTokenParams,
 }
 
 impl Request for RefreshRequest<'_> {
@@ -24,10 +41,10 @@ impl Request for RefreshRequest<'_> {
         true
     }
     fn refresh_token(&self) -> Option<Cow<'_, str>> {
-        self.grant.params.get("refresh_token").map(Cow::Borrowed)
+        Some(Cow::Borrowed(self.params.refresh_token.as_str()))
     }
     fn scope(&self) -> Option<Cow<'_, str>> {
-        self.grant.params.get("scope").map(Cow::Borrowed)
+        self.params.scope.as_deref().map(Cow::Borrowed)
     }
     fn grant_type(&self) -> Option<Cow<'_, str>> {
         Some(Cow::Borrowed("refresh_token"))
@@ -63,18 +80,23 @@ impl Endpoint for RefreshEndpoint<'_> {
 pub async fn grant(
     services: &OAuthServices,
     request: &GrantRequest<'_>,
+    params: RefreshTokenParams,
 ) -> Result<Issued, OAuthError> {
     let tokens = &services.tokens;
-    if request.params.get("refresh_token").is_none() {
-        return Err(OAuthError::invalid_request("refresh_token is required"));
-    }
     let mut endpoint = RefreshEndpoint {
         registrar: AuthenticatedClient {
             client: request.client,
         },
         issuer: tokens.for_client(request.client, true),
     };
-    let result = refresh(&mut endpoint, &RefreshRequest { grant: request }).await;
+    let result = refresh(
+        &mut endpoint,
+        &RefreshRequest {
+            grant: request,
+            params: &params,
+        },
+    )
+    .await;
     if endpoint.issuer.reuse_detected() {
         let mut event = AuditEvent::new(AuditKind::RefreshReuse, Outcome::Refused)
             .client(request.client.client_id.as_str());
