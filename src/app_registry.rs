@@ -2,8 +2,10 @@
 //! Platform components and website apps, with their secrets sealed at rest. Used by the CLI
 //! (`wxauth app …`), by `wxauth dev`, and by the WeChat adapter to find credentials.
 //!
-//! [`AppRegistry::exists`], on the `flow` grant's path, remembers registered appids for
-//! [`APP_CACHE_TTL`] seconds; removing an app through this registry forgets it at once, and
+//! [`AppRegistry::exists`] and [`AppRegistry::kind`], on the `flow` grant's and every login's
+//! path, remember registered appids and their kinds for [`APP_CACHE_TTL`] seconds (secrets are
+//! always read fresh, by [`AppRegistry::get`]); one registry is shared by the whole process, so a
+//! login that checks an app's kind and then uses its secret reads `wx_app` once; removing an app through this registry forgets it at once, and
 //! another instance (or the CLI, another process) sees a removal within the TTL.
 
 use std::fmt;
@@ -122,8 +124,8 @@ pub struct AppRegistry {
     db: DatabaseConnection,
     vault: Arc<Vault>,
     clock: SharedClock,
-    /// Appids found registered (unknown ones are not remembered).
-    known: Arc<TtlCache<()>>,
+    /// Appids found registered, with their kinds (unknown ones are not remembered).
+    known: Arc<TtlCache<Option<AppKind>>>,
 }
 
 impl AppRegistry {
@@ -215,26 +217,29 @@ impl AppRegistry {
 
     /// Whether `appid` is registered (no secret is opened: this is on the token hot path).
     pub async fn exists(&self, appid: &str) -> Result<bool, DbErr> {
-        let now = self.clock.now();
-        if self.known.get(appid, now).is_some() {
-            return Ok(true);
-        }
-        let generation = self.known.generation();
-        let found = crate::db::find_unique(wx_app::Entity::find_by_id(appid.to_string()), &self.db)
-            .await?
-            .is_some();
-        if found {
-            self.known.insert(appid, (), now, generation);
-        }
-        Ok(found)
+        Ok(self.registered(appid).await?.is_some())
     }
 
     /// What kind of app `appid` is, if registered (no secret is opened).
     pub async fn kind(&self, appid: &str) -> Result<Option<AppKind>, DbErr> {
-        Ok(wx_app::Entity::find_by_id(appid.to_string())
-            .one(&self.db)
-            .await?
-            .and_then(|row| AppKind::parse(&row.kind)))
+        Ok(self.registered(appid).await?.flatten())
+    }
+
+    /// `Some(kind)` when `appid` is registered (the kind `None` if the stored one is unknown),
+    /// from the cache or one read.
+    async fn registered(&self, appid: &str) -> Result<Option<Option<AppKind>>, DbErr> {
+        let now = self.clock.now();
+        if let Some(kind) = self.known.get(appid, now) {
+            return Ok(Some(kind));
+        }
+        let generation = self.known.generation();
+        let found =
+            crate::db::find_unique(wx_app::Entity::find_by_id(appid.to_string()), &self.db).await?;
+        let kind = found.map(|row| AppKind::parse(&row.kind));
+        if let Some(kind) = kind {
+            self.known.insert(appid, kind, now, generation);
+        }
+        Ok(kind)
     }
 
     /// One app with its secrets opened.

@@ -8,6 +8,7 @@ use std::time::Duration;
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
 use sea_orm::{
     ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbErr, EntityTrait, Select,
+    UpdateMany,
 };
 
 use migration::{Migrator, MigratorTrait};
@@ -99,6 +100,31 @@ pub async fn find_unique<E: EntityTrait>(
     db: &DatabaseConnection,
 ) -> Result<Option<E::Model>, DbErr> {
     Ok(select.all(db).await?.into_iter().next())
+}
+
+/// Spend a single-use row (a ticket, a state, a code, a refresh token) in one conditional
+/// statement: `update` sets what spending records and filters on what makes the row live
+/// (unspent, unexpired, …), so of two requests arriving at the same instant exactly one affects
+/// the row. Whether this call was that one.
+pub async fn spend<E: EntityTrait>(
+    conn: &impl ConnectionTrait,
+    update: UpdateMany<E>,
+) -> Result<bool, DbErr> {
+    Ok(update.exec(conn).await?.rows_affected == 1)
+}
+
+/// [`spend`], then the spent row read back through `find` on the same connection (or
+/// transaction); `None` when the row was not live. MariaDB has no `UPDATE … RETURNING`, so the
+/// read is a second statement; it is keyed by what the update matched.
+pub async fn spend_once<E: EntityTrait>(
+    conn: &impl ConnectionTrait,
+    update: UpdateMany<E>,
+    find: Select<E>,
+) -> Result<Option<E::Model>, DbErr> {
+    if !spend(conn, update).await? {
+        return Ok(None);
+    }
+    Ok(find.all(conn).await?.into_iter().next())
 }
 
 /// Whether the database answers a trivial query.

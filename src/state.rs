@@ -120,6 +120,7 @@ impl AppState {
         .map_err(|e| StartError::Other(format!("WeChat client: {e}")))?;
         let wechat = Arc::new(WeChat::new(
             client,
+            apps.clone(),
             db.clone(),
             vault.clone(),
             clock.clone(),

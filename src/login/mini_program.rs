@@ -18,7 +18,6 @@ use std::sync::Arc;
 use sea_orm::ActiveValue::Set;
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{ColumnTrait, Condition, DatabaseConnection, EntityTrait, QueryFilter};
-use serde_json::Value;
 
 use entity::mini_session;
 
@@ -32,7 +31,8 @@ use crate::oauth::mini_program_sign_in::{MiniProgramSignIn, MiniProgramSignedIn}
 use crate::store::Store;
 use crate::users::{Account, PhoneSource, Profile, UserRepo, VouchedIdentity, WeChatIdentity};
 use crate::vault::{SealedAt, Vault, random_token};
-use crate::wechat::crypto::{decrypt_mini_program_data, verify_raw_data_signature};
+use crate::wechat::crypto::verify_raw_data_signature;
+use crate::wechat::mini_program::{decrypt_phone_number, decrypt_user_info};
 use crate::wechat::{AppId, SessionKey, WeChat};
 
 /// How long a Mini Program session lasts (seconds). WeChat does not publish the session_key's
@@ -255,21 +255,21 @@ impl MiniProgramLogin {
                     verify_raw_data_signature(raw, signature, &session.session_key)
                         .map_err(|e| e.to_string())?;
                 }
-                let data = decrypt_mini_program_data(
+                let data = decrypt_user_info(
                     &session.session_key,
                     &info.encrypted_data,
                     &info.iv,
                     &session.appid,
                 )
                 .map_err(|e| e.to_string())?;
-                if let Some(open_id) = data.get("openId")
-                    && open_id.as_str() != Some(session.open_id.as_str())
+                if let Some(open_id) = &data.open_id
+                    && *open_id != session.open_id
                 {
                     return Err("openId is not the session's".to_owned());
                 }
-                if let Some(union_id) = data.get("unionId") {
+                if let Some(union_id) = &data.union_id {
                     match &session.union_id {
-                        Some(known) if union_id.as_str() == Some(known.as_str()) => {}
+                        Some(known) if union_id == known => {}
                         Some(_) => return Err("unionId is not the session's".to_owned()),
                         None => return Err("unionId given for a session without one".to_owned()),
                     }
@@ -277,23 +277,14 @@ impl MiniProgramLogin {
                 Ok(data)
             })
             .await?;
-        let text = |key: &str| {
-            data.get(key)
-                .and_then(Value::as_str)
-                .map(str::to_owned)
-                .filter(|s| !s.is_empty())
-        };
         let profile = Profile {
-            nick_name: text("nickName"),
-            avatar_url: text("avatarUrl"),
-            sex: data
-                .get("gender")
-                .and_then(Value::as_i64)
-                .and_then(|g| i32::try_from(g).ok()),
-            city: text("city"),
-            province: text("province"),
-            country: text("country"),
-            language: text("language"),
+            nick_name: data.nick_name,
+            avatar_url: data.avatar_url,
+            sex: data.gender,
+            city: data.city,
+            province: data.province,
+            country: data.country,
+            language: data.language,
         };
         let vouched = VouchedIdentity {
             appid: session.appid.as_str().to_owned(),
@@ -336,24 +327,17 @@ impl MiniProgramLogin {
             PhoneProof::Encrypted { encrypted_data, iv } => {
                 let (session, phone) = self
                     .verify_open_data(session_id, |session| {
-                        let data = decrypt_mini_program_data(
+                        let data = decrypt_phone_number(
                             &session.session_key,
                             encrypted_data,
                             iv,
                             &session.appid,
                         )
                         .map_err(|e| e.to_string())?;
-                        let field = |key: &str| {
-                            data.get(key)
-                                .and_then(Value::as_str)
-                                .filter(|v| !v.is_empty())
-                                .map(str::to_owned)
-                                .ok_or_else(|| format!("no {key}"))
-                        };
                         Ok(PhoneNumber {
-                            phone_number: field("phoneNumber")?,
-                            pure_phone_number: field("purePhoneNumber")?,
-                            country_code: field("countryCode")?,
+                            phone_number: data.phone_number,
+                            pure_phone_number: data.pure_phone_number,
+                            country_code: data.country_code,
                         })
                     })
                     .await?;

@@ -66,13 +66,10 @@ impl AuthStates {
         Self { db, vault, clock }
     }
 
-    /// Store a new state (sweeping expired ones first) and return its value.
+    /// Store a new state and return its value. Expired states are the janitor's to delete;
+    /// every read here ignores them.
     pub async fn mint(&self, new: NewState<'_>) -> Result<String, DbErr> {
         let now = self.clock.now();
-        auth_state::Entity::delete_many()
-            .filter(auth_state::Column::ExpiresAt.lt(now))
-            .exec(&self.db)
-            .await?;
         let state = new_state();
         auth_state::ActiveModel {
             state_hash: Set(self.vault.fingerprint(&state)),
@@ -150,19 +147,14 @@ impl AuthStates {
         }
         let now = self.clock.now();
         let hash = self.vault.fingerprint(state);
-        let spent = auth_state::Entity::update_many()
+        let update = auth_state::Entity::update_many()
             .col_expr(auth_state::Column::ConsumedAt, Expr::value(now))
             .filter(auth_state::Column::StateHash.eq(hash.as_str()))
             .filter(auth_state::Column::Kind.eq(kind))
             .filter(binding)
             .filter(auth_state::Column::ConsumedAt.is_null())
-            .filter(auth_state::Column::ExpiresAt.gt(now))
-            .exec(&self.db)
-            .await?;
-        if spent.rows_affected != 1 {
-            return Ok(None);
-        }
-        auth_state::Entity::find_by_id(hash).one(&self.db).await
+            .filter(auth_state::Column::ExpiresAt.gt(now));
+        crate::db::spend_once(&self.db, update, auth_state::Entity::find_by_id(hash)).await
     }
 
     /// The live, unspent state `state` of `kind`, without spending it: after [`Self::consume`]

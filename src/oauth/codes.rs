@@ -170,13 +170,12 @@ impl CodeStore {
                     Expr::value(plan.access.exp),
                 );
         }
-        let spent = spend
+        let spend = spend
             .filter(authorization_code::Column::CodeHash.eq(hash.as_str()))
             .filter(authorization_code::Column::UsedAt.is_null())
-            .filter(authorization_code::Column::ExpiresAt.gt(now))
-            .exec(&txn)
-            .await?;
-        if spent.rows_affected != 1 {
+            .filter(authorization_code::Column::ExpiresAt.gt(now));
+        let find = authorization_code::Entity::find_by_id(hash.clone());
+        let Some(row) = crate::db::spend_once(&txn, spend, find).await? else {
             txn.rollback().await?;
             let row = authorization_code::Entity::find_by_id(hash)
                 .one(&self.db)
@@ -189,14 +188,6 @@ impl CodeStore {
                 },
                 _ => CodeOutcome::Invalid,
             };
-            return Ok(None);
-        }
-        let Some(row) = authorization_code::Entity::find_by_id(hash)
-            .one(&txn)
-            .await?
-        else {
-            txn.rollback().await?;
-            self.outcome = CodeOutcome::Invalid;
             return Ok(None);
         };
         if let Some(family) = self.plan.as_ref().and_then(|p| p.family.as_ref()) {

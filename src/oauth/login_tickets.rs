@@ -149,18 +149,13 @@ impl LoginTickets {
     ) -> Result<Redeemed, DbErr> {
         let now = self.clock.now();
         let hash = self.vault.fingerprint(ticket);
-        let spent = login_ticket::Entity::update_many()
+        let update = login_ticket::Entity::update_many()
             .col_expr(login_ticket::Column::UsedAt, Expr::value(now))
             .filter(login_ticket::Column::TicketHash.eq(hash.as_str()))
             .filter(login_ticket::Column::UsedAt.is_null())
-            .filter(login_ticket::Column::ExpiresAt.gt(now))
-            .exec(&self.db)
-            .await?;
-        if spent.rows_affected != 1 {
-            return Ok(Redeemed::NotLive);
-        }
+            .filter(login_ticket::Column::ExpiresAt.gt(now));
         let Some(row) =
-            crate::db::find_unique(login_ticket::Entity::find_by_id(hash), &self.db).await?
+            crate::db::spend_once(&self.db, update, login_ticket::Entity::find_by_id(hash)).await?
         else {
             return Ok(Redeemed::NotLive);
         };

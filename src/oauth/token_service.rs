@@ -527,17 +527,15 @@ impl TokenService {
                 .and_where(refresh_token_family::Column::RevokedAt.is_null())
                 .and_where(refresh_token_family::Column::ExpiresAt.gt(now))
                 .to_owned();
-            refresh_token::Entity::update_many()
+            let update = refresh_token::Entity::update_many()
                 .col_expr(refresh_token::Column::RotatedAt, Expr::value(now))
                 .filter(refresh_token::Column::TokenHash.eq(hash))
                 .filter(refresh_token::Column::RotatedAt.is_null())
                 .filter(refresh_token::Column::RevokedAt.is_null())
                 .filter(refresh_token::Column::ExpiresAt.gt(now))
-                .filter(refresh_token::Column::FamilyId.in_subquery(live_family))
-                .exec(&txn)
-                .await?
-                .rows_affected
-                == 1
+                .filter(refresh_token::Column::FamilyId.in_subquery(live_family));
+            // The presented row is already in hand: nothing to read back.
+            crate::db::spend(&txn, update).await?
         } else {
             false
         };

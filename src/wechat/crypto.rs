@@ -29,6 +29,8 @@ pub enum CryptoError {
     Padding,
     #[error("decrypted data is malformed")]
     Malformed,
+    #[error("decrypted data has no {0}")]
+    MissingField(&'static str),
     #[error("watermark appid does not match this app")]
     WatermarkMismatch,
     #[error("signature mismatch")]

@@ -94,24 +94,27 @@ fn registry_error(error: crate::app_registry::AppRegistryError) -> WeChatError {
 }
 
 impl WeChat {
+    /// The facade over `client`, reading credentials from `apps` (the process's one registry).
     pub fn new(
         client: WeChatClient,
+        apps: AppRegistry,
         db: DatabaseConnection,
         vault: Arc<Vault>,
         clock: SharedClock,
     ) -> Self {
-        Self::with_token_cache_config(client, db, vault, clock, TokenCacheConfig::default())
+        Self::with_token_cache_config(client, apps, db, vault, clock, TokenCacheConfig::default())
     }
 
     pub fn with_token_cache_config(
         client: WeChatClient,
+        apps: AppRegistry,
         db: DatabaseConnection,
         vault: Arc<Vault>,
         clock: SharedClock,
         config: TokenCacheConfig,
     ) -> Self {
         Self {
-            apps: AppRegistry::new(db.clone(), vault.clone(), clock.clone()),
+            apps,
             tokens: TokenCache::new(db.clone(), vault.clone(), clock.clone(), config),
             code_exchanges: CodeExchanges::new(db.clone(), vault.clone(), clock.clone()),
             client,

@@ -1,12 +1,18 @@
 //! Mini-program calls: `sns/jscode2session`, the app access token (`cgi-bin/stable_token`,
 //! preferred, and the legacy `cgi-bin/token`) and `wxa/business/getuserphonenumber`.
 //!
+//! The open data a Mini Program page relays (`wx.getUserInfo`'s and the older phone button's
+//! `encryptedData`) is opened here too, into typed values: WeChat's JSON keys stay in this file.
+//!
 //! These are the raw calls with explicit credentials; [`super::WeChat`] adds the stored secrets and
 //! the shared token cache.
 
 use serde::{Deserialize, Serialize};
 
+use serde_json::Value;
+
 use super::client::{Replay, WeChatClient};
+use super::crypto::{CryptoError, decrypt_mini_program_data};
 use super::error::WeChatError;
 use super::types::{AccessToken, AppId, AppSecret, OpenId, SessionKey, UnionId};
 
@@ -18,6 +24,91 @@ pub struct CodeSession {
     /// Present when the mini program is bound to an Open Platform account.
     #[serde(default)]
     pub unionid: Option<UnionId>,
+}
+
+/// The profile in `wx.getUserInfo`'s encrypted data. Empty strings are absent.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OpenUserInfo {
+    /// The openid the data names, when it names one.
+    pub open_id: Option<String>,
+    /// The unionid the data names, when it names one: to be checked, never adopted.
+    pub union_id: Option<String>,
+    pub nick_name: Option<String>,
+    pub avatar_url: Option<String>,
+    /// 0 unknown, 1 male, 2 female.
+    pub gender: Option<i32>,
+    pub city: Option<String>,
+    pub province: Option<String>,
+    pub country: Option<String>,
+    pub language: Option<String>,
+}
+
+/// A phone number from the phone button's older encrypted form.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpenPhoneNumber {
+    /// With the country code for numbers outside mainland China.
+    pub phone_number: String,
+    pub pure_phone_number: String,
+    pub country_code: String,
+}
+
+/// Decrypt `wx.getUserInfo`'s `encryptedData` with the session's key, checking the watermark
+/// names `appid`. An `openId` or `unionId` that is not a string is malformed.
+pub fn decrypt_user_info(
+    session_key: &SessionKey,
+    encrypted_data: &str,
+    iv: &str,
+    appid: &AppId,
+) -> Result<OpenUserInfo, CryptoError> {
+    let data = decrypt_mini_program_data(session_key, encrypted_data, iv, appid)?;
+    let id = |key: &str| match data.get(key) {
+        None => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(_) => Err(CryptoError::Malformed),
+    };
+    let text = |key: &str| {
+        data.get(key)
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+    };
+    Ok(OpenUserInfo {
+        open_id: id("openId")?,
+        union_id: id("unionId")?,
+        nick_name: text("nickName"),
+        avatar_url: text("avatarUrl"),
+        gender: data
+            .get("gender")
+            .and_then(Value::as_i64)
+            .and_then(|g| i32::try_from(g).ok()),
+        city: text("city"),
+        province: text("province"),
+        country: text("country"),
+        language: text("language"),
+    })
+}
+
+/// Decrypt the phone button's older `encryptedData` with the session's key, checking the
+/// watermark names `appid`; every part of the number must be there.
+pub fn decrypt_phone_number(
+    session_key: &SessionKey,
+    encrypted_data: &str,
+    iv: &str,
+    appid: &AppId,
+) -> Result<OpenPhoneNumber, CryptoError> {
+    let data = decrypt_mini_program_data(session_key, encrypted_data, iv, appid)?;
+    let field = |key: &'static str| {
+        data.get(key)
+            .and_then(Value::as_str)
+            .filter(|v| !v.is_empty())
+            .map(str::to_owned)
+            .ok_or(CryptoError::MissingField(key))
+    };
+    Ok(OpenPhoneNumber {
+        phone_number: field("phoneNumber")?,
+        pure_phone_number: field("purePhoneNumber")?,
+        country_code: field("countryCode")?,
+    })
 }
 
 /// A freshly fetched upstream token and its lifetime in seconds.

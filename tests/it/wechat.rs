@@ -99,8 +99,11 @@ impl Rig {
         clock: &Arc<ManualClock>,
     ) -> WeChat {
         let client = WeChatClient::new(client_config(sim_base)).unwrap();
+        // Each instance stands for a process of its own, with its own registry.
+        let apps = AppRegistry::new(db.clone(), vault.clone(), clock.clone());
         WeChat::with_token_cache_config(
             client,
+            apps,
             db.clone(),
             vault.clone(),
             clock.clone(),
