@@ -7,10 +7,13 @@
 //!
 //! A binding cookie may hold several values (one per sign-in in progress, so that sign-ins in
 //! several tabs coexist), joined by [`VALUE_SEPARATOR`]; each value is minted by the server.
+//!
+//! Parsing and rendering are axum-extra's `CookieJar` and the `cookie` crate's `Cookie`.
 
 use std::borrow::Cow;
 
-use axum::http::{HeaderMap, HeaderValue, header};
+use axum::http::{HeaderMap, HeaderValue};
+use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
 use url::Url;
 
 /// The prefix of every wxauth cookie on https.
@@ -35,14 +38,9 @@ pub fn name<'a>(public_url: &Url, name: &'a str) -> Cow<'a, str> {
 /// `__Host-` one counts: a bare cookie of the same name may have been planted by a subdomain).
 pub fn read(public_url: &Url, headers: &HeaderMap, name: &str) -> Option<String> {
     let name = self::name(public_url, name);
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(n, _)| *n == name)
-        .map(|(_, v)| v.to_owned())
+    CookieJar::from_headers(headers)
+        .get(&name)
+        .map(|cookie| cookie.value().to_owned())
 }
 
 /// A `Set-Cookie` value for `name=value`, living `max_age` seconds (0 deletes it). `path`
@@ -54,16 +52,15 @@ pub fn set(
     path: &str,
     max_age: i64,
 ) -> Option<HeaderValue> {
-    let (path, secure) = if secure(public_url) {
-        ("/", "; Secure")
-    } else {
-        (path, "")
-    };
-    let name = self::name(public_url, name);
-    HeaderValue::from_str(&format!(
-        "{name}={value}; Path={path}; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}"
-    ))
-    .ok()
+    let secure = secure(public_url);
+    let cookie = Cookie::build((self::name(public_url, name), value))
+        .path(if secure { "/" } else { path })
+        .http_only(true)
+        .same_site(SameSite::Lax)
+        .max_age(time::Duration::seconds(max_age))
+        .secure(secure)
+        .build();
+    HeaderValue::from_str(&cookie.to_string()).ok()
 }
 
 /// The values of a cookie that holds several.
@@ -88,8 +85,17 @@ pub fn with_value(existing: Option<&str>, fresh: &str, keep: usize) -> String {
 mod tests {
     use super::*;
 
+    use axum::http::header;
+
     fn url(text: &str) -> Url {
         Url::parse(text).unwrap()
+    }
+
+    /// The parts of a `Set-Cookie` value, sorted.
+    fn attributes(text: &str) -> Vec<&str> {
+        let mut parts: Vec<&str> = text.split("; ").collect();
+        parts.sort_unstable();
+        parts
     }
 
     #[test]
@@ -102,12 +108,17 @@ mod tests {
             60,
         );
         let text = value.unwrap();
-        let text = text.to_str().unwrap();
         assert_eq!(
-            text,
-            "__Host-wxauth_session=v; Path=/; HttpOnly; SameSite=Lax; Max-Age=60; Secure"
+            attributes(text.to_str().unwrap()),
+            [
+                "HttpOnly",
+                "Max-Age=60",
+                "Path=/",
+                "SameSite=Lax",
+                "Secure",
+                "__Host-wxauth_session=v"
+            ]
         );
-        assert!(!text.contains("Domain"));
     }
 
     #[test]
@@ -120,8 +131,14 @@ mod tests {
             60,
         );
         assert_eq!(
-            value.unwrap().to_str().unwrap(),
-            "wxauth_session=v; Path=/oauth; HttpOnly; SameSite=Lax; Max-Age=60"
+            attributes(value.unwrap().to_str().unwrap()),
+            [
+                "HttpOnly",
+                "Max-Age=60",
+                "Path=/oauth",
+                "SameSite=Lax",
+                "wxauth_session=v"
+            ]
         );
     }
 

@@ -15,13 +15,11 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::Barrier;
-use wxauth::oauth::{FlowTicketPolicy, NewClient};
-use wxauth::secret::Secret;
 use wxauth::simulator::SimUser;
 use wxauth::simulator::demo::MINI_PROGRAM_APPID as MP;
 
 use crate::backend_tests;
-use crate::harness::{Backend, Options, TestApp};
+use crate::harness::{Backend, ClientFixture, Options, TestApp};
 use crate::oauth::basic;
 
 const SECRET: &str = "a-long-client-secret-for-abuse-tests";
@@ -64,23 +62,11 @@ async fn read_until_closed(stream: &mut TcpStream, guard: Duration) -> Option<St
 }
 
 async fn confidential_client(app: &TestApp, id: &str, grants: &[&str], redirect: &[&str]) {
-    app.state
-        .clients
-        .create(NewClient {
-            client_id: id.into(),
-            secret: Some(Secret::new(SECRET)),
-            grant_types: grants.iter().map(|g| g.to_string()).collect(),
-            scopes: vec!["openid".into(), "flow".into(), "api".into()],
-            redirect_uris: redirect.iter().map(|r| r.to_string()).collect(),
-            public: false,
-            first_party: false,
-            access_token_ttl: 600,
-            refresh_token_ttl: 3600,
-            flow_ticket: FlowTicketPolicy::Required,
-            ..NewClient::default()
-        })
-        .await
-        .unwrap();
+    ClientFixture::new(id, SECRET, grants)
+        .scopes(&["openid", "flow", "api"])
+        .redirect_uris(redirect)
+        .register(app)
+        .await;
 }
 
 async fn session(app: &TestApp, code: &str, from: Option<&str>) -> (u16, Value) {

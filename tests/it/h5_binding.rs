@@ -6,8 +6,7 @@
 
 use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder};
 use serde_json::Value;
-use wxauth::oauth::{FlowTicketPolicy, NewClient};
-use wxauth::secret::Secret;
+use wxauth::oauth::FlowTicketPolicy;
 use wxauth::simulator::demo;
 
 use crate::backend_tests;
@@ -15,7 +14,7 @@ use crate::h5::{
     BASE_CB, BUILD, Browser, CLIENT_SECRET, NEXT, assert_error_page, build_url, flow_client, pairs,
     query, redeem, start, urlencode, walk,
 };
-use crate::harness::TestApp;
+use crate::harness::{ClientFixture, TestApp};
 
 const ENTRY: &str = demo::ENTRY_ACCOUNT_APPID;
 const BASE: &str = demo::BASE_ACCOUNT_APPID;
@@ -76,23 +75,11 @@ async fn start_with(app: &TestApp, extra: &[(&str, &str)]) -> String {
 }
 
 async fn optional_flow_client(app: &TestApp, id: &str) {
-    app.state
-        .clients
-        .create(NewClient {
-            client_id: id.into(),
-            secret: Some(Secret::new(CLIENT_SECRET)),
-            grant_types: vec!["flow".into()],
-            scopes: vec!["flow".into()],
-            redirect_uris: vec![],
-            public: false,
-            first_party: false,
-            access_token_ttl: 600,
-            refresh_token_ttl: 3600,
-            flow_ticket: FlowTicketPolicy::Optional,
-            ..NewClient::default()
-        })
-        .await
-        .unwrap();
+    ClientFixture::new(id, CLIENT_SECRET, &["flow"])
+        .scopes(&["flow"])
+        .flow_ticket(FlowTicketPolicy::Optional)
+        .register(app)
+        .await;
 }
 
 backend_tests! {

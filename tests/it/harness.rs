@@ -352,3 +352,58 @@ macro_rules! backend_tests {
         }
     };
 }
+
+/// A client registered straight through the registry, the way most tests need one: confidential
+/// with the given secret, 600 s access and 3600 s refresh tokens, tickets required; each method
+/// changes one thing.
+pub struct ClientFixture(wxauth::oauth::NewClient);
+
+impl ClientFixture {
+    pub fn new(id: &str, secret: &str, grants: &[&str]) -> Self {
+        Self(wxauth::oauth::NewClient {
+            client_id: id.into(),
+            secret: Some(wxauth::secret::Secret::new(secret)),
+            grant_types: grants.iter().map(|g| g.to_string()).collect(),
+            access_token_ttl: 600,
+            refresh_token_ttl: 3600,
+            flow_ticket: wxauth::oauth::FlowTicketPolicy::Required,
+            ..wxauth::oauth::NewClient::default()
+        })
+    }
+
+    pub fn scopes(mut self, scopes: &[&str]) -> Self {
+        self.0.scopes = scopes.iter().map(|s| s.to_string()).collect();
+        self
+    }
+
+    pub fn redirect_uris(mut self, uris: &[&str]) -> Self {
+        self.0.redirect_uris = uris.iter().map(|u| u.to_string()).collect();
+        self
+    }
+
+    /// No secret: the client names itself and proves itself with PKCE.
+    pub fn public(mut self) -> Self {
+        self.0.public = true;
+        self.0.secret = None;
+        self
+    }
+
+    pub fn first_party(mut self, first_party: bool) -> Self {
+        self.0.first_party = first_party;
+        self
+    }
+
+    pub fn flow_ticket(mut self, policy: wxauth::oauth::FlowTicketPolicy) -> Self {
+        self.0.flow_ticket = policy;
+        self
+    }
+
+    pub fn introspect(mut self, allowed: bool) -> Self {
+        self.0.introspect = allowed;
+        self
+    }
+
+    pub async fn register(self, app: &TestApp) {
+        app.state.clients.create(self.0).await.unwrap();
+    }
+}

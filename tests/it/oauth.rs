@@ -10,13 +10,13 @@ use oauth2::{
 };
 use serde_json::Value;
 use wxauth::app_registry::{AppKind, NewApp};
+use wxauth::oauth::FlowTicketPolicy;
 use wxauth::oauth::TicketIdentity;
-use wxauth::oauth::{FlowTicketPolicy, NewClient};
 use wxauth::secret::Secret;
 use wxauth::users::VouchedIdentity;
 
 use crate::backend_tests;
-use crate::harness::TestApp;
+use crate::harness::{ClientFixture, TestApp};
 
 const SECRET: &str = "a-long-client-secret-for-tests";
 const APPID: &str = "wxf6ea2272a8e77b2f";
@@ -24,23 +24,11 @@ const OPENID: &str = "o9fv7jpEvoKClBOB4uAi827ziSS8";
 const UNIONID: &str = "oKUtLw254UHAui910x77zMGA1uLM";
 
 async fn client(app: &TestApp, id: &str, grants: &[&str], flow_ticket: FlowTicketPolicy) {
-    app.state
-        .clients
-        .create(NewClient {
-            client_id: id.into(),
-            secret: Some(Secret::new(SECRET)),
-            grant_types: grants.iter().map(|g| g.to_string()).collect(),
-            scopes: vec!["flow".into(), "api".into()],
-            redirect_uris: vec![],
-            public: false,
-            first_party: false,
-            access_token_ttl: 600,
-            refresh_token_ttl: 3600,
-            flow_ticket,
-            ..NewClient::default()
-        })
-        .await
-        .unwrap();
+    ClientFixture::new(id, SECRET, grants)
+        .scopes(&["flow", "api"])
+        .flow_ticket(flow_ticket)
+        .register(app)
+        .await;
 }
 
 /// A registered app and a WeChat identity wxauth "got from WeChat".

@@ -10,12 +10,10 @@ use base64::Engine;
 use serde_json::Value;
 use sha2::Digest;
 use url::Url;
-use wxauth::oauth::{FlowTicketPolicy, NewClient};
-use wxauth::secret::Secret;
 use wxauth::simulator::demo;
 
 use crate::backend_tests;
-use crate::harness::TestApp;
+use crate::harness::{ClientFixture, TestApp};
 use crate::oauth::{basic, verify_jwt};
 
 pub const SECRET: &str = "a-long-client-secret-for-oidc-tests";
@@ -24,23 +22,14 @@ pub const DESKTOP: &str = "Mozilla/5.0 (X11; Linux x86_64) Chrome/130";
 const WECHAT: &str = "Mozilla/5.0 (iPhone) AppleWebKit Mobile MicroMessenger/8.0.49";
 
 pub async fn oidc_client(app: &TestApp, id: &str, public: bool, first_party: bool) {
-    app.state
-        .clients
-        .create(NewClient {
-            client_id: id.into(),
-            secret: (!public).then(|| Secret::new(SECRET)),
-            grant_types: vec!["authorization_code".into(), "refresh_token".into()],
-            scopes: vec!["openid".into(), "profile".into(), "flow".into()],
-            redirect_uris: vec![REDIRECT.into(), "http://127.0.0.1:9/cb".into()],
-            public,
-            first_party,
-            access_token_ttl: 600,
-            refresh_token_ttl: 3600,
-            flow_ticket: FlowTicketPolicy::Required,
-            ..NewClient::default()
-        })
-        .await
-        .unwrap();
+    let mut client = ClientFixture::new(id, SECRET, &["authorization_code", "refresh_token"])
+        .scopes(&["openid", "profile", "flow"])
+        .redirect_uris(&[REDIRECT, "http://127.0.0.1:9/cb"])
+        .first_party(first_party);
+    if public {
+        client = client.public();
+    }
+    client.register(app).await;
 }
 
 /// A PKCE pair (verifier, S256 challenge).

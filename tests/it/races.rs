@@ -12,12 +12,11 @@ use url::Url;
 use wxauth::app_registry::{AppKind, NewApp};
 use wxauth::audit::{AuditFilter, AuditKind};
 use wxauth::oauth::TicketIdentity;
-use wxauth::oauth::{FlowTicketPolicy, NewClient};
 use wxauth::secret::Secret;
 use wxauth::users::VouchedIdentity;
 
 use crate::backend_tests;
-use crate::harness::TestApp;
+use crate::harness::{ClientFixture, TestApp};
 use crate::oauth::basic;
 use crate::oidc::{Browser, DESKTOP, REDIRECT, SECRET as OIDC_SECRET, Step, oidc_client, pkce};
 
@@ -28,23 +27,10 @@ const OPENID: &str = "o9fv7jpEvoKClBOB4uAi827ziSS8";
 const UNIONID: &str = "oKUtLw254UHAui910x77zMGA1uLM";
 
 async fn flow_client(app: &TestApp) {
-    app.state
-        .clients
-        .create(NewClient {
-            client_id: "web".into(),
-            secret: Some(Secret::new(SECRET)),
-            grant_types: vec!["flow".into(), "refresh_token".into()],
-            scopes: vec!["flow".into()],
-            redirect_uris: vec![],
-            public: false,
-            first_party: false,
-            access_token_ttl: 600,
-            refresh_token_ttl: 3600,
-            flow_ticket: FlowTicketPolicy::Required,
-            ..NewClient::default()
-        })
-        .await
-        .unwrap();
+    ClientFixture::new("web", SECRET, &["flow", "refresh_token"])
+        .scopes(&["flow"])
+        .register(app)
+        .await;
     app.state
         .apps
         .add(NewApp {
