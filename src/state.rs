@@ -10,7 +10,9 @@ use crate::audit::Audit;
 use crate::clock::SharedClock;
 use crate::config::{Config, ConfigError};
 use crate::limits::{Limits, SharedCounters};
-use crate::login::{BrowserSessions, MiniProgramLogin, WeChatSignIn};
+use crate::login::{
+    AuthStates, BrowserSessions, H5Login, H5Urls, MiniProgramLogin, RedirectPolicy, WeChatSignIn,
+};
 use crate::oauth::authorize::AuthorizationService;
 use crate::oauth::consent::Consents;
 use crate::oauth::keys::SigningKeys;
@@ -61,6 +63,8 @@ pub struct AppServices {
     pub sessions: BrowserSessions,
     /// WeChat sign-in for the authorization endpoint.
     pub sign_in: WeChatSignIn,
+    /// The H5 two-hop sign-in.
+    pub h5: Arc<H5Login>,
     pub oauth: OAuthServices,
     pub wechat: Arc<WeChat>,
     /// The audit trail.
@@ -146,6 +150,18 @@ impl AppState {
             callback,
             audit.clone(),
         );
+        let h5 = Arc::new(H5Login {
+            states: AuthStates::new(db.clone(), vault.clone(), clock.clone()),
+            clock: clock.clone(),
+            wechat: wechat.clone(),
+            apps: apps.clone(),
+            users: users.clone(),
+            tickets: tickets.clone(),
+            policy: RedirectPolicy::new(&config.redirect_allowlist),
+            urls: H5Urls::under(&config.issuer())
+                .map_err(|e| StartError::Other(format!("WXAUTH_PUBLIC_URL: {e}")))?,
+            audit: audit.clone(),
+        });
         let mini_program = MiniProgramLogin::new(
             store,
             apps.clone(),
@@ -168,6 +184,7 @@ impl AppState {
             mini_program,
             sessions,
             sign_in,
+            h5,
             clients,
             apps,
             users,

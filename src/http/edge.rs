@@ -20,7 +20,6 @@ use minijinja::context;
 use super::h5::{BASE_CALLBACK_PATH, ENTRY_BUILD_PATH, ENTRY_CALLBACK_PATH};
 use super::pages;
 use crate::limits::{Limit, Refused};
-use crate::login::states::AuthStates;
 use crate::login::web_sign_in::AUTHORIZE_PATH;
 use crate::oauth::authorize::known_parameters;
 use crate::request_context;
@@ -189,8 +188,7 @@ async fn over_limits(
     }
     let cap = state.limits.config().live_states_per_ip;
     if state.limits.config().enabled && mints_states(method, path) {
-        let states = AuthStates::new(state.db.clone(), state.vault.clone(), state.clock.clone());
-        match states.live_for_ip(ip).await {
+        match state.h5.states.live_for_ip(ip).await {
             Ok(live) if live >= cap => {
                 tracing::warn!(ip = %ip, live, "live sign-in states cap reached");
                 return Some(too_many(

@@ -11,6 +11,8 @@
 //!
 //! The flow itself is [`H5Login`] in `login::h5`.
 
+use std::sync::Arc;
+
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{FromRequestParts, Query, State};
 use axum::http::request::Parts;
@@ -28,15 +30,11 @@ use crate::error::AppError;
 use crate::fault::Fault;
 use crate::login::h5::STATE_TTL;
 use crate::login::redirect::decode_seed_next;
-use crate::login::{
-    AuthStates, CallbackParams, H5Error, H5Failure, H5Login, H5Urls, RedirectPolicy, SignInRequest,
-};
+use crate::login::{CallbackParams, H5Error, H5Failure, H5Login, SignInRequest};
 use crate::secret::Secret;
 use crate::state::AppState;
 
-pub const ENTRY_BUILD_PATH: &str = "/api/wechat/component/mp/common/entryBuildUrl";
-pub const ENTRY_CALLBACK_PATH: &str = "/api/wechat/component/mp/common/entryCallback";
-pub const BASE_CALLBACK_PATH: &str = "/api/wechat/component/mp/common/baseCallback";
+pub use crate::login::h5::{BASE_CALLBACK_PATH, ENTRY_BUILD_PATH, ENTRY_CALLBACK_PATH};
 pub const LANDING_PATH: &str = "/m/flow_landing";
 pub const LANDING_CLIENT_PATH: &str = "/m/flow_landing/client.json";
 /// The cookie that binds an H5 sign-in's base hop to the browser that did its entry hop.
@@ -60,31 +58,6 @@ pub fn routes() -> Router<AppState> {
 pub struct LandingClient {
     pub client_id: String,
     pub client_secret: Secret,
-}
-
-fn own_url(state: &AppState, path: &str) -> Result<Url, H5Error> {
-    Url::parse(&state.config.url_for(path)).map_err(|e| {
-        H5Error::NotConfigured(format!("WXAUTH_PUBLIC_URL gives no URL for {path}: {e}"))
-    })
-}
-
-/// The flow, wired to this server's services and URLs.
-fn h5(state: &AppState) -> Result<H5Login, H5Error> {
-    Ok(H5Login {
-        states: AuthStates::new(state.db.clone(), state.vault.clone(), state.clock.clone()),
-        clock: state.clock.clone(),
-        wechat: state.wechat.clone(),
-        apps: state.apps.clone(),
-        users: state.users.clone(),
-        tickets: state.tickets.clone(),
-        policy: RedirectPolicy::new(&state.config.redirect_allowlist),
-        urls: H5Urls {
-            entry_callback: own_url(state, ENTRY_CALLBACK_PATH)?,
-            base_callback: own_url(state, BASE_CALLBACK_PATH)?,
-            entry_build: own_url(state, ENTRY_BUILD_PATH)?,
-        },
-        audit: state.audit.clone(),
-    })
 }
 
 /// A 302 that is never cached and sends no Referer onwards (the URLs carry states and tickets).
@@ -181,18 +154,17 @@ async fn entry_build_url(
     let as_redirect = query.redirect.as_deref() == Some("1");
     let result = match rejected {
         Some(message) => Err(H5Failure::from(H5Error::BadRequest(message))),
-        None => match h5(&state) {
-            Ok(flow) => {
-                let next = decode_seed_next(query.next.as_deref().unwrap_or_default());
-                let request = SignInRequest {
-                    client_id: query.client_id.as_deref(),
-                    nonce: query.nonce.as_deref(),
-                };
-                flow.entry_build_url(query.app_id.as_deref().unwrap_or_default(), &next, request)
-                    .await
-            }
-            Err(error) => Err(error.into()),
-        },
+        None => {
+            let next = decode_seed_next(query.next.as_deref().unwrap_or_default());
+            let request = SignInRequest {
+                client_id: query.client_id.as_deref(),
+                nonce: query.nonce.as_deref(),
+            };
+            state
+                .h5
+                .entry_build_url(query.app_id.as_deref().unwrap_or_default(), &next, request)
+                .await
+        }
     };
     match (result, as_redirect) {
         (Ok(url), true) => found(&url),
@@ -206,7 +178,7 @@ async fn entry_build_url(
 /// sent and our public URL (for setting cookies). A malformed query string is a 400 page like
 /// any other bad sign-in link.
 struct Callback {
-    flow: H5Login,
+    flow: Arc<H5Login>,
     params: CallbackParams,
     binding: Option<String>,
     public_url: Url,
@@ -221,9 +193,8 @@ impl FromRequestParts<AppState> for Callback {
             .map_err(|_| {
                 PageError::bad_request("the sign-in link is malformed; please start again")
             })?;
-        let flow = h5(state).map_err(|error| PageError::from(H5Failure::from(error)))?;
         Ok(Self {
-            flow,
+            flow: state.h5.clone(),
             params,
             binding: cookies::read(&state.config.public_url, &parts.headers, H5_BINDING_COOKIE),
             public_url: state.config.public_url.clone(),

@@ -52,6 +52,13 @@ use crate::wechat::{AppId, Scope, WeChat, WeChatError};
 /// How long each hop's `state` lives (seconds): time enough to read WeChat's consent page.
 pub const STATE_TTL: i64 = 600;
 
+/// Where a page asks for the entry hop's URL (the path the system wxauth replaces used).
+pub const ENTRY_BUILD_PATH: &str = "/api/wechat/component/mp/common/entryBuildUrl";
+/// Where WeChat sends the browser back after the entry hop.
+pub const ENTRY_CALLBACK_PATH: &str = "/api/wechat/component/mp/common/entryCallback";
+/// Where WeChat sends the browser back after the base hop.
+pub const BASE_CALLBACK_PATH: &str = "/api/wechat/component/mp/common/baseCallback";
+
 /// The longest `nonce` a page may pass to `entryBuildUrl` (printable ASCII).
 pub const NONCE_MAX_LEN: usize = 128;
 
@@ -200,6 +207,18 @@ pub struct H5Urls {
     pub base_callback: Url,
     /// `entryBuildUrl`, for "start again" links.
     pub entry_build: Url,
+}
+
+impl H5Urls {
+    /// The flow's URLs under `issuer` (this server's public URL, perhaps with a path).
+    pub fn under(issuer: &str) -> Result<Self, url::ParseError> {
+        let url = |path: &str| Url::parse(&format!("{issuer}{path}"));
+        Ok(Self {
+            entry_callback: url(ENTRY_CALLBACK_PATH)?,
+            base_callback: url(BASE_CALLBACK_PATH)?,
+            entry_build: url(ENTRY_BUILD_PATH)?,
+        })
+    }
 }
 
 /// The H5 two-hop authorization.
