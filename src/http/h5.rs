@@ -22,6 +22,7 @@ use serde::Deserialize;
 use serde_json::json;
 use url::Url;
 
+use super::messages;
 use super::pages::{self, PageError};
 use super::{cookies, no_store};
 use crate::error::AppError;
@@ -95,32 +96,41 @@ fn found(location: &str) -> Response {
             response.headers_mut().insert(header::LOCATION, location);
             response
         }
-        Err(_) => {
-            PageError::unavailable("sign-in could not continue; please try again").into_response()
-        }
+        Err(_) => PageError::unavailable(messages::UNAVAILABLE)
+            .detail("the redirect target is not a valid header value")
+            .into_response(),
     }
 }
 
 impl From<H5Failure> for PageError {
     fn from(failure: H5Failure) -> Self {
+        let detail = failure.error.to_string();
         let page = match failure.error {
-            error @ (H5Error::BadRequest(_)
-            | H5Error::Next(_)
-            | H5Error::UnknownState
-            | H5Error::Mismatch(_)) => PageError::bad_request(error.to_string()),
-            error @ (H5Error::OtherBrowser | H5Error::Relink) => {
-                PageError::forbidden(error.to_string())
-            }
-            H5Error::WeChat(error) => PageError::from(error.fault()),
+            H5Error::BadRequest(_) => PageError::bad_request(messages::H5_BAD_LINK),
+            H5Error::Cancelled => PageError::bad_request(messages::H5_CANCELLED),
+            H5Error::Next(_) => PageError::bad_request(messages::H5_NEXT_REFUSED),
+            H5Error::UnknownState => PageError::bad_request(messages::H5_SPENT),
+            H5Error::Mismatch(_) => PageError::bad_request(messages::H5_TAMPERED),
+            H5Error::OtherBrowser => PageError::forbidden(messages::H5_OTHER_BROWSER),
+            H5Error::Relink => PageError::forbidden(messages::H5_RELINK),
+            H5Error::WeChat(error) => match error.fault() {
+                Fault::Caller(_) => PageError::bad_request(messages::WECHAT_CODE_REFUSED),
+                Fault::Unavailable(_) => PageError::unavailable(messages::WECHAT_UNAVAILABLE),
+                Fault::Internal(message) => {
+                    tracing::error!(error = %message, "H5 sign-in failed");
+                    PageError::unavailable(messages::UNAVAILABLE)
+                }
+            },
             H5Error::NotConfigured(message) => {
                 tracing::error!(reason = %message, "H5 sign-in is misconfigured");
-                PageError::unavailable(message)
+                PageError::unavailable(messages::NOT_SET_UP)
             }
             H5Error::Store(message) => {
                 tracing::error!(error = %message, "H5 sign-in store failure");
-                PageError::unavailable("sign-in is temporarily unavailable; please try again")
+                PageError::unavailable(messages::UNAVAILABLE)
             }
         };
+        let page = page.detail(detail);
         page.with_start_over(failure.start_over.map(String::from))
     }
 }
@@ -129,6 +139,7 @@ impl From<H5Failure> for AppError {
     fn from(failure: H5Failure) -> Self {
         match failure.error {
             error @ (H5Error::BadRequest(_)
+            | H5Error::Cancelled
             | H5Error::Next(_)
             | H5Error::UnknownState
             | H5Error::Mismatch(_)
@@ -218,8 +229,8 @@ impl FromRequestParts<AppState> for Callback {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, PageError> {
         let Query(params) = Query::<CallbackParams>::from_request_parts(parts, state)
             .await
-            .map_err(|_| {
-                PageError::bad_request("the sign-in link is malformed; please start again")
+            .map_err(|rejection| {
+                PageError::bad_request(messages::H5_BAD_LINK).detail(rejection.body_text())
             })?;
         let flow = h5(state).map_err(|error| PageError::from(H5Failure::from(error)))?;
         Ok(Self {
@@ -252,9 +263,8 @@ async fn entry_callback(callback: Callback) -> Result<Response, PageError> {
             response.headers_mut().append(header::SET_COOKIE, cookie);
         }
         None => {
-            return Err(PageError::unavailable(
-                "sign-in could not continue; please try again",
-            ));
+            return Err(PageError::unavailable(messages::UNAVAILABLE)
+                .detail("the binding cookie could not be set"));
         }
     }
     Ok(response)
