@@ -1,4 +1,4 @@
-//! The Official Account H5 endpoints (the seed's `MpComponentCommonController`) and the
+//! The Official Account H5 endpoints (the `MpComponentCommonController` of the system wxauth replaces) and the
 //! business landing page:
 //! - `GET …/mp/common/entryBuildUrl?appId&next[&redirect=1]`: JSON `{"url": …}` (JSON errors),
 //!   or with `redirect=1` a 302 to that URL (HTML error pages), so a link can start a sign-in;
@@ -6,7 +6,7 @@
 //!   an HTML error page (4xx or 503, never a 500, never a redirect carrying an identity). The
 //!   entry callback sets the sign-in's binding cookie ([`H5_BINDING_COOKIE`], HttpOnly, sent only
 //!   to the base callback); the base callback reads it, and clears it once it is used;
-//! - `GET /m/flow_landing`: the seed's landing page, and `GET /m/flow_landing/client.json`, the
+//! - `GET /m/flow_landing`: the demo business landing page, and `GET /m/flow_landing/client.json`, the
 //!   client it signs in with when `wxauth dev` provides one ([`LandingClient`]), else 404.
 //!
 //! The flow itself is [`H5Login`] in `login::h5`.
@@ -61,6 +61,9 @@ pub fn routes() -> Router<AppState> {
 pub struct LandingClient {
     pub client_id: String,
     pub client_secret: Secret,
+    /// The entry official account a sign-in started from the page itself uses when the page's
+    /// address names none (the demo's entry account).
+    pub entry_appid: String,
 }
 
 fn own_url(state: &AppState, path: &str) -> Result<Url, H5Error> {
@@ -180,7 +183,7 @@ struct BuildQuery {
     nonce: Option<String>,
 }
 
-/// Step 1. JSON by default (the seed's front ends fetch it); `redirect=1` for a plain link.
+/// Step 1. JSON by default (the replaced system's front ends fetch it); `redirect=1` for a plain link.
 async fn entry_build_url(
     State(state): State<AppState>,
     query: Result<Query<BuildQuery>, QueryRejection>,
@@ -297,6 +300,7 @@ async fn landing_client(client: Option<Extension<LandingClient>>) -> Response {
         Some(Extension(client)) => no_store(Json(json!({
             "client_id": client.client_id,
             "client_secret": client.client_secret.expose(),
+            "entry_app_id": client.entry_appid,
         }))),
         None => AppError::NotFound(
             "no landing-page client on this server (only `wxauth dev` provides one)".to_owned(),

@@ -447,8 +447,9 @@ mod tests {
 
     #[test]
     fn every_template_compiles() {
+        let pages = Pages::embedded();
         for (name, _) in TEMPLATES {
-            assert!(TEMPLATE_ENV.get_template(name).is_ok(), "{name}");
+            assert!(pages.env.get_template(name).is_ok(), "{name}");
         }
     }
 
@@ -457,9 +458,10 @@ mod tests {
         let body = render(
             "error.html",
             context! {
-                title => "t",
-                message => "<script>alert(1)</script>",
+                title => context! { first => "t", second => "t" },
+                message => context! { first => "<script>alert(1)</script>", second => "m" },
                 start_over => "https://a.example/?x=1&y=\"2\"",
+                start_over_label => text(messages::START_AGAIN),
                 status => 400,
             },
         )
@@ -471,13 +473,14 @@ mod tests {
             body.contains(r#"href="https:&#x2f;&#x2f;a.example&#x2f;?x=1&amp;y=&quot;2&quot;""#)
         );
         assert!(body.contains("width=device-width"));
+        assert!(body.contains("<html lang=\"zh-CN\">"));
     }
 
     #[test]
     fn page_errors_are_4xx_or_503_html_never_redirects() {
         for (error, status) in [
-            (PageError::bad_request("no"), 400),
-            (PageError::unavailable("later"), 503),
+            (PageError::bad_request(messages::H5_SPENT), 400),
+            (PageError::unavailable(messages::UNAVAILABLE), 503),
         ] {
             let response = error.into_response();
             assert_eq!(response.status().as_u16(), status);
