@@ -116,6 +116,68 @@ pub const REFERENCE: Text = Text {
     en: "Reference (tell support)",
 };
 
+// The front page.
+pub const HOME_INTRO: Text = Text {
+    zh: "用微信登录的 OAuth 2.0 / OpenID Connect 授权服务器。",
+    en: "An OAuth 2.0 / OpenID Connect authorization server for products whose users sign in with WeChat.",
+};
+pub const HOME_ISSUER: Text = Text {
+    zh: "签发者",
+    en: "Issuer",
+};
+pub const HOME_VERSION: Text = Text {
+    zh: "版本",
+    en: "Version",
+};
+pub const HOME_DOCUMENTS: Text = Text {
+    zh: "文档",
+    en: "Documents",
+};
+pub const HOME_DEMO: Text = Text {
+    zh: "开发演示",
+    en: "Dev demo",
+};
+pub const HOME_DEMO_HINT: Text = Text {
+    zh: "这些页面由内置的微信模拟器驱动，仅在 wxauth dev 下出现。",
+    en: "Driven by the built-in WeChat simulator; shown under wxauth dev only.",
+};
+pub const HOME_DEMO_H5: Text = Text {
+    zh: "公众号网页登录（两跳）",
+    en: "H5 sign-in in an official account",
+};
+pub const HOME_DEMO_OIDC: Text = Text {
+    zh: "OpenID Connect 单页应用",
+    en: "OpenID Connect single-page app, QR sign-in",
+};
+pub const HOME_DEMO_USERS: Text = Text {
+    zh: "模拟器用户",
+    en: "The simulator's users",
+};
+pub const HOME_DEMO_MINI_PROGRAM: Text = Text {
+    zh: "小程序登录（演示客户端",
+    en: "Mini Program sign-in (demo client",
+};
+pub const LINK_DISCOVERY: Text = Text {
+    zh: "OpenID Connect 发现文档",
+    en: "OpenID Connect discovery",
+};
+pub const LINK_METADATA: Text = Text {
+    zh: "OAuth 授权服务器元数据",
+    en: "OAuth server metadata",
+};
+pub const LINK_JWKS: Text = Text {
+    zh: "签名公钥 (JWKS)",
+    en: "Signing keys (JWKS)",
+};
+pub const LINK_API_DOC: Text = Text {
+    zh: "接口文档",
+    en: "API documentation",
+};
+pub const LINK_HEALTH: Text = Text {
+    zh: "健康检查",
+    en: "Health",
+};
+
 // The consent page.
 pub const CONSENT_HEADING: Text = Text {
     zh: "授权",

@@ -87,6 +87,22 @@ async fn error_pages_speak_the_browsers_language_and_keep_developer_detail_in_th
         assert_eq!(reference.len(), "OA-REQUEST-".len() + 8, "{reference}");
     }
 
+    // The front page too.
+    let (_, home) = get_page(&app, &app.url("/"), Some("en")).await;
+    let home = unescape(&home);
+    let (english, chinese) = (
+        home.find("An OAuth 2.0 / OpenID Connect authorization server")
+            .unwrap(),
+        home.find("用微信登录").unwrap(),
+    );
+    assert!(
+        home.contains("<html lang=\"en\">") && english < chinese,
+        "{home}"
+    );
+    let (_, home) = get_page(&app, &app.url("/"), None).await;
+    let home = unescape(&home);
+    assert!(home.find("用微信登录").unwrap() < home.find("An OAuth 2.0").unwrap());
+
     // The next points to a host that is not allowed: the person reads what to do, not the
     // variable's name.
     let (status, body) = get_page(
