@@ -67,16 +67,16 @@ pub use state::AppState;
 /// parameters) and the request context (client IP, limits).
 pub fn app(state: AppState) -> Router {
     http::routes()
+        .layer(RequestBodyLimitLayer::new(http::edge::MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            http::edge::guard,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             std::sync::Arc::new(http::pages::Pages::load(
                 state.config.templates_dir.as_deref(),
             )),
             http::pages::layer,
-        ))
-        .layer(RequestBodyLimitLayer::new(http::edge::MAX_BODY_BYTES))
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            http::edge::guard,
         ))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

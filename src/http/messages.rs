@@ -99,6 +99,10 @@ pub const TITLE_UNAVAILABLE: Text = Text {
     zh: "暂时无法登录",
     en: "Sign-in is temporarily unavailable",
 };
+pub const TITLE_TOO_MANY: Text = Text {
+    zh: "请稍后再试",
+    en: "Too many attempts",
+};
 pub const TITLE_SIGNED_OUT: Text = Text {
     zh: "已退出",
     en: "Signed out",
@@ -295,6 +299,16 @@ pub const OAUTH_SIGN_IN_REFUSED: Message = message(
 pub const SIGNED_OUT: Message = message("OA-OUT", "你已退出登录。", "You are signed out.");
 
 // Our side.
+pub const TOO_MANY: Message = message(
+    "EDGE-SLOW",
+    "尝试次数太多了。请等一会儿再试。",
+    "Too many attempts. Please wait a moment and try again.",
+);
+pub const REQUEST_REFUSED: Message = message(
+    "EDGE-REQUEST",
+    "这个请求无法处理。请回到原来的页面重新开始。",
+    "This request cannot be handled. Please go back to the page and start again.",
+);
 pub const UNAVAILABLE: Message = message(
     "SVC-DOWN",
     "登录服务暂时不可用。请稍后再试。",
@@ -344,6 +358,8 @@ mod tests {
             SIGNED_OUT,
             UNAVAILABLE,
             NOT_SET_UP,
+            TOO_MANY,
+            REQUEST_REFUSED,
         ];
         let mut codes: Vec<_> = all.iter().map(|m| m.code).collect();
         codes.sort();

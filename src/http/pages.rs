@@ -346,17 +346,17 @@ impl PageError {
         self
     }
 
-    /// The reference shown on the page and logged with the detail: the message's code and the
-    /// start of the request id (which the access log carries in full).
     fn reference(&self) -> String {
-        match crate::request_context::request_id() {
-            Some(id) => format!(
-                "{}-{}",
-                self.message.code,
-                id.chars().take(8).collect::<String>()
-            ),
-            None => self.message.code.to_owned(),
-        }
+        reference(self.message.code)
+    }
+}
+
+/// The reference an error page shows and logs with its detail: the message's code and the
+/// start of the request id (which the access log carries in full).
+pub fn reference(code: &str) -> String {
+    match crate::request_context::request_id() {
+        Some(id) => format!("{code}-{}", id.chars().take(8).collect::<String>()),
+        None => code.to_owned(),
     }
 }
 

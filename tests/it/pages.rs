@@ -87,6 +87,20 @@ async fn error_pages_speak_the_browsers_language_and_keep_developer_detail_in_th
         assert_eq!(reference.len(), "OA-REQUEST-".len() + 8, "{reference}");
     }
 
+    // A refusal at the edge (a URL too long for a page) speaks the same way.
+    let long = "x".repeat(10_000);
+    let (status, body) = get_page(
+        &app,
+        &app.url(&format!("/oauth/authorize?client_id={long}")),
+        Some("en"),
+    )
+    .await;
+    assert_eq!(status, 414);
+    assert!(
+        body.contains("This request cannot be handled") && body.contains("EDGE-REQUEST-"),
+        "{body}"
+    );
+
     // The front page too.
     let (_, home) = get_page(&app, &app.url("/"), Some("en")).await;
     let home = unescape(&home);
