@@ -125,6 +125,9 @@ pub struct Config {
     pub limits: crate::limits::LimitsConfig,
     /// Redis, for rate-limit counters shared by every instance (`WXAUTH_REDIS_URL`).
     pub redis_url: Option<Secret>,
+    /// Where operators' own page templates and stylesheet live (`WXAUTH_TEMPLATES_DIR`); a file
+    /// there replaces the embedded one of the same name, the others stay.
+    pub templates_dir: Option<PathBuf>,
     /// Proxies whose `X-Forwarded-For` / `Forwarded` headers name the client
     /// (`WXAUTH_TRUSTED_PROXIES`, CIDRs).
     pub trusted_proxies: Vec<ipnet::IpNet>,
@@ -371,6 +374,22 @@ impl Config {
             )?,
         };
         let limits = crate::limits::LimitsConfig::from_lookup(&var)?;
+        let templates_dir = match var("WXAUTH_TEMPLATES_DIR") {
+            None => None,
+            Some(dir) => {
+                let path = PathBuf::from(dir.trim());
+                if !path.is_dir() {
+                    return Err(ConfigError::new(
+                        "WXAUTH_TEMPLATES_DIR",
+                        format!(
+                            "{} is not a directory: name the directory holding your base.html, error.html, consent.html, home.html or wxauth.css (any of them; the rest stay built in), or unset it",
+                            path.display()
+                        ),
+                    ));
+                }
+                Some(path)
+            }
+        };
         let redis_url = match var("WXAUTH_REDIS_URL") {
             None => None,
             Some(text) => {
@@ -394,6 +413,7 @@ impl Config {
             server,
             limits,
             redis_url,
+            templates_dir,
             trusted_proxies,
             listen,
             public_url,

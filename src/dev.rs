@@ -134,6 +134,7 @@ pub async fn run(clock: SharedClock) -> Result<(), DevError> {
     let landing = LandingClient {
         client_id: LANDING_CLIENT_ID.into(),
         client_secret: ensure_client(&state.clients, landing_client()).await?,
+        entry_appid: demo::ENTRY_ACCOUNT_APPID.into(),
     };
     ensure_spa_client(&state.clients, &issuer).await?;
     print_welcome(&state, secret.expose(), &sim_base);

@@ -73,6 +73,12 @@ pub fn app(state: AppState) -> Router {
             http::edge::guard,
         ))
         .layer(axum::middleware::from_fn_with_state(
+            std::sync::Arc::new(http::pages::Pages::load(
+                state.config.templates_dir.as_deref(),
+            )),
+            http::pages::layer,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             http::context::layer,
         ))

@@ -1,4 +1,4 @@
-// The business landing page of the seed (/m/flow_landing): the H5 sign-in ends here with
+// The demo business landing page (/m/flow_landing), as in the system wxauth replaces: the H5 sign-in ends here with
 // appId, openId, unionId and a single-use ticket in the query string. The page exchanges them at
 // /api/auth/oauth/token (grant_type=flow) and shows who signed in.
 //
@@ -42,6 +42,18 @@
     window.history.replaceState(null, '', window.location.pathname + (rest ? '?' + rest : '') + window.location.hash);
   }
 
+  // Chinese first unless the browser prefers English, the other language beside it.
+  var english = (function () {
+    var langs = navigator.languages || [navigator.language || ''];
+    for (var i = 0; i < langs.length; i++) {
+      var l = String(langs[i]).toLowerCase();
+      if (l.indexOf('zh') === 0) { return false; }
+      if (l.indexOf('en') === 0) { return true; }
+    }
+    return false;
+  })();
+  function say(zh, en) { return english ? en + ' · ' + zh : zh + ' · ' + en; }
+
   function status(text, isError) {
     var el = $('status');
     el.textContent = text;
@@ -65,11 +77,19 @@
     return clientPromise;
   }
 
+  // The way on: a fresh sign-in on the address's entry account (or, with none, the account the
+  // server's demo client names); where neither is known, back to the server's front page.
   function offerSignInAgain() {
-    if (!/^wx[0-9a-fA-F]{16}$/.test(got.appId)) { return; }
     pageClient().then(function (client) {
+      var appId = got.appId || (client && client.entry_app_id) || '';
+      if (!/^wx[0-9a-fA-F]{16}$/.test(appId)) {
+        $('again-link').href = '/';
+        $('again-link').textContent = say('返回首页', 'Back to the start page');
+        $('again').hidden = false;
+        return;
+      }
       var params = new URLSearchParams({
-        appId: got.appId,
+        appId: appId,
         next: window.location.origin + window.location.pathname,
         redirect: '1'
       });
@@ -121,25 +141,26 @@
     }
     $('claims').textContent = claims;
     $('user').hidden = false;
-    status('已登录 · Signed in', false);
+    status(say('已登录', 'Signed in'), false);
   }
 
   async function main() {
     if (!got.appId || !got.openId || !got.ticket) {
-      status('这个页面的地址里没有登录结果。 No sign-in result in this page\'s address: sign in again.', true);
+      status(say('这个页面的地址里没有登录结果，请登录。', 'There is no sign-in result in this page\'s address: please sign in.'), true);
       offerSignInAgain();
       return;
     }
     if (pendingNonce !== null && got.nonce !== pendingNonce) {
-      status('这个登录结果不是本页发起的。 This page did not ask for this sign-in result: sign in again.', true);
+      status(say('这个登录结果不是本页发起的，请重新登录。', 'This page did not ask for this sign-in result: please sign in again.'), true);
       offerSignInAgain();
       return;
     }
     var client = await pageClient();
     if (!client) {
-      status('Signed in as openId ' + got.openId + '. This server publishes no demo client for the ' +
+      status(say('已收到 openId 为 ' + got.openId + ' 的登录结果。本服务器没有为落地页提供演示客户端（只有 `wxauth dev` 提供）：请在你的后端用 grant_type=flow 在 /api/auth/oauth/token 兑换 ticket。',
+        'Signed in as openId ' + got.openId + '. This server publishes no demo client for the ' +
         'landing page (only `wxauth dev` does): exchange the ticket from your back end with ' +
-        'grant_type=flow at /api/auth/oauth/token.', false);
+        'grant_type=flow at /api/auth/oauth/token.'), false);
       return;
     }
     var body = new URLSearchParams({
@@ -162,7 +183,7 @@
     });
     var token = await response.json().catch(function () { return {}; });
     if (!response.ok) {
-      status('登录失败 · Sign-in refused: ' + (token.error_description || token.error || ('HTTP ' + response.status)), true);
+      status(say('登录没有完成，请重新登录。', 'Sign-in did not finish: please sign in again.') + ' (' + (token.error || ('HTTP ' + response.status)) + ')', true);
       offerSignInAgain();
       return;
     }
@@ -170,7 +191,8 @@
   }
 
   main().catch(function (e) {
-    status('登录失败 · Sign-in failed: ' + e.message, true);
+    status(say('登录没有完成，请重新登录。', 'Sign-in did not finish: please sign in again.'), true);
+    if (window.console) { window.console.error(e); }
     offerSignInAgain();
   });
 })();

@@ -16,7 +16,7 @@
  * Or in one round trip (the client needs the `mini_program` grant): `await auth.loginOneShot()`.
  *
  * Code shipped in a Mini Program is readable by anyone, so `clientSecret` here only identifies
- * the front end, as in the seed: the proof of the user is the single-use wx.login code (or the
+ * the front end, as in the system wxauth replaces: the proof of the user is the single-use wx.login code (or the
  * login ticket it yields). Give the Mini Program a client of its own with only the grants and
  * scopes it needs. The session_key never reaches the Mini Program: wxauth keeps it and hands out
  * an opaque `sessionId` instead.

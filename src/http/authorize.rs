@@ -19,6 +19,7 @@ use minijinja::context;
 use serde::Deserialize;
 
 use super::cookies;
+use super::messages::{self, Text};
 use super::pages::{self, PageError};
 use crate::login::browser_session::{BROWSER_SESSION_TTL, SESSION_COOKIE};
 use crate::login::web_sign_in::{AUTHORIZE_PATH, SIGN_IN_TTL, WECHAT_CALLBACK_PATH};
@@ -49,17 +50,22 @@ fn redirect(location: &str) -> Response {
             headers.insert(header::LOCATION, value);
             (StatusCode::FOUND, headers).into_response()
         }
-        Err(_) => PageError::bad_request("the redirect target is not a valid URL").into_response(),
+        Err(_) => PageError::bad_request(messages::OAUTH_BAD_REQUEST)
+            .detail("the redirect target is not a valid header value")
+            .into_response(),
     }
 }
 
 fn authorize_error(error: AuthorizeError) -> Response {
     match error {
-        AuthorizeError::Page(message) => PageError::bad_request(message).into_response(),
+        AuthorizeError::Page(message) => PageError::bad_request(messages::OAUTH_BAD_REQUEST)
+            .detail(message)
+            .into_response(),
         AuthorizeError::Redirect(url) => redirect(url.as_str()),
         AuthorizeError::Internal(message) => {
             tracing::error!(error = %message, "authorization request failed");
-            PageError::unavailable("the sign-in service cannot answer now; try again")
+            PageError::unavailable(messages::UNAVAILABLE)
+                .detail(message)
                 .into_response()
         }
     }
@@ -71,7 +77,8 @@ fn login_error(error: LoginError) -> PageError {
 
 fn storage_error(error: impl std::fmt::Display) -> PageError {
     tracing::error!(error = %error, "browser session storage");
-    PageError::unavailable("the sign-in service cannot answer now; try again")
+    PageError::unavailable(messages::UNAVAILABLE)
+        .detail(format!("browser session storage: {error}"))
 }
 
 async fn current_session(
@@ -116,10 +123,12 @@ fn in_wechat(headers: &HeaderMap) -> bool {
 }
 
 fn parse_params(text: &[u8]) -> Result<Params, PageError> {
-    let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(text)
-        .map_err(|_| PageError::bad_request("malformed request parameters"))?;
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(text).map_err(|_| {
+        PageError::bad_request(messages::OAUTH_BAD_REQUEST).detail("malformed request parameters")
+    })?;
     Params::merge(pairs, Vec::new()).map_err(|e| {
-        PageError::bad_request(e.description.unwrap_or_else(|| "malformed request".into()))
+        PageError::bad_request(messages::OAUTH_BAD_REQUEST)
+            .detail(e.description.unwrap_or_else(|| "malformed request".into()))
     })
 }
 
@@ -142,13 +151,24 @@ fn resume_path(params: &Params) -> String {
     format!("{AUTHORIZE_PATH}?{query}")
 }
 
-/// What to tell the user a scope means.
-fn scope_label(scope: &str) -> String {
+/// What to tell the user a scope means, with its place on the page: the standard scopes first
+/// in a fixed order, then the others by name.
+fn scope_label(scope: &str) -> (u8, Text) {
     match scope {
-        "openid" => "使用你的微信身份登录 · Sign you in with your WeChat identity".into(),
-        "profile" => "读取你的昵称和头像 · See your nickname and avatar".into(),
-        "flow" => "以你的身份使用业务服务 · Use the business services as you".into(),
-        other => format!("权限 · Permission: {other}"),
+        "openid" => (0, messages::SCOPE_OPENID),
+        "profile" => (1, messages::SCOPE_PROFILE),
+        "flow" => (2, messages::SCOPE_FLOW),
+        _ => (3, messages::SCOPE_OTHER),
+    }
+}
+
+/// The host the browser returns to, with its port when it is not the scheme's default.
+fn return_host(redirect_uri: &url::Url) -> String {
+    match (redirect_uri.host_str(), redirect_uri.port()) {
+        (Some(host), Some(port)) => format!("{host}:{port}"),
+        (Some(host), None) => host.to_owned(),
+        // A native app's private-use scheme has no host: name the app's scheme.
+        (None, _) => format!("{}:", redirect_uri.scheme()),
     }
 }
 
@@ -162,10 +182,18 @@ async fn consent_page(
         Ok(account) => account.and_then(|a| a.nick_name),
         Err(e) => return storage_error(e).into_response(),
     };
-    let scopes: Vec<_> = request
+    let mut scopes: Vec<(u8, &String, Text)> = request
         .scope
         .iter()
-        .map(|s| context! { name => s, label => scope_label(s) })
+        .map(|s| {
+            let (rank, label) = scope_label(s);
+            (rank, s, label)
+        })
+        .collect();
+    scopes.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+    let scopes: Vec<_> = scopes
+        .into_iter()
+        .map(|(_, name, label)| context! { name => name, label => pages::text(label) })
         .collect();
     let mut fields: Vec<(String, String)> = params
         .pairs()
@@ -175,20 +203,28 @@ async fn consent_page(
     let redirect_uri = params
         .get("redirect_uri")
         .and_then(|r| url::Url::parse(r).ok());
-    let redirect_host = redirect_uri
-        .as_ref()
-        .and_then(|u| u.host_str().map(str::to_owned))
-        .unwrap_or_default();
+    let redirect_host = redirect_uri.as_ref().map(return_host).unwrap_or_default();
+    let client = &request.client;
     let mut response = pages::page(
         StatusCode::OK,
         "consent.html",
         context! {
-            client_name => request.client.client_id,
+            client_name => client.display_name.as_deref().unwrap_or(&client.client_id),
+            client_id => &client.client_id,
+            client_logo => &client.logo_url,
             user_name => user_name,
             scopes => scopes,
             fields => fields,
             csrf_token => state.sessions.csrf_token(session),
             redirect_host => redirect_host,
+            t => context! {
+                heading => pages::text(messages::CONSENT_HEADING),
+                signed_in_as => pages::text(messages::CONSENT_SIGNED_IN_AS),
+                asks => pages::text(messages::CONSENT_ASKS),
+                allow => pages::text(messages::CONSENT_ALLOW),
+                deny => pages::text(messages::CONSENT_DENY),
+                returns_to => pages::text(messages::CONSENT_RETURNS_TO),
+            },
         },
     );
     // The answer redirects to the client (or, if the session ended meanwhile, to WeChat's sign-in):
@@ -221,7 +257,9 @@ async fn proceed(
         Ok(NextStep::Redirect(url)) => redirect(url.as_str()),
         Ok(NextStep::Consent) => match &session {
             Some(session) => consent_page(state, &request, session, params).await,
-            None => PageError::bad_request("sign in first").into_response(),
+            None => PageError::bad_request(messages::OAUTH_FORM_EXPIRED)
+                .detail("consent asked without a browser session")
+                .into_response(),
         },
         Ok(NextStep::SignIn) => {
             // A binding minted here for this sign-in only: a value the browser brought is never
@@ -292,7 +330,8 @@ async fn consent_answer(
         Err(e) => return e.into_response(),
     };
     if !state.sessions.csrf_matches(&session, &csrf) {
-        return PageError::bad_request("this form has expired; start the sign-in again")
+        return PageError::bad_request(messages::OAUTH_FORM_EXPIRED)
+            .detail("consent form CSRF token does not match the browser session")
             .into_response();
     }
     let user = SignedInUser {
@@ -305,7 +344,9 @@ async fn consent_answer(
             Err(e) => authorize_error(e),
         },
         "deny" => redirect(state.oauth.authorization.deny(&request).as_str()),
-        _ => PageError::bad_request("decision must be approve or deny").into_response(),
+        _ => PageError::bad_request(messages::OAUTH_BAD_REQUEST)
+            .detail("decision must be approve or deny")
+            .into_response(),
     }
 }
 
@@ -321,7 +362,9 @@ async fn wechat_callback(
     query: Result<Query<CallbackQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
     let Ok(Query(query)) = query else {
-        return PageError::bad_request("malformed callback").into_response();
+        return PageError::bad_request(messages::OAUTH_SIGN_IN_REFUSED)
+            .detail("malformed WeChat callback query")
+            .into_response();
     };
     let held = cookies::read(&state.config.public_url, &headers, SIGN_IN_COOKIE);
     // The newest few: a cookie stuffed with values buys nothing but work.
@@ -352,9 +395,8 @@ async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Response {
         StatusCode::OK,
         "error.html",
         context! {
-            title => "已退出 · Signed out",
-            message => "你已退出登录。 · You are signed out.",
-            status => 200,
+            title => pages::text(messages::TITLE_SIGNED_OUT),
+            message => pages::text(messages::SIGNED_OUT.text),
         },
     );
     if let Some(value) = session_cookie(&state, "", 0) {

@@ -18,6 +18,7 @@ use axum::response::{IntoResponse, Response};
 use minijinja::context;
 
 use super::h5::{BASE_CALLBACK_PATH, ENTRY_BUILD_PATH, ENTRY_CALLBACK_PATH};
+use super::messages;
 use super::pages;
 use crate::limits::{Limit, Refused};
 use crate::login::web_sign_in::AUTHORIZE_PATH;
@@ -46,15 +47,29 @@ pub fn is_page_path(path: &str) -> bool {
 /// elsewhere. Never cached.
 pub fn refusal(status: StatusCode, path: &str, error: &str, message: &str) -> Response {
     if is_page_path(path) {
-        let title = match status {
-            StatusCode::TOO_MANY_REQUESTS => "请稍后再试 · Too many attempts",
-            s if s.is_server_error() => "暂时无法登录 · Sign-in temporarily unavailable",
-            _ => "请求无效 · Request refused",
+        // The person reads the catalogue's words; the reason is for the log.
+        let (title, said) = match status {
+            StatusCode::TOO_MANY_REQUESTS => (messages::TITLE_TOO_MANY, messages::TOO_MANY),
+            s if s.is_server_error() => (messages::TITLE_UNAVAILABLE, messages::UNAVAILABLE),
+            _ => (messages::TITLE_FAILED, messages::REQUEST_REFUSED),
         };
+        let reference = pages::reference(said.code);
+        tracing::info!(
+            reference = %reference,
+            status = status.as_u16(),
+            detail = message,
+            "error page shown"
+        );
         return pages::page(
             status,
             "error.html",
-            context! { title => title, message => message, status => status.as_u16() },
+            context! {
+                title => pages::text(title),
+                message => pages::text(said.text),
+                reference => reference,
+                reference_label => pages::text(messages::REFERENCE),
+                status => status.as_u16(),
+            },
         );
     }
     let mut response = (

@@ -1,7 +1,8 @@
 //! The front page, `GET /`: what this server is (name, version, issuer) and where its public
 //! documents are — discovery, the JWKS, the metadata, health. Under `wxauth dev` it also shows
 //! the demo walks the terminal banner prints ([`DevDemo`]), so that a newcomer's first click
-//! lands somewhere useful instead of on a blank 404. Chinese first, English beside it.
+//! lands somewhere useful instead of on a blank 404. Its texts are the catalogue's, in the
+//! browser's language first.
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -11,7 +12,8 @@ use axum::{Extension, Router};
 use minijinja::context;
 use serde::Serialize;
 
-use crate::http::pages::page;
+use crate::http::messages::{self, Text};
+use crate::http::pages::{page, text};
 use crate::state::AppState;
 
 /// What `wxauth dev` adds to the front page (it layers this as an extension).
@@ -32,8 +34,7 @@ pub struct DevDemo {
 /// One link on the page.
 #[derive(Debug, Serialize)]
 struct Link {
-    zh: &'static str,
-    en: &'static str,
+    text: minijinja::Value,
     href: String,
 }
 
@@ -51,39 +52,40 @@ async fn front_page(State(state): State<AppState>, demo: Option<Extension<DevDem
             issuer => &issuer,
             links => public_links(&issuer),
             demo => demo.map(|Extension(demo)| demo_context(&issuer, &demo)),
+            t => context! {
+                intro => text(messages::HOME_INTRO),
+                issuer => text(messages::HOME_ISSUER),
+                version => text(messages::HOME_VERSION),
+                documents => text(messages::HOME_DOCUMENTS),
+                demo => text(messages::HOME_DEMO),
+                demo_hint => text(messages::HOME_DEMO_HINT),
+                demo_h5 => text(messages::HOME_DEMO_H5),
+                demo_oidc => text(messages::HOME_DEMO_OIDC),
+                demo_users => text(messages::HOME_DEMO_USERS),
+                demo_mini_program => text(messages::HOME_DEMO_MINI_PROGRAM),
+            },
         },
     )
 }
 
 /// The documents every deployment serves.
 fn public_links(issuer: &str) -> Vec<Link> {
-    let link = |zh, en, path: &str| Link {
-        zh,
-        en,
+    let link = |label: Text, path: &str| Link {
+        text: text(label),
         href: format!("{issuer}{path}"),
     };
     vec![
         link(
-            "OpenID Connect 发现文档",
-            "OpenID Connect discovery",
+            messages::LINK_DISCOVERY,
             "/.well-known/openid-configuration",
         ),
         link(
-            "OAuth 授权服务器元数据",
-            "OAuth server metadata",
+            messages::LINK_METADATA,
             "/.well-known/oauth-authorization-server",
         ),
-        link(
-            "签名公钥 (JWKS)",
-            "Signing keys (JWKS)",
-            "/.well-known/jwks.json",
-        ),
-        link(
-            "接口文档",
-            "API documentation",
-            crate::http::api_doc::DOC_PAGE_PATH,
-        ),
-        link("健康检查", "Health", "/healthz"),
+        link(messages::LINK_JWKS, "/.well-known/jwks.json"),
+        link(messages::LINK_API_DOC, crate::http::api_doc::DOC_PAGE_PATH),
+        link(messages::LINK_HEALTH, "/healthz"),
     ]
 }
 

@@ -1,4 +1,4 @@
-//! The Official Account H5 endpoints (the seed's `MpComponentCommonController`) and the
+//! The Official Account H5 endpoints (the `MpComponentCommonController` of the system wxauth replaces) and the
 //! business landing page:
 //! - `GET …/mp/common/entryBuildUrl?appId&next[&redirect=1]`: JSON `{"url": …}` (JSON errors),
 //!   or with `redirect=1` a 302 to that URL (HTML error pages), so a link can start a sign-in;
@@ -6,7 +6,7 @@
 //!   an HTML error page (4xx or 503, never a 500, never a redirect carrying an identity). The
 //!   entry callback sets the sign-in's binding cookie ([`H5_BINDING_COOKIE`], HttpOnly, sent only
 //!   to the base callback); the base callback reads it, and clears it once it is used;
-//! - `GET /m/flow_landing`: the seed's landing page, and `GET /m/flow_landing/client.json`, the
+//! - `GET /m/flow_landing`: the demo business landing page, and `GET /m/flow_landing/client.json`, the
 //!   client it signs in with when `wxauth dev` provides one ([`LandingClient`]), else 404.
 //!
 //! The flow itself is [`H5Login`] in `login::h5`.
@@ -24,6 +24,7 @@ use serde::Deserialize;
 use serde_json::json;
 use url::Url;
 
+use super::messages;
 use super::pages::{self, PageError};
 use super::{cookies, no_store};
 use crate::error::AppError;
@@ -58,6 +59,9 @@ pub fn routes() -> Router<AppState> {
 pub struct LandingClient {
     pub client_id: String,
     pub client_secret: Secret,
+    /// The entry official account a sign-in started from the page itself uses when the page's
+    /// address names none (the demo's entry account).
+    pub entry_appid: String,
 }
 
 /// A 302 that is never cached and sends no Referer onwards (the URLs carry states and tickets).
@@ -68,32 +72,41 @@ fn found(location: &str) -> Response {
             response.headers_mut().insert(header::LOCATION, location);
             response
         }
-        Err(_) => {
-            PageError::unavailable("sign-in could not continue; please try again").into_response()
-        }
+        Err(_) => PageError::unavailable(messages::UNAVAILABLE)
+            .detail("the redirect target is not a valid header value")
+            .into_response(),
     }
 }
 
 impl From<H5Failure> for PageError {
     fn from(failure: H5Failure) -> Self {
+        let detail = failure.error.to_string();
         let page = match failure.error {
-            error @ (H5Error::BadRequest(_)
-            | H5Error::Next(_)
-            | H5Error::UnknownState
-            | H5Error::Mismatch(_)) => PageError::bad_request(error.to_string()),
-            error @ (H5Error::OtherBrowser | H5Error::Relink) => {
-                PageError::forbidden(error.to_string())
-            }
-            H5Error::WeChat(error) => PageError::from(error.fault()),
+            H5Error::BadRequest(_) => PageError::bad_request(messages::H5_BAD_LINK),
+            H5Error::Cancelled => PageError::bad_request(messages::H5_CANCELLED),
+            H5Error::Next(_) => PageError::bad_request(messages::H5_NEXT_REFUSED),
+            H5Error::UnknownState => PageError::bad_request(messages::H5_SPENT),
+            H5Error::Mismatch(_) => PageError::bad_request(messages::H5_TAMPERED),
+            H5Error::OtherBrowser => PageError::forbidden(messages::H5_OTHER_BROWSER),
+            H5Error::Relink => PageError::forbidden(messages::H5_RELINK),
+            H5Error::WeChat(error) => match error.fault() {
+                Fault::Caller(_) => PageError::bad_request(messages::WECHAT_CODE_REFUSED),
+                Fault::Unavailable(_) => PageError::unavailable(messages::WECHAT_UNAVAILABLE),
+                Fault::Internal(message) => {
+                    tracing::error!(error = %message, "H5 sign-in failed");
+                    PageError::unavailable(messages::UNAVAILABLE)
+                }
+            },
             H5Error::NotConfigured(message) => {
                 tracing::error!(reason = %message, "H5 sign-in is misconfigured");
-                PageError::unavailable(message)
+                PageError::unavailable(messages::NOT_SET_UP)
             }
             H5Error::Store(message) => {
                 tracing::error!(error = %message, "H5 sign-in store failure");
-                PageError::unavailable("sign-in is temporarily unavailable; please try again")
+                PageError::unavailable(messages::UNAVAILABLE)
             }
         };
+        let page = page.detail(detail);
         page.with_start_over(failure.start_over.map(String::from))
     }
 }
@@ -102,6 +115,7 @@ impl From<H5Failure> for AppError {
     fn from(failure: H5Failure) -> Self {
         match failure.error {
             error @ (H5Error::BadRequest(_)
+            | H5Error::Cancelled
             | H5Error::Next(_)
             | H5Error::UnknownState
             | H5Error::Mismatch(_)
@@ -142,7 +156,7 @@ struct BuildQuery {
     nonce: Option<String>,
 }
 
-/// Step 1. JSON by default (the seed's front ends fetch it); `redirect=1` for a plain link.
+/// Step 1. JSON by default (the replaced system's front ends fetch it); `redirect=1` for a plain link.
 async fn entry_build_url(
     State(state): State<AppState>,
     query: Result<Query<BuildQuery>, QueryRejection>,
@@ -190,8 +204,8 @@ impl FromRequestParts<AppState> for Callback {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, PageError> {
         let Query(params) = Query::<CallbackParams>::from_request_parts(parts, state)
             .await
-            .map_err(|_| {
-                PageError::bad_request("the sign-in link is malformed; please start again")
+            .map_err(|rejection| {
+                PageError::bad_request(messages::H5_BAD_LINK).detail(rejection.body_text())
             })?;
         Ok(Self {
             flow: state.h5.clone(),
@@ -223,9 +237,8 @@ async fn entry_callback(callback: Callback) -> Result<Response, PageError> {
             response.headers_mut().append(header::SET_COOKIE, cookie);
         }
         None => {
-            return Err(PageError::unavailable(
-                "sign-in could not continue; please try again",
-            ));
+            return Err(PageError::unavailable(messages::UNAVAILABLE)
+                .detail("the binding cookie could not be set"));
         }
     }
     Ok(response)
@@ -258,6 +271,7 @@ async fn landing_client(client: Option<Extension<LandingClient>>) -> Response {
         Some(Extension(client)) => no_store(Json(json!({
             "client_id": client.client_id,
             "client_secret": client.client_secret.expose(),
+            "entry_app_id": client.entry_appid,
         }))),
         None => AppError::NotFound(
             "no landing-page client on this server (only `wxauth dev` provides one)".to_owned(),

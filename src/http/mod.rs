@@ -11,6 +11,7 @@ pub mod edge;
 pub mod front_page;
 pub mod h5;
 pub mod health;
+pub mod messages;
 pub mod metrics;
 pub mod mini_program;
 pub mod oauth;

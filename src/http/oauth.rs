@@ -13,7 +13,9 @@ use super::no_store;
 use crate::error::AppError;
 use crate::oauth::params::Params;
 use crate::oauth::token_endpoint;
-use crate::oauth::{OAuthError, introspection, metadata, revocation, userinfo as oidc_userinfo};
+use crate::oauth::{
+    OAuthError, OAuthErrorCode, introspection, metadata, revocation, userinfo as oidc_userinfo,
+};
 use crate::state::AppState;
 
 pub fn routes() -> Router<AppState> {
@@ -115,8 +117,24 @@ pub(crate) async fn token(
 ) -> Result<Response, AppError> {
     let query = pairs(query.unwrap_or_default().as_bytes())?;
     let params = Params::for_token_endpoint(query, form(&headers, &body)?)?;
-    let response = token_endpoint::exchange(&state.oauth, authorization(&headers), params).await?;
-    Ok(no_store(Json(response)))
+    match token_endpoint::exchange(&state.oauth, authorization(&headers), params).await {
+        Ok(response) => Ok(no_store(Json(response))),
+        Err(error) => Err(database_down_is_temporary(&state, error).await.into()),
+    }
+}
+
+/// A `server_error` while the database does not answer was the database going away (a restart,
+/// a failover, a dropped connection), which the grants see only as a failed query: answer what
+/// `/readyz` and the pages answer then, 503 `temporarily_unavailable` with `Retry-After`.
+async fn database_down_is_temporary(state: &AppState, error: OAuthError) -> OAuthError {
+    if error.code != OAuthErrorCode::ServerError || crate::db::ping(&state.db).await {
+        return error;
+    }
+    tracing::warn!("token endpoint: the database does not answer; answering 503");
+    OAuthError::new(
+        OAuthErrorCode::TemporarilyUnavailable,
+        "the database is unavailable, try again",
+    )
 }
 
 #[utoipa::path(post, path = "/oauth/introspect", tag = "oauth",

@@ -128,6 +128,9 @@ pub enum H5Error {
     /// `next` is not an allowed redirect target.
     #[error(transparent)]
     Next(#[from] RedirectError),
+    /// WeChat came back without a code: the person cancelled, or the link is incomplete.
+    #[error("WeChat sent no code: the sign-in was cancelled or the link is incomplete")]
+    Cancelled,
     /// The state is unknown, already used, expired or belongs to the other hop.
     #[error("this sign-in link has expired or was already used; please start again")]
     UnknownState,
@@ -331,7 +334,16 @@ impl H5Login {
     /// URL to redirect to, and the binding value the browser must bring to the base callback.
     pub async fn entry_callback(&self, params: &CallbackParams) -> Result<EntryHop, H5Failure> {
         let (code, state) = required(params)?;
-        let row = self.consume(Hop::Entry, state, None).await?;
+        let row = match self.consume(Hop::Entry, state, None).await {
+            Ok(row) => row,
+            Err(H5Error::UnknownState) => {
+                return Err(H5Failure {
+                    error: H5Error::UnknownState,
+                    start_over: self.start_over_from_link(params, Hop::Entry).await,
+                });
+            }
+            Err(error) => return Err(error.into()),
+        };
         let start_over = Some(self.start_over(&row.appid, &row.next_url, row.client_id.as_deref()));
         self.entry_hop(params, code, &row)
             .await
@@ -354,7 +366,11 @@ impl H5Login {
         let row = match row {
             Ok(row) => row,
             Err(H5Error::UnknownState) => {
-                return Err(self.refused_base_state(state, browser).await);
+                let mut failure = self.refused_base_state(state, browser).await;
+                if matches!(failure.error, H5Error::UnknownState) {
+                    failure.start_over = self.start_over_from_link(params, Hop::Base).await;
+                }
+                return Err(failure);
             }
             Err(error) => return Err(error.into()),
         };
@@ -673,6 +689,23 @@ impl H5Login {
             .ok_or(H5Error::UnknownState)
     }
 
+    /// A way to start again after a spent, expired or unknown state, from what the callback's
+    /// own link says (nothing of it is trusted: the link only leads to a fresh start): at the
+    /// entry hop, `entryBuildUrl` for the link's `appid` and `next` when the account is a
+    /// registered official account and `next` is allowed; at the base hop (whose `appid` is the
+    /// base account) or failing that, `next` itself when allowed — the page starts its own
+    /// sign-in.
+    async fn start_over_from_link(&self, params: &CallbackParams, hop: Hop) -> Option<Url> {
+        let next = self.policy.check(params.next.as_deref()?).ok()?;
+        if hop == Hop::Entry
+            && let Some(appid) = params.appid.as_deref()
+            && let Ok(appid) = self.official_account(appid).await
+        {
+            return Some(self.start_over(appid.as_str(), next.as_str(), None));
+        }
+        Some(next)
+    }
+
     /// `entryBuildUrl` as a link, for the same account, `next` and client. Not the nonce: it
     /// belongs to the page's attempt, and a page that sent one starts its own next attempt.
     fn start_over(&self, entry_appid: &str, next: &str, client_id: Option<&str>) -> Url {
@@ -696,12 +729,7 @@ fn required(params: &CallbackParams) -> Result<(&str, &str), H5Error> {
         .code
         .as_deref()
         .filter(|c| !c.is_empty())
-        .ok_or_else(|| {
-            H5Error::BadRequest(
-                "WeChat sent no code: the sign-in was cancelled or the link is incomplete"
-                    .to_owned(),
-            )
-        })?;
+        .ok_or(H5Error::Cancelled)?;
     let state = params
         .state
         .as_deref()

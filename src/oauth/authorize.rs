@@ -12,6 +12,7 @@ use std::borrow::Cow;
 use std::sync::Arc;
 
 use oxide_auth::code_grant::authorization::{Error as FlowError, Request};
+use oxide_auth::code_grant::error::AuthorizationErrorType;
 use oxide_auth::code_grant::extensions::Pkce;
 use oxide_auth::primitives::grant::{Extensions, Value};
 use oxide_auth::primitives::registrar::{
@@ -153,6 +154,26 @@ pub enum NextStep {
     Redirect(Url),
 }
 
+/// The `error_description` of a refusal oxide-auth made without one.
+fn refusal_description(kind: AuthorizationErrorType) -> &'static str {
+    match kind {
+        AuthorizationErrorType::UnsupportedResponseType => {
+            "response_type must be code (the only response type this server supports)"
+        }
+        AuthorizationErrorType::InvalidScope => {
+            "the requested scope is unknown or not allowed for this client"
+        }
+        AuthorizationErrorType::UnauthorizedClient => {
+            "this client may not use the authorization code flow"
+        }
+        AuthorizationErrorType::AccessDenied => "the request was denied",
+        AuthorizationErrorType::InvalidRequest => "the authorization request is malformed",
+        AuthorizationErrorType::ServerError | AuthorizationErrorType::TemporarilyUnavailable => {
+            "the server cannot answer this request now; try again"
+        }
+    }
+}
+
 fn error_redirect(redirect_uri: &Url, state: Option<&str>, error: &str, description: &str) -> Url {
     let mut url = redirect_uri.clone();
     {
@@ -264,10 +285,20 @@ impl AuthorizationService {
         let pending = match authorization_code(&mut endpoint, &request).await {
             Ok(pending) => pending,
             Err(FlowError::Redirect(mut error)) => {
-                if let Some(explanation) = endpoint.extension.failure {
-                    error.description().explain(explanation);
-                }
-                return Err(AuthorizeError::Redirect(error.into()));
+                // Rebuilt with RFC 6749 §4.1.2.1's names: oxide-auth writes `description` and
+                // `uri` where the RFC (and every client library) reads `error_description`.
+                let refusal = error.description();
+                let kind = refusal.kind();
+                let code = refusal
+                    .iter()
+                    .find(|(key, _)| *key == "error")
+                    .map(|(_, code)| code.into_owned())
+                    .unwrap_or_else(|| "invalid_request".to_owned());
+                let description = endpoint
+                    .extension
+                    .failure
+                    .unwrap_or_else(|| refusal_description(kind));
+                return Err(refuse(&code, description));
             }
             Err(FlowError::Ignore) => {
                 return Err(AuthorizeError::Page(

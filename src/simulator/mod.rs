@@ -150,6 +150,13 @@ impl Simulator {
     pub async fn spawn(&self, addr: SocketAddr) -> std::io::Result<(SocketAddr, JoinHandle<()>)> {
         let listener = TcpListener::bind(addr).await?;
         let bound = listener.local_addr()?;
+        // Browsers reach an unspecified listen address (0.0.0.0) by loopback.
+        let named = if bound.ip().is_unspecified() {
+            SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), bound.port())
+        } else {
+            bound
+        };
+        self.world().base_url = Some(format!("http://{named}"));
         let this = self.clone();
         let handle = tokio::spawn(async move {
             if let Err(error) = this.serve(listener).await {
@@ -253,7 +260,7 @@ impl Simulator {
             "city": "Guangzhou",
             "province": "Guangdong",
             "country": "China",
-            "avatarUrl": user.avatar_url,
+            "avatarUrl": world.avatar_url(&user),
         });
         let mut full = profile.clone();
         full["openId"] = world.openid(appid, user_id).into();

@@ -16,7 +16,9 @@ use serde_json::{Value, json};
 use url::Url;
 
 use super::Simulator;
-use super::world::{CallFault, ErrcodeAnswer, FaultPlan, SimAppKind, SimUser, random_alnum};
+use super::world::{
+    AVATAR_PATH, CallFault, ErrcodeAnswer, FaultPlan, SimAppKind, SimUser, random_alnum,
+};
 
 type Params = Query<HashMap<String, String>>;
 
@@ -67,7 +69,8 @@ pub(crate) fn router(sim: Simulator) -> Router {
             "/__sim/choose",
             get(choose_user).post(create_and_choose_user),
         )
-        .route("/__sim/logout", get(logout));
+        .route("/__sim/logout", get(logout))
+        .route(&format!("{AVATAR_PATH}/{{id}}"), get(avatar));
     api.merge(control)
         .layer(middleware::from_fn_with_state(
             sim.clone(),
@@ -333,6 +336,43 @@ fn escape_html(text: &str) -> String {
     out
 }
 
+/// A demo user's avatar: the first letter of the nickname on a colour of the user's own, as
+/// SVG (404 for an unknown user, as WeChat's image host answers for a stale URL).
+async fn avatar(
+    State(sim): State<Simulator>,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> Response {
+    let Some(user) = sim.users().into_iter().find(|u| u.id == id) else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    let hue = user
+        .id
+        .bytes()
+        .fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b)))
+        % 360;
+    let initial: String = user
+        .nickname
+        .chars()
+        .next()
+        .map(|c| c.to_uppercase().collect())
+        .unwrap_or_default();
+    let svg = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 132 132\" width=\"132\" height=\"132\">\
+         <rect width=\"132\" height=\"132\" fill=\"hsl({hue},55%,55%)\"/>\
+         <text x=\"66\" y=\"88\" font-size=\"64\" font-family=\"sans-serif\" text-anchor=\"middle\" fill=\"#fff\">{}</text></svg>",
+        escape_html(&initial)
+    );
+    (
+        [
+            (header::CONTENT_TYPE, "image/svg+xml"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        ],
+        svg,
+    )
+        .into_response()
+}
+
 fn encode_component(text: &str) -> String {
     url::form_urlencoded::byte_serialize(text.as_bytes()).collect()
 }
@@ -342,8 +382,8 @@ fn page(status: StatusCode, title: &str, body: &str) -> Response {
         status,
         Html(format!(
             "<!doctype html><html><head><meta charset=\"utf-8\">\
-             <meta name=\"viewport\" content=\"width=device-width\">\
-             <title>{}</title></head><body style=\"font-family:sans-serif;max-width:32em;margin:2em auto\">\
+             <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+             <title>{}</title></head><body style=\"font:16px/1.6 sans-serif;max-width:32em;margin:2em auto;padding:0 1em\">\
              <h1>{}</h1>{body}<p><small>wxauth WeChat simulator</small></p></body></html>",
             escape_html(title),
             escape_html(title)
@@ -519,12 +559,18 @@ fn picker_page(sim: &Simulator, uri: &axum::http::Uri) -> Response {
         .map(|pq| pq.as_str().to_owned())
         .unwrap_or_else(|| "/".to_owned());
     let back_encoded = encode_component(&back);
-    let mut body = String::from("<p>Choose the simulated WeChat user who is signing in:</p><ul>");
+    let mut body = String::from(
+        "<p>选择正在登录的模拟微信用户 · Choose the simulated WeChat user who is signing in:</p>\
+         <ul style=\"list-style:none;padding:0\">",
+    );
     for user in sim.users() {
         body.push_str(&format!(
-            "<li><a href=\"/__sim/choose?user={}&amp;return={}\">{} <small>({})</small></a></li>",
+            "<li style=\"margin:.5em 0\"><a href=\"/__sim/choose?user={}&amp;return={}\">\
+             <img src=\"{AVATAR_PATH}/{}\" alt=\"\" width=\"32\" height=\"32\" style=\"vertical-align:middle;border-radius:50%\"> \
+             {} <small>({})</small></a></li>",
             encode_component(&user.id),
             back_encoded,
+            encode_component(&user.id),
             escape_html(&user.nickname),
             escape_html(&user.id),
         ));
@@ -532,8 +578,8 @@ fn picker_page(sim: &Simulator, uri: &axum::http::Uri) -> Response {
     body.push_str(&format!(
         "</ul><form method=\"post\" action=\"/__sim/choose\">\
          <input type=\"hidden\" name=\"return\" value=\"{}\">\
-         <label>New user nickname <input name=\"nickname\" required maxlength=\"32\"></label> \
-         <button>Create and sign in</button></form>",
+         <label>新用户昵称 · New user nickname <input name=\"nickname\" required maxlength=\"32\"></label> \
+         <button>创建并登录 · Create and sign in</button></form>",
         escape_html(&back)
     ));
     page(

@@ -74,7 +74,9 @@ impl SimUser {
         Self {
             id: id.to_owned(),
             nickname: nickname.to_owned(),
-            avatar_url: format!("https://thirdwx.qlogo.cn/sim/{id}/132"),
+            // A path on the simulator: WeChat's answers carry it as an absolute URL
+            // ([`World::avatar_url`]), and the simulator serves the picture itself.
+            avatar_url: format!("{AVATAR_PATH}/{id}"),
             phone: String::new(),
             sex: 0,
             blocked: false,
@@ -234,7 +236,12 @@ pub(crate) struct World {
     session_keys: HashMap<(String, String), String>,
     pub(crate) faults: FaultPlan,
     pub(crate) counters: BTreeMap<String, u64>,
+    /// The simulator's own base URL once it listens (for the demo avatars it serves).
+    pub(crate) base_url: Option<String>,
 }
+
+/// Where the simulator serves its demo users' avatars (`/__sim/avatar/{user id}`).
+pub const AVATAR_PATH: &str = "/__sim/avatar";
 
 pub(crate) fn random_alnum(len: usize) -> String {
     rand::thread_rng()
@@ -258,6 +265,15 @@ pub(crate) struct TokenAnswer {
 }
 
 impl World {
+    /// A user's avatar as WeChat hands it out: an absolute URL (one of the simulator's own when
+    /// the user has the default avatar and the simulator listens).
+    pub(crate) fn avatar_url(&self, user: &SimUser) -> String {
+        match (&self.base_url, user.avatar_url.starts_with('/')) {
+            (Some(base), true) => format!("{base}{}", user.avatar_url),
+            _ => user.avatar_url.clone(),
+        }
+    }
+
     pub(crate) fn new(rules: SimRules) -> Self {
         Self {
             rules,
@@ -273,6 +289,7 @@ impl World {
             session_keys: HashMap::new(),
             faults: FaultPlan::default(),
             counters: BTreeMap::new(),
+            base_url: None,
         }
     }
 
@@ -731,7 +748,7 @@ impl World {
             "province": "",
             "city": "",
             "country": "",
-            "headimgurl": user.avatar_url,
+            "headimgurl": self.avatar_url(user),
             "privilege": [],
         });
         if let Some(unionid) = self.unionid(&token.appid, user_id) {

@@ -70,6 +70,10 @@ pub(crate) struct Driver {
 }
 
 impl Driver {
+    pub(crate) fn url(&self) -> &str {
+        &self.url
+    }
+
     pub(crate) async fn start(binary: &PathBuf) -> Driver {
         let port = free_port();
         let child = tokio::process::Command::new(binary)
@@ -123,7 +127,7 @@ pub(crate) async fn browser(
 }
 
 /// The landing page signs in with this client (as `wxauth dev` arranges).
-async fn landing_server(app: &TestApp) -> String {
+pub(crate) async fn landing_server(app: &TestApp) -> String {
     let secret = "a-long-landing-client-secret";
     app.state
         .clients
@@ -145,6 +149,7 @@ async fn landing_server(app: &TestApp) -> String {
     let router = wxauth::app(app.state.clone()).layer(axum::Extension(LandingClient {
         client_id: "landing".into(),
         client_secret: Secret::new(secret),
+        entry_appid: demo::ENTRY_ACCOUNT_APPID.into(),
     }));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());

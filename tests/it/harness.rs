@@ -163,6 +163,8 @@ pub struct Options {
     pub env: Vec<(String, String)>,
     /// Run as a second instance of another test app: its database and its simulator.
     pub share: Option<SharedWith>,
+    /// Serve what `wxauth dev` adds (the demo section of the front page, `/m/oidc_demo`).
+    pub dev_demo: bool,
 }
 
 /// What a second instance shares with the first ([`TestApp::sharing`]).
@@ -252,8 +254,13 @@ impl TestApp {
             }
         }
         let server_state = state.clone();
+        let mut router = wxauth::app(state.clone());
+        if options.dev_demo {
+            router = router.layer(axum::Extension(wxauth::dev::dev_demo(&base, &sim_base)));
+        }
         let server = tokio::spawn(async move {
-            let _ = wxauth::serve(listener, server_state, std::future::pending()).await;
+            let _ =
+                wxauth::serve_router(listener, server_state, router, std::future::pending()).await;
         });
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())

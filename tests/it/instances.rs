@@ -49,6 +49,7 @@ async fn three_instances(extra: &[(&str, &str)]) -> Option<[TestApp; 3]> {
                 Options {
                     env: env.clone(),
                     share: Some(first.sharing()),
+                    ..Options::default()
                 },
             )
             .await

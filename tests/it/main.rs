@@ -27,6 +27,7 @@ mod oidc_client;
 mod oidc_python;
 mod open_data;
 mod openapi;
+mod pages;
 mod races;
 mod simulator;
 mod ticket_clients;

@@ -278,7 +278,15 @@ async fn the_dev_demo_single_page_app_signs_in_with_pkce() {
     let Some(chromedriver) = chromedriver() else {
         return;
     };
-    let app = TestApp::spawn(Backend::Sqlite).await.unwrap();
+    let app = TestApp::spawn_with(
+        Backend::Sqlite,
+        crate::harness::Options {
+            dev_demo: true,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
     app.state
         .clients
         .create(NewClient {
