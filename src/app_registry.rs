@@ -361,6 +361,47 @@ impl AppRegistry {
         }
     }
 
+    /// Replace an app's secret, message token or EncodingAESKey (those given), after WeChat's
+    /// console reset one: the app keeps its row, so the accounts under a component keep theirs.
+    pub async fn update_secrets(
+        &self,
+        appid: &str,
+        secret: Option<&Secret>,
+        token: Option<&Secret>,
+        aes_key: Option<&Secret>,
+    ) -> Result<(), AppRegistryError> {
+        let m = wx_app::Entity::find_by_id(appid.to_string())
+            .one(&self.db)
+            .await?
+            .ok_or_else(|| AppRegistryError::NotFound(appid.to_string()))?;
+        if (token.is_some() || aes_key.is_some()) && m.kind != AppKind::Component.as_str() {
+            return Err(AppRegistryError::Invalid(
+                "--token and --aes-key apply to components only".into(),
+            ));
+        }
+        if let Some(k) = aes_key
+            && k.expose().len() != 43
+        {
+            return Err(AppRegistryError::Invalid(
+                "--aes-key must be the 43-character EncodingAESKey".into(),
+            ));
+        }
+        let seal = |s: &Secret, column| self.vault.seal(s.expose(), sealed_at(column, appid));
+        let mut active: wx_app::ActiveModel = m.into();
+        if let Some(s) = secret {
+            active.secret_enc = Set(Some(seal(s, "secret_enc")));
+        }
+        if let Some(s) = token {
+            active.token_enc = Set(Some(seal(s, "token_enc")));
+        }
+        if let Some(s) = aes_key {
+            active.aes_key_enc = Set(Some(seal(s, "aes_key_enc")));
+        }
+        active.updated_at = Set(self.clock.now());
+        active.update(&self.db).await?;
+        Ok(())
+    }
+
     /// Store the authorizer refresh token a component obtained for an account.
     pub async fn set_authorizer_refresh_token(
         &self,

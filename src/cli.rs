@@ -279,9 +279,22 @@ enum FlowTicketArg {
 enum AppCommand {
     /// Register a WeChat app.
     Add(AddAppArgs),
+    /// Replace an app's secret (or a component's message token and EncodingAESKey) after it
+    /// was reset in WeChat's console; the app and the accounts under it stay registered.
+    Update {
+        appid: String,
+        #[arg(long, required_unless_present_any = ["token", "aes_key"])]
+        secret: Option<String>,
+        /// Message token (components).
+        #[arg(long)]
+        token: Option<String>,
+        /// EncodingAESKey, 43 characters (components).
+        #[arg(long)]
+        aes_key: Option<String>,
+    },
     /// List apps (secrets are never shown).
     List,
-    /// Remove an app.
+    /// Remove an app (a component only once no official account uses it).
     Remove { appid: String },
 }
 
@@ -1085,6 +1098,22 @@ async fn app_command(state: &AppState, command: AppCommand) -> Result<(), CliErr
                     if m.is_base { "\tbase" } else { "" }
                 );
             }
+            Ok(())
+        }
+        AppCommand::Update {
+            appid,
+            secret,
+            token,
+            aes_key,
+        } => {
+            let [secret, token, aes_key] = [secret, token, aes_key].map(|s| s.map(Secret::new));
+            state
+                .apps
+                .update_secrets(&appid, secret.as_ref(), token.as_ref(), aes_key.as_ref())
+                .await
+                .map_err(fail)?;
+            audit_change(state, app_changed(&appid), "update").await;
+            println!("updated app {appid}");
             Ok(())
         }
         AppCommand::Remove { appid } => {

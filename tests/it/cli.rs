@@ -959,6 +959,23 @@ fn app_links_stay_consistent_and_a_second_base_needs_replace() {
         "{line}"
     );
     assert!(text(&cli.run(&["app", "list"], &[]).stdout).contains(COMPONENT));
+    // A secret reset in WeChat's console is an update, which keeps the accounts under it.
+    let out = cli.run(
+        &[
+            "app",
+            "update",
+            COMPONENT,
+            "--secret",
+            "the-reset-component-secret",
+        ],
+        &[],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let (status, line) = refusal(&cli.run(&["app", "update", ACCOUNT_A, "--token", "t"], &[]));
+    assert_eq!(status, Some(1));
+    assert!(line.contains("components only"), "{line}");
+    let listed = text(&cli.run(&["app", "list"], &[]).stdout);
+    assert!(!listed.contains("the-reset-component-secret"), "{listed}");
     for appid in [ACCOUNT_A, ACCOUNT_B, COMPONENT] {
         let out = cli.run(&["app", "remove", appid], &[]);
         assert!(out.status.success(), "{appid}: {}", text(&out.stderr));
