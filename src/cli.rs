@@ -1059,13 +1059,14 @@ async fn app_command(state: &AppState, command: AppCommand) -> Result<(), CliErr
                 token: args.token.map(Secret::new),
                 aes_key: args.aes_key.map(Secret::new),
             };
-            let previous_base = match args.replace {
-                true => state
+            let previous_base = if args.replace {
+                state
                     .apps
                     .base_appid()
                     .await
-                    .map_err(|e| CliError::failed(e.to_string()))?,
-                false => None,
+                    .map_err(|e| CliError::failed(e.to_string()))?
+            } else {
+                None
             };
             if args.replace {
                 state.apps.add_replacing_base(new).await
