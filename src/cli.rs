@@ -143,10 +143,10 @@ enum UserCommand {
         /// A substring of the nickname.
         #[arg(long)]
         nickname: Option<String>,
-        #[arg(long, default_value_t = 1)]
-        page: u64,
-        #[arg(long, default_value_t = 50)]
-        per_page: u64,
+        #[arg(long, default_value_t = 1, allow_negative_numbers = true)]
+        page: i64,
+        #[arg(long, default_value_t = 50, allow_negative_numbers = true)]
+        per_page: i64,
     },
     /// Show an account: identities, consents, sessions, refresh-token families, recent events.
     Show { account: i64 },
@@ -669,8 +669,9 @@ async fn user_command(admin: &Admin, command: UserCommand) -> Result<(), CliErro
                     open_id: openid,
                     phone,
                     nickname,
-                    page,
-                    per_page,
+                    // A negative number is refused with the bound, as 0 is.
+                    page: u64::try_from(page).unwrap_or(0),
+                    per_page: u64::try_from(per_page).unwrap_or(0),
                 })
                 .await
                 .map_err(admin_failed)?,

@@ -853,6 +853,15 @@ fn audit_limits_out_of_range_are_refused_with_the_bound() {
             .status
             .success()
     );
+    // Pages of `user find` likewise: a negative number is a value, refused with its bound.
+    for (option, bound) in [("--page", "at least 1"), ("--per-page", "from 1 to 500")] {
+        let (status, line) = refusal(&cli.run(&["user", "find", option, "-5"], &[]));
+        assert_eq!(status, Some(2), "{option}: {line}");
+        assert!(
+            line.contains(&format!("{option}: must be {bound}")),
+            "{line}"
+        );
+    }
 }
 
 const COMPONENT: &str = "wxc0c0c0c0c0c0c0c0";
