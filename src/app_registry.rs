@@ -11,9 +11,10 @@
 use std::fmt;
 use std::sync::Arc;
 
+use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, DatabaseConnection, DbErr, EntityTrait,
-    QueryFilter, QueryOrder,
+    QueryFilter, QueryOrder, TransactionTrait,
 };
 
 use entity::wx_app;
@@ -110,6 +111,22 @@ pub enum AppRegistryError {
     Invalid(String),
     #[error("app {0} is already registered")]
     AlreadyExists(String),
+    #[error(
+        "component {0} is not registered: add it first (wxauth app add --appid {0} --kind component …)"
+    )]
+    UnknownComponent(String),
+    #[error(
+        "{current} is already the base account and every H5 sign-in goes through it; add --replace to make {new} the base account instead"
+    )]
+    BaseTaken { current: String, new: String },
+    #[error(
+        "component {component} is still used by official account(s) {}: remove them first (wxauth app remove APPID)",
+        dependants.join(", ")
+    )]
+    InUse {
+        component: String,
+        dependants: Vec<String>,
+    },
     #[error("no app {0}")]
     NotFound(String),
     #[error("stored secret cannot be opened: {0} (was WXAUTH_MASTER_KEY changed?)")]
@@ -138,8 +155,21 @@ impl AppRegistry {
         }
     }
 
-    /// Register an app after checking that its fields fit its kind.
+    /// Register an app after checking that its fields fit its kind and that the component it
+    /// names is registered. A second base account is refused ([`AppRegistryError::BaseTaken`]):
+    /// every H5 sign-in goes through the one base account, so a new one would silently take
+    /// them all over; [`AppRegistry::add_replacing_base`] says that this is meant.
     pub async fn add(&self, new: NewApp) -> Result<(), AppRegistryError> {
+        self.insert(new, false).await
+    }
+
+    /// Like [`AppRegistry::add`]; a base account takes the place of the current one (which
+    /// stays registered, no longer the base), in one transaction.
+    pub async fn add_replacing_base(&self, new: NewApp) -> Result<(), AppRegistryError> {
+        self.insert(new, true).await
+    }
+
+    async fn insert(&self, new: NewApp, replace_base: bool) -> Result<(), AppRegistryError> {
         if !is_valid_appid(&new.appid) {
             return Err(AppRegistryError::InvalidAppId(new.appid));
         }
@@ -185,6 +215,33 @@ impl AppRegistry {
         {
             return Err(AppRegistryError::AlreadyExists(new.appid));
         }
+        if let Some(component) = &new.component_appid
+            && self.kind(component).await? != Some(AppKind::Component)
+        {
+            return Err(AppRegistryError::UnknownComponent(component.clone()));
+        }
+        let txn = self.db.begin().await?;
+        if new.is_base {
+            let current = wx_app::Entity::find()
+                .filter(wx_app::Column::IsBase.eq(true))
+                .order_by_asc(wx_app::Column::Appid)
+                .all(&txn)
+                .await?;
+            if let Some(current) = current.first()
+                && !replace_base
+            {
+                return Err(AppRegistryError::BaseTaken {
+                    current: current.appid.clone(),
+                    new: new.appid,
+                });
+            }
+            wx_app::Entity::update_many()
+                .col_expr(wx_app::Column::IsBase, Expr::value(false))
+                .col_expr(wx_app::Column::UpdatedAt, Expr::value(self.clock.now()))
+                .filter(wx_app::Column::IsBase.eq(true))
+                .exec(&txn)
+                .await?;
+        }
         let seal = |s: &Option<Secret>, column| {
             s.as_ref()
                 .map(|s| self.vault.seal(s.expose(), sealed_at(column, &new.appid)))
@@ -202,8 +259,9 @@ impl AppRegistry {
             created_at: Set(now),
             updated_at: Set(now),
         }
-        .insert(&self.db)
+        .insert(&txn)
         .await?;
+        txn.commit().await?;
         Ok(())
     }
 
@@ -285,6 +343,16 @@ impl AppRegistry {
             .map(|row| row.appid))
     }
 
+    /// The appid of the base account, if one is registered (no secret is opened).
+    pub async fn base_appid(&self) -> Result<Option<String>, DbErr> {
+        Ok(wx_app::Entity::find()
+            .filter(wx_app::Column::IsBase.eq(true))
+            .order_by_asc(wx_app::Column::Appid)
+            .one(&self.db)
+            .await?
+            .map(|m| m.appid))
+    }
+
     /// The official account registered with `--base` (the one that yields unionids).
     pub async fn base_account(&self) -> Result<Option<RegisteredApp>, AppRegistryError> {
         let base = self
@@ -296,6 +364,47 @@ impl AppRegistry {
             Some(m) => self.get(&m.appid).await,
             None => Ok(None),
         }
+    }
+
+    /// Replace an app's secret, message token or EncodingAESKey (those given), after WeChat's
+    /// console reset one: the app keeps its row, so the accounts under a component keep theirs.
+    pub async fn update_secrets(
+        &self,
+        appid: &str,
+        secret: Option<&Secret>,
+        token: Option<&Secret>,
+        aes_key: Option<&Secret>,
+    ) -> Result<(), AppRegistryError> {
+        let m = wx_app::Entity::find_by_id(appid.to_string())
+            .one(&self.db)
+            .await?
+            .ok_or_else(|| AppRegistryError::NotFound(appid.to_string()))?;
+        if (token.is_some() || aes_key.is_some()) && m.kind != AppKind::Component.as_str() {
+            return Err(AppRegistryError::Invalid(
+                "--token and --aes-key apply to components only".into(),
+            ));
+        }
+        if let Some(k) = aes_key
+            && k.expose().len() != 43
+        {
+            return Err(AppRegistryError::Invalid(
+                "--aes-key must be the 43-character EncodingAESKey".into(),
+            ));
+        }
+        let seal = |s: &Secret, column| self.vault.seal(s.expose(), sealed_at(column, appid));
+        let mut active: wx_app::ActiveModel = m.into();
+        if let Some(s) = secret {
+            active.secret_enc = Set(Some(seal(s, "secret_enc")));
+        }
+        if let Some(s) = token {
+            active.token_enc = Set(Some(seal(s, "token_enc")));
+        }
+        if let Some(s) = aes_key {
+            active.aes_key_enc = Set(Some(seal(s, "aes_key_enc")));
+        }
+        active.updated_at = Set(self.clock.now());
+        active.update(&self.db).await?;
+        Ok(())
     }
 
     /// Store the authorizer refresh token a component obtained for an account.
@@ -318,8 +427,23 @@ impl AppRegistry {
         Ok(())
     }
 
-    /// Remove an app.
+    /// Remove an app. A component that official accounts are still authorized to is refused,
+    /// naming them: they would lose their only way to WeChat.
     pub async fn remove(&self, appid: &str) -> Result<(), AppRegistryError> {
+        let dependants: Vec<String> = wx_app::Entity::find()
+            .filter(wx_app::Column::ComponentAppid.eq(appid))
+            .order_by_asc(wx_app::Column::Appid)
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(|m| m.appid)
+            .collect();
+        if !dependants.is_empty() {
+            return Err(AppRegistryError::InUse {
+                component: appid.to_owned(),
+                dependants,
+            });
+        }
         let r = wx_app::Entity::delete_by_id(appid.to_string())
             .exec(&self.db)
             .await?;

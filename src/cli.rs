@@ -21,7 +21,9 @@ use crate::audit::{AuditEvent, AuditFilter, AuditKind, Outcome, StoredEvent};
 use crate::clock::{SharedClock, SystemClock};
 use crate::config::{Config, LogFormat};
 use crate::oauth::GrantType;
-use crate::oauth::client_registry::{DEFAULT_ACCESS_TTL, DEFAULT_FAMILY_TTL, DEFAULT_REFRESH_TTL};
+use crate::oauth::client_registry::{
+    CLIENT_CACHE_TTL, DEFAULT_ACCESS_TTL, DEFAULT_FAMILY_TTL, DEFAULT_REFRESH_TTL,
+};
 use crate::oauth::keys::KeyInfo;
 use crate::oauth::{ClientChanges, FlowTicketPolicy, NewClient, RegisteredClient};
 use crate::secret::Secret;
@@ -104,9 +106,9 @@ struct AuditArgs {
     /// (30m, 24h, 7d).
     #[arg(long)]
     since: Option<String>,
-    /// At most this many events.
-    #[arg(long, default_value_t = 100)]
-    limit: u64,
+    /// At most this many events (1 to 100000).
+    #[arg(long, default_value_t = 100, allow_negative_numbers = true)]
+    limit: i64,
     /// One JSON object per line instead of a table.
     #[arg(long)]
     json: bool,
@@ -142,10 +144,10 @@ enum UserCommand {
         /// A substring of the nickname.
         #[arg(long)]
         nickname: Option<String>,
-        #[arg(long, default_value_t = 1)]
-        page: u64,
-        #[arg(long, default_value_t = 50)]
-        per_page: u64,
+        #[arg(long, default_value_t = 1, allow_negative_numbers = true)]
+        page: i64,
+        #[arg(long, default_value_t = 50, allow_negative_numbers = true)]
+        per_page: i64,
     },
     /// Show an account: identities, consents, sessions, refresh-token families, recent events.
     Show { account: i64 },
@@ -278,9 +280,22 @@ enum FlowTicketArg {
 enum AppCommand {
     /// Register a WeChat app.
     Add(AddAppArgs),
+    /// Replace an app's secret (or a component's message token and EncodingAESKey) after it
+    /// was reset in WeChat's console; the app and the accounts under it stay registered.
+    Update {
+        appid: String,
+        #[arg(long, required_unless_present_any = ["token", "aes_key"])]
+        secret: Option<String>,
+        /// Message token (components).
+        #[arg(long)]
+        token: Option<String>,
+        /// EncodingAESKey, 43 characters (components).
+        #[arg(long)]
+        aes_key: Option<String>,
+    },
     /// List apps (secrets are never shown).
     List,
-    /// Remove an app.
+    /// Remove an app (a component only once no official account uses it).
     Remove { appid: String },
 }
 
@@ -295,9 +310,14 @@ struct AddAppArgs {
     /// The Open Platform component this official account is authorized to.
     #[arg(long)]
     component_appid: Option<String>,
-    /// This official account is the base account (snsapi_userinfo, gives the unionid).
+    /// This official account is the base account (snsapi_userinfo, gives the unionid). There is
+    /// one: a second is refused unless --replace says it takes the current one's place.
     #[arg(long)]
     base: bool,
+    /// With --base: make this the base account in place of the current one (which stays
+    /// registered, no longer the base). Every H5 sign-in then goes through this one.
+    #[arg(long, requires = "base")]
+    replace: bool,
     /// Message token (components).
     #[arg(long, requires = "aes_key")]
     token: Option<String>,
@@ -442,7 +462,7 @@ async fn run(command: Command) -> Result<(), CliError> {
         }
         Command::Janitor => {
             let config = Config::from_env()?;
-            let state = AppState::build(config, clock).await?;
+            let state = AppState::open_existing(config, clock).await?;
             let retention = state.config.audit_retention_days.saturating_mul(86_400);
             let gone = crate::janitor::sweep(&state.db, state.clock.now(), retention)
                 .await
@@ -460,24 +480,24 @@ async fn run(command: Command) -> Result<(), CliError> {
         .await
         .map_err(|e| CliError::new(2, format!("--listen: cannot serve on {listen}: {e}"))),
         Command::Keys { command } => {
-            let state = AppState::build(Config::from_env()?, clock).await?;
+            let state = AppState::open_existing(Config::from_env()?, clock).await?;
             keys_command(&Admin::new(&state), command).await
         }
         Command::User { command } => {
-            let state = AppState::build(Config::from_env()?, clock).await?;
+            let state = AppState::open_existing(Config::from_env()?, clock).await?;
             user_command(&Admin::new(&state), command).await
         }
         Command::Client { command } => {
-            let state = AppState::build(Config::from_env()?, clock).await?;
+            let state = AppState::open_existing(Config::from_env()?, clock).await?;
             client_command(&state, command).await
         }
         Command::App { command } => {
-            let state = AppState::build(Config::from_env()?, clock).await?;
+            let state = AppState::open_existing(Config::from_env()?, clock).await?;
             app_command(&state, command).await
         }
         Command::Audit(args) => {
             let filter = audit_filter(&args, clock.now())?;
-            let state = AppState::build(Config::from_env()?, clock).await?;
+            let state = AppState::open_existing(Config::from_env()?, clock).await?;
             let events = state
                 .audit
                 .list(&filter)
@@ -570,6 +590,7 @@ fn admin_failed(e: AdminError) -> CliError {
         AdminError::Invalid { field, reason } => {
             let option = match field {
                 "overlap_secs" => "overlap".to_owned(),
+                "redirect_uris" => "redirect-uri".to_owned(),
                 field => field.replace('_', "-"),
             };
             let status = match field {
@@ -649,8 +670,9 @@ async fn user_command(admin: &Admin, command: UserCommand) -> Result<(), CliErro
                     open_id: openid,
                     phone,
                     nickname,
-                    page,
-                    per_page,
+                    // A negative number is refused with the bound, as 0 is.
+                    page: u64::try_from(page).unwrap_or(0),
+                    per_page: u64::try_from(per_page).unwrap_or(0),
                 })
                 .await
                 .map_err(admin_failed)?,
@@ -711,6 +733,9 @@ fn app_changed(appid: &str) -> AuditEvent {
     AuditEvent::new(AuditKind::AppChanged, Outcome::Ok).subject(appid)
 }
 
+/// The most events `wxauth audit` prints at once.
+const MAX_AUDIT_LINES: u64 = 100_000;
+
 fn audit_filter(args: &AuditArgs, now: i64) -> Result<AuditFilter, CliError> {
     let kind = match &args.kind {
         None => None,
@@ -733,12 +758,24 @@ fn audit_filter(args: &AuditArgs, now: i64) -> Result<AuditFilter, CliError> {
             )
         })?),
     };
+    let limit = u64::try_from(args.limit)
+        .ok()
+        .filter(|n| (1..=MAX_AUDIT_LINES).contains(n))
+        .ok_or_else(|| {
+            CliError::new(
+                2,
+                format!(
+                    "--limit: must be from 1 to {MAX_AUDIT_LINES}, got {}",
+                    args.limit
+                ),
+            )
+        })?;
     Ok(AuditFilter {
         account_id: args.account,
         client_id: args.client.clone(),
         kind,
         since,
-        limit: args.limit,
+        limit,
     })
 }
 
@@ -977,14 +1014,7 @@ async fn client_command(state: &AppState, command: ClientCommand) -> Result<(), 
                 .await
                 .map_err(admin_failed)?;
             println!("client_secret: {}", rotated.secret.expose());
-            match rotated.previous_valid_until {
-                Some(until) => println!(
-                    "(the old secret keeps working until {until} (unix seconds); this one will not be shown again)"
-                ),
-                None => {
-                    println!("(the old secret no longer works; this one will not be shown again)")
-                }
-            }
+            println!("({})", rotation_notice(rotated.previous_valid_until));
             Ok(())
         }
         ClientCommand::Delete { client_id } => {
@@ -998,26 +1028,60 @@ async fn client_command(state: &AppState, command: ClientCommand) -> Result<(), 
     }
 }
 
+/// What a rotation really does, said once after the new secret: the old secret's end, and
+/// the seconds (the client cache, [`CLIENT_CACHE_TTL`]) running servers take to see the change.
+fn rotation_notice(previous_valid_until: Option<i64>) -> String {
+    let shown_once = "store the new secret now: it will not be shown again";
+    match previous_valid_until {
+        Some(until) => {
+            let at = chrono::DateTime::from_timestamp(until, 0)
+                .map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
+                .unwrap_or_else(|| until.to_string());
+            format!(
+                "the old secret keeps working until {at} (unix {until}); running servers accept the new one within {CLIENT_CACHE_TTL} s; {shown_once}"
+            )
+        }
+        None => format!(
+            "the old secret stops now: running servers refuse it, and accept the new one, within {CLIENT_CACHE_TTL} s; {shown_once}"
+        ),
+    }
+}
+
 async fn app_command(state: &AppState, command: AppCommand) -> Result<(), CliError> {
     let fail = |e: crate::app_registry::AppRegistryError| CliError::failed(e.to_string());
     match command {
         AppCommand::Add(args) => {
             let appid = args.appid.clone();
-            state
-                .apps
-                .add(NewApp {
-                    appid: args.appid,
-                    kind: args.kind.into(),
-                    secret: args.secret.map(Secret::new),
-                    component_appid: args.component_appid,
-                    is_base: args.base,
-                    token: args.token.map(Secret::new),
-                    aes_key: args.aes_key.map(Secret::new),
-                })
-                .await
-                .map_err(fail)?;
+            let new = NewApp {
+                appid: args.appid,
+                kind: args.kind.into(),
+                secret: args.secret.map(Secret::new),
+                component_appid: args.component_appid,
+                is_base: args.base,
+                token: args.token.map(Secret::new),
+                aes_key: args.aes_key.map(Secret::new),
+            };
+            let previous_base = if args.replace {
+                state
+                    .apps
+                    .base_appid()
+                    .await
+                    .map_err(|e| CliError::failed(e.to_string()))?
+            } else {
+                None
+            };
+            if args.replace {
+                state.apps.add_replacing_base(new).await
+            } else {
+                state.apps.add(new).await
+            }
+            .map_err(fail)?;
             audit_change(state, app_changed(&appid), "add").await;
             println!("added app {appid}");
+            if let Some(previous) = previous_base {
+                audit_change(state, app_changed(&previous), "no_longer_base").await;
+                println!("{appid} is now the base account in place of {previous}");
+            }
             Ok(())
         }
         AppCommand::List => {
@@ -1037,6 +1101,22 @@ async fn app_command(state: &AppState, command: AppCommand) -> Result<(), CliErr
                     if m.is_base { "\tbase" } else { "" }
                 );
             }
+            Ok(())
+        }
+        AppCommand::Update {
+            appid,
+            secret,
+            token,
+            aes_key,
+        } => {
+            let [secret, token, aes_key] = [secret, token, aes_key].map(|s| s.map(Secret::new));
+            state
+                .apps
+                .update_secrets(&appid, secret.as_ref(), token.as_ref(), aes_key.as_ref())
+                .await
+                .map_err(fail)?;
+            audit_change(state, app_changed(&appid), "update").await;
+            println!("updated app {appid}");
             Ok(())
         }
         AppCommand::Remove { appid } => {

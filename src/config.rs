@@ -480,6 +480,91 @@ impl Config {
     }
 }
 
+/// The file a SQLite `DATABASE_URL` names (`sqlite://wxauth.db?mode=rwc`, `sqlite:///abs.db`,
+/// `sqlite:wxauth.db`), or `None` for another database or an in-memory one.
+pub fn sqlite_file(url: &str) -> Option<PathBuf> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
+    let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+    let in_memory =
+        path.is_empty() || path == ":memory:" || query.split('&').any(|pair| pair == "mode=memory");
+    (!in_memory).then(|| PathBuf::from(path))
+}
+
+/// `path` as an operator reads it in a message: absolute (from the working directory).
+fn shown_path(path: &std::path::Path) -> String {
+    std::path::absolute(path)
+        .unwrap_or_else(|_| path.to_path_buf())
+        .display()
+        .to_string()
+}
+
+impl Config {
+    /// Where the master key comes from, for messages: `WXAUTH_MASTER_KEY`, or the key file.
+    pub fn master_key_origin(&self) -> String {
+        match &self.master_key {
+            MasterKeySource::Inline(_) => "from WXAUTH_MASTER_KEY".to_owned(),
+            MasterKeySource::File(path) => {
+                format!("in {} (WXAUTH_MASTER_KEY_FILE)", shown_path(path))
+            }
+        }
+    }
+
+    /// The variable that chose the master key.
+    pub fn master_key_variable(&self) -> &'static str {
+        match &self.master_key {
+            MasterKeySource::Inline(_) => "WXAUTH_MASTER_KEY",
+            MasterKeySource::File(_) => "WXAUTH_MASTER_KEY_FILE",
+        }
+    }
+
+    /// For commands that work on an existing installation (every one but `serve`, `dev` and
+    /// `migrate`): the SQLite file and the master key file must already exist. Run in the wrong
+    /// directory, such a command would otherwise create an empty database and a new master key
+    /// and report on them as if they were the real ones. The line names both places looked at.
+    pub fn require_existing_files(&self) -> Result<(), ConfigError> {
+        let database = sqlite_file(self.database_url.expose());
+        let database_missing = database.as_ref().is_some_and(|path| !path.exists());
+        let key_missing = matches!(&self.master_key, MasterKeySource::File(path) if !path.exists());
+        if !database_missing && !key_missing {
+            return Ok(());
+        }
+        let state = |missing: bool| if missing { "missing" } else { "found" };
+        let database_text = match &database {
+            Some(path) => format!(
+                "the database {} ({})",
+                shown_path(path),
+                state(database_missing)
+            ),
+            None => format!(
+                "the database {}",
+                redacted_database_url(self.database_url.expose())
+            ),
+        };
+        let key_text = match &self.master_key {
+            MasterKeySource::Inline(_) => "the master key from WXAUTH_MASTER_KEY".to_owned(),
+            MasterKeySource::File(path) => {
+                format!(
+                    "the master key file {} ({})",
+                    shown_path(path),
+                    state(key_missing)
+                )
+            }
+        };
+        Err(ConfigError::new(
+            if database_missing {
+                "DATABASE_URL"
+            } else {
+                "WXAUTH_MASTER_KEY_FILE"
+            },
+            format!(
+                "looked for {database_text} and {key_text}; only serve, dev and migrate create them: run this command where the server runs, or set DATABASE_URL and WXAUTH_MASTER_KEY (or WXAUTH_MASTER_KEY_FILE) to the server's"
+            ),
+        ))
+    }
+}
+
 /// Load `.env` from the working directory into the environment (variables already set win).
 /// A missing file is normal; a broken one is reported.
 pub fn load_dotenv() -> Result<(), ConfigError> {
@@ -628,19 +713,43 @@ fn parse_cidrs(list: &str) -> Result<Vec<ipnet::IpNet>, ConfigError> {
         .collect()
 }
 
+/// `WXAUTH_REDIRECT_ALLOWLIST`: comma-separated `host`, `host:port`, `*.domain` or
+/// `*.domain:port`. A leading `*.` allows any subdomain of `domain` (never `domain` itself) and
+/// needs a domain of at least two labels (`*.com` would allow half the web); a `*` anywhere
+/// else is refused rather than kept as an entry that never matches.
 fn parse_allowlist(list: &str) -> Result<Vec<String>, ConfigError> {
     let mut hosts = Vec::new();
     for entry in list.split(',').map(str::trim).filter(|e| !e.is_empty()) {
-        // Validate each entry the way the URL parser will see hosts later.
-        let probe = Url::parse(&format!("http://{entry}/"));
-        let ok = matches!(&probe, Ok(u) if u.host_str().is_some() && u.path() == "/" && u.username().is_empty());
-        if !ok || entry.contains('/') || entry.contains('@') {
-            return Err(ConfigError::new(
-                "WXAUTH_REDIRECT_ALLOWLIST",
-                format!(
-                    "expected comma-separated host names (optionally host:port), got {entry:?}"
-                ),
+        let refuse = |why: &str| {
+            ConfigError::new("WXAUTH_REDIRECT_ALLOWLIST", format!("{why}, got {entry:?}"))
+        };
+        let (wildcard, rest) = match entry.strip_prefix("*.") {
+            Some(rest) => (true, rest),
+            None => (false, entry),
+        };
+        if rest.contains('*') {
+            return Err(refuse(
+                "a wildcard may only be a leading \"*.\" (any subdomain, e.g. *.example.com)",
             ));
+        }
+        // Validate each entry the way the URL parser will see hosts later.
+        let probe = Url::parse(&format!("http://{rest}/"));
+        let ok = matches!(&probe, Ok(u) if u.host_str().is_some() && u.path() == "/" && u.username().is_empty());
+        if !ok || rest.contains('/') || rest.contains('@') {
+            return Err(refuse(
+                "expected comma-separated host names (optionally host:port, or *.domain for its subdomains)",
+            ));
+        }
+        if wildcard {
+            let domain = match probe.as_ref().ok().and_then(Url::host) {
+                Some(url::Host::Domain(domain)) => domain.to_owned(),
+                _ => return Err(refuse("*. needs a domain name, not an IP address")),
+            };
+            if domain.ends_with('.') || domain.split('.').filter(|l| !l.is_empty()).count() < 2 {
+                return Err(refuse(
+                    "*. needs a domain of at least two labels (*.example.com, not *.com)",
+                ));
+            }
         }
         hosts.push(entry.to_ascii_lowercase());
     }
@@ -808,6 +917,41 @@ mod tests {
         let text = format!("{c:?}");
         assert!(!text.contains("admin-token-1234567890"));
         assert!(!text.contains("pa55word"));
+    }
+
+    #[test]
+    fn allowlist_wildcards_are_leading_and_need_a_real_domain() {
+        let c = config(&[(
+            "WXAUTH_REDIRECT_ALLOWLIST",
+            "*.Example.com, *.shop.example.com:8443",
+        )])
+        .ok();
+        assert_eq!(
+            c.map(|c| c.redirect_allowlist),
+            Some(vec![
+                "*.example.com".to_string(),
+                "*.shop.example.com:8443".to_string()
+            ])
+        );
+        for bad in [
+            "*.com",
+            "*example.com",
+            "a.*.example.com",
+            "*.*.example.com",
+            "*",
+            "*.127.0.0.1",
+            "*.[::1]",
+            "example.*",
+        ] {
+            let err = config(&[("WXAUTH_REDIRECT_ALLOWLIST", bad)]).err();
+            assert_eq!(
+                err.as_ref().map(|e| e.variable),
+                Some("WXAUTH_REDIRECT_ALLOWLIST"),
+                "{bad}"
+            );
+            let line = err.map(|e| e.to_string()).unwrap_or_default();
+            assert!(line.contains(bad) && !line.contains('\n'), "{line}");
+        }
     }
 
     #[test]

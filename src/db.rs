@@ -55,9 +55,10 @@ pub async fn connect(url: &str) -> Result<DatabaseConnection, ConfigError> {
         ConfigError::new(
             "DATABASE_URL",
             format!(
-                "cannot connect to {}: {}",
+                "cannot connect to {}: {}{}",
                 redacted_database_url(&url),
-                one_line(&e.to_string())
+                one_line(&e.to_string()),
+                sqlite_hint(&url)
             ),
         )
     };
@@ -75,6 +76,42 @@ pub async fn connect(url: &str) -> Result<DatabaseConnection, ConfigError> {
         .await
         .map_err(cannot_connect)?;
     Database::connect(options).await.map_err(cannot_connect)
+}
+
+/// Why a SQLite file could not be opened, in words an operator can act on: SQLite's own
+/// "(code: 14) unable to open database file" says neither which file nor what to change.
+fn sqlite_hint(url: &str) -> String {
+    let Some(path) = crate::config::sqlite_file(url) else {
+        return String::new();
+    };
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
+        && !dir.is_dir()
+    {
+        return format!(
+            " (the directory {} does not exist: create it first)",
+            dir.display()
+        );
+    }
+    let creates = url
+        .split_once('?')
+        .is_some_and(|(_, query)| query.split('&').any(|pair| pair == "mode=rwc"));
+    if !path.exists() && !creates {
+        return format!(
+            " (there is no file {}: add ?mode=rwc to DATABASE_URL to create it, e.g. sqlite://{}?mode=rwc)",
+            path.display(),
+            path.display()
+        );
+    }
+    String::new()
+}
+
+/// Whether wxauth's schema was ever created in `db` (its migrations table exists). Checked by
+/// commands that must not create one (see [`crate::state::AppState::open_existing`]).
+pub async fn is_installed(db: &DatabaseConnection) -> bool {
+    migration::SchemaManager::new(db)
+        .has_table("seaql_migrations")
+        .await
+        .unwrap_or(false)
 }
 
 /// What a request is told when the database cannot be reached in time (a 503 with `Retry-After`).

@@ -15,7 +15,7 @@ use crate::login::{
 };
 use crate::oauth::authorize::AuthorizationService;
 use crate::oauth::consent::Consents;
-use crate::oauth::keys::SigningKeys;
+use crate::oauth::keys::{KeyError, SigningKeys};
 use crate::oauth::token_service::TokenService;
 use crate::oauth::{ClientRegistry, LoginTickets, OAuthServices};
 use crate::store::Store;
@@ -74,11 +74,37 @@ pub struct AppServices {
 }
 
 impl AppState {
-    /// Connect to the database, apply migrations and assemble the services.
+    /// Connect to the database, apply migrations and assemble the services. A missing SQLite
+    /// file, master key file or schema is created (`serve`, `dev`, `migrate`).
     pub async fn build(config: Config, clock: SharedClock) -> Result<Self, StartError> {
+        Self::assemble(config, clock, true).await
+    }
+
+    /// Like [`AppState::build`], for commands that work on an existing installation: a missing
+    /// SQLite file, master key file or schema is refused with one line naming what was looked
+    /// for ([`Config::require_existing_files`]), never created.
+    pub async fn open_existing(config: Config, clock: SharedClock) -> Result<Self, StartError> {
+        config.require_existing_files()?;
+        Self::assemble(config, clock, false).await
+    }
+
+    async fn assemble(
+        config: Config,
+        clock: SharedClock,
+        create: bool,
+    ) -> Result<Self, StartError> {
         // Counting starts now: without a recorder the metrics facade drops what it is given.
         crate::metrics::handle();
         let db = crate::db::connect(config.database_url.expose()).await?;
+        if !create && !crate::db::is_installed(&db).await {
+            return Err(StartError::Config(ConfigError::new(
+                "DATABASE_URL",
+                format!(
+                    "the database {} holds no wxauth tables; only serve, dev and migrate create them: point DATABASE_URL at the server's database",
+                    crate::config::redacted_database_url(config.database_url.expose())
+                ),
+            )));
+        }
         let master_key = config.load_master_key()?;
         crate::db::migrate(&db)
             .await
@@ -95,7 +121,16 @@ impl AppState {
             config.jwt_hs256_secret.clone(),
         )
         .await
-        .map_err(|e| StartError::Other(format!("signing keys: {e}")))?;
+        .map_err(|e| match e {
+            KeyError::WrongMasterKey { kid } => StartError::Config(ConfigError::new(
+                config.master_key_variable(),
+                format!(
+                    "the signing key {kid} stored in the database does not open with the master key {}; the master key is WXAUTH_MASTER_KEY when set, else the file WXAUTH_MASTER_KEY_FILE names (default wxauth.key): use the one this database was created with",
+                    config.master_key_origin()
+                ),
+            )),
+            e => StartError::Other(format!("signing keys: {e}")),
+        })?;
         let users: Arc<dyn UserRepo> = Arc::new(SeaUserRepo::new(db.clone()));
         let audit = Audit::new(db.clone(), clock.clone());
         let shared_counters = match &config.redis_url {

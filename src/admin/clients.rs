@@ -22,7 +22,9 @@ impl From<ClientRegistryError> for AdminError {
         let field = match &e {
             ClientRegistryError::InvalidClientId => "client_id",
             ClientRegistryError::SecretTooShort | ClientRegistryError::PublicWithSecret => "secret",
-            ClientRegistryError::UnknownGrantType(_) => "grant_types",
+            ClientRegistryError::UnknownGrantType(_)
+            | ClientRegistryError::PublicClientCredentials => "grant_types",
+            ClientRegistryError::CodeWithoutRedirectUri => "redirect_uris",
             ClientRegistryError::InvalidScope(_) => "scopes",
             ClientRegistryError::InvalidRedirectUri(_) => "redirect_uris",
             ClientRegistryError::InvalidDisplayName => "display_name",

@@ -11,6 +11,9 @@
 //! - the host must equal an allowlist entry exactly after the parser's normalisation (lower
 //!   case, IDNA): `app.example.com.evil.com`, `evil-app.example.com` and `app.example.com.`
 //!   (trailing dot, another origin to a browser) do not match `app.example.com`;
+//! - an entry `*.example.com` allows any subdomain of `example.com` at any depth
+//!   (`a.example.com`, `a.b.example.com`), never `example.com` itself, and no host that merely
+//!   ends in the same letters (`evil-example.com`) or carries a trailing dot;
 //! - ports: an entry `host:port` allows exactly that port; a bare `host` allows only the
 //!   scheme's default port (80 for http, 443 for https), except loopback IP literals
 //!   (`127.0.0.1`, `[::1]`), where a bare entry allows any port as RFC 8252 §7.3 does for
@@ -49,6 +52,26 @@ struct AllowedHost {
     /// Normalised as `Url::host_str` gives it (`example.com`, `127.0.0.1`, `[::1]`).
     host: String,
     port: Option<u16>,
+    /// `*.host`: any subdomain of `host`, not `host` itself.
+    subdomains: bool,
+}
+
+impl AllowedHost {
+    /// Whether a parsed URL's host is this entry's.
+    fn matches_host(&self, host: &Host<&str>, host_str: &str) -> bool {
+        if !self.subdomains {
+            return self.host == host_str;
+        }
+        // A domain whose labels before `.host` are all non-empty: `a.b.host`, not `.host`,
+        // `a..host` or `evil-host`. A trailing dot (`a.host.`) ends in "." and never matches.
+        matches!(host, Host::Domain(_))
+            && host_str
+                .strip_suffix(self.host.as_str())
+                .and_then(|prefix| prefix.strip_suffix('.'))
+                .is_some_and(|labels| {
+                    !labels.is_empty() && labels.split('.').all(|l| !l.is_empty())
+                })
+    }
 }
 
 /// The allowlist, normalised once.
@@ -64,10 +87,15 @@ impl RedirectPolicy {
         let allowed = entries
             .iter()
             .filter_map(|entry| {
-                let probe = Url::parse(&format!("http://{entry}/")).ok()?;
+                let (subdomains, rest) = match entry.strip_prefix("*.") {
+                    Some(rest) => (true, rest),
+                    None => (false, entry.as_str()),
+                };
+                let probe = Url::parse(&format!("http://{rest}/")).ok()?;
                 Some(AllowedHost {
                     host: probe.host_str()?.to_owned(),
                     port: probe.port(),
+                    subdomains,
                 })
             })
             .collect();
@@ -108,7 +136,7 @@ impl RedirectPolicy {
             Host::Domain(_) => false,
         };
         let allowed = self.allowed.iter().any(|entry| {
-            entry.host == host_str
+            entry.matches_host(&host, host_str)
                 && match entry.port {
                     Some(port) => url.port_or_known_default() == Some(port),
                     None => url.port().is_none() || loopback,
@@ -259,6 +287,43 @@ mod tests {
             RedirectPolicy::default().check("https://app.example.com/"),
             Err(HostNotAllowed)
         );
+    }
+
+    #[test]
+    fn a_wildcard_allows_subdomains_only() {
+        let p = RedirectPolicy::new(&[
+            "*.example.com".to_owned(),
+            "*.shop.example.net:8443".to_owned(),
+        ]);
+        for allowed in [
+            "https://app.example.com/",
+            "https://a.b.example.com/x",
+            "https://APP.Example.com/",
+            "http://app.example.com:80/",
+            "https://cart.shop.example.net:8443/",
+        ] {
+            assert!(p.check(allowed).is_ok(), "{allowed}");
+        }
+        for refused in [
+            "https://example.com/",
+            "https://evil-example.com/",
+            "https://example.com.evil.com/",
+            "https://app.example.com.evil.com/",
+            "https://app.example.com./",
+            "https://.example.com/",
+            "https://a..example.com/",
+            "https://app.example.com:8443/",
+            "https://shop.example.net:8443/",
+            "https://cart.shop.example.net/",
+            "https://cart.shop.example.net:9443/",
+            "https://evil.com/?x=a.example.com",
+        ] {
+            assert_eq!(
+                p.check(refused),
+                Err(RedirectError::HostNotAllowed),
+                "{refused}"
+            );
+        }
     }
 
     #[test]

@@ -189,6 +189,14 @@ pub enum ClientRegistryError {
     InvalidScope(String),
     #[error("redirect URI {0:?} must be an absolute URL without a fragment")]
     InvalidRedirectUri(String),
+    #[error(
+        "authorization_code needs at least one redirect URI: the authorization endpoint sends the code only to a registered one"
+    )]
+    CodeWithoutRedirectUri,
+    #[error(
+        "a public client cannot have client_credentials: it holds no secret, so anyone knowing its id could obtain its tokens"
+    )]
+    PublicClientCredentials,
     #[error("{option} must be from 1 to {max} seconds, got {value}")]
     InvalidTtl {
         /// The command-line option that sets it.
@@ -295,6 +303,24 @@ fn check_lists(
     Ok(())
 }
 
+/// A client must be able to use what it is given: `authorization_code` returns codes only to
+/// registered redirect URIs, and `client_credentials` authenticates with a secret a public
+/// client does not have.
+fn check_usable(
+    public: bool,
+    grant_types: &[String],
+    redirect_uris: &[String],
+) -> Result<(), ClientRegistryError> {
+    let has = |grant: &str| grant_types.iter().any(|g| g == grant);
+    if has("authorization_code") && redirect_uris.is_empty() {
+        return Err(ClientRegistryError::CodeWithoutRedirectUri);
+    }
+    if public && has("client_credentials") {
+        return Err(ClientRegistryError::PublicClientCredentials);
+    }
+    Ok(())
+}
+
 fn check_display_name(name: &str) -> Result<(), ClientRegistryError> {
     let chars = name.chars().count();
     if (1..=MAX_DISPLAY_NAME_CHARS).contains(&chars) && !name.chars().any(char::is_control) {
@@ -368,6 +394,7 @@ impl ClientRegistry {
             return Err(ClientRegistryError::InvalidClientId);
         }
         check_lists(&new.grant_types, &new.scopes, &new.redirect_uris)?;
+        check_usable(new.public, &new.grant_types, &new.redirect_uris)?;
         if let Some(name) = &new.display_name {
             check_display_name(name)?;
         }
@@ -557,6 +584,17 @@ impl ClientRegistry {
             changes.grant_types.as_deref().unwrap_or_default(),
             changes.scopes.as_deref().unwrap_or_default(),
             changes.redirect_uris.as_deref().unwrap_or_default(),
+        )?;
+        check_usable(
+            current.public,
+            changes
+                .grant_types
+                .as_deref()
+                .unwrap_or(&current.grant_types),
+            changes
+                .redirect_uris
+                .as_deref()
+                .unwrap_or(&current.redirect_uris),
         )?;
         if let Some(Some(name)) = &changes.display_name {
             check_display_name(name)?;

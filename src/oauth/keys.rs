@@ -41,7 +41,7 @@ use entity::signing_key;
 use crate::clock::SharedClock;
 use crate::config::JwtAlg;
 use crate::secret::Secret;
-use crate::vault::{SealedAt, Vault, random_token};
+use crate::vault::{SealedAt, Vault, VaultError, random_token};
 
 /// The longest access-token lifetime a client may be given (seconds); retired keys stay in the
 /// JWKS this long (plus a margin) after they stop signing.
@@ -154,6 +154,9 @@ pub enum KeyError {
     Db(#[from] DbErr),
     #[error("stored signing key cannot be opened or parsed: {0}")]
     Corrupt(String),
+    /// The key's private half is sealed under another master key.
+    #[error("stored signing key {kid} does not open with this master key")]
+    WrongMasterKey { kid: String },
     #[error("key generation failed: {0}")]
     Generate(String),
     #[error("jwt: {0}")]
@@ -438,7 +441,12 @@ impl SigningKeys {
             if state == KeyState::Active {
                 let pem = vault
                     .open(&row.private_key_enc, sealed_at(&row.kid))
-                    .map_err(|e| KeyError::Corrupt(e.to_string()))?;
+                    .map_err(|e| match e {
+                        VaultError::WrongKey => KeyError::WrongMasterKey {
+                            kid: row.kid.clone(),
+                        },
+                        e => KeyError::Corrupt(e.to_string()),
+                    })?;
                 active = Some((row.kid.clone(), ActiveSigner::from_pem(alg, &pem)?));
             }
         }

@@ -114,12 +114,18 @@ pub fn registry_apps() -> Vec<crate::app_registry::NewApp> {
         token: None,
         aes_key: None,
     };
+    // The component first: an account names a component that must already be registered.
     vec![
         app(
             MINI_PROGRAM_APPID,
             AppKind::MiniProgram,
             Some(MINI_PROGRAM_SECRET),
         ),
+        NewApp {
+            token: Some(Secret::new(COMPONENT_TOKEN)),
+            aes_key: Some(Secret::new(COMPONENT_AES_KEY)),
+            ..app(COMPONENT_APPID, AppKind::Component, Some(COMPONENT_SECRET))
+        },
         NewApp {
             component_appid: Some(COMPONENT_APPID.to_owned()),
             ..app(ENTRY_ACCOUNT_APPID, AppKind::OfficialAccount, None)
@@ -128,11 +134,6 @@ pub fn registry_apps() -> Vec<crate::app_registry::NewApp> {
             component_appid: Some(COMPONENT_APPID.to_owned()),
             is_base: true,
             ..app(BASE_ACCOUNT_APPID, AppKind::OfficialAccount, None)
-        },
-        NewApp {
-            token: Some(Secret::new(COMPONENT_TOKEN)),
-            aes_key: Some(Secret::new(COMPONENT_AES_KEY)),
-            ..app(COMPONENT_APPID, AppKind::Component, Some(COMPONENT_SECRET))
         },
         app(WEBSITE_APPID, AppKind::Website, Some(WEBSITE_SECRET)),
     ]

@@ -468,6 +468,40 @@ admin_tests! {
         assert_eq!(call(&app, Method::DELETE, "/clients/svc", None).await.0, 404);
     }
 
+    async fn clients_that_cannot_work_are_refused_with_the_reason(app: TestApp) {
+        // authorization_code with nowhere to send the code; a public client with
+        // client_credentials (no secret: anyone knowing its id would get tokens).
+        for (body, field, reason) in [
+            (json!({"client_id": "web", "grant_types": ["authorization_code"], "scopes": ["openid"]}),
+             "redirect_uris", "authorization_code needs at least one redirect URI"),
+            (json!({"client_id": "spa", "public": true, "grant_types": ["client_credentials"], "scopes": ["api"]}),
+             "grant_types", "a public client cannot have client_credentials"),
+        ] {
+            let (status, refused) = call(&app, Method::POST, "/clients", Some(body.clone())).await;
+            assert_eq!((status, refused["field"].as_str()), (400, Some(field)), "{body}: {refused}");
+            assert!(refused["error_description"].as_str().unwrap().contains(reason), "{refused}");
+            let id = body["client_id"].as_str().unwrap();
+            assert_eq!(call(&app, Method::GET, &format!("/clients/{id}"), None).await.0, 404, "{id} was written");
+        }
+        // An update cannot make a working client unusable either.
+        let (status, created) = call(&app, Method::POST, "/clients", Some(json!({
+            "client_id": "web", "grant_types": ["authorization_code"], "scopes": ["openid"],
+            "redirect_uris": ["https://app.example.com/cb"],
+        }))).await;
+        assert_eq!(status, 201, "{created}");
+        let (status, refused) = call(&app, Method::PATCH, "/clients/web", Some(json!({"redirect_uris": []}))).await;
+        assert_eq!((status, refused["field"].as_str()), (400, Some("redirect_uris")), "{refused}");
+        let (status, created) = call(&app, Method::POST, "/clients", Some(json!({
+            "client_id": "spa", "public": true, "grant_types": ["authorization_code"], "scopes": ["openid"],
+            "redirect_uris": ["https://app.example.com/cb"],
+        }))).await;
+        assert_eq!(status, 201, "{created}");
+        let (status, refused) = call(&app, Method::PATCH, "/clients/spa", Some(json!({"grant_types": ["authorization_code", "client_credentials"]}))).await;
+        assert_eq!((status, refused["field"].as_str()), (400, Some("grant_types")), "{refused}");
+        let (_, spa) = call(&app, Method::GET, "/clients/spa", None).await;
+        assert_eq!(spa["grant_types"], json!(["authorization_code"]), "{spa}");
+    }
+
     async fn a_staged_key_is_published_before_it_signs(app: TestApp) {
         client(&app, "svc", &["client_credentials"]).await;
         let (_, keys) = call(&app, Method::GET, "/keys", None).await;

@@ -19,6 +19,15 @@ impl Cli {
         }
     }
 
+    /// A directory where `wxauth migrate` has created the database (the master key is
+    /// inline): where every other command may run.
+    fn installed() -> Self {
+        let cli = Self::new();
+        let out = cli.run(&["migrate"], &[]);
+        assert!(out.status.success(), "migrate: {}", text(&out.stderr));
+        cli
+    }
+
     fn run(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
         self.command(args, env).output().expect("run wxauth")
     }
@@ -56,6 +65,8 @@ fn bad_configuration_is_one_line_naming_the_variable() {
         ("WXAUTH_JWT_ALG", "none"),
         ("WXAUTH_MASTER_KEY", "short"),
         ("WXAUTH_LOG_FORMAT", "xml"),
+        ("WXAUTH_REDIRECT_ALLOWLIST", "*.com"),
+        ("WXAUTH_REDIRECT_ALLOWLIST", "app.*.example.com"),
     ] {
         let out = cli.run(&["serve"], &[(var, value)]);
         assert_eq!(out.status.code(), Some(2), "{var}: {}", text(&out.stderr));
@@ -86,7 +97,7 @@ fn unreachable_database_is_one_line() {
 
 #[test]
 fn client_lifecycle_from_the_command_line() {
-    let cli = Cli::new();
+    let cli = Cli::installed();
     let out = cli.run(
         &[
             "client",
@@ -146,7 +157,7 @@ fn client_lifecycle_from_the_command_line() {
 
 #[test]
 fn client_create_refuses_bad_input() {
-    let cli = Cli::new();
+    let cli = Cli::installed();
     let short = cli.run(
         &[
             "client",
@@ -201,7 +212,7 @@ fn client_create_refuses_bad_input() {
 
 #[test]
 fn app_commands_validate_appids_and_never_print_secrets() {
-    let cli = Cli::new();
+    let cli = Cli::installed();
     let bad = cli.run(
         &[
             "app",
@@ -247,7 +258,7 @@ fn app_commands_validate_appids_and_never_print_secrets() {
 
 #[test]
 fn changes_are_audited_and_the_trail_is_printed_and_filtered() {
-    let cli = Cli::new();
+    let cli = Cli::installed();
     let user = [("USER", "ops-alice")];
     let created = cli.run(
         &[
@@ -500,7 +511,7 @@ fn healthcheck_answers_for_a_running_server_and_fails_without_one() {
 
 #[test]
 fn lifetimes_out_of_range_are_refused_with_one_line() {
-    let cli = Cli::new();
+    let cli = Cli::installed();
     let create = |extra: &[&str]| {
         let mut args = vec![
             "client",
@@ -577,5 +588,405 @@ fn dev_refuses_a_non_loopback_address() {
             stderr.contains("WXAUTH_LISTEN") && stderr.contains("loopback"),
             "{stderr}"
         );
+    }
+}
+
+/// The single line of a refusal: its exit status and text.
+fn refusal(out: &Output) -> (Option<i32>, String) {
+    let stderr = text(&out.stderr);
+    assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    (out.status.code(), stderr)
+}
+
+#[test]
+fn commands_run_in_the_wrong_directory_create_nothing_and_say_where_they_looked() {
+    let cli = Cli::new();
+    // The defaults: ./wxauth.db and ./wxauth.key.
+    let defaults = [("DATABASE_URL", ""), ("WXAUTH_MASTER_KEY", "")];
+    for command in [
+        &["client", "list"][..],
+        &["app", "list"],
+        &["keys", "list"],
+        &["user", "show", "1"],
+        &["audit"],
+        &["janitor"],
+    ] {
+        let (status, line) = refusal(&cli.run(command, &defaults));
+        assert_eq!(status, Some(2), "{command:?}: {line}");
+        let dir = cli.dir.0.display().to_string();
+        assert!(
+            line.contains("DATABASE_URL")
+                && line.contains(&format!("{dir}/wxauth.db (missing)"))
+                && line.contains(&format!("{dir}/wxauth.key (missing)"))
+                && line.contains("WXAUTH_MASTER_KEY_FILE"),
+            "{command:?}: {line}"
+        );
+        assert!(
+            !cli.dir.0.join("wxauth.db").exists() && !cli.dir.0.join("wxauth.key").exists(),
+            "{command:?} created a database or a key"
+        );
+    }
+    // migrate creates both; then the same commands work.
+    let out = cli.run(&["migrate"], &defaults);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(cli.dir.0.join("wxauth.db").exists() && cli.dir.0.join("wxauth.key").exists());
+    let out = cli.run(&["client", "list"], &defaults);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+
+    // A key file without its database (or the other way round) is refused too, naming both.
+    std::fs::remove_file(cli.dir.0.join("wxauth.key")).unwrap();
+    let (status, line) = refusal(&cli.run(&["app", "list"], &defaults));
+    assert_eq!(status, Some(2));
+    assert!(
+        line.starts_with("wxauth: WXAUTH_MASTER_KEY_FILE")
+            && line.contains("wxauth.db (found)")
+            && line.contains("wxauth.key (missing)"),
+        "{line}"
+    );
+    assert!(!cli.dir.0.join("wxauth.key").exists());
+
+    // A database file without wxauth's tables is not an installation either.
+    let empty = cli.dir.0.join("empty.db");
+    std::fs::write(&empty, b"").unwrap();
+    let url = format!("sqlite://{}?mode=rwc", empty.display());
+    let (status, line) = refusal(&cli.run(&["client", "list"], &[("DATABASE_URL", &url)]));
+    assert_eq!(status, Some(2));
+    assert!(
+        line.contains("DATABASE_URL") && line.contains("no wxauth tables"),
+        "{line}"
+    );
+}
+
+#[test]
+fn a_sqlite_url_that_cannot_create_its_file_says_what_to_add() {
+    let cli = Cli::new();
+    let file = cli.dir.0.join("new.db");
+    let url = format!("sqlite://{}", file.display());
+    let (status, line) = refusal(&cli.run(&["migrate"], &[("DATABASE_URL", &url)]));
+    assert_eq!(status, Some(2));
+    assert!(
+        line.contains("DATABASE_URL") && line.contains("add ?mode=rwc"),
+        "{line}"
+    );
+    let nowhere = format!(
+        "sqlite://{}?mode=rwc",
+        cli.dir.0.join("no-such-dir/x.db").display()
+    );
+    let (status, line) = refusal(&cli.run(&["migrate"], &[("DATABASE_URL", &nowhere)]));
+    assert_eq!(status, Some(2));
+    assert!(line.contains("no-such-dir does not exist"), "{line}");
+    // With the suffix it works.
+    let out = cli.run(
+        &["migrate"],
+        &[("DATABASE_URL", &format!("{url}?mode=rwc"))],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+}
+
+#[test]
+fn a_wrong_master_key_names_the_signing_key_and_both_variables() {
+    let cli = Cli::installed();
+    let (status, line) = refusal(&cli.run(
+        &["client", "list"],
+        &[("WXAUTH_MASTER_KEY", &"cd".repeat(32))],
+    ));
+    assert_eq!(status, Some(2));
+    assert!(
+        line.starts_with("wxauth: WXAUTH_MASTER_KEY: the signing key ")
+            && line.contains("does not open with the master key from WXAUTH_MASTER_KEY")
+            && line.contains("WXAUTH_MASTER_KEY_FILE"),
+        "{line}"
+    );
+    // From a key file, the file is named.
+    let key_file = cli.dir.0.join("other.key");
+    std::fs::write(&key_file, "ef".repeat(32)).unwrap();
+    let (status, line) = refusal(&cli.run(
+        &["client", "list"],
+        &[
+            ("WXAUTH_MASTER_KEY", ""),
+            ("WXAUTH_MASTER_KEY_FILE", key_file.to_str().unwrap()),
+        ],
+    ));
+    assert_eq!(status, Some(2));
+    assert!(
+        line.starts_with("wxauth: WXAUTH_MASTER_KEY_FILE: the signing key ")
+            && line.contains(&format!(
+                "in {} (WXAUTH_MASTER_KEY_FILE)",
+                key_file.display()
+            )),
+        "{line}"
+    );
+}
+
+#[test]
+fn clients_that_cannot_work_and_negative_lifetimes_are_refused_with_the_reason() {
+    let cli = Cli::installed();
+    let create = |extra: &[&str]| {
+        let mut args = vec![
+            "client",
+            "create",
+            "--client-id",
+            "web",
+            "--scopes",
+            "openid",
+        ];
+        args.extend_from_slice(extra);
+        cli.run(&args, &[])
+    };
+    let (status, line) = refusal(&create(&["--grant-types", "authorization_code"]));
+    assert_eq!(status, Some(1));
+    assert!(
+        line.contains("--redirect-uri: authorization_code needs at least one redirect URI"),
+        "{line}"
+    );
+    let (status, line) = refusal(&create(&[
+        "--grant-types",
+        "client_credentials",
+        "--public",
+    ]));
+    assert_eq!(status, Some(1));
+    assert!(
+        line.contains("--grant-types: a public client cannot have client_credentials"),
+        "{line}"
+    );
+    // A negative number is a value, refused with its bound (not clap's "unexpected argument").
+    let (status, line) = refusal(&create(&[
+        "--grant-types",
+        "client_credentials",
+        "--access-token-ttl",
+        "-5",
+    ]));
+    assert_eq!(status, Some(2));
+    assert!(
+        line.contains("--access-token-ttl: must be from 1 to 86400 seconds, got -5"),
+        "{line}"
+    );
+    assert_eq!(
+        cli.run(&["client", "show", "web"], &[]).status.code(),
+        Some(1),
+        "a refused client was written"
+    );
+    // The same client with a redirect URI is fine; an update cannot take the URI away.
+    let out = create(&[
+        "--grant-types",
+        "authorization_code",
+        "--redirect-uri",
+        "https://app.example.com/cb",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let (status, line) = refusal(&cli.run(
+        &[
+            "client",
+            "update",
+            "web",
+            "--grant-types",
+            "authorization_code,client_credentials",
+            "--access-token-ttl",
+            "-1",
+        ],
+        &[],
+    ));
+    assert_eq!(status, Some(2));
+    assert!(line.contains("got -1"), "{line}");
+}
+
+#[test]
+fn secret_rotation_says_when_the_old_secret_stops() {
+    let cli = Cli::installed();
+    let out = cli.run(
+        &[
+            "client",
+            "create",
+            "--client-id",
+            "svc",
+            "--grant-types",
+            "client_credentials",
+            "--scopes",
+            "api",
+        ],
+        &[],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = cli.run(&["client", "rotate-secret", "svc"], &[]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let said = text(&out.stdout);
+    // The default overlap (a day), as a time a person reads, and the servers' few seconds.
+    let tomorrow = (chrono::Utc::now() + chrono::Duration::days(1))
+        .format("%Y-%m-%d")
+        .to_string();
+    assert!(
+        said.contains(&format!("the old secret keeps working until {tomorrow} "))
+            && said.contains(" UTC (unix ")
+            && said.contains("running servers accept the new one within 5 s"),
+        "{said}"
+    );
+    let out = cli.run(&["client", "rotate-secret", "svc", "--overlap", "0"], &[]);
+    let said = text(&out.stdout);
+    assert!(
+        said.contains("the old secret stops now: running servers refuse it, and accept the new one, within 5 s"),
+        "{said}"
+    );
+    assert!(!said.contains("no longer works"), "{said}");
+    let (status, line) =
+        refusal(&cli.run(&["client", "rotate-secret", "svc", "--overlap", "-5"], &[]));
+    assert_eq!(status, Some(2));
+    assert!(
+        line.contains("--overlap") && line.contains("2592000"),
+        "{line}"
+    );
+}
+
+#[test]
+fn audit_limits_out_of_range_are_refused_with_the_bound() {
+    let cli = Cli::installed();
+    for limit in ["9223372036854775807", "100001", "0", "-5"] {
+        let (status, line) = refusal(&cli.run(&["audit", "--limit", limit], &[]));
+        assert_eq!(status, Some(2), "{limit}: {line}");
+        assert!(
+            line.contains(&format!("--limit: must be from 1 to 100000, got {limit}")),
+            "{line}"
+        );
+    }
+    assert!(
+        cli.run(&["audit", "--limit", "100000"], &[])
+            .status
+            .success()
+    );
+    // Pages of `user find` likewise: a negative number is a value, refused with its bound.
+    for (option, bound) in [("--page", "at least 1"), ("--per-page", "from 1 to 500")] {
+        let (status, line) = refusal(&cli.run(&["user", "find", option, "-5"], &[]));
+        assert_eq!(status, Some(2), "{option}: {line}");
+        assert!(
+            line.contains(&format!("{option}: must be {bound}")),
+            "{line}"
+        );
+    }
+}
+
+const COMPONENT: &str = "wxc0c0c0c0c0c0c0c0";
+const ACCOUNT_A: &str = "wxa0a0a0a0a0a0a0a0";
+const ACCOUNT_B: &str = "wxb0b0b0b0b0b0b0b0";
+const UNKNOWN: &str = "wxd0d0d0d0d0d0d0d0";
+
+#[test]
+fn app_links_stay_consistent_and_a_second_base_needs_replace() {
+    let cli = Cli::installed();
+    let add_account = |appid: &str, component: &str, extra: &[&str]| {
+        let mut args = vec![
+            "app",
+            "add",
+            "--appid",
+            appid,
+            "--kind",
+            "official_account",
+            "--component-appid",
+            component,
+        ];
+        args.extend_from_slice(extra);
+        cli.run(&args, &[])
+    };
+    // An account under a component nobody registered.
+    let (status, line) = refusal(&add_account(ACCOUNT_A, UNKNOWN, &[]));
+    assert_eq!(status, Some(1));
+    assert!(
+        line.contains(&format!("component {UNKNOWN} is not registered")),
+        "{line}"
+    );
+    let aes_key = "a".repeat(43);
+    let out = cli.run(
+        &[
+            "app",
+            "add",
+            "--appid",
+            COMPONENT,
+            "--kind",
+            "component",
+            "--secret",
+            "component-secret",
+            "--token",
+            "tok",
+            "--aes-key",
+            &aes_key,
+        ],
+        &[],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = add_account(ACCOUNT_A, COMPONENT, &["--base"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+
+    // A second base account would take over every H5 sign-in: refused without --replace.
+    let (status, line) = refusal(&add_account(ACCOUNT_B, COMPONENT, &["--base"]));
+    assert_eq!(status, Some(1));
+    assert!(
+        line.contains(&format!("{ACCOUNT_A} is already the base account"))
+            && line.contains("--replace"),
+        "{line}"
+    );
+    let listed = text(&cli.run(&["app", "list"], &[]).stdout);
+    assert!(!listed.contains(ACCOUNT_B), "{listed}");
+    assert!(
+        listed.contains(&format!(
+            "{ACCOUNT_A}\tofficial_account\tcomponent={COMPONENT}\tbase"
+        )),
+        "{listed}"
+    );
+    let out = cli.run(
+        &[
+            "app",
+            "add",
+            "--appid",
+            ACCOUNT_B,
+            "--kind",
+            "official_account",
+            "--replace",
+        ],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(2), "--replace without --base");
+    let out = add_account(ACCOUNT_B, COMPONENT, &["--base", "--replace"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains(&format!(
+            "{ACCOUNT_B} is now the base account in place of {ACCOUNT_A}"
+        )),
+        "{}",
+        text(&out.stdout)
+    );
+    let listed = text(&cli.run(&["app", "list"], &[]).stdout);
+    let bases: Vec<&str> = listed.lines().filter(|l| l.ends_with("\tbase")).collect();
+    assert_eq!(bases.len(), 1, "{listed}");
+    assert!(bases[0].starts_with(ACCOUNT_B), "{listed}");
+
+    // The component cannot go while accounts still use it; the message names them.
+    let (status, line) = refusal(&cli.run(&["app", "remove", COMPONENT], &[]));
+    assert_eq!(status, Some(1));
+    assert!(
+        line.contains(&format!(
+            "still used by official account(s) {ACCOUNT_A}, {ACCOUNT_B}"
+        )),
+        "{line}"
+    );
+    assert!(text(&cli.run(&["app", "list"], &[]).stdout).contains(COMPONENT));
+    // A secret reset in WeChat's console is an update, which keeps the accounts under it.
+    let out = cli.run(
+        &[
+            "app",
+            "update",
+            COMPONENT,
+            "--secret",
+            "the-reset-component-secret",
+        ],
+        &[],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let (status, line) = refusal(&cli.run(&["app", "update", ACCOUNT_A, "--token", "t"], &[]));
+    assert_eq!(status, Some(1));
+    assert!(line.contains("components only"), "{line}");
+    let listed = text(&cli.run(&["app", "list"], &[]).stdout);
+    assert!(!listed.contains("the-reset-component-secret"), "{listed}");
+    for appid in [ACCOUNT_A, ACCOUNT_B, COMPONENT] {
+        let out = cli.run(&["app", "remove", appid], &[]);
+        assert!(out.status.success(), "{appid}: {}", text(&out.stderr));
     }
 }

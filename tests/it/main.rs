@@ -8,6 +8,7 @@ mod harness;
 
 mod abuse;
 mod admin_api;
+mod allowlist;
 mod audit;
 mod cli;
 mod component;
