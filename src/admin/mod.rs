@@ -7,6 +7,7 @@
 //! [`AdminError`]s that name the field and the reason; they know nothing of HTTP.
 
 pub mod clients;
+pub mod console;
 pub mod keys;
 pub mod roles;
 pub mod users;
@@ -124,6 +125,8 @@ pub struct Admin {
     key_activation_delay: i64,
     admin_token: Option<Secret>,
     limits: Limits,
+    vault: std::sync::Arc<crate::vault::Vault>,
+    oauth: crate::oauth::OAuthServices,
 }
 
 impl Admin {
@@ -138,6 +141,8 @@ impl Admin {
             key_activation_delay: state.config.key_activation_delay_secs,
             admin_token: state.config.admin_token.clone(),
             limits: state.limits.clone(),
+            vault: state.vault.clone(),
+            oauth: state.oauth.clone(),
         }
     }
 

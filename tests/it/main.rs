@@ -11,6 +11,8 @@ mod admin_api;
 mod audit;
 mod cli;
 mod component;
+mod console;
+mod console_browser;
 mod foundation;
 mod front_page;
 mod h5;
