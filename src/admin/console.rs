@@ -1,6 +1,6 @@
 //! The console's sign-in and sessions (`/admin`), written once here and used by
-//! `http::console`. Admins sign in to this wxauth with WeChat through its own authorization code
-//! + PKCE flow, as the built-in public client [`CONSOLE_CLIENT_ID`] (registered on first use,
+//! `http::console`. Admins sign in to this wxauth with WeChat through its own authorization-code
+//! flow with PKCE, as the built-in public client [`CONSOLE_CLIENT_ID`] (registered on first use,
 //! redirecting to `/admin/callback`); only accounts holding the admin role get in. The bearer of
 //! `WXAUTH_ADMIN_TOKEN` may sign in with it as break-glass (throttled like the API's token).
 //!
