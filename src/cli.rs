@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::admin::roles::AccountRef;
 use crate::admin::users::UserQuery;
 use crate::admin::{Actor, Admin, AdminError};
 use crate::app_registry::{AppKind, NewApp};
@@ -78,6 +79,11 @@ enum Command {
     User {
         #[command(subcommand)]
         command: UserCommand,
+    },
+    /// Grant, revoke and list the admin role (who may sign in to the console at /admin).
+    Admin {
+        #[command(subcommand)]
+        command: AdminCommand,
     },
     /// Show the audit trail, newest first.
     Audit(AuditArgs),
@@ -166,6 +172,39 @@ enum UserCommand {
         #[arg(long)]
         yes: bool,
     },
+}
+
+/// Which account an `admin` command means: exactly one of --account or --unionid.
+#[derive(Args, Debug)]
+#[group(required = true, multiple = false)]
+struct AccountArg {
+    /// The account number (flow_user id).
+    #[arg(long)]
+    account: Option<i64>,
+    /// The account's WeChat unionid.
+    #[arg(long)]
+    unionid: Option<String>,
+}
+
+impl AccountArg {
+    fn account_ref(self) -> AccountRef {
+        match (self.account, self.unionid) {
+            (Some(id), _) => AccountRef::Id(id),
+            (None, Some(union_id)) => AccountRef::UnionId(union_id),
+            // clap requires one of the two.
+            (None, None) => AccountRef::Id(0),
+        }
+    }
+}
+
+#[derive(Subcommand, Debug)]
+enum AdminCommand {
+    /// Give an account the admin role: it may sign in to the console with WeChat.
+    Grant(AccountArg),
+    /// Take the admin role from an account; its console sessions end at their next request.
+    Revoke(AccountArg),
+    /// List the accounts holding the admin role (JSON).
+    List,
 }
 
 #[derive(Subcommand, Debug)]
@@ -487,6 +526,10 @@ async fn run(command: Command) -> Result<(), CliError> {
             let state = AppState::open_existing(Config::from_env()?, clock).await?;
             user_command(&Admin::new(&state), command).await
         }
+        Command::Admin { command } => {
+            let state = AppState::open_existing(Config::from_env()?, clock).await?;
+            admin_command(&Admin::new(&state), command).await
+        }
         Command::Client { command } => {
             let state = AppState::open_existing(Config::from_env()?, clock).await?;
             client_command(&state, command).await
@@ -591,6 +634,7 @@ fn admin_failed(e: AdminError) -> CliError {
             let option = match field {
                 "overlap_secs" => "overlap".to_owned(),
                 "redirect_uris" => "redirect-uri".to_owned(),
+                "union_id" => "unionid".to_owned(),
                 field => field.replace('_', "-"),
             };
             let status = match field {
@@ -649,6 +693,28 @@ async fn keys_command(admin: &Admin, command: KeysCommand) -> Result<(), CliErro
         }
     }
     Ok(())
+}
+
+async fn admin_command(admin: &Admin, command: AdminCommand) -> Result<(), CliError> {
+    let actor = cli_actor();
+    match command {
+        AdminCommand::Grant(which) => print_json(
+            &admin
+                .grant_admin(&actor, &which.account_ref())
+                .await
+                .map_err(admin_failed)?,
+        ),
+        AdminCommand::Revoke(which) => {
+            let which = which.account_ref();
+            admin
+                .revoke_admin(&actor, &which)
+                .await
+                .map_err(admin_failed)?;
+            println!("revoked the admin role");
+            Ok(())
+        }
+        AdminCommand::List => print_json(&admin.admins().await.map_err(admin_failed)?),
+    }
 }
 
 async fn user_command(admin: &Admin, command: UserCommand) -> Result<(), CliError> {

@@ -137,6 +137,7 @@ pub async fn run(clock: SharedClock) -> Result<(), DevError> {
         entry_appid: demo::ENTRY_ACCOUNT_APPID.into(),
     };
     ensure_spa_client(&state.clients, &issuer).await?;
+    ensure_demo_admin(&state, &simulator).await?;
     print_welcome(&state, secret.expose(), &sim_base);
     // The landing page signs in with the flow-only landing client (see `http::h5`).
     let router = crate::app(state.clone())
@@ -267,6 +268,34 @@ async fn ensure_client(
     Ok(secret)
 }
 
+/// The demo admin of the console: Alice's account (made now, as her first QR sign-in would
+/// make it) holds the admin role, so that scanning as Alice at `/admin` signs in.
+async fn ensure_demo_admin(state: &AppState, simulator: &Simulator) -> Result<(), DevError> {
+    let appid = demo::WEBSITE_APPID;
+    let vouched = crate::users::VouchedIdentity {
+        appid: appid.into(),
+        open_id: simulator.openid(appid, DEMO_ADMIN),
+        union_id: simulator.unionid(appid, DEMO_ADMIN),
+        profile: None,
+    };
+    let (_, account, _) = state
+        .users
+        .record_identity(&vouched, state.clock.now())
+        .await
+        .map_err(|e| DevError::new(1, format!("the demo admin's account: {e}")))?;
+    crate::admin::Admin::new(state)
+        .grant_admin(
+            &crate::admin::Actor::cli("wxauth-dev"),
+            &crate::admin::roles::AccountRef::Id(account.id),
+        )
+        .await
+        .map_err(|e| DevError::new(1, format!("the demo admin's role: {e}")))?;
+    Ok(())
+}
+
+/// The simulator user who is the console's demo admin.
+pub const DEMO_ADMIN: &str = "alice";
+
 /// The link that starts an H5 sign-in on the demo entry account and ends on the landing page,
 /// with a login ticket only the landing page's client can redeem.
 pub fn h5_demo_link(issuer: &str) -> String {
@@ -305,6 +334,9 @@ fn print_welcome(state: &AppState, secret: &str, sim_base: &str) {
     );
     println!(
         "  OpenID:       open {base}{OIDC_DEMO_PATH}   (a single-page app signing in with WeChat)"
+    );
+    println!(
+        "  console:      open {base}/admin   (scan the QR code as {DEMO_ADMIN}, the demo admin; or type WXAUTH_ADMIN_TOKEN if set)"
     );
     println!(
         "  mini program: curl -H 'content-type: application/json' -d '{{\"appId\":\"{mp}\",\"code\":\"CODE\"}}' {base}/api/wechat/ma/session"

@@ -5,6 +5,7 @@
 //! server reads and writes it. All instants are unix seconds (`i64`) so that expiry checks are plain
 //! integer comparisons that behave the same on SQLite, PostgreSQL and MySQL.
 
+pub mod admin_role;
 pub mod audit_event;
 pub mod auth_state;
 pub mod authorization_code;

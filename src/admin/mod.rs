@@ -1,13 +1,15 @@
 //! Administration: the operations behind the admin API (`/admin/api/v1`) and the `wxauth user`,
 //! `client`, `keys` and `audit` commands, written once here. Users (find, show, disable and
 //! enable, revoke, export, delete), clients (with secret rotation that overlaps), signing keys
-//! (staged rotation, retirement) and the audit trail.
+//! (staged rotation, retirement), the admin role and the audit trail.
 //!
 //! Every change is written to the audit trail with the [`Actor`] that made it. Errors are
 //! [`AdminError`]s that name the field and the reason; they know nothing of HTTP.
 
 pub mod clients;
+pub mod console;
 pub mod keys;
+pub mod roles;
 pub mod users;
 
 use std::net::IpAddr;
@@ -63,6 +65,21 @@ impl Actor {
         Self(format!("cli:{user}"))
     }
 
+    /// An admin signed in to the console with WeChat.
+    pub fn console_account(account_id: i64) -> Self {
+        Self(format!("console:account:{account_id}"))
+    }
+
+    /// The console's break-glass sign-in with `WXAUTH_ADMIN_TOKEN`.
+    pub fn console_token() -> Self {
+        Self("console:admin-token".into())
+    }
+
+    /// An actor as stored (a console session carries it between requests).
+    pub fn from_stored(text: &str) -> Self {
+        Self(text.to_owned())
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -108,6 +125,8 @@ pub struct Admin {
     key_activation_delay: i64,
     admin_token: Option<Secret>,
     limits: Limits,
+    vault: std::sync::Arc<crate::vault::Vault>,
+    oauth: crate::oauth::OAuthServices,
 }
 
 impl Admin {
@@ -122,6 +141,8 @@ impl Admin {
             key_activation_delay: state.config.key_activation_delay_secs,
             admin_token: state.config.admin_token.clone(),
             limits: state.limits.clone(),
+            vault: state.vault.clone(),
+            oauth: state.oauth.clone(),
         }
     }
 

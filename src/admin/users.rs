@@ -14,7 +14,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use entity::{
-    audit_event, authorization_code, browser_session, consent, flow_user, login_ticket,
+    admin_role, audit_event, authorization_code, browser_session, consent, flow_user, login_ticket,
     mini_session, refresh_token, refresh_token_family, wx_user,
 };
 
@@ -600,6 +600,7 @@ impl Admin {
             .filter(wx_user::Column::FlowUserId.eq(id))
             .exec(&txn)
             .await?;
+        admin_role::Entity::delete_by_id(id).exec(&txn).await?;
         flow_user::Entity::delete_by_id(id).exec(&txn).await?;
         txn.commit().await?;
         self.record(

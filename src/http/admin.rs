@@ -17,6 +17,7 @@ use serde_json::Value;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{IntoParams, Modify, OpenApi, ToSchema};
 
+use crate::admin::roles::{AccountRef, AdminView};
 use crate::admin::users::{Revoked, UserDetail, UserPage, UserQuery, UserSummary, event_json};
 use crate::admin::{AccessRefused, Actor, Admin, AdminError};
 use crate::audit::{AuditFilter, AuditKind};
@@ -49,7 +50,7 @@ const ADMIN_TOKEN_SCHEME: &str = "admin_token";
     paths(
         find_users, show_user, delete_user, disable_user, enable_user, revoke_user, export_user,
         list_clients, create_client, show_client, update_client, delete_client, rotate_secret,
-        list_keys, rotate_key, retire_key, audit_events,
+        list_keys, rotate_key, retire_key, audit_events, list_admins, grant_admin, revoke_admin,
     ),
     modifiers(&AdminTokenScheme),
     security(("admin_token" = [])),
@@ -58,6 +59,7 @@ const ADMIN_TOKEN_SCHEME: &str = "admin_token";
         (name = "clients", description = "OAuth clients and their secrets"),
         (name = "keys", description = "Signing keys and staged rotation"),
         (name = "audit", description = "The audit trail"),
+        (name = "admins", description = "The admin role: who may sign in to the console"),
     ),
 )]
 pub struct AdminApi;
@@ -121,6 +123,8 @@ pub fn routes() -> Router<AppState> {
         .route("/keys", get(list_keys).post(rotate_key))
         .route("/keys/{kid}/retire", post(retire_key))
         .route("/audit", get(audit_events))
+        .route("/admins", get(list_admins).post(grant_admin))
+        .route("/admins/{id}", axum::routing::delete(revoke_admin))
         .fallback(not_found);
     Router::new().nest(BASE_PATH, api)
 }
@@ -849,4 +853,74 @@ async fn audit_events(caller: Caller, ApiQuery(q): ApiQuery<AuditQuery>) -> ApiR
     ok(EventList {
         events: events.iter().map(event_json).collect(),
     })
+}
+
+// ---- admins ---------------------------------------------------------------------------------
+
+/// The accounts holding the admin role.
+#[derive(Serialize, ToSchema)]
+struct AdminList {
+    admins: Vec<AdminView>,
+}
+
+/// Which account to grant the role: exactly one of `account_id` and `union_id`.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct GrantAdmin {
+    account_id: Option<i64>,
+    union_id: Option<String>,
+}
+
+#[utoipa::path(get, path = "/admin/api/v1/admins", tag = "admins", summary = "List the accounts holding the admin role",
+    responses(
+        (status = 200, description = "Every admin", body = AdminList),
+        (status = 401, description = "No token or a wrong one", body = ApiErrorBody),
+        (status = 429, description = "Too many failed attempts from this address", body = ApiErrorBody),
+    ),
+)]
+async fn list_admins(caller: Caller) -> ApiResult {
+    ok(AdminList {
+        admins: caller.admin.admins().await?,
+    })
+}
+
+#[utoipa::path(post, path = "/admin/api/v1/admins", tag = "admins", summary = "Grant an account the admin role (by account id or unionid)",
+    request_body = GrantAdmin,
+    responses(
+        (status = 200, description = "The admin (granting again changes nothing)", body = AdminView),
+        (status = 400, description = "Neither or both of account_id and union_id", body = ApiErrorBody),
+        (status = 404, description = "No such account", body = ApiErrorBody),
+        (status = 401, description = "No token or a wrong one", body = ApiErrorBody),
+        (status = 429, description = "Too many failed attempts from this address", body = ApiErrorBody),
+    ),
+)]
+async fn grant_admin(caller: Caller, ApiJson(body): ApiJson<GrantAdmin>) -> ApiResult {
+    let which = match (body.account_id, body.union_id) {
+        (Some(id), None) => AccountRef::Id(id),
+        (None, Some(union_id)) => AccountRef::UnionId(union_id),
+        _ => {
+            return Err(ApiError(AdminError::invalid(
+                "account_id",
+                "give exactly one of account_id and union_id",
+            )));
+        }
+    };
+    ok(caller.admin.grant_admin(&caller.actor, &which).await?)
+}
+
+#[utoipa::path(delete, path = "/admin/api/v1/admins/{id}", tag = "admins", summary = "Revoke an account's admin role",
+    params(("id" = i64, Path, description = "The account id")),
+    responses(
+        (status = 204, description = "Revoked; the account's console sessions end at their next request"),
+        (status = 404, description = "No such account, or it is not an admin", body = ApiErrorBody),
+        (status = 401, description = "No token or a wrong one", body = ApiErrorBody),
+        (status = 429, description = "Too many failed attempts from this address", body = ApiErrorBody),
+    ),
+)]
+async fn revoke_admin(caller: Caller, Path(id): Path<String>) -> ApiResult {
+    caller
+        .admin
+        .revoke_admin(&caller.actor, &AccountRef::Id(account_id(&id)?))
+        .await?;
+    Ok(no_store(StatusCode::NO_CONTENT.into_response()))
 }

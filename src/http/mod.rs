@@ -5,6 +5,8 @@ pub mod admin;
 pub mod api_doc;
 pub mod authorize;
 pub mod component;
+pub mod console;
+pub mod console_i18n;
 pub mod context;
 pub mod cookies;
 pub mod edge;
@@ -47,5 +49,6 @@ pub fn routes() -> Router<AppState> {
         .merge(pages::routes())
         .merge(metrics::routes())
         .merge(admin::routes())
+        .merge(console::routes())
         .merge(api_doc::routes())
 }

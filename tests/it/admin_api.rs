@@ -169,6 +169,9 @@ fn every_route() -> Vec<(Method, &'static str, Option<Value>)> {
         (Method::POST, "/keys", Some(json!({"activate_after": 0}))),
         (Method::POST, "/keys/k/retire", None),
         (Method::GET, "/audit", None),
+        (Method::GET, "/admins", None),
+        (Method::POST, "/admins", Some(json!({"account_id": 1}))),
+        (Method::DELETE, "/admins/1", None),
         (Method::GET, "/nothing-here", None),
     ]
 }
@@ -180,7 +183,9 @@ admin_tests! {
         let before = entity::audit_event::Entity::find().count(&app.state.db).await.unwrap();
         let wrong = format!("{ADMIN_TOKEN}x");
         for (method, path, body) in every_route() {
-            let path = path.replace("/users/1", &format!("/users/{account}"));
+            let path = path
+                .replace("/users/1", &format!("/users/{account}"))
+                .replace("/admins/1", &format!("/admins/{account}"));
             let (none_status, none_body) =
                 call_as(&app, None, method.clone(), &path, body.clone()).await;
             let (wrong_status, wrong_body) =
@@ -202,6 +207,52 @@ admin_tests! {
         let after = entity::audit_event::Entity::find().count(&app.state.db).await.unwrap();
         assert_eq!(before, after, "a refused request changed the audit trail");
         assert_eq!(call(&app, Method::GET, "/nothing-here", None).await.0, 404);
+        let (_, admins) = call(&app, Method::GET, "/admins", None).await;
+        assert_eq!(admins["admins"], json!([]), "a refused grant made an admin");
+    }
+
+    async fn the_admin_role_is_granted_by_id_or_unionid_listed_and_revoked(app: TestApp) {
+        let auth = client(&app, "front", &["flow", "refresh_token"]).await;
+        let (alice, _) = alice_with_tokens(&app, &auth).await;
+        let bob = sign_in(&app, "bob").await;
+        let bob_union = bob["unionId"].as_str().unwrap().to_owned();
+
+        let (status, granted) = call(&app, Method::POST, "/admins", Some(json!({"account_id": alice}))).await;
+        assert_eq!(status, 200, "{granted}");
+        assert_eq!((granted["account_id"].as_i64(), granted["granted_by"].as_str()), (Some(alice), Some("admin-token")));
+        // Granting again changes nothing.
+        let (status, again) = call(&app, Method::POST, "/admins", Some(json!({"account_id": alice}))).await;
+        assert_eq!((status, &again["granted_at"]), (200, &granted["granted_at"]));
+        let (status, by_union) = call(&app, Method::POST, "/admins", Some(json!({"union_id": bob_union}))).await;
+        assert_eq!((status, by_union["union_id"].as_str()), (200, Some(bob_union.as_str())), "{by_union}");
+        let (_, listed) = call(&app, Method::GET, "/admins", None).await;
+        assert_eq!(listed["admins"].as_array().unwrap().len(), 2, "{listed}");
+
+        // Refusals: neither or both selectors, an unknown account, an unknown admin.
+        for body in [json!({}), json!({"account_id": alice, "union_id": "u"}), json!({"account": 1})] {
+            let (status, refused) = call(&app, Method::POST, "/admins", Some(body.clone())).await;
+            assert_eq!(status, 400, "{body}: {refused}");
+        }
+        assert_eq!(call(&app, Method::POST, "/admins", Some(json!({"account_id": 999_999}))).await.0, 404);
+        assert_eq!(call(&app, Method::POST, "/admins", Some(json!({"union_id": "nobody"}))).await.0, 404);
+
+        assert_eq!(call(&app, Method::DELETE, &format!("/admins/{alice}"), None).await.0, 204);
+        assert_eq!(call(&app, Method::DELETE, &format!("/admins/{alice}"), None).await.0, 404);
+        let (_, listed) = call(&app, Method::GET, "/admins", None).await;
+        let ids: Vec<i64> = listed["admins"].as_array().unwrap().iter().map(|a| a["account_id"].as_i64().unwrap()).collect();
+        assert!(!ids.contains(&alice), "{listed}");
+
+        // Both changes are audited with the actor.
+        let (_, trail) = call(&app, Method::GET, &format!("/audit?account_id={alice}&kind=account_changed"), None).await;
+        let actions: Vec<(&str, &str)> = trail["events"].as_array().unwrap().iter()
+            .map(|e| (e["detail"]["action"].as_str().unwrap(), e["actor"].as_str().unwrap())).collect();
+        assert_eq!(actions, [("revoke_admin", "admin-token"), ("grant_admin", "admin-token")]);
+
+        // Deleting an admin's account takes the role with it.
+        let bob_id = by_union["account_id"].as_i64().unwrap();
+        assert_eq!(call(&app, Method::DELETE, &format!("/users/{bob_id}"), None).await.0, 204);
+        let (_, listed) = call(&app, Method::GET, "/admins", None).await;
+        assert_eq!(listed["admins"], json!([]));
     }
 
     async fn users_are_found_by_id_unionid_openid_phone_and_nickname(app: TestApp) {

@@ -990,3 +990,72 @@ fn app_links_stay_consistent_and_a_second_base_needs_replace() {
         assert!(out.status.success(), "{appid}: {}", text(&out.stderr));
     }
 }
+
+#[test]
+fn the_admin_role_is_granted_listed_and_revoked_from_the_command_line() {
+    let cli = Cli::new();
+    assert!(cli.run(&["migrate"], &[]).status.success());
+    // An account, as a WeChat sign-in would have made it.
+    let url = format!("sqlite://{}?mode=rwc", cli.dir.0.join("cli.db").display());
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        use sea_orm::{ConnectionTrait, Database};
+        let db = Database::connect(&url).await.unwrap();
+        db.execute_unprepared(
+            "INSERT INTO flow_user (id, union_id, nick_name, created_at, updated_at) \
+             VALUES (7, 'union-ada', 'Ada', 1, 1)",
+        )
+        .await
+        .unwrap();
+    });
+
+    let granted = cli.run(
+        &["admin", "grant", "--unionid", "union-ada"],
+        &[("USER", "ops")],
+    );
+    assert!(granted.status.success(), "{}", text(&granted.stderr));
+    let shown: serde_json::Value = serde_json::from_slice(&granted.stdout).unwrap();
+    assert_eq!(shown["account_id"], 7);
+    assert_eq!(shown["granted_by"], "cli:ops");
+
+    let listed: serde_json::Value =
+        serde_json::from_slice(&cli.run(&["admin", "list"], &[]).stdout).unwrap();
+    assert_eq!(listed.as_array().unwrap().len(), 1, "{listed}");
+    assert_eq!(listed[0]["nick_name"], "Ada");
+
+    // Exactly one of --account and --unionid; an unknown account is one line.
+    assert_eq!(cli.run(&["admin", "grant"], &[]).status.code(), Some(2));
+    assert_eq!(
+        cli.run(&["admin", "grant", "--account", "7", "--unionid", "u"], &[])
+            .status
+            .code(),
+        Some(2)
+    );
+    let unknown = cli.run(&["admin", "grant", "--account", "8"], &[]);
+    assert_eq!(unknown.status.code(), Some(1));
+    assert_eq!(
+        text(&unknown.stderr).lines().count(),
+        1,
+        "{}",
+        text(&unknown.stderr)
+    );
+
+    let revoked = cli.run(&["admin", "revoke", "--account", "7"], &[]);
+    assert!(revoked.status.success(), "{}", text(&revoked.stderr));
+    let listed: serde_json::Value =
+        serde_json::from_slice(&cli.run(&["admin", "list"], &[]).stdout).unwrap();
+    assert_eq!(listed, serde_json::json!([]));
+    assert_eq!(
+        cli.run(&["admin", "revoke", "--account", "7"], &[])
+            .status
+            .code(),
+        Some(1)
+    );
+
+    let trail = text(&cli.run(&["audit", "--account", "7", "--json"], &[]).stdout);
+    assert!(
+        trail.contains("grant_admin") && trail.contains("revoke_admin"),
+        "{trail}"
+    );
+    assert!(trail.contains("cli:ops"), "{trail}");
+}

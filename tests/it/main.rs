@@ -12,6 +12,8 @@ mod allowlist;
 mod audit;
 mod cli;
 mod component;
+mod console;
+mod console_browser;
 mod foundation;
 mod front_page;
 mod h5;

@@ -35,6 +35,9 @@ const ADMIN_ROUTES: &[(&str, &str)] = &[
     ("post", "/admin/api/v1/keys"),
     ("post", "/admin/api/v1/keys/{kid}/retire"),
     ("get", "/admin/api/v1/audit"),
+    ("get", "/admin/api/v1/admins"),
+    ("post", "/admin/api/v1/admins"),
+    ("delete", "/admin/api/v1/admins/{id}"),
 ];
 
 async fn spawn() -> TestApp {

@@ -1,0 +1,290 @@
+//! The console's words in Chinese and English, and which language a request gets: `?lang=`
+//! (remembered in a cookie), else the cookie, else `Accept-Language` (Chinese unless English
+//! comes first).
+
+use std::collections::BTreeMap;
+
+use axum::http::{HeaderMap, header};
+
+/// A language of the console.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lang {
+    Zh,
+    En,
+}
+
+impl Lang {
+    pub fn code(self) -> &'static str {
+        match self {
+            Lang::Zh => "zh",
+            Lang::En => "en",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "zh" | "zh-cn" => Some(Lang::Zh),
+            "en" => Some(Lang::En),
+            _ => None,
+        }
+    }
+
+    /// The first language `Accept-Language` names that we have (Chinese by default).
+    pub fn from_accept_language(headers: &HeaderMap) -> Self {
+        let header = headers
+            .get(header::ACCEPT_LANGUAGE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        let mut ranked: Vec<(f32, &str)> = header
+            .split(',')
+            .filter_map(|part| {
+                let mut pieces = part.trim().split(';');
+                let tag = pieces.next()?.trim();
+                let q = pieces
+                    .find_map(|p| p.trim().strip_prefix("q="))
+                    .and_then(|q| q.parse().ok())
+                    .unwrap_or(1.0);
+                Some((q, tag))
+            })
+            .collect();
+        ranked.sort_by(|a, b| b.0.total_cmp(&a.0));
+        for (_, tag) in ranked {
+            let primary = tag
+                .split('-')
+                .next()
+                .unwrap_or_default()
+                .to_ascii_lowercase();
+            match primary.as_str() {
+                "zh" => return Lang::Zh,
+                "en" => return Lang::En,
+                _ => {}
+            }
+        }
+        Lang::Zh
+    }
+}
+
+/// (key, Chinese, English).
+const WORDS: &[(&str, &str, &str)] = &[
+    ("console", "控制台", "Console"),
+    ("sign_in", "登录", "Sign in"),
+    ("sign_out", "退出", "Sign out"),
+    (
+        "sign_in_title",
+        "登录 wxauth 控制台",
+        "Sign in to the wxauth console",
+    ),
+    (
+        "sign_in_hint",
+        "用已授予管理员角色的微信账号扫码登录。",
+        "Scan with a WeChat account that holds the admin role.",
+    ),
+    ("sign_in_wechat", "使用微信登录", "Sign in with WeChat"),
+    (
+        "break_glass",
+        "应急登录（WXAUTH_ADMIN_TOKEN）",
+        "Break-glass sign-in (WXAUTH_ADMIN_TOKEN)",
+    ),
+    ("admin_token", "管理令牌", "Admin token"),
+    ("users", "用户", "Users"),
+    ("clients", "客户端", "Clients"),
+    ("keys", "签名密钥", "Signing keys"),
+    ("audit", "审计日志", "Audit trail"),
+    ("admins", "管理员", "Admins"),
+    ("continue", "继续", "Continue"),
+    ("new_client", "新建客户端", "New client"),
+    ("client_id", "客户端 ID", "Client ID"),
+    ("display_name", "显示名称", "Display name"),
+    ("logo_url", "Logo 地址", "Logo URL"),
+    ("type", "类型", "Type"),
+    ("grant_types", "授权类型", "Grant types"),
+    ("scopes", "权限范围", "Scopes"),
+    ("redirect_uris", "回调地址", "Redirect URIs"),
+    ("one_per_line", "每行一个", "one per line"),
+    (
+        "access_token_ttl",
+        "访问令牌有效期（秒）",
+        "Access token lifetime (s)",
+    ),
+    (
+        "refresh_token_ttl",
+        "刷新令牌有效期（秒）",
+        "Refresh token lifetime (s)",
+    ),
+    ("save", "保存", "Save"),
+    ("danger_zone", "密钥与删除", "Secret and deletion"),
+    ("rotate_secret", "轮换密钥", "Rotate secret"),
+    (
+        "confirm_delete",
+        "我确认删除，无法撤销",
+        "I understand this cannot be undone",
+    ),
+    ("delete", "删除", "Delete"),
+    ("secret_title", "客户端密钥", "Client secret"),
+    (
+        "secret_once",
+        "密钥只显示这一次，请立即保存。",
+        "This secret is shown once. Store it now.",
+    ),
+    (
+        "previous_secret_until",
+        "旧密钥在此之前仍然有效：",
+        "The previous secret keeps working until",
+    ),
+    ("none", "暂无", "None"),
+    ("account", "账号", "Account"),
+    ("account_id", "账号 ID", "Account ID"),
+    ("phone", "手机号", "Phone"),
+    ("nickname", "昵称", "Nickname"),
+    ("search", "搜索", "Search"),
+    ("state", "状态", "State"),
+    ("created", "创建时间", "Created"),
+    ("disabled", "已停用", "Disabled"),
+    ("enabled", "正常", "Enabled"),
+    ("total", "共", "Total"),
+    ("prev", "上一页", "Previous"),
+    ("next", "下一页", "Next"),
+    ("page", "第", "Page"),
+    ("enable", "启用", "Enable"),
+    ("disable", "停用", "Disable"),
+    ("revoke", "撤销全部会话和令牌", "Revoke sessions and tokens"),
+    ("export", "导出数据（JSON）", "Export data (JSON)"),
+    ("identities", "微信身份", "WeChat identities"),
+    ("last_sign_in", "最近登录", "Last sign-in"),
+    (
+        "sessions_tokens",
+        "会话与刷新令牌",
+        "Sessions and refresh tokens",
+    ),
+    ("kind", "类型", "Kind"),
+    ("detail", "详情", "Detail"),
+    ("expires", "过期时间", "Expires"),
+    ("revoked", "已撤销", "revoked"),
+    ("consents", "授权记录", "Consents"),
+    ("recent_events", "最近事件", "Recent events"),
+    ("time", "时间", "Time"),
+    ("outcome", "结果", "Outcome"),
+    ("actor", "操作者", "Actor"),
+    ("rotate_key", "轮换签名密钥", "Rotate signing key"),
+    (
+        "keys_hint",
+        "新密钥先发布到 JWKS，延迟后才开始签名。",
+        "A new key is published in the JWKS first and signs after the delay.",
+    ),
+    ("activates", "生效时间", "Activates"),
+    ("retired", "退役时间", "Retired"),
+    ("retire", "退役", "Retire"),
+    ("all_kinds", "全部类型", "All kinds"),
+    ("filter", "筛选", "Filter"),
+    ("grant", "授予管理员", "Grant admin"),
+    ("granted_by", "授予者", "Granted by"),
+    ("revoke_role", "撤销管理员", "Revoke admin"),
+    ("done", "已完成", "Done"),
+    ("refused", "无法完成", "Not done"),
+    ("not_found", "未找到", "Not found"),
+    ("forbidden", "请求被拒绝", "Request refused"),
+    (
+        "csrf_refused",
+        "表单已过期或不是从控制台提交的，请返回重试。",
+        "This form expired or did not come from the console; go back and try again.",
+    ),
+    (
+        "not_admin",
+        "这个微信账号不是本 wxauth 的管理员。",
+        "This WeChat account is not an administrator of this wxauth.",
+    ),
+    (
+        "sign_in_failed",
+        "登录未完成，请重新开始。",
+        "The sign-in could not be completed; please start again.",
+    ),
+    ("wrong_token", "管理令牌不正确。", "Wrong admin token."),
+    (
+        "throttled",
+        "失败次数过多，请稍后再试。",
+        "Too many failed attempts; try again later.",
+    ),
+    (
+        "signed_in",
+        "已登录，正在进入控制台…",
+        "Signed in; opening the console…",
+    ),
+    (
+        "unavailable",
+        "暂时无法完成，请稍后重试。",
+        "Temporarily unavailable; please try again.",
+    ),
+    (
+        "disabled_done",
+        "账号已停用，其会话和令牌已撤销。",
+        "The account is disabled; its sessions and tokens are revoked.",
+    ),
+    ("enabled_done", "账号已启用。", "The account is enabled."),
+    (
+        "revoked_done",
+        "已撤销全部会话和令牌。",
+        "Every session and token was revoked.",
+    ),
+    ("deleted_done", "已删除。", "Deleted."),
+    ("saved_done", "已保存。", "Saved."),
+    (
+        "key_done",
+        "新签名密钥已发布。",
+        "A new signing key is published.",
+    ),
+    ("retired_done", "密钥已退役。", "The key is retired."),
+    (
+        "granted_done",
+        "已授予管理员角色。",
+        "The admin role is granted.",
+    ),
+    (
+        "role_revoked_done",
+        "已撤销管理员角色。",
+        "The admin role is revoked.",
+    ),
+];
+
+/// The words of `lang`, by key, for the templates (`{{ t.users }}`).
+pub fn words(lang: Lang) -> BTreeMap<&'static str, &'static str> {
+    WORDS
+        .iter()
+        .map(|(k, zh, en)| (*k, if lang == Lang::Zh { *zh } else { *en }))
+        .collect()
+}
+
+/// One word of `lang`.
+pub fn word(lang: Lang, key: &str) -> &'static str {
+    WORDS
+        .iter()
+        .find(|(k, _, _)| *k == key)
+        .map(|(_, zh, en)| if lang == Lang::Zh { *zh } else { *en })
+        .unwrap_or("")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    #[test]
+    fn accept_language_picks_the_first_language_we_have() {
+        let lang = |v: &'static str| {
+            let mut h = HeaderMap::new();
+            h.insert(header::ACCEPT_LANGUAGE, HeaderValue::from_static(v));
+            Lang::from_accept_language(&h)
+        };
+        assert_eq!(lang("en-US,en;q=0.9,zh;q=0.8"), Lang::En);
+        assert_eq!(lang("zh-CN,zh;q=0.9,en;q=0.8"), Lang::Zh);
+        assert_eq!(lang("fr,en;q=0.5"), Lang::En);
+        assert_eq!(lang("de"), Lang::Zh);
+        assert_eq!(Lang::from_accept_language(&HeaderMap::new()), Lang::Zh);
+    }
+
+    #[test]
+    fn every_word_has_both_languages() {
+        for (k, zh, en) in WORDS {
+            assert!(!zh.is_empty() && !en.is_empty(), "{k}");
+        }
+    }
+}
