@@ -5,9 +5,12 @@
 
 use crate::harness::{Backend, Options, TestApp};
 
-const ADMIN_TOKEN: &str = "console-break-glass-token-for-http-tests";
+/// The break-glass token the console tests sign in with.
+pub const ADMIN_TOKEN: &str = "console-break-glass-token-for-http-tests";
 
-async fn spawn(free_failures: Option<&str>) -> TestApp {
+/// An app on SQLite with the break-glass token set (and, when given, the free failures of the
+/// guessing throttle).
+pub async fn spawn(free_failures: Option<&str>) -> TestApp {
     let mut env = vec![("WXAUTH_ADMIN_TOKEN".to_owned(), ADMIN_TOKEN.to_owned())];
     if let Some(n) = free_failures {
         env.push(("WXAUTH_CLIENT_AUTH_FREE_FAILURES".to_owned(), n.to_owned()));

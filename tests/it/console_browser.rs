@@ -18,30 +18,14 @@ use wxauth::admin::roles::AccountRef;
 use wxauth::simulator::demo;
 use wxauth::users::{Profile, VouchedIdentity};
 
+use crate::console::spawn;
 use crate::h5_browser::{Driver, WAIT, browser, chromedriver, close_and_unwrap};
-use crate::harness::{Backend, Options, TestApp};
+use crate::harness::TestApp;
 use crate::mini_program::{client as mp_client, sign_in, token};
 use crate::oauth::basic;
 
 const DESKTOP_USER_AGENT: &str = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 \
      (KHTML, like Gecko) Chrome/130.0 Safari/537.36";
-const ADMIN_TOKEN: &str = "console-break-glass-token-for-tests";
-
-async fn spawn(free_failures: Option<&str>) -> TestApp {
-    let mut env = vec![("WXAUTH_ADMIN_TOKEN".to_owned(), ADMIN_TOKEN.to_owned())];
-    if let Some(n) = free_failures {
-        env.push(("WXAUTH_CLIENT_AUTH_FREE_FAILURES".to_owned(), n.to_owned()));
-    }
-    TestApp::spawn_with(
-        Backend::Sqlite,
-        Options {
-            env,
-            ..Options::default()
-        },
-    )
-    .await
-    .expect("sqlite always runs")
-}
 
 fn shot_path(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("console-{name}.png"))
