@@ -70,6 +70,11 @@ enum Command {
         #[command(subcommand)]
         command: ClientCommand,
     },
+    /// Manage the resources (APIs, RFC 8707) access tokens may be issued for.
+    Resource {
+        #[command(subcommand)]
+        command: crate::cli_resource::ResourceCommand,
+    },
     /// Manage the WeChat apps wxauth talks to.
     App {
         #[command(subcommand)]
@@ -273,6 +278,9 @@ struct CreateClientArgs {
     /// The logo people see on the consent page (https).
     #[arg(long)]
     logo_url: Option<String>,
+    /// A resource (RFC 8707) the client may ask tokens for (repeatable; `wxauth resource add`).
+    #[arg(long = "resource")]
+    resources: Vec<String>,
 }
 
 #[derive(Args, Debug)]
@@ -307,6 +315,12 @@ struct UpdateClientArgs {
     flow_ticket: Option<FlowTicketArg>,
     #[arg(long)]
     introspect: Option<bool>,
+    /// Replaces the resources the client may ask tokens for (repeatable).
+    #[arg(long = "resource")]
+    resources: Option<Vec<String>>,
+    /// Allow the client no resource.
+    #[arg(long, conflicts_with = "resources")]
+    clear_resources: bool,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug)]
@@ -534,6 +548,10 @@ async fn run(command: Command) -> Result<(), CliError> {
             let state = AppState::open_existing(Config::from_env()?, clock).await?;
             client_command(&state, command).await
         }
+        Command::Resource { command } => {
+            let state = AppState::open_existing(Config::from_env()?, clock).await?;
+            crate::cli_resource::run(&Admin::new(&state), &cli_actor(), command).await
+        }
         Command::App { command } => {
             let state = AppState::open_existing(Config::from_env()?, clock).await?;
             app_command(&state, command).await
@@ -634,12 +652,13 @@ fn admin_failed(e: AdminError) -> CliError {
             let option = match field {
                 "overlap_secs" => "overlap".to_owned(),
                 "redirect_uris" => "redirect-uri".to_owned(),
+                "resources" => "resource".to_owned(),
                 "union_id" => "unionid".to_owned(),
                 field => field.replace('_', "-"),
             };
             let status = match field {
                 "client_id" | "secret" | "grant_types" | "scopes" | "redirect_uris"
-                | "display_name" | "logo_url" => 1,
+                | "display_name" | "logo_url" | "resources" => 1,
                 _ => 2,
             };
             CliError::new(status, format!("--{option}: {reason}"))
@@ -967,6 +986,9 @@ fn print_client(c: &RegisteredClient) {
         "logo_url:          {}",
         c.logo_url.as_deref().unwrap_or("-")
     );
+    if !c.resources.is_empty() {
+        println!("resources:         {}", c.resources.join(" "));
+    }
     if let Some(until) = c.previous_secret_until {
         println!("previous secret valid until: {until}");
     }
@@ -999,6 +1021,7 @@ async fn client_command(state: &AppState, command: ClientCommand) -> Result<(), 
                         refresh_family_ttl: args.refresh_family_ttl,
                         display_name: args.display_name,
                         logo_url: args.logo_url,
+                        resources: args.resources,
                     },
                 )
                 .await
@@ -1066,6 +1089,11 @@ async fn client_command(state: &AppState, command: ClientCommand) -> Result<(), 
                 refresh_family_ttl: args.refresh_family_ttl,
                 flow_ticket,
                 introspect: args.introspect,
+                resources: if args.clear_resources {
+                    Some(Vec::new())
+                } else {
+                    args.resources
+                },
             };
             let client = admin
                 .update_client(&actor, &args.client_id, changes)

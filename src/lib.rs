@@ -31,6 +31,7 @@ pub mod admin;
 pub mod app_registry;
 pub mod audit;
 pub mod cli;
+pub mod cli_resource;
 pub mod clock;
 pub mod config;
 pub mod db;

@@ -33,6 +33,9 @@ pub struct Model {
     pub display_name: Option<String>,
     #[sea_orm(column_type = "Text", nullable)]
     pub logo_url: Option<String>,
+    /// Newline-separated identifiers of the resources (RFC 8707) the client may ask tokens for.
+    #[sea_orm(column_type = "Text", nullable)]
+    pub resources: Option<String>,
     pub created_at: i64,
     pub updated_at: i64,
 }

@@ -51,6 +51,9 @@ const ADMIN_TOKEN_SCHEME: &str = "admin_token";
         find_users, show_user, delete_user, disable_user, enable_user, revoke_user, export_user,
         list_clients, create_client, show_client, update_client, delete_client, rotate_secret,
         list_keys, rotate_key, retire_key, audit_events, list_admins, grant_admin, revoke_admin,
+        super::admin_resources::list_resources, super::admin_resources::create_resource,
+        super::admin_resources::show_resource, super::admin_resources::update_resource,
+        super::admin_resources::delete_resource,
     ),
     modifiers(&AdminTokenScheme),
     security(("admin_token" = [])),
@@ -60,6 +63,7 @@ const ADMIN_TOKEN_SCHEME: &str = "admin_token";
         (name = "keys", description = "Signing keys and staged rotation"),
         (name = "audit", description = "The audit trail"),
         (name = "admins", description = "The admin role: who may sign in to the console"),
+        (name = "resources", description = "Resources (APIs, RFC 8707) access tokens may be issued for"),
     ),
 )]
 pub struct AdminApi;
@@ -84,7 +88,7 @@ impl Modify for AdminTokenScheme {
 
 /// The answer of every refusal: an error code, the reason, and for 400 the field refused.
 #[derive(Serialize, ToSchema)]
-pub struct ApiErrorBody {
+pub(super) struct ApiErrorBody {
     /// `invalid_request`, `not_found`, `conflict`, `unauthorized`, `slow_down`,
     /// `temporarily_unavailable` or `server_error`.
     error: &'static str,
@@ -125,12 +129,13 @@ pub fn routes() -> Router<AppState> {
         .route("/audit", get(audit_events))
         .route("/admins", get(list_admins).post(grant_admin))
         .route("/admins/{id}", axum::routing::delete(revoke_admin))
+        .merge(super::admin_resources::routes())
         .fallback(not_found);
     Router::new().nest(BASE_PATH, api)
 }
 
 /// An admin failure as the API answers it.
-pub struct ApiError(AdminError);
+pub struct ApiError(pub(super) AdminError);
 
 impl From<AdminError> for ApiError {
     fn from(e: AdminError) -> Self {
@@ -138,7 +143,7 @@ impl From<AdminError> for ApiError {
     }
 }
 
-fn no_store(mut response: Response) -> Response {
+pub(super) fn no_store(mut response: Response) -> Response {
     response
         .headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -174,9 +179,9 @@ impl IntoResponse for ApiError {
     }
 }
 
-type ApiResult = Result<Response, ApiError>;
+pub(super) type ApiResult = Result<Response, ApiError>;
 
-fn ok(value: impl serde::Serialize) -> ApiResult {
+pub(super) fn ok(value: impl serde::Serialize) -> ApiResult {
     Ok(no_store(Json(value).into_response()))
 }
 
@@ -211,9 +216,9 @@ async fn not_found(_caller: Caller) -> ApiError {
 }
 
 /// The bearer of `WXAUTH_ADMIN_TOKEN`, let in, with the core to call.
-struct Caller {
-    actor: Actor,
-    admin: Admin,
+pub(super) struct Caller {
+    pub(super) actor: Actor,
+    pub(super) admin: Admin,
 }
 
 impl FromRequestParts<AppState> for Caller {
@@ -271,7 +276,7 @@ impl<T: DeserializeOwned + Send> FromRequestParts<AppState> for ApiQuery<T> {
 }
 
 /// A JSON body, refused as 400 in the API's shape (the message names the field).
-struct ApiJson<T>(T);
+pub(super) struct ApiJson<T>(pub(super) T);
 
 impl<T: DeserializeOwned + Send> FromRequest<AppState> for ApiJson<T> {
     type Rejection = ApiError;
@@ -445,6 +450,8 @@ struct ClientView {
     /// `required` or `optional`.
     flow_ticket: &'static str,
     introspect: bool,
+    /// Identifiers of the resources (RFC 8707) the client may ask tokens for.
+    resources: Vec<String>,
     /// Unix seconds until which the secret before the last rotation still works.
     previous_secret_valid_until: Option<i64>,
 }
@@ -465,6 +472,7 @@ impl From<&RegisteredClient> for ClientView {
             refresh_family_ttl: c.refresh_family_ttl,
             flow_ticket: c.flow_ticket.as_str(),
             introspect: c.introspect,
+            resources: c.resources.clone(),
             previous_secret_valid_until: c.previous_secret_until,
         }
     }
@@ -530,6 +538,9 @@ struct CreateClient {
     introspect: bool,
     display_name: Option<String>,
     logo_url: Option<String>,
+    /// Identifiers of registered resources (RFC 8707) the client may ask tokens for.
+    #[serde(default)]
+    resources: Vec<String>,
 }
 
 #[utoipa::path(get, path = "/admin/api/v1/clients", tag = "clients", summary = "List clients",
@@ -586,6 +597,7 @@ async fn create_client(caller: Caller, ApiJson(body): ApiJson<CreateClient>) -> 
         refresh_family_ttl: body.refresh_family_ttl.unwrap_or(DEFAULT_FAMILY_TTL),
         display_name: body.display_name,
         logo_url: body.logo_url,
+        resources: body.resources,
     };
     let (client, secret) = caller.admin.create_client(&caller.actor, new).await?;
     let shown = CreatedClient {
@@ -622,6 +634,8 @@ struct UpdateClient {
     refresh_family_ttl: Option<i64>,
     flow_ticket: Option<String>,
     introspect: Option<bool>,
+    /// Replaces the resources (RFC 8707) the client may ask tokens for.
+    resources: Option<Vec<String>>,
 }
 
 #[utoipa::path(patch, path = "/admin/api/v1/clients/{id}", tag = "clients", summary = "Change a client: absent fields are kept, `null` removes display_name or logo_url",
@@ -651,6 +665,7 @@ async fn update_client(
         refresh_family_ttl: body.refresh_family_ttl,
         flow_ticket: flow_ticket(body.flow_ticket)?,
         introspect: body.introspect,
+        resources: body.resources,
     };
     ok(ClientView::from(
         &caller

@@ -95,6 +95,8 @@ pub struct NewClient {
     /// The name and logo people see on the consent page.
     pub display_name: Option<String>,
     pub logo_url: Option<String>,
+    /// Identifiers of the resources (RFC 8707) the client may ask tokens for.
+    pub resources: Vec<String>,
 }
 
 impl Default for NewClient {
@@ -115,6 +117,7 @@ impl Default for NewClient {
             refresh_family_ttl: DEFAULT_FAMILY_TTL,
             display_name: None,
             logo_url: None,
+            resources: Vec::new(),
         }
     }
 }
@@ -138,6 +141,8 @@ pub struct RegisteredClient {
     /// The name and logo people see instead of the client id.
     pub display_name: Option<String>,
     pub logo_url: Option<String>,
+    /// Identifiers of the resources (RFC 8707) the client may ask tokens for.
+    pub resources: Vec<String>,
     /// After a secret rotation: until when (unix seconds) the previous secret still works.
     pub previous_secret_until: Option<i64>,
 }
@@ -159,6 +164,8 @@ pub struct ClientChanges {
     pub refresh_family_ttl: Option<i64>,
     pub flow_ticket: Option<FlowTicketPolicy>,
     pub introspect: Option<bool>,
+    /// The resources the client may ask tokens for (replacing the list).
+    pub resources: Option<Vec<String>>,
 }
 
 /// The longest display name (characters).
@@ -212,6 +219,8 @@ pub enum ClientRegistryError {
     InvalidLogoUrl(String),
     #[error("the secret overlap must be from 0 to {max} seconds, got {value}")]
     InvalidOverlap { max: i64, value: i64 },
+    #[error("resource {0:?} is not registered (wxauth resource add)")]
+    UnknownResource(String),
     #[error("client {0:?} already exists")]
     AlreadyExists(String),
     #[error("no client {0:?}")]
@@ -270,6 +279,11 @@ fn to_registered(m: oauth_client::Model) -> RegisteredClient {
         refresh_family_ttl: m.refresh_family_ttl.clamp(1, MAX_FAMILY_TTL),
         display_name: m.display_name,
         logo_url: m.logo_url,
+        resources: m
+            .resources
+            .as_deref()
+            .map(|r| split_list(r, '\n'))
+            .unwrap_or_default(),
         previous_secret_until: m
             .previous_secret_hash
             .as_ref()
@@ -361,7 +375,7 @@ fn valid_client_id(id: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
 }
 
-fn valid_scope_token(scope: &str) -> bool {
+pub(crate) fn valid_scope_token(scope: &str) -> bool {
     // RFC 6749 §3.3: NQCHAR without space, quote or backslash.
     !scope.is_empty()
         && scope
@@ -369,7 +383,23 @@ fn valid_scope_token(scope: &str) -> bool {
             .all(|b| b == 0x21 || (0x23..=0x5B).contains(&b) || (0x5D..=0x7E).contains(&b))
 }
 
+/// The `resources` column: newline-separated identifiers, NULL for none.
+fn stored_resources(resources: &[String]) -> Option<String> {
+    let mut list: Vec<&str> = resources.iter().map(String::as_str).collect();
+    list.dedup();
+    (!list.is_empty()).then(|| list.join("\n"))
+}
+
 impl ClientRegistry {
+    /// Every resource a client is allowed must be registered.
+    async fn check_resources(&self, resources: &[String]) -> Result<(), ClientRegistryError> {
+        let registry = crate::oauth::resources::ResourceRegistry::new(self.db.clone());
+        match registry.first_unknown(resources).await? {
+            Some(unknown) => Err(ClientRegistryError::UnknownResource(unknown)),
+            None => Ok(()),
+        }
+    }
+
     pub fn new(db: DatabaseConnection, vault: Arc<Vault>, clock: SharedClock) -> Self {
         Self {
             db,
@@ -401,6 +431,7 @@ impl ClientRegistry {
         if let Some(logo) = &new.logo_url {
             check_logo_url(logo)?;
         }
+        self.check_resources(&new.resources).await?;
         check_ttl("--access-token-ttl", new.access_token_ttl, MAX_ACCESS_TTL)?;
         check_ttl(
             "--refresh-token-ttl",
@@ -451,6 +482,7 @@ impl ClientRegistry {
             previous_secret_expires_at: Set(None),
             display_name: Set(new.display_name.clone()),
             logo_url: Set(new.logo_url.clone()),
+            resources: Set(stored_resources(&new.resources)),
             created_at: Set(now),
             updated_at: Set(now),
         }
@@ -602,6 +634,9 @@ impl ClientRegistry {
         if let Some(Some(logo)) = &changes.logo_url {
             check_logo_url(logo)?;
         }
+        if let Some(resources) = &changes.resources {
+            self.check_resources(resources).await?;
+        }
         check_ttl(
             "--access-token-ttl",
             changes.access_token_ttl.unwrap_or(current.access_token_ttl),
@@ -654,6 +689,9 @@ impl ClientRegistry {
         }
         if let Some(introspect) = changes.introspect {
             active.introspect = Set(introspect);
+        }
+        if let Some(resources) = &changes.resources {
+            active.resources = Set(stored_resources(resources));
         }
         active.updated_at = Set(self.clock.now());
         let updated = active.update(&self.db).await?;

@@ -32,6 +32,7 @@ mod open_data;
 mod openapi;
 mod pages;
 mod races;
+mod resources;
 mod simulator;
 mod ticket_clients;
 mod users;
