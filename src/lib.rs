@@ -34,6 +34,7 @@ pub mod cli;
 pub mod cli_resource;
 pub mod clock;
 pub mod config;
+pub mod config_error;
 pub mod db;
 pub mod dev;
 pub mod error;
