@@ -12,6 +12,8 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
+mod resource;
+
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::admin::roles::AccountRef;
@@ -73,7 +75,7 @@ enum Command {
     /// Manage the resources (APIs, RFC 8707) access tokens may be issued for.
     Resource {
         #[command(subcommand)]
-        command: crate::cli_resource::ResourceCommand,
+        command: resource::ResourceCommand,
     },
     /// Manage the WeChat apps wxauth talks to.
     App {
@@ -550,7 +552,9 @@ async fn run(command: Command) -> Result<(), CliError> {
         }
         Command::Resource { command } => {
             let state = AppState::open_existing(Config::from_env()?, clock).await?;
-            crate::cli_resource::run(&Admin::new(&state), &cli_actor(), command).await
+            resource::run(&Admin::new(&state), &cli_actor(), command)
+                .await
+                .map_err(CliError::failed)
         }
         Command::App { command } => {
             let state = AppState::open_existing(Config::from_env()?, clock).await?;

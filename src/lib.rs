@@ -31,7 +31,6 @@ pub mod admin;
 pub mod app_registry;
 pub mod audit;
 pub mod cli;
-pub mod cli_resource;
 pub mod clock;
 pub mod config;
 pub mod config_error;

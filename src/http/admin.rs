@@ -1,5 +1,5 @@
 //! The admin API, `/admin/api/v1`: JSON over the [`admin`](crate::admin) core, for the bearer of
-//! `WXAUTH_ADMIN_TOKEN`. Users, clients, signing keys and the audit trail. Each handler
+//! `WXAUTH_ADMIN_TOKEN`. Users, clients, resources (RFC 8707), signing keys and the audit trail. Each handler
 //! extracts, calls one core function and maps the result; a refused value is 400 naming the
 //! field, an unknown id 404, a contradiction 409. No token and a wrong token get the same 401;
 //! repeated failures from one address are throttled (429) like failed client authentication.
@@ -23,6 +23,7 @@ use crate::admin::{AccessRefused, Actor, Admin, AdminError};
 use crate::audit::{AuditFilter, AuditKind};
 use crate::oauth::client_registry::{DEFAULT_ACCESS_TTL, DEFAULT_FAMILY_TTL, DEFAULT_REFRESH_TTL};
 use crate::oauth::keys::KeyInfo;
+use crate::oauth::resources::{NewResource, Resource, ResourceChanges};
 use crate::oauth::{ClientChanges, FlowTicketPolicy, NewClient, RegisteredClient};
 use crate::secret::Secret;
 use crate::state::AppState;
@@ -51,9 +52,7 @@ const ADMIN_TOKEN_SCHEME: &str = "admin_token";
         find_users, show_user, delete_user, disable_user, enable_user, revoke_user, export_user,
         list_clients, create_client, show_client, update_client, delete_client, rotate_secret,
         list_keys, rotate_key, retire_key, audit_events, list_admins, grant_admin, revoke_admin,
-        super::admin_resources::list_resources, super::admin_resources::create_resource,
-        super::admin_resources::show_resource, super::admin_resources::update_resource,
-        super::admin_resources::delete_resource,
+        list_resources, create_resource, show_resource, update_resource, delete_resource,
     ),
     modifiers(&AdminTokenScheme),
     security(("admin_token" = [])),
@@ -88,7 +87,7 @@ impl Modify for AdminTokenScheme {
 
 /// The answer of every refusal: an error code, the reason, and for 400 the field refused.
 #[derive(Serialize, ToSchema)]
-pub(super) struct ApiErrorBody {
+pub struct ApiErrorBody {
     /// `invalid_request`, `not_found`, `conflict`, `unauthorized`, `slow_down`,
     /// `temporarily_unavailable` or `server_error`.
     error: &'static str,
@@ -129,13 +128,19 @@ pub fn routes() -> Router<AppState> {
         .route("/audit", get(audit_events))
         .route("/admins", get(list_admins).post(grant_admin))
         .route("/admins/{id}", axum::routing::delete(revoke_admin))
-        .merge(super::admin_resources::routes())
+        .route("/resources", get(list_resources).post(create_resource))
+        .route(
+            "/resources/{id}",
+            get(show_resource)
+                .patch(update_resource)
+                .delete(delete_resource),
+        )
         .fallback(not_found);
     Router::new().nest(BASE_PATH, api)
 }
 
 /// An admin failure as the API answers it.
-pub struct ApiError(pub(super) AdminError);
+pub struct ApiError(AdminError);
 
 impl From<AdminError> for ApiError {
     fn from(e: AdminError) -> Self {
@@ -143,7 +148,7 @@ impl From<AdminError> for ApiError {
     }
 }
 
-pub(super) fn no_store(mut response: Response) -> Response {
+fn no_store(mut response: Response) -> Response {
     response
         .headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -179,9 +184,9 @@ impl IntoResponse for ApiError {
     }
 }
 
-pub(super) type ApiResult = Result<Response, ApiError>;
+type ApiResult = Result<Response, ApiError>;
 
-pub(super) fn ok(value: impl serde::Serialize) -> ApiResult {
+fn ok(value: impl serde::Serialize) -> ApiResult {
     Ok(no_store(Json(value).into_response()))
 }
 
@@ -216,9 +221,9 @@ async fn not_found(_caller: Caller) -> ApiError {
 }
 
 /// The bearer of `WXAUTH_ADMIN_TOKEN`, let in, with the core to call.
-pub(super) struct Caller {
-    pub(super) actor: Actor,
-    pub(super) admin: Admin,
+struct Caller {
+    actor: Actor,
+    admin: Admin,
 }
 
 impl FromRequestParts<AppState> for Caller {
@@ -276,7 +281,7 @@ impl<T: DeserializeOwned + Send> FromRequestParts<AppState> for ApiQuery<T> {
 }
 
 /// A JSON body, refused as 400 in the API's shape (the message names the field).
-pub(super) struct ApiJson<T>(pub(super) T);
+struct ApiJson<T>(T);
 
 impl<T: DeserializeOwned + Send> FromRequest<AppState> for ApiJson<T> {
     type Rejection = ApiError;
@@ -722,6 +727,153 @@ async fn rotate_secret(
         client_secret: rotated.secret.expose().to_owned(),
         previous_secret_valid_until: rotated.previous_valid_until,
     })
+}
+
+// ---- resources (RFC 8707) ------------------------------------------------------------------
+// An identifier in the path is percent-encoded (`/resources/https%3A%2F%2Fapi.example.com`).
+
+/// A registered resource.
+#[derive(Serialize, ToSchema)]
+struct ResourceView {
+    /// The resource indicator (an absolute URI without a fragment): the `aud` of its tokens.
+    id: String,
+    name: Option<String>,
+    /// The scopes it accepts; a token for it carries only these of the granted scopes.
+    scopes: Vec<String>,
+    /// Unix seconds.
+    created_at: i64,
+    /// Unix seconds.
+    updated_at: i64,
+}
+
+impl From<Resource> for ResourceView {
+    fn from(r: Resource) -> Self {
+        Self {
+            id: r.identifier,
+            name: r.display_name,
+            scopes: r.scopes,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        }
+    }
+}
+
+/// Every registered resource.
+#[derive(Serialize, ToSchema)]
+struct ResourceList {
+    resources: Vec<ResourceView>,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct CreateResource {
+    /// The resource indicator: an absolute URI without a fragment, at most 255 characters.
+    id: String,
+    name: Option<String>,
+    /// At least one scope.
+    scopes: Vec<String>,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct UpdateResource {
+    /// `null` removes the name.
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<String>)]
+    name: Option<Option<String>>,
+    /// Replaces the scopes.
+    scopes: Option<Vec<String>>,
+}
+
+#[utoipa::path(get, path = "/admin/api/v1/resources", tag = "resources", summary = "List resources",
+    responses(
+        (status = 200, description = "Every registered resource", body = ResourceList),
+        (status = 401, description = "No token or a wrong one", body = ApiErrorBody),
+        (status = 429, description = "Too many failed attempts from this address", body = ApiErrorBody),
+    ),
+)]
+async fn list_resources(caller: Caller) -> ApiResult {
+    let resources = caller.admin.resources().await?;
+    ok(ResourceList {
+        resources: resources.into_iter().map(ResourceView::from).collect(),
+    })
+}
+
+#[utoipa::path(post, path = "/admin/api/v1/resources", tag = "resources", summary = "Register a resource",
+    request_body = CreateResource,
+    responses(
+        (status = 201, description = "The resource", body = ResourceView),
+        (status = 400, description = "A refused field", body = ApiErrorBody),
+        (status = 409, description = "The identifier is taken", body = ApiErrorBody),
+        (status = 401, description = "No token or a wrong one", body = ApiErrorBody),
+        (status = 429, description = "Too many failed attempts from this address", body = ApiErrorBody),
+    ),
+)]
+async fn create_resource(caller: Caller, ApiJson(body): ApiJson<CreateResource>) -> ApiResult {
+    let new = NewResource {
+        identifier: body.id,
+        display_name: body.name,
+        scopes: body.scopes,
+    };
+    let resource = caller.admin.create_resource(&caller.actor, new).await?;
+    Ok(no_store(
+        (StatusCode::CREATED, Json(ResourceView::from(resource))).into_response(),
+    ))
+}
+
+#[utoipa::path(get, path = "/admin/api/v1/resources/{id}", tag = "resources", summary = "Show a resource",
+    params(("id" = String, Path, description = "The identifier, percent-encoded")),
+    responses(
+        (status = 200, description = "The resource", body = ResourceView),
+        (status = 404, description = "No such resource", body = ApiErrorBody),
+        (status = 401, description = "No token or a wrong one", body = ApiErrorBody),
+        (status = 429, description = "Too many failed attempts from this address", body = ApiErrorBody),
+    ),
+)]
+async fn show_resource(caller: Caller, Path(id): Path<String>) -> ApiResult {
+    ok(ResourceView::from(caller.admin.resource(&id).await?))
+}
+
+#[utoipa::path(patch, path = "/admin/api/v1/resources/{id}", tag = "resources", summary = "Change a resource: absent fields are kept, `null` removes the name",
+    params(("id" = String, Path, description = "The identifier, percent-encoded")), request_body = UpdateResource,
+    responses(
+        (status = 200, description = "The resource as changed", body = ResourceView),
+        (status = 400, description = "A refused field", body = ApiErrorBody),
+        (status = 404, description = "No such resource", body = ApiErrorBody),
+        (status = 401, description = "No token or a wrong one", body = ApiErrorBody),
+        (status = 429, description = "Too many failed attempts from this address", body = ApiErrorBody),
+    ),
+)]
+async fn update_resource(
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<UpdateResource>,
+) -> ApiResult {
+    let changes = ResourceChanges {
+        display_name: body.name,
+        scopes: body.scopes,
+    };
+    ok(ResourceView::from(
+        caller
+            .admin
+            .update_resource(&caller.actor, &id, changes)
+            .await?,
+    ))
+}
+
+#[utoipa::path(delete, path = "/admin/api/v1/resources/{id}", tag = "resources", summary = "Remove a resource",
+    params(("id" = String, Path, description = "The identifier, percent-encoded")),
+    responses(
+        (status = 204, description = "Removed"),
+        (status = 404, description = "No such resource", body = ApiErrorBody),
+        (status = 409, description = "A client is still allowed the resource", body = ApiErrorBody),
+        (status = 401, description = "No token or a wrong one", body = ApiErrorBody),
+        (status = 429, description = "Too many failed attempts from this address", body = ApiErrorBody),
+    ),
+)]
+async fn delete_resource(caller: Caller, Path(id): Path<String>) -> ApiResult {
+    caller.admin.delete_resource(&caller.actor, &id).await?;
+    Ok(no_store(StatusCode::NO_CONTENT.into_response()))
 }
 
 // ---- keys -----------------------------------------------------------------------------------

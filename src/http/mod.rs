@@ -2,7 +2,6 @@
 //! the result; there is no SQL and no outbound HTTP here.
 
 pub mod admin;
-pub mod admin_resources;
 pub mod api_doc;
 pub mod authorize;
 pub mod component;

@@ -219,8 +219,6 @@ pub enum ClientRegistryError {
     InvalidLogoUrl(String),
     #[error("the secret overlap must be from 0 to {max} seconds, got {value}")]
     InvalidOverlap { max: i64, value: i64 },
-    #[error("resource {0:?} is not registered (wxauth resource add)")]
-    UnknownResource(String),
     #[error("client {0:?} already exists")]
     AlreadyExists(String),
     #[error("no client {0:?}")]
@@ -391,15 +389,6 @@ fn stored_resources(resources: &[String]) -> Option<String> {
 }
 
 impl ClientRegistry {
-    /// Every resource a client is allowed must be registered.
-    async fn check_resources(&self, resources: &[String]) -> Result<(), ClientRegistryError> {
-        let registry = crate::oauth::resources::ResourceRegistry::new(self.db.clone());
-        match registry.first_unknown(resources).await? {
-            Some(unknown) => Err(ClientRegistryError::UnknownResource(unknown)),
-            None => Ok(()),
-        }
-    }
-
     pub fn new(db: DatabaseConnection, vault: Arc<Vault>, clock: SharedClock) -> Self {
         Self {
             db,
@@ -431,7 +420,6 @@ impl ClientRegistry {
         if let Some(logo) = &new.logo_url {
             check_logo_url(logo)?;
         }
-        self.check_resources(&new.resources).await?;
         check_ttl("--access-token-ttl", new.access_token_ttl, MAX_ACCESS_TTL)?;
         check_ttl(
             "--refresh-token-ttl",
@@ -633,9 +621,6 @@ impl ClientRegistry {
         }
         if let Some(Some(logo)) = &changes.logo_url {
             check_logo_url(logo)?;
-        }
-        if let Some(resources) = &changes.resources {
-            self.check_resources(resources).await?;
         }
         check_ttl(
             "--access-token-ttl",

@@ -5,7 +5,6 @@
 use clap::{Args, Subcommand};
 
 use crate::admin::{Actor, Admin, AdminError};
-use crate::cli::CliError;
 use crate::oauth::resources::{NewResource, Resource, ResourceChanges};
 
 #[derive(Subcommand, Debug)]
@@ -47,8 +46,8 @@ pub struct UpdateResourceArgs {
     clear_name: bool,
 }
 
-/// A refusal naming the option that carried the refused value.
-fn failed(e: AdminError) -> CliError {
+/// The one line a refusal prints, naming the option that carried the refused value.
+fn failed(e: AdminError) -> String {
     match e {
         AdminError::Invalid { field, reason } => {
             let option = match field {
@@ -56,9 +55,9 @@ fn failed(e: AdminError) -> CliError {
                 "display_name" => "name",
                 other => other,
             };
-            CliError::new(1, format!("--{option}: {reason}"))
+            format!("--{option}: {reason}")
         }
-        e => CliError::new(1, e.to_string()),
+        e => e.to_string(),
     }
 }
 
@@ -68,7 +67,8 @@ fn print(r: &Resource) {
     println!("scopes: {}", r.scopes.join(","));
 }
 
-pub async fn run(admin: &Admin, actor: &Actor, command: ResourceCommand) -> Result<(), CliError> {
+/// Run one command; `Err` is the line to print (exit status 1).
+pub async fn run(admin: &Admin, actor: &Actor, command: ResourceCommand) -> Result<(), String> {
     match command {
         ResourceCommand::Add(args) => {
             let new = NewResource {
