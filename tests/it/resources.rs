@@ -278,6 +278,48 @@ backend_tests! {
         assert!(param(&back, "code").is_none());
     }
 
+    async fn the_flow_grant_takes_a_resource_and_its_refresh_tokens_stay_bound(app: TestApp) {
+        register_resources(&app).await;
+        const FLOW_API: &str = "https://flow-api.example.com";
+        app.state.oauth.tokens.resources().create(NewResource {
+            identifier: FLOW_API.into(), display_name: None, scopes: vec!["api".into()],
+        }, app.state.clock.now()).await.unwrap();
+        let auth = crate::mini_program::client(&app, "front", &["flow", "refresh_token"]).await;
+        let allow = |resources: &[&str]| wxauth::oauth::ClientChanges {
+            resources: Some(resources.iter().map(|r| r.to_string()).collect()),
+            ..Default::default()
+        };
+        app.state.clients.update("front", allow(&[FLOW_API])).await.unwrap();
+        let alice = crate::mini_program::sign_in(&app, "alice").await;
+        let form = |resource: &str| vec![
+            ("grant_type", "flow".to_string()),
+            ("appId", wxauth::simulator::demo::MINI_PROGRAM_APPID.to_string()),
+            ("openId", alice["openId"].as_str().unwrap().to_string()),
+            ("unionId", alice["unionId"].as_str().unwrap().to_string()),
+            ("ticket", alice["ticket"].as_str().unwrap().to_string()),
+            ("resource", resource.to_string()),
+        ];
+        let (status, body) = crate::mini_program::token(&app, &auth, &form(ORDERS)).await;
+        assert_eq!((status, error_of(&body)), (400, "invalid_target"), "not allowed: {body}");
+        let (status, body) = crate::mini_program::token(&app, &auth, &form(FLOW_API)).await;
+        assert_eq!(status, 200, "{body}");
+        let access = claims(body["access_token"].as_str().unwrap());
+        assert_eq!((access["aud"].as_str(), access["scope"].as_str()), (Some(FLOW_API), Some("api")));
+
+        // Refreshes stay with the bound resource, even once the client may have another.
+        app.state.clients.update("front", allow(&[FLOW_API, ORDERS])).await.unwrap();
+        let refresh = body["refresh_token"].as_str().unwrap().to_owned();
+        let (status, body) = crate::mini_program::token(&app, &auth, &[
+            ("grant_type", "refresh_token"), ("refresh_token", refresh.as_str()), ("resource", ORDERS),
+        ]).await;
+        assert_eq!((status, error_of(&body)), (400, "invalid_target"), "{body}");
+        let (status, body) = crate::mini_program::token(&app, &auth, &[
+            ("grant_type", "refresh_token"), ("refresh_token", refresh.as_str()),
+        ]).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(claims(body["access_token"].as_str().unwrap())["aud"], FLOW_API);
+    }
+
     async fn the_resource_crate_refuses_a_token_for_another_api(app: TestApp) {
         register_resources(&app).await;
         register_client(&app, "svc", &["client_credentials"], &[ORDERS]).await;
