@@ -17,6 +17,7 @@ use serde_json::Value;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{IntoParams, Modify, OpenApi, ToSchema};
 
+use super::no_store;
 use crate::admin::roles::{AccountRef, AdminView};
 use crate::admin::users::{Revoked, UserDetail, UserPage, UserQuery, UserSummary, event_json};
 use crate::admin::{AccessRefused, Actor, Admin, AdminError};
@@ -136,13 +137,6 @@ impl From<AdminError> for ApiError {
     fn from(e: AdminError) -> Self {
         Self(e)
     }
-}
-
-fn no_store(mut response: Response) -> Response {
-    response
-        .headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    response
 }
 
 impl IntoResponse for ApiError {
