@@ -34,6 +34,7 @@ mod openapi;
 mod pages;
 mod races;
 mod simulator;
+mod spa_browser;
 mod ticket_clients;
 mod users;
 mod wechat;
