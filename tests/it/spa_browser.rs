@@ -102,14 +102,30 @@ async fn step(client: &Client, id: &str) -> Result<Value, String> {
     Ok(serde_json::from_str(&text).unwrap_or(Value::String(text)))
 }
 
+/// `Err` with what the app shows in `#error` (the step and why), if anything.
+async fn failure(client: &Client) -> Result<(), String> {
+    let error = element(client, "#error")
+        .await?
+        .text()
+        .await
+        .map_err(|e| e.to_string())?;
+    if error.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("the app failed at {error}"))
+    }
+}
+
 /// The browser's part: every step's result, by step.
 async fn walk(client: &Client, app: &TestApp, spa: &str) -> Result<Vec<(String, Value)>, String> {
     client
         .goto(&format!("{spa}/app.html"))
         .await
         .map_err(|e| e.to_string())?;
-    // Discovery ran cross-origin before the button shows.
-    click(client, "#sign-in:not([hidden])").await?;
+    // Discovery runs cross-origin before the button shows.
+    element(client, "#sign-in:not([hidden]), #error:not(:empty)").await?;
+    failure(client).await?;
+    click(client, "#sign-in").await?;
     let at = client.current_url().await.map_err(|e| e.to_string())?;
     if !at
         .as_str()
@@ -127,14 +143,7 @@ async fn walk(client: &Client, app: &TestApp, spa: &str) -> Result<Vec<(String, 
             png,
         );
     }
-    let error = element(client, "#error")
-        .await?
-        .text()
-        .await
-        .map_err(|e| e.to_string())?;
-    if !error.is_empty() {
-        return Err(format!("the app failed at {error}"));
-    }
+    failure(client).await?;
     let url = client.current_url().await.map_err(|e| e.to_string())?;
     if url.as_str() != format!("{spa}/app.html") {
         return Err(format!(
