@@ -23,8 +23,9 @@ use crate::clock::SharedClock;
 use crate::ttl_cache::TtlCache;
 
 /// How long (seconds) an instance answers from the origin set it read: the longest a removed
-/// origin keeps being allowed by another instance than the one that removed it.
-pub const ORIGIN_CACHE_TTL: i64 = crate::oauth::client_registry::CLIENT_CACHE_TTL;
+/// origin keeps being allowed by another instance than the one that removed it. The same as the
+/// client registry's own cache, so a client change reaches both at the same time.
+pub const ORIGIN_CACHE_TTL: i64 = 5;
 
 /// The cache's only key: the set is read and kept whole.
 const SET_KEY: &str = "";

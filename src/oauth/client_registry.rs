@@ -28,7 +28,7 @@ use crate::vault::{Vault, random_token};
 /// How long (seconds) an instance authenticates a client against a record it read, before
 /// reading it again: the longest another instance keeps accepting a rotated secret or a deleted
 /// client.
-pub const CLIENT_CACHE_TTL: i64 = 5;
+pub const CLIENT_CACHE_TTL: i64 = crate::oauth::allowed_origins::ORIGIN_CACHE_TTL;
 
 /// Default access-token lifetime (seconds).
 pub const DEFAULT_ACCESS_TTL: i64 = 3600;
