@@ -283,6 +283,10 @@ struct CreateClientArgs {
     /// A resource (RFC 8707) the client may ask tokens for (repeatable; `wxauth resource add`).
     #[arg(long = "resource")]
     resources: Vec<String>,
+    /// A web origin (`https://app.example.com`) whose pages may call the token, userinfo and
+    /// revocation endpoints (CORS), beyond the redirect URIs' own origins (repeatable).
+    #[arg(long = "allowed-origin")]
+    allowed_origins: Vec<String>,
 }
 
 #[derive(Args, Debug)]
@@ -323,6 +327,12 @@ struct UpdateClientArgs {
     /// Allow the client no resource.
     #[arg(long, conflicts_with = "resources")]
     clear_resources: bool,
+    /// Replaces the allowed web origins (CORS; repeatable).
+    #[arg(long = "allowed-origin")]
+    allowed_origins: Option<Vec<String>>,
+    /// Removes every allowed web origin (the redirect URIs' own origins stay allowed).
+    #[arg(long, conflicts_with = "allowed_origins")]
+    clear_allowed_origins: bool,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug)]
@@ -657,12 +667,13 @@ fn admin_failed(e: AdminError) -> CliError {
                 "overlap_secs" => "overlap".to_owned(),
                 "redirect_uris" => "redirect-uri".to_owned(),
                 "resources" => "resource".to_owned(),
+                "allowed_origins" => "allowed-origin".to_owned(),
                 "union_id" => "unionid".to_owned(),
                 field => field.replace('_', "-"),
             };
             let status = match field {
                 "client_id" | "secret" | "grant_types" | "scopes" | "redirect_uris"
-                | "display_name" | "logo_url" | "resources" => 1,
+                | "display_name" | "logo_url" | "resources" | "allowed_origins" => 1,
                 _ => 2,
             };
             CliError::new(status, format!("--{option}: {reason}"))
@@ -993,6 +1004,14 @@ fn print_client(c: &RegisteredClient) {
     if !c.resources.is_empty() {
         println!("resources:         {}", c.resources.join(" "));
     }
+    println!(
+        "allowed_origins:   {}",
+        if c.allowed_origins.is_empty() {
+            "-".to_owned()
+        } else {
+            c.allowed_origins.join(" ")
+        }
+    );
     if let Some(until) = c.previous_secret_until {
         println!("previous secret valid until: {until}");
     }
@@ -1026,6 +1045,7 @@ async fn client_command(state: &AppState, command: ClientCommand) -> Result<(), 
                         display_name: args.display_name,
                         logo_url: args.logo_url,
                         resources: args.resources,
+                        allowed_origins: args.allowed_origins,
                     },
                 )
                 .await
@@ -1097,6 +1117,11 @@ async fn client_command(state: &AppState, command: ClientCommand) -> Result<(), 
                     Some(Vec::new())
                 } else {
                     args.resources
+                },
+                allowed_origins: if args.clear_allowed_origins {
+                    Some(Vec::new())
+                } else {
+                    args.allowed_origins
                 },
             };
             let client = admin

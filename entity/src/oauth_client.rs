@@ -36,6 +36,10 @@ pub struct Model {
     /// Newline-separated identifiers of the resources (RFC 8707) the client may ask tokens for.
     #[sea_orm(column_type = "Text", nullable)]
     pub resources: Option<String>,
+    /// Newline-separated web origins allowed to call the token endpoints from a browser (CORS),
+    /// beyond those of the redirect URIs; `None` for none.
+    #[sea_orm(column_type = "Text", nullable)]
+    pub allowed_origins: Option<String>,
     pub created_at: i64,
     pub updated_at: i64,
 }

@@ -17,6 +17,7 @@ use serde_json::Value;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{IntoParams, Modify, OpenApi, ToSchema};
 
+use super::no_store;
 use crate::admin::roles::{AccountRef, AdminView};
 use crate::admin::users::{Revoked, UserDetail, UserPage, UserQuery, UserSummary, event_json};
 use crate::admin::{AccessRefused, Actor, Admin, AdminError};
@@ -146,13 +147,6 @@ impl From<AdminError> for ApiError {
     fn from(e: AdminError) -> Self {
         Self(e)
     }
-}
-
-fn no_store(mut response: Response) -> Response {
-    response
-        .headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    response
 }
 
 impl IntoResponse for ApiError {
@@ -459,6 +453,9 @@ struct ClientView {
     resources: Vec<String>,
     /// Unix seconds until which the secret before the last rotation still works.
     previous_secret_valid_until: Option<i64>,
+    /// Web origins whose pages may call the token, userinfo and revocation endpoints (CORS),
+    /// beyond the origins of `redirect_uris`.
+    allowed_origins: Vec<String>,
 }
 
 impl From<&RegisteredClient> for ClientView {
@@ -479,6 +476,7 @@ impl From<&RegisteredClient> for ClientView {
             introspect: c.introspect,
             resources: c.resources.clone(),
             previous_secret_valid_until: c.previous_secret_until,
+            allowed_origins: c.allowed_origins.clone(),
         }
     }
 }
@@ -546,6 +544,9 @@ struct CreateClient {
     /// Identifiers of registered resources (RFC 8707) the client may ask tokens for.
     #[serde(default)]
     resources: Vec<String>,
+    /// Web origins (`https://app.example.com`) allowed by CORS beyond the redirect URIs' own.
+    #[serde(default)]
+    allowed_origins: Vec<String>,
 }
 
 #[utoipa::path(get, path = "/admin/api/v1/clients", tag = "clients", summary = "List clients",
@@ -603,6 +604,7 @@ async fn create_client(caller: Caller, ApiJson(body): ApiJson<CreateClient>) -> 
         display_name: body.display_name,
         logo_url: body.logo_url,
         resources: body.resources,
+        allowed_origins: body.allowed_origins,
     };
     let (client, secret) = caller.admin.create_client(&caller.actor, new).await?;
     let shown = CreatedClient {
@@ -641,6 +643,8 @@ struct UpdateClient {
     introspect: Option<bool>,
     /// Replaces the resources (RFC 8707) the client may ask tokens for.
     resources: Option<Vec<String>>,
+    /// Replaces the list; `[]` removes every allowed origin.
+    allowed_origins: Option<Vec<String>>,
 }
 
 #[utoipa::path(patch, path = "/admin/api/v1/clients/{id}", tag = "clients", summary = "Change a client: absent fields are kept, `null` removes display_name or logo_url",
@@ -671,6 +675,7 @@ async fn update_client(
         flow_ticket: flow_ticket(body.flow_ticket)?,
         introspect: body.introspect,
         resources: body.resources,
+        allowed_origins: body.allowed_origins,
     };
     ok(ClientView::from(
         &caller

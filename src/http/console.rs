@@ -711,6 +711,7 @@ fn client_value(c: &RegisteredClient) -> Value {
         grant_types => &c.grant_types,
         scopes => &c.scopes,
         redirect_uris => &c.redirect_uris,
+        allowed_origins => &c.allowed_origins,
         access_token_ttl => c.access_token_ttl,
         refresh_token_ttl => c.refresh_token_ttl,
         previous_secret_valid_until => c.previous_secret_until,
@@ -772,6 +773,7 @@ fn new_client_of(change: &Change) -> Result<NewClient, AdminError> {
         logo_url: change.field("logo_url").map(str::to_owned),
         // The console does not set resources yet: `wxauth client update --resource` or the API.
         resources: Vec::new(),
+        allowed_origins: words_of(change.field("allowed_origins")),
     })
 }
 
@@ -829,6 +831,7 @@ fn changes_of(change: &Change) -> Result<ClientChanges, AdminError> {
         grant_types: Some(words_of(change.field("grant_types"))),
         scopes: Some(words_of(change.field("scopes"))),
         redirect_uris: Some(words_of(change.field("redirect_uris"))),
+        allowed_origins: Some(words_of(change.field("allowed_origins"))),
         access_token_ttl: ttl(change, "access_token_ttl")?,
         refresh_token_ttl: ttl(change, "refresh_token_ttl")?,
         ..ClientChanges::default()

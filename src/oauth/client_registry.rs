@@ -19,6 +19,7 @@ use sea_orm::{
 use entity::oauth_client;
 
 use crate::clock::SharedClock;
+use crate::oauth::allowed_origins::AllowedOrigins;
 use crate::oauth::grant_type::GrantType;
 use crate::secret::Secret;
 use crate::ttl_cache::TtlCache;
@@ -27,7 +28,7 @@ use crate::vault::{Vault, random_token};
 /// How long (seconds) an instance authenticates a client against a record it read, before
 /// reading it again: the longest another instance keeps accepting a rotated secret or a deleted
 /// client.
-pub const CLIENT_CACHE_TTL: i64 = 5;
+pub const CLIENT_CACHE_TTL: i64 = crate::oauth::allowed_origins::ORIGIN_CACHE_TTL;
 
 /// Default access-token lifetime (seconds).
 pub const DEFAULT_ACCESS_TTL: i64 = 3600;
@@ -97,6 +98,9 @@ pub struct NewClient {
     pub logo_url: Option<String>,
     /// Identifiers of the resources (RFC 8707) the client may ask tokens for.
     pub resources: Vec<String>,
+    /// Web origins, beyond those of the redirect URIs, whose pages may call the token,
+    /// userinfo and revocation endpoints (CORS; `--allowed-origin`).
+    pub allowed_origins: Vec<String>,
 }
 
 impl Default for NewClient {
@@ -118,6 +122,7 @@ impl Default for NewClient {
             display_name: None,
             logo_url: None,
             resources: Vec::new(),
+            allowed_origins: Vec::new(),
         }
     }
 }
@@ -145,6 +150,8 @@ pub struct RegisteredClient {
     pub resources: Vec<String>,
     /// After a secret rotation: until when (unix seconds) the previous secret still works.
     pub previous_secret_until: Option<i64>,
+    /// Web origins allowed by CORS beyond those of the redirect URIs (serialized).
+    pub allowed_origins: Vec<String>,
 }
 
 /// A change to a client's settings: `None` leaves a setting as it is. The type (public or
@@ -166,6 +173,7 @@ pub struct ClientChanges {
     pub introspect: Option<bool>,
     /// The resources the client may ask tokens for (replacing the list).
     pub resources: Option<Vec<String>>,
+    pub allowed_origins: Option<Vec<String>>,
 }
 
 /// The longest display name (characters).
@@ -219,6 +227,10 @@ pub enum ClientRegistryError {
     InvalidLogoUrl(String),
     #[error("the secret overlap must be from 0 to {max} seconds, got {value}")]
     InvalidOverlap { max: i64, value: i64 },
+    #[error(
+        "allowed origin {0:?} must be an http(s) origin: scheme, host and optional port, no path"
+    )]
+    InvalidOrigin(String),
     #[error("client {0:?} already exists")]
     AlreadyExists(String),
     #[error("no client {0:?}")]
@@ -252,6 +264,7 @@ pub struct ClientRegistry {
     vault: Arc<Vault>,
     clock: SharedClock,
     cache: Arc<TtlCache<StoredClient>>,
+    origins: Arc<AllowedOrigins>,
 }
 
 fn split_list(text: &str, sep: char) -> Vec<String> {
@@ -281,6 +294,11 @@ fn to_registered(m: oauth_client::Model) -> RegisteredClient {
             .resources
             .as_deref()
             .map(|r| split_list(r, '\n'))
+            .unwrap_or_default(),
+        allowed_origins: m
+            .allowed_origins
+            .as_deref()
+            .map(|text| split_list(text, '\n'))
             .unwrap_or_default(),
         previous_secret_until: m
             .previous_secret_hash
@@ -331,6 +349,20 @@ fn check_usable(
         return Err(ClientRegistryError::PublicClientCredentials);
     }
     Ok(())
+}
+
+/// Allowed origins, each an http(s) origin, serialized as browsers send them; `None` in the
+/// column for none.
+fn normalized_origins(origins: &[String]) -> Result<Option<String>, ClientRegistryError> {
+    let mut normalized: Vec<String> = Vec::with_capacity(origins.len());
+    for text in origins {
+        let origin = crate::oauth::allowed_origins::parse_origin(text)
+            .ok_or_else(|| ClientRegistryError::InvalidOrigin(text.clone()))?;
+        if !normalized.contains(&origin) {
+            normalized.push(origin);
+        }
+    }
+    Ok((!normalized.is_empty()).then(|| normalized.join("\n")))
 }
 
 fn check_display_name(name: &str) -> Result<(), ClientRegistryError> {
@@ -391,11 +423,18 @@ fn stored_resources(resources: &[String]) -> Option<String> {
 impl ClientRegistry {
     pub fn new(db: DatabaseConnection, vault: Arc<Vault>, clock: SharedClock) -> Self {
         Self {
+            cache: Arc::new(TtlCache::new(CLIENT_CACHE_TTL)),
+            origins: Arc::new(AllowedOrigins::new(db.clone(), clock.clone())),
             db,
             vault,
             clock,
-            cache: Arc::new(TtlCache::new(CLIENT_CACHE_TTL)),
         }
+    }
+
+    /// The web origins allowed to call the client-facing endpoints (CORS), cached; this
+    /// registry invalidates it on every change it makes.
+    pub fn allowed_origins(&self) -> Arc<AllowedOrigins> {
+        self.origins.clone()
     }
 
     /// A fresh client secret with 256 bits of entropy.
@@ -420,6 +459,7 @@ impl ClientRegistry {
         if let Some(logo) = &new.logo_url {
             check_logo_url(logo)?;
         }
+        let allowed_origins = normalized_origins(&new.allowed_origins)?;
         check_ttl("--access-token-ttl", new.access_token_ttl, MAX_ACCESS_TTL)?;
         check_ttl(
             "--refresh-token-ttl",
@@ -471,6 +511,7 @@ impl ClientRegistry {
             display_name: Set(new.display_name.clone()),
             logo_url: Set(new.logo_url.clone()),
             resources: Set(stored_resources(&new.resources)),
+            allowed_origins: Set(allowed_origins),
             created_at: Set(now),
             updated_at: Set(now),
         }
@@ -482,6 +523,7 @@ impl ClientRegistry {
             }
             _ => ClientRegistryError::Db(e),
         })?;
+        self.origins.invalidate();
         Ok((to_registered(model), shown_secret))
     }
 
@@ -546,6 +588,7 @@ impl ClientRegistry {
             .exec(&self.db)
             .await?;
         self.cache.invalidate(client_id);
+        self.origins.invalidate();
         if result.rows_affected == 0 {
             return Err(ClientRegistryError::NotFound(client_id.to_string()));
         }
@@ -622,6 +665,11 @@ impl ClientRegistry {
         if let Some(Some(logo)) = &changes.logo_url {
             check_logo_url(logo)?;
         }
+        let allowed_origins = changes
+            .allowed_origins
+            .as_deref()
+            .map(normalized_origins)
+            .transpose()?;
         check_ttl(
             "--access-token-ttl",
             changes.access_token_ttl.unwrap_or(current.access_token_ttl),
@@ -678,9 +726,13 @@ impl ClientRegistry {
         if let Some(resources) = &changes.resources {
             active.resources = Set(stored_resources(resources));
         }
+        if let Some(origins) = allowed_origins {
+            active.allowed_origins = Set(origins);
+        }
         active.updated_at = Set(self.clock.now());
         let updated = active.update(&self.db).await?;
         self.cache.invalidate(client_id);
+        self.origins.invalidate();
         Ok(to_registered(updated))
     }
 
