@@ -49,6 +49,8 @@ pub enum AuditKind {
     /// An administrator disabled, enabled, revoked, exported or deleted an account
     /// (`detail.action`); after a deletion only this event (with no personal data) remains.
     AccountChanged,
+    /// A person approved or denied a device at `/device` (`detail.decision`; RFC 8628).
+    DeviceDecision,
 }
 
 impl AuditKind {
@@ -67,13 +69,15 @@ impl AuditKind {
             Self::AppChanged => "app_changed",
             Self::KeyChanged => "key_changed",
             Self::AccountChanged => "account_changed",
+            Self::DeviceDecision => "device_decision",
         }
     }
 
     /// Which metric counts events of this kind.
     fn metric(self) -> &'static str {
         match self {
-            Self::SignIn => SIGN_INS,
+            // Approving a device signs it in.
+            Self::SignIn | Self::DeviceDecision => SIGN_INS,
             Self::TokenIssued => TOKENS_ISSUED,
             Self::RefreshReuse
             | Self::CodeReplay
@@ -101,6 +105,7 @@ impl AuditKind {
         Self::AppChanged,
         Self::KeyChanged,
         Self::AccountChanged,
+        Self::DeviceDecision,
     ];
 
     /// The kind stored as `name`.

@@ -9,6 +9,7 @@ pub mod console;
 pub mod console_i18n;
 pub mod context;
 pub mod cookies;
+pub mod device;
 pub mod edge;
 pub mod front_page;
 pub mod h5;
@@ -43,6 +44,7 @@ pub fn routes() -> Router<AppState> {
         .merge(front_page::routes())
         .merge(oauth::routes())
         .merge(authorize::routes())
+        .merge(device::routes())
         .merge(component::routes())
         .merge(mini_program::routes())
         .merge(h5::routes())
