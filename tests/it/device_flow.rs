@@ -296,6 +296,15 @@ backend_tests! {
         let (status, page) = enter(&mut browser, &form, device["user_code"].as_str().unwrap()).await;
         assert_eq!(status, 400);
         assert!(error_shown(&page).contains(REFUSED), "{page}");
+        // Nor can a decision be sent for it straight away: the denial stands.
+        let mut fields = hidden_fields(&form);
+        fields.push(("user_code".into(), device["user_code"].as_str().unwrap().into()));
+        fields.push(("decision".into(), "approve".into()));
+        let (status, page) = post(&mut browser, &fields).await;
+        assert_eq!(status, 400);
+        assert!(error_shown(&page).contains(REFUSED), "{page}");
+        app.clock.advance(20);
+        assert_eq!(error(&poll(&app, &device).await), (400, Some("access_denied")));
 
         // Expiry, on the test clock: expired_token, and the page refuses the code.
         let late = start(&app, "openid").await;
