@@ -603,3 +603,47 @@ async fn a_phone_browser_approves_a_device_on_the_device_page() {
     let (status, tokens) = poll(&app, &device).await;
     assert_eq!(status, 200, "{tokens}");
 }
+
+/// The operator's way in: `wxauth client create` takes the device grant for a public client (the
+/// README's example), and `client show` lists it.
+#[test]
+fn the_command_line_registers_a_device_client() {
+    let dir = crate::harness::TempDir::new();
+    let run = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_wxauth"))
+            .args(args)
+            .current_dir(&dir.0)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("RUST_LOG", "warn")
+            .env("WXAUTH_MASTER_KEY", "ab".repeat(32))
+            .env(
+                "DATABASE_URL",
+                format!("sqlite://{}?mode=rwc", dir.0.join("cli.db").display()),
+            )
+            .output()
+            .expect("run wxauth")
+    };
+    assert!(run(&["migrate"]).status.success());
+    let grants = format!("{DEVICE_GRANT},refresh_token");
+    let out = run(&[
+        "client",
+        "create",
+        "--client-id",
+        TV,
+        "--public",
+        "--display-name",
+        TV_NAME,
+        "--grant-types",
+        &grants,
+        "--scopes",
+        "openid,profile",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let shown = String::from_utf8_lossy(&run(&["client", "show", TV]).stdout).into_owned();
+    assert!(shown.contains(&grants), "{shown}");
+}
