@@ -150,7 +150,7 @@ fn new_user_code() -> String {
 
 /// Count one user code tried from this request's address, and by everyone.
 async fn count_user_code_try() -> Result<(), UserCodeError> {
-    let Some(limits) = crate::request_context::limits() else {
+    let Some(limits) = crate::limits::current() else {
         return Ok(());
     };
     let ip = crate::request_context::client_ip()
@@ -395,7 +395,7 @@ pub async fn authorize_device(
     issuer: &str,
 ) -> Result<DeviceAuthorizationResponse, OAuthError> {
     let (client, _) = authenticate_request(&services.clients, authorization, &params).await?;
-    if let Some(limits) = crate::request_context::limits()
+    if let Some(limits) = crate::limits::current()
         && let Err(refused) = limits.check(Limit::TokenClient, &client.client_id).await
     {
         return Err(OAuthError::too_many_requests(
