@@ -21,8 +21,8 @@
 //! - Storage and kernels: [`db`] (connections and migrations; schema in the `migration` crate,
 //!   models in `entity`), [`store`] (the database, vault and clock services are built from),
 //!   [`vault`] (secrets at rest), [`secret`] (values that never print), [`clock`] (time as
-//!   input), [`config`] (environment variables, validated once), [`fault`] (whose fault a failure
-//!   is), [`audit`] (the audit trail), [`metrics`] (Prometheus series), [`request_context`] (the
+//!   input), [`config`] (environment variables, validated once; [`config_error`] its one error),
+//!   [`fault`] (whose fault a failure is), [`audit`] (the audit trail), [`metrics`] (Prometheus series), [`request_context`] (the
 //!   caller's address, for the core), [`limits`] (rate limits and the guessing throttle, in
 //!   process or shared through Redis), [`ttl_cache`] (short-lived caches of records read on every
 //!   token request), [`janitor`] (expiry).
@@ -33,6 +33,7 @@ pub mod audit;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod config_error;
 pub mod db;
 pub mod dev;
 pub mod error;

@@ -8,6 +8,7 @@ use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use oxide_auth_axum::OAuthResource;
 
 use super::no_store;
 use crate::error::AppError;
@@ -221,9 +222,13 @@ pub(crate) async fn jwks(State(state): State<AppState>) -> Result<Response, AppE
 )]
 pub(crate) async fn userinfo(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    resource: Result<OAuthResource, oxide_auth_axum::WebError>,
 ) -> Result<Response, AppError> {
-    let token = oidc_userinfo::bearer(authorization(&headers));
+    // oxide-auth-axum's extractor reads the one `Authorization` header (two are refused);
+    // README's architecture notes say why its resource flow does not judge the token.
+    let resource = resource
+        .map_err(|_| OAuthError::invalid_request("send exactly one Authorization header"))?;
+    let token = oidc_userinfo::bearer(resource.authorization_header());
     let info = oidc_userinfo::userinfo(&state.oauth, token).await?;
     Ok(no_store(Json(info)))
 }

@@ -30,7 +30,7 @@ pub use client_registry::{
 };
 pub use error::{OAuthError, OAuthErrorCode};
 pub use grant_type::GrantType;
-pub use login_tickets::{LoginTickets, Redeemed, TicketIdentity};
+pub use login_tickets::{LoginTickets, Redeemed};
 
 use crate::app_registry::AppRegistry;
 use crate::audit::Audit;

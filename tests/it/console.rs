@@ -313,9 +313,8 @@ async fn the_audit_page_is_paged_with_its_filters_kept() {
     let actor = wxauth::admin::Actor::cli("test");
     // 120 key changes among other events: three pages of key_changed at 50 a page.
     for _ in 0..60 {
-        admin.rotate_key(&actor, Some(3600)).await.unwrap();
-        let newest = admin.keys().await.unwrap().into_iter().next().unwrap();
-        admin.retire_key(&actor, &newest.kid).await.unwrap();
+        let staged = admin.rotate_key(&actor, Some(3600)).await.unwrap();
+        admin.retire_key(&actor, &staged.kid).await.unwrap();
     }
     let rows = |page: &str| page.matches("<td>key_changed</td>").count();
     let (status, first) = get_page(&app, &cookie, "/admin/audit?kind=key_changed").await;
