@@ -74,6 +74,10 @@ pub fn app(state: AppState) -> Router {
             http::edge::guard,
         ))
         .layer(axum::middleware::from_fn_with_state(
+            http::cors::Cors::new(state.clients.allowed_origins()),
+            http::cors::layer,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
             std::sync::Arc::new(http::pages::Pages::load(
                 state.config.templates_dir.as_deref(),
             )),

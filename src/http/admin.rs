@@ -17,6 +17,7 @@ use serde_json::Value;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{IntoParams, Modify, OpenApi, ToSchema};
 
+use super::no_store;
 use crate::admin::apps::{AppSecrets, AppView, app_kind};
 use crate::admin::roles::{AccountRef, AdminView};
 use crate::admin::users::{Revoked, UserDetail, UserPage, UserQuery, UserSummary, event_json};
@@ -145,13 +146,6 @@ impl From<AdminError> for ApiError {
     fn from(e: AdminError) -> Self {
         Self(e)
     }
-}
-
-fn no_store(mut response: Response) -> Response {
-    response
-        .headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    response
 }
 
 impl IntoResponse for ApiError {
@@ -456,6 +450,9 @@ struct ClientView {
     introspect: bool,
     /// Unix seconds until which the secret before the last rotation still works.
     previous_secret_valid_until: Option<i64>,
+    /// Web origins whose pages may call the token, userinfo and revocation endpoints (CORS),
+    /// beyond the origins of `redirect_uris`.
+    allowed_origins: Vec<String>,
 }
 
 impl From<&RegisteredClient> for ClientView {
@@ -475,6 +472,7 @@ impl From<&RegisteredClient> for ClientView {
             flow_ticket: c.flow_ticket.as_str(),
             introspect: c.introspect,
             previous_secret_valid_until: c.previous_secret_until,
+            allowed_origins: c.allowed_origins.clone(),
         }
     }
 }
@@ -539,6 +537,9 @@ struct CreateClient {
     introspect: bool,
     display_name: Option<String>,
     logo_url: Option<String>,
+    /// Web origins (`https://app.example.com`) allowed by CORS beyond the redirect URIs' own.
+    #[serde(default)]
+    allowed_origins: Vec<String>,
 }
 
 #[utoipa::path(get, path = "/admin/api/v1/clients", tag = "clients", summary = "List clients",
@@ -595,6 +596,7 @@ async fn create_client(caller: Caller, ApiJson(body): ApiJson<CreateClient>) -> 
         refresh_family_ttl: body.refresh_family_ttl.unwrap_or(DEFAULT_FAMILY_TTL),
         display_name: body.display_name,
         logo_url: body.logo_url,
+        allowed_origins: body.allowed_origins,
     };
     let (client, secret) = caller.admin.create_client(&caller.actor, new).await?;
     let shown = CreatedClient {
@@ -631,6 +633,8 @@ struct UpdateClient {
     refresh_family_ttl: Option<i64>,
     flow_ticket: Option<String>,
     introspect: Option<bool>,
+    /// Replaces the list; `[]` removes every allowed origin.
+    allowed_origins: Option<Vec<String>>,
 }
 
 #[utoipa::path(patch, path = "/admin/api/v1/clients/{id}", tag = "clients", summary = "Change a client: absent fields are kept, `null` removes display_name or logo_url",
@@ -660,6 +664,7 @@ async fn update_client(
         refresh_family_ttl: body.refresh_family_ttl,
         flow_ticket: flow_ticket(body.flow_ticket)?,
         introspect: body.introspect,
+        allowed_origins: body.allowed_origins,
     };
     ok(ClientView::from(
         &caller

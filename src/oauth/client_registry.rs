@@ -19,6 +19,7 @@ use sea_orm::{
 use entity::oauth_client;
 
 use crate::clock::SharedClock;
+use crate::oauth::allowed_origins::AllowedOrigins;
 use crate::oauth::grant_type::GrantType;
 use crate::secret::Secret;
 use crate::ttl_cache::TtlCache;
@@ -27,7 +28,7 @@ use crate::vault::{Vault, random_token};
 /// How long (seconds) an instance authenticates a client against a record it read, before
 /// reading it again: the longest another instance keeps accepting a rotated secret or a deleted
 /// client.
-pub const CLIENT_CACHE_TTL: i64 = 5;
+pub const CLIENT_CACHE_TTL: i64 = crate::oauth::allowed_origins::ORIGIN_CACHE_TTL;
 
 /// Default access-token lifetime (seconds).
 pub const DEFAULT_ACCESS_TTL: i64 = 3600;
@@ -95,6 +96,9 @@ pub struct NewClient {
     /// The name and logo people see on the consent page.
     pub display_name: Option<String>,
     pub logo_url: Option<String>,
+    /// Web origins, beyond those of the redirect URIs, whose pages may call the token,
+    /// userinfo and revocation endpoints (CORS; `--allowed-origin`).
+    pub allowed_origins: Vec<String>,
 }
 
 impl Default for NewClient {
@@ -115,6 +119,7 @@ impl Default for NewClient {
             refresh_family_ttl: DEFAULT_FAMILY_TTL,
             display_name: None,
             logo_url: None,
+            allowed_origins: Vec::new(),
         }
     }
 }
@@ -140,6 +145,8 @@ pub struct RegisteredClient {
     pub logo_url: Option<String>,
     /// After a secret rotation: until when (unix seconds) the previous secret still works.
     pub previous_secret_until: Option<i64>,
+    /// Web origins allowed by CORS beyond those of the redirect URIs (serialized).
+    pub allowed_origins: Vec<String>,
 }
 
 /// A change to a client's settings: `None` leaves a setting as it is. The type (public or
@@ -159,6 +166,7 @@ pub struct ClientChanges {
     pub refresh_family_ttl: Option<i64>,
     pub flow_ticket: Option<FlowTicketPolicy>,
     pub introspect: Option<bool>,
+    pub allowed_origins: Option<Vec<String>>,
 }
 
 /// The longest display name (characters).
@@ -212,6 +220,10 @@ pub enum ClientRegistryError {
     InvalidLogoUrl(String),
     #[error("the secret overlap must be from 0 to {max} seconds, got {value}")]
     InvalidOverlap { max: i64, value: i64 },
+    #[error(
+        "allowed origin {0:?} must be an http(s) origin: scheme, host and optional port, no path"
+    )]
+    InvalidOrigin(String),
     #[error("client {0:?} already exists")]
     AlreadyExists(String),
     #[error("no client {0:?}")]
@@ -245,6 +257,7 @@ pub struct ClientRegistry {
     vault: Arc<Vault>,
     clock: SharedClock,
     cache: Arc<TtlCache<StoredClient>>,
+    origins: Arc<AllowedOrigins>,
 }
 
 fn split_list(text: &str, sep: char) -> Vec<String> {
@@ -270,6 +283,11 @@ fn to_registered(m: oauth_client::Model) -> RegisteredClient {
         refresh_family_ttl: m.refresh_family_ttl.clamp(1, MAX_FAMILY_TTL),
         display_name: m.display_name,
         logo_url: m.logo_url,
+        allowed_origins: m
+            .allowed_origins
+            .as_deref()
+            .map(|text| split_list(text, '\n'))
+            .unwrap_or_default(),
         previous_secret_until: m
             .previous_secret_hash
             .as_ref()
@@ -319,6 +337,20 @@ fn check_usable(
         return Err(ClientRegistryError::PublicClientCredentials);
     }
     Ok(())
+}
+
+/// Allowed origins, each an http(s) origin, serialized as browsers send them; `None` in the
+/// column for none.
+fn normalized_origins(origins: &[String]) -> Result<Option<String>, ClientRegistryError> {
+    let mut normalized: Vec<String> = Vec::with_capacity(origins.len());
+    for text in origins {
+        let origin = crate::oauth::allowed_origins::parse_origin(text)
+            .ok_or_else(|| ClientRegistryError::InvalidOrigin(text.clone()))?;
+        if !normalized.contains(&origin) {
+            normalized.push(origin);
+        }
+    }
+    Ok((!normalized.is_empty()).then(|| normalized.join("\n")))
 }
 
 fn check_display_name(name: &str) -> Result<(), ClientRegistryError> {
@@ -372,11 +404,18 @@ fn valid_scope_token(scope: &str) -> bool {
 impl ClientRegistry {
     pub fn new(db: DatabaseConnection, vault: Arc<Vault>, clock: SharedClock) -> Self {
         Self {
+            cache: Arc::new(TtlCache::new(CLIENT_CACHE_TTL)),
+            origins: Arc::new(AllowedOrigins::new(db.clone(), clock.clone())),
             db,
             vault,
             clock,
-            cache: Arc::new(TtlCache::new(CLIENT_CACHE_TTL)),
         }
+    }
+
+    /// The web origins allowed to call the client-facing endpoints (CORS), cached; this
+    /// registry invalidates it on every change it makes.
+    pub fn allowed_origins(&self) -> Arc<AllowedOrigins> {
+        self.origins.clone()
     }
 
     /// A fresh client secret with 256 bits of entropy.
@@ -401,6 +440,7 @@ impl ClientRegistry {
         if let Some(logo) = &new.logo_url {
             check_logo_url(logo)?;
         }
+        let allowed_origins = normalized_origins(&new.allowed_origins)?;
         check_ttl("--access-token-ttl", new.access_token_ttl, MAX_ACCESS_TTL)?;
         check_ttl(
             "--refresh-token-ttl",
@@ -451,6 +491,7 @@ impl ClientRegistry {
             previous_secret_expires_at: Set(None),
             display_name: Set(new.display_name.clone()),
             logo_url: Set(new.logo_url.clone()),
+            allowed_origins: Set(allowed_origins),
             created_at: Set(now),
             updated_at: Set(now),
         }
@@ -462,6 +503,7 @@ impl ClientRegistry {
             }
             _ => ClientRegistryError::Db(e),
         })?;
+        self.origins.invalidate();
         Ok((to_registered(model), shown_secret))
     }
 
@@ -526,6 +568,7 @@ impl ClientRegistry {
             .exec(&self.db)
             .await?;
         self.cache.invalidate(client_id);
+        self.origins.invalidate();
         if result.rows_affected == 0 {
             return Err(ClientRegistryError::NotFound(client_id.to_string()));
         }
@@ -602,6 +645,11 @@ impl ClientRegistry {
         if let Some(Some(logo)) = &changes.logo_url {
             check_logo_url(logo)?;
         }
+        let allowed_origins = changes
+            .allowed_origins
+            .as_deref()
+            .map(normalized_origins)
+            .transpose()?;
         check_ttl(
             "--access-token-ttl",
             changes.access_token_ttl.unwrap_or(current.access_token_ttl),
@@ -655,9 +703,13 @@ impl ClientRegistry {
         if let Some(introspect) = changes.introspect {
             active.introspect = Set(introspect);
         }
+        if let Some(origins) = allowed_origins {
+            active.allowed_origins = Set(origins);
+        }
         active.updated_at = Set(self.clock.now());
         let updated = active.update(&self.db).await?;
         self.cache.invalidate(client_id);
+        self.origins.invalidate();
         Ok(to_registered(updated))
     }
 
