@@ -26,6 +26,7 @@ mod m20261210_000402_admin_role;
 mod m20261215_000511_client_allowed_origins;
 mod m20261215_000531_resources;
 mod m20261215_000541_device_authorization;
+mod m20261215_000551_wechat_call_day;
 
 /// Every migration, in order.
 pub struct Migrator;
@@ -55,6 +56,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261215_000511_client_allowed_origins::Migration),
             Box::new(m20261215_000531_resources::Migration),
             Box::new(m20261215_000541_device_authorization::Migration),
+            Box::new(m20261215_000551_wechat_call_day::Migration),
         ]
     }
 }
