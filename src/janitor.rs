@@ -20,8 +20,7 @@ use sea_orm::{
 use entity::{
     audit_event, auth_state, authorization_code, browser_session, device_authorization,
     login_ticket, mini_session, refresh_token, refresh_token_family, revoked_access_token,
-    wechat_call_day,
-    wechat_code_exchange,
+    wechat_call_day, wechat_code_exchange,
 };
 
 use crate::clock::SharedClock;

@@ -104,8 +104,10 @@ struct Published {
     outcome: Outcome,
 }
 
-/// The last outcome exchanged in this process for a code, with when it finished (unix ms).
-type Slot = Arc<tokio::sync::Mutex<Option<(i64, Outcome)>>>;
+/// The last outcome exchanged in this process for a code, with when it finished: the wall clock
+/// (unix ms, compared with a request's arrival) and this process's monotonic clock (compared with
+/// when a request began waiting for the slot, which a millisecond cannot tell apart).
+type Slot = Arc<tokio::sync::Mutex<Option<(i64, Instant, Outcome)>>>;
 
 /// The single-flight of code exchanges.
 pub struct CodeExchanges {
@@ -162,6 +164,7 @@ impl CodeExchanges {
         let key = self
             .vault
             .fingerprint(&format!("jscode2session\n{}\n{js_code}", appid.as_str()));
+        let queued = Instant::now();
         let slot = self.slot(&key);
         let Ok(mut shared) = tokio::time::timeout(WAIT, slot.lock()).await else {
             return Err(WeChatError::Unreachable(
@@ -170,13 +173,13 @@ impl CodeExchanges {
         };
         // Only a request that arrived while the exchange was under way shares its answer; a
         // later replay of the code goes to WeChat (and is told 40163), as the code is single-use.
-        if let Some((completed, outcome)) = shared.as_ref()
-            && *completed >= arrived_ms
+        if let Some((completed_ms, completed, outcome)) = shared.as_ref()
+            && (*completed_ms > arrived_ms || *completed > queued)
         {
             return outcome.clone().into_result();
         }
         let (outcome, own) = self.exchange_once(&key, arrived_ms, call).await?;
-        *shared = Some((self.clock.now_millis(), outcome.clone()));
+        *shared = Some((self.clock.now_millis(), Instant::now(), outcome.clone()));
         own.unwrap_or_else(|| outcome.into_result())
     }
 
@@ -239,7 +242,7 @@ impl CodeExchanges {
                 Some(row) => {
                     if let Some(sealed) = row.outcome_enc {
                         let published = self.open(key, &sealed)?;
-                        if published.finished_ms >= arrived_ms {
+                        if published.finished_ms > arrived_ms {
                             return Ok((published.outcome, None));
                         }
                         // A replay that arrived after the exchange finished: WeChat's to answer
