@@ -32,6 +32,7 @@ mod oidc_python;
 mod open_data;
 mod openapi;
 mod pages;
+mod phone_reuse;
 mod races;
 mod simulator;
 mod spa_browser;
