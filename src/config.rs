@@ -101,6 +101,9 @@ pub struct Config {
     /// How long a new signing key is published before it signs (seconds,
     /// `WXAUTH_KEY_ACTIVATION_DELAY_SECS`); at least the JWKS cache time.
     pub key_activation_delay_secs: i64,
+    /// How many days a phone number WeChat's code API verified may be handed out again at
+    /// `/api/wechat/ma/phone` with `reuse: true` (`WXAUTH_PHONE_REUSE_DAYS`; 0, the default: never).
+    pub phone_reuse_days: i64,
     pub jwt_alg: JwtAlg,
     pub jwt_hs256_secret: Option<Secret>,
     pub master_key: MasterKeySource,
@@ -239,6 +242,7 @@ impl Config {
             0..=MAX_SECRET_OVERLAP,
             defaults::CLIENT_SECRET_OVERLAP_SECS,
         )?;
+        let phone_reuse_days = number_in(&var, "WXAUTH_PHONE_REUSE_DAYS", 0..=365, 0)?;
         let key_activation_delay_secs = number_in(
             &var,
             "WXAUTH_KEY_ACTIVATION_DELAY_SECS",
@@ -384,6 +388,7 @@ impl Config {
             admin_token,
             client_secret_overlap_secs,
             key_activation_delay_secs,
+            phone_reuse_days,
             jwt_alg,
             jwt_hs256_secret,
             master_key,

@@ -23,6 +23,9 @@ pub const SIGN_INS: &str = "wxauth_sign_ins_total";
 pub const REFUSALS: &str = "wxauth_refusals_total";
 /// Administrative changes: `kind` (client_changed, app_changed, key_changed, …).
 pub const ADMIN_CHANGES: &str = "wxauth_admin_changes_total";
+/// Phone numbers answered at `/api/wechat/ma/phone`: `appid`, `outcome` (`exchanged`: a paid
+/// `getuserphonenumber` exchange; `reused`: handed out again within `WXAUTH_PHONE_REUSE_DAYS`).
+pub const PHONE_NUMBERS: &str = "wxauth_phone_numbers_total";
 /// Calls to WeChat: `api`, `appid`, `errcode` (`0` for success, `http` / `unreachable` when there
 /// was no errcode).
 pub const WECHAT_CALLS: &str = "wxauth_wechat_calls_total";

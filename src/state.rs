@@ -204,6 +204,7 @@ impl AppState {
             tickets.clone(),
             wechat.clone(),
             audit.clone(),
+            config.phone_reuse_days * 86_400,
         );
         Ok(Self(Arc::new(AppServices {
             oauth: OAuthServices {

@@ -16,6 +16,10 @@ pub struct Model {
     pub mobile_source: Option<String>,
     /// When `mobile` was verified (unix seconds).
     pub mobile_verified_at: Option<i64>,
+    /// `mobile` without its country code, as WeChat's code API gave it.
+    pub mobile_pure: Option<String>,
+    /// `mobile`'s country code (`86`), as WeChat's code API gave it.
+    pub mobile_country_code: Option<String>,
     pub created_at: i64,
     /// When an administrator disabled the account; `None` while it is enabled.
     pub disabled_at: Option<i64>,

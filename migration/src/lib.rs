@@ -27,6 +27,7 @@ mod m20261215_000511_client_allowed_origins;
 mod m20261215_000531_resources;
 mod m20261215_000541_device_authorization;
 mod m20261215_000551_wechat_call_day;
+mod m20261215_000561_account_phone_parts;
 
 /// Every migration, in order.
 pub struct Migrator;
@@ -57,6 +58,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261215_000531_resources::Migration),
             Box::new(m20261215_000541_device_authorization::Migration),
             Box::new(m20261215_000551_wechat_call_day::Migration),
+            Box::new(m20261215_000561_account_phone_parts::Migration),
         ]
     }
 }

@@ -110,7 +110,7 @@ pub fn limit_for(method: &Method, path: &str) -> Option<Limit> {
         p if p.starts_with("/oauth/callback/") => Limit::Callback,
         "/api/wechat/ma/session" => Limit::MaSession,
         "/api/wechat/ma/user" => Limit::MaUser,
-        "/api/wechat/ma/phone" => Limit::MaPhone,
+        "/api/wechat/ma/phone" | "/api/wechat/ma/phone/known" => Limit::MaPhone,
         "/oauth/userinfo" => Limit::Userinfo,
         "/oauth/introspect" | "/oauth/revoke" => Limit::Introspection,
         "/api/wechat/component/ticket" => Limit::ComponentPush,

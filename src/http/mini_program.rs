@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use super::no_store;
 use crate::error::AppError;
 use crate::login::MiniProgramLogin;
-use crate::login::mini_program::{EncryptedUserInfo, PhoneNumber, PhoneProof};
+use crate::login::mini_program::{EncryptedUserInfo, PhoneProof, SavedPhone};
 use crate::oauth::{ClientRegistry, introspection};
 use crate::state::AppState;
 use crate::users::{UserRepo, WeChatIdentity};
@@ -26,6 +26,7 @@ pub fn routes() -> Router<AppState> {
         .route("/api/wechat/ma/session", post(session))
         .route("/api/wechat/ma/user", post(save_user))
         .route("/api/wechat/ma/phone", post(save_phone))
+        .route("/api/wechat/ma/phone/known", get(known_phone))
         .route("/api/wechat/user/by-unionid", get(by_unionid))
 }
 
@@ -144,6 +145,10 @@ struct PhoneRequest {
     code: Option<String>,
     encrypted_data: Option<String>,
     iv: Option<String>,
+    /// Answer from the number WeChat's code API verified for this account within
+    /// `WXAUTH_PHONE_REUSE_DAYS`, if there is one, instead of paying for another exchange.
+    #[serde(default)]
+    reuse: bool,
 }
 
 #[derive(Serialize)]
@@ -152,14 +157,23 @@ struct PhoneResponse {
     phone_number: String,
     pure_phone_number: String,
     country_code: String,
+    /// `code_api` or `encrypted_data`.
+    source: &'static str,
+    /// When WeChat verified the number (unix seconds).
+    verified_at: i64,
+    /// Whether the number was handed out again (no exchange was paid for).
+    reused: bool,
 }
 
-impl From<PhoneNumber> for PhoneResponse {
-    fn from(p: PhoneNumber) -> Self {
+impl From<SavedPhone> for PhoneResponse {
+    fn from(p: SavedPhone) -> Self {
         Self {
-            phone_number: p.phone_number,
-            pure_phone_number: p.pure_phone_number,
-            country_code: p.country_code,
+            phone_number: p.phone.phone_number,
+            pure_phone_number: p.phone.pure_phone_number,
+            country_code: p.phone.country_code,
+            source: p.source.as_str(),
+            verified_at: p.verified_at,
+            reused: p.reused,
         }
     }
 }
@@ -171,16 +185,41 @@ async fn save_phone(
 ) -> Result<Response, AppError> {
     let Json(r) = body?;
     let proof = match (r.code, r.encrypted_data, r.iv) {
-        (Some(code), None, None) => PhoneProof::Code(code),
-        (None, Some(encrypted_data), Some(iv)) => PhoneProof::Encrypted { encrypted_data, iv },
+        (Some(code), None, None) => Some(PhoneProof::Code(code)),
+        (None, Some(encrypted_data), Some(iv)) => {
+            Some(PhoneProof::Encrypted { encrypted_data, iv })
+        }
+        (None, None, None) if r.reuse => None,
         _ => {
             return Err(AppError::BadRequest(
                 "give either code (getPhoneNumber's code) or encryptedData and iv".into(),
             ));
         }
     };
-    let phone = login.save_phone(&r.session_id, &proof).await?;
+    let phone = login
+        .save_phone(&r.session_id, proof.as_ref(), r.reuse)
+        .await?;
     Ok(no_store(Json(PhoneResponse::from(phone))))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct KnownPhoneQuery {
+    session_id: String,
+}
+
+/// Whether `/ma/phone` with `reuse: true` would answer without a new code, so that the Mini
+/// Program can skip showing the getPhoneNumber button.
+async fn known_phone(
+    State(login): State<MiniProgramLogin>,
+    query: Result<Query<KnownPhoneQuery>, QueryRejection>,
+) -> Result<Response, AppError> {
+    let Query(query) = query?;
+    let known = login.known_phone(&query.session_id).await?;
+    Ok(no_store(Json(match known {
+        Some(verified_at) => serde_json::json!({ "known": true, "verifiedAt": verified_at }),
+        None => serde_json::json!({ "known": false }),
+    })))
 }
 
 #[derive(Deserialize)]

@@ -58,13 +58,16 @@ pub struct MiniProgramSession {
     pub account: Account,
 }
 
-/// A phone number as WeChat reported it.
+pub use crate::users::PhoneNumber;
+
+/// The phone number `/ma/phone` answers: where it came from, when WeChat verified it, and
+/// whether it was handed out again instead of paying for another exchange.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PhoneNumber {
-    /// With the country code for numbers outside mainland China.
-    pub phone_number: String,
-    pub pure_phone_number: String,
-    pub country_code: String,
+pub struct SavedPhone {
+    pub phone: PhoneNumber,
+    pub source: PhoneSource,
+    pub verified_at: i64,
+    pub reused: bool,
 }
 
 /// How the page proves the phone number.
@@ -104,6 +107,9 @@ pub struct MiniProgramLogin {
     tickets: LoginTickets,
     wechat: Arc<WeChat>,
     audit: Audit,
+    /// How long a number verified through the code API may be handed out again (seconds; 0:
+    /// never, every request pays for an exchange).
+    phone_reuse_secs: i64,
 }
 
 impl MiniProgramLogin {
@@ -114,6 +120,7 @@ impl MiniProgramLogin {
         tickets: LoginTickets,
         wechat: Arc<WeChat>,
         audit: Audit,
+        phone_reuse_secs: i64,
     ) -> Self {
         Self {
             db: store.db,
@@ -124,6 +131,7 @@ impl MiniProgramLogin {
             tickets,
             wechat,
             audit,
+            phone_reuse_secs,
         }
     }
 
@@ -294,15 +302,68 @@ impl MiniProgramLogin {
         Ok(identity)
     }
 
-    /// Get the user's phone number and store it on the identity and its account, with its
+    /// The number the session's account may have handed out again (`/ma/phone/known`): when
+    /// WeChat's code API verified it, if reuse is on and that was recent enough.
+    pub async fn known_phone(&self, session_id: &str) -> Result<Option<i64>, LoginError> {
+        let session = self.open_session(session_id).await?;
+        Ok(self
+            .reusable_phone(&session)
+            .await?
+            .map(|(_, verified_at)| verified_at))
+    }
+
+    /// The session's account's phone number that may be handed out again, if any.
+    async fn reusable_phone(
+        &self,
+        session: &OpenSession,
+    ) -> Result<Option<(PhoneNumber, i64)>, LoginError> {
+        if self.phone_reuse_secs <= 0 {
+            return Ok(None);
+        }
+        let since = self.clock.now() - self.phone_reuse_secs;
+        let found = self
+            .users
+            .find_identity_with_account(session.appid.as_str(), &session.open_id)
+            .await?;
+        Ok(found
+            .and_then(|(_, account)| account)
+            .and_then(|account| account.phone_verified_since(since)))
+    }
+
+    /// The user's phone number: with `reuse`, the number WeChat's code API verified for this
+    /// account within `WXAUTH_PHONE_REUSE_DAYS`, without paying for another exchange. Otherwise
+    /// (or when there is none) by the proof, stored on the identity and its account with its
     /// provenance: `code_api` when WeChat's server answered for the button's code (the current
     /// API, recommended), `encrypted_data` when the page relayed the older encrypted form, whose
     /// failures count toward the session's cap like the profile's.
     pub async fn save_phone(
         &self,
         session_id: &str,
-        proof: &PhoneProof,
-    ) -> Result<PhoneNumber, LoginError> {
+        proof: Option<&PhoneProof>,
+        reuse: bool,
+    ) -> Result<SavedPhone, LoginError> {
+        if reuse {
+            let session = self.open_session(session_id).await?;
+            if let Some((phone, verified_at)) = self.reusable_phone(&session).await? {
+                metrics::counter!(
+                    crate::metrics::PHONE_NUMBERS,
+                    "appid" => session.appid.as_str().to_owned(),
+                    "outcome" => "reused"
+                )
+                .increment(1);
+                return Ok(SavedPhone {
+                    phone,
+                    source: PhoneSource::CodeApi,
+                    verified_at,
+                    reused: true,
+                });
+            }
+        }
+        let Some(proof) = proof else {
+            return Err(LoginError::invalid(
+                "no phone number to reuse: send getPhoneNumber's code",
+            ));
+        };
         let (appid, open_id, phone, source) = match proof {
             PhoneProof::Code(code) => {
                 let session = self.open_session(session_id).await?;
@@ -311,6 +372,12 @@ impl MiniProgramLogin {
                     return Err(LoginError::invalid("code is required"));
                 }
                 let info = self.wechat.user_phone_number(&session.appid, code).await?;
+                metrics::counter!(
+                    crate::metrics::PHONE_NUMBERS,
+                    "appid" => session.appid.as_str().to_owned(),
+                    "outcome" => "exchanged"
+                )
+                .increment(1);
                 let phone = PhoneNumber {
                     phone_number: info.phone_number,
                     pure_phone_number: info.pure_phone_number,
@@ -346,16 +413,16 @@ impl MiniProgramLogin {
         if phone.phone_number.is_empty() {
             return Err(LoginError::invalid("WeChat returned no phone number"));
         }
+        let now = self.clock.now();
         self.users
-            .set_mobile(
-                appid.as_str(),
-                &open_id,
-                &phone.phone_number,
-                source,
-                self.clock.now(),
-            )
+            .set_mobile(appid.as_str(), &open_id, &phone, source, now)
             .await?;
-        Ok(phone)
+        Ok(SavedPhone {
+            phone,
+            source,
+            verified_at: now,
+            reused: false,
+        })
     }
 
     /// Run `check` on data the page relayed under the session's key, within the session's cap

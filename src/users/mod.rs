@@ -19,11 +19,32 @@ pub struct Account {
     /// Where `mobile` came from, and when it was verified (unix seconds).
     pub mobile_source: Option<PhoneSource>,
     pub mobile_verified_at: Option<i64>,
+    /// `mobile` without its country code, and the code (stored since numbers may be reused).
+    pub mobile_pure: Option<String>,
+    pub mobile_country_code: Option<String>,
     /// When an administrator disabled the account: it gets no tokens while this is set.
     pub disabled_at: Option<i64>,
 }
 
 impl Account {
+    /// The phone number WeChat's code API verified at or after `since` (unix seconds), with
+    /// when: what may be handed out again instead of paying for another exchange. Numbers from
+    /// relayed encrypted data, and numbers stored without their parts, never are.
+    pub fn phone_verified_since(&self, since: i64) -> Option<(PhoneNumber, i64)> {
+        let verified_at = self.mobile_verified_at.filter(|at| *at >= since)?;
+        if self.mobile_source != Some(PhoneSource::CodeApi) {
+            return None;
+        }
+        Some((
+            PhoneNumber {
+                phone_number: self.mobile.clone()?,
+                pure_phone_number: self.mobile_pure.clone()?,
+                country_code: self.mobile_country_code.clone()?,
+            },
+            verified_at,
+        ))
+    }
+
     /// Whether an administrator disabled the account.
     pub fn is_disabled(&self) -> bool {
         self.disabled_at.is_some()
@@ -49,6 +70,15 @@ pub struct WeChatIdentity {
     /// Where `mobile` came from, and when it was verified (unix seconds).
     pub mobile_source: Option<PhoneSource>,
     pub mobile_verified_at: Option<i64>,
+}
+
+/// A phone number as WeChat reported it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PhoneNumber {
+    /// With the country code for numbers outside mainland China.
+    pub phone_number: String,
+    pub pure_phone_number: String,
+    pub country_code: String,
 }
 
 /// How a phone number was verified.
@@ -175,7 +205,7 @@ pub trait UserRepo: Send + Sync {
         &self,
         appid: &str,
         open_id: &str,
-        mobile: &str,
+        phone: &PhoneNumber,
         source: PhoneSource,
         now: i64,
     ) -> Result<(), RepoError>;

@@ -11,7 +11,9 @@ use sea_orm::{
 
 use entity::{flow_user, wx_user};
 
-use super::{Account, IdentityKey, PhoneSource, Profile, RepoError, UserRepo, WeChatIdentity};
+use super::{
+    Account, IdentityKey, PhoneNumber, PhoneSource, Profile, RepoError, UserRepo, WeChatIdentity,
+};
 
 /// The (appid, openid) pair an identity's recording lock is held under.
 type LockKey = (String, String);
@@ -67,6 +69,8 @@ impl SeaUserRepo {
             mobile: Set(None),
             mobile_source: Set(None),
             mobile_verified_at: Set(None),
+            mobile_pure: Set(None),
+            mobile_country_code: Set(None),
             created_at: Set(now),
             updated_at: Set(now),
             disabled_at: Set(None),
@@ -147,6 +151,8 @@ impl SeaUserRepo {
             mobile: Set(None),
             mobile_source: Set(None),
             mobile_verified_at: Set(None),
+            mobile_pure: Set(None),
+            mobile_country_code: Set(None),
             created_at: Set(now),
             updated_at: Set(now),
             disabled_at: Set(None),
@@ -308,6 +314,8 @@ fn to_account(m: flow_user::Model) -> Account {
         mobile: m.mobile,
         mobile_source: m.mobile_source.as_deref().and_then(PhoneSource::parse),
         mobile_verified_at: m.mobile_verified_at,
+        mobile_pure: m.mobile_pure,
+        mobile_country_code: m.mobile_country_code,
         disabled_at: m.disabled_at,
     }
 }
@@ -375,7 +383,7 @@ impl UserRepo for SeaUserRepo {
         &self,
         appid: &str,
         open_id: &str,
-        mobile: &str,
+        phone: &PhoneNumber,
         source: PhoneSource,
         now: i64,
     ) -> Result<(), RepoError> {
@@ -387,6 +395,7 @@ impl UserRepo for SeaUserRepo {
             .ok_or(RepoError::NotFound)?;
         let account_id = identity.flow_user_id;
         let mut row: wx_user::ActiveModel = identity.into();
+        let mobile = &phone.phone_number;
         row.mobile = Set(Some(mobile.to_string()));
         row.mobile_source = Set(Some(source.as_str().to_owned()));
         row.mobile_verified_at = Set(Some(now));
@@ -399,6 +408,8 @@ impl UserRepo for SeaUserRepo {
             a.mobile = Set(Some(mobile.to_string()));
             a.mobile_source = Set(Some(source.as_str().to_owned()));
             a.mobile_verified_at = Set(Some(now));
+            a.mobile_pure = Set(Some(phone.pure_phone_number.clone()));
+            a.mobile_country_code = Set(Some(phone.country_code.clone()));
             a.updated_at = Set(now);
             a.update(&self.db).await?;
         }

@@ -305,7 +305,7 @@ admin_tests! {
             Some(&Profile { nick_name: Some("Alice 爱丽丝 50%_off".into()), ..Profile::default() }),
             app.state.clock.now(),
         ).await.unwrap();
-        app.state.users.set_mobile(MP, &alice_identity.open_id, "13800000001", wxauth::users::PhoneSource::CodeApi, app.state.clock.now()).await.unwrap();
+        app.state.users.set_mobile(MP, &alice_identity.open_id, &wxauth::users::PhoneNumber { phone_number: "13800000001".into(), pure_phone_number: "13800000001".into(), country_code: "86".into() }, wxauth::users::PhoneSource::CodeApi, app.state.clock.now()).await.unwrap();
 
         let ids = |body: &Value| -> Vec<i64> {
             body["users"].as_array().unwrap().iter().map(|u| u["id"].as_i64().unwrap()).collect()

@@ -34,6 +34,7 @@ mod oidc_python;
 mod open_data;
 mod openapi;
 mod pages;
+mod phone_reuse;
 mod races;
 mod resources;
 mod simulator;

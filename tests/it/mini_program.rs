@@ -269,7 +269,11 @@ backend_tests! {
         let code = app.sim.mint_phone_code(MP, "alice").unwrap();
         let (status, phone) = post(&app, "/api/wechat/ma/phone", json!({ "sessionId": sid, "code": code })).await;
         assert_eq!(status, 200, "{phone}");
-        assert_eq!(phone, json!({ "phoneNumber": "13800000001", "purePhoneNumber": "13800000001", "countryCode": "86" }));
+        assert_eq!(phone["verifiedAt"].as_i64().map(|at| (app.state.clock.now() - at).abs() <= 2), Some(true), "{phone}");
+        assert_eq!(phone, json!({
+            "phoneNumber": "13800000001", "purePhoneNumber": "13800000001", "countryCode": "86",
+            "source": "code_api", "verifiedAt": phone["verifiedAt"], "reused": false,
+        }));
         let identity = app.state.users.find_identity(MP, session["openId"].as_str().unwrap()).await.unwrap().unwrap();
         assert_eq!(identity.mobile.as_deref(), Some("13800000001"));
         let account = app.state.users.account(identity.account_id.unwrap()).await.unwrap().unwrap();
