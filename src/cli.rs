@@ -25,6 +25,7 @@ use crate::oauth::GrantType;
 use crate::oauth::client_registry::{
     CLIENT_CACHE_TTL, DEFAULT_ACCESS_TTL, DEFAULT_FAMILY_TTL, DEFAULT_REFRESH_TTL,
 };
+use crate::oauth::id_token::IdTokenAlg;
 use crate::oauth::keys::KeyInfo;
 use crate::oauth::{ClientChanges, FlowTicketPolicy, NewClient, RegisteredClient};
 use crate::secret::Secret;
@@ -273,6 +274,32 @@ struct CreateClientArgs {
     /// The logo people see on the consent page (https).
     #[arg(long)]
     logo_url: Option<String>,
+    /// The algorithm of the client's ID tokens (`id_token_signed_response_alg`); default ES256
+    /// (RS256 where WXAUTH_JWT_ALG=RS256).
+    #[arg(long, value_enum, ignore_case = true)]
+    id_token_alg: Option<IdTokenAlgArg>,
+    /// The token response also carries the seed's user fields (tenant_id, teacher_id, …), for
+    /// front ends that read them.
+    #[arg(long)]
+    seed_fields: bool,
+}
+
+/// `id_token_signed_response_alg`.
+#[derive(ValueEnum, Clone, Copy, Debug)]
+enum IdTokenAlgArg {
+    #[value(name = "ES256")]
+    Es256,
+    #[value(name = "RS256")]
+    Rs256,
+}
+
+impl From<IdTokenAlgArg> for IdTokenAlg {
+    fn from(arg: IdTokenAlgArg) -> Self {
+        match arg {
+            IdTokenAlgArg::Es256 => IdTokenAlg::Es256,
+            IdTokenAlgArg::Rs256 => IdTokenAlg::Rs256,
+        }
+    }
 }
 
 #[derive(Args, Debug)]
@@ -307,6 +334,12 @@ struct UpdateClientArgs {
     flow_ticket: Option<FlowTicketArg>,
     #[arg(long)]
     introspect: Option<bool>,
+    /// ES256 or RS256: the algorithm of the client's ID tokens.
+    #[arg(long, value_enum, ignore_case = true)]
+    id_token_alg: Option<IdTokenAlgArg>,
+    /// true or false: the token response also carries the seed's user fields.
+    #[arg(long)]
+    seed_fields: Option<bool>,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug)]
@@ -960,6 +993,11 @@ fn print_client(c: &RegisteredClient) {
     println!("flow_ticket:       {}", c.flow_ticket.as_str());
     println!("introspect:        {}", c.introspect);
     println!(
+        "id_token_alg:      {}",
+        c.id_token_alg.map_or("default", IdTokenAlg::as_str)
+    );
+    println!("seed_fields:       {}", c.seed_fields);
+    println!(
         "display_name:      {}",
         c.display_name.as_deref().unwrap_or("-")
     );
@@ -999,6 +1037,8 @@ async fn client_command(state: &AppState, command: ClientCommand) -> Result<(), 
                         refresh_family_ttl: args.refresh_family_ttl,
                         display_name: args.display_name,
                         logo_url: args.logo_url,
+                        id_token_alg: args.id_token_alg.map(IdTokenAlg::from),
+                        seed_fields: args.seed_fields,
                     },
                 )
                 .await
@@ -1066,6 +1106,8 @@ async fn client_command(state: &AppState, command: ClientCommand) -> Result<(), 
                 refresh_family_ttl: args.refresh_family_ttl,
                 flow_ticket,
                 introspect: args.introspect,
+                id_token_alg: args.id_token_alg.map(IdTokenAlg::from),
+                seed_fields: args.seed_fields,
             };
             let client = admin
                 .update_client(&actor, &args.client_id, changes)

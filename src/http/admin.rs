@@ -22,6 +22,7 @@ use crate::admin::users::{Revoked, UserDetail, UserPage, UserQuery, UserSummary,
 use crate::admin::{AccessRefused, Actor, Admin, AdminError};
 use crate::audit::{AuditFilter, AuditKind};
 use crate::oauth::client_registry::{DEFAULT_ACCESS_TTL, DEFAULT_FAMILY_TTL, DEFAULT_REFRESH_TTL};
+use crate::oauth::id_token::IdTokenAlg;
 use crate::oauth::keys::KeyInfo;
 use crate::oauth::{ClientChanges, FlowTicketPolicy, NewClient, RegisteredClient};
 use crate::secret::Secret;
@@ -447,6 +448,10 @@ struct ClientView {
     introspect: bool,
     /// Unix seconds until which the secret before the last rotation still works.
     previous_secret_valid_until: Option<i64>,
+    /// `ES256` or `RS256`; `null`: the server's default.
+    id_token_signed_response_alg: Option<&'static str>,
+    /// The token response also carries the seed's user fields.
+    seed_fields: bool,
 }
 
 impl From<&RegisteredClient> for ClientView {
@@ -466,6 +471,8 @@ impl From<&RegisteredClient> for ClientView {
             flow_ticket: c.flow_ticket.as_str(),
             introspect: c.introspect,
             previous_secret_valid_until: c.previous_secret_until,
+            id_token_signed_response_alg: c.id_token_alg.map(IdTokenAlg::as_str),
+            seed_fields: c.seed_fields,
         }
     }
 }
@@ -492,6 +499,18 @@ struct RotatedSecretView {
     client_secret: String,
     /// Unix seconds until which the old secret still works.
     previous_secret_valid_until: Option<i64>,
+}
+
+fn id_token_alg(text: Option<String>) -> Result<Option<IdTokenAlg>, ApiError> {
+    text.map(|t| {
+        IdTokenAlg::parse(&t).ok_or_else(|| {
+            ApiError(AdminError::invalid(
+                "id_token_signed_response_alg",
+                "must be \"ES256\" or \"RS256\"",
+            ))
+        })
+    })
+    .transpose()
 }
 
 fn flow_ticket(text: Option<String>) -> Result<Option<FlowTicketPolicy>, ApiError> {
@@ -530,6 +549,10 @@ struct CreateClient {
     introspect: bool,
     display_name: Option<String>,
     logo_url: Option<String>,
+    /// `ES256` (default) or `RS256`.
+    id_token_signed_response_alg: Option<String>,
+    #[serde(default)]
+    seed_fields: bool,
 }
 
 #[utoipa::path(get, path = "/admin/api/v1/clients", tag = "clients", summary = "List clients",
@@ -586,6 +609,8 @@ async fn create_client(caller: Caller, ApiJson(body): ApiJson<CreateClient>) -> 
         refresh_family_ttl: body.refresh_family_ttl.unwrap_or(DEFAULT_FAMILY_TTL),
         display_name: body.display_name,
         logo_url: body.logo_url,
+        id_token_alg: id_token_alg(body.id_token_signed_response_alg)?,
+        seed_fields: body.seed_fields,
     };
     let (client, secret) = caller.admin.create_client(&caller.actor, new).await?;
     let shown = CreatedClient {
@@ -622,6 +647,9 @@ struct UpdateClient {
     refresh_family_ttl: Option<i64>,
     flow_ticket: Option<String>,
     introspect: Option<bool>,
+    /// `ES256` or `RS256`.
+    id_token_signed_response_alg: Option<String>,
+    seed_fields: Option<bool>,
 }
 
 #[utoipa::path(patch, path = "/admin/api/v1/clients/{id}", tag = "clients", summary = "Change a client: absent fields are kept, `null` removes display_name or logo_url",
@@ -651,6 +679,8 @@ async fn update_client(
         refresh_family_ttl: body.refresh_family_ttl,
         flow_ticket: flow_ticket(body.flow_ticket)?,
         introspect: body.introspect,
+        id_token_alg: id_token_alg(body.id_token_signed_response_alg)?,
+        seed_fields: body.seed_fields,
     };
     ok(ClientView::from(
         &caller

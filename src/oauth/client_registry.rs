@@ -20,6 +20,7 @@ use entity::oauth_client;
 
 use crate::clock::SharedClock;
 use crate::oauth::grant_type::GrantType;
+use crate::oauth::id_token::IdTokenAlg;
 use crate::secret::Secret;
 use crate::ttl_cache::TtlCache;
 use crate::vault::{Vault, random_token};
@@ -95,6 +96,10 @@ pub struct NewClient {
     /// The name and logo people see on the consent page.
     pub display_name: Option<String>,
     pub logo_url: Option<String>,
+    /// The algorithm of this client's ID tokens; `None`: the server's default.
+    pub id_token_alg: Option<IdTokenAlg>,
+    /// The token response also carries the seed's user fields (`--seed-fields`).
+    pub seed_fields: bool,
 }
 
 impl Default for NewClient {
@@ -115,6 +120,8 @@ impl Default for NewClient {
             refresh_family_ttl: DEFAULT_FAMILY_TTL,
             display_name: None,
             logo_url: None,
+            id_token_alg: None,
+            seed_fields: false,
         }
     }
 }
@@ -140,6 +147,10 @@ pub struct RegisteredClient {
     pub logo_url: Option<String>,
     /// After a secret rotation: until when (unix seconds) the previous secret still works.
     pub previous_secret_until: Option<i64>,
+    /// The algorithm of this client's ID tokens; `None`: the server's default.
+    pub id_token_alg: Option<IdTokenAlg>,
+    /// The token response also carries the seed's user fields.
+    pub seed_fields: bool,
 }
 
 /// A change to a client's settings: `None` leaves a setting as it is. The type (public or
@@ -159,6 +170,8 @@ pub struct ClientChanges {
     pub refresh_family_ttl: Option<i64>,
     pub flow_ticket: Option<FlowTicketPolicy>,
     pub introspect: Option<bool>,
+    pub id_token_alg: Option<IdTokenAlg>,
+    pub seed_fields: Option<bool>,
 }
 
 /// The longest display name (characters).
@@ -274,6 +287,11 @@ fn to_registered(m: oauth_client::Model) -> RegisteredClient {
             .previous_secret_hash
             .as_ref()
             .and(m.previous_secret_expires_at),
+        id_token_alg: m
+            .id_token_signed_response_alg
+            .as_deref()
+            .and_then(IdTokenAlg::parse),
+        seed_fields: m.seed_fields,
         client_id: m.client_id,
     }
 }
@@ -453,6 +471,8 @@ impl ClientRegistry {
             logo_url: Set(new.logo_url.clone()),
             created_at: Set(now),
             updated_at: Set(now),
+            id_token_signed_response_alg: Set(new.id_token_alg.map(|a| a.as_str().to_owned())),
+            seed_fields: Set(new.seed_fields),
         }
         .insert(&self.db)
         .await
@@ -654,6 +674,12 @@ impl ClientRegistry {
         }
         if let Some(introspect) = changes.introspect {
             active.introspect = Set(introspect);
+        }
+        if let Some(alg) = changes.id_token_alg {
+            active.id_token_signed_response_alg = Set(Some(alg.as_str().to_owned()));
+        }
+        if let Some(seed_fields) = changes.seed_fields {
+            active.seed_fields = Set(seed_fields);
         }
         active.updated_at = Set(self.clock.now());
         let updated = active.update(&self.db).await?;

@@ -10,6 +10,7 @@ use oxide_auth::primitives::issuer::{IssuedToken, RefreshedToken, TokenType};
 use oxide_auth::primitives::scope::Scope;
 
 use crate::oauth::client_registry::RegisteredClient;
+use crate::oauth::codes::{AUTH_TIME_EXTENSION, public_extension};
 use crate::oauth::token_service::{
     Issued, NewRefresh, Plan, PlannedAccess, PlannedFamily, RefreshRefusal, StoredRefresh,
     SubjectKind, TokenService,
@@ -26,6 +27,11 @@ pub fn mark_subject(extensions: &mut Extensions, kind: SubjectKind) {
         SUBJECT_EXTENSION.to_string(),
         ExtValue::public(Some(kind.as_str().to_string())),
     );
+}
+
+/// When the person signed in, as the code (or the refresh token) of a grant recorded it.
+fn auth_time_of(extensions: &Extensions) -> Option<i64> {
+    public_extension(extensions, AUTH_TIME_EXTENSION).and_then(|t| t.parse().ok())
 }
 
 fn subject_of(extensions: &Extensions) -> SubjectKind {
@@ -155,6 +161,7 @@ impl oxide_auth_async::primitives::Issuer for TokenIssuer<'_> {
                     subject,
                     scope: &scope,
                     access: &plan.access,
+                    auth_time: auth_time_of(&grant.extensions),
                 };
                 match self
                     .service
@@ -211,6 +218,7 @@ impl oxide_auth_async::primitives::Issuer for TokenIssuer<'_> {
             subject,
             scope: &scope,
             access: &access,
+            auth_time: auth_time_of(&grant.extensions),
         };
         let rotated = service
             .rotate(&presented, &new)
@@ -273,6 +281,12 @@ impl oxide_auth_async::primitives::Issuer for TokenIssuer<'_> {
         let scope: Scope = stored.token.scope.parse().map_err(|_| ())?;
         let mut extensions = Extensions::new();
         mark_subject(&mut extensions, stored.subject());
+        if let Some(auth_time) = stored.auth_time() {
+            extensions.set_raw(
+                AUTH_TIME_EXTENSION.to_string(),
+                ExtValue::public(Some(auth_time.to_string())),
+            );
+        }
         let grant = Grant {
             owner_id: stored.token.owner_id.clone(),
             client_id: stored.token.client_id.clone(),

@@ -172,6 +172,13 @@ impl StoredRefresh {
             && token.expires_at > now
     }
 
+    /// When the person signed in, if the sign-in that began the family said so.
+    pub fn auth_time(&self) -> Option<i64> {
+        let extensions: serde_json::Value =
+            serde_json::from_str(&self.token.extensions).unwrap_or_default();
+        extensions["auth_time"].as_i64()
+    }
+
     /// What kind of subject the token is about.
     pub fn subject(&self) -> SubjectKind {
         let extensions: serde_json::Value =
@@ -226,6 +233,8 @@ pub(super) struct NewRefresh<'a> {
     pub subject: SubjectKind,
     pub scope: &'a str,
     pub access: &'a PlannedAccess,
+    /// When the person signed in (OIDC `auth_time`), kept for the ID tokens of later refreshes.
+    pub auth_time: Option<i64>,
 }
 
 impl TokenService {
@@ -289,6 +298,7 @@ impl TokenService {
                     subject: SubjectKind::User,
                     scope: &scope,
                     access: &plan.access,
+                    auth_time: None,
                 };
                 // A new family's row is written here, so no one can have revoked it meanwhile.
                 let stored = self.store_first_refresh(&new, plan.family_stored).await;
@@ -422,7 +432,13 @@ impl TokenService {
             client_id: Set(new.client.client_id.clone()),
             owner_id: Set(new.owner_id.to_string()),
             scope: Set(new.scope.to_string()),
-            extensions: Set(serde_json::json!({ "subject": new.subject.as_str() }).to_string()),
+            extensions: Set(match new.auth_time {
+                Some(auth_time) => {
+                    serde_json::json!({ "subject": new.subject.as_str(), "auth_time": auth_time })
+                }
+                None => serde_json::json!({ "subject": new.subject.as_str() }),
+            }
+            .to_string()),
             expires_at: Set(expires_at),
             created_at: Set(now),
             rotated_at: Set(None),
