@@ -22,10 +22,10 @@ use crate::audit::{AuditEvent, AuditFilter, AuditKind, Outcome, StoredEvent};
 use crate::clock::{SharedClock, SystemClock};
 use crate::config::{Config, LogFormat};
 use crate::oauth::GrantType;
+use crate::oauth::client_registry::IdTokenAlg;
 use crate::oauth::client_registry::{
     CLIENT_CACHE_TTL, DEFAULT_ACCESS_TTL, DEFAULT_FAMILY_TTL, DEFAULT_REFRESH_TTL,
 };
-use crate::oauth::id_token::IdTokenAlg;
 use crate::oauth::keys::KeyInfo;
 use crate::oauth::{ClientChanges, FlowTicketPolicy, NewClient, RegisteredClient};
 use crate::secret::Secret;

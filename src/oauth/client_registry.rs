@@ -19,8 +19,8 @@ use sea_orm::{
 use entity::oauth_client;
 
 use crate::clock::SharedClock;
+use crate::config::JwtAlg;
 use crate::oauth::grant_type::GrantType;
-use crate::oauth::id_token::IdTokenAlg;
 use crate::secret::Secret;
 use crate::ttl_cache::TtlCache;
 use crate::vault::{Vault, random_token};
@@ -48,6 +48,36 @@ pub const MAX_FAMILY_TTL: i64 = 365 * 24 * 3600;
 pub const MAX_SECRET_OVERLAP: i64 = 30 * 24 * 3600;
 /// The shortest secret accepted when an operator imports one.
 pub const MIN_IMPORTED_SECRET_LEN: usize = 16;
+
+/// The algorithms a client may register for its ID tokens (`id_token_signed_response_alg`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IdTokenAlg {
+    Es256,
+    Rs256,
+}
+
+impl IdTokenAlg {
+    /// The JOSE name.
+    pub fn as_str(self) -> &'static str {
+        self.jwt_alg().as_str()
+    }
+
+    /// `ES256` or `RS256` (any case).
+    pub fn parse(text: &str) -> Option<Self> {
+        match JwtAlg::parse(text)? {
+            JwtAlg::Es256 => Some(Self::Es256),
+            JwtAlg::Rs256 => Some(Self::Rs256),
+            _ => None,
+        }
+    }
+
+    pub fn jwt_alg(self) -> JwtAlg {
+        match self {
+            Self::Es256 => JwtAlg::Es256,
+            Self::Rs256 => JwtAlg::Rs256,
+        }
+    }
+}
 
 /// Whether the `flow` grant demands a login ticket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -5,7 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::JwtAlg;
+pub use crate::oauth::client_registry::IdTokenAlg;
 use crate::oauth::client_registry::RegisteredClient;
 use crate::oauth::keys::KeyError;
 use crate::oauth::token_service::{Issued, TokenService, expiry};
@@ -13,36 +13,6 @@ use crate::users::{Account, UserRepo};
 
 /// The `typ` of an ID token's header.
 pub const ID_TOKEN_TYP: &str = "JWT";
-
-/// The algorithms a client may register for its ID tokens (`id_token_signed_response_alg`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum IdTokenAlg {
-    Es256,
-    Rs256,
-}
-
-impl IdTokenAlg {
-    /// The JOSE name.
-    pub fn as_str(self) -> &'static str {
-        self.jwt_alg().as_str()
-    }
-
-    /// `ES256` or `RS256` (any case).
-    pub fn parse(text: &str) -> Option<Self> {
-        match JwtAlg::parse(text)? {
-            JwtAlg::Es256 => Some(Self::Es256),
-            JwtAlg::Rs256 => Some(Self::Rs256),
-            _ => None,
-        }
-    }
-
-    pub fn jwt_alg(self) -> JwtAlg {
-        match self {
-            Self::Es256 => JwtAlg::Es256,
-            Self::Rs256 => JwtAlg::Rs256,
-        }
-    }
-}
 
 /// The claims of an ID token.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]

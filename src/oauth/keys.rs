@@ -620,11 +620,12 @@ impl SigningKeys {
     /// activate.
     pub async fn rotate_staged_all(&self, delay: i64) -> Result<(Vec<String>, i64), KeyError> {
         let now = self.clock.now();
-        let activates_at = now.saturating_add(delay.max(0));
         let mut kids = Vec::new();
         for alg in signing_algs(self.alg) {
             kids.push(Self::insert_new_key(&self.db, &self.vault, now, alg).await?);
         }
+        // Counted from when the keys exist (an RSA key takes a moment to generate).
+        let activates_at = self.clock.now().saturating_add(delay.max(0));
         let txn = self.db.begin().await?;
         signing_key::Entity::update_many()
             .col_expr(

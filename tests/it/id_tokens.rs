@@ -9,7 +9,7 @@ use std::collections::HashMap;
 
 use serde_json::{Value, json};
 use url::Url;
-use wxauth::oauth::id_token::IdTokenAlg;
+use wxauth::oauth::client_registry::IdTokenAlg;
 use wxauth::oauth::{ClientChanges, NewClient};
 use wxauth::secret::Secret;
 use wxauth::simulator::demo;
