@@ -274,6 +274,10 @@ struct CreateClientArgs {
     /// The logo people see on the consent page (https).
     #[arg(long)]
     logo_url: Option<String>,
+    /// A web origin (`https://app.example.com`) whose pages may call the token, userinfo and
+    /// revocation endpoints (CORS), beyond the redirect URIs' own origins (repeatable).
+    #[arg(long = "allowed-origin")]
+    allowed_origins: Vec<String>,
     /// The algorithm of the client's ID tokens (`id_token_signed_response_alg`); default ES256
     /// (RS256 where WXAUTH_JWT_ALG=RS256).
     #[arg(long, value_enum, ignore_case = true)]
@@ -334,6 +338,12 @@ struct UpdateClientArgs {
     flow_ticket: Option<FlowTicketArg>,
     #[arg(long)]
     introspect: Option<bool>,
+    /// Replaces the allowed web origins (CORS; repeatable).
+    #[arg(long = "allowed-origin")]
+    allowed_origins: Option<Vec<String>>,
+    /// Removes every allowed web origin (the redirect URIs' own origins stay allowed).
+    #[arg(long, conflicts_with = "allowed_origins")]
+    clear_allowed_origins: bool,
     /// ES256 or RS256: the algorithm of the client's ID tokens.
     #[arg(long, value_enum, ignore_case = true)]
     id_token_alg: Option<IdTokenAlgArg>,
@@ -667,12 +677,13 @@ fn admin_failed(e: AdminError) -> CliError {
             let option = match field {
                 "overlap_secs" => "overlap".to_owned(),
                 "redirect_uris" => "redirect-uri".to_owned(),
+                "allowed_origins" => "allowed-origin".to_owned(),
                 "union_id" => "unionid".to_owned(),
                 field => field.replace('_', "-"),
             };
             let status = match field {
                 "client_id" | "secret" | "grant_types" | "scopes" | "redirect_uris"
-                | "display_name" | "logo_url" => 1,
+                | "display_name" | "logo_url" | "allowed_origins" => 1,
                 _ => 2,
             };
             CliError::new(status, format!("--{option}: {reason}"))
@@ -1005,6 +1016,14 @@ fn print_client(c: &RegisteredClient) {
         "logo_url:          {}",
         c.logo_url.as_deref().unwrap_or("-")
     );
+    println!(
+        "allowed_origins:   {}",
+        if c.allowed_origins.is_empty() {
+            "-".to_owned()
+        } else {
+            c.allowed_origins.join(" ")
+        }
+    );
     if let Some(until) = c.previous_secret_until {
         println!("previous secret valid until: {until}");
     }
@@ -1037,6 +1056,7 @@ async fn client_command(state: &AppState, command: ClientCommand) -> Result<(), 
                         refresh_family_ttl: args.refresh_family_ttl,
                         display_name: args.display_name,
                         logo_url: args.logo_url,
+                        allowed_origins: args.allowed_origins,
                         id_token_alg: args.id_token_alg.map(IdTokenAlg::from),
                         seed_fields: args.seed_fields,
                     },
@@ -1106,6 +1126,11 @@ async fn client_command(state: &AppState, command: ClientCommand) -> Result<(), 
                 refresh_family_ttl: args.refresh_family_ttl,
                 flow_ticket,
                 introspect: args.introspect,
+                allowed_origins: if args.clear_allowed_origins {
+                    Some(Vec::new())
+                } else {
+                    args.allowed_origins
+                },
                 id_token_alg: args.id_token_alg.map(IdTokenAlg::from),
                 seed_fields: args.seed_fields,
             };

@@ -11,8 +11,8 @@ use axum::Extension;
 use crate::app_registry::AppRegistryError;
 use crate::clock::SharedClock;
 use crate::config::{Config, ConfigError};
-use crate::http::front_page::DevDemo;
 use crate::http::h5::{ENTRY_BUILD_PATH, LANDING_PATH, LandingClient};
+use crate::http::pages::DevDemo;
 use crate::http::pages::OIDC_DEMO_PATH;
 use crate::oauth::client_registry::{ClientRegistry, DEFAULT_ACCESS_TTL, DEFAULT_REFRESH_TTL};
 use crate::oauth::{FlowTicketPolicy, NewClient};
@@ -272,15 +272,14 @@ async fn ensure_client(
 /// make it) holds the admin role, so that scanning as Alice at `/admin` signs in.
 async fn ensure_demo_admin(state: &AppState, simulator: &Simulator) -> Result<(), DevError> {
     let appid = demo::WEBSITE_APPID;
-    let vouched = crate::users::VouchedIdentity {
-        appid: appid.into(),
-        open_id: simulator.openid(appid, DEMO_ADMIN),
-        union_id: simulator.unionid(appid, DEMO_ADMIN),
-        profile: None,
-    };
+    let vouched = crate::users::IdentityKey::new(
+        appid,
+        simulator.openid(appid, DEMO_ADMIN),
+        simulator.unionid(appid, DEMO_ADMIN),
+    );
     let (_, account, _) = state
         .users
-        .record_identity(&vouched, state.clock.now())
+        .record_identity(&vouched, None, state.clock.now())
         .await
         .map_err(|e| DevError::new(1, format!("the demo admin's account: {e}")))?;
     crate::admin::Admin::new(state)

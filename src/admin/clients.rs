@@ -29,6 +29,7 @@ impl From<ClientRegistryError> for AdminError {
             ClientRegistryError::InvalidRedirectUri(_) => "redirect_uris",
             ClientRegistryError::InvalidDisplayName => "display_name",
             ClientRegistryError::InvalidLogoUrl(_) => "logo_url",
+            ClientRegistryError::InvalidOrigin(_) => "allowed_origins",
             ClientRegistryError::InvalidOverlap { .. } => "overlap_secs",
             ClientRegistryError::InvalidTtl { option, .. } => match *option {
                 "--access-token-ttl" => "access_token_ttl",

@@ -17,6 +17,7 @@ use serde_json::Value;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{IntoParams, Modify, OpenApi, ToSchema};
 
+use super::no_store;
 use crate::admin::roles::{AccountRef, AdminView};
 use crate::admin::users::{Revoked, UserDetail, UserPage, UserQuery, UserSummary, event_json};
 use crate::admin::{AccessRefused, Actor, Admin, AdminError};
@@ -137,13 +138,6 @@ impl From<AdminError> for ApiError {
     fn from(e: AdminError) -> Self {
         Self(e)
     }
-}
-
-fn no_store(mut response: Response) -> Response {
-    response
-        .headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    response
 }
 
 impl IntoResponse for ApiError {
@@ -448,6 +442,9 @@ struct ClientView {
     introspect: bool,
     /// Unix seconds until which the secret before the last rotation still works.
     previous_secret_valid_until: Option<i64>,
+    /// Web origins whose pages may call the token, userinfo and revocation endpoints (CORS),
+    /// beyond the origins of `redirect_uris`.
+    allowed_origins: Vec<String>,
     /// `ES256` or `RS256`; `null`: the server's default.
     id_token_signed_response_alg: Option<&'static str>,
     /// The token response also carries the seed's user fields.
@@ -471,6 +468,7 @@ impl From<&RegisteredClient> for ClientView {
             flow_ticket: c.flow_ticket.as_str(),
             introspect: c.introspect,
             previous_secret_valid_until: c.previous_secret_until,
+            allowed_origins: c.allowed_origins.clone(),
             id_token_signed_response_alg: c.id_token_alg.map(IdTokenAlg::as_str),
             seed_fields: c.seed_fields,
         }
@@ -549,6 +547,9 @@ struct CreateClient {
     introspect: bool,
     display_name: Option<String>,
     logo_url: Option<String>,
+    /// Web origins (`https://app.example.com`) allowed by CORS beyond the redirect URIs' own.
+    #[serde(default)]
+    allowed_origins: Vec<String>,
     /// `ES256` (default) or `RS256`.
     id_token_signed_response_alg: Option<String>,
     #[serde(default)]
@@ -609,6 +610,7 @@ async fn create_client(caller: Caller, ApiJson(body): ApiJson<CreateClient>) -> 
         refresh_family_ttl: body.refresh_family_ttl.unwrap_or(DEFAULT_FAMILY_TTL),
         display_name: body.display_name,
         logo_url: body.logo_url,
+        allowed_origins: body.allowed_origins,
         id_token_alg: id_token_alg(body.id_token_signed_response_alg)?,
         seed_fields: body.seed_fields,
     };
@@ -647,6 +649,8 @@ struct UpdateClient {
     refresh_family_ttl: Option<i64>,
     flow_ticket: Option<String>,
     introspect: Option<bool>,
+    /// Replaces the list; `[]` removes every allowed origin.
+    allowed_origins: Option<Vec<String>>,
     /// `ES256` or `RS256`.
     id_token_signed_response_alg: Option<String>,
     seed_fields: Option<bool>,
@@ -679,6 +683,7 @@ async fn update_client(
         refresh_family_ttl: body.refresh_family_ttl,
         flow_ticket: flow_ticket(body.flow_ticket)?,
         introspect: body.introspect,
+        allowed_origins: body.allowed_origins,
         id_token_alg: id_token_alg(body.id_token_signed_response_alg)?,
         seed_fields: body.seed_fields,
     };

@@ -20,6 +20,7 @@ use entity::oauth_client;
 
 use crate::clock::SharedClock;
 use crate::config::JwtAlg;
+use crate::oauth::allowed_origins::AllowedOrigins;
 use crate::oauth::grant_type::GrantType;
 use crate::secret::Secret;
 use crate::ttl_cache::TtlCache;
@@ -28,7 +29,7 @@ use crate::vault::{Vault, random_token};
 /// How long (seconds) an instance authenticates a client against a record it read, before
 /// reading it again: the longest another instance keeps accepting a rotated secret or a deleted
 /// client.
-pub const CLIENT_CACHE_TTL: i64 = 5;
+pub const CLIENT_CACHE_TTL: i64 = crate::oauth::allowed_origins::ORIGIN_CACHE_TTL;
 
 /// Default access-token lifetime (seconds).
 pub const DEFAULT_ACCESS_TTL: i64 = 3600;
@@ -45,7 +46,7 @@ pub const MAX_REFRESH_TTL: i64 = 365 * 24 * 3600;
 /// The longest refresh-token family lifetime (seconds): one year.
 pub const MAX_FAMILY_TTL: i64 = 365 * 24 * 3600;
 /// The longest a rotated-out secret may keep working (seconds): 30 days.
-pub const MAX_SECRET_OVERLAP: i64 = 30 * 24 * 3600;
+pub use crate::config::MAX_SECRET_OVERLAP;
 /// The shortest secret accepted when an operator imports one.
 pub const MIN_IMPORTED_SECRET_LEN: usize = 16;
 
@@ -130,6 +131,9 @@ pub struct NewClient {
     pub id_token_alg: Option<IdTokenAlg>,
     /// The token response also carries the seed's user fields (`--seed-fields`).
     pub seed_fields: bool,
+    /// Web origins, beyond those of the redirect URIs, whose pages may call the token,
+    /// userinfo and revocation endpoints (CORS; `--allowed-origin`).
+    pub allowed_origins: Vec<String>,
 }
 
 impl Default for NewClient {
@@ -152,6 +156,7 @@ impl Default for NewClient {
             logo_url: None,
             id_token_alg: None,
             seed_fields: false,
+            allowed_origins: Vec::new(),
         }
     }
 }
@@ -181,6 +186,8 @@ pub struct RegisteredClient {
     pub id_token_alg: Option<IdTokenAlg>,
     /// The token response also carries the seed's user fields.
     pub seed_fields: bool,
+    /// Web origins allowed by CORS beyond those of the redirect URIs (serialized).
+    pub allowed_origins: Vec<String>,
 }
 
 /// A change to a client's settings: `None` leaves a setting as it is. The type (public or
@@ -202,6 +209,7 @@ pub struct ClientChanges {
     pub introspect: Option<bool>,
     pub id_token_alg: Option<IdTokenAlg>,
     pub seed_fields: Option<bool>,
+    pub allowed_origins: Option<Vec<String>>,
 }
 
 /// The longest display name (characters).
@@ -255,6 +263,10 @@ pub enum ClientRegistryError {
     InvalidLogoUrl(String),
     #[error("the secret overlap must be from 0 to {max} seconds, got {value}")]
     InvalidOverlap { max: i64, value: i64 },
+    #[error(
+        "allowed origin {0:?} must be an http(s) origin: scheme, host and optional port, no path"
+    )]
+    InvalidOrigin(String),
     #[error("client {0:?} already exists")]
     AlreadyExists(String),
     #[error("no client {0:?}")]
@@ -288,6 +300,7 @@ pub struct ClientRegistry {
     vault: Arc<Vault>,
     clock: SharedClock,
     cache: Arc<TtlCache<StoredClient>>,
+    origins: Arc<AllowedOrigins>,
 }
 
 fn split_list(text: &str, sep: char) -> Vec<String> {
@@ -313,6 +326,11 @@ fn to_registered(m: oauth_client::Model) -> RegisteredClient {
         refresh_family_ttl: m.refresh_family_ttl.clamp(1, MAX_FAMILY_TTL),
         display_name: m.display_name,
         logo_url: m.logo_url,
+        allowed_origins: m
+            .allowed_origins
+            .as_deref()
+            .map(|text| split_list(text, '\n'))
+            .unwrap_or_default(),
         previous_secret_until: m
             .previous_secret_hash
             .as_ref()
@@ -369,6 +387,20 @@ fn check_usable(
     Ok(())
 }
 
+/// Allowed origins, each an http(s) origin, serialized as browsers send them; `None` in the
+/// column for none.
+fn normalized_origins(origins: &[String]) -> Result<Option<String>, ClientRegistryError> {
+    let mut normalized: Vec<String> = Vec::with_capacity(origins.len());
+    for text in origins {
+        let origin = crate::oauth::allowed_origins::parse_origin(text)
+            .ok_or_else(|| ClientRegistryError::InvalidOrigin(text.clone()))?;
+        if !normalized.contains(&origin) {
+            normalized.push(origin);
+        }
+    }
+    Ok((!normalized.is_empty()).then(|| normalized.join("\n")))
+}
+
 fn check_display_name(name: &str) -> Result<(), ClientRegistryError> {
     let chars = name.chars().count();
     if (1..=MAX_DISPLAY_NAME_CHARS).contains(&chars) && !name.chars().any(char::is_control) {
@@ -420,11 +452,18 @@ fn valid_scope_token(scope: &str) -> bool {
 impl ClientRegistry {
     pub fn new(db: DatabaseConnection, vault: Arc<Vault>, clock: SharedClock) -> Self {
         Self {
+            cache: Arc::new(TtlCache::new(CLIENT_CACHE_TTL)),
+            origins: Arc::new(AllowedOrigins::new(db.clone(), clock.clone())),
             db,
             vault,
             clock,
-            cache: Arc::new(TtlCache::new(CLIENT_CACHE_TTL)),
         }
+    }
+
+    /// The web origins allowed to call the client-facing endpoints (CORS), cached; this
+    /// registry invalidates it on every change it makes.
+    pub fn allowed_origins(&self) -> Arc<AllowedOrigins> {
+        self.origins.clone()
     }
 
     /// A fresh client secret with 256 bits of entropy.
@@ -449,6 +488,7 @@ impl ClientRegistry {
         if let Some(logo) = &new.logo_url {
             check_logo_url(logo)?;
         }
+        let allowed_origins = normalized_origins(&new.allowed_origins)?;
         check_ttl("--access-token-ttl", new.access_token_ttl, MAX_ACCESS_TTL)?;
         check_ttl(
             "--refresh-token-ttl",
@@ -499,6 +539,7 @@ impl ClientRegistry {
             previous_secret_expires_at: Set(None),
             display_name: Set(new.display_name.clone()),
             logo_url: Set(new.logo_url.clone()),
+            allowed_origins: Set(allowed_origins),
             created_at: Set(now),
             updated_at: Set(now),
             id_token_signed_response_alg: Set(new.id_token_alg.map(|a| a.as_str().to_owned())),
@@ -512,6 +553,7 @@ impl ClientRegistry {
             }
             _ => ClientRegistryError::Db(e),
         })?;
+        self.origins.invalidate();
         Ok((to_registered(model), shown_secret))
     }
 
@@ -576,6 +618,7 @@ impl ClientRegistry {
             .exec(&self.db)
             .await?;
         self.cache.invalidate(client_id);
+        self.origins.invalidate();
         if result.rows_affected == 0 {
             return Err(ClientRegistryError::NotFound(client_id.to_string()));
         }
@@ -652,6 +695,11 @@ impl ClientRegistry {
         if let Some(Some(logo)) = &changes.logo_url {
             check_logo_url(logo)?;
         }
+        let allowed_origins = changes
+            .allowed_origins
+            .as_deref()
+            .map(normalized_origins)
+            .transpose()?;
         check_ttl(
             "--access-token-ttl",
             changes.access_token_ttl.unwrap_or(current.access_token_ttl),
@@ -705,6 +753,9 @@ impl ClientRegistry {
         if let Some(introspect) = changes.introspect {
             active.introspect = Set(introspect);
         }
+        if let Some(origins) = allowed_origins {
+            active.allowed_origins = Set(origins);
+        }
         if let Some(alg) = changes.id_token_alg {
             active.id_token_signed_response_alg = Set(Some(alg.as_str().to_owned()));
         }
@@ -714,6 +765,7 @@ impl ClientRegistry {
         active.updated_at = Set(self.clock.now());
         let updated = active.update(&self.db).await?;
         self.cache.invalidate(client_id);
+        self.origins.invalidate();
         Ok(to_registered(updated))
     }
 

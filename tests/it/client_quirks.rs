@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 use wxauth::app_registry::{AppKind, NewApp};
 use wxauth::oauth::{FlowTicketPolicy, NewClient};
 use wxauth::secret::Secret;
-use wxauth::users::VouchedIdentity;
+use wxauth::users::IdentityKey;
 
 use crate::backend_tests;
 use crate::harness::{Backend, TestApp};
@@ -186,12 +186,8 @@ async fn identity(app: &TestApp) {
     app.state
         .users
         .record_identity(
-            &VouchedIdentity {
-                appid: APPID.into(),
-                open_id: OPENID.into(),
-                union_id: Some(UNIONID.into()),
-                profile: None,
-            },
+            &IdentityKey::new(APPID, OPENID, Some(UNIONID)),
+            None,
             app.state.clock.now(),
         )
         .await
