@@ -127,6 +127,8 @@ pub struct NewClient {
     /// The name and logo people see on the consent page.
     pub display_name: Option<String>,
     pub logo_url: Option<String>,
+    /// Identifiers of the resources (RFC 8707) the client may ask tokens for.
+    pub resources: Vec<String>,
     /// The algorithm of this client's ID tokens; `None`: the server's default.
     pub id_token_alg: Option<IdTokenAlg>,
     /// The token response also carries the seed's user fields (`--seed-fields`).
@@ -154,6 +156,7 @@ impl Default for NewClient {
             refresh_family_ttl: DEFAULT_FAMILY_TTL,
             display_name: None,
             logo_url: None,
+            resources: Vec::new(),
             id_token_alg: None,
             seed_fields: false,
             allowed_origins: Vec::new(),
@@ -180,6 +183,8 @@ pub struct RegisteredClient {
     /// The name and logo people see instead of the client id.
     pub display_name: Option<String>,
     pub logo_url: Option<String>,
+    /// Identifiers of the resources (RFC 8707) the client may ask tokens for.
+    pub resources: Vec<String>,
     /// After a secret rotation: until when (unix seconds) the previous secret still works.
     pub previous_secret_until: Option<i64>,
     /// The algorithm of this client's ID tokens; `None`: the server's default.
@@ -207,6 +212,8 @@ pub struct ClientChanges {
     pub refresh_family_ttl: Option<i64>,
     pub flow_ticket: Option<FlowTicketPolicy>,
     pub introspect: Option<bool>,
+    /// The resources the client may ask tokens for (replacing the list).
+    pub resources: Option<Vec<String>>,
     pub id_token_alg: Option<IdTokenAlg>,
     pub seed_fields: Option<bool>,
     pub allowed_origins: Option<Vec<String>>,
@@ -326,6 +333,11 @@ fn to_registered(m: oauth_client::Model) -> RegisteredClient {
         refresh_family_ttl: m.refresh_family_ttl.clamp(1, MAX_FAMILY_TTL),
         display_name: m.display_name,
         logo_url: m.logo_url,
+        resources: m
+            .resources
+            .as_deref()
+            .map(|r| split_list(r, '\n'))
+            .unwrap_or_default(),
         allowed_origins: m
             .allowed_origins
             .as_deref()
@@ -441,12 +453,19 @@ fn valid_client_id(id: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
 }
 
-fn valid_scope_token(scope: &str) -> bool {
+pub(crate) fn valid_scope_token(scope: &str) -> bool {
     // RFC 6749 §3.3: NQCHAR without space, quote or backslash.
     !scope.is_empty()
         && scope
             .bytes()
             .all(|b| b == 0x21 || (0x23..=0x5B).contains(&b) || (0x5D..=0x7E).contains(&b))
+}
+
+/// The `resources` column: newline-separated identifiers, NULL for none.
+fn stored_resources(resources: &[String]) -> Option<String> {
+    let mut list: Vec<&str> = resources.iter().map(String::as_str).collect();
+    list.dedup();
+    (!list.is_empty()).then(|| list.join("\n"))
 }
 
 impl ClientRegistry {
@@ -539,6 +558,7 @@ impl ClientRegistry {
             previous_secret_expires_at: Set(None),
             display_name: Set(new.display_name.clone()),
             logo_url: Set(new.logo_url.clone()),
+            resources: Set(stored_resources(&new.resources)),
             allowed_origins: Set(allowed_origins),
             created_at: Set(now),
             updated_at: Set(now),
@@ -752,6 +772,9 @@ impl ClientRegistry {
         }
         if let Some(introspect) = changes.introspect {
             active.introspect = Set(introspect);
+        }
+        if let Some(resources) = &changes.resources {
+            active.resources = Set(stored_resources(resources));
         }
         if let Some(origins) = allowed_origins {
             active.allowed_origins = Set(origins);

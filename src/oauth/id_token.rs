@@ -101,17 +101,19 @@ pub enum IdTokenError {
     Key(#[from] KeyError),
 }
 
-/// The ID token that goes with tokens `issued` to `client` for a person: `None` unless the scope
-/// includes `openid`. `nonce` only for the code's first exchange (never on refresh).
+/// The ID token that goes with tokens `issued` to `client` for a person: `None` unless the
+/// grant's scope (`granted_scope`; the access token's may be narrower, for a resource) includes
+/// `openid`. `nonce` only for the code's first exchange (never on refresh).
 pub async fn for_issued(
     tokens: &TokenService,
     users: &dyn UserRepo,
     client: &RegisteredClient,
     issued: &Issued,
+    granted_scope: &str,
     nonce: Option<String>,
     auth_time: Option<i64>,
 ) -> Result<Option<String>, IdTokenError> {
-    let scope: Vec<&str> = issued.claims.scope.split(' ').collect();
+    let scope: Vec<&str> = granted_scope.split(' ').collect();
     if !scope.contains(&"openid") {
         return Ok(None);
     }

@@ -18,6 +18,7 @@ pub mod login_tickets;
 pub mod metadata;
 pub mod mini_program_sign_in;
 pub mod params;
+pub mod resources;
 pub mod revocation;
 pub mod seed_fields;
 pub mod token_endpoint;

@@ -91,7 +91,9 @@ pub async fn grant(
         registrar: AuthenticatedClient {
             client: request.client,
         },
-        issuer: tokens.for_client(request.client, true),
+        issuer: tokens
+            .for_client(request.client, true)
+            .with_resources(request.resources),
     };
     let result = refresh(
         &mut endpoint,
@@ -127,12 +129,18 @@ pub async fn grant(
                 .issuer
                 .presented()
                 .filter(|p| p.subject() == SubjectKind::User);
+            let granted = endpoint
+                .issuer
+                .granted_scope()
+                .unwrap_or(&issued.claims.scope)
+                .to_owned();
             let id_token = match person {
                 Some(presented) => id_token::for_issued(
                     tokens,
                     services.users.as_ref(),
                     request.client,
                     &issued,
+                    &granted,
                     None,
                     presented.auth_time(),
                 )
@@ -149,6 +157,10 @@ pub async fn grant(
         Err(RefreshError::Unauthorized(mut d, _)) => {
             Err(from_access_token_error(Some(d.description())))
         }
+        // RFC 8707 §2.2: only resources bound to the grant; the refresh token stays usable.
+        Err(RefreshError::Primitive) if endpoint.issuer.target_refused() => Err(
+            OAuthError::invalid_target("the resource is not within the original grant"),
+        ),
         // Our issuer refused the exchange (the token or its family is no longer live).
         Err(RefreshError::Primitive) if endpoint.issuer.family_revoked_meanwhile() => Err(
             OAuthError::invalid_grant("the refresh token is invalid, expired or revoked"),
