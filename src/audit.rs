@@ -51,6 +51,8 @@ pub enum AuditKind {
     AccountChanged,
     /// A resource (RFC 8707) was registered, updated or removed.
     ResourceChanged,
+    /// A person approved or denied a device at `/device` (`detail.decision`; RFC 8628).
+    DeviceDecision,
 }
 
 impl AuditKind {
@@ -70,13 +72,15 @@ impl AuditKind {
             Self::KeyChanged => "key_changed",
             Self::AccountChanged => "account_changed",
             Self::ResourceChanged => "resource_changed",
+            Self::DeviceDecision => "device_decision",
         }
     }
 
     /// Which metric counts events of this kind.
     fn metric(self) -> &'static str {
         match self {
-            Self::SignIn => SIGN_INS,
+            // Approving a device signs it in.
+            Self::SignIn | Self::DeviceDecision => SIGN_INS,
             Self::TokenIssued => TOKENS_ISSUED,
             Self::RefreshReuse
             | Self::CodeReplay
@@ -107,6 +111,7 @@ impl AuditKind {
         Self::KeyChanged,
         Self::AccountChanged,
         Self::ResourceChanged,
+        Self::DeviceDecision,
     ];
 
     /// The kind stored as `name`.

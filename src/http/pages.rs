@@ -52,6 +52,10 @@ const TEMPLATES: &[(&str, &str)] = &[
         "home.html",
         include_str!("../../static/templates/home.html"),
     ),
+    (
+        "device.html",
+        include_str!("../../static/templates/device.html"),
+    ),
 ];
 
 /// Static files served under `/static/`: path, content type, body.

@@ -8,6 +8,7 @@ pub mod client_auth;
 pub mod client_registry;
 pub mod codes;
 pub mod consent;
+pub mod device;
 pub mod error;
 pub mod grant_type;
 pub mod grants;
@@ -57,4 +58,6 @@ pub struct OAuthServices {
     pub authorization: AuthorizationService,
     /// The audit trail (token issuance and refusals).
     pub audit: Audit,
+    /// Device authorizations, for the device grant (RFC 8628).
+    pub devices: device::DeviceAuthorizations,
 }
