@@ -25,6 +25,7 @@ use crate::audit::{AuditFilter, AuditKind, StoredEvent};
 use crate::clock::{SharedClock, SystemClock};
 use crate::config::{Config, LogFormat};
 use crate::oauth::GrantType;
+use crate::oauth::client_registry::IdTokenAlg;
 use crate::oauth::client_registry::{
     CLIENT_CACHE_TTL, DEFAULT_ACCESS_TTL, DEFAULT_FAMILY_TTL, DEFAULT_REFRESH_TTL,
 };
@@ -288,6 +289,32 @@ struct CreateClientArgs {
     /// revocation endpoints (CORS), beyond the redirect URIs' own origins (repeatable).
     #[arg(long = "allowed-origin")]
     allowed_origins: Vec<String>,
+    /// The algorithm of the client's ID tokens (`id_token_signed_response_alg`); default ES256
+    /// (RS256 where WXAUTH_JWT_ALG=RS256).
+    #[arg(long, value_enum, ignore_case = true)]
+    id_token_alg: Option<IdTokenAlgArg>,
+    /// The token response also carries the seed's user fields (tenant_id, teacher_id, …), for
+    /// front ends that read them.
+    #[arg(long)]
+    seed_fields: bool,
+}
+
+/// `id_token_signed_response_alg`.
+#[derive(ValueEnum, Clone, Copy, Debug)]
+enum IdTokenAlgArg {
+    #[value(name = "ES256")]
+    Es256,
+    #[value(name = "RS256")]
+    Rs256,
+}
+
+impl From<IdTokenAlgArg> for IdTokenAlg {
+    fn from(arg: IdTokenAlgArg) -> Self {
+        match arg {
+            IdTokenAlgArg::Es256 => IdTokenAlg::Es256,
+            IdTokenAlgArg::Rs256 => IdTokenAlg::Rs256,
+        }
+    }
 }
 
 #[derive(Args, Debug)]
@@ -334,6 +361,12 @@ struct UpdateClientArgs {
     /// Removes every allowed web origin (the redirect URIs' own origins stay allowed).
     #[arg(long, conflicts_with = "allowed_origins")]
     clear_allowed_origins: bool,
+    /// ES256 or RS256: the algorithm of the client's ID tokens.
+    #[arg(long, value_enum, ignore_case = true)]
+    id_token_alg: Option<IdTokenAlgArg>,
+    /// true or false: the token response also carries the seed's user fields.
+    #[arg(long)]
+    seed_fields: Option<bool>,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug)]
@@ -983,6 +1016,11 @@ fn print_client(c: &RegisteredClient) {
     println!("flow_ticket:       {}", c.flow_ticket.as_str());
     println!("introspect:        {}", c.introspect);
     println!(
+        "id_token_alg:      {}",
+        c.id_token_alg.map_or("default", IdTokenAlg::as_str)
+    );
+    println!("seed_fields:       {}", c.seed_fields);
+    println!(
         "display_name:      {}",
         c.display_name.as_deref().unwrap_or("-")
     );
@@ -1035,6 +1073,8 @@ async fn client_command(state: &AppState, command: ClientCommand) -> Result<(), 
                         logo_url: args.logo_url,
                         resources: args.resources,
                         allowed_origins: args.allowed_origins,
+                        id_token_alg: args.id_token_alg.map(IdTokenAlg::from),
+                        seed_fields: args.seed_fields,
                     },
                 )
                 .await
@@ -1112,6 +1152,8 @@ async fn client_command(state: &AppState, command: ClientCommand) -> Result<(), 
                 } else {
                     args.allowed_origins
                 },
+                id_token_alg: args.id_token_alg.map(IdTokenAlg::from),
+                seed_fields: args.seed_fields,
             };
             let client = admin
                 .update_client(&actor, &args.client_id, changes)

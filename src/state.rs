@@ -170,7 +170,8 @@ impl AppState {
             db.clone(),
             vault.clone(),
             clock.clone(),
-        );
+        )
+        .with_issuer(config.issuer());
         let sessions = BrowserSessions::new(db.clone(), vault.clone(), clock.clone());
         let callback =
             url::Url::parse(&config.url_for(crate::login::web_sign_in::WECHAT_CALLBACK_PATH))

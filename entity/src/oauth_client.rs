@@ -42,6 +42,10 @@ pub struct Model {
     pub allowed_origins: Option<String>,
     pub created_at: i64,
     pub updated_at: i64,
+    /// `ES256` or `RS256`: the algorithm of this client's ID tokens; `None`: the server's default.
+    pub id_token_signed_response_alg: Option<String>,
+    /// The token response also carries the seed's user fields (`tenant_id`, …).
+    pub seed_fields: bool,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

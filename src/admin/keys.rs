@@ -32,8 +32,10 @@ impl Admin {
             .map_err(KeyAdminError::from)?)
     }
 
-    /// Add a key that is published at once and signs `activate_after` seconds from now
-    /// (default `WXAUTH_KEY_ACTIVATION_DELAY_SECS`); the keys signing now retire then.
+    /// Add keys (one per signing algorithm) that are published at once and sign
+    /// `activate_after` seconds from now (default `WXAUTH_KEY_ACTIVATION_DELAY_SECS`); the keys
+    /// signing now retire then. Returns the new key that signs access tokens (in HS256 mode, the
+    /// new ES256 ID-token key); the others are in the key list.
     pub async fn rotate_key(
         &self,
         actor: &Actor,
@@ -43,18 +45,24 @@ impl Admin {
         if !(0..=MAX_ACTIVATION_DELAY).contains(&delay) {
             return Err(KeyAdminError::InvalidDelay(delay).into());
         }
-        let (kid, activates_at) = self
+        let (kids, activates_at) = self
             .tokens
             .keys()
-            .rotate_staged(delay)
+            .rotate_staged_all(delay)
             .await
             .map_err(KeyAdminError::from)?;
-        self.record(
-            actor,
-            key_changed(&kid).detail("activates_at", activates_at),
-            "rotate",
-        )
-        .await;
+        for kid in &kids {
+            self.record(
+                actor,
+                key_changed(kid).detail("activates_at", activates_at),
+                "rotate",
+            )
+            .await;
+        }
+        let kid = kids
+            .first()
+            .cloned()
+            .ok_or_else(|| AdminError::Internal("no key generated".into()))?;
         self.keys()
             .await?
             .into_iter()

@@ -24,6 +24,7 @@ use crate::admin::users::{Revoked, UserDetail, UserPage, UserQuery, UserSummary,
 use crate::admin::{AccessRefused, Actor, Admin, AdminError};
 use crate::app_registry::NewApp;
 use crate::audit::{AuditCursor, AuditFilter, AuditKind};
+use crate::oauth::client_registry::IdTokenAlg;
 use crate::oauth::client_registry::{DEFAULT_ACCESS_TTL, DEFAULT_FAMILY_TTL, DEFAULT_REFRESH_TTL};
 use crate::oauth::keys::KeyInfo;
 use crate::oauth::resources::{NewResource, Resource, ResourceChanges};
@@ -465,6 +466,10 @@ struct ClientView {
     /// Web origins whose pages may call the token, userinfo and revocation endpoints (CORS),
     /// beyond the origins of `redirect_uris`.
     allowed_origins: Vec<String>,
+    /// `ES256` or `RS256`; `null`: the server's default.
+    id_token_signed_response_alg: Option<&'static str>,
+    /// The token response also carries the seed's user fields.
+    seed_fields: bool,
 }
 
 impl From<&RegisteredClient> for ClientView {
@@ -486,6 +491,8 @@ impl From<&RegisteredClient> for ClientView {
             resources: c.resources.clone(),
             previous_secret_valid_until: c.previous_secret_until,
             allowed_origins: c.allowed_origins.clone(),
+            id_token_signed_response_alg: c.id_token_alg.map(IdTokenAlg::as_str),
+            seed_fields: c.seed_fields,
         }
     }
 }
@@ -512,6 +519,18 @@ struct RotatedSecretView {
     client_secret: String,
     /// Unix seconds until which the old secret still works.
     previous_secret_valid_until: Option<i64>,
+}
+
+fn id_token_alg(text: Option<String>) -> Result<Option<IdTokenAlg>, ApiError> {
+    text.map(|t| {
+        IdTokenAlg::parse(&t).ok_or_else(|| {
+            ApiError(AdminError::invalid(
+                "id_token_signed_response_alg",
+                "must be \"ES256\" or \"RS256\"",
+            ))
+        })
+    })
+    .transpose()
 }
 
 fn flow_ticket(text: Option<String>) -> Result<Option<FlowTicketPolicy>, ApiError> {
@@ -556,6 +575,10 @@ struct CreateClient {
     /// Web origins (`https://app.example.com`) allowed by CORS beyond the redirect URIs' own.
     #[serde(default)]
     allowed_origins: Vec<String>,
+    /// `ES256` (default) or `RS256`.
+    id_token_signed_response_alg: Option<String>,
+    #[serde(default)]
+    seed_fields: bool,
 }
 
 #[utoipa::path(get, path = "/admin/api/v1/clients", tag = "clients", summary = "List clients",
@@ -614,6 +637,8 @@ async fn create_client(caller: Caller, ApiJson(body): ApiJson<CreateClient>) -> 
         logo_url: body.logo_url,
         resources: body.resources,
         allowed_origins: body.allowed_origins,
+        id_token_alg: id_token_alg(body.id_token_signed_response_alg)?,
+        seed_fields: body.seed_fields,
     };
     let (client, secret) = caller.admin.create_client(&caller.actor, new).await?;
     let shown = CreatedClient {
@@ -654,6 +679,9 @@ struct UpdateClient {
     resources: Option<Vec<String>>,
     /// Replaces the list; `[]` removes every allowed origin.
     allowed_origins: Option<Vec<String>>,
+    /// `ES256` or `RS256`.
+    id_token_signed_response_alg: Option<String>,
+    seed_fields: Option<bool>,
 }
 
 #[utoipa::path(patch, path = "/admin/api/v1/clients/{id}", tag = "clients", summary = "Change a client: absent fields are kept, `null` removes display_name or logo_url",
@@ -685,6 +713,8 @@ async fn update_client(
         introspect: body.introspect,
         resources: body.resources,
         allowed_origins: body.allowed_origins,
+        id_token_alg: id_token_alg(body.id_token_signed_response_alg)?,
+        seed_fields: body.seed_fields,
     };
     ok(ClientView::from(
         &caller

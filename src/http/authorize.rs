@@ -382,6 +382,9 @@ async fn wechat_callback(
     // The newest few: a cookie stuffed with values buys nothing but work.
     let bindings = cookies::values(held.as_deref());
     let bindings = &bindings[bindings.len().saturating_sub(PARALLEL_SIGN_INS)..];
+    if query.code.as_deref().is_none_or(str::is_empty) {
+        return sign_in_cancelled(&state, query.state.as_deref(), bindings).await;
+    }
     let signed_in = match state
         .sign_in
         .finish(query.code.as_deref(), query.state.as_deref(), bindings)
@@ -395,6 +398,33 @@ async fn wechat_callback(
         response.headers_mut().append(header::SET_COOKIE, value);
     }
     response
+}
+
+/// The user cancelled at WeChat, which came back with `state` only: the client of the request
+/// the sign-in was for gets `access_denied` and its own `state` (only in the browser that
+/// started the sign-in; elsewhere, and for a sign-in that was not for an authorization request,
+/// an error page).
+async fn sign_in_cancelled(state: &AppState, sign_in: Option<&str>, bindings: &[&str]) -> Response {
+    let return_to = match state.sign_in.cancelled(sign_in, bindings).await {
+        Ok(r) => r,
+        Err(e) => return login_error(e).into_response(),
+    };
+    let query = return_to
+        .strip_prefix(AUTHORIZE_PATH)
+        .and_then(|rest| rest.strip_prefix('?'));
+    let Some(query) = query else {
+        return PageError::bad_request(messages::OAUTH_SIGN_IN_REFUSED)
+            .detail("the sign-in was cancelled at WeChat")
+            .into_response();
+    };
+    let params = match parse_params(query.as_bytes()) {
+        Ok(p) => p,
+        Err(e) => return e.into_response(),
+    };
+    match state.oauth.authorization.sign_in_cancelled(&params).await {
+        Ok(url) => redirect(url.as_str()),
+        Err(e) => authorize_error(e),
+    }
 }
 
 async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Response {

@@ -807,6 +807,7 @@ fn new_client_of(change: &Change) -> Result<NewClient, AdminError> {
         // The console does not set resources yet: `wxauth client update --resource` or the API.
         resources: Vec::new(),
         allowed_origins: words_of(change.field("allowed_origins")),
+        ..NewClient::default()
     })
 }
 

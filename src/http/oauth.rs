@@ -40,6 +40,15 @@ fn pairs(text: &[u8]) -> Result<Vec<(String, String)>, OAuthError> {
         .map_err(|_| OAuthError::invalid_request("malformed form parameters"))
 }
 
+/// Whether a `Content-Type` value names `expected` (lower case): media types are
+/// case-insensitive (RFC 9110 §8.3.1), parameters such as `charset` do not matter.
+fn is_media_type(content_type: &str, expected: &str) -> bool {
+    content_type
+        .split(';')
+        .next()
+        .is_some_and(|essence| essence.trim().eq_ignore_ascii_case(expected))
+}
+
 /// The parameters of an `application/x-www-form-urlencoded` body.
 fn form(headers: &HeaderMap, body: &Bytes) -> Result<Vec<(String, String)>, OAuthError> {
     if body.is_empty() {
@@ -48,7 +57,7 @@ fn form(headers: &HeaderMap, body: &Bytes) -> Result<Vec<(String, String)>, OAut
         let form = headers
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
-            .is_some_and(|ct| ct.starts_with("application/x-www-form-urlencoded"));
+            .is_some_and(|ct| is_media_type(ct, "application/x-www-form-urlencoded"));
         if !form {
             return Err(OAuthError::invalid_request(
                 "the body must be application/x-www-form-urlencoded",

@@ -148,6 +148,28 @@ impl WeChatSignIn {
         Ok(url)
     }
 
+    /// WeChat sent the browser back without a code: the user cancelled (WeChat "仅会带上state参数").
+    /// Spend the state, only for the browser that started the sign-in (as [`Self::finish`]
+    /// does), and return the authorization request it was to resume, whose client is to hear of
+    /// it. Anything else (no binding, unknown or spent state) is refused.
+    pub async fn cancelled(
+        &self,
+        state: Option<&str>,
+        browsers: &[&str],
+    ) -> Result<String, LoginError> {
+        if browsers.is_empty() {
+            return Err(LoginError::invalid(
+                "WeChat sent no code: the sign-in was cancelled",
+            ));
+        }
+        let row = self
+            .states
+            .consume_from_any(STATE_KIND, state.unwrap_or_default(), browsers)
+            .await?
+            .ok_or_else(|| LoginError::invalid("WeChat sent no code: the sign-in was cancelled"))?;
+        Ok(row.next_url)
+    }
+
     /// WeChat sent the browser back: spend the state (only for the browser that started the
     /// sign-in: `browsers` are the bindings it holds, one per sign-in it has in progress),
     /// exchange the code, record who it is and start a browser session.

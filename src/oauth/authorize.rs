@@ -116,6 +116,8 @@ pub struct ValidatedRequest {
     pub max_age: Option<i64>,
     redirect_uri: Url,
     state: Option<String>,
+    /// Our issuer, named in every authorization response (RFC 9207).
+    issuer: String,
     pending: Pending,
 }
 
@@ -134,6 +136,7 @@ impl ValidatedRequest {
         error_redirect(
             &self.redirect_uri,
             self.state.as_deref(),
+            &self.issuer,
             error,
             description,
         )
@@ -178,7 +181,13 @@ fn refusal_description(kind: AuthorizationErrorType) -> &'static str {
     }
 }
 
-fn error_redirect(redirect_uri: &Url, state: Option<&str>, error: &str, description: &str) -> Url {
+fn error_redirect(
+    redirect_uri: &Url,
+    state: Option<&str>,
+    issuer: &str,
+    error: &str,
+    description: &str,
+) -> Url {
     let mut url = redirect_uri.clone();
     {
         let mut pairs = url.query_pairs_mut();
@@ -187,6 +196,15 @@ fn error_redirect(redirect_uri: &Url, state: Option<&str>, error: &str, descript
         if let Some(state) = state {
             pairs.append_pair("state", state);
         }
+        pairs.append_pair("iss", issuer);
+    }
+    url
+}
+
+/// Name the issuer in an authorization response (RFC 9207 §2), unless it already does.
+fn with_issuer(mut url: Url, issuer: &str) -> Url {
+    if !url.query_pairs().any(|(k, _)| k == "iss") {
+        url.query_pairs_mut().append_pair("iss", issuer);
     }
     url
 }
@@ -199,6 +217,8 @@ pub struct AuthorizationService {
     db: DatabaseConnection,
     vault: Arc<Vault>,
     clock: SharedClock,
+    /// Named as `iss` in every authorization response (RFC 9207).
+    issuer: String,
 }
 
 impl AuthorizationService {
@@ -215,7 +235,14 @@ impl AuthorizationService {
             db,
             vault,
             clock,
+            issuer: String::new(),
         }
+    }
+
+    /// The issuer to name in authorization responses (RFC 9207 `iss`).
+    pub fn with_issuer(mut self, issuer: String) -> Self {
+        self.issuer = issuer;
+        self
     }
 
     /// A code store for one request.
@@ -258,6 +285,7 @@ impl AuthorizationService {
             AuthorizeError::Redirect(error_redirect(
                 &redirect_uri,
                 state.as_deref(),
+                &self.issuer,
                 error,
                 description,
             ))
@@ -341,6 +369,7 @@ impl AuthorizationService {
             max_age,
             redirect_uri,
             state,
+            issuer: self.issuer.clone(),
             pending,
         })
     }
@@ -413,12 +442,21 @@ impl AuthorizationService {
             .clone()
             .authorize(&mut endpoint, Cow::Owned(user.account_id.to_string()))
             .await
+            .map(|url| with_issuer(url, &self.issuer))
             .map_err(|_| AuthorizeError::Internal("issuing an authorization code".into()))
     }
 
     /// The user said no (RFC 6749 §4.1.2.1 `access_denied`).
     pub fn deny(&self, request: &ValidatedRequest) -> Url {
         request.error_redirect("access_denied", "the user denied the request")
+    }
+
+    /// The user cancelled the sign-in at WeChat: tell the client of the authorization request
+    /// `params` (the one the sign-in was to resume) `access_denied`, with its `state`. A request
+    /// that is no longer valid (its client changed meanwhile) gets the error it would get now.
+    pub async fn sign_in_cancelled(&self, params: &Params) -> Result<Url, AuthorizeError> {
+        let request = self.validate(params).await?;
+        Ok(request.error_redirect("access_denied", "the user cancelled the sign-in at WeChat"))
     }
 }
 

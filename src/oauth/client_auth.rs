@@ -2,6 +2,12 @@
 //! form-url-decoded as §2.3.1 requires (oxide-auth does not decode them), and
 //! `client_secret_post`; a public client names itself with `client_id` alone. Using two methods
 //! at once is refused (§2.3). Failed authentications are throttled per (client_id, IP).
+//!
+//! Many clients (`curl -u`, requests' `HTTPBasicAuth`, most HTTP libraries) send Basic
+//! credentials without that encoding, so a secret with `+` or `%` would fail decoded. When the
+//! decoded pair does not authenticate and the pair as sent differs, the pair as sent is tried
+//! too: each try is a constant-time comparison and counts as one failure against the throttle,
+//! and every failure gets the same answer.
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -16,6 +22,25 @@ use crate::request_context;
 pub struct ClientCredentials {
     pub client_id: String,
     pub secret: Option<String>,
+    /// Basic credentials exactly as sent (not form-decoded), when they differ from the decoded
+    /// pair: the second try.
+    pub undecoded: Option<Box<ClientCredentials>>,
+}
+
+impl ClientCredentials {
+    /// Credentials named by request parameters (`client_secret_post`, or a public client).
+    pub fn new(client_id: impl Into<String>, secret: Option<String>) -> Self {
+        Self {
+            client_id: client_id.into(),
+            secret,
+            undecoded: None,
+        }
+    }
+
+    /// The tries, in order: the pair as decoded, then the pair as sent.
+    fn tries(&self) -> impl Iterator<Item = &ClientCredentials> {
+        std::iter::once(self).chain(self.undecoded.as_deref())
+    }
 }
 
 impl std::fmt::Debug for ClientCredentials {
@@ -23,6 +48,7 @@ impl std::fmt::Debug for ClientCredentials {
         f.debug_struct("ClientCredentials")
             .field("client_id", &self.client_id)
             .field("secret", &self.secret.as_ref().map(|_| "***"))
+            .field("undecoded", &self.undecoded.is_some())
             .finish()
     }
 }
@@ -48,14 +74,27 @@ pub fn parse_basic(header: &str) -> Result<Option<ClientCredentials>, OAuthError
     let raw = STANDARD.decode(rest.trim()).map_err(|_| bad())?;
     let text = String::from_utf8(raw).map_err(|_| bad())?;
     let (id, secret) = text.split_once(':').ok_or_else(bad)?;
-    let client_id = form_decode(id).ok_or_else(bad)?;
-    let secret = form_decode(secret).ok_or_else(bad)?;
-    if client_id.is_empty() {
+    if id.is_empty() {
         return Err(bad());
     }
-    Ok(Some(ClientCredentials {
-        client_id,
-        secret: Some(secret),
+    let as_sent = ClientCredentials::new(id, Some(secret.to_owned()));
+    let decoded = form_decode(id)
+        .zip(form_decode(secret))
+        .filter(|(id, _)| !id.is_empty());
+    Ok(Some(match decoded {
+        Some((client_id, secret)) => {
+            let decoded = ClientCredentials::new(client_id, Some(secret));
+            if decoded == as_sent {
+                decoded
+            } else {
+                ClientCredentials {
+                    undecoded: Some(Box::new(as_sent)),
+                    ..decoded
+                }
+            }
+        }
+        // Not valid form encoding (`%ff`): only the pair as sent can be meant.
+        None => as_sent,
     }))
 }
 
@@ -74,14 +113,13 @@ pub fn credentials_from(
         (Some(_), _, Some(_)) => Err(OAuthError::invalid_request(
             "use one client authentication method, not both Basic and client_secret",
         )),
-        (Some(b), Some(id), None) if id != b.client_id => Err(OAuthError::invalid_request(
-            "client_id does not match the Basic credentials",
-        )),
+        (Some(b), Some(id), None) if !b.tries().any(|t| t.client_id == id) => Err(
+            OAuthError::invalid_request("client_id does not match the Basic credentials"),
+        ),
         (Some(b), _, None) => Ok(Some(b)),
-        (None, Some(id), secret) => Ok(Some(ClientCredentials {
-            client_id: id.to_string(),
-            secret: secret.map(str::to_string),
-        })),
+        (None, Some(id), secret) => {
+            Ok(Some(ClientCredentials::new(id, secret.map(str::to_string))))
+        }
         (None, None, Some(_)) => Err(OAuthError::invalid_request(
             "client_secret without client_id",
         )),
@@ -89,51 +127,58 @@ pub fn credentials_from(
     }
 }
 
-/// Authenticate the presented credentials; every failure is `invalid_client`.
+/// Authenticate the presented credentials; every failure is `invalid_client`. Returns the client
+/// and the credentials that authenticated it (Basic: decoded, or as sent).
 ///
 /// Online guessing is throttled per (client_id, client IP) by the request's
 /// [`Limits`](crate::limits::Limits): after a few failures the pair is blocked for a doubling
 /// time and answered 429 with `Retry-After` before the secret is even checked. Other addresses,
-/// the rightful client's among them, are not affected.
+/// the rightful client's among them, are not affected. Each try (decoded, as sent) that fails
+/// counts.
 pub async fn authenticate(
     registry: &ClientRegistry,
     credentials: Option<&ClientCredentials>,
-) -> Result<RegisteredClient, OAuthError> {
+) -> Result<(RegisteredClient, ClientCredentials), OAuthError> {
     let Some(creds) = credentials else {
         return Err(OAuthError::invalid_client(
             "client authentication is required",
         ));
     };
     let throttle = crate::limits::current().zip(request_context::client_ip());
-    if let Some((limits, ip)) = &throttle
-        && let Some(refused) = limits.client_auth_blocked(&creds.client_id, *ip)
-    {
-        return Err(OAuthError::too_many_requests(
-            refused.retry_after_secs(),
-            "too many failed client authentications from this address; retry later",
-        ));
-    }
-    match registry
-        .authenticate(&creds.client_id, creds.secret.as_deref())
-        .await
-    {
-        Ok(client) => {
-            if let Some((limits, ip)) = &throttle {
-                limits.client_auth_succeeded(&creds.client_id, *ip).await;
+    for attempt in creds.tries() {
+        if let Some((limits, ip)) = &throttle
+            && let Some(refused) = limits.client_auth_blocked(&attempt.client_id, *ip)
+        {
+            return Err(OAuthError::too_many_requests(
+                refused.retry_after_secs(),
+                "too many failed client authentications from this address; retry later",
+            ));
+        }
+        match registry
+            .authenticate(&attempt.client_id, attempt.secret.as_deref())
+            .await
+        {
+            Ok(client) => {
+                if let Some((limits, ip)) = &throttle {
+                    limits.client_auth_succeeded(&attempt.client_id, *ip).await;
+                }
+                let used =
+                    ClientCredentials::new(attempt.client_id.clone(), attempt.secret.clone());
+                return Ok((client, used));
             }
-            Ok(client)
-        }
-        Err(ClientAuthError::BadCredentials) => {
-            if let Some((limits, ip)) = &throttle {
-                limits.client_auth_failed(&creds.client_id, *ip).await;
+            Err(ClientAuthError::BadCredentials) => {
+                if let Some((limits, ip)) = &throttle {
+                    limits.client_auth_failed(&attempt.client_id, *ip).await;
+                }
             }
-            Err(OAuthError::invalid_client("client authentication failed"))
-        }
-        Err(ClientAuthError::Db(e)) => {
-            tracing::error!(error = %e, "client authentication");
-            Err(OAuthError::server_error())
+            Err(ClientAuthError::Db(e)) => {
+                tracing::error!(error = %e, "client authentication");
+                return Err(OAuthError::server_error());
+            }
         }
     }
+    tracing::debug!(client_id = %creds.client_id, tries = creds.tries().count(), "client authentication failed");
+    Err(OAuthError::invalid_client("client authentication failed"))
 }
 
 /// Authenticate the client of a request to the token, introspection or revocation endpoint: the
@@ -150,7 +195,7 @@ pub async fn authenticate_request(
         params.get("client_secret"),
     )?
     .ok_or_else(|| OAuthError::invalid_client("client authentication is required"))?;
-    let client = authenticate(registry, Some(&credentials)).await?;
+    let (client, credentials) = authenticate(registry, Some(&credentials)).await?;
     crate::request_context::note_client(&client.client_id);
     Ok((client, credentials))
 }
@@ -170,8 +215,24 @@ mod tests {
             creds,
             Some(ClientCredentials {
                 client_id: "my app".into(),
-                secret: Some("s:cret x+".into())
+                secret: Some("s:cret x+".into()),
+                undecoded: Some(Box::new(ClientCredentials::new(
+                    "my%20app",
+                    Some("s%3Acret+x%2B".into())
+                ))),
             })
+        );
+        // Nothing to decode: one try.
+        let plain = parse_basic(&basic("app:secret")).ok().flatten();
+        assert_eq!(
+            plain,
+            Some(ClientCredentials::new("app", Some("secret".into())))
+        );
+        // Not form encoding at all: the pair as sent.
+        let raw = parse_basic(&basic("app:s%ffx")).ok().flatten();
+        assert_eq!(
+            raw,
+            Some(ClientCredentials::new("app", Some("s%ffx".into())))
         );
     }
 

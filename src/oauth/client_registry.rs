@@ -19,6 +19,7 @@ use sea_orm::{
 use entity::oauth_client;
 
 use crate::clock::SharedClock;
+use crate::config::JwtAlg;
 use crate::oauth::allowed_origins::AllowedOrigins;
 use crate::oauth::grant_type::GrantType;
 use crate::secret::Secret;
@@ -48,6 +49,36 @@ pub const MAX_FAMILY_TTL: i64 = 365 * 24 * 3600;
 pub use crate::config::MAX_SECRET_OVERLAP;
 /// The shortest secret accepted when an operator imports one.
 pub const MIN_IMPORTED_SECRET_LEN: usize = 16;
+
+/// The algorithms a client may register for its ID tokens (`id_token_signed_response_alg`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IdTokenAlg {
+    Es256,
+    Rs256,
+}
+
+impl IdTokenAlg {
+    /// The JOSE name.
+    pub fn as_str(self) -> &'static str {
+        self.jwt_alg().as_str()
+    }
+
+    /// `ES256` or `RS256` (any case).
+    pub fn parse(text: &str) -> Option<Self> {
+        match JwtAlg::parse(text)? {
+            JwtAlg::Es256 => Some(Self::Es256),
+            JwtAlg::Rs256 => Some(Self::Rs256),
+            _ => None,
+        }
+    }
+
+    pub fn jwt_alg(self) -> JwtAlg {
+        match self {
+            Self::Es256 => JwtAlg::Es256,
+            Self::Rs256 => JwtAlg::Rs256,
+        }
+    }
+}
 
 /// Whether the `flow` grant demands a login ticket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -98,6 +129,10 @@ pub struct NewClient {
     pub logo_url: Option<String>,
     /// Identifiers of the resources (RFC 8707) the client may ask tokens for.
     pub resources: Vec<String>,
+    /// The algorithm of this client's ID tokens; `None`: the server's default.
+    pub id_token_alg: Option<IdTokenAlg>,
+    /// The token response also carries the seed's user fields (`--seed-fields`).
+    pub seed_fields: bool,
     /// Web origins, beyond those of the redirect URIs, whose pages may call the token,
     /// userinfo and revocation endpoints (CORS; `--allowed-origin`).
     pub allowed_origins: Vec<String>,
@@ -122,6 +157,8 @@ impl Default for NewClient {
             display_name: None,
             logo_url: None,
             resources: Vec::new(),
+            id_token_alg: None,
+            seed_fields: false,
             allowed_origins: Vec::new(),
         }
     }
@@ -150,6 +187,10 @@ pub struct RegisteredClient {
     pub resources: Vec<String>,
     /// After a secret rotation: until when (unix seconds) the previous secret still works.
     pub previous_secret_until: Option<i64>,
+    /// The algorithm of this client's ID tokens; `None`: the server's default.
+    pub id_token_alg: Option<IdTokenAlg>,
+    /// The token response also carries the seed's user fields.
+    pub seed_fields: bool,
     /// Web origins allowed by CORS beyond those of the redirect URIs (serialized).
     pub allowed_origins: Vec<String>,
 }
@@ -173,6 +214,8 @@ pub struct ClientChanges {
     pub introspect: Option<bool>,
     /// The resources the client may ask tokens for (replacing the list).
     pub resources: Option<Vec<String>>,
+    pub id_token_alg: Option<IdTokenAlg>,
+    pub seed_fields: Option<bool>,
     pub allowed_origins: Option<Vec<String>>,
 }
 
@@ -304,6 +347,11 @@ fn to_registered(m: oauth_client::Model) -> RegisteredClient {
             .previous_secret_hash
             .as_ref()
             .and(m.previous_secret_expires_at),
+        id_token_alg: m
+            .id_token_signed_response_alg
+            .as_deref()
+            .and_then(IdTokenAlg::parse),
+        seed_fields: m.seed_fields,
         client_id: m.client_id,
     }
 }
@@ -514,6 +562,8 @@ impl ClientRegistry {
             allowed_origins: Set(allowed_origins),
             created_at: Set(now),
             updated_at: Set(now),
+            id_token_signed_response_alg: Set(new.id_token_alg.map(|a| a.as_str().to_owned())),
+            seed_fields: Set(new.seed_fields),
         }
         .insert(&self.db)
         .await
@@ -728,6 +778,12 @@ impl ClientRegistry {
         }
         if let Some(origins) = allowed_origins {
             active.allowed_origins = Set(origins);
+        }
+        if let Some(alg) = changes.id_token_alg {
+            active.id_token_signed_response_alg = Set(Some(alg.as_str().to_owned()));
+        }
+        if let Some(seed_fields) = changes.seed_fields {
+            active.seed_fields = Set(seed_fields);
         }
         active.updated_at = Set(self.clock.now());
         let updated = active.update(&self.db).await?;

@@ -1,11 +1,15 @@
-//! OpenID Connect ID tokens (Core §2, §3.1.3.6): signed with the same keys as access tokens, for
-//! authorization-code grants whose scope includes `openid`.
+//! OpenID Connect ID tokens (Core §2, §3.1.3.6, §12.2): for authorization-code grants whose scope
+//! includes `openid`, and for refreshes of them. Always signed with a published asymmetric key
+//! (ES256, or RS256 for clients that registered it), whatever signs access tokens, so that every
+//! relying party can verify them against the JWKS.
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::oauth::client_registry::IdTokenAlg;
+use crate::oauth::client_registry::RegisteredClient;
 use crate::oauth::keys::KeyError;
-use crate::oauth::token_service::{TokenService, expiry};
-use crate::users::Account;
+use crate::oauth::token_service::{Issued, TokenService, expiry};
+use crate::users::{Account, UserRepo};
 
 /// The `typ` of an ID token's header.
 pub const ID_TOKEN_TYP: &str = "JWT";
@@ -61,6 +65,8 @@ pub struct IdTokenRequest<'a> {
     pub auth_time: Option<i64>,
     /// Lifetime in seconds (the access token's).
     pub ttl: i64,
+    /// What the client registered; `None`: the server's default.
+    pub alg: Option<IdTokenAlg>,
 }
 
 /// Sign an ID token.
@@ -79,5 +85,60 @@ pub async fn mint(tokens: &TokenService, request: IdTokenRequest<'_>) -> Result<
         name: profile.name,
         picture: profile.picture,
     };
-    tokens.keys().sign(ID_TOKEN_TYP, &claims).await
+    let keys = tokens.keys();
+    let alg = request
+        .alg
+        .map_or_else(|| keys.default_id_token_alg(), IdTokenAlg::jwt_alg);
+    keys.sign_with(alg, ID_TOKEN_TYP, &claims).await
+}
+
+/// Why the ID token of an issuance could not be made (the caller answers `server_error`).
+#[derive(Debug, thiserror::Error)]
+pub enum IdTokenError {
+    #[error("loading the account: {0}")]
+    Account(String),
+    #[error("signing: {0}")]
+    Key(#[from] KeyError),
+}
+
+/// The ID token that goes with tokens `issued` to `client` for a person: `None` unless the
+/// grant's scope (`granted_scope`; the access token's may be narrower, for a resource) includes
+/// `openid`. `nonce` only for the code's first exchange (never on refresh).
+pub async fn for_issued(
+    tokens: &TokenService,
+    users: &dyn UserRepo,
+    client: &RegisteredClient,
+    issued: &Issued,
+    granted_scope: &str,
+    nonce: Option<String>,
+    auth_time: Option<i64>,
+) -> Result<Option<String>, IdTokenError> {
+    let scope: Vec<&str> = granted_scope.split(' ').collect();
+    if !scope.contains(&"openid") {
+        return Ok(None);
+    }
+    let account_id: i64 = issued
+        .claims
+        .sub
+        .parse()
+        .map_err(|e: std::num::ParseIntError| IdTokenError::Account(e.to_string()))?;
+    let account = users
+        .account(account_id)
+        .await
+        .map_err(|e| IdTokenError::Account(e.to_string()))?
+        .ok_or_else(|| IdTokenError::Account(format!("no account {account_id}")))?;
+    let token = mint(
+        tokens,
+        IdTokenRequest {
+            client_id: &client.client_id,
+            account: &account,
+            scope: &scope,
+            nonce,
+            auth_time,
+            ttl: issued.expires_in,
+            alg: client.id_token_alg,
+        },
+    )
+    .await?;
+    Ok(Some(token))
 }

@@ -5,6 +5,11 @@
 //! HS256 is the exception: its key is the shared secret from `WXAUTH_JWT_HS256_SECRET` (for
 //! resource servers that share a key, as the seed's did); it is never stored or published.
 //!
+//! ID tokens are always signed with a published asymmetric key, whatever signs access tokens, so
+//! that every relying party can check them against the JWKS: an ES256 and an RS256 key always
+//! exist beside the access tokens' key (one key per algorithm signs; a rotation replaces them
+//! all, staged alike).
+//!
 //! Signing is on every token request's path, so the active key is parsed once, when the key set
 //! is loaded. ES256 is signed with ring (precomputed P-256 tables, ~10x faster than the pure-Rust
 //! `p256` arithmetic), EdDSA with ed25519-dalek; RS256 and HS256 go through jsonwebtoken.
@@ -91,11 +96,29 @@ pub struct KeyInfo {
     pub retired_at: Option<i64>,
 }
 
-/// The state of each row at `now` (rows newest first): the newest key of `alg` that has
-/// activated and is not retired signs; a key retired (or to be retired) stays published until
-/// every token it signed has expired.
-fn key_states(rows: &[signing_key::Model], now: i64, alg: JwtAlg) -> Vec<KeyState> {
-    let mut active_found = false;
+/// The algorithms that always have a key that signs: the access tokens' (unless HS256, whose
+/// key is the shared secret) and both ID-token algorithms.
+fn signing_algs(access: JwtAlg) -> Vec<JwtAlg> {
+    let mut algs = Vec::with_capacity(3);
+    if access != JwtAlg::Hs256 {
+        algs.push(access);
+    }
+    for alg in ID_TOKEN_ALGS {
+        if !algs.contains(&alg) {
+            algs.push(alg);
+        }
+    }
+    algs
+}
+
+/// The algorithms ID tokens may be signed with (all of them always have a published key).
+pub const ID_TOKEN_ALGS: [JwtAlg; 2] = [JwtAlg::Es256, JwtAlg::Rs256];
+
+/// The state of each row at `now` (rows newest first): for each algorithm in `algs`, the newest
+/// key that has activated and is not retired signs; a key retired (or to be retired) stays
+/// published until every token it signed has expired.
+fn key_states(rows: &[signing_key::Model], now: i64, algs: &[JwtAlg]) -> Vec<KeyState> {
+    let mut active_found: Vec<&str> = Vec::new();
     rows.iter()
         .map(|row| {
             let retired = row.retired_at.is_some_and(|r| r <= now);
@@ -106,8 +129,11 @@ fn key_states(rows: &[signing_key::Model], now: i64, alg: JwtAlg) -> Vec<KeyStat
                 KeyState::Expired
             } else if !retired && row.activates_at.is_some_and(|a| a > now) {
                 KeyState::Pending
-            } else if !retired && !active_found && row.alg == alg.as_str() {
-                active_found = true;
+            } else if !retired
+                && !active_found.contains(&row.alg.as_str())
+                && algs.iter().any(|a| a.as_str() == row.alg)
+            {
+                active_found.push(row.alg.as_str());
                 KeyState::Active
             } else {
                 KeyState::Retiring
@@ -240,10 +266,16 @@ struct VerifyingKey {
     key: DecodingKey,
 }
 
-struct KeySet {
+/// A key that signs now, parsed once.
+struct Signer {
+    alg: JwtAlg,
     kid: String,
-    alg: Algorithm,
     signer: ActiveSigner,
+}
+
+struct KeySet {
+    /// One per signing algorithm (the HS256 secret among them in HS256 mode).
+    signers: Vec<Signer>,
     verifying: HashMap<String, VerifyingKey>,
     jwks: Value,
     loaded_at: i64,
@@ -358,16 +390,23 @@ impl SigningKeys {
         alg: JwtAlg,
         hs256_secret: Option<Secret>,
     ) -> Result<Self, KeyError> {
-        let set = Self::read(&db, &vault, clock.now(), alg, hs256_secret.as_ref()).await?;
-        let set = match set {
-            Some(set) => set,
-            None => {
-                Self::insert_new_key(&db, &vault, clock.now(), alg).await?;
-                Self::read(&db, &vault, clock.now(), alg, hs256_secret.as_ref())
-                    .await?
-                    .ok_or_else(|| KeyError::Corrupt("new key not found after insert".into()))?
+        let mut set = Self::read(&db, &vault, clock.now(), alg, hs256_secret.as_ref()).await?;
+        let missing: Vec<JwtAlg> = signing_algs(alg)
+            .into_iter()
+            .filter(|a| !set.signers.iter().any(|s| s.alg == *a))
+            .collect();
+        if !missing.is_empty() {
+            for missing in missing {
+                Self::insert_new_key(&db, &vault, clock.now(), missing).await?;
             }
-        };
+            set = Self::read(&db, &vault, clock.now(), alg, hs256_secret.as_ref()).await?;
+            if signing_algs(alg)
+                .iter()
+                .any(|a| !set.signers.iter().any(|s| s.alg == *a))
+            {
+                return Err(KeyError::Corrupt("new key not found after insert".into()));
+            }
+        }
         Ok(Self {
             db,
             vault,
@@ -411,23 +450,23 @@ impl SigningKeys {
         Ok(kid)
     }
 
-    /// Read the key table: the newest active key of `alg` signs; every key still within its
-    /// retention verifies and is published.
+    /// Read the key table: for each signing algorithm the newest active key signs; every key
+    /// still within its retention verifies and is published.
     async fn read(
         db: &DatabaseConnection,
         vault: &Vault,
         now: i64,
         alg: JwtAlg,
         hs256_secret: Option<&Secret>,
-    ) -> Result<Option<KeySet>, KeyError> {
+    ) -> Result<KeySet, KeyError> {
         let rows = signing_key::Entity::find()
             .order_by_desc(signing_key::Column::CreatedAt)
             .all(db)
             .await?;
         let mut verifying = HashMap::new();
         let mut published = Vec::new();
-        let mut active: Option<(String, ActiveSigner)> = None;
-        for (row, state) in rows.iter().zip(key_states(&rows, now, alg)) {
+        let mut signers = Vec::new();
+        for (row, state) in rows.iter().zip(key_states(&rows, now, &signing_algs(alg))) {
             if state == KeyState::Expired {
                 continue;
             }
@@ -444,10 +483,16 @@ impl SigningKeys {
                         },
                         e => KeyError::Corrupt(e.to_string()),
                     })?;
-                active = Some((row.kid.clone(), ActiveSigner::from_pem(alg, &pem)?));
+                let row_alg = JwtAlg::parse(&row.alg)
+                    .ok_or_else(|| KeyError::Corrupt(format!("key alg {:?}", row.alg)))?;
+                signers.push(Signer {
+                    alg: row_alg,
+                    kid: row.kid.clone(),
+                    signer: ActiveSigner::from_pem(row_alg, &pem)?,
+                });
             }
         }
-        let (kid, signer, sign_alg) = if alg == JwtAlg::Hs256 {
+        if alg == JwtAlg::Hs256 {
             let secret =
                 hs256_secret.ok_or_else(|| KeyError::Corrupt("HS256 without a secret".into()))?;
             let kid = format!(
@@ -461,26 +506,19 @@ impl SigningKeys {
                     key: DecodingKey::from_secret(secret.expose().as_bytes()),
                 },
             );
-            (
+            signers.push(Signer {
+                alg: JwtAlg::Hs256,
                 kid,
-                ActiveSigner::Jwt(EncodingKey::from_secret(secret.expose().as_bytes())),
-                Algorithm::HS256,
-            )
-        } else {
-            match active {
-                Some((kid, signer)) => (kid, signer, jose_alg(alg)),
-                None => return Ok(None),
-            }
-        };
-        Ok(Some(KeySet {
-            kid,
-            alg: sign_alg,
-            signer,
+                signer: ActiveSigner::Jwt(EncodingKey::from_secret(secret.expose().as_bytes())),
+            });
+        }
+        Ok(KeySet {
+            signers,
             verifying,
             jwks: json!({ "keys": published }),
             loaded_at: now,
             next_change: next_change(&rows, now),
-        }))
+        })
     }
 
     async fn is_stale(&self) -> bool {
@@ -529,48 +567,69 @@ impl SigningKeys {
     async fn read_table(&self) -> Result<(), KeyError> {
         self.table_reads.fetch_add(1, Ordering::Relaxed);
         let now = self.clock.now();
-        if let Some(set) = Self::read(
+        let set = Self::read(
             &self.db,
             &self.vault,
             now,
             self.alg,
             self.hs256_secret.as_ref(),
         )
-        .await?
-        {
+        .await?;
+        // A set that lost an algorithm's signer (its key retired elsewhere without a successor)
+        // is not swapped in: the keys in hand keep signing.
+        let complete = signing_algs(self.alg)
+            .iter()
+            .all(|a| set.signers.iter().any(|s| s.alg == *a));
+        if complete {
             *self.set.write().await = set;
+        } else {
+            tracing::error!(
+                "the key table lacks a signing key for an algorithm; keeping the keys in memory"
+            );
         }
         Ok(())
     }
 
-    /// Add a new key for the configured algorithm and retire the current ones: new tokens are
-    /// signed with the new key, old ones keep verifying until they expire. Returns the new kid.
+    /// Add a new key for each signing algorithm and retire the current ones: new tokens are
+    /// signed with the new keys, old ones keep verifying until they expire. Returns the kid of the
+    /// new key that signs access tokens (in HS256 mode: the new ES256 key).
     pub async fn rotate(&self) -> Result<String, KeyError> {
         let (kid, _) = self.rotate_staged(0).await?;
         Ok(kid)
     }
 
-    /// Staged rotation: add a new key, published in the JWKS at once, that signs only
-    /// `delay` seconds from now; the keys signing now retire at that instant (and stay
-    /// published until their tokens expire). A delay of at least the JWKS cache time means no
-    /// resource server and no other instance ever sees a token signed by a key it has not
-    /// fetched. Returns the new kid and when it activates.
+    /// [`SigningKeys::rotate_staged_all`], returning the first new kid only.
     pub async fn rotate_staged(&self, delay: i64) -> Result<(String, i64), KeyError> {
-        if self.alg == JwtAlg::Hs256 {
-            return Err(KeyError::Generate(
-                "HS256 uses WXAUTH_JWT_HS256_SECRET; rotate it by changing the secret".into(),
-            ));
-        }
+        let (kids, activates_at) = self.rotate_staged_all(delay).await?;
+        let kid = kids
+            .into_iter()
+            .next()
+            .ok_or_else(|| KeyError::Generate("no key generated".into()))?;
+        Ok((kid, activates_at))
+    }
+
+    /// Staged rotation: add a new key for each signing algorithm (the access tokens' and both
+    /// ID-token algorithms), published in the JWKS at once, that signs only `delay` seconds from
+    /// now; the keys signing now retire at that instant (and stay published until their tokens
+    /// expire). A delay of at least the JWKS cache time means no resource server and no other
+    /// instance ever sees a token signed by a key it has not fetched. Returns the new kids (the
+    /// access tokens' first; HS256's shared secret is rotated by changing it) and when they
+    /// activate.
+    pub async fn rotate_staged_all(&self, delay: i64) -> Result<(Vec<String>, i64), KeyError> {
         let now = self.clock.now();
-        let activates_at = now.saturating_add(delay.max(0));
-        let kid = Self::insert_new_key(&self.db, &self.vault, now, self.alg).await?;
+        let mut kids = Vec::new();
+        for alg in signing_algs(self.alg) {
+            kids.push(Self::insert_new_key(&self.db, &self.vault, now, alg).await?);
+        }
+        // Counted from when the keys exist (an RSA key takes a moment to generate).
+        let activates_at = self.clock.now().saturating_add(delay.max(0));
         let txn = self.db.begin().await?;
         signing_key::Entity::update_many()
             .col_expr(
                 signing_key::Column::ActivatesAt,
                 sea_orm::sea_query::Expr::value(activates_at),
             )
-            .filter(signing_key::Column::Kid.eq(kid.clone()))
+            .filter(signing_key::Column::Kid.is_in(kids.clone()))
             .exec(&txn)
             .await?;
         signing_key::Entity::update_many()
@@ -579,12 +638,12 @@ impl SigningKeys {
                 sea_orm::sea_query::Expr::value(activates_at),
             )
             .filter(signing_key::Column::RetiredAt.is_null())
-            .filter(signing_key::Column::Kid.ne(kid.clone()))
+            .filter(signing_key::Column::Kid.is_not_in(kids.clone()))
             .exec(&txn)
             .await?;
         txn.commit().await?;
         self.reload().await?;
-        Ok((kid, activates_at))
+        Ok((kids, activates_at))
     }
 
     /// Every stored key and its state now, newest first.
@@ -593,7 +652,7 @@ impl SigningKeys {
             .order_by_desc(signing_key::Column::CreatedAt)
             .all(&self.db)
             .await?;
-        let states = key_states(&rows, self.clock.now(), self.alg);
+        let states = key_states(&rows, self.clock.now(), &signing_algs(self.alg));
         Ok(rows
             .into_iter()
             .zip(states)
@@ -625,16 +684,21 @@ impl SigningKeys {
         if key.state == KeyState::Pending
             && let Some(activation) = key.activates_at
             && !keys.iter().any(|k| {
-                k.kid != kid && k.state == KeyState::Pending && k.activates_at == Some(activation)
+                k.kid != kid
+                    && k.alg == key.alg
+                    && k.state == KeyState::Pending
+                    && k.activates_at == Some(activation)
             })
         {
-            // The keys this one would have replaced at its activation keep signing.
+            // The keys of its algorithm this one would have replaced at its activation keep
+            // signing.
             signing_key::Entity::update_many()
                 .col_expr(
                     signing_key::Column::RetiredAt,
                     sea_orm::sea_query::Expr::value(Option::<i64>::None),
                 )
                 .filter(signing_key::Column::RetiredAt.eq(activation))
+                .filter(signing_key::Column::Alg.eq(key.alg.clone()))
                 .filter(signing_key::Column::Kid.ne(kid))
                 .exec(&txn)
                 .await?;
@@ -658,14 +722,40 @@ impl SigningKeys {
             .ok_or_else(|| KeyAdminError::NotFound(kid.to_owned()))
     }
 
-    /// Sign `claims` with the active key; the header carries `typ` and `kid`.
+    /// Sign `claims` with the key that signs access tokens; the header carries `typ` and `kid`.
     pub async fn sign<T: Serialize>(&self, typ: &str, claims: &T) -> Result<String, KeyError> {
+        self.sign_with(self.alg, typ, claims).await
+    }
+
+    /// Sign `claims` with the active key of `alg` (one of the configured algorithm and
+    /// [`ID_TOKEN_ALGS`]); the header carries `typ` and `kid`.
+    pub async fn sign_with<T: Serialize>(
+        &self,
+        alg: JwtAlg,
+        typ: &str,
+        claims: &T,
+    ) -> Result<String, KeyError> {
         self.refresh_if_stale().await?;
         let set = self.set.read().await;
-        let mut header = Header::new(set.alg);
+        let signer = set
+            .signers
+            .iter()
+            .find(|s| s.alg == alg)
+            .ok_or_else(|| KeyError::Sign(format!("no {} key signs now", alg.as_str())))?;
+        let mut header = Header::new(jose_alg(alg));
         header.typ = Some(typ.to_string());
-        header.kid = Some(set.kid.clone());
-        set.signer.sign(&header, claims)
+        header.kid = Some(signer.kid.clone());
+        signer.signer.sign(&header, claims)
+    }
+
+    /// The algorithm ID tokens are signed with when a client registered none: RS256 where
+    /// access tokens are RS256 (as they always were there), ES256 everywhere else.
+    pub fn default_id_token_alg(&self) -> JwtAlg {
+        if self.alg == JwtAlg::Rs256 {
+            JwtAlg::Rs256
+        } else {
+            JwtAlg::Es256
+        }
     }
 
     /// The JWKS document (public keys only).
@@ -746,5 +836,26 @@ mod tests {
     #[test]
     fn eddsa_tokens_verify_against_the_jwk() {
         round_trip(JwtAlg::EdDsa);
+    }
+
+    #[test]
+    fn rs256_tokens_verify_against_the_jwk() {
+        round_trip(JwtAlg::Rs256);
+    }
+
+    #[test]
+    fn every_deployment_signs_id_tokens_with_published_keys() {
+        assert_eq!(
+            signing_algs(JwtAlg::Hs256),
+            vec![JwtAlg::Es256, JwtAlg::Rs256]
+        );
+        assert_eq!(
+            signing_algs(JwtAlg::EdDsa),
+            vec![JwtAlg::EdDsa, JwtAlg::Es256, JwtAlg::Rs256]
+        );
+        assert_eq!(
+            signing_algs(JwtAlg::Es256),
+            vec![JwtAlg::Es256, JwtAlg::Rs256]
+        );
     }
 }

@@ -27,7 +27,11 @@ pub fn document(issuer: &str, alg: JwtAlg) -> Value {
         // A public client revokes its own tokens by naming itself (RFC 7009 §2.1).
         "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
         "access_token_signing_alg_values_supported": [alg.as_str()],
-        "id_token_signing_alg_values_supported": [alg.as_str()],
+        // ID tokens are always signed with a published key: ES256, or RS256 for clients that
+        // register it (OIDC Discovery §3 requires RS256), whatever signs access tokens.
+        "id_token_signing_alg_values_supported": crate::oauth::keys::ID_TOKEN_ALGS.map(JwtAlg::as_str),
+        // Authorization responses carry `iss` (RFC 9207).
+        "authorization_response_iss_parameter_supported": true,
         "subject_types_supported": ["public"],
         "scopes_supported": ["openid", "profile", "flow"],
         "claims_supported": ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "name", "picture"],

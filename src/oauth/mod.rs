@@ -21,6 +21,7 @@ pub mod mini_program_sign_in;
 pub mod params;
 pub mod resources;
 pub mod revocation;
+pub mod seed_fields;
 pub mod token_endpoint;
 pub mod token_issuer;
 pub mod token_service;

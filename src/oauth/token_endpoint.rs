@@ -19,6 +19,7 @@ use crate::oauth::grants::mini_program::MiniProgramParams;
 use crate::oauth::grants::refresh_token::RefreshTokenParams;
 use crate::oauth::grants::{self, GrantRequest};
 use crate::oauth::params::Params;
+use crate::oauth::seed_fields::SeedFields;
 use crate::oauth::token_service::{Audience, Issued};
 
 /// A successful token response: the standard fields plus the seed's user fields.
@@ -51,6 +52,9 @@ pub struct TokenResponse {
     /// The access token's audience, for the audit trail (not sent).
     #[serde(skip)]
     pub audience: String,
+    /// Clients registered with `--seed-fields`, tokens for a person: the seed's user fields.
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub seed: Option<SeedFields>,
 }
 
 impl From<Issued> for TokenResponse {
@@ -75,6 +79,7 @@ impl From<Issued> for TokenResponse {
                 Audience::One(one) => one,
                 Audience::Many(many) => many.join(" "),
             },
+            seed: None,
         }
     }
 }
@@ -133,9 +138,16 @@ pub async fn exchange(
         .await?
         .into(),
         GrantType::RefreshToken => {
-            grants::refresh_token::grant(services, &request, RefreshTokenParams::parse(&params)?)
-                .await?
-                .into()
+            let (issued, id_token) = grants::refresh_token::grant(
+                services,
+                &request,
+                RefreshTokenParams::parse(&params)?,
+            )
+            .await?;
+            TokenResponse {
+                id_token,
+                ..issued.into()
+            }
         }
         GrantType::Flow => grants::flow::grant(services, &request, FlowParams::parse(&params)?)
             .await?
@@ -170,6 +182,14 @@ pub async fn exchange(
                 ..issued.into()
             }
         }
+    };
+    let response = if client.seed_fields && response.flow_user_id.is_some() {
+        TokenResponse {
+            seed: Some(SeedFields::seed_defaults()),
+            ..response
+        }
+    } else {
+        response
     };
     let mut event = AuditEvent::new(AuditKind::TokenIssued, Outcome::Ok)
         .client(client.client_id.as_str())

@@ -10,6 +10,7 @@ use oxide_auth::primitives::issuer::{IssuedToken, RefreshedToken, TokenType};
 use oxide_auth::primitives::scope::Scope;
 
 use crate::oauth::client_registry::RegisteredClient;
+use crate::oauth::codes::{AUTH_TIME_EXTENSION, public_extension};
 use crate::oauth::resources::Resource;
 use crate::oauth::token_service::{
     Issued, NewRefresh, Plan, PlannedAccess, PlannedFamily, RefreshRefusal, StoredRefresh,
@@ -29,6 +30,11 @@ pub fn mark_subject(extensions: &mut Extensions, kind: SubjectKind) {
         SUBJECT_EXTENSION.to_string(),
         ExtValue::public(Some(kind.as_str().to_string())),
     );
+}
+
+/// When the person signed in, as the code (or the refresh token) of a grant recorded it.
+fn auth_time_of(extensions: &Extensions) -> Option<i64> {
+    public_extension(extensions, AUTH_TIME_EXTENSION).and_then(|t| t.parse().ok())
 }
 
 /// Bind `resources` to a grant.
@@ -259,6 +265,7 @@ impl oxide_auth_async::primitives::Issuer for TokenIssuer<'_> {
                     subject,
                     scope: &scope,
                     access: &plan.access,
+                    auth_time: auth_time_of(&grant.extensions),
                     resources: &bound,
                 };
                 match self
@@ -302,6 +309,7 @@ impl oxide_auth_async::primitives::Issuer for TokenIssuer<'_> {
         self.with_refresh = true;
         let subject = subject_of(&grant.extensions);
         let scope = grant.scope.to_string();
+        self.granted_scope = Some(scope.clone());
         // Checked before the token is spent: a refusal leaves it usable (RFC 8707 downscoping).
         let bound = bound_resources(&grant.extensions);
         let audience = match self.audience(&bound).await {
@@ -326,6 +334,7 @@ impl oxide_auth_async::primitives::Issuer for TokenIssuer<'_> {
             subject,
             scope: &scope,
             access: &access,
+            auth_time: auth_time_of(&grant.extensions),
             resources: &bound,
         };
         let rotated = service
@@ -396,6 +405,12 @@ impl oxide_auth_async::primitives::Issuer for TokenIssuer<'_> {
         let scope: Scope = stored.token.scope.parse().map_err(|_| ())?;
         let mut extensions = Extensions::new();
         mark_subject(&mut extensions, stored.subject());
+        if let Some(auth_time) = stored.auth_time() {
+            extensions.set_raw(
+                AUTH_TIME_EXTENSION.to_string(),
+                ExtValue::public(Some(auth_time.to_string())),
+            );
+        }
         let bound = stored.bound_resources();
         if !bound.is_empty() {
             extensions.set_raw(

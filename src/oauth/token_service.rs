@@ -207,6 +207,13 @@ impl StoredRefresh {
             && token.expires_at > now
     }
 
+    /// When the person signed in, if the sign-in that began the family said so.
+    pub fn auth_time(&self) -> Option<i64> {
+        let extensions: serde_json::Value =
+            serde_json::from_str(&self.token.extensions).unwrap_or_default();
+        extensions["auth_time"].as_i64()
+    }
+
     /// What kind of subject the token is about.
     pub fn subject(&self) -> SubjectKind {
         let extensions: serde_json::Value =
@@ -255,6 +262,9 @@ pub fn family_row(
 /// grant when there are any.
 fn refresh_extensions(new: &NewRefresh<'_>) -> String {
     let mut extensions = serde_json::json!({ "subject": new.subject.as_str() });
+    if let Some(auth_time) = new.auth_time {
+        extensions["auth_time"] = serde_json::json!(auth_time);
+    }
     if !new.resources.is_empty() {
         extensions["resources"] = serde_json::json!(new.resources);
     }
@@ -285,6 +295,8 @@ pub(super) struct NewRefresh<'a> {
     pub subject: SubjectKind,
     pub scope: &'a str,
     pub access: &'a PlannedAccess,
+    /// When the person signed in (OIDC `auth_time`), kept for the ID tokens of later refreshes.
+    pub auth_time: Option<i64>,
     /// The resources bound to the grant (RFC 8707), for the tokens of later refreshes.
     pub resources: &'a [String],
 }
@@ -359,6 +371,7 @@ impl TokenService {
                     subject: SubjectKind::User,
                     scope: &scope,
                     access: &plan.access,
+                    auth_time: None,
                     resources: &bound,
                 };
                 // A new family's row is written here, so no one can have revoked it meanwhile.

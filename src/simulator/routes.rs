@@ -478,10 +478,17 @@ fn authorize_common(
         .or_else(|| cookie_user(headers))
         .filter(|user| sim.world().users.contains_key(user));
     let Some(user) = user else {
+        // The user may refuse: WeChat then redirects without a code, with the state only
+        // ("用户禁止授权，则重定向后不会带上code参数，仅会带上state参数").
+        let mut cancel = redirect.clone();
+        cancel.query_pairs_mut().append_pair("state", state);
+        if component_appid.is_some() {
+            cancel.query_pairs_mut().append_pair("appid", appid);
+        }
         return if website {
-            qr_page(sim, uri, &app.appid)
+            qr_page(sim, uri, &app.appid, cancel.as_str())
         } else {
-            picker_page(sim, uri)
+            picker_page(sim, uri, cancel.as_str())
         };
     };
     let code = match sim.mint_web_code(appid, &user, scope, component_appid.as_deref()) {
@@ -505,7 +512,14 @@ fn authorize_common(
 
 /// The website QR login page: a QR code to "scan" and, for each simulated user, a button that
 /// scans it with that user's WeChat (the real page polls until the phone confirms).
-fn qr_page(sim: &Simulator, uri: &axum::http::Uri, appid: &str) -> Response {
+fn cancel_link(cancel: &str) -> String {
+    format!(
+        "<p><a id=\"cancel\" href=\"{}\">取消 · Cancel (refuse to sign in)</a></p>",
+        escape_html(cancel)
+    )
+}
+
+fn qr_page(sim: &Simulator, uri: &axum::http::Uri, appid: &str, cancel: &str) -> Response {
     let back = uri
         .path_and_query()
         .map(|pq| pq.as_str().to_owned())
@@ -546,6 +560,7 @@ fn qr_page(sim: &Simulator, uri: &axum::http::Uri, appid: &str) -> Response {
         ));
     }
     body.push_str("</ul>");
+    body.push_str(&cancel_link(cancel));
     page(
         StatusCode::OK,
         "微信登录 · WeChat QR sign-in (simulated)",
@@ -553,7 +568,7 @@ fn qr_page(sim: &Simulator, uri: &axum::http::Uri, appid: &str) -> Response {
     )
 }
 
-fn picker_page(sim: &Simulator, uri: &axum::http::Uri) -> Response {
+fn picker_page(sim: &Simulator, uri: &axum::http::Uri, cancel: &str) -> Response {
     let back = uri
         .path_and_query()
         .map(|pq| pq.as_str().to_owned())
@@ -582,6 +597,7 @@ fn picker_page(sim: &Simulator, uri: &axum::http::Uri) -> Response {
          <button>创建并登录 · Create and sign in</button></form>",
         escape_html(&back)
     ));
+    body.push_str(&cancel_link(cancel));
     page(
         StatusCode::OK,
         "微信授权 · WeChat sign-in (simulated)",

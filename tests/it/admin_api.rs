@@ -242,7 +242,8 @@ admin_tests! {
         let mp = app.state.apps.get(MP).await.unwrap().expect("the Mini Program is still registered");
         assert_eq!(mp.secret.unwrap().expose(), demo::MINI_PROGRAM_SECRET, "a refused PATCH changed the secret");
         let (_, keys) = call(&app, Method::GET, "/keys", None).await;
-        assert_eq!(keys["keys"].as_array().unwrap().len(), 1, "{keys}");
+        // The access tokens' ES256 key and the RS256 key for ID tokens.
+        assert_eq!(keys["keys"].as_array().unwrap().len(), 2, "{keys}");
         let after = entity::audit_event::Entity::find().count(&app.state.db).await.unwrap();
         assert_eq!(before, after, "a refused request changed the audit trail");
         assert_eq!(call(&app, Method::GET, "/nothing-here", None).await.0, 404);
@@ -594,8 +595,9 @@ admin_tests! {
     async fn a_staged_key_is_published_before_it_signs(app: TestApp) {
         client(&app, "svc", &["client_credentials"]).await;
         let (_, keys) = call(&app, Method::GET, "/keys", None).await;
-        let old = keys["keys"][0]["kid"].as_str().unwrap().to_owned();
-        assert_eq!(keys["keys"][0]["state"], "active");
+        let es256 = keys["keys"].as_array().unwrap().iter().find(|k| k["alg"] == "ES256").unwrap();
+        let old = es256["kid"].as_str().unwrap().to_owned();
+        assert_eq!(es256["state"], "active");
 
         let (status, staged) = call(&app, Method::POST, "/keys", None).await;
         assert_eq!(status, 201, "{staged}");
@@ -633,8 +635,9 @@ admin_tests! {
         let (status, refused) = call(&app, Method::POST, "/keys", Some(json!({"activate_after": -1}))).await;
         assert_eq!((status, refused["field"].as_str()), (400, Some("activate_after")), "{refused}");
         assert_eq!(call(&app, Method::POST, "/keys/no-such-kid/retire", None).await.0, 404);
+        // Two rotations of two keys (ES256, RS256) and two retirements.
         let (_, events) = call(&app, Method::GET, "/audit?kind=key_changed", None).await;
-        assert_eq!(events["events"].as_array().unwrap().len(), 4, "{events}");
+        assert_eq!(events["events"].as_array().unwrap().len(), 6, "{events}");
     }
 
     async fn the_audit_trail_filters_and_refuses_bad_filters(app: TestApp) {

@@ -315,7 +315,8 @@ fn changes_are_audited_and_the_trail_is_printed_and_filtered() {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    assert_eq!(events.len(), 1, "{events:?}");
+    // One rotation: a new ES256 key (access and ID tokens) and a new RS256 key (ID tokens).
+    assert_eq!(events.len(), 2, "{events:?}");
     assert_eq!(events[0]["kind"], "key_changed");
     assert_eq!(events[0]["actor"], "cli:ops-alice");
 

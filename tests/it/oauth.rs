@@ -439,10 +439,22 @@ async fn eddsa_and_hs256_can_be_chosen() {
                 .json()
                 .await
                 .unwrap();
-            assert_eq!(
-                jwks["keys"].as_array().map(Vec::len),
-                Some(0),
-                "a shared key is never published"
+            // The shared secret is never published; only the ID-token keys are.
+            let algs: Vec<&str> = jwks["keys"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|k| k["alg"].as_str().unwrap())
+                .collect();
+            assert_eq!(algs.len(), 2, "{jwks}");
+            assert!(!algs.contains(&"HS256"), "a shared key is never published");
+            assert!(
+                jwks["keys"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .all(|k| k["kty"] != "oct"),
+                "{jwks}"
             );
             let key = jsonwebtoken::DecodingKey::from_secret(extra.unwrap().as_bytes());
             let mut v = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS256);

@@ -571,7 +571,7 @@ async fn discovery_documents_describe_the_endpoints() {
         );
         assert_eq!(
             doc["id_token_signing_alg_values_supported"],
-            serde_json::json!(["ES256"])
+            serde_json::json!(["ES256", "RS256"])
         );
     }
 }

@@ -4,8 +4,9 @@
 discovery -> authorization URL (PKCE S256, nonce, scope "openid profile") -> the simulator's
 WeChat QR page ("scan" as a simulated user) and wxauth's consent page, followed with plain HTTP
 requests -> code -> tokens (PKCE verifier, client_secret_basic) -> ID token checked against the
-JWKS (signature, iss, aud, exp, iat, nonce, azp) -> userinfo -> refresh -> the code replayed
-(refused with invalid_grant).
+JWKS (signature, iss, aud, exp, iat, nonce, azp) -> userinfo -> refresh (its new ID token checked
+the same way, without a nonce) -> the code replayed (refused with invalid_grant). The authorization
+response must name the issuer (RFC 9207 `iss`).
 
 Usage: authlib_client.py ISSUER CLIENT_ID CLIENT_SECRET REDIRECT_URI [SIM_USER]
 
@@ -128,6 +129,7 @@ def main(issuer, client_id, client_secret, redirect_uri, user="alice"):
     returned = parse_qs(urlparse(back).query)
     check(returned.get("state") == [state], f"state not returned: {back}")
     check("code" in returned, f"no code: {back}")
+    check(returned.get("iss") == [issuer], f"the authorization response does not name the issuer: {back}")
 
     token = client.fetch_token(
         metadata["token_endpoint"], authorization_response=back, state=state, code_verifier=verifier
@@ -152,6 +154,11 @@ def main(issuer, client_id, client_secret, redirect_uri, user="alice"):
 
     refreshed = client.refresh_token(metadata["token_endpoint"])
     check(refreshed["access_token"] != token["access_token"], "refresh gave the same access token")
+    check("id_token" in refreshed, "a refresh with scope openid gave no ID token")
+    refreshed_header, refreshed_claims = verify_id_token(
+        refreshed["id_token"], keys, algorithms, issuer, client_id, None, refreshed["access_token"]
+    )
+    check(refreshed_header["alg"] == header["alg"], f"refreshed ID token alg {refreshed_header['alg']!r}")
     after_refresh = client.get(metadata["userinfo_endpoint"], timeout=30)
     check(after_refresh.status_code == 200, f"userinfo after refresh HTTP {after_refresh.status_code}")
 
@@ -172,6 +179,7 @@ def main(issuer, client_id, client_secret, redirect_uri, user="alice"):
                 "scope": token.get("scope"),
                 "userinfo": userinfo,
                 "refreshed": True,
+                "refreshed_id_token": refreshed_claims,
                 "replay": replay_error,
             },
             ensure_ascii=False,

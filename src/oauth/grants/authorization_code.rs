@@ -24,7 +24,7 @@ use crate::oauth::authenticated_client::AuthenticatedClient;
 use crate::oauth::codes::{
     AUTH_TIME_EXTENSION, CodeOutcome, CodeStore, NONCE_EXTENSION, public_extension,
 };
-use crate::oauth::id_token::{self, IdTokenRequest};
+use crate::oauth::id_token;
 use crate::oauth::params::Params;
 use crate::oauth::token_issuer::TokenIssuer;
 use crate::oauth::token_service::Issued;
@@ -244,35 +244,16 @@ pub async fn grant(
         .granted_scope()
         .unwrap_or(&issued.claims.scope)
         .to_owned();
-    let scope: Vec<&str> = granted.split(' ').collect();
-    let id_token = if scope.contains(&"openid") {
-        let account_id: i64 = issued
-            .claims
-            .sub
-            .parse()
-            .map_err(|e| internal("account id", &e))?;
-        let account = services
-            .users
-            .account(account_id)
-            .await
-            .map_err(|e| internal("loading the account", &e))?
-            .ok_or_else(OAuthError::server_error)?;
-        let token = id_token::mint(
-            tokens,
-            IdTokenRequest {
-                client_id: &request.client.client_id,
-                account: &account,
-                scope: &scope,
-                nonce: endpoint.extension.nonce.take(),
-                auth_time: endpoint.extension.auth_time,
-                ttl: issued.expires_in,
-            },
-        )
-        .await
-        .map_err(|e| internal("signing an ID token", &e))?;
-        Some(token)
-    } else {
-        None
-    };
+    let id_token = id_token::for_issued(
+        tokens,
+        services.users.as_ref(),
+        request.client,
+        &issued,
+        &granted,
+        endpoint.extension.nonce.take(),
+        endpoint.extension.auth_time,
+    )
+    .await
+    .map_err(|e| internal("signing an ID token", &e))?;
     Ok((issued, id_token))
 }

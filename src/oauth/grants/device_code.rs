@@ -95,6 +95,7 @@ pub async fn grant(
                 nonce: None,
                 auth_time,
                 ttl: issued.expires_in,
+                alg: request.client.id_token_alg,
             },
         )
         .await

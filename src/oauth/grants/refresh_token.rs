@@ -11,6 +11,7 @@ use oxide_auth_async::primitives::{Issuer, Registrar};
 use super::{GrantRequest, from_access_token_error, optional, required};
 use crate::audit::{AuditEvent, AuditKind, Outcome};
 use crate::oauth::authenticated_client::AuthenticatedClient;
+use crate::oauth::id_token;
 use crate::oauth::params::Params;
 use crate::oauth::token_issuer::TokenIssuer;
 use crate::oauth::token_service::{Issued, SubjectKind};
@@ -77,11 +78,14 @@ impl Endpoint for RefreshEndpoint<'_> {
     }
 }
 
+/// Exchange a refresh token; returns what was issued and, when the scope includes `openid`, a
+/// fresh ID token for the same person (`auth_time` kept from the sign-in, no `nonce`: OIDC Core
+/// §12.2).
 pub async fn grant(
     services: &OAuthServices,
     request: &GrantRequest<'_>,
     params: RefreshTokenParams,
-) -> Result<Issued, OAuthError> {
+) -> Result<(Issued, Option<String>), OAuthError> {
     let tokens = &services.tokens;
     let mut endpoint = RefreshEndpoint {
         registrar: AuthenticatedClient {
@@ -116,10 +120,39 @@ pub async fn grant(
         ));
     }
     match result {
-        Ok(_) => endpoint
-            .issuer
-            .take_issued()
-            .ok_or_else(OAuthError::server_error),
+        Ok(_) => {
+            let issued = endpoint
+                .issuer
+                .take_issued()
+                .ok_or_else(OAuthError::server_error)?;
+            let person = endpoint
+                .issuer
+                .presented()
+                .filter(|p| p.subject() == SubjectKind::User);
+            let granted = endpoint
+                .issuer
+                .granted_scope()
+                .unwrap_or(&issued.claims.scope)
+                .to_owned();
+            let id_token = match person {
+                Some(presented) => id_token::for_issued(
+                    tokens,
+                    services.users.as_ref(),
+                    request.client,
+                    &issued,
+                    &granted,
+                    None,
+                    presented.auth_time(),
+                )
+                .await
+                .map_err(|e| {
+                    tracing::error!(error = %e, "signing an ID token");
+                    OAuthError::server_error()
+                })?,
+                None => None,
+            };
+            Ok((issued, id_token))
+        }
         Err(RefreshError::Invalid(mut d)) => Err(from_access_token_error(Some(d.description()))),
         Err(RefreshError::Unauthorized(mut d, _)) => {
             Err(from_access_token_error(Some(d.description())))
