@@ -18,7 +18,7 @@ use serde_json::{Map, Value};
 use entity::audit_event;
 
 use crate::clock::SharedClock;
-use crate::metrics::{ADMIN_CHANGES, REFUSALS, SIGN_INS, TOKENS_ISSUED};
+use crate::metrics::{ADMIN_CHANGES, REFUSALS, SIGN_INS, SIGN_OUTS, TOKENS_ISSUED};
 use crate::request_context;
 
 /// What happened.
@@ -49,6 +49,9 @@ pub enum AuditKind {
     /// An administrator disabled, enabled, revoked, exported or deleted an account
     /// (`detail.action`); after a deletion only this event (with no personal data) remains.
     AccountChanged,
+    /// A browser session ended at the end-session endpoint (`detail.revoked_families`,
+    /// `detail.backchannel_clients`).
+    SignOut,
 }
 
 impl AuditKind {
@@ -67,6 +70,7 @@ impl AuditKind {
             Self::AppChanged => "app_changed",
             Self::KeyChanged => "key_changed",
             Self::AccountChanged => "account_changed",
+            Self::SignOut => "sign_out",
         }
     }
 
@@ -74,6 +78,7 @@ impl AuditKind {
     fn metric(self) -> &'static str {
         match self {
             Self::SignIn => SIGN_INS,
+            Self::SignOut => SIGN_OUTS,
             Self::TokenIssued => TOKENS_ISSUED,
             Self::RefreshReuse
             | Self::CodeReplay
@@ -101,6 +106,7 @@ impl AuditKind {
         Self::AppChanged,
         Self::KeyChanged,
         Self::AccountChanged,
+        Self::SignOut,
     ];
 
     /// The kind stored as `name`.

@@ -26,7 +26,7 @@ use crate::oauth::client_registry::{
     CLIENT_CACHE_TTL, DEFAULT_ACCESS_TTL, DEFAULT_FAMILY_TTL, DEFAULT_REFRESH_TTL,
 };
 use crate::oauth::keys::KeyInfo;
-use crate::oauth::{ClientChanges, FlowTicketPolicy, NewClient, RegisteredClient};
+use crate::oauth::{ClientChanges, ClientLogout, FlowTicketPolicy, NewClient, RegisteredClient};
 use crate::secret::Secret;
 use crate::state::{AppState, StartError};
 
@@ -273,6 +273,39 @@ struct CreateClientArgs {
     /// The logo people see on the consent page (https).
     #[arg(long)]
     logo_url: Option<String>,
+    #[command(flatten)]
+    logout: CreateLogoutArgs,
+}
+
+/// Logout settings of `client create` (OIDC RP-Initiated and Back-Channel Logout).
+#[derive(Args, Debug)]
+struct CreateLogoutArgs {
+    /// An exact URI the end-session endpoint may send the browser back to (repeatable).
+    #[arg(long = "post-logout-redirect-uri")]
+    post_logout_redirect_uris: Vec<String>,
+    /// Where logout tokens are POSTed when a session ends (https; http only on localhost).
+    #[arg(long)]
+    backchannel_logout_uri: Option<String>,
+    /// The client needs `sid` in its logout tokens.
+    #[arg(long)]
+    backchannel_logout_session_required: bool,
+}
+
+/// Logout settings of `client update`.
+#[derive(Args, Debug)]
+struct UpdateLogoutArgs {
+    /// Replaces the post-logout redirect URIs (repeatable).
+    #[arg(long = "post-logout-redirect-uri")]
+    post_logout_redirect_uris: Option<Vec<String>>,
+    /// Removes every post-logout redirect URI.
+    #[arg(long, conflicts_with = "post_logout_redirect_uris")]
+    clear_post_logout_redirect_uris: bool,
+    #[arg(long)]
+    backchannel_logout_uri: Option<String>,
+    #[arg(long, conflicts_with = "backchannel_logout_uri")]
+    clear_backchannel_logout_uri: bool,
+    #[arg(long)]
+    backchannel_logout_session_required: Option<bool>,
 }
 
 #[derive(Args, Debug)]
@@ -307,6 +340,8 @@ struct UpdateClientArgs {
     flow_ticket: Option<FlowTicketArg>,
     #[arg(long)]
     introspect: Option<bool>,
+    #[command(flatten)]
+    logout: UpdateLogoutArgs,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug)]
@@ -634,12 +669,20 @@ fn admin_failed(e: AdminError) -> CliError {
             let option = match field {
                 "overlap_secs" => "overlap".to_owned(),
                 "redirect_uris" => "redirect-uri".to_owned(),
+                "post_logout_redirect_uris" => "post-logout-redirect-uri".to_owned(),
                 "union_id" => "unionid".to_owned(),
                 field => field.replace('_', "-"),
             };
             let status = match field {
-                "client_id" | "secret" | "grant_types" | "scopes" | "redirect_uris"
-                | "display_name" | "logo_url" => 1,
+                "client_id"
+                | "secret"
+                | "grant_types"
+                | "scopes"
+                | "redirect_uris"
+                | "display_name"
+                | "logo_url"
+                | "post_logout_redirect_uris"
+                | "backchannel_logout_uri" => 1,
                 _ => 2,
             };
             CliError::new(status, format!("--{option}: {reason}"))
@@ -967,6 +1010,19 @@ fn print_client(c: &RegisteredClient) {
         "logo_url:          {}",
         c.logo_url.as_deref().unwrap_or("-")
     );
+    println!(
+        "post_logout_redirect_uris: {}",
+        c.logout.post_logout_redirect_uris.join(" ")
+    );
+    println!(
+        "backchannel_logout_uri: {}{}",
+        c.logout.backchannel_logout_uri.as_deref().unwrap_or("-"),
+        if c.logout.backchannel_logout_session_required {
+            " (sid required)"
+        } else {
+            ""
+        }
+    );
     if let Some(until) = c.previous_secret_until {
         println!("previous secret valid until: {until}");
     }
@@ -999,6 +1055,13 @@ async fn client_command(state: &AppState, command: ClientCommand) -> Result<(), 
                         refresh_family_ttl: args.refresh_family_ttl,
                         display_name: args.display_name,
                         logo_url: args.logo_url,
+                        logout: ClientLogout {
+                            post_logout_redirect_uris: args.logout.post_logout_redirect_uris,
+                            backchannel_logout_uri: args.logout.backchannel_logout_uri,
+                            backchannel_logout_session_required: args
+                                .logout
+                                .backchannel_logout_session_required,
+                        },
                     },
                 )
                 .await
@@ -1066,6 +1129,18 @@ async fn client_command(state: &AppState, command: ClientCommand) -> Result<(), 
                 refresh_family_ttl: args.refresh_family_ttl,
                 flow_ticket,
                 introspect: args.introspect,
+                post_logout_redirect_uris: if args.logout.clear_post_logout_redirect_uris {
+                    Some(Vec::new())
+                } else {
+                    args.logout.post_logout_redirect_uris
+                },
+                backchannel_logout_uri: clear_or(
+                    args.logout.clear_backchannel_logout_uri,
+                    args.logout.backchannel_logout_uri,
+                ),
+                backchannel_logout_session_required: args
+                    .logout
+                    .backchannel_logout_session_required,
             };
             let client = admin
                 .update_client(&actor, &args.client_id, changes)

@@ -23,7 +23,7 @@ use crate::admin::{AccessRefused, Actor, Admin, AdminError};
 use crate::audit::{AuditFilter, AuditKind};
 use crate::oauth::client_registry::{DEFAULT_ACCESS_TTL, DEFAULT_FAMILY_TTL, DEFAULT_REFRESH_TTL};
 use crate::oauth::keys::KeyInfo;
-use crate::oauth::{ClientChanges, FlowTicketPolicy, NewClient, RegisteredClient};
+use crate::oauth::{ClientChanges, ClientLogout, FlowTicketPolicy, NewClient, RegisteredClient};
 use crate::secret::Secret;
 use crate::state::AppState;
 
@@ -447,6 +447,11 @@ struct ClientView {
     introspect: bool,
     /// Unix seconds until which the secret before the last rotation still works.
     previous_secret_valid_until: Option<i64>,
+    /// Where RP-initiated logout may send the browser back (exact match).
+    post_logout_redirect_uris: Vec<String>,
+    /// Where logout tokens are POSTed when a session ends.
+    backchannel_logout_uri: Option<String>,
+    backchannel_logout_session_required: bool,
 }
 
 impl From<&RegisteredClient> for ClientView {
@@ -466,6 +471,9 @@ impl From<&RegisteredClient> for ClientView {
             flow_ticket: c.flow_ticket.as_str(),
             introspect: c.introspect,
             previous_secret_valid_until: c.previous_secret_until,
+            post_logout_redirect_uris: c.logout.post_logout_redirect_uris.clone(),
+            backchannel_logout_uri: c.logout.backchannel_logout_uri.clone(),
+            backchannel_logout_session_required: c.logout.backchannel_logout_session_required,
         }
     }
 }
@@ -530,6 +538,11 @@ struct CreateClient {
     introspect: bool,
     display_name: Option<String>,
     logo_url: Option<String>,
+    #[serde(default)]
+    post_logout_redirect_uris: Vec<String>,
+    backchannel_logout_uri: Option<String>,
+    #[serde(default)]
+    backchannel_logout_session_required: bool,
 }
 
 #[utoipa::path(get, path = "/admin/api/v1/clients", tag = "clients", summary = "List clients",
@@ -586,6 +599,11 @@ async fn create_client(caller: Caller, ApiJson(body): ApiJson<CreateClient>) -> 
         refresh_family_ttl: body.refresh_family_ttl.unwrap_or(DEFAULT_FAMILY_TTL),
         display_name: body.display_name,
         logo_url: body.logo_url,
+        logout: ClientLogout {
+            post_logout_redirect_uris: body.post_logout_redirect_uris,
+            backchannel_logout_uri: body.backchannel_logout_uri,
+            backchannel_logout_session_required: body.backchannel_logout_session_required,
+        },
     };
     let (client, secret) = caller.admin.create_client(&caller.actor, new).await?;
     let shown = CreatedClient {
@@ -622,6 +640,11 @@ struct UpdateClient {
     refresh_family_ttl: Option<i64>,
     flow_ticket: Option<String>,
     introspect: Option<bool>,
+    post_logout_redirect_uris: Option<Vec<String>>,
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<String>)]
+    backchannel_logout_uri: Option<Option<String>>,
+    backchannel_logout_session_required: Option<bool>,
 }
 
 #[utoipa::path(patch, path = "/admin/api/v1/clients/{id}", tag = "clients", summary = "Change a client: absent fields are kept, `null` removes display_name or logo_url",
@@ -651,6 +674,9 @@ async fn update_client(
         refresh_family_ttl: body.refresh_family_ttl,
         flow_ticket: flow_ticket(body.flow_ticket)?,
         introspect: body.introspect,
+        post_logout_redirect_uris: body.post_logout_redirect_uris,
+        backchannel_logout_uri: body.backchannel_logout_uri,
+        backchannel_logout_session_required: body.backchannel_logout_session_required,
     };
     ok(ClientView::from(
         &caller

@@ -770,6 +770,7 @@ fn new_client_of(change: &Change) -> Result<NewClient, AdminError> {
         refresh_family_ttl: DEFAULT_FAMILY_TTL,
         display_name: change.field("display_name").map(str::to_owned),
         logo_url: change.field("logo_url").map(str::to_owned),
+        ..NewClient::default()
     })
 }
 

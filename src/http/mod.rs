@@ -12,6 +12,7 @@ pub mod cookies;
 pub mod edge;
 pub mod front_page;
 pub mod h5;
+pub mod logout;
 pub mod health;
 pub mod messages;
 pub mod metrics;
@@ -43,6 +44,7 @@ pub fn routes() -> Router<AppState> {
         .merge(front_page::routes())
         .merge(oauth::routes())
         .merge(authorize::routes())
+        .merge(logout::routes())
         .merge(component::routes())
         .merge(mini_program::routes())
         .merge(h5::routes())

@@ -38,6 +38,14 @@ const TEMPLATES: &[(&str, &str)] = &[
         "home.html",
         include_str!("../../static/templates/home.html"),
     ),
+    (
+        "signed_out.html",
+        include_str!("../../static/templates/signed_out.html"),
+    ),
+    (
+        "logout_confirm.html",
+        include_str!("../../static/templates/logout_confirm.html"),
+    ),
 ];
 
 /// Static files served under `/static/`: path, content type, body.

@@ -95,6 +95,19 @@ pub struct NewClient {
     /// The name and logo people see on the consent page.
     pub display_name: Option<String>,
     pub logo_url: Option<String>,
+    /// Logout: where RP-initiated logout may return to, and the back-channel endpoint.
+    pub logout: ClientLogout,
+}
+
+/// What a client registers for logout (OIDC RP-Initiated and Back-Channel Logout 1.0).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClientLogout {
+    /// Where the end-session endpoint may send the browser back (exact match).
+    pub post_logout_redirect_uris: Vec<String>,
+    /// Where logout tokens are POSTed when a session ends.
+    pub backchannel_logout_uri: Option<String>,
+    /// Whether the client needs `sid` in its logout tokens.
+    pub backchannel_logout_session_required: bool,
 }
 
 impl Default for NewClient {
@@ -115,6 +128,7 @@ impl Default for NewClient {
             refresh_family_ttl: DEFAULT_FAMILY_TTL,
             display_name: None,
             logo_url: None,
+            logout: ClientLogout::default(),
         }
     }
 }
@@ -140,6 +154,7 @@ pub struct RegisteredClient {
     pub logo_url: Option<String>,
     /// After a secret rotation: until when (unix seconds) the previous secret still works.
     pub previous_secret_until: Option<i64>,
+    pub logout: ClientLogout,
 }
 
 /// A change to a client's settings: `None` leaves a setting as it is. The type (public or
@@ -159,6 +174,10 @@ pub struct ClientChanges {
     pub refresh_family_ttl: Option<i64>,
     pub flow_ticket: Option<FlowTicketPolicy>,
     pub introspect: Option<bool>,
+    pub post_logout_redirect_uris: Option<Vec<String>>,
+    /// `Some(None)` removes the back-channel logout URI.
+    pub backchannel_logout_uri: Option<Option<String>>,
+    pub backchannel_logout_session_required: Option<bool>,
 }
 
 /// The longest display name (characters).
@@ -210,6 +229,12 @@ pub enum ClientRegistryError {
     InvalidDisplayName,
     #[error("logo URL {0:?} must be an absolute https URL (http only on localhost)")]
     InvalidLogoUrl(String),
+    #[error("post-logout redirect URI {0:?} must be an absolute URL without a fragment")]
+    InvalidPostLogoutRedirectUri(String),
+    #[error(
+        "back-channel logout URI {0:?} must be an absolute https URL without a fragment (http only on localhost)"
+    )]
+    InvalidBackchannelLogoutUri(String),
     #[error("the secret overlap must be from 0 to {max} seconds, got {value}")]
     InvalidOverlap { max: i64, value: i64 },
     #[error("client {0:?} already exists")]
@@ -270,6 +295,14 @@ fn to_registered(m: oauth_client::Model) -> RegisteredClient {
         refresh_family_ttl: m.refresh_family_ttl.clamp(1, MAX_FAMILY_TTL),
         display_name: m.display_name,
         logo_url: m.logo_url,
+        logout: ClientLogout {
+            post_logout_redirect_uris: split_list(
+                m.post_logout_redirect_uris.as_deref().unwrap_or_default(),
+                '\n',
+            ),
+            backchannel_logout_uri: m.backchannel_logout_uri,
+            backchannel_logout_session_required: m.backchannel_logout_session_required,
+        },
         previous_secret_until: m
             .previous_secret_hash
             .as_ref()
@@ -298,6 +331,41 @@ fn check_lists(
             .unwrap_or(false);
         if !ok {
             return Err(ClientRegistryError::InvalidRedirectUri(uri.clone()));
+        }
+    }
+    Ok(())
+}
+
+/// Post-logout redirect URIs are exact absolute URLs like redirect URIs; the back-channel URI is
+/// an https URL (http only on a loopback host, for development) without a fragment (Back-Channel
+/// Logout 1.0 §2.2).
+fn check_logout(
+    post_logout_redirect_uris: &[String],
+    backchannel_logout_uri: Option<&str>,
+) -> Result<(), ClientRegistryError> {
+    for uri in post_logout_redirect_uris {
+        let ok = url::Url::parse(uri)
+            .map(|u| u.fragment().is_none() && u.has_host())
+            .unwrap_or(false);
+        if !ok {
+            return Err(ClientRegistryError::InvalidPostLogoutRedirectUri(
+                uri.clone(),
+            ));
+        }
+    }
+    if let Some(uri) = backchannel_logout_uri {
+        let ok = url::Url::parse(uri).is_ok_and(|u| {
+            u.fragment().is_none()
+                && match u.scheme() {
+                    "https" => u.has_host(),
+                    "http" => matches!(u.host_str(), Some("localhost" | "127.0.0.1" | "[::1]")),
+                    _ => false,
+                }
+        });
+        if !ok || uri.len() > 2048 {
+            return Err(ClientRegistryError::InvalidBackchannelLogoutUri(
+                uri.to_owned(),
+            ));
         }
     }
     Ok(())
@@ -353,6 +421,11 @@ fn check_ttl(option: &'static str, value: i64, max: i64) -> Result<(), ClientReg
     }
 }
 
+/// A list stored one per line; `None` when empty.
+fn joined_lines(items: &[String]) -> Option<String> {
+    (!items.is_empty()).then(|| items.join("\n"))
+}
+
 fn valid_client_id(id: &str) -> bool {
     !id.is_empty()
         && id.len() <= 128
@@ -395,6 +468,10 @@ impl ClientRegistry {
         }
         check_lists(&new.grant_types, &new.scopes, &new.redirect_uris)?;
         check_usable(new.public, &new.grant_types, &new.redirect_uris)?;
+        check_logout(
+            &new.logout.post_logout_redirect_uris,
+            new.logout.backchannel_logout_uri.as_deref(),
+        )?;
         if let Some(name) = &new.display_name {
             check_display_name(name)?;
         }
@@ -451,6 +528,11 @@ impl ClientRegistry {
             previous_secret_expires_at: Set(None),
             display_name: Set(new.display_name.clone()),
             logo_url: Set(new.logo_url.clone()),
+            post_logout_redirect_uris: Set(joined_lines(&new.logout.post_logout_redirect_uris)),
+            backchannel_logout_uri: Set(new.logout.backchannel_logout_uri.clone()),
+            backchannel_logout_session_required: Set(new
+                .logout
+                .backchannel_logout_session_required),
             created_at: Set(now),
             updated_at: Set(now),
         }
@@ -602,6 +684,13 @@ impl ClientRegistry {
         if let Some(Some(logo)) = &changes.logo_url {
             check_logo_url(logo)?;
         }
+        check_logout(
+            changes
+                .post_logout_redirect_uris
+                .as_deref()
+                .unwrap_or_default(),
+            changes.backchannel_logout_uri.clone().flatten().as_deref(),
+        )?;
         check_ttl(
             "--access-token-ttl",
             changes.access_token_ttl.unwrap_or(current.access_token_ttl),
@@ -654,6 +743,15 @@ impl ClientRegistry {
         }
         if let Some(introspect) = changes.introspect {
             active.introspect = Set(introspect);
+        }
+        if let Some(uris) = changes.post_logout_redirect_uris {
+            active.post_logout_redirect_uris = Set(joined_lines(&uris));
+        }
+        if let Some(uri) = changes.backchannel_logout_uri {
+            active.backchannel_logout_uri = Set(uri);
+        }
+        if let Some(required) = changes.backchannel_logout_session_required {
+            active.backchannel_logout_session_required = Set(required);
         }
         active.updated_at = Set(self.clock.now());
         let updated = active.update(&self.db).await?;

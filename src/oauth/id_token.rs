@@ -24,6 +24,9 @@ pub struct IdTokenClaims {
     pub auth_time: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nonce: Option<String>,
+    /// The browser session the user signed in with (Back-Channel Logout 1.0 §2.1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sid: Option<String>,
     /// Under scope `profile`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
@@ -59,6 +62,8 @@ pub struct IdTokenRequest<'a> {
     pub scope: &'a [&'a str],
     pub nonce: Option<String>,
     pub auth_time: Option<i64>,
+    /// The browser session's id, when there is one.
+    pub sid: Option<String>,
     /// Lifetime in seconds (the access token's).
     pub ttl: i64,
 }
@@ -76,6 +81,7 @@ pub async fn mint(tokens: &TokenService, request: IdTokenRequest<'_>) -> Result<
         exp: expiry(now, request.ttl).map_err(|e| KeyError::Sign(e.to_string()))?,
         auth_time: request.auth_time,
         nonce: request.nonce,
+        sid: request.sid,
         name: profile.name,
         picture: profile.picture,
     };

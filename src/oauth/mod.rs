@@ -3,10 +3,12 @@
 
 pub mod authenticated_client;
 pub mod authorize;
+pub mod backchannel;
 pub mod client_auth;
 pub mod client_registry;
 pub mod codes;
 pub mod consent;
+pub mod end_session;
 pub mod error;
 pub mod grant_type;
 pub mod grants;
@@ -26,7 +28,7 @@ pub mod userinfo;
 use std::sync::Arc;
 
 pub use client_registry::{
-    ClientChanges, ClientRegistry, FlowTicketPolicy, NewClient, RegisteredClient,
+    ClientChanges, ClientLogout, ClientRegistry, FlowTicketPolicy, NewClient, RegisteredClient,
 };
 pub use error::{OAuthError, OAuthErrorCode};
 pub use grant_type::GrantType;

@@ -24,6 +24,7 @@ mod metrics;
 mod mini_program;
 mod oauth;
 mod oauth_hardening;
+mod logout;
 mod oidc;
 mod oidc_browser;
 mod oidc_client;
