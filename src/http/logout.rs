@@ -50,7 +50,11 @@ fn refused(detail: impl std::fmt::Display) -> Response {
         .into_response()
 }
 
-async fn end_session(State(state): State<AppState>, headers: HeaderMap, input: Vec<u8>) -> Response {
+async fn end_session(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    input: Vec<u8>,
+) -> Response {
     // A repeated parameter is refused like any other malformed request.
     let pairs: Vec<(String, String)> = match serde_urlencoded::from_bytes(&input) {
         Ok(pairs) => pairs,
@@ -88,7 +92,10 @@ async fn end_session(State(state): State<AppState>, headers: HeaderMap, input: V
             };
             confirm_page(&form.params, user_name, &csrf_token, &request)
         }
-        Ok(LogoutStep::Done { redirect: to, ended }) => {
+        Ok(LogoutStep::Done {
+            redirect: to,
+            ended,
+        }) => {
             let mut response = match to {
                 Some(url) => redirect(url.as_str()),
                 None => signed_out_page(),

@@ -38,7 +38,7 @@ pub enum LogoutStep {
         csrf_token: String,
         /// Who is signed in.
         account_id: i64,
-        request: EndSessionRequest,
+        request: Box<EndSessionRequest>,
     },
     /// Done (`ended`: a session was ended): send the browser to `redirect`, or show the
     /// signed-out page.
@@ -99,7 +99,7 @@ impl Logout<'_> {
             return Ok(LogoutStep::Confirm {
                 csrf_token: self.sessions.csrf_token(&session),
                 account_id: session.account_id,
-                request,
+                request: Box::new(request),
             });
         }
         self.sessions.end(cookie).await?;

@@ -339,26 +339,38 @@ backend_tests! {
     }
 }
 
+/// Every POST a receiver got: the `logout_token` and whether it was accepted.
+type Deliveries = Arc<Mutex<Vec<(String, bool)>>>;
+
 /// A client's back-channel logout endpoint: records every POST's `logout_token`, answering 503
 /// to the first `failures` and 200 after.
 struct Receiver {
     url: String,
-    seen: Arc<Mutex<Vec<(String, bool)>>>,
+    seen: Deliveries,
 }
 
 impl Receiver {
     async fn start(failures: u32) -> Self {
-        let seen: Arc<Mutex<Vec<(String, bool)>>> = Arc::default();
+        let seen: Deliveries = Arc::default();
         let router = axum::Router::new()
             .route(
                 "/backchannel",
                 axum::routing::post(
-                    move |State(seen): State<Arc<Mutex<Vec<(String, bool)>>>>,
-                          axum::Form(form): axum::Form<std::collections::HashMap<String, String>>| async move {
+                    move |State(seen): State<Deliveries>,
+                          axum::Form(form): axum::Form<
+                        std::collections::HashMap<String, String>,
+                    >| async move {
                         let mut seen = seen.lock().await;
                         let accept = seen.len() as u32 >= failures;
-                        seen.push((form.get("logout_token").cloned().unwrap_or_default(), accept));
-                        if accept { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE }
+                        seen.push((
+                            form.get("logout_token").cloned().unwrap_or_default(),
+                            accept,
+                        ));
+                        if accept {
+                            StatusCode::OK
+                        } else {
+                            StatusCode::SERVICE_UNAVAILABLE
+                        }
                     },
                 ),
             )
@@ -374,11 +386,22 @@ impl Receiver {
     }
 
     async fn bodies(&self) -> Vec<String> {
-        self.seen.lock().await.iter().map(|(t, _)| t.clone()).collect()
+        self.seen
+            .lock()
+            .await
+            .iter()
+            .map(|(t, _)| t.clone())
+            .collect()
     }
 
     async fn accepted(&self) -> Vec<String> {
-        self.seen.lock().await.iter().filter(|(_, ok)| *ok).map(|(t, _)| t.clone()).collect()
+        self.seen
+            .lock()
+            .await
+            .iter()
+            .filter(|(_, ok)| *ok)
+            .map(|(t, _)| t.clone())
+            .collect()
     }
 }
 
@@ -395,10 +418,17 @@ async fn the_sign_out_pages_in_chromium() {
     };
     let app = TestApp::spawn(Backend::Sqlite).await.unwrap();
     logout_client(&app, "web", returns_to(&[])).await;
-    app.state.clients.update("web", wxauth::oauth::ClientChanges {
-        redirect_uris: Some(vec![CHROMIUM_REDIRECT.into()]),
-        ..Default::default()
-    }).await.ok();
+    app.state
+        .clients
+        .update(
+            "web",
+            wxauth::oauth::ClientChanges {
+                redirect_uris: Some(vec![CHROMIUM_REDIRECT.into()]),
+                ..Default::default()
+            },
+        )
+        .await
+        .ok();
     let driver = Driver::start(&chromedriver).await;
     for (variant, language) in [("zh", "zh-CN"), ("en", "en-US")] {
         let client = browser_in(&driver, DESKTOP_USER_AGENT, (900, 700), language).await;
@@ -406,7 +436,11 @@ async fn the_sign_out_pages_in_chromium() {
             let wait = |css: &'static str| {
                 let client = client.clone();
                 async move {
-                    client.wait().at_most(crate::h5_browser::WAIT).for_element(Locator::Css(css)).await
+                    client
+                        .wait()
+                        .at_most(crate::h5_browser::WAIT)
+                        .for_element(Locator::Css(css))
+                        .await
                         .map_err(|e| format!("{css}: {e}"))
                 }
             };
@@ -420,11 +454,18 @@ async fn the_sign_out_pages_in_chromium() {
                 .append_pair("code_challenge", &pkce().1)
                 .append_pair("code_challenge_method", "S256");
             client.goto(url.as_str()).await.map_err(|e| e.to_string())?;
-            wait("#scan-alice, a[href*='user=alice']").await?.click().await.map_err(|e| e.to_string())?;
+            wait("#scan-alice, a[href*='user=alice']")
+                .await?
+                .click()
+                .await
+                .map_err(|e| e.to_string())?;
             // Signed in once the end-session endpoint asks rather than saying signed out.
             let deadline = Instant::now() + Duration::from_secs(30);
             loop {
-                client.goto(&app.url("/oauth/logout?client_id=web")).await.map_err(|e| e.to_string())?;
+                client
+                    .goto(&app.url("/oauth/logout?client_id=web"))
+                    .await
+                    .map_err(|e| e.to_string())?;
                 if client.find(Locator::Css("#confirm")).await.is_ok() {
                     break;
                 }
@@ -435,7 +476,13 @@ async fn the_sign_out_pages_in_chromium() {
             }
             let confirm = wait("#confirm").await?;
             shot(&client, &format!("logout-confirm-{variant}")).await;
-            let question = client.find(Locator::Css("#message")).await.map_err(|e| e.to_string())?.text().await.map_err(|e| e.to_string())?;
+            let question = client
+                .find(Locator::Css("#message"))
+                .await
+                .map_err(|e| e.to_string())?
+                .text()
+                .await
+                .map_err(|e| e.to_string())?;
             if (language == "en-US") != question.starts_with("Sign out of this browser") {
                 return Err(format!("question in the wrong language: {question}"));
             }
@@ -443,7 +490,10 @@ async fn the_sign_out_pages_in_chromium() {
             wait("#close-hint").await?;
             shot(&client, &format!("signed-out-{variant}")).await;
             let source = client.source().await.map_err(|e| e.to_string())?;
-            if source.contains("class=\"error\"") || !source.contains("已退出") || !source.contains("Signed out") {
+            if source.contains("class=\"error\"")
+                || !source.contains("已退出")
+                || !source.contains("Signed out")
+            {
                 return Err("the signed-out page is not the plain page".into());
             }
             Ok(())

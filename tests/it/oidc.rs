@@ -212,7 +212,11 @@ pub(crate) async fn account_of(app: &TestApp, appid: &str, user: &str) -> i64 {
 }
 
 /// Sign in with the QR page, consent, and return the code.
-pub(crate) async fn code_for(browser: &mut Browser<'_>, client_id: &str, extra: &[(&str, &str)]) -> String {
+pub(crate) async fn code_for(
+    browser: &mut Browser<'_>,
+    client_id: &str,
+    extra: &[(&str, &str)],
+) -> String {
     let url = authorize_url(browser.app, client_id, extra);
     let mut step = browser.walk(&url).await;
     if let Step::Page(200, page) = &step

@@ -341,7 +341,12 @@ pub(crate) const DESKTOP_USER_AGENT: &str =
     "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0";
 
 /// A headless Chromium asking for `language` first.
-pub(crate) async fn browser_in(driver: &Driver, user_agent: &str, size: (u32, u32), language: &str) -> Client {
+pub(crate) async fn browser_in(
+    driver: &Driver,
+    user_agent: &str,
+    size: (u32, u32),
+    language: &str,
+) -> Client {
     let mut capabilities = serde_json::Map::new();
     capabilities.insert(
         "goog:chromeOptions".to_owned(),
