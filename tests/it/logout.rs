@@ -342,6 +342,75 @@ backend_tests! {
 /// Every POST a receiver got: the `logout_token` and whether it was accepted.
 type Deliveries = Arc<Mutex<Vec<(String, bool)>>>;
 
+/// The admin API registers and shows the logout settings.
+#[tokio::test]
+async fn the_admin_api_takes_the_logout_settings() {
+    let token = "admin-token-for-the-logout-tests";
+    let app = TestApp::spawn_with(
+        Backend::Sqlite,
+        crate::harness::Options {
+            env: vec![("WXAUTH_ADMIN_TOKEN".to_owned(), token.to_owned())],
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let created = app
+        .http
+        .post(app.url("/admin/api/v1/clients"))
+        .bearer_auth(token)
+        .json(&serde_json::json!({
+            "client_id": "console",
+            "grant_types": ["authorization_code"],
+            "scopes": ["openid"],
+            "redirect_uris": ["https://console.example.com/cb"],
+            "post_logout_redirect_uris": ["https://console.example.com/bye"],
+            "backchannel_logout_uri": "https://console.example.com/bcl",
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    let body: Value = created.json().await.unwrap();
+    assert_eq!(
+        body["post_logout_redirect_uris"][0], "https://console.example.com/bye",
+        "{body}"
+    );
+    assert_eq!(
+        body["backchannel_logout_uri"],
+        "https://console.example.com/bcl"
+    );
+    let changed = app
+        .http
+        .patch(app.url("/admin/api/v1/clients/console"))
+        .bearer_auth(token)
+        .json(&serde_json::json!({ "backchannel_logout_uri": "ftp://x", }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(changed.status(), 400);
+    let body: Value = changed.json().await.unwrap();
+    assert!(
+        body.to_string().contains("backchannel_logout_uri"),
+        "{body}"
+    );
+    let changed: Value = app
+        .http
+        .patch(app.url("/admin/api/v1/clients/console"))
+        .bearer_auth(token)
+        .json(
+            &serde_json::json!({ "backchannel_logout_uri": null, "post_logout_redirect_uris": [] }),
+        )
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(changed["backchannel_logout_uri"], Value::Null, "{changed}");
+    assert_eq!(changed["post_logout_redirect_uris"], serde_json::json!([]));
+}
+
 /// A client's back-channel logout endpoint: records every POST's `logout_token`, answering 503
 /// to the first `failures` and 200 after.
 struct Receiver {
