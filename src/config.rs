@@ -9,6 +9,7 @@ use std::path::PathBuf;
 
 use url::Url;
 
+pub use crate::config_error::{ConfigError, number_in};
 use crate::secret::Secret;
 use crate::vault::MasterKey;
 
@@ -31,25 +32,13 @@ pub mod defaults {
     pub const KEY_ACTIVATION_DELAY_SECS: i64 = 600;
 }
 
-/// A configuration value that is present but unusable. Its `Display` is the one line printed
-/// before the process exits.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{variable}: {problem}")]
-pub struct ConfigError {
-    /// The environment variable at fault.
-    pub variable: &'static str,
-    /// What was wrong and what is expected.
-    pub problem: String,
-}
-
-impl ConfigError {
-    pub fn new(variable: &'static str, problem: impl Into<String>) -> Self {
-        Self {
-            variable,
-            problem: problem.into(),
-        }
-    }
-}
+/// The longest a rotated-out client secret may keep working (seconds): 30 days.
+pub const MAX_SECRET_OVERLAP: i64 = 30 * 24 * 3600;
+/// How long resource servers may cache the JWKS (the `max-age` of `/.well-known/jwks.json`):
+/// a staged key waits at least this long by default before it signs.
+pub const JWKS_MAX_AGE_SECS: i64 = 300;
+/// The longest a staged key may wait before it signs (seconds): one week.
+pub const MAX_ACTIVATION_DELAY: i64 = 7 * 24 * 3600;
 
 /// Which algorithm signs access tokens and id_tokens.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -158,36 +147,6 @@ impl Default for ServerLimits {
     }
 }
 
-/// A whole number in `range` from `variable`, or `default` when unset.
-pub(crate) fn number_in<T>(
-    var: &dyn Fn(&'static str) -> Option<String>,
-    variable: &'static str,
-    range: std::ops::RangeInclusive<T>,
-    default: T,
-) -> Result<T, ConfigError>
-where
-    T: std::str::FromStr + PartialOrd + fmt::Display + Copy,
-{
-    match var(variable) {
-        None => Ok(default),
-        Some(text) => text
-            .trim()
-            .parse::<T>()
-            .ok()
-            .filter(|n| range.contains(n))
-            .ok_or_else(|| {
-                ConfigError::new(
-                    variable,
-                    format!(
-                        "expected a whole number from {} to {}, got {text:?}",
-                        range.start(),
-                        range.end()
-                    ),
-                )
-            }),
-    }
-}
-
 impl fmt::Debug for Config {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Config")
@@ -277,13 +236,13 @@ impl Config {
         let client_secret_overlap_secs = number_in(
             &var,
             "WXAUTH_CLIENT_SECRET_OVERLAP_SECS",
-            0..=crate::oauth::client_registry::MAX_SECRET_OVERLAP,
+            0..=MAX_SECRET_OVERLAP,
             defaults::CLIENT_SECRET_OVERLAP_SECS,
         )?;
         let key_activation_delay_secs = number_in(
             &var,
             "WXAUTH_KEY_ACTIVATION_DELAY_SECS",
-            crate::oauth::keys::JWKS_MAX_AGE_SECS..=crate::oauth::keys::MAX_ACTIVATION_DELAY,
+            JWKS_MAX_AGE_SECS..=MAX_ACTIVATION_DELAY,
             defaults::KEY_ACTIVATION_DELAY_SECS,
         )?;
 

@@ -33,6 +33,7 @@ pub mod audit;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod config_error;
 pub mod db;
 pub mod dev;
 pub mod error;

@@ -1,15 +1,14 @@
 //! What the core may know about the request it is serving, without taking HTTP types: the
 //! caller's IP address, when the request arrived, the request id that the access log and the
 //! audit trail share, a slot where client authentication notes which client the request is from
-//! (for the access log), and the rate limits and throttles in force. The HTTP layer opens a scope
+//! (for the access log). The rate limits in force have their own scope
+//! ([`limits::scope`](crate::limits::scope)). The HTTP layer opens a scope
 //! for each request ([`http::context`](crate::http::context)); code running inside it reads it.
 //! Outside a request (the CLI, the janitor) there is none.
 
 use std::future::Future;
 use std::net::IpAddr;
 use std::sync::{Arc, OnceLock};
-
-use crate::limits::Limits;
 
 /// The request being served.
 #[derive(Debug, Clone, Default)]
@@ -23,8 +22,6 @@ pub struct RequestContext {
     pub request_id: Option<String>,
     /// The OAuth client the request authenticated as, once known.
     pub client_id: Arc<OnceLock<String>>,
-    /// The limits and throttles of the server handling the request (none: nothing is limited).
-    pub limits: Option<Limits>,
 }
 
 tokio::task_local! {
@@ -54,11 +51,6 @@ pub fn request_id() -> Option<String> {
 /// Note that the current request authenticated as `client_id` (the first note wins).
 pub fn note_client(client_id: &str) {
     let _ = CURRENT.try_with(|c| c.client_id.set(client_id.to_owned()));
-}
-
-/// The current request's limits, if there is a current request served with limits.
-pub fn limits() -> Option<Limits> {
-    CURRENT.try_with(|c| c.limits.clone()).ok().flatten()
 }
 
 #[cfg(test)]

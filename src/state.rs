@@ -234,3 +234,24 @@ impl AppState {
         })))
     }
 }
+
+/// The administration core is wired from the state (its constructor lives here, so `admin/` does
+/// not import the state that holds it).
+impl crate::admin::Admin {
+    /// The operations behind the admin API, the console and the CLI, over `state`'s services.
+    pub fn new(state: &AppState) -> Self {
+        Self {
+            db: state.db.clone(),
+            clock: state.clock.clone(),
+            audit: state.audit.clone(),
+            clients: state.clients.clone(),
+            tokens: state.oauth.tokens.clone(),
+            client_secret_overlap: state.config.client_secret_overlap_secs,
+            key_activation_delay: state.config.key_activation_delay_secs,
+            admin_token: state.config.admin_token.clone(),
+            limits: state.limits.clone(),
+            vault: state.vault.clone(),
+            oauth: state.oauth.clone(),
+        }
+    }
+}

@@ -8,7 +8,7 @@
 //! A sealed value is bound to where it is stored: its table, column and row ([`SealedAt`]) are
 //! the AES-GCM associated data, so a value copied to another row or column (by someone who can
 //! write the database but does not hold the master key) does not open. Values sealed before
-//! this binding (`v1.`) are re-sealed in place at start-up by [`crate::db::reseal`].
+//! this binding (`v1.`) are re-sealed in place at start-up (the `reseal` step of opening the database).
 
 use std::fmt;
 

@@ -24,7 +24,6 @@ use crate::limits::Limits;
 use crate::oauth::ClientRegistry;
 use crate::oauth::token_service::TokenService;
 use crate::secret::Secret;
-use crate::state::AppState;
 
 /// The throttle key of failed admin-token checks (beside client ids in the guessing throttle).
 const ADMIN_THROTTLE_KEY: &str = "admin-api";
@@ -116,36 +115,20 @@ impl AdminError {
 /// shared).
 #[derive(Clone)]
 pub struct Admin {
-    db: DatabaseConnection,
-    clock: SharedClock,
-    audit: Audit,
-    clients: ClientRegistry,
-    tokens: TokenService,
-    client_secret_overlap: i64,
-    key_activation_delay: i64,
-    admin_token: Option<Secret>,
-    limits: Limits,
-    vault: std::sync::Arc<crate::vault::Vault>,
-    oauth: crate::oauth::OAuthServices,
+    pub(crate) db: DatabaseConnection,
+    pub(crate) clock: SharedClock,
+    pub(crate) audit: Audit,
+    pub(crate) clients: ClientRegistry,
+    pub(crate) tokens: TokenService,
+    pub(crate) client_secret_overlap: i64,
+    pub(crate) key_activation_delay: i64,
+    pub(crate) admin_token: Option<Secret>,
+    pub(crate) limits: Limits,
+    pub(crate) vault: std::sync::Arc<crate::vault::Vault>,
+    pub(crate) oauth: crate::oauth::OAuthServices,
 }
 
 impl Admin {
-    pub fn new(state: &AppState) -> Self {
-        Self {
-            db: state.db.clone(),
-            clock: state.clock.clone(),
-            audit: state.audit.clone(),
-            clients: state.clients.clone(),
-            tokens: state.oauth.tokens.clone(),
-            client_secret_overlap: state.config.client_secret_overlap_secs,
-            key_activation_delay: state.config.key_activation_delay_secs,
-            admin_token: state.config.admin_token.clone(),
-            limits: state.limits.clone(),
-            vault: state.vault.clone(),
-            oauth: state.oauth.clone(),
-        }
-    }
-
     /// Let in the bearer of `WXAUTH_ADMIN_TOKEN`. Failures from one address are throttled like
     /// failed client authentication; no configured token lets nobody in.
     pub async fn authenticate(

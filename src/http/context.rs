@@ -16,7 +16,7 @@ use axum::response::Response;
 use ipnet::IpNet;
 
 use super::observe::RequestTrace;
-use crate::limits::Limits;
+use crate::limits;
 use crate::request_context::{self, RequestContext};
 use crate::state::AppState;
 
@@ -30,7 +30,6 @@ pub async fn layer(State(state): State<AppState>, request: Request, next: Next) 
             .map(|ConnectInfo(peer)| {
                 client_ip(peer.ip(), request.headers(), &state.config.trusted_proxies)
             });
-    let limits: Option<Limits> = Some(state.limits.clone());
     let trace = request.extensions().get::<RequestTrace>().cloned();
     request_context::scope(
         RequestContext {
@@ -38,9 +37,8 @@ pub async fn layer(State(state): State<AppState>, request: Request, next: Next) 
             arrived_ms,
             request_id: trace.as_ref().map(|t| t.id.clone()),
             client_id: trace.map(|t| t.client_id).unwrap_or_default(),
-            limits,
         },
-        next.run(request),
+        limits::scope(state.limits.clone(), next.run(request)),
     )
     .await
 }

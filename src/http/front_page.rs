@@ -1,6 +1,6 @@
 //! The front page, `GET /`: what this server is (name, version, issuer) and where its public
 //! documents are — discovery, the JWKS, the metadata, health. Under `wxauth dev` it also shows
-//! the demo walks the terminal banner prints ([`DevDemo`]), so that a newcomer's first click
+//! the demo walks the terminal banner prints ([`DevDemo`](crate::http::pages::DevDemo)), so that a newcomer's first click
 //! lands somewhere useful instead of on a blank 404. Its texts are the catalogue's, in the
 //! browser's language first.
 
@@ -13,23 +13,8 @@ use minijinja::context;
 use serde::Serialize;
 
 use crate::http::messages::{self, Text};
-use crate::http::pages::{page, text};
+use crate::http::pages::{DevDemo, page, text};
 use crate::state::AppState;
-
-/// What `wxauth dev` adds to the front page (it layers this as an extension).
-#[derive(Debug, Clone)]
-pub struct DevDemo {
-    /// The H5 two-hop sign-in, ending on the landing page.
-    pub h5_walk: String,
-    /// The OpenID Connect single-page demo.
-    pub oidc_demo: String,
-    /// The WeChat simulator's base URL.
-    pub simulator: String,
-    /// The demo Mini Program's appid.
-    pub mini_program_appid: String,
-    /// The demo client (its secret is printed in the terminal, never on a page).
-    pub demo_client_id: String,
-}
 
 /// One link on the page.
 #[derive(Debug, Serialize)]

@@ -15,10 +15,24 @@ use axum::routing::get;
 use axum::{Extension, Router};
 use minijinja::{Environment, Value, context};
 
-use super::front_page::DevDemo;
 use super::messages::{self, Lang, Message, Text};
 use crate::fault::Fault;
 use crate::state::AppState;
+
+/// What `wxauth dev` adds to the front page (it layers this as an extension).
+#[derive(Debug, Clone)]
+pub struct DevDemo {
+    /// The H5 two-hop sign-in, ending on the landing page.
+    pub h5_walk: String,
+    /// The OpenID Connect single-page demo.
+    pub oidc_demo: String,
+    /// The WeChat simulator's base URL.
+    pub simulator: String,
+    /// The demo Mini Program's appid.
+    pub mini_program_appid: String,
+    /// The demo client (its secret is printed in the terminal, never on a page).
+    pub demo_client_id: String,
+}
 
 /// The templates, by name; `base.html` is the layout the others extend.
 const TEMPLATES: &[(&str, &str)] = &[

@@ -25,9 +25,24 @@ use std::time::{Duration, Instant};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
 use crate::audit::{Audit, AuditEvent, AuditKind, Outcome};
-use crate::config::ConfigError;
+use crate::config_error::{ConfigError, number_in};
 
 pub use shared::SharedCounters;
+
+tokio::task_local! {
+    static CURRENT: Limits;
+}
+
+/// Run `future` with `limits` in force: the HTTP layer opens this scope for each request, beside
+/// the [`request_context`](crate::request_context) scope.
+pub async fn scope<F: std::future::Future>(limits: Limits, future: F) -> F::Output {
+    CURRENT.scope(limits, future).await
+}
+
+/// The limits in force for the current request (none outside a request: nothing is limited).
+pub fn current() -> Option<Limits> {
+    CURRENT.try_with(Limits::clone).ok()
+}
 
 /// The rate-limited operations.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -268,19 +283,19 @@ impl LimitsConfig {
                 config.rates.insert(limit, rate);
             }
         }
-        config.throttle.free_failures = crate::config::number_in(
+        config.throttle.free_failures = number_in(
             var,
             "WXAUTH_CLIENT_AUTH_FREE_FAILURES",
             0..=1000,
             config.throttle.free_failures,
         )?;
-        config.throttle.max_backoff = Duration::from_secs(crate::config::number_in(
+        config.throttle.max_backoff = Duration::from_secs(number_in(
             var,
             "WXAUTH_CLIENT_AUTH_MAX_BACKOFF_SECS",
             1..=86_400,
             config.throttle.max_backoff.as_secs(),
         )?);
-        config.live_states_per_ip = crate::config::number_in(
+        config.live_states_per_ip = number_in(
             var,
             "WXAUTH_LIVE_STATES_PER_IP",
             1..=1_000_000,

@@ -19,7 +19,7 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{AsyncCommands, Script};
 
 use super::{Limit, Rate, Refused, ThrottleConfig};
-use crate::config::ConfigError;
+use crate::config_error::ConfigError;
 
 /// The longest a request waits for Redis before deciding in process.
 pub const CALL_TIMEOUT: Duration = Duration::from_millis(250);

@@ -104,7 +104,7 @@ pub async fn authenticate(
             "client authentication is required",
         ));
     };
-    let throttle = request_context::limits().zip(request_context::client_ip());
+    let throttle = crate::limits::current().zip(request_context::client_ip());
     if let Some((limits, ip)) = &throttle
         && let Some(refused) = limits.client_auth_blocked(&creds.client_id, *ip)
     {

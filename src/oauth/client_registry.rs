@@ -44,7 +44,7 @@ pub const MAX_REFRESH_TTL: i64 = 365 * 24 * 3600;
 /// The longest refresh-token family lifetime (seconds): one year.
 pub const MAX_FAMILY_TTL: i64 = 365 * 24 * 3600;
 /// The longest a rotated-out secret may keep working (seconds): 30 days.
-pub const MAX_SECRET_OVERLAP: i64 = 30 * 24 * 3600;
+pub use crate::config::MAX_SECRET_OVERLAP;
 /// The shortest secret accepted when an operator imports one.
 pub const MIN_IMPORTED_SECRET_LEN: usize = 16;
 

@@ -52,11 +52,8 @@ const RELOAD_EVERY: i64 = 60;
 /// The most often (seconds) a token with an unknown `kid` makes an instance re-read the table.
 pub const UNKNOWN_KID_RELOAD_EVERY: i64 = 30;
 
-/// How long resource servers may cache the JWKS (the `max-age` of `/.well-known/jwks.json`):
-/// a staged key waits at least this long by default before it signs.
-pub const JWKS_MAX_AGE_SECS: i64 = 300;
-/// The longest a staged key may wait before it signs (seconds): one week.
-pub const MAX_ACTIVATION_DELAY: i64 = 7 * 24 * 3600;
+/// The JWKS cache time and the longest activation delay: settings' bounds, owned by `config`.
+pub use crate::config::{JWKS_MAX_AGE_SECS, MAX_ACTIVATION_DELAY};
 
 /// Where a key is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

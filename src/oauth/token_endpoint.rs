@@ -82,7 +82,7 @@ pub async fn exchange(
         .ok_or_else(|| OAuthError::invalid_request("grant_type is required"))?;
     let (client, credentials) =
         authenticate_request(&services.clients, authorization, &params).await?;
-    if let Some(limits) = crate::request_context::limits()
+    if let Some(limits) = crate::limits::current()
         && let Err(refused) = limits.check(Limit::TokenClient, &client.client_id).await
     {
         return Err(OAuthError::too_many_requests(

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use fantoccini::Locator;
-use wxauth::http::front_page::DevDemo;
+use wxauth::http::pages::DevDemo;
 
 use crate::h5_browser::{Driver, browser, chromedriver};
 use crate::harness::{Backend, TestApp};
