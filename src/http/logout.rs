@@ -30,10 +30,28 @@ pub fn routes() -> Router<AppState> {
         get(|state, headers, RawQuery(query): RawQuery| async move {
             end_session(state, headers, query.unwrap_or_default().into_bytes()).await
         })
-        .post(|state, headers, body: Bytes| async move {
-            end_session(state, headers, body.to_vec()).await
-        }),
+        .post(post_end_session),
     )
+}
+
+/// A form POST from the client's site brings no session cookie (it is `SameSite=Lax`): the
+/// browser is sent on to `GET` with the same parameters, a top-level navigation that carries the
+/// cookie. The confirmation form (same-site, with its CSRF token) is answered here.
+async fn post_end_session(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let has_cookie = cookies::read(&state.config.public_url, &headers, SESSION_COOKIE).is_some();
+    let confirmation = serde_urlencoded::from_bytes::<Vec<(String, String)>>(&body)
+        .is_ok_and(|pairs| pairs.iter().any(|(k, _)| k == "csrf_token"));
+    if !has_cookie && !confirmation {
+        let query = String::from_utf8_lossy(&body);
+        let mut response = redirect(&format!("{LOGOUT_PATH}?{query}"));
+        *response.status_mut() = StatusCode::SEE_OTHER;
+        return response;
+    }
+    end_session(State(state), headers, body.to_vec()).await
 }
 
 /// The parameters, and the confirmation form's CSRF token.

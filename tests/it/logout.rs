@@ -260,6 +260,28 @@ backend_tests! {
         assert!(page.contains("你已退出登录") && page.contains("You are signed out") && !page.contains("class=\"error\""), "{page}");
     }
 
+    async fn a_form_post_from_the_clients_site_is_carried_to_the_session(app: TestApp) {
+        logout_client(&app, "web", returns_to(&[LOGGED_OUT])).await;
+        let mut browser = Browser::new(&app, DESKTOP, "alice");
+        let web = tokens_for(&mut browser, "web").await;
+        let params = [
+            ("id_token_hint", web["id_token"].as_str().unwrap()),
+            ("post_logout_redirect_uri", LOGGED_OUT),
+            ("state", "p-3"),
+        ];
+        // A cross-site POST carries no SameSite=Lax cookie: on to GET, which does.
+        let response = app.http.post(app.url("/oauth/logout")).form(&params).send().await.unwrap();
+        assert_eq!(response.status(), 303);
+        let location = response.headers()["location"].to_str().unwrap().to_owned();
+        assert!(location.starts_with("/oauth/logout?"), "{location}");
+        assert!(still_signed_in(&mut browser, "web").await, "nothing ended without the cookie");
+        let next = app.url(&location);
+        let response = browser.send(app.http.get(&next), &next).await;
+        assert_eq!(response.status(), 302);
+        assert_eq!(response.headers()["location"], format!("{LOGGED_OUT}?state=p-3"));
+        assert!(!still_signed_in(&mut browser, "web").await);
+    }
+
     async fn an_expired_hint_still_signs_out(app: TestApp) {
         logout_client(&app, "web", returns_to(&[LOGGED_OUT])).await;
         let mut browser = Browser::new(&app, DESKTOP, "alice");
