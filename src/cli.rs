@@ -273,6 +273,10 @@ struct CreateClientArgs {
     /// The logo people see on the consent page (https).
     #[arg(long)]
     logo_url: Option<String>,
+    /// A web origin (`https://app.example.com`) whose pages may call the token, userinfo and
+    /// revocation endpoints (CORS), beyond the redirect URIs' own origins (repeatable).
+    #[arg(long = "allowed-origin")]
+    allowed_origins: Vec<String>,
     #[command(flatten)]
     logout: CreateLogoutArgs,
 }
@@ -340,6 +344,12 @@ struct UpdateClientArgs {
     flow_ticket: Option<FlowTicketArg>,
     #[arg(long)]
     introspect: Option<bool>,
+    /// Replaces the allowed web origins (CORS; repeatable).
+    #[arg(long = "allowed-origin")]
+    allowed_origins: Option<Vec<String>>,
+    /// Removes every allowed web origin (the redirect URIs' own origins stay allowed).
+    #[arg(long, conflicts_with = "allowed_origins")]
+    clear_allowed_origins: bool,
     #[command(flatten)]
     logout: UpdateLogoutArgs,
 }
@@ -670,6 +680,7 @@ fn admin_failed(e: AdminError) -> CliError {
                 "overlap_secs" => "overlap".to_owned(),
                 "redirect_uris" => "redirect-uri".to_owned(),
                 "post_logout_redirect_uris" => "post-logout-redirect-uri".to_owned(),
+                "allowed_origins" => "allowed-origin".to_owned(),
                 "union_id" => "unionid".to_owned(),
                 field => field.replace('_', "-"),
             };
@@ -681,6 +692,7 @@ fn admin_failed(e: AdminError) -> CliError {
                 | "redirect_uris"
                 | "display_name"
                 | "logo_url"
+                | "allowed_origins"
                 | "post_logout_redirect_uris"
                 | "backchannel_logout_uri" => 1,
                 _ => 2,
@@ -1011,6 +1023,14 @@ fn print_client(c: &RegisteredClient) {
         c.logo_url.as_deref().unwrap_or("-")
     );
     println!(
+        "allowed_origins:   {}",
+        if c.allowed_origins.is_empty() {
+            "-".to_owned()
+        } else {
+            c.allowed_origins.join(" ")
+        }
+    );
+    println!(
         "post_logout_redirect_uris: {}",
         c.logout.post_logout_redirect_uris.join(" ")
     );
@@ -1055,6 +1075,7 @@ async fn client_command(state: &AppState, command: ClientCommand) -> Result<(), 
                         refresh_family_ttl: args.refresh_family_ttl,
                         display_name: args.display_name,
                         logo_url: args.logo_url,
+                        allowed_origins: args.allowed_origins,
                         logout: ClientLogout {
                             post_logout_redirect_uris: args.logout.post_logout_redirect_uris,
                             backchannel_logout_uri: args.logout.backchannel_logout_uri,
@@ -1129,6 +1150,11 @@ async fn client_command(state: &AppState, command: ClientCommand) -> Result<(), 
                 refresh_family_ttl: args.refresh_family_ttl,
                 flow_ticket,
                 introspect: args.introspect,
+                allowed_origins: if args.clear_allowed_origins {
+                    Some(Vec::new())
+                } else {
+                    args.allowed_origins
+                },
                 post_logout_redirect_uris: if args.logout.clear_post_logout_redirect_uris {
                     Some(Vec::new())
                 } else {

@@ -272,15 +272,14 @@ async fn ensure_client(
 /// make it) holds the admin role, so that scanning as Alice at `/admin` signs in.
 async fn ensure_demo_admin(state: &AppState, simulator: &Simulator) -> Result<(), DevError> {
     let appid = demo::WEBSITE_APPID;
-    let vouched = crate::users::VouchedIdentity {
-        appid: appid.into(),
-        open_id: simulator.openid(appid, DEMO_ADMIN),
-        union_id: simulator.unionid(appid, DEMO_ADMIN),
-        profile: None,
-    };
+    let vouched = crate::users::IdentityKey::new(
+        appid,
+        simulator.openid(appid, DEMO_ADMIN),
+        simulator.unionid(appid, DEMO_ADMIN),
+    );
     let (_, account, _) = state
         .users
-        .record_identity(&vouched, state.clock.now())
+        .record_identity(&vouched, None, state.clock.now())
         .await
         .map_err(|e| DevError::new(1, format!("the demo admin's account: {e}")))?;
     crate::admin::Admin::new(state)

@@ -21,8 +21,8 @@
 //! - Storage and kernels: [`db`] (connections and migrations; schema in the `migration` crate,
 //!   models in `entity`), [`store`] (the database, vault and clock services are built from),
 //!   [`vault`] (secrets at rest), [`secret`] (values that never print), [`clock`] (time as
-//!   input), [`config`] (environment variables, validated once), [`fault`] (whose fault a failure
-//!   is), [`audit`] (the audit trail), [`metrics`] (Prometheus series), [`request_context`] (the
+//!   input), [`config`] (environment variables, validated once; [`config_error`] its one error),
+//!   [`fault`] (whose fault a failure is), [`audit`] (the audit trail), [`metrics`] (Prometheus series), [`request_context`] (the
 //!   caller's address, for the core), [`limits`] (rate limits and the guessing throttle, in
 //!   process or shared through Redis), [`ttl_cache`] (short-lived caches of records read on every
 //!   token request), [`janitor`] (expiry).
@@ -72,6 +72,10 @@ pub fn app(state: AppState) -> Router {
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             http::edge::guard,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            http::cors::Cors::new(state.clients.allowed_origins()),
+            http::cors::layer,
         ))
         .layer(axum::middleware::from_fn_with_state(
             std::sync::Arc::new(http::pages::Pages::load(

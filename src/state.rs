@@ -237,6 +237,28 @@ impl AppState {
 
 /// The administration core is wired from the state (its constructor lives here, so `admin/` does
 /// not import the state that holds it).
+/// The sub-states handlers take (`State<MiniProgramLogin>` and the like) instead of the whole
+/// state: each handler names the one service it calls.
+macro_rules! sub_states {
+    ($($service:ty => $field:ident),* $(,)?) => {$(
+        impl axum::extract::FromRef<AppState> for $service {
+            fn from_ref(state: &AppState) -> Self {
+                state.$field.clone()
+            }
+        }
+    )*};
+}
+
+sub_states! {
+    MiniProgramLogin => mini_program,
+    Arc<H5Login> => h5,
+    Arc<WeChat> => wechat,
+    ClientRegistry => clients,
+    Arc<dyn UserRepo> => users,
+    OAuthServices => oauth,
+    Arc<Config> => config,
+}
+
 impl crate::admin::Admin {
     /// The operations behind the admin API, the console and the CLI, over `state`'s services.
     pub fn new(state: &AppState) -> Self {

@@ -33,6 +33,10 @@ pub struct Model {
     pub display_name: Option<String>,
     #[sea_orm(column_type = "Text", nullable)]
     pub logo_url: Option<String>,
+    /// Newline-separated web origins allowed to call the token endpoints from a browser (CORS),
+    /// beyond those of the redirect URIs; `None` for none.
+    #[sea_orm(column_type = "Text", nullable)]
+    pub allowed_origins: Option<String>,
     /// Newline-separated post-logout redirect URIs (exact match); `None` for none.
     #[sea_orm(column_type = "Text", nullable)]
     pub post_logout_redirect_uris: Option<String>,

@@ -23,6 +23,7 @@ mod m20261202_000302_wechat_code_exchange;
 mod m20261202_000303_mini_session_key_hash;
 mod m20261210_000401_administration;
 mod m20261210_000402_admin_role;
+mod m20261215_000511_client_allowed_origins;
 mod m20261215_000521_client_logout;
 
 /// Every migration, in order.
@@ -50,6 +51,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000303_mini_session_key_hash::Migration),
             Box::new(m20261210_000401_administration::Migration),
             Box::new(m20261210_000402_admin_role::Migration),
+            Box::new(m20261215_000511_client_allowed_origins::Migration),
             Box::new(m20261215_000521_client_logout::Migration),
         ]
     }

@@ -31,6 +31,7 @@ impl From<ClientRegistryError> for AdminError {
             ClientRegistryError::InvalidLogoUrl(_) => "logo_url",
             ClientRegistryError::InvalidPostLogoutRedirectUri(_) => "post_logout_redirect_uris",
             ClientRegistryError::InvalidBackchannelLogoutUri(_) => "backchannel_logout_uri",
+            ClientRegistryError::InvalidOrigin(_) => "allowed_origins",
             ClientRegistryError::InvalidOverlap { .. } => "overlap_secs",
             ClientRegistryError::InvalidTtl { option, .. } => match *option {
                 "--access-token-ttl" => "access_token_ttl",

@@ -17,6 +17,7 @@ use serde_json::Value;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{IntoParams, Modify, OpenApi, ToSchema};
 
+use super::no_store;
 use crate::admin::roles::{AccountRef, AdminView};
 use crate::admin::users::{Revoked, UserDetail, UserPage, UserQuery, UserSummary, event_json};
 use crate::admin::{AccessRefused, Actor, Admin, AdminError};
@@ -136,13 +137,6 @@ impl From<AdminError> for ApiError {
     fn from(e: AdminError) -> Self {
         Self(e)
     }
-}
-
-fn no_store(mut response: Response) -> Response {
-    response
-        .headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    response
 }
 
 impl IntoResponse for ApiError {
@@ -447,6 +441,9 @@ struct ClientView {
     introspect: bool,
     /// Unix seconds until which the secret before the last rotation still works.
     previous_secret_valid_until: Option<i64>,
+    /// Web origins whose pages may call the token, userinfo and revocation endpoints (CORS),
+    /// beyond the origins of `redirect_uris`.
+    allowed_origins: Vec<String>,
     /// Where RP-initiated logout may send the browser back (exact match).
     post_logout_redirect_uris: Vec<String>,
     /// Where logout tokens are POSTed when a session ends.
@@ -471,6 +468,7 @@ impl From<&RegisteredClient> for ClientView {
             flow_ticket: c.flow_ticket.as_str(),
             introspect: c.introspect,
             previous_secret_valid_until: c.previous_secret_until,
+            allowed_origins: c.allowed_origins.clone(),
             post_logout_redirect_uris: c.logout.post_logout_redirect_uris.clone(),
             backchannel_logout_uri: c.logout.backchannel_logout_uri.clone(),
             backchannel_logout_session_required: c.logout.backchannel_logout_session_required,
@@ -538,6 +536,9 @@ struct CreateClient {
     introspect: bool,
     display_name: Option<String>,
     logo_url: Option<String>,
+    /// Web origins (`https://app.example.com`) allowed by CORS beyond the redirect URIs' own.
+    #[serde(default)]
+    allowed_origins: Vec<String>,
     #[serde(default)]
     post_logout_redirect_uris: Vec<String>,
     backchannel_logout_uri: Option<String>,
@@ -599,6 +600,7 @@ async fn create_client(caller: Caller, ApiJson(body): ApiJson<CreateClient>) -> 
         refresh_family_ttl: body.refresh_family_ttl.unwrap_or(DEFAULT_FAMILY_TTL),
         display_name: body.display_name,
         logo_url: body.logo_url,
+        allowed_origins: body.allowed_origins,
         logout: ClientLogout {
             post_logout_redirect_uris: body.post_logout_redirect_uris,
             backchannel_logout_uri: body.backchannel_logout_uri,
@@ -640,6 +642,8 @@ struct UpdateClient {
     refresh_family_ttl: Option<i64>,
     flow_ticket: Option<String>,
     introspect: Option<bool>,
+    /// Replaces the list; `[]` removes every allowed origin.
+    allowed_origins: Option<Vec<String>>,
     post_logout_redirect_uris: Option<Vec<String>>,
     #[serde(default, deserialize_with = "double_option")]
     #[schema(value_type = Option<String>)]
@@ -674,6 +678,7 @@ async fn update_client(
         refresh_family_ttl: body.refresh_family_ttl,
         flow_ticket: flow_ticket(body.flow_ticket)?,
         introspect: body.introspect,
+        allowed_origins: body.allowed_origins,
         post_logout_redirect_uris: body.post_logout_redirect_uris,
         backchannel_logout_uri: body.backchannel_logout_uri,
         backchannel_logout_session_required: body.backchannel_logout_session_required,

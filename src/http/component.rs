@@ -3,13 +3,15 @@
 //! that does not verify is logged at `warn` (never `error`) and the endpoint is rate-limited per
 //! IP at the edge (`WXAUTH_LIMIT_COMPONENT_PUSH`).
 
+use std::sync::Arc;
+
 use axum::Router;
 use axum::extract::{Query, State};
 use axum::routing::post;
 
 use crate::error::AppError;
 use crate::state::AppState;
-use crate::wechat::{PushParams, WeChatError};
+use crate::wechat::{PushParams, WeChat, WeChatError};
 
 pub fn routes() -> Router<AppState> {
     Router::new().route("/api/wechat/component/ticket", post(ticket_push))
@@ -18,11 +20,11 @@ pub fn routes() -> Router<AppState> {
 /// Verify, decrypt and store; answer the plain text `success` WeChat expects. A push that does
 /// not verify is a 400 and nothing is stored.
 async fn ticket_push(
-    State(state): State<AppState>,
+    State(wechat): State<Arc<WeChat>>,
     Query(params): Query<PushParams>,
     body: String,
 ) -> Result<&'static str, AppError> {
-    match state.wechat.receive_component_push(&params, &body).await {
+    match wechat.receive_component_push(&params, &body).await {
         Ok(push) => {
             tracing::info!(?push, "component push accepted");
             Ok("success")

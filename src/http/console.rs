@@ -711,6 +711,7 @@ fn client_value(c: &RegisteredClient) -> Value {
         grant_types => &c.grant_types,
         scopes => &c.scopes,
         redirect_uris => &c.redirect_uris,
+        allowed_origins => &c.allowed_origins,
         access_token_ttl => c.access_token_ttl,
         refresh_token_ttl => c.refresh_token_ttl,
         previous_secret_valid_until => c.previous_secret_until,
@@ -770,6 +771,7 @@ fn new_client_of(change: &Change) -> Result<NewClient, AdminError> {
         refresh_family_ttl: DEFAULT_FAMILY_TTL,
         display_name: change.field("display_name").map(str::to_owned),
         logo_url: change.field("logo_url").map(str::to_owned),
+        allowed_origins: words_of(change.field("allowed_origins")),
         ..NewClient::default()
     })
 }
@@ -828,6 +830,7 @@ fn changes_of(change: &Change) -> Result<ClientChanges, AdminError> {
         grant_types: Some(words_of(change.field("grant_types"))),
         scopes: Some(words_of(change.field("scopes"))),
         redirect_uris: Some(words_of(change.field("redirect_uris"))),
+        allowed_origins: Some(words_of(change.field("allowed_origins"))),
         access_token_ttl: ttl(change, "access_token_ttl")?,
         refresh_token_ttl: ttl(change, "refresh_token_ttl")?,
         ..ClientChanges::default()

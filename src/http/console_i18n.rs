@@ -100,6 +100,16 @@ const WORDS: &[(&str, &str, &str)] = &[
     ("grant_types", "授权类型", "Grant types"),
     ("scopes", "权限范围", "Scopes"),
     ("redirect_uris", "回调地址", "Redirect URIs"),
+    (
+        "allowed_origins",
+        "允许跨域的网页来源",
+        "Allowed web origins (CORS)",
+    ),
+    (
+        "allowed_origins_hint",
+        "回调地址的来源已自动允许",
+        "redirect URIs' origins are allowed already",
+    ),
     ("one_per_line", "每行一个", "one per line"),
     (
         "access_token_ttl",

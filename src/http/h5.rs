@@ -158,7 +158,7 @@ struct BuildQuery {
 
 /// Step 1. JSON by default (the replaced system's front ends fetch it); `redirect=1` for a plain link.
 async fn entry_build_url(
-    State(state): State<AppState>,
+    State(h5): State<Arc<H5Login>>,
     query: Result<Query<BuildQuery>, QueryRejection>,
 ) -> Response {
     let (query, rejected) = match query {
@@ -174,9 +174,7 @@ async fn entry_build_url(
                 client_id: query.client_id.as_deref(),
                 nonce: query.nonce.as_deref(),
             };
-            state
-                .h5
-                .entry_build_url(query.app_id.as_deref().unwrap_or_default(), &next, request)
+            h5.entry_build_url(query.app_id.as_deref().unwrap_or_default(), &next, request)
                 .await
         }
     };

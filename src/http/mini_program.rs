@@ -3,6 +3,8 @@
 //! and out, camelCase as the seed's front ends send it. Answers that carry a session id or a
 //! ticket are never cached.
 
+use std::sync::Arc;
+
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, header};
@@ -13,10 +15,11 @@ use serde::{Deserialize, Serialize};
 
 use super::no_store;
 use crate::error::AppError;
+use crate::login::MiniProgramLogin;
 use crate::login::mini_program::{EncryptedUserInfo, PhoneNumber, PhoneProof};
-use crate::oauth::introspection;
+use crate::oauth::{ClientRegistry, introspection};
 use crate::state::AppState;
-use crate::users::WeChatIdentity;
+use crate::users::{UserRepo, WeChatIdentity};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -57,12 +60,11 @@ pub(crate) struct SessionResponse {
     security(()),
 )]
 pub(crate) async fn session(
-    State(state): State<AppState>,
+    State(login): State<MiniProgramLogin>,
     body: Result<Json<SessionRequest>, JsonRejection>,
 ) -> Result<Response, AppError> {
     let Json(request) = body?;
-    let (session, ticket) = state
-        .mini_program
+    let (session, ticket) = login
         .start_session(&request.app_id, &request.code, request.client_id.as_deref())
         .await?;
     Ok(no_store(Json(SessionResponse {
@@ -121,7 +123,7 @@ impl From<WeChatIdentity> for UserView {
 
 /// saveMaUser: decrypt and store the profile.
 async fn save_user(
-    State(state): State<AppState>,
+    State(login): State<MiniProgramLogin>,
     body: Result<Json<SaveUserRequest>, JsonRejection>,
 ) -> Result<Response, AppError> {
     let Json(r) = body?;
@@ -131,7 +133,7 @@ async fn save_user(
         raw_data: r.raw_data,
         signature: r.signature,
     };
-    let user = state.mini_program.save_user(&r.session_id, &info).await?;
+    let user = login.save_user(&r.session_id, &info).await?;
     Ok(no_store(Json(UserView::from(user))))
 }
 
@@ -164,7 +166,7 @@ impl From<PhoneNumber> for PhoneResponse {
 
 /// The user's phone number, by the current `code` or the older encrypted data.
 async fn save_phone(
-    State(state): State<AppState>,
+    State(login): State<MiniProgramLogin>,
     body: Result<Json<PhoneRequest>, JsonRejection>,
 ) -> Result<Response, AppError> {
     let Json(r) = body?;
@@ -177,7 +179,7 @@ async fn save_phone(
             ));
         }
     };
-    let phone = state.mini_program.save_phone(&r.session_id, &proof).await?;
+    let phone = login.save_phone(&r.session_id, &proof).await?;
     Ok(no_store(Json(PhoneResponse::from(phone))))
 }
 
@@ -191,17 +193,17 @@ struct ByUnionIdQuery {
 /// (`client create --introspect`), so that nobody can enumerate users, not even with a secret
 /// shipped in a Mini Program's code.
 async fn by_unionid(
-    State(state): State<AppState>,
+    State(clients): State<ClientRegistry>,
+    State(users): State<Arc<dyn UserRepo>>,
     headers: HeaderMap,
     query: Result<Query<ByUnionIdQuery>, QueryRejection>,
 ) -> Result<Response, AppError> {
     let authorization = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
-    introspection::resource_server(&state.clients, authorization).await?;
+    introspection::resource_server(&clients, authorization).await?;
     let Query(query) = query?;
-    let exists = state
-        .users
+    let exists = users
         .union_exists(query.union_id.trim())
         .await
         .map_err(AppError::internal)?;

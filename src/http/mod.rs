@@ -9,6 +9,7 @@ pub mod console;
 pub mod console_i18n;
 pub mod context;
 pub mod cookies;
+pub mod cors;
 pub mod edge;
 pub mod front_page;
 pub mod h5;

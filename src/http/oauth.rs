@@ -8,13 +8,15 @@ use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use oxide_auth_axum::OAuthResource;
 
 use super::no_store;
 use crate::error::AppError;
 use crate::oauth::params::Params;
 use crate::oauth::token_endpoint;
 use crate::oauth::{
-    OAuthError, OAuthErrorCode, introspection, metadata, revocation, userinfo as oidc_userinfo,
+    OAuthError, OAuthErrorCode, OAuthServices, introspection, metadata, revocation,
+    userinfo as oidc_userinfo,
 };
 use crate::state::AppState;
 
@@ -148,12 +150,12 @@ async fn database_down_is_temporary(state: &AppState, error: OAuthError) -> OAut
     security(("client_basic" = [])),
 )]
 pub(crate) async fn introspect(
-    State(state): State<AppState>,
+    State(oauth): State<OAuthServices>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, AppError> {
     let params = params(&headers, &body)?;
-    let answer = introspection::introspect(&state.oauth, authorization(&headers), params).await?;
+    let answer = introspection::introspect(&oauth, authorization(&headers), params).await?;
     Ok(no_store(Json(answer)))
 }
 
@@ -168,12 +170,12 @@ pub(crate) async fn introspect(
     security(("client_basic" = [])),
 )]
 pub(crate) async fn revoke(
-    State(state): State<AppState>,
+    State(oauth): State<OAuthServices>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, AppError> {
     let params = params(&headers, &body)?;
-    revocation::revoke(&state.oauth, authorization(&headers), params).await?;
+    revocation::revoke(&oauth, authorization(&headers), params).await?;
     Ok(no_store(()))
 }
 
@@ -220,10 +222,14 @@ pub(crate) async fn jwks(State(state): State<AppState>) -> Result<Response, AppE
     security(("access_token" = [])),
 )]
 pub(crate) async fn userinfo(
-    State(state): State<AppState>,
-    headers: HeaderMap,
+    State(oauth): State<OAuthServices>,
+    resource: Result<OAuthResource, oxide_auth_axum::WebError>,
 ) -> Result<Response, AppError> {
-    let token = oidc_userinfo::bearer(authorization(&headers));
-    let info = oidc_userinfo::userinfo(&state.oauth, token).await?;
+    // oxide-auth-axum's extractor reads the one `Authorization` header (two are refused);
+    // README's architecture notes say why its resource flow does not judge the token.
+    let resource = resource
+        .map_err(|_| OAuthError::invalid_request("send exactly one Authorization header"))?;
+    let token = oidc_userinfo::bearer(resource.authorization_header());
+    let info = oidc_userinfo::userinfo(&oauth, token).await?;
     Ok(no_store(Json(info)))
 }

@@ -43,8 +43,8 @@ use super::states::{AuthStates, NewState};
 use crate::app_registry::{AppKind, AppRegistry, AppRegistryError};
 use crate::audit::{Audit, AuditEvent, AuditKind, Outcome, SignInChannel};
 use crate::clock::SharedClock;
-use crate::oauth::login_tickets::{LoginTickets, TicketIdentity};
-use crate::users::{Profile, RepoError, UserRepo, VouchedIdentity};
+use crate::oauth::login_tickets::LoginTickets;
+use crate::users::{IdentityKey, Profile, RepoError, UserRepo};
 use crate::vault::random_token;
 use crate::wechat::official_account::WebAccessToken;
 use crate::wechat::{AppId, Scope, WeChat, WeChatError};
@@ -489,12 +489,12 @@ impl H5Login {
         let now = self.clock.now();
         self.users
             .record_identity(
-                &VouchedIdentity {
-                    appid: entry.as_str().to_owned(),
-                    open_id: token.openid.as_str().to_owned(),
-                    union_id: token.unionid.as_ref().map(|u| u.as_str().to_owned()),
-                    profile: None,
-                },
+                &IdentityKey::new(
+                    entry.as_str(),
+                    token.openid.as_str(),
+                    token.unionid.as_ref().map(|u| u.as_str()),
+                ),
+                None,
                 now,
             )
             .await?;
@@ -572,40 +572,24 @@ impl H5Login {
         let now = self.clock.now();
         // The entry identity first: a new user's entry account (made by the silent hop, without
         // a unionid yet) becomes the unionid's account instead of being left behind.
-        let (_, account, _) = self
-            .users
-            .record_identity(
-                &VouchedIdentity {
-                    appid: entry_appid.clone(),
-                    open_id: entry_open_id.clone(),
-                    union_id: Some(union_id.clone()),
-                    profile: None,
-                },
-                now,
-            )
-            .await?;
+        let entry_key = IdentityKey::new(
+            entry_appid.as_str(),
+            entry_open_id.as_str(),
+            Some(union_id.as_str()),
+        );
+        let (_, account, _) = self.users.record_identity(&entry_key, None, now).await?;
         self.users
             .record_identity(
-                &VouchedIdentity {
-                    appid: base.as_str().to_owned(),
-                    open_id: token.openid.as_str().to_owned(),
-                    union_id: Some(union_id.clone()),
-                    profile: Some(profile),
-                },
+                &IdentityKey::new(
+                    base.as_str(),
+                    token.openid.as_str(),
+                    Some(union_id.as_str()),
+                ),
+                Some(&profile),
                 now,
             )
             .await?;
-        let ticket = self
-            .tickets
-            .mint_for(
-                &TicketIdentity {
-                    appid: entry_appid.clone(),
-                    open_id: entry_open_id.clone(),
-                    union_id: Some(union_id.clone()),
-                },
-                client_id,
-            )
-            .await?;
+        let ticket = self.tickets.mint_for(&entry_key, client_id).await?;
         let mut event = AuditEvent::sign_in(SignInChannel::H5, account.id)
             .detail("appid", entry_appid.as_str());
         if let Some(client) = client_id {

@@ -26,10 +26,10 @@ use crate::app_registry::{AppKind, AppRegistry};
 use crate::audit::{Audit, AuditEvent, AuditKind, Outcome, SignInChannel};
 use crate::clock::SharedClock;
 use crate::fault::Fault;
-use crate::oauth::login_tickets::{LoginTickets, TicketIdentity};
+use crate::oauth::login_tickets::LoginTickets;
 use crate::oauth::mini_program_sign_in::{MiniProgramSignIn, MiniProgramSignedIn};
 use crate::store::Store;
-use crate::users::{Account, PhoneSource, Profile, UserRepo, VouchedIdentity, WeChatIdentity};
+use crate::users::{Account, IdentityKey, PhoneSource, Profile, UserRepo, WeChatIdentity};
 use crate::vault::{SealedAt, Vault, random_token};
 use crate::wechat::crypto::verify_raw_data_signature;
 use crate::wechat::mini_program::{decrypt_phone_number, decrypt_user_info};
@@ -137,13 +137,12 @@ impl MiniProgramLogin {
         }
         let session = self.wechat.code_to_session(&appid, code).await?;
         let now = self.clock.now();
-        let vouched = VouchedIdentity {
-            appid: appid.as_str().to_owned(),
-            open_id: session.openid.as_str().to_owned(),
-            union_id: session.unionid.as_ref().map(|u| u.as_str().to_owned()),
-            profile: None,
-        };
-        let (identity, account, is_new) = self.users.record_identity(&vouched, now).await?;
+        let vouched = IdentityKey::new(
+            appid.as_str(),
+            session.openid.as_str(),
+            session.unionid.as_ref().map(|u| u.as_str()),
+        );
+        let (identity, account, is_new) = self.users.record_identity(&vouched, None, now).await?;
 
         // WeChat replaced the session_key: earlier sessions of this identity holding another key
         // are dead. Those holding this one (the answers to a repeated code) stay usable.
@@ -223,11 +222,11 @@ impl MiniProgramLogin {
         let ticket = self
             .tickets
             .mint_for(
-                &TicketIdentity {
-                    appid: session.appid.clone(),
-                    open_id: session.open_id.clone(),
-                    union_id: session.union_id.clone(),
-                },
+                &IdentityKey::new(
+                    session.appid.as_str(),
+                    session.open_id.as_str(),
+                    session.union_id.as_deref(),
+                ),
                 client_id,
             )
             .await?;
@@ -286,16 +285,11 @@ impl MiniProgramLogin {
             country: data.country,
             language: data.language,
         };
-        let vouched = VouchedIdentity {
-            appid: session.appid.as_str().to_owned(),
-            open_id: session.open_id,
-            // What jscode2session said, never what the page relayed.
-            union_id: session.union_id,
-            profile: Some(profile),
-        };
+        // The unionid is what jscode2session said, never what the page relayed.
+        let vouched = IdentityKey::new(session.appid.as_str(), session.open_id, session.union_id);
         let (identity, _, _) = self
             .users
-            .record_identity(&vouched, self.clock.now())
+            .record_identity(&vouched, Some(&profile), self.clock.now())
             .await?;
         Ok(identity)
     }

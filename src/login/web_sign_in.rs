@@ -15,7 +15,7 @@ use crate::app_registry::{AppKind, AppRegistry};
 use crate::audit::{Audit, AuditEvent, SignInChannel};
 use crate::clock::SharedClock;
 use crate::store::Store;
-use crate::users::{Profile, UserRepo, VouchedIdentity};
+use crate::users::{IdentityKey, Profile, UserRepo};
 use crate::wechat::{AppId, Scope, WeChat};
 
 /// The kind of state this flow spends.
@@ -179,26 +179,26 @@ impl WeChatSignIn {
             .web_user_info(&token.access_token, &token.openid)
             .await?;
         let text = |s: &str| (!s.is_empty()).then(|| s.to_owned());
-        let vouched = VouchedIdentity {
-            appid: appid.as_str().to_owned(),
-            open_id: token.openid.as_str().to_owned(),
-            union_id: token
+        let vouched = IdentityKey::new(
+            appid.as_str(),
+            token.openid.as_str(),
+            token
                 .unionid
                 .or(info.unionid)
                 .map(|u| u.as_str().to_owned()),
-            profile: Some(Profile {
-                nick_name: text(&info.nickname),
-                avatar_url: text(&info.headimgurl),
-                sex: i32::try_from(info.sex).ok(),
-                city: text(&info.city),
-                province: text(&info.province),
-                country: text(&info.country),
-                language: None,
-            }),
+        );
+        let profile = Profile {
+            nick_name: text(&info.nickname),
+            avatar_url: text(&info.headimgurl),
+            sex: i32::try_from(info.sex).ok(),
+            city: text(&info.city),
+            province: text(&info.province),
+            country: text(&info.country),
+            language: None,
         };
         let (_, account, _) = self
             .users
-            .record_identity(&vouched, self.clock.now())
+            .record_identity(&vouched, Some(&profile), self.clock.now())
             .await?;
         let (cookie, session) = self.sessions.start(account.id, method).await?;
         let channel = match method {

@@ -19,6 +19,7 @@ use sea_orm::{
 use entity::oauth_client;
 
 use crate::clock::SharedClock;
+use crate::oauth::allowed_origins::AllowedOrigins;
 use crate::oauth::grant_type::GrantType;
 use crate::secret::Secret;
 use crate::ttl_cache::TtlCache;
@@ -27,7 +28,7 @@ use crate::vault::{Vault, random_token};
 /// How long (seconds) an instance authenticates a client against a record it read, before
 /// reading it again: the longest another instance keeps accepting a rotated secret or a deleted
 /// client.
-pub const CLIENT_CACHE_TTL: i64 = 5;
+pub const CLIENT_CACHE_TTL: i64 = crate::oauth::allowed_origins::ORIGIN_CACHE_TTL;
 
 /// Default access-token lifetime (seconds).
 pub const DEFAULT_ACCESS_TTL: i64 = 3600;
@@ -95,6 +96,9 @@ pub struct NewClient {
     /// The name and logo people see on the consent page.
     pub display_name: Option<String>,
     pub logo_url: Option<String>,
+    /// Web origins, beyond those of the redirect URIs, whose pages may call the token,
+    /// userinfo and revocation endpoints (CORS; `--allowed-origin`).
+    pub allowed_origins: Vec<String>,
     /// Logout: where RP-initiated logout may return to, and the back-channel endpoint.
     pub logout: ClientLogout,
 }
@@ -129,6 +133,7 @@ impl Default for NewClient {
             display_name: None,
             logo_url: None,
             logout: ClientLogout::default(),
+            allowed_origins: Vec::new(),
         }
     }
 }
@@ -154,6 +159,8 @@ pub struct RegisteredClient {
     pub logo_url: Option<String>,
     /// After a secret rotation: until when (unix seconds) the previous secret still works.
     pub previous_secret_until: Option<i64>,
+    /// Web origins allowed by CORS beyond those of the redirect URIs (serialized).
+    pub allowed_origins: Vec<String>,
     pub logout: ClientLogout,
 }
 
@@ -178,6 +185,7 @@ pub struct ClientChanges {
     /// `Some(None)` removes the back-channel logout URI.
     pub backchannel_logout_uri: Option<Option<String>>,
     pub backchannel_logout_session_required: Option<bool>,
+    pub allowed_origins: Option<Vec<String>>,
 }
 
 /// The longest display name (characters).
@@ -237,6 +245,10 @@ pub enum ClientRegistryError {
     InvalidBackchannelLogoutUri(String),
     #[error("the secret overlap must be from 0 to {max} seconds, got {value}")]
     InvalidOverlap { max: i64, value: i64 },
+    #[error(
+        "allowed origin {0:?} must be an http(s) origin: scheme, host and optional port, no path"
+    )]
+    InvalidOrigin(String),
     #[error("client {0:?} already exists")]
     AlreadyExists(String),
     #[error("no client {0:?}")]
@@ -270,6 +282,7 @@ pub struct ClientRegistry {
     vault: Arc<Vault>,
     clock: SharedClock,
     cache: Arc<TtlCache<StoredClient>>,
+    origins: Arc<AllowedOrigins>,
 }
 
 fn split_list(text: &str, sep: char) -> Vec<String> {
@@ -303,6 +316,11 @@ fn to_registered(m: oauth_client::Model) -> RegisteredClient {
             backchannel_logout_uri: m.backchannel_logout_uri,
             backchannel_logout_session_required: m.backchannel_logout_session_required,
         },
+        allowed_origins: m
+            .allowed_origins
+            .as_deref()
+            .map(|text| split_list(text, '\n'))
+            .unwrap_or_default(),
         previous_secret_until: m
             .previous_secret_hash
             .as_ref()
@@ -389,6 +407,20 @@ fn check_usable(
     Ok(())
 }
 
+/// Allowed origins, each an http(s) origin, serialized as browsers send them; `None` in the
+/// column for none.
+fn normalized_origins(origins: &[String]) -> Result<Option<String>, ClientRegistryError> {
+    let mut normalized: Vec<String> = Vec::with_capacity(origins.len());
+    for text in origins {
+        let origin = crate::oauth::allowed_origins::parse_origin(text)
+            .ok_or_else(|| ClientRegistryError::InvalidOrigin(text.clone()))?;
+        if !normalized.contains(&origin) {
+            normalized.push(origin);
+        }
+    }
+    Ok((!normalized.is_empty()).then(|| normalized.join("\n")))
+}
+
 fn check_display_name(name: &str) -> Result<(), ClientRegistryError> {
     let chars = name.chars().count();
     if (1..=MAX_DISPLAY_NAME_CHARS).contains(&chars) && !name.chars().any(char::is_control) {
@@ -445,11 +477,18 @@ fn valid_scope_token(scope: &str) -> bool {
 impl ClientRegistry {
     pub fn new(db: DatabaseConnection, vault: Arc<Vault>, clock: SharedClock) -> Self {
         Self {
+            cache: Arc::new(TtlCache::new(CLIENT_CACHE_TTL)),
+            origins: Arc::new(AllowedOrigins::new(db.clone(), clock.clone())),
             db,
             vault,
             clock,
-            cache: Arc::new(TtlCache::new(CLIENT_CACHE_TTL)),
         }
+    }
+
+    /// The web origins allowed to call the client-facing endpoints (CORS), cached; this
+    /// registry invalidates it on every change it makes.
+    pub fn allowed_origins(&self) -> Arc<AllowedOrigins> {
+        self.origins.clone()
     }
 
     /// A fresh client secret with 256 bits of entropy.
@@ -478,6 +517,7 @@ impl ClientRegistry {
         if let Some(logo) = &new.logo_url {
             check_logo_url(logo)?;
         }
+        let allowed_origins = normalized_origins(&new.allowed_origins)?;
         check_ttl("--access-token-ttl", new.access_token_ttl, MAX_ACCESS_TTL)?;
         check_ttl(
             "--refresh-token-ttl",
@@ -533,6 +573,7 @@ impl ClientRegistry {
             backchannel_logout_session_required: Set(new
                 .logout
                 .backchannel_logout_session_required),
+            allowed_origins: Set(allowed_origins),
             created_at: Set(now),
             updated_at: Set(now),
         }
@@ -544,6 +585,7 @@ impl ClientRegistry {
             }
             _ => ClientRegistryError::Db(e),
         })?;
+        self.origins.invalidate();
         Ok((to_registered(model), shown_secret))
     }
 
@@ -608,6 +650,7 @@ impl ClientRegistry {
             .exec(&self.db)
             .await?;
         self.cache.invalidate(client_id);
+        self.origins.invalidate();
         if result.rows_affected == 0 {
             return Err(ClientRegistryError::NotFound(client_id.to_string()));
         }
@@ -691,6 +734,11 @@ impl ClientRegistry {
                 .unwrap_or_default(),
             changes.backchannel_logout_uri.clone().flatten().as_deref(),
         )?;
+        let allowed_origins = changes
+            .allowed_origins
+            .as_deref()
+            .map(normalized_origins)
+            .transpose()?;
         check_ttl(
             "--access-token-ttl",
             changes.access_token_ttl.unwrap_or(current.access_token_ttl),
@@ -753,9 +801,13 @@ impl ClientRegistry {
         if let Some(required) = changes.backchannel_logout_session_required {
             active.backchannel_logout_session_required = Set(required);
         }
+        if let Some(origins) = allowed_origins {
+            active.allowed_origins = Set(origins);
+        }
         active.updated_at = Set(self.clock.now());
         let updated = active.update(&self.db).await?;
         self.cache.invalidate(client_id);
+        self.origins.invalidate();
         Ok(to_registered(updated))
     }
 

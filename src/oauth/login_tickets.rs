@@ -21,18 +21,11 @@ use entity::login_ticket;
 use crate::clock::SharedClock;
 use crate::oauth::ClientRegistry;
 use crate::oauth::GrantType;
+use crate::users::IdentityKey;
 use crate::vault::{Vault, random_token};
 
 /// How long a ticket lives (seconds).
 pub const TICKET_TTL: i64 = 300;
-
-/// The identity a ticket vouches for.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TicketIdentity {
-    pub appid: String,
-    pub open_id: String,
-    pub union_id: Option<String>,
-}
 
 /// What redeeming a ticket found. Everything but [`Redeemed::Accepted`] is a refusal, and the
 /// ticket is spent in every case where it existed and was live.
@@ -95,7 +88,7 @@ impl LoginTickets {
     }
 
     /// A new ticket for `identity` that any client allowed the `flow` grant may redeem.
-    pub async fn mint(&self, identity: &TicketIdentity) -> Result<String, DbErr> {
+    pub async fn mint(&self, identity: &IdentityKey) -> Result<String, DbErr> {
         self.mint_for(identity, None).await
     }
 
@@ -103,7 +96,7 @@ impl LoginTickets {
     /// stored hashed).
     pub async fn mint_for(
         &self,
-        identity: &TicketIdentity,
+        identity: &IdentityKey,
         client_id: Option<&str>,
     ) -> Result<String, DbErr> {
         let ticket = random_token(32);
@@ -129,7 +122,7 @@ impl LoginTickets {
     pub async fn redeem(
         &self,
         ticket: &str,
-        identity: &TicketIdentity,
+        identity: &IdentityKey,
         client_id: &str,
     ) -> Result<Redeemed, DbErr> {
         self.spend(ticket, identity, Some(client_id)).await
@@ -137,14 +130,14 @@ impl LoginTickets {
 
     /// Spend `ticket` for exactly `identity` with no client named: only a ticket minted for no
     /// client is accepted.
-    pub async fn consume(&self, ticket: &str, identity: &TicketIdentity) -> Result<bool, DbErr> {
+    pub async fn consume(&self, ticket: &str, identity: &IdentityKey) -> Result<bool, DbErr> {
         Ok(self.spend(ticket, identity, None).await? == Redeemed::Accepted)
     }
 
     async fn spend(
         &self,
         ticket: &str,
-        identity: &TicketIdentity,
+        identity: &IdentityKey,
         client_id: Option<&str>,
     ) -> Result<Redeemed, DbErr> {
         let now = self.clock.now();

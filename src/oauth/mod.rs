@@ -1,6 +1,7 @@
 //! The OAuth 2.0 core: clients, grants, tokens and keys. It builds on oxide-auth's primitives and
 //! grant state machines and knows nothing of axum; `crate::http::oauth` is its HTTP face.
 
+pub mod allowed_origins;
 pub mod authenticated_client;
 pub mod authorize;
 pub mod backchannel;
@@ -32,7 +33,7 @@ pub use client_registry::{
 };
 pub use error::{OAuthError, OAuthErrorCode};
 pub use grant_type::GrantType;
-pub use login_tickets::{LoginTickets, Redeemed, TicketIdentity};
+pub use login_tickets::{LoginTickets, Redeemed};
 
 use crate::app_registry::AppRegistry;
 use crate::audit::Audit;

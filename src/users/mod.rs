@@ -92,13 +92,28 @@ pub struct Profile {
     pub language: Option<String>,
 }
 
-/// What WeChat vouched for in a code exchange.
+/// Who WeChat says a user is in one app: the key an identity is recorded under (with the profile
+/// beside it when WeChat gave one) and a login ticket vouches for.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct VouchedIdentity {
+pub struct IdentityKey {
     pub appid: String,
     pub open_id: String,
     pub union_id: Option<String>,
-    pub profile: Option<Profile>,
+}
+
+impl IdentityKey {
+    /// The key of `open_id` under `appid`, with the unionid WeChat gave (if any).
+    pub fn new(
+        appid: impl Into<String>,
+        open_id: impl Into<String>,
+        union_id: Option<impl Into<String>>,
+    ) -> Self {
+        Self {
+            appid: appid.into(),
+            open_id: open_id.into(),
+            union_id: union_id.map(Into::into),
+        }
+    }
 }
 
 /// A repository failure.
@@ -126,7 +141,8 @@ pub trait UserRepo: Send + Sync {
     /// and whether the identity was seen for the first time.
     async fn record_identity(
         &self,
-        vouched: &VouchedIdentity,
+        vouched: &IdentityKey,
+        profile: Option<&Profile>,
         now: i64,
     ) -> Result<(WeChatIdentity, Account, bool), RepoError>;
 

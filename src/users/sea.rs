@@ -11,9 +11,10 @@ use sea_orm::{
 
 use entity::{flow_user, wx_user};
 
-use super::{Account, PhoneSource, RepoError, UserRepo, VouchedIdentity, WeChatIdentity};
+use super::{Account, IdentityKey, PhoneSource, Profile, RepoError, UserRepo, WeChatIdentity};
 
-type IdentityKey = (String, String);
+/// The (appid, openid) pair an identity's recording lock is held under.
+type LockKey = (String, String);
 
 /// The sea-orm user repository.
 #[derive(Clone)]
@@ -21,7 +22,7 @@ pub struct SeaUserRepo {
     db: DatabaseConnection,
     /// One recording at a time per identity in this process: parallel logins of one user queue
     /// here instead of holding pool connections while they wait on each other's row locks.
-    recording: Arc<Mutex<HashMap<IdentityKey, Arc<tokio::sync::Mutex<()>>>>>,
+    recording: Arc<Mutex<HashMap<LockKey, Arc<tokio::sync::Mutex<()>>>>>,
 }
 
 impl SeaUserRepo {
@@ -174,7 +175,8 @@ impl SeaUserRepo {
     /// [`UserRepo::record_identity`], with the identity's lock held.
     async fn record_identity_now(
         &self,
-        vouched: &VouchedIdentity,
+        vouched: &IdentityKey,
+        profile: Option<&Profile>,
         now: i64,
     ) -> Result<(WeChatIdentity, Account, bool), RepoError> {
         let existing = self.identity_row(&vouched.appid, &vouched.open_id).await?;
@@ -218,7 +220,7 @@ impl SeaUserRepo {
         row.last_login_time = Set(Some(now));
         row.update_time = Set(now);
         row.del_flag = Set(false);
-        if let Some(p) = &vouched.profile {
+        if let Some(p) = profile {
             row.nick_name = Set(p.nick_name.clone());
             row.avatar_url = Set(p.avatar_url.clone());
             row.sex = Set(p.sex);
@@ -242,7 +244,7 @@ impl SeaUserRepo {
                 if previous.is_none() && account.union_id.is_none() {
                     self.drop_if_orphaned(account.id).await?;
                 }
-                return Box::pin(self.record_identity_now(vouched, now))
+                return Box::pin(self.record_identity_now(vouched, profile, now))
                     .await
                     .map(|(i, a, _)| (i, a, false));
             }
@@ -260,7 +262,7 @@ impl SeaUserRepo {
         }
 
         // The account shows the freshest profile WeChat gave.
-        let account = if let Some(p) = &vouched.profile {
+        let account = if let Some(p) = profile {
             let mut a: flow_user::ActiveModel = account.into();
             if p.nick_name.is_some() {
                 a.nick_name = Set(p.nick_name.clone());
@@ -329,12 +331,13 @@ impl UserRepo for SeaUserRepo {
 
     async fn record_identity(
         &self,
-        vouched: &VouchedIdentity,
+        vouched: &IdentityKey,
+        profile: Option<&Profile>,
         now: i64,
     ) -> Result<(WeChatIdentity, Account, bool), RepoError> {
         let lock = self.identity_lock(&vouched.appid, &vouched.open_id);
         let _recording = lock.lock().await;
-        self.record_identity_now(vouched, now).await
+        self.record_identity_now(vouched, profile, now).await
     }
 
     async fn find_identity_with_account(

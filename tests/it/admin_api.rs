@@ -8,7 +8,7 @@ use reqwest::Method;
 use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
 use serde_json::{Value, json};
 use wxauth::simulator::demo::MINI_PROGRAM_APPID as MP;
-use wxauth::users::{Profile, VouchedIdentity};
+use wxauth::users::{IdentityKey, Profile};
 
 use crate::harness::{Options, TestApp};
 use crate::mini_program::{SECRET, client, sign_in, token};
@@ -261,12 +261,11 @@ admin_tests! {
         let bob = sign_in(&app, "bob").await;
         let alice_identity = app.state.users.find_identity_with_account(MP, &app.sim.openid(MP, "alice")).await.unwrap().unwrap().0;
         // Alice's profile, as WeChat reported it.
-        app.state.users.record_identity(&VouchedIdentity {
-            appid: MP.into(),
-            open_id: alice_identity.open_id.clone(),
-            union_id: alice_identity.union_id.clone(),
-            profile: Some(Profile { nick_name: Some("Alice 爱丽丝 50%_off".into()), ..Profile::default() }),
-        }, app.state.clock.now()).await.unwrap();
+        app.state.users.record_identity(
+            &IdentityKey::new(MP, alice_identity.open_id.clone(), alice_identity.union_id.clone()),
+            Some(&Profile { nick_name: Some("Alice 爱丽丝 50%_off".into()), ..Profile::default() }),
+            app.state.clock.now(),
+        ).await.unwrap();
         app.state.users.set_mobile(MP, &alice_identity.open_id, "13800000001", wxauth::users::PhoneSource::CodeApi, app.state.clock.now()).await.unwrap();
 
         let ids = |body: &Value| -> Vec<i64> {

@@ -16,7 +16,7 @@ use serde_json::Value;
 use wxauth::admin::Admin;
 use wxauth::admin::roles::AccountRef;
 use wxauth::simulator::demo;
-use wxauth::users::{Profile, VouchedIdentity};
+use wxauth::users::{IdentityKey, Profile};
 
 use crate::console::spawn;
 use crate::h5_browser::{Driver, WAIT, browser, chromedriver, close_and_unwrap};
@@ -69,6 +69,22 @@ async fn fill(client: &Client, css: &str, value: &str) -> Result<(), String> {
         .send_keys(value)
         .await
         .map_err(|e| format!("{css}: {e}"))
+}
+
+/// Wait until the browser has navigated to a URL containing `part` (a form's answer replaces a
+/// page that may hold the same elements, so waiting for an element is not enough).
+async fn wait_for_url(client: &Client, part: &str) -> Result<(), String> {
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let url = client.current_url().await.map_err(|e| e.to_string())?;
+        if url.as_str().contains(part) {
+            return Ok(());
+        }
+        if std::time::Instant::now() > deadline {
+            return Err(format!("never reached a URL with {part:?}; at {url}"));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
 }
 
 async fn goto(client: &Client, url: &str) -> Result<(), String> {
@@ -190,6 +206,7 @@ async fn walk(client: &Client, app: &TestApp, bob: i64) -> Result<(Value, String
     goto(client, &app.url("/admin/users?lang=en")).await?;
     fill(client, "#q-nickname", "鲍").await?;
     click(client, "#search").await?;
+    wait_for_url(client, "nickname=").await?;
     let rows = client
         .find_all(Locator::Css("#users .user-link"))
         .await
@@ -274,15 +291,15 @@ async fn an_admin_signs_in_with_the_qr_page_and_manages_clients_and_users() {
     app.state
         .users
         .record_identity(
-            &VouchedIdentity {
-                appid: demo::MINI_PROGRAM_APPID.into(),
-                open_id: open_id.clone(),
-                union_id: signed["unionId"].as_str().map(str::to_owned),
-                profile: Some(Profile {
-                    nick_name: Some("Bob 鲍勃".into()),
-                    ..Profile::default()
-                }),
-            },
+            &IdentityKey::new(
+                demo::MINI_PROGRAM_APPID,
+                open_id.clone(),
+                signed["unionId"].as_str().map(str::to_owned),
+            ),
+            Some(&Profile {
+                nick_name: Some("Bob 鲍勃".into()),
+                ..Profile::default()
+            }),
             app.state.clock.now(),
         )
         .await

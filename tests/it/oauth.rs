@@ -11,9 +11,8 @@ use oauth2::{
 use serde_json::Value;
 use wxauth::app_registry::{AppKind, NewApp};
 use wxauth::oauth::FlowTicketPolicy;
-use wxauth::oauth::TicketIdentity;
 use wxauth::secret::Secret;
-use wxauth::users::VouchedIdentity;
+use wxauth::users::IdentityKey;
 
 use crate::backend_tests;
 use crate::harness::{ClientFixture, TestApp};
@@ -50,12 +49,8 @@ async fn identity(app: &TestApp) -> i64 {
         .state
         .users
         .record_identity(
-            &VouchedIdentity {
-                appid: APPID.into(),
-                open_id: OPENID.into(),
-                union_id: Some(UNIONID.into()),
-                profile: None,
-            },
+            &IdentityKey::new(APPID, OPENID, Some(UNIONID)),
+            None,
             app.state.clock.now(),
         )
         .await
@@ -66,11 +61,7 @@ async fn identity(app: &TestApp) -> i64 {
 async fn ticket(app: &TestApp) -> String {
     app.state
         .tickets
-        .mint(&TicketIdentity {
-            appid: APPID.into(),
-            open_id: OPENID.into(),
-            union_id: Some(UNIONID.into()),
-        })
+        .mint(&IdentityKey::new(APPID, OPENID, Some(UNIONID)))
         .await
         .unwrap()
 }

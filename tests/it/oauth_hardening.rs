@@ -10,10 +10,9 @@ use sea_orm::{ActiveModelTrait, ActiveValue::Set, EntityTrait};
 use serde_json::{Value, json};
 use url::Url;
 use wxauth::app_registry::{AppKind, NewApp};
-use wxauth::oauth::TicketIdentity;
 use wxauth::secret::Secret;
 use wxauth::simulator::demo;
-use wxauth::users::VouchedIdentity;
+use wxauth::users::IdentityKey;
 
 use crate::backend_tests;
 use crate::harness::{Backend, ClientFixture, Options, TestApp};
@@ -52,12 +51,8 @@ async fn identity(app: &TestApp) -> i64 {
         .state
         .users
         .record_identity(
-            &VouchedIdentity {
-                appid: APPID.into(),
-                open_id: OPENID.into(),
-                union_id: Some(UNIONID.into()),
-                profile: None,
-            },
+            &IdentityKey::new(APPID, OPENID, Some(UNIONID)),
+            None,
             app.state.clock.now(),
         )
         .await
@@ -70,11 +65,7 @@ async fn flow_tokens(app: &TestApp, client_id: &str) -> Value {
     let ticket = app
         .state
         .tickets
-        .mint(&TicketIdentity {
-            appid: APPID.into(),
-            open_id: OPENID.into(),
-            union_id: Some(UNIONID.into()),
-        })
+        .mint(&IdentityKey::new(APPID, OPENID, Some(UNIONID)))
         .await
         .unwrap();
     let (status, body) = post(
@@ -173,11 +164,7 @@ async fn secrets_in_the_token_endpoint_query_string_are_refused() {
     let ticket = app
         .state
         .tickets
-        .mint(&TicketIdentity {
-            appid: APPID.into(),
-            open_id: OPENID.into(),
-            union_id: Some(UNIONID.into()),
-        })
+        .mint(&IdentityKey::new(APPID, OPENID, Some(UNIONID)))
         .await
         .unwrap();
     let seed = format!(

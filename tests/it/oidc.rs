@@ -290,6 +290,14 @@ backend_tests! {
             .send().await.unwrap().json().await.unwrap();
         assert_eq!(info["sub"], id["sub"]);
         assert_eq!(info["name"], "Alice 爱丽丝");
+        // Two Authorization headers are ambiguous: refused, not judged by the first.
+        let doubled = app.http.get(app.url("/oauth/userinfo"))
+            .bearer_auth(tokens["access_token"].as_str().unwrap())
+            .header("authorization", "Bearer someone-elses")
+            .send().await.unwrap();
+        assert_eq!(doubled.status(), 400);
+        let body: Value = doubled.json().await.unwrap();
+        assert_eq!(body["error"], "invalid_request", "{body}");
 
         // The second authorization is silent: signed in and consented.
         let (verifier2, challenge2) = pkce();

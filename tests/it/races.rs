@@ -11,9 +11,8 @@ use tokio::sync::Barrier;
 use url::Url;
 use wxauth::app_registry::{AppKind, NewApp};
 use wxauth::audit::{AuditFilter, AuditKind};
-use wxauth::oauth::TicketIdentity;
 use wxauth::secret::Secret;
-use wxauth::users::VouchedIdentity;
+use wxauth::users::IdentityKey;
 
 use crate::backend_tests;
 use crate::harness::{ClientFixture, TestApp};
@@ -47,12 +46,8 @@ async fn flow_client(app: &TestApp) {
     app.state
         .users
         .record_identity(
-            &VouchedIdentity {
-                appid: APPID.into(),
-                open_id: OPENID.into(),
-                union_id: Some(UNIONID.into()),
-                profile: None,
-            },
+            &IdentityKey::new(APPID, OPENID, Some(UNIONID)),
+            None,
             app.state.clock.now(),
         )
         .await
@@ -154,9 +149,7 @@ backend_tests! {
         let auth = basic("web", SECRET);
         let mut survivors = Vec::new();
         for trial in 0..TRIALS {
-            let ticket = app.state.tickets.mint(&TicketIdentity {
-                appid: APPID.into(), open_id: OPENID.into(), union_id: Some(UNIONID.into()),
-            }).await.unwrap();
+            let ticket = app.state.tickets.mint(&IdentityKey::new(APPID, OPENID, Some(UNIONID))).await.unwrap();
             let (status, first) = token(&app, &auth, &[
                 ("grant_type", "flow"), ("appId", APPID), ("openId", OPENID),
                 ("unionId", UNIONID), ("ticket", &ticket),
@@ -209,9 +202,7 @@ backend_tests! {
         let auth = basic("web", SECRET);
         let mut survivors = Vec::new();
         for trial in 0..TRIALS {
-            let ticket = app.state.tickets.mint(&TicketIdentity {
-                appid: APPID.into(), open_id: OPENID.into(), union_id: Some(UNIONID.into()),
-            }).await.unwrap();
+            let ticket = app.state.tickets.mint(&IdentityKey::new(APPID, OPENID, Some(UNIONID))).await.unwrap();
             let (status, first) = token(&app, &auth, &[
                 ("grant_type", "flow"), ("appId", APPID), ("openId", OPENID),
                 ("unionId", UNIONID), ("ticket", &ticket),

@@ -2,18 +2,13 @@
 //! identities and unionid in, and no account is left behind without an identity.
 
 use sea_orm::{EntityTrait, PaginatorTrait};
-use wxauth::users::VouchedIdentity;
+use wxauth::users::IdentityKey;
 
 use crate::backend_tests;
 use crate::harness::TestApp;
 
-fn vouched(appid: &str, open_id: &str, union_id: Option<&str>) -> VouchedIdentity {
-    VouchedIdentity {
-        appid: appid.into(),
-        open_id: open_id.into(),
-        union_id: union_id.map(str::to_owned),
-        profile: None,
-    }
+fn vouched(appid: &str, open_id: &str, union_id: Option<&str>) -> IdentityKey {
+    IdentityKey::new(appid, open_id, union_id)
 }
 
 async fn accounts(app: &TestApp) -> u64 {
@@ -27,15 +22,15 @@ backend_tests! {
     async fn an_identity_keeps_its_account_when_its_unionid_arrives(app: TestApp) {
         let users = &app.state.users;
         // The H5 silent hop: openid only.
-        let (_, first, _) = users.record_identity(&vouched("wxd000000000000002", "o-entry", None), 1).await.unwrap();
+        let (_, first, _) = users.record_identity(&vouched("wxd000000000000002", "o-entry", None), None, 1).await.unwrap();
         assert_eq!(first.union_id, None);
         // The base hop reveals the unionid: the same account now carries it.
-        let (_, again, is_new) = users.record_identity(&vouched("wxd000000000000002", "o-entry", Some("u-alice")), 2).await.unwrap();
+        let (_, again, is_new) = users.record_identity(&vouched("wxd000000000000002", "o-entry", Some("u-alice")), None, 2).await.unwrap();
         assert!(!is_new);
         assert_eq!(again.id, first.id);
         assert_eq!(again.union_id.as_deref(), Some("u-alice"));
         // The base identity joins it.
-        let (_, base, _) = users.record_identity(&vouched("wxd000000000000003", "o-base", Some("u-alice")), 3).await.unwrap();
+        let (_, base, _) = users.record_identity(&vouched("wxd000000000000003", "o-base", Some("u-alice")), None, 3).await.unwrap();
         assert_eq!(base.id, first.id);
         assert_eq!(accounts(&app).await, 1);
     }
@@ -43,20 +38,20 @@ backend_tests! {
     async fn an_identity_joining_an_existing_unionid_leaves_no_orphan(app: TestApp) {
         let users = &app.state.users;
         // The Mini Program saw the person first, with their unionid.
-        let (_, person, _) = users.record_identity(&vouched("wxd000000000000001", "o-mini", Some("u-bob")), 1).await.unwrap();
+        let (_, person, _) = users.record_identity(&vouched("wxd000000000000001", "o-mini", Some("u-bob")), None, 1).await.unwrap();
         // An official account page then sees them without one: a provisional account.
-        let (_, provisional, _) = users.record_identity(&vouched("wxd000000000000002", "o-entry", None), 2).await.unwrap();
+        let (_, provisional, _) = users.record_identity(&vouched("wxd000000000000002", "o-entry", None), None, 2).await.unwrap();
         assert_ne!(provisional.id, person.id);
         assert_eq!(accounts(&app).await, 2);
         // Once the unionid is known, the page's identity joins the person, and the provisional
         // account is gone.
-        let (identity, joined, _) = users.record_identity(&vouched("wxd000000000000002", "o-entry", Some("u-bob")), 3).await.unwrap();
+        let (identity, joined, _) = users.record_identity(&vouched("wxd000000000000002", "o-entry", Some("u-bob")), None, 3).await.unwrap();
         assert_eq!(joined.id, person.id);
         assert_eq!(identity.account_id, Some(person.id));
         assert_eq!(accounts(&app).await, 1);
         assert!(users.account(provisional.id).await.unwrap().is_none());
         // A known unionid is never replaced by none.
-        let (identity, still, _) = users.record_identity(&vouched("wxd000000000000002", "o-entry", None), 4).await.unwrap();
+        let (identity, still, _) = users.record_identity(&vouched("wxd000000000000002", "o-entry", None), None, 4).await.unwrap();
         assert_eq!((identity.union_id.as_deref(), still.id), (Some("u-bob"), person.id));
     }
 }

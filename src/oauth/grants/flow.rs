@@ -13,10 +13,11 @@ use crate::audit::{AuditEvent, AuditKind, Outcome};
 use crate::oauth::OAuthError;
 use crate::oauth::OAuthServices;
 use crate::oauth::client_registry::FlowTicketPolicy;
-use crate::oauth::login_tickets::{Redeemed, TicketIdentity};
+use crate::oauth::login_tickets::Redeemed;
 use crate::oauth::params::Params;
 use crate::oauth::token_service::Issued;
 use crate::users::Account;
+use crate::users::IdentityKey;
 
 fn refused() -> OAuthError {
     OAuthError::invalid_grant("the WeChat identity or login ticket is not valid")
@@ -89,11 +90,7 @@ pub async fn grant(
     let client_id = request.client.client_id.as_str();
     match (params.ticket.as_deref(), request.client.flow_ticket) {
         (Some(ticket), _) => {
-            let identity = TicketIdentity {
-                appid: appid.to_string(),
-                open_id: open_id.to_string(),
-                union_id: union_id.map(str::to_string),
-            };
+            let identity = IdentityKey::new(appid.to_string(), open_id, union_id);
             let redeemed = services
                 .tickets
                 .redeem(ticket, &identity, client_id)
