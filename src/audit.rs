@@ -49,6 +49,8 @@ pub enum AuditKind {
     /// An administrator disabled, enabled, revoked, exported or deleted an account
     /// (`detail.action`); after a deletion only this event (with no personal data) remains.
     AccountChanged,
+    /// A resource (RFC 8707) was registered, updated or removed.
+    ResourceChanged,
     /// A browser session ended at the end-session endpoint (`detail.revoked_families`,
     /// `detail.backchannel_clients`).
     SignOut,
@@ -70,6 +72,7 @@ impl AuditKind {
             Self::AppChanged => "app_changed",
             Self::KeyChanged => "key_changed",
             Self::AccountChanged => "account_changed",
+            Self::ResourceChanged => "resource_changed",
             Self::SignOut => "sign_out",
         }
     }
@@ -86,9 +89,11 @@ impl AuditKind {
             | Self::DecryptCapReached
             | Self::H5BindingRefused
             | Self::ClientAuthThrottled => REFUSALS,
-            Self::ClientChanged | Self::AppChanged | Self::KeyChanged | Self::AccountChanged => {
-                ADMIN_CHANGES
-            }
+            Self::ClientChanged
+            | Self::AppChanged
+            | Self::KeyChanged
+            | Self::AccountChanged
+            | Self::ResourceChanged => ADMIN_CHANGES,
         }
     }
 
@@ -106,6 +111,7 @@ impl AuditKind {
         Self::AppChanged,
         Self::KeyChanged,
         Self::AccountChanged,
+        Self::ResourceChanged,
         Self::SignOut,
     ];
 

@@ -12,6 +12,8 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
+mod resource;
+
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::admin::roles::AccountRef;
@@ -69,6 +71,11 @@ enum Command {
     Client {
         #[command(subcommand)]
         command: ClientCommand,
+    },
+    /// Manage the resources (APIs, RFC 8707) access tokens may be issued for.
+    Resource {
+        #[command(subcommand)]
+        command: resource::ResourceCommand,
     },
     /// Manage the WeChat apps wxauth talks to.
     App {
@@ -273,6 +280,9 @@ struct CreateClientArgs {
     /// The logo people see on the consent page (https).
     #[arg(long)]
     logo_url: Option<String>,
+    /// A resource (RFC 8707) the client may ask tokens for (repeatable; `wxauth resource add`).
+    #[arg(long = "resource")]
+    resources: Vec<String>,
     /// A web origin (`https://app.example.com`) whose pages may call the token, userinfo and
     /// revocation endpoints (CORS), beyond the redirect URIs' own origins (repeatable).
     #[arg(long = "allowed-origin")]
@@ -344,6 +354,12 @@ struct UpdateClientArgs {
     flow_ticket: Option<FlowTicketArg>,
     #[arg(long)]
     introspect: Option<bool>,
+    /// Replaces the resources the client may ask tokens for (repeatable).
+    #[arg(long = "resource")]
+    resources: Option<Vec<String>>,
+    /// Allow the client no resource.
+    #[arg(long, conflicts_with = "resources")]
+    clear_resources: bool,
     /// Replaces the allowed web origins (CORS; repeatable).
     #[arg(long = "allowed-origin")]
     allowed_origins: Option<Vec<String>>,
@@ -579,6 +595,12 @@ async fn run(command: Command) -> Result<(), CliError> {
             let state = AppState::open_existing(Config::from_env()?, clock).await?;
             client_command(&state, command).await
         }
+        Command::Resource { command } => {
+            let state = AppState::open_existing(Config::from_env()?, clock).await?;
+            resource::run(&Admin::new(&state), &cli_actor(), command)
+                .await
+                .map_err(CliError::failed)
+        }
         Command::App { command } => {
             let state = AppState::open_existing(Config::from_env()?, clock).await?;
             app_command(&state, command).await
@@ -680,6 +702,7 @@ fn admin_failed(e: AdminError) -> CliError {
                 "overlap_secs" => "overlap".to_owned(),
                 "redirect_uris" => "redirect-uri".to_owned(),
                 "post_logout_redirect_uris" => "post-logout-redirect-uri".to_owned(),
+                "resources" => "resource".to_owned(),
                 "allowed_origins" => "allowed-origin".to_owned(),
                 "union_id" => "unionid".to_owned(),
                 field => field.replace('_', "-"),
@@ -694,7 +717,8 @@ fn admin_failed(e: AdminError) -> CliError {
                 | "logo_url"
                 | "allowed_origins"
                 | "post_logout_redirect_uris"
-                | "backchannel_logout_uri" => 1,
+                | "backchannel_logout_uri"
+                | "resources" => 1,
                 _ => 2,
             };
             CliError::new(status, format!("--{option}: {reason}"))
@@ -1022,6 +1046,9 @@ fn print_client(c: &RegisteredClient) {
         "logo_url:          {}",
         c.logo_url.as_deref().unwrap_or("-")
     );
+    if !c.resources.is_empty() {
+        println!("resources:         {}", c.resources.join(" "));
+    }
     println!(
         "allowed_origins:   {}",
         if c.allowed_origins.is_empty() {
@@ -1075,6 +1102,7 @@ async fn client_command(state: &AppState, command: ClientCommand) -> Result<(), 
                         refresh_family_ttl: args.refresh_family_ttl,
                         display_name: args.display_name,
                         logo_url: args.logo_url,
+                        resources: args.resources,
                         allowed_origins: args.allowed_origins,
                         logout: ClientLogout {
                             post_logout_redirect_uris: args.logout.post_logout_redirect_uris,
@@ -1150,6 +1178,11 @@ async fn client_command(state: &AppState, command: ClientCommand) -> Result<(), 
                 refresh_family_ttl: args.refresh_family_ttl,
                 flow_ticket,
                 introspect: args.introspect,
+                resources: if args.clear_resources {
+                    Some(Vec::new())
+                } else {
+                    args.resources
+                },
                 allowed_origins: if args.clear_allowed_origins {
                     Some(Vec::new())
                 } else {

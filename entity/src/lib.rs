@@ -17,6 +17,7 @@ pub mod mini_session;
 pub mod oauth_client;
 pub mod refresh_token;
 pub mod refresh_token_family;
+pub mod resource;
 pub mod revoked_access_token;
 pub mod signing_key;
 pub mod wechat_code_exchange;

@@ -33,6 +33,9 @@ pub struct Model {
     pub display_name: Option<String>,
     #[sea_orm(column_type = "Text", nullable)]
     pub logo_url: Option<String>,
+    /// Newline-separated identifiers of the resources (RFC 8707) the client may ask tokens for.
+    #[sea_orm(column_type = "Text", nullable)]
+    pub resources: Option<String>,
     /// Newline-separated web origins allowed to call the token endpoints from a browser (CORS),
     /// beyond those of the redirect URIs; `None` for none.
     #[sea_orm(column_type = "Text", nullable)]

@@ -25,6 +25,7 @@ mod m20261210_000401_administration;
 mod m20261210_000402_admin_role;
 mod m20261215_000511_client_allowed_origins;
 mod m20261215_000521_client_logout;
+mod m20261215_000531_resources;
 
 /// Every migration, in order.
 pub struct Migrator;
@@ -52,6 +53,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261210_000401_administration::Migration),
             Box::new(m20261210_000402_admin_role::Migration),
             Box::new(m20261215_000511_client_allowed_origins::Migration),
+            Box::new(m20261215_000531_resources::Migration),
             Box::new(m20261215_000521_client_logout::Migration),
         ]
     }

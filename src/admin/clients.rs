@@ -58,6 +58,17 @@ fn client_changed(client_id: &str) -> AuditEvent {
 }
 
 impl Admin {
+    /// A client may be allowed registered resources (RFC 8707) only.
+    async fn check_resources(&self, resources: &[String]) -> Result<(), AdminError> {
+        match self.tokens.resources().first_unknown(resources).await? {
+            Some(unknown) => Err(AdminError::invalid(
+                "resources",
+                format!("resource {unknown:?} is not registered (wxauth resource add)"),
+            )),
+            None => Ok(()),
+        }
+    }
+
     /// Every client, by id.
     pub async fn clients(&self) -> Result<Vec<RegisteredClient>, AdminError> {
         Ok(self.clients.list().await?)
@@ -77,6 +88,7 @@ impl Admin {
         actor: &Actor,
         new: NewClient,
     ) -> Result<(RegisteredClient, Option<Secret>), AdminError> {
+        self.check_resources(&new.resources).await?;
         let (client, secret) = self.clients.create(new).await?;
         self.record(actor, client_changed(&client.client_id), "create")
             .await;
@@ -90,6 +102,9 @@ impl Admin {
         client_id: &str,
         changes: ClientChanges,
     ) -> Result<RegisteredClient, AdminError> {
+        if let Some(resources) = &changes.resources {
+            self.check_resources(resources).await?;
+        }
         let client = self.clients.update(client_id, changes).await?;
         self.record(actor, client_changed(client_id), "update")
             .await;

@@ -1,7 +1,7 @@
 //! Administration: the operations behind the admin API (`/admin/api/v1`) and the `wxauth user`,
 //! `client`, `keys` and `audit` commands, written once here. Users (find, show, disable and
 //! enable, revoke, export, delete), clients (with secret rotation that overlaps), signing keys
-//! (staged rotation, retirement), the admin role and the audit trail.
+//! (staged rotation, retirement), resources (RFC 8707), the admin role and the audit trail.
 //!
 //! Every change is written to the audit trail with the [`Actor`] that made it. Errors are
 //! [`AdminError`]s that name the field and the reason; they know nothing of HTTP.
@@ -9,6 +9,7 @@
 pub mod clients;
 pub mod console;
 pub mod keys;
+pub mod resources;
 pub mod roles;
 pub mod users;
 

@@ -1,5 +1,5 @@
 //! The admin API, `/admin/api/v1`: JSON over the [`admin`](crate::admin) core, for the bearer of
-//! `WXAUTH_ADMIN_TOKEN`. Users, clients, signing keys and the audit trail. Each handler
+//! `WXAUTH_ADMIN_TOKEN`. Users, clients, resources (RFC 8707), signing keys and the audit trail. Each handler
 //! extracts, calls one core function and maps the result; a refused value is 400 naming the
 //! field, an unknown id 404, a contradiction 409. No token and a wrong token get the same 401;
 //! repeated failures from one address are throttled (429) like failed client authentication.
@@ -24,6 +24,7 @@ use crate::admin::{AccessRefused, Actor, Admin, AdminError};
 use crate::audit::{AuditFilter, AuditKind};
 use crate::oauth::client_registry::{DEFAULT_ACCESS_TTL, DEFAULT_FAMILY_TTL, DEFAULT_REFRESH_TTL};
 use crate::oauth::keys::KeyInfo;
+use crate::oauth::resources::{NewResource, Resource, ResourceChanges};
 use crate::oauth::{ClientChanges, ClientLogout, FlowTicketPolicy, NewClient, RegisteredClient};
 use crate::secret::Secret;
 use crate::state::AppState;
@@ -52,6 +53,7 @@ const ADMIN_TOKEN_SCHEME: &str = "admin_token";
         find_users, show_user, delete_user, disable_user, enable_user, revoke_user, export_user,
         list_clients, create_client, show_client, update_client, delete_client, rotate_secret,
         list_keys, rotate_key, retire_key, audit_events, list_admins, grant_admin, revoke_admin,
+        list_resources, create_resource, show_resource, update_resource, delete_resource,
     ),
     modifiers(&AdminTokenScheme),
     security(("admin_token" = [])),
@@ -61,6 +63,7 @@ const ADMIN_TOKEN_SCHEME: &str = "admin_token";
         (name = "keys", description = "Signing keys and staged rotation"),
         (name = "audit", description = "The audit trail"),
         (name = "admins", description = "The admin role: who may sign in to the console"),
+        (name = "resources", description = "Resources (APIs, RFC 8707) access tokens may be issued for"),
     ),
 )]
 pub struct AdminApi;
@@ -126,6 +129,13 @@ pub fn routes() -> Router<AppState> {
         .route("/audit", get(audit_events))
         .route("/admins", get(list_admins).post(grant_admin))
         .route("/admins/{id}", axum::routing::delete(revoke_admin))
+        .route("/resources", get(list_resources).post(create_resource))
+        .route(
+            "/resources/{id}",
+            get(show_resource)
+                .patch(update_resource)
+                .delete(delete_resource),
+        )
         .fallback(not_found);
     Router::new().nest(BASE_PATH, api)
 }
@@ -439,6 +449,8 @@ struct ClientView {
     /// `required` or `optional`.
     flow_ticket: &'static str,
     introspect: bool,
+    /// Identifiers of the resources (RFC 8707) the client may ask tokens for.
+    resources: Vec<String>,
     /// Unix seconds until which the secret before the last rotation still works.
     previous_secret_valid_until: Option<i64>,
     /// Web origins whose pages may call the token, userinfo and revocation endpoints (CORS),
@@ -467,6 +479,7 @@ impl From<&RegisteredClient> for ClientView {
             refresh_family_ttl: c.refresh_family_ttl,
             flow_ticket: c.flow_ticket.as_str(),
             introspect: c.introspect,
+            resources: c.resources.clone(),
             previous_secret_valid_until: c.previous_secret_until,
             allowed_origins: c.allowed_origins.clone(),
             post_logout_redirect_uris: c.logout.post_logout_redirect_uris.clone(),
@@ -536,6 +549,9 @@ struct CreateClient {
     introspect: bool,
     display_name: Option<String>,
     logo_url: Option<String>,
+    /// Identifiers of registered resources (RFC 8707) the client may ask tokens for.
+    #[serde(default)]
+    resources: Vec<String>,
     /// Web origins (`https://app.example.com`) allowed by CORS beyond the redirect URIs' own.
     #[serde(default)]
     allowed_origins: Vec<String>,
@@ -600,6 +616,7 @@ async fn create_client(caller: Caller, ApiJson(body): ApiJson<CreateClient>) -> 
         refresh_family_ttl: body.refresh_family_ttl.unwrap_or(DEFAULT_FAMILY_TTL),
         display_name: body.display_name,
         logo_url: body.logo_url,
+        resources: body.resources,
         allowed_origins: body.allowed_origins,
         logout: ClientLogout {
             post_logout_redirect_uris: body.post_logout_redirect_uris,
@@ -642,6 +659,8 @@ struct UpdateClient {
     refresh_family_ttl: Option<i64>,
     flow_ticket: Option<String>,
     introspect: Option<bool>,
+    /// Replaces the resources (RFC 8707) the client may ask tokens for.
+    resources: Option<Vec<String>>,
     /// Replaces the list; `[]` removes every allowed origin.
     allowed_origins: Option<Vec<String>>,
     post_logout_redirect_uris: Option<Vec<String>>,
@@ -678,6 +697,7 @@ async fn update_client(
         refresh_family_ttl: body.refresh_family_ttl,
         flow_ticket: flow_ticket(body.flow_ticket)?,
         introspect: body.introspect,
+        resources: body.resources,
         allowed_origins: body.allowed_origins,
         post_logout_redirect_uris: body.post_logout_redirect_uris,
         backchannel_logout_uri: body.backchannel_logout_uri,
@@ -738,6 +758,153 @@ async fn rotate_secret(
         client_secret: rotated.secret.expose().to_owned(),
         previous_secret_valid_until: rotated.previous_valid_until,
     })
+}
+
+// ---- resources (RFC 8707) ------------------------------------------------------------------
+// An identifier in the path is percent-encoded (`/resources/https%3A%2F%2Fapi.example.com`).
+
+/// A registered resource.
+#[derive(Serialize, ToSchema)]
+struct ResourceView {
+    /// The resource indicator (an absolute URI without a fragment): the `aud` of its tokens.
+    id: String,
+    name: Option<String>,
+    /// The scopes it accepts; a token for it carries only these of the granted scopes.
+    scopes: Vec<String>,
+    /// Unix seconds.
+    created_at: i64,
+    /// Unix seconds.
+    updated_at: i64,
+}
+
+impl From<Resource> for ResourceView {
+    fn from(r: Resource) -> Self {
+        Self {
+            id: r.identifier,
+            name: r.display_name,
+            scopes: r.scopes,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        }
+    }
+}
+
+/// Every registered resource.
+#[derive(Serialize, ToSchema)]
+struct ResourceList {
+    resources: Vec<ResourceView>,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct CreateResource {
+    /// The resource indicator: an absolute URI without a fragment, at most 255 characters.
+    id: String,
+    name: Option<String>,
+    /// At least one scope.
+    scopes: Vec<String>,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct UpdateResource {
+    /// `null` removes the name.
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<String>)]
+    name: Option<Option<String>>,
+    /// Replaces the scopes.
+    scopes: Option<Vec<String>>,
+}
+
+#[utoipa::path(get, path = "/admin/api/v1/resources", tag = "resources", summary = "List resources",
+    responses(
+        (status = 200, description = "Every registered resource", body = ResourceList),
+        (status = 401, description = "No token or a wrong one", body = ApiErrorBody),
+        (status = 429, description = "Too many failed attempts from this address", body = ApiErrorBody),
+    ),
+)]
+async fn list_resources(caller: Caller) -> ApiResult {
+    let resources = caller.admin.resources().await?;
+    ok(ResourceList {
+        resources: resources.into_iter().map(ResourceView::from).collect(),
+    })
+}
+
+#[utoipa::path(post, path = "/admin/api/v1/resources", tag = "resources", summary = "Register a resource",
+    request_body = CreateResource,
+    responses(
+        (status = 201, description = "The resource", body = ResourceView),
+        (status = 400, description = "A refused field", body = ApiErrorBody),
+        (status = 409, description = "The identifier is taken", body = ApiErrorBody),
+        (status = 401, description = "No token or a wrong one", body = ApiErrorBody),
+        (status = 429, description = "Too many failed attempts from this address", body = ApiErrorBody),
+    ),
+)]
+async fn create_resource(caller: Caller, ApiJson(body): ApiJson<CreateResource>) -> ApiResult {
+    let new = NewResource {
+        identifier: body.id,
+        display_name: body.name,
+        scopes: body.scopes,
+    };
+    let resource = caller.admin.create_resource(&caller.actor, new).await?;
+    Ok(no_store(
+        (StatusCode::CREATED, Json(ResourceView::from(resource))).into_response(),
+    ))
+}
+
+#[utoipa::path(get, path = "/admin/api/v1/resources/{id}", tag = "resources", summary = "Show a resource",
+    params(("id" = String, Path, description = "The identifier, percent-encoded")),
+    responses(
+        (status = 200, description = "The resource", body = ResourceView),
+        (status = 404, description = "No such resource", body = ApiErrorBody),
+        (status = 401, description = "No token or a wrong one", body = ApiErrorBody),
+        (status = 429, description = "Too many failed attempts from this address", body = ApiErrorBody),
+    ),
+)]
+async fn show_resource(caller: Caller, Path(id): Path<String>) -> ApiResult {
+    ok(ResourceView::from(caller.admin.resource(&id).await?))
+}
+
+#[utoipa::path(patch, path = "/admin/api/v1/resources/{id}", tag = "resources", summary = "Change a resource: absent fields are kept, `null` removes the name",
+    params(("id" = String, Path, description = "The identifier, percent-encoded")), request_body = UpdateResource,
+    responses(
+        (status = 200, description = "The resource as changed", body = ResourceView),
+        (status = 400, description = "A refused field", body = ApiErrorBody),
+        (status = 404, description = "No such resource", body = ApiErrorBody),
+        (status = 401, description = "No token or a wrong one", body = ApiErrorBody),
+        (status = 429, description = "Too many failed attempts from this address", body = ApiErrorBody),
+    ),
+)]
+async fn update_resource(
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<UpdateResource>,
+) -> ApiResult {
+    let changes = ResourceChanges {
+        display_name: body.name,
+        scopes: body.scopes,
+    };
+    ok(ResourceView::from(
+        caller
+            .admin
+            .update_resource(&caller.actor, &id, changes)
+            .await?,
+    ))
+}
+
+#[utoipa::path(delete, path = "/admin/api/v1/resources/{id}", tag = "resources", summary = "Remove a resource",
+    params(("id" = String, Path, description = "The identifier, percent-encoded")),
+    responses(
+        (status = 204, description = "Removed"),
+        (status = 404, description = "No such resource", body = ApiErrorBody),
+        (status = 409, description = "A client is still allowed the resource", body = ApiErrorBody),
+        (status = 401, description = "No token or a wrong one", body = ApiErrorBody),
+        (status = 429, description = "Too many failed attempts from this address", body = ApiErrorBody),
+    ),
+)]
+async fn delete_resource(caller: Caller, Path(id): Path<String>) -> ApiResult {
+    caller.admin.delete_resource(&caller.actor, &id).await?;
+    Ok(no_store(StatusCode::NO_CONTENT.into_response()))
 }
 
 // ---- keys -----------------------------------------------------------------------------------

@@ -771,6 +771,8 @@ fn new_client_of(change: &Change) -> Result<NewClient, AdminError> {
         refresh_family_ttl: DEFAULT_FAMILY_TTL,
         display_name: change.field("display_name").map(str::to_owned),
         logo_url: change.field("logo_url").map(str::to_owned),
+        // The console does not set resources yet: `wxauth client update --resource` or the API.
+        resources: Vec::new(),
         allowed_origins: words_of(change.field("allowed_origins")),
         ..NewClient::default()
     })

@@ -86,6 +86,9 @@ pub(crate) struct TokenForm {
     /// `refresh_token`: the refresh token.
     refresh_token: Option<String>,
     scope: Option<String>,
+    /// RFC 8707: a registered resource the client is allowed (may repeat); the access token's
+    /// `aud` becomes it. Unknown, malformed or not allowed: `invalid_target`.
+    resource: Option<String>,
     /// A public client's id; confidential clients authenticate with HTTP Basic.
     client_id: Option<String>,
     /// `flow`: the Mini Program's appid.
@@ -106,7 +109,7 @@ pub(crate) struct TokenForm {
     request_body(content = TokenForm, content_type = "application/x-www-form-urlencoded"),
     responses(
         (status = 200, description = "Tokens (never cached)", body = crate::oauth::token_endpoint::TokenResponse),
-        (status = 400, description = "An RFC 6749 error: invalid_request, invalid_grant, unsupported_grant_type, ..."),
+        (status = 400, description = "An RFC 6749 error: invalid_request, invalid_grant, unsupported_grant_type, invalid_target, ..."),
         (status = 401, description = "invalid_client"),
     ),
     security((), ("client_basic" = [])),

@@ -33,7 +33,8 @@ use crate::oauth::client_registry::{ClientRegistry, RegisteredClient};
 use crate::oauth::codes::{CodeStore, NONCE_EXTENSION};
 use crate::oauth::consent::Consents;
 use crate::oauth::params::Params;
-use crate::oauth::token_issuer::mark_subject;
+use crate::oauth::resources::{Resource, ResourceRegistry};
+use crate::oauth::token_issuer::{mark_resources, mark_subject};
 use crate::oauth::token_service::SubjectKind;
 use crate::vault::Vault;
 
@@ -56,6 +57,7 @@ pub const AUTHORIZATION_PARAMETERS: &[(&str, usize)] = &[
     ("login_hint", 256),
     ("ui_locales", 128),
     ("acr_values", 256),
+    ("resource", 255),
 ];
 
 /// Keep the known authorization parameters (and `extra`, with their caps), dropping the rest;
@@ -107,6 +109,8 @@ pub struct ValidatedRequest {
     pub client: RegisteredClient,
     /// The negotiated scope.
     pub scope: Vec<String>,
+    /// The resources (RFC 8707) the code will be bound to.
+    pub resources: Vec<Resource>,
     pub prompt: Prompt,
     /// OIDC `max_age` in seconds.
     pub max_age: Option<i64>,
@@ -275,12 +279,24 @@ impl AuthorizationService {
             })?),
         };
 
+        // RFC 8707: the resources named are bound to the code; the token request may then ask
+        // for these or fewer.
+        let resources = ResourceRegistry::new(self.db.clone())
+            .resolve(&client, &params.all("resource"))
+            .await
+            .map_err(|e| {
+                refuse(
+                    e.code.as_str(),
+                    e.description.as_deref().unwrap_or("invalid resource"),
+                )
+            })?;
         let mut endpoint = AuthorizeEndpoint {
             registrar: RequestedClient { client: &client },
             codes: self.code_store(),
             extension: AuthorizeExtension {
                 public_client: client.public,
                 failure: None,
+                resources: resources.clone(),
             },
         };
         let request = AuthorizeRequest(params);
@@ -322,6 +338,7 @@ impl AuthorizationService {
         Ok(ValidatedRequest {
             client,
             scope,
+            resources,
             prompt,
             max_age,
             redirect_uri,
@@ -391,6 +408,7 @@ impl AuthorizationService {
             extension: AuthorizeExtension {
                 public_client: request.client.public,
                 failure: None,
+                resources: request.resources.clone(),
             },
         };
         request
@@ -509,6 +527,8 @@ struct AuthorizeExtension {
     public_client: bool,
     /// Why the request was refused, for `error_description`.
     failure: Option<&'static str>,
+    /// The resources (RFC 8707) to bind to the code.
+    resources: Vec<Resource>,
 }
 
 /// RFC 7636 §4.1: 43 to 128 characters of `[A-Za-z0-9-._~]`.
@@ -561,6 +581,7 @@ impl Extension for AuthorizeExtension {
             );
         }
         mark_subject(&mut extensions, SubjectKind::User);
+        mark_resources(&mut extensions, &self.resources);
         Ok(extensions)
     }
 }

@@ -96,6 +96,8 @@ pub struct NewClient {
     /// The name and logo people see on the consent page.
     pub display_name: Option<String>,
     pub logo_url: Option<String>,
+    /// Identifiers of the resources (RFC 8707) the client may ask tokens for.
+    pub resources: Vec<String>,
     /// Web origins, beyond those of the redirect URIs, whose pages may call the token,
     /// userinfo and revocation endpoints (CORS; `--allowed-origin`).
     pub allowed_origins: Vec<String>,
@@ -132,6 +134,7 @@ impl Default for NewClient {
             refresh_family_ttl: DEFAULT_FAMILY_TTL,
             display_name: None,
             logo_url: None,
+            resources: Vec::new(),
             logout: ClientLogout::default(),
             allowed_origins: Vec::new(),
         }
@@ -157,6 +160,8 @@ pub struct RegisteredClient {
     /// The name and logo people see instead of the client id.
     pub display_name: Option<String>,
     pub logo_url: Option<String>,
+    /// Identifiers of the resources (RFC 8707) the client may ask tokens for.
+    pub resources: Vec<String>,
     /// After a secret rotation: until when (unix seconds) the previous secret still works.
     pub previous_secret_until: Option<i64>,
     /// Web origins allowed by CORS beyond those of the redirect URIs (serialized).
@@ -181,6 +186,8 @@ pub struct ClientChanges {
     pub refresh_family_ttl: Option<i64>,
     pub flow_ticket: Option<FlowTicketPolicy>,
     pub introspect: Option<bool>,
+    /// The resources the client may ask tokens for (replacing the list).
+    pub resources: Option<Vec<String>>,
     pub post_logout_redirect_uris: Option<Vec<String>>,
     /// `Some(None)` removes the back-channel logout URI.
     pub backchannel_logout_uri: Option<Option<String>>,
@@ -308,6 +315,11 @@ fn to_registered(m: oauth_client::Model) -> RegisteredClient {
         refresh_family_ttl: m.refresh_family_ttl.clamp(1, MAX_FAMILY_TTL),
         display_name: m.display_name,
         logo_url: m.logo_url,
+        resources: m
+            .resources
+            .as_deref()
+            .map(|r| split_list(r, '\n'))
+            .unwrap_or_default(),
         logout: ClientLogout {
             post_logout_redirect_uris: split_list(
                 m.post_logout_redirect_uris.as_deref().unwrap_or_default(),
@@ -466,12 +478,19 @@ fn valid_client_id(id: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
 }
 
-fn valid_scope_token(scope: &str) -> bool {
+pub(crate) fn valid_scope_token(scope: &str) -> bool {
     // RFC 6749 §3.3: NQCHAR without space, quote or backslash.
     !scope.is_empty()
         && scope
             .bytes()
             .all(|b| b == 0x21 || (0x23..=0x5B).contains(&b) || (0x5D..=0x7E).contains(&b))
+}
+
+/// The `resources` column: newline-separated identifiers, NULL for none.
+fn stored_resources(resources: &[String]) -> Option<String> {
+    let mut list: Vec<&str> = resources.iter().map(String::as_str).collect();
+    list.dedup();
+    (!list.is_empty()).then(|| list.join("\n"))
 }
 
 impl ClientRegistry {
@@ -568,6 +587,7 @@ impl ClientRegistry {
             previous_secret_expires_at: Set(None),
             display_name: Set(new.display_name.clone()),
             logo_url: Set(new.logo_url.clone()),
+            resources: Set(stored_resources(&new.resources)),
             post_logout_redirect_uris: Set(joined_lines(&new.logout.post_logout_redirect_uris)),
             backchannel_logout_uri: Set(new.logout.backchannel_logout_uri.clone()),
             backchannel_logout_session_required: Set(new
@@ -800,6 +820,9 @@ impl ClientRegistry {
         }
         if let Some(required) = changes.backchannel_logout_session_required {
             active.backchannel_logout_session_required = Set(required);
+        }
+        if let Some(resources) = &changes.resources {
+            active.resources = Set(stored_resources(resources));
         }
         if let Some(origins) = allowed_origins {
             active.allowed_origins = Set(origins);

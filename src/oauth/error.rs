@@ -14,6 +14,8 @@ pub enum OAuthErrorCode {
     UnauthorizedClient,
     UnsupportedGrantType,
     InvalidScope,
+    /// RFC 8707 §2: the `resource` is unknown, malformed or not allowed.
+    InvalidTarget,
     UnsupportedTokenType,
     AccessDenied,
     InvalidToken,
@@ -35,6 +37,7 @@ impl OAuthErrorCode {
             Self::UnauthorizedClient => "unauthorized_client",
             Self::UnsupportedGrantType => "unsupported_grant_type",
             Self::InvalidScope => "invalid_scope",
+            Self::InvalidTarget => "invalid_target",
             Self::UnsupportedTokenType => "unsupported_token_type",
             Self::AccessDenied => "access_denied",
             Self::InvalidToken => "invalid_token",
@@ -85,6 +88,11 @@ impl OAuthError {
 
     pub fn invalid_scope(description: impl Into<String>) -> Self {
         Self::new(OAuthErrorCode::InvalidScope, description)
+    }
+
+    /// RFC 8707 §2: a `resource` the client may not have a token for.
+    pub fn invalid_target(description: impl Into<String>) -> Self {
+        Self::new(OAuthErrorCode::InvalidTarget, description)
     }
 
     /// Too many attempts: 429, retry after `retry_after_secs`.

@@ -20,6 +20,7 @@ pub mod login_tickets;
 pub mod metadata;
 pub mod mini_program_sign_in;
 pub mod params;
+pub mod resources;
 pub mod revocation;
 pub mod token_endpoint;
 pub mod token_issuer;

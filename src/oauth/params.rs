@@ -1,4 +1,5 @@
-//! Request parameters of the OAuth endpoints, each present at most once (RFC 6749 §3.2): merged
+//! Request parameters of the OAuth endpoints, each present at most once (RFC 6749 §3.2) except
+//! [`REPEATABLE`] ones (RFC 8707's `resource`): merged
 //! from the query string and the form body, with the token endpoint's secrets ([`BODY_ONLY`])
 //! refused in the URL, where proxies and access logs would keep them.
 
@@ -11,9 +12,16 @@ use crate::oauth::error::OAuthError;
 /// `grant_type=flow` request carries none of them there.
 pub const BODY_ONLY: &[&str] = &["client_secret", "refresh_token", "code", "code_verifier"];
 
-/// Request parameters, each present at most once (RFC 6749 §3.2).
+/// Parameters that may be given more than once: `resource` (RFC 8707 §2).
+pub const REPEATABLE: &[&str] = &["resource"];
+
+/// Request parameters, each present at most once (RFC 6749 §3.2) except [`REPEATABLE`] ones.
 #[derive(Debug, Default, Clone)]
-pub struct Params(HashMap<String, String>);
+pub struct Params {
+    single: HashMap<String, String>,
+    /// The values of [`REPEATABLE`] parameters, in the order given.
+    repeated: Vec<(String, String)>,
+}
 
 impl Params {
     /// Merge the query-string and body parameters; a parameter given twice is `invalid_request`.
@@ -22,14 +30,22 @@ impl Params {
         body: Vec<(String, String)>,
     ) -> Result<Self, OAuthError> {
         let mut map = HashMap::new();
+        let mut repeated = Vec::new();
         for (k, v) in query.into_iter().chain(body) {
+            if REPEATABLE.contains(&k.as_str()) {
+                repeated.push((k, v));
+                continue;
+            }
             if map.insert(k.clone(), v).is_some() {
                 return Err(OAuthError::invalid_request(format!(
                     "parameter {k:?} is repeated"
                 )));
             }
         }
-        Ok(Self(map))
+        Ok(Self {
+            single: map,
+            repeated,
+        })
     }
 
     /// The token endpoint's parameters: [`Params::merge`], refusing [`BODY_ONLY`] parameters
@@ -46,8 +62,18 @@ impl Params {
         Self::merge(query, body)
     }
 
+    /// A parameter given once (never a [`REPEATABLE`] one: see [`Params::all`]).
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.0.get(key).map(String::as_str)
+        self.single.get(key).map(String::as_str)
+    }
+
+    /// Every value of a [`REPEATABLE`] parameter, in the order given.
+    pub fn all(&self, key: &str) -> Vec<String> {
+        self.repeated
+            .iter()
+            .filter(|(k, _)| k == key)
+            .map(|(_, v)| v.clone())
+            .collect()
     }
 
     /// The `token` parameter of introspection and revocation, required and non-empty.
@@ -59,22 +85,24 @@ impl Params {
 
     /// Remove a parameter and return its value.
     pub fn take(&mut self, key: &str) -> Option<String> {
-        self.0.remove(key)
+        self.single.remove(key)
     }
 
-    /// Every parameter, in no particular order.
+    /// Every parameter (each value of a repeated one), in no particular order.
     pub fn pairs(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.0.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+        self.single
+            .iter()
+            .chain(self.repeated.iter().map(|(k, v)| (k, v)))
+            .map(|(k, v)| (k.as_str(), v.as_str()))
     }
 
     #[cfg(test)]
     pub fn from_pairs(pairs: &[(&str, &str)]) -> Self {
-        Self(
-            pairs
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-        )
+        let pairs = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Self::merge(pairs, Vec::new()).unwrap_or_default()
     }
 }
 
@@ -89,6 +117,9 @@ mod tests {
         assert!(Params::merge(q, b).is_err());
         let p = Params::from_pairs(&[("a", "1")]);
         assert_eq!(p.get("a"), Some("1"));
+        let p = Params::from_pairs(&[("resource", "https://a"), ("resource", "https://b")]);
+        assert_eq!(p.all("resource"), vec!["https://a", "https://b"]);
+        assert_eq!(p.pairs().count(), 2);
     }
 
     #[test]

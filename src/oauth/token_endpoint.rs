@@ -18,7 +18,7 @@ use crate::oauth::grants::mini_program::MiniProgramParams;
 use crate::oauth::grants::refresh_token::RefreshTokenParams;
 use crate::oauth::grants::{self, GrantRequest};
 use crate::oauth::params::Params;
-use crate::oauth::token_service::Issued;
+use crate::oauth::token_service::{Audience, Issued};
 
 /// A successful token response: the standard fields plus the seed's user fields.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -47,6 +47,9 @@ pub struct TokenResponse {
     /// `/api/wechat/ma/phone`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub session_id: Option<String>,
+    /// The access token's audience, for the audit trail (not sent).
+    #[serde(skip)]
+    pub audience: String,
 }
 
 impl From<Issued> for TokenResponse {
@@ -67,6 +70,10 @@ impl From<Issued> for TokenResponse {
             nick_name: c.nick_name,
             avatar: c.avatar,
             session_id: None,
+            audience: match c.aud {
+                Audience::One(one) => one,
+                Audience::Many(many) => many.join(" "),
+            },
         }
     }
 }
@@ -104,13 +111,21 @@ pub async fn exchange(
             "this client may not use grant_type {grant_type}"
         )));
     }
+    // RFC 8707: every `resource` named must be registered and allowed to the client; the
+    // grants that continue an earlier one (code, refresh) also keep it within that grant's.
+    let resources = services
+        .tokens
+        .resources()
+        .resolve(&client, &params.all("resource"))
+        .await?;
     let request = GrantRequest {
         client: &client,
         credentials: &credentials,
+        resources: &resources,
     };
     let response: TokenResponse = match grant_type {
         GrantType::ClientCredentials => grants::client_credentials::grant(
-            &services.tokens,
+            services,
             &request,
             ClientCredentialsParams::parse(&params),
         )
@@ -150,6 +165,7 @@ pub async fn exchange(
         .client(client.client_id.as_str())
         .detail("grant", grant_type.as_str())
         .detail("scope", response.scope.as_str())
+        .detail("aud", response.audience.as_str())
         .detail("jti", response.jti.as_str());
     if let Some(account) = response
         .flow_user_id

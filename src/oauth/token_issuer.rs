@@ -10,6 +10,7 @@ use oxide_auth::primitives::issuer::{IssuedToken, RefreshedToken, TokenType};
 use oxide_auth::primitives::scope::Scope;
 
 use crate::oauth::client_registry::RegisteredClient;
+use crate::oauth::resources::Resource;
 use crate::oauth::token_service::{
     Issued, NewRefresh, Plan, PlannedAccess, PlannedFamily, RefreshRefusal, StoredRefresh,
     SubjectKind, TokenService,
@@ -17,6 +18,8 @@ use crate::oauth::token_service::{
 
 /// Grant extension naming what kind of subject the owner id is.
 const SUBJECT_EXTENSION: &str = "wxauth/subject";
+/// Grant extension naming the resources (RFC 8707) bound to the grant, newline-separated.
+pub const RESOURCES_EXTENSION: &str = "wxauth/resources";
 /// Where oxide-auth wants a redirect URI but a grant has none.
 pub const NO_REDIRECT: &str = "urn:ietf:wg:oauth:2.0:oob";
 
@@ -26,6 +29,33 @@ pub fn mark_subject(extensions: &mut Extensions, kind: SubjectKind) {
         SUBJECT_EXTENSION.to_string(),
         ExtValue::public(Some(kind.as_str().to_string())),
     );
+}
+
+/// Bind `resources` to a grant.
+pub fn mark_resources(extensions: &mut Extensions, resources: &[Resource]) {
+    if resources.is_empty() {
+        return;
+    }
+    let ids: Vec<&str> = resources.iter().map(|r| r.identifier.as_str()).collect();
+    extensions.set_raw(
+        RESOURCES_EXTENSION.to_string(),
+        ExtValue::public(Some(ids.join("\n"))),
+    );
+}
+
+/// The resources bound to a grant.
+fn bound_resources(extensions: &Extensions) -> Vec<String> {
+    extensions
+        .public()
+        .find(|(k, _)| *k == RESOURCES_EXTENSION)
+        .and_then(|(_, v)| v)
+        .map(|v| {
+            v.split('\n')
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 fn subject_of(extensions: &Extensions) -> SubjectKind {
@@ -51,10 +81,13 @@ impl TokenService {
             service: self,
             client,
             with_refresh,
+            requested: Vec::new(),
             plan: None,
             presented: None,
             issued: None,
             refused: None,
+            target_refused: false,
+            granted_scope: None,
         }
     }
 }
@@ -64,15 +97,74 @@ pub struct TokenIssuer<'a> {
     service: &'a TokenService,
     client: &'a RegisteredClient,
     with_refresh: bool,
+    /// The resources (RFC 8707) the request named; they must be bound to the grant.
+    requested: Vec<Resource>,
     /// What to issue, when the grant chose it beforehand.
     plan: Option<Plan>,
     /// The refresh token being exchanged, as `recover_refresh` found it.
     presented: Option<StoredRefresh>,
     issued: Option<Issued>,
     refused: Option<RefreshRefusal>,
+    /// A requested resource was not bound to the grant, or a bound one is gone.
+    target_refused: bool,
+    /// The scope of the grant last issued from (the access token's may be narrower).
+    granted_scope: Option<String>,
 }
 
 impl TokenIssuer<'_> {
+    /// The request named these resources (RFC 8707): the access token is for them, and each
+    /// must be bound to the grant.
+    pub fn with_resources(mut self, requested: &[Resource]) -> Self {
+        self.requested = requested.to_vec();
+        self
+    }
+
+    /// The scope of the grant issued from; the access token's is narrower when it is for
+    /// resources that accept fewer scopes.
+    pub fn granted_scope(&self) -> Option<&str> {
+        self.granted_scope.as_deref()
+    }
+
+    /// Whether the issuance was refused for its resources (`invalid_target`).
+    pub fn target_refused(&self) -> bool {
+        self.target_refused
+    }
+
+    /// The audience of this issuance: the requested resources, which must be bound to the
+    /// grant, or else every resource bound to it (each still registered and allowed); none for
+    /// a grant without resources.
+    async fn audience(&mut self, bound: &[String]) -> Result<Vec<Resource>, ()> {
+        if !self.requested.is_empty() {
+            if self
+                .requested
+                .iter()
+                .any(|r| !bound.contains(&r.identifier))
+            {
+                self.target_refused = true;
+                return Err(());
+            }
+            return Ok(self.requested.clone());
+        }
+        if bound.is_empty() {
+            return Ok(Vec::new());
+        }
+        let found = self
+            .service
+            .resources()
+            .get_many(bound)
+            .await
+            .map_err(|e| tracing::error!(error = %e, "loading bound resources"))?;
+        let usable = found.len() == bound.len()
+            && found
+                .iter()
+                .all(|r| self.client.resources.contains(&r.identifier));
+        if !usable {
+            self.target_refused = true;
+            return Err(());
+        }
+        Ok(found)
+    }
+
     /// Issue exactly what `plan` says (its `jti`, expiry and family).
     pub fn with_plan(mut self, plan: Plan) -> Self {
         self.plan = Some(plan);
@@ -116,10 +208,19 @@ impl TokenIssuer<'_> {
         scope: &str,
         access: &PlannedAccess,
         refresh_token: Option<String>,
+        audience: &[Resource],
     ) -> Result<Issued, ()> {
         let (claims, access_token) = self
             .service
-            .access_token(self.client, owner_id, subject, scope, access, None)
+            .access_token(
+                self.client,
+                owner_id,
+                subject,
+                scope,
+                access,
+                None,
+                audience,
+            )
             .await?
             .ok_or_else(|| {
                 // A disabled account: the grant answers invalid_grant, as for a revoked family.
@@ -145,6 +246,9 @@ impl oxide_auth_async::primitives::Issuer for TokenIssuer<'_> {
     async fn issue(&mut self, grant: Grant) -> Result<IssuedToken, ()> {
         let subject = subject_of(&grant.extensions);
         let scope = grant.scope.to_string();
+        let bound = bound_resources(&grant.extensions);
+        let audience = self.audience(&bound).await?;
+        self.granted_scope = Some(scope.clone());
         let plan = self.take_plan()?;
         let refresh_token = match (&plan.family, self.with_refresh) {
             (Some(family), true) => {
@@ -155,6 +259,7 @@ impl oxide_auth_async::primitives::Issuer for TokenIssuer<'_> {
                     subject,
                     scope: &scope,
                     access: &plan.access,
+                    resources: &bound,
                 };
                 match self
                     .service
@@ -177,6 +282,7 @@ impl oxide_auth_async::primitives::Issuer for TokenIssuer<'_> {
                 &scope,
                 &plan.access,
                 refresh_token,
+                &audience,
             )
             .await?;
         Ok(IssuedToken {
@@ -196,6 +302,15 @@ impl oxide_auth_async::primitives::Issuer for TokenIssuer<'_> {
         self.with_refresh = true;
         let subject = subject_of(&grant.extensions);
         let scope = grant.scope.to_string();
+        // Checked before the token is spent: a refusal leaves it usable (RFC 8707 downscoping).
+        let bound = bound_resources(&grant.extensions);
+        let audience = match self.audience(&bound).await {
+            Ok(audience) => audience,
+            Err(()) => {
+                self.presented = Some(presented);
+                return Err(());
+            }
+        };
         let access = service
             .plan(self.client, false)
             .map_err(|e| tracing::error!(error = %e, client_id = %self.client.client_id))?
@@ -211,6 +326,7 @@ impl oxide_auth_async::primitives::Issuer for TokenIssuer<'_> {
             subject,
             scope: &scope,
             access: &access,
+            resources: &bound,
         };
         let rotated = service
             .rotate(&presented, &new)
@@ -228,7 +344,14 @@ impl oxide_auth_async::primitives::Issuer for TokenIssuer<'_> {
             }
         };
         let issued = self
-            .sign(&grant.owner_id, subject, &scope, &access, Some(token))
+            .sign(
+                &grant.owner_id,
+                subject,
+                &scope,
+                &access,
+                Some(token),
+                &audience,
+            )
             .await?;
         Ok(RefreshedToken {
             token: issued.access_token,
@@ -273,6 +396,13 @@ impl oxide_auth_async::primitives::Issuer for TokenIssuer<'_> {
         let scope: Scope = stored.token.scope.parse().map_err(|_| ())?;
         let mut extensions = Extensions::new();
         mark_subject(&mut extensions, stored.subject());
+        let bound = stored.bound_resources();
+        if !bound.is_empty() {
+            extensions.set_raw(
+                RESOURCES_EXTENSION.to_string(),
+                ExtValue::public(Some(bound.join("\n"))),
+            );
+        }
         let grant = Grant {
             owner_id: stored.token.owner_id.clone(),
             client_id: stored.token.client_id.clone(),

@@ -31,6 +31,7 @@ use entity::{refresh_token, refresh_token_family, revoked_access_token};
 use crate::clock::SharedClock;
 use crate::oauth::client_registry::RegisteredClient;
 use crate::oauth::keys::SigningKeys;
+use crate::oauth::resources::{Resource, ResourceRegistry, narrow_scope};
 use crate::users::{Account, UserRepo};
 use crate::vault::{Vault, random_token};
 
@@ -66,12 +67,46 @@ impl SubjectKind {
     }
 }
 
+/// The `aud` claim: one identifier, or several when a token is for several resources (RFC 7519
+/// §4.1.3, RFC 8707 §2).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(untagged)]
+pub enum Audience {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl Audience {
+    /// The issuer, or the identifiers of `resources` when there are any.
+    pub fn for_resources(issuer: &str, resources: &[Resource]) -> Self {
+        match resources {
+            [] => Self::One(issuer.to_owned()),
+            [one] => Self::One(one.identifier.clone()),
+            many => Self::Many(many.iter().map(|r| r.identifier.clone()).collect()),
+        }
+    }
+
+    /// Whether `audience` is one of the token's audiences.
+    pub fn contains(&self, audience: &str) -> bool {
+        match self {
+            Self::One(one) => one == audience,
+            Self::Many(many) => many.iter().any(|a| a == audience),
+        }
+    }
+}
+
+impl From<String> for Audience {
+    fn from(audience: String) -> Self {
+        Self::One(audience)
+    }
+}
+
 /// The claims of an access token (RFC 9068 §2.2 plus the seed's user fields).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct AccessClaims {
     pub iss: String,
     pub sub: String,
-    pub aud: String,
+    pub aud: Audience,
     pub client_id: String,
     pub scope: String,
     pub iat: i64,
@@ -182,6 +217,20 @@ impl StoredRefresh {
             SubjectKind::Client
         }
     }
+
+    /// The resources (RFC 8707) bound to the grant this token continues.
+    pub fn bound_resources(&self) -> Vec<String> {
+        let extensions: serde_json::Value =
+            serde_json::from_str(&self.token.extensions).unwrap_or_default();
+        extensions["resources"]
+            .as_array()
+            .map(|list| {
+                list.iter()
+                    .filter_map(|r| r.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
 }
 
 /// The row of a new family of `client_id` about `owner_id`, begun at `now`.
@@ -200,6 +249,16 @@ pub fn family_row(
         last_rotated_at: Set(None),
         revoked_at: Set(None),
     }
+}
+
+/// The `extensions` of a refresh-token row: the subject kind, and the resources bound to the
+/// grant when there are any.
+fn refresh_extensions(new: &NewRefresh<'_>) -> String {
+    let mut extensions = serde_json::json!({ "subject": new.subject.as_str() });
+    if !new.resources.is_empty() {
+        extensions["resources"] = serde_json::json!(new.resources);
+    }
+    extensions.to_string()
 }
 
 /// Tokens could not be issued; why was logged where it happened.
@@ -226,6 +285,8 @@ pub(super) struct NewRefresh<'a> {
     pub subject: SubjectKind,
     pub scope: &'a str,
     pub access: &'a PlannedAccess,
+    /// The resources bound to the grant (RFC 8707), for the tokens of later refreshes.
+    pub resources: &'a [String],
 }
 
 impl TokenService {
@@ -245,6 +306,11 @@ impl TokenService {
             users,
             issuer,
         }
+    }
+
+    /// The registered resources (RFC 8707).
+    pub fn resources(&self) -> ResourceRegistry {
+        ResourceRegistry::new(self.db.clone())
     }
 
     pub fn keys(&self) -> &SigningKeys {
@@ -267,13 +333,17 @@ impl TokenService {
     /// Issue tokens for a person's `account` to `client`: an access token for `scope` and, with
     /// `with_refresh`, the first refresh token of a new family. The issuance path of our own
     /// grants (`flow`, `mini_program`), which have no oxide-auth state machine to drive.
+    /// `resources` (RFC 8707, already checked) are the access token's audience and are bound
+    /// to the refresh token.
     pub async fn issue_for_user(
         &self,
         client: &RegisteredClient,
         account: &Account,
         scope: &Scope,
         with_refresh: bool,
+        resources: &[Resource],
     ) -> Result<Issued, IssueFailed> {
+        let bound: Vec<String> = resources.iter().map(|r| r.identifier.clone()).collect();
         let owner_id = account.id.to_string();
         let scope = scope.to_string();
         let plan = self.plan(client, with_refresh).map_err(|e| {
@@ -289,6 +359,7 @@ impl TokenService {
                     subject: SubjectKind::User,
                     scope: &scope,
                     access: &plan.access,
+                    resources: &bound,
                 };
                 // A new family's row is written here, so no one can have revoked it meanwhile.
                 let stored = self.store_first_refresh(&new, plan.family_stored).await;
@@ -304,6 +375,7 @@ impl TokenService {
                 &scope,
                 &plan.access,
                 Some(account),
+                resources,
             )
             .await
             .map_err(|()| IssueFailed)?
@@ -354,6 +426,9 @@ impl TokenService {
 
     /// Sign the planned access token. `known_account` is the subject's account when the grant
     /// has just read it. `None` when the subject's account is disabled: it gets no tokens.
+    /// With `resources` (RFC 8707), `aud` names them and `scope` keeps only the scopes at least
+    /// one of them accepts; without, `aud` is the issuer.
+    #[allow(clippy::too_many_arguments)]
     pub(super) async fn access_token(
         &self,
         client: &RegisteredClient,
@@ -362,13 +437,14 @@ impl TokenService {
         scope: &str,
         planned: &PlannedAccess,
         known_account: Option<&Account>,
+        resources: &[Resource],
     ) -> Result<Option<(AccessClaims, String)>, ()> {
         let mut claims = AccessClaims {
             iss: self.issuer.clone(),
             sub: subject.subject(owner_id),
-            aud: self.issuer.clone(),
+            aud: Audience::for_resources(&self.issuer, resources),
             client_id: client.client_id.clone(),
-            scope: scope.to_string(),
+            scope: narrow_scope(scope, resources),
             iat: planned.iat,
             exp: planned.exp,
             jti: planned.jti.clone(),
@@ -422,7 +498,7 @@ impl TokenService {
             client_id: Set(new.client.client_id.clone()),
             owner_id: Set(new.owner_id.to_string()),
             scope: Set(new.scope.to_string()),
-            extensions: Set(serde_json::json!({ "subject": new.subject.as_str() }).to_string()),
+            extensions: Set(refresh_extensions(new)),
             expires_at: Set(expires_at),
             created_at: Set(now),
             rotated_at: Set(None),

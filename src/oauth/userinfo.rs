@@ -44,6 +44,13 @@ pub async fn userinfo(
                 "the access token is invalid, expired or revoked",
             )
         })?;
+    // A token for another resource (RFC 8707) is not for this endpoint.
+    if !claims.aud.contains(services.tokens.issuer()) {
+        return Err(OAuthError::new(
+            OAuthErrorCode::InvalidToken,
+            "the access token is for another audience",
+        ));
+    }
     let scope: Vec<&str> = claims.scope.split(' ').collect();
     if !scope.contains(&"openid") || claims.flow_user_id.is_none() {
         return Err(OAuthError::new(

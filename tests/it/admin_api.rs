@@ -172,6 +172,27 @@ fn every_route() -> Vec<(Method, &'static str, Option<Value>)> {
         (Method::GET, "/admins", None),
         (Method::POST, "/admins", Some(json!({"account_id": 1}))),
         (Method::DELETE, "/admins/1", None),
+        (Method::GET, "/resources", None),
+        (
+            Method::POST,
+            "/resources",
+            Some(json!({"id": "https://sneaky.example", "scopes": ["x"]})),
+        ),
+        (
+            Method::GET,
+            "/resources/https%3A%2F%2Fapi.example.com",
+            None,
+        ),
+        (
+            Method::PATCH,
+            "/resources/https%3A%2F%2Fapi.example.com",
+            Some(json!({"scopes": ["x"]})),
+        ),
+        (
+            Method::DELETE,
+            "/resources/https%3A%2F%2Fapi.example.com",
+            None,
+        ),
         (Method::GET, "/nothing-here", None),
     ]
 }

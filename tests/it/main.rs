@@ -34,6 +34,7 @@ mod open_data;
 mod openapi;
 mod pages;
 mod races;
+mod resources;
 mod simulator;
 mod spa_browser;
 mod ticket_clients;

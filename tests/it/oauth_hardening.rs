@@ -438,7 +438,7 @@ async fn a_flood_of_unknown_key_ids_reads_the_key_table_at_most_every_30_seconds
     let claims = wxauth::oauth::token_service::AccessClaims {
         iss: app.base.clone(),
         sub: "client:svc".into(),
-        aud: app.base.clone(),
+        aud: app.base.clone().into(),
         client_id: "svc".into(),
         scope: "api".into(),
         iat: now,

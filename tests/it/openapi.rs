@@ -38,6 +38,11 @@ const ADMIN_ROUTES: &[(&str, &str)] = &[
     ("get", "/admin/api/v1/admins"),
     ("post", "/admin/api/v1/admins"),
     ("delete", "/admin/api/v1/admins/{id}"),
+    ("get", "/admin/api/v1/resources"),
+    ("post", "/admin/api/v1/resources"),
+    ("get", "/admin/api/v1/resources/{id}"),
+    ("patch", "/admin/api/v1/resources/{id}"),
+    ("delete", "/admin/api/v1/resources/{id}"),
 ];
 
 async fn spawn() -> TestApp {

@@ -170,7 +170,8 @@ pub async fn grant(
         codes,
         issuer: tokens
             .for_client(request.client, with_refresh)
-            .with_plan(plan.family_stored()),
+            .with_plan(plan.family_stored())
+            .with_resources(request.resources),
         extension: CodeExtension::default(),
     };
     let result = access_token(
@@ -222,6 +223,10 @@ pub async fn grant(
                 (_, true) => {
                     OAuthError::invalid_grant("code_verifier does not match the code_challenge")
                 }
+                // RFC 8707: a resource the code was not bound to (the code is spent).
+                _ if endpoint.issuer.target_refused() => {
+                    OAuthError::invalid_target("the resource was not bound to this authorization")
+                }
                 // A replay revoked the family while this exchange was issuing.
                 _ if endpoint.issuer.family_revoked_meanwhile() => {
                     OAuthError::invalid_grant("the code is invalid, expired or already used")
@@ -235,7 +240,13 @@ pub async fn grant(
         .take_issued()
         .ok_or_else(OAuthError::server_error)?;
 
-    let scope: Vec<&str> = issued.claims.scope.split(' ').collect();
+    // The grant's scope decides the ID token: an access token for a resource may carry less.
+    let granted = endpoint
+        .issuer
+        .granted_scope()
+        .unwrap_or(&issued.claims.scope)
+        .to_owned();
+    let scope: Vec<&str> = granted.split(' ').collect();
     let id_token = if scope.contains(&"openid") {
         let account_id: i64 = issued
             .claims

@@ -9,11 +9,12 @@ use oxide_auth_async::code_grant::client_credentials::{Endpoint, client_credenti
 use oxide_auth_async::primitives::{Authorizer, Issuer, Registrar};
 
 use super::{GrantRequest, effective_scope, from_access_token_error, optional};
-use crate::oauth::OAuthError;
 use crate::oauth::authenticated_client::AuthenticatedClient;
 use crate::oauth::params::Params;
-use crate::oauth::token_issuer::{TokenIssuer, mark_subject};
-use crate::oauth::token_service::{Issued, SubjectKind, TokenService};
+use crate::oauth::resources::Resource;
+use crate::oauth::token_issuer::{TokenIssuer, mark_resources, mark_subject};
+use crate::oauth::token_service::{Issued, SubjectKind};
+use crate::oauth::{OAuthError, OAuthServices};
 
 struct CcRequest<'a> {
     grant: &'a GrantRequest<'a>,
@@ -55,14 +56,18 @@ impl Authorizer for NoCodes {
     }
 }
 
-/// Marks every grant of this flow as being about the client itself.
-struct ClientSubject;
+/// Marks every grant of this flow as being about the client itself, for the resources the
+/// request named.
+struct ClientSubject<'a> {
+    resources: &'a [Resource],
+}
 
 #[async_trait::async_trait]
-impl oxide_auth_async::code_grant::client_credentials::Extension for ClientSubject {
+impl oxide_auth_async::code_grant::client_credentials::Extension for ClientSubject<'_> {
     async fn extend(&mut self, _: &(dyn Request + Sync)) -> Result<Extensions, ()> {
         let mut extensions = Extensions::new();
         mark_subject(&mut extensions, SubjectKind::Client);
+        mark_resources(&mut extensions, self.resources);
         Ok(extensions)
     }
 }
@@ -71,7 +76,7 @@ struct CcEndpoint<'a> {
     registrar: AuthenticatedClient<'a>,
     codes: NoCodes,
     issuer: TokenIssuer<'a>,
-    extension: ClientSubject,
+    extension: ClientSubject<'a>,
 }
 
 impl Endpoint for CcEndpoint<'_> {
@@ -105,7 +110,7 @@ impl ClientCredentialsParams {
 }
 
 pub async fn grant(
-    tokens: &TokenService,
+    services: &OAuthServices,
     request: &GrantRequest<'_>,
     params: ClientCredentialsParams,
 ) -> Result<Issued, OAuthError> {
@@ -120,8 +125,13 @@ pub async fn grant(
             client: request.client,
         },
         codes: NoCodes,
-        issuer: tokens.for_client(request.client, false),
-        extension: ClientSubject,
+        issuer: services
+            .tokens
+            .for_client(request.client, false)
+            .with_resources(request.resources),
+        extension: ClientSubject {
+            resources: request.resources,
+        },
     };
     let cc_request = CcRequest {
         grant: request,

@@ -19,13 +19,16 @@ use crate::oauth::OAuthServices;
 use crate::oauth::client_auth::ClientCredentials;
 use crate::oauth::client_registry::RegisteredClient;
 use crate::oauth::params::Params;
+use crate::oauth::resources::Resource;
 use crate::oauth::token_service::Issued;
 use crate::users::Account;
 
-/// What every grant gets besides its own typed parameters: the authenticated client.
+/// What every grant gets besides its own typed parameters: the authenticated client, and the
+/// resources (RFC 8707) the request named, each registered and allowed to the client.
 pub struct GrantRequest<'a> {
     pub client: &'a RegisteredClient,
     pub credentials: &'a ClientCredentials,
+    pub resources: &'a [Resource],
 }
 
 /// A required parameter, or `invalid_request` naming it.
@@ -104,7 +107,13 @@ pub(crate) async fn issue_for_account(
     let with_refresh = request.client.allows_grant(GrantType::RefreshToken);
     services
         .tokens
-        .issue_for_user(request.client, account, &scope, with_refresh)
+        .issue_for_user(
+            request.client,
+            account,
+            &scope,
+            with_refresh,
+            request.resources,
+        )
         .await
         .map_err(|_| OAuthError::server_error())
 }

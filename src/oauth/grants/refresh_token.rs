@@ -87,7 +87,9 @@ pub async fn grant(
         registrar: AuthenticatedClient {
             client: request.client,
         },
-        issuer: tokens.for_client(request.client, true),
+        issuer: tokens
+            .for_client(request.client, true)
+            .with_resources(request.resources),
     };
     let result = refresh(
         &mut endpoint,
@@ -122,6 +124,10 @@ pub async fn grant(
         Err(RefreshError::Unauthorized(mut d, _)) => {
             Err(from_access_token_error(Some(d.description())))
         }
+        // RFC 8707 §2.2: only resources bound to the grant; the refresh token stays usable.
+        Err(RefreshError::Primitive) if endpoint.issuer.target_refused() => Err(
+            OAuthError::invalid_target("the resource is not within the original grant"),
+        ),
         // Our issuer refused the exchange (the token or its family is no longer live).
         Err(RefreshError::Primitive) if endpoint.issuer.family_revoked_meanwhile() => Err(
             OAuthError::invalid_grant("the refresh token is invalid, expired or revoked"),
