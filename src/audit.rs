@@ -51,6 +51,8 @@ pub enum AuditKind {
     AccountChanged,
     /// A resource (RFC 8707) was registered, updated or removed.
     ResourceChanged,
+    /// A person approved or denied a device at `/device` (`detail.decision`; RFC 8628).
+    DeviceDecision,
     /// A browser session ended at the end-session endpoint (`detail.revoked_families`,
     /// `detail.backchannel_clients`).
     SignOut,
@@ -73,6 +75,7 @@ impl AuditKind {
             Self::KeyChanged => "key_changed",
             Self::AccountChanged => "account_changed",
             Self::ResourceChanged => "resource_changed",
+            Self::DeviceDecision => "device_decision",
             Self::SignOut => "sign_out",
         }
     }
@@ -80,7 +83,8 @@ impl AuditKind {
     /// Which metric counts events of this kind.
     fn metric(self) -> &'static str {
         match self {
-            Self::SignIn => SIGN_INS,
+            // Approving a device signs it in.
+            Self::SignIn | Self::DeviceDecision => SIGN_INS,
             Self::SignOut => SIGN_OUTS,
             Self::TokenIssued => TOKENS_ISSUED,
             Self::RefreshReuse
@@ -112,6 +116,7 @@ impl AuditKind {
         Self::KeyChanged,
         Self::AccountChanged,
         Self::ResourceChanged,
+        Self::DeviceDecision,
         Self::SignOut,
     ];
 

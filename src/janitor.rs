@@ -1,8 +1,8 @@
 //! The janitor: every few minutes, delete rows whose time is over — spent or expired login
 //! tickets, Mini Program sessions, refresh tokens and their families, denylisted access-token
-//! ids, authorization codes, browser sessions, sign-in states and code exchanges — so that tables
-//! of short-lived things stay small, and audit events older than the retention. `wxauth janitor`
-//! runs one sweep now.
+//! ids, authorization codes, device authorizations, browser sessions, sign-in states and code
+//! exchanges — so that tables of short-lived things stay small, and audit events older than the
+//! retention. `wxauth janitor` runs one sweep now.
 //!
 //! Rows go in batches of [`BATCH_ROWS`] (select the keys on the indexed `expires_at`, delete those
 //! keys) with a [`BATCH_PAUSE`] between batches: one DELETE of 300,000 rows held SQLite's single
@@ -18,8 +18,9 @@ use sea_orm::{
 };
 
 use entity::{
-    audit_event, auth_state, authorization_code, browser_session, login_ticket, mini_session,
-    refresh_token, refresh_token_family, revoked_access_token, wechat_code_exchange,
+    audit_event, auth_state, authorization_code, browser_session, device_authorization,
+    login_ticket, mini_session, refresh_token, refresh_token_family, revoked_access_token,
+    wechat_code_exchange,
 };
 
 use crate::clock::SharedClock;
@@ -127,6 +128,12 @@ pub async fn sweep(db: &DatabaseConnection, now: i64, audit_retention: i64) -> R
         db,
         wechat_code_exchange::Column::CodeHash,
         wechat_code_exchange::Column::ExpiresAt.lt(now),
+    )
+    .await?;
+    gone += delete_in_batches::<device_authorization::Entity, String>(
+        db,
+        device_authorization::Column::DeviceCodeHash,
+        device_authorization::Column::ExpiresAt.lt(now),
     )
     .await?;
     gone += delete_in_batches::<audit_event::Entity, i64>(

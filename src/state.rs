@@ -215,6 +215,12 @@ impl AppState {
                 mini_program: Arc::new(mini_program.clone()),
                 authorization,
                 audit: audit.clone(),
+                devices: crate::oauth::device::DeviceAuthorizations::new(
+                    db.clone(),
+                    vault.clone(),
+                    clock.clone(),
+                    audit.clone(),
+                ),
             },
             mini_program,
             sessions,

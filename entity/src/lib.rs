@@ -11,6 +11,7 @@ pub mod auth_state;
 pub mod authorization_code;
 pub mod browser_session;
 pub mod consent;
+pub mod device_authorization;
 pub mod flow_user;
 pub mod login_ticket;
 pub mod mini_session;

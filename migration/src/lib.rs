@@ -26,6 +26,7 @@ mod m20261210_000402_admin_role;
 mod m20261215_000511_client_allowed_origins;
 mod m20261215_000521_client_logout;
 mod m20261215_000531_resources;
+mod m20261215_000541_device_authorization;
 
 /// Every migration, in order.
 pub struct Migrator;
@@ -54,6 +55,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261210_000402_admin_role::Migration),
             Box::new(m20261215_000511_client_allowed_origins::Migration),
             Box::new(m20261215_000531_resources::Migration),
+            Box::new(m20261215_000541_device_authorization::Migration),
             Box::new(m20261215_000521_client_logout::Migration),
         ]
     }

@@ -23,7 +23,7 @@ use utoipa::{Modify, openapi};
 use utoipa_swagger_ui::Config;
 
 use crate::http::admin::{AdminApi, OPENAPI_PATH as ADMIN_OPENAPI_PATH};
-use crate::http::{mini_program, oauth};
+use crate::http::{device, mini_program, oauth};
 use crate::state::AppState;
 
 /// Where the public endpoints' document is served.
@@ -74,6 +74,7 @@ const DOC_PAGE_HTML: &str = r#"<!DOCTYPE html>
         oauth::userinfo,
         oauth::server_metadata,
         oauth::jwks,
+        device::device_authorization,
         mini_program::session,
     ),
     modifiers(&PublicSecuritySchemes),

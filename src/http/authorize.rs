@@ -40,7 +40,7 @@ pub fn routes() -> Router<AppState> {
         .route(WECHAT_CALLBACK_PATH, get(wechat_callback))
 }
 
-pub(super) fn redirect(location: &str) -> Response {
+pub(crate) fn redirect(location: &str) -> Response {
     let mut headers = pages::page_headers();
     match HeaderValue::from_str(location) {
         Ok(value) => {
@@ -72,13 +72,13 @@ fn login_error(error: LoginError) -> PageError {
     PageError::from(error.fault())
 }
 
-pub(super) fn storage_error(error: impl std::fmt::Display) -> PageError {
+pub(crate) fn storage_error(error: impl std::fmt::Display) -> PageError {
     tracing::error!(error = %error, "browser session storage");
     PageError::unavailable(messages::UNAVAILABLE)
         .detail(format!("browser session storage: {error}"))
 }
 
-async fn current_session(
+pub(crate) async fn current_session(
     state: &AppState,
     headers: &HeaderMap,
 ) -> Result<Option<BrowserSession>, PageError> {
@@ -169,6 +169,22 @@ pub(super) fn return_host(redirect_uri: &url::Url) -> String {
     }
 }
 
+/// The scopes as the consent page lists them (name and label), in the page's order.
+pub(crate) fn scope_items(scope: &[String]) -> Vec<minijinja::Value> {
+    let mut scopes: Vec<(u8, &String, Text)> = scope
+        .iter()
+        .map(|s| {
+            let (rank, label) = scope_label(s);
+            (rank, s, label)
+        })
+        .collect();
+    scopes.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+    scopes
+        .into_iter()
+        .map(|(_, name, label)| context! { name => name, label => pages::text(label) })
+        .collect()
+}
+
 async fn consent_page(
     state: &AppState,
     request: &ValidatedRequest,
@@ -179,19 +195,7 @@ async fn consent_page(
         Ok(account) => account.and_then(|a| a.nick_name),
         Err(e) => return storage_error(e).into_response(),
     };
-    let mut scopes: Vec<(u8, &String, Text)> = request
-        .scope
-        .iter()
-        .map(|s| {
-            let (rank, label) = scope_label(s);
-            (rank, s, label)
-        })
-        .collect();
-    scopes.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
-    let scopes: Vec<_> = scopes
-        .into_iter()
-        .map(|(_, name, label)| context! { name => name, label => pages::text(label) })
-        .collect();
+    let scopes = scope_items(&request.scope);
     let mut fields: Vec<(String, String)> = params
         .pairs()
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
@@ -259,29 +263,37 @@ async fn proceed(
                 .detail("consent asked without a browser session")
                 .into_response(),
         },
-        Ok(NextStep::SignIn) => {
-            // A binding minted here for this sign-in only: a value the browser brought is never
-            // bound to anything (it may have been planted). The cookie keeps the bindings of the
-            // browser's other sign-ins in progress, so that sign-ins in several tabs coexist.
-            let binding = random_token(32);
-            let held = cookies::read(&state.config.public_url, headers, SIGN_IN_COOKIE);
-            let cookie = cookies::with_value(held.as_deref(), &binding, PARALLEL_SIGN_INS);
-            match state
-                .sign_in
-                .start(in_wechat(headers), &resume_path(params), &binding)
-                .await
-            {
-                Ok(url) => {
-                    let mut response = redirect(&url);
-                    if let Some(value) = sign_in_cookie(state, &cookie, SIGN_IN_TTL) {
-                        response.headers_mut().append(header::SET_COOKIE, value);
-                    }
-                    response
-                }
-                Err(e) => login_error(e).into_response(),
-            }
-        }
+        Ok(NextStep::SignIn) => start_sign_in(state, headers, &resume_path(params)).await,
         Err(e) => authorize_error(e),
+    }
+}
+
+/// Send the browser to WeChat to sign in (QR page, or the official account inside WeChat),
+/// coming back to `return_to` (the authorization request, or the device verification page).
+pub(crate) async fn start_sign_in(
+    state: &AppState,
+    headers: &HeaderMap,
+    return_to: &str,
+) -> Response {
+    // A binding minted here for this sign-in only: a value the browser brought is never
+    // bound to anything (it may have been planted). The cookie keeps the bindings of the
+    // browser's other sign-ins in progress, so that sign-ins in several tabs coexist.
+    let binding = random_token(32);
+    let held = cookies::read(&state.config.public_url, headers, SIGN_IN_COOKIE);
+    let cookie = cookies::with_value(held.as_deref(), &binding, PARALLEL_SIGN_INS);
+    match state
+        .sign_in
+        .start(in_wechat(headers), return_to, &binding)
+        .await
+    {
+        Ok(url) => {
+            let mut response = redirect(&url);
+            if let Some(value) = sign_in_cookie(state, &cookie, SIGN_IN_TTL) {
+                response.headers_mut().append(header::SET_COOKIE, value);
+            }
+            response
+        }
+        Err(e) => login_error(e).into_response(),
     }
 }
 

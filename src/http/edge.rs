@@ -21,7 +21,7 @@ use super::h5::{BASE_CALLBACK_PATH, ENTRY_BUILD_PATH, ENTRY_CALLBACK_PATH};
 use super::messages;
 use super::pages;
 use crate::limits::{Limit, Refused};
-use crate::login::web_sign_in::AUTHORIZE_PATH;
+use crate::login::web_sign_in::{AUTHORIZE_PATH, DEVICE_VERIFICATION_PATH};
 use crate::oauth::authorize::known_parameters;
 use crate::request_context;
 use crate::state::AppState;
@@ -115,6 +115,10 @@ pub fn limit_for(method: &Method, path: &str) -> Option<Limit> {
         "/oauth/userinfo" => Limit::Userinfo,
         "/oauth/introspect" | "/oauth/revoke" => Limit::Introspection,
         "/api/wechat/component/ticket" => Limit::ComponentPush,
+        "/oauth/device_authorization" => Limit::DeviceAuthorization,
+        // The verification pages load like the authorization endpoint; the user codes tried
+        // there have limits of their own (`oauth::device`).
+        "/device" | DEVICE_VERIFICATION_PATH => Limit::Authorize,
         _ => return None,
     })
 }
@@ -122,7 +126,10 @@ pub fn limit_for(method: &Method, path: &str) -> Option<Limit> {
 /// Paths that may store a new sign-in state.
 fn mints_states(method: &Method, path: &str) -> bool {
     method == Method::GET
-        && (path == AUTHORIZE_PATH || path == ENTRY_BUILD_PATH || path == ENTRY_CALLBACK_PATH)
+        && (path == AUTHORIZE_PATH
+            || path == DEVICE_VERIFICATION_PATH
+            || path == ENTRY_BUILD_PATH
+            || path == ENTRY_CALLBACK_PATH)
 }
 
 fn header_bytes(request: &Request) -> usize {

@@ -225,6 +225,50 @@ pub const SCOPE_OTHER: Text = Text {
     en: "Use a permission the app defines",
 };
 
+// The device verification page (RFC 8628).
+pub const DEVICE_HEADING: Text = Text {
+    zh: "登录设备",
+    en: "Sign in a device",
+};
+pub const DEVICE_ENTER_CODE: Text = Text {
+    zh: "请输入设备屏幕上显示的代码。",
+    en: "Enter the code shown on your device.",
+};
+pub const DEVICE_CODE_LABEL: Text = Text {
+    zh: "设备代码",
+    en: "Device code",
+};
+pub const DEVICE_NEXT: Text = Text {
+    zh: "继续",
+    en: "Continue",
+};
+pub const DEVICE_CHECK_CODE: Text = Text {
+    zh: "请确认设备上显示的代码是",
+    en: "Check that your device shows the code",
+};
+pub const DEVICE_APPROVED: Text = Text {
+    zh: "设备已登录",
+    en: "Your device is signed in",
+};
+pub const DEVICE_RETURN: Text = Text {
+    zh: "请回到设备上继续。可以关闭这个页面了。",
+    en: "Go back to your device to continue. You can close this page.",
+};
+pub const DEVICE_DENIED: Text = Text {
+    zh: "已拒绝",
+    en: "Access denied",
+};
+pub const DEVICE_DENIED_HINT: Text = Text {
+    zh: "设备不会获得访问权限。可以关闭这个页面了。",
+    en: "The device will not get access. You can close this page.",
+};
+pub const DEVICE_CODE_REFUSED: Message = message(
+    "DEV-CODE",
+    "这个代码无效、已过期或已经用过。请核对设备上的代码，或在设备上重新开始。",
+    "This code is invalid, expired or already used. Check the code on your device, or start \
+     again on the device.",
+);
+
 // The H5 sign-in inside an official account.
 pub const H5_SPENT: Message = message(
     "H5-SPENT",

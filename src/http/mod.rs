@@ -10,6 +10,7 @@ pub mod console_i18n;
 pub mod context;
 pub mod cookies;
 pub mod cors;
+pub mod device;
 pub mod edge;
 pub mod front_page;
 pub mod h5;
@@ -46,6 +47,7 @@ pub fn routes() -> Router<AppState> {
         .merge(oauth::routes())
         .merge(authorize::routes())
         .merge(logout::routes())
+        .merge(device::routes())
         .merge(component::routes())
         .merge(mini_program::routes())
         .merge(h5::routes())

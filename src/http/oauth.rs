@@ -59,11 +59,11 @@ fn form(headers: &HeaderMap, body: &Bytes) -> Result<Vec<(String, String)>, OAut
 }
 
 /// Parameters from the body only (introspection, revocation).
-fn params(headers: &HeaderMap, body: &Bytes) -> Result<Params, OAuthError> {
+pub(super) fn params(headers: &HeaderMap, body: &Bytes) -> Result<Params, OAuthError> {
     Params::merge(Vec::new(), form(headers, body)?)
 }
 
-fn authorization(headers: &HeaderMap) -> Option<&str> {
+pub(super) fn authorization(headers: &HeaderMap) -> Option<&str> {
     headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())

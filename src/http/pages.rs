@@ -60,6 +60,10 @@ const TEMPLATES: &[(&str, &str)] = &[
         "logout_confirm.html",
         include_str!("../../static/templates/logout_confirm.html"),
     ),
+    (
+        "device.html",
+        include_str!("../../static/templates/device.html"),
+    ),
 ];
 
 /// Static files served under `/static/`: path, content type, body.

@@ -68,10 +68,17 @@ pub enum Limit {
     ComponentPush,
     /// The token endpoint, per authenticated client.
     TokenClient,
+    /// `/oauth/device_authorization` (RFC 8628), per IP.
+    DeviceAuthorization,
+    /// User codes tried at `/device`, per IP.
+    DeviceUserCode,
+    /// User codes tried at `/device`, by everyone together (one key): what bounds guessing
+    /// from many addresses.
+    DeviceUserCodeGlobal,
 }
 
 impl Limit {
-    pub const ALL: [Limit; 10] = [
+    pub const ALL: [Limit; 13] = [
         Limit::Authorize,
         Limit::H5Entry,
         Limit::Callback,
@@ -82,6 +89,9 @@ impl Limit {
         Limit::Introspection,
         Limit::ComponentPush,
         Limit::TokenClient,
+        Limit::DeviceAuthorization,
+        Limit::DeviceUserCode,
+        Limit::DeviceUserCodeGlobal,
     ];
 
     /// The short name used in counter keys and logs.
@@ -97,6 +107,9 @@ impl Limit {
             Limit::Introspection => "introspection",
             Limit::ComponentPush => "component_push",
             Limit::TokenClient => "token_client",
+            Limit::DeviceAuthorization => "device_authorization",
+            Limit::DeviceUserCode => "device_user_code",
+            Limit::DeviceUserCodeGlobal => "device_user_code_global",
         }
     }
 
@@ -113,6 +126,9 @@ impl Limit {
             Limit::Introspection => "WXAUTH_LIMIT_INTROSPECTION",
             Limit::ComponentPush => "WXAUTH_LIMIT_COMPONENT_PUSH",
             Limit::TokenClient => "WXAUTH_LIMIT_TOKEN_CLIENT",
+            Limit::DeviceAuthorization => "WXAUTH_LIMIT_DEVICE_AUTHORIZATION",
+            Limit::DeviceUserCode => "WXAUTH_LIMIT_DEVICE_USER_CODE",
+            Limit::DeviceUserCodeGlobal => "WXAUTH_LIMIT_DEVICE_USER_CODE_GLOBAL",
         }
     }
 
@@ -132,6 +148,10 @@ impl Limit {
             Limit::Introspection => per_minute(1200),
             Limit::ComponentPush => per_minute(30),
             Limit::TokenClient => per_minute(6000),
+            Limit::DeviceAuthorization => per_minute(30),
+            // A person mistypes a few times; a guesser needs billions of tries (20^8 codes).
+            Limit::DeviceUserCode => per_minute(10),
+            Limit::DeviceUserCodeGlobal => per_minute(600),
         }
     }
 }

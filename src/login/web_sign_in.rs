@@ -22,8 +22,20 @@ use crate::wechat::{AppId, Scope, WeChat};
 pub const STATE_KIND: &str = "oauth";
 /// How long the user has to sign in at WeChat (seconds).
 pub const SIGN_IN_TTL: i64 = 600;
-/// The only place a sign-in returns to.
+/// Where a sign-in returns to: the authorization endpoint ...
 pub const AUTHORIZE_PATH: &str = "/oauth/authorize";
+/// ... or the device verification page (RFC 8628), under `/oauth` where the session cookie is.
+pub const DEVICE_VERIFICATION_PATH: &str = "/oauth/device";
+
+/// Whether a sign-in may return to `path` (one of the two pages above, with its query).
+fn may_return_to(path: &str) -> bool {
+    [AUTHORIZE_PATH, DEVICE_VERIFICATION_PATH]
+        .iter()
+        .any(|page| {
+            path.strip_prefix(page)
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with('?'))
+        })
+}
 /// Where WeChat sends the browser back after sign-in.
 pub const WECHAT_CALLBACK_PATH: &str = "/oauth/callback/wechat";
 
@@ -74,7 +86,7 @@ impl WeChatSignIn {
     }
 
     /// Where to send the browser to sign in, coming back to `return_to` (a path under
-    /// [`AUTHORIZE_PATH`]). `in_wechat`: the browser is WeChat's own. `browser`: a value the
+    /// [`AUTHORIZE_PATH`] or [`DEVICE_VERIFICATION_PATH`]). `in_wechat`: the browser is WeChat's own. `browser`: a value the
     /// browser holds (a cookie) and must show again at the callback.
     pub async fn start(
         &self,
@@ -82,9 +94,9 @@ impl WeChatSignIn {
         return_to: &str,
         browser: &str,
     ) -> Result<String, LoginError> {
-        if !return_to.starts_with(AUTHORIZE_PATH) {
+        if !may_return_to(return_to) {
             return Err(LoginError::invalid(
-                "a sign-in can only return to the authorization endpoint",
+                "a sign-in can only return to the authorization endpoint or the device page",
             ));
         }
         let appid = if in_wechat {

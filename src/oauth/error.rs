@@ -22,6 +22,14 @@ pub enum OAuthErrorCode {
     InsufficientScope,
     TemporarilyUnavailable,
     ServerError,
+    /// RFC 8628 §3.5: the user has not answered yet; poll again after the interval.
+    AuthorizationPending,
+    /// RFC 8628 §3.5: polling faster than the interval; the interval grew by 5 seconds.
+    SlowDown,
+    /// RFC 8628 §3.5: the device code expired; start again.
+    ExpiredToken,
+    /// RFC 8628 §3.5: the user denied the device (`access_denied`, a 400 at the token endpoint).
+    DeviceAccessDenied,
     /// Throttled (429): sent as `temporarily_unavailable` with `Retry-After`.
     TooManyRequests {
         retry_after_secs: u64,
@@ -39,7 +47,10 @@ impl OAuthErrorCode {
             Self::InvalidScope => "invalid_scope",
             Self::InvalidTarget => "invalid_target",
             Self::UnsupportedTokenType => "unsupported_token_type",
-            Self::AccessDenied => "access_denied",
+            Self::AccessDenied | Self::DeviceAccessDenied => "access_denied",
+            Self::AuthorizationPending => "authorization_pending",
+            Self::SlowDown => "slow_down",
+            Self::ExpiredToken => "expired_token",
             Self::InvalidToken => "invalid_token",
             Self::InsufficientScope => "insufficient_scope",
             Self::TemporarilyUnavailable | Self::TooManyRequests { .. } => {

@@ -17,16 +17,20 @@ pub enum GrantType {
     Flow,
     /// A `wx.login` code straight to tokens.
     MiniProgram,
+    /// RFC 8628: a device without a browser (TV, CLI, kiosk) polls while its user approves on
+    /// another device at `/device`.
+    DeviceCode,
 }
 
 impl GrantType {
     /// Every grant type, in the order the metadata document lists them.
-    pub const ALL: [GrantType; 5] = [
+    pub const ALL: [GrantType; 6] = [
         Self::AuthorizationCode,
         Self::ClientCredentials,
         Self::RefreshToken,
         Self::Flow,
         Self::MiniProgram,
+        Self::DeviceCode,
     ];
 
     /// The `grant_type` value.
@@ -37,6 +41,7 @@ impl GrantType {
             Self::RefreshToken => "refresh_token",
             Self::Flow => "flow",
             Self::MiniProgram => "mini_program",
+            Self::DeviceCode => "urn:ietf:params:oauth:grant-type:device_code",
         }
     }
 
@@ -46,13 +51,17 @@ impl GrantType {
     }
 
     /// Whether a public client (no secret) may use it: only the grants a user's browser or app
-    /// drives with PKCE or a token it holds.
+    /// drives with PKCE or a token it holds, and the device grant (RFC 8628 §5.6: devices cannot
+    /// keep a secret; the user's approval is the proof).
     pub fn open_to_public_clients(self) -> bool {
-        matches!(self, Self::AuthorizationCode | Self::RefreshToken)
+        matches!(
+            self,
+            Self::AuthorizationCode | Self::RefreshToken | Self::DeviceCode
+        )
     }
 
     /// Every `grant_type` value, for documents and messages.
-    pub fn names() -> [&'static str; 5] {
+    pub fn names() -> [&'static str; 6] {
         Self::ALL.map(Self::as_str)
     }
 }

@@ -17,6 +17,7 @@ pub fn document(issuer: &str, alg: JwtAlg) -> Value {
         "jwks_uri": format!("{issuer}/.well-known/jwks.json"),
         "introspection_endpoint": format!("{issuer}/oauth/introspect"),
         "revocation_endpoint": format!("{issuer}/oauth/revoke"),
+        "device_authorization_endpoint": format!("{issuer}/oauth/device_authorization"),
         "grant_types_supported": GrantType::names(),
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],

@@ -9,6 +9,7 @@ pub mod client_auth;
 pub mod client_registry;
 pub mod codes;
 pub mod consent;
+pub mod device;
 pub mod end_session;
 pub mod error;
 pub mod grant_type;
@@ -58,4 +59,6 @@ pub struct OAuthServices {
     pub authorization: AuthorizationService,
     /// The audit trail (token issuance and refusals).
     pub audit: Audit,
+    /// Device authorizations, for the device grant (RFC 8628).
+    pub devices: device::DeviceAuthorizations,
 }

@@ -13,6 +13,7 @@ use crate::oauth::error::OAuthError;
 use crate::oauth::grant_type::GrantType;
 use crate::oauth::grants::authorization_code::AuthorizationCodeParams;
 use crate::oauth::grants::client_credentials::ClientCredentialsParams;
+use crate::oauth::grants::device_code::DeviceCodeParams;
 use crate::oauth::grants::flow::FlowParams;
 use crate::oauth::grants::mini_program::MiniProgramParams;
 use crate::oauth::grants::refresh_token::RefreshTokenParams;
@@ -146,6 +147,15 @@ pub async fn exchange(
                 AuthorizationCodeParams::parse(&params)?,
             )
             .await?;
+            TokenResponse {
+                id_token,
+                ..issued.into()
+            }
+        }
+        GrantType::DeviceCode => {
+            let (issued, id_token) =
+                grants::device_code::grant(services, &request, DeviceCodeParams::parse(&params)?)
+                    .await?;
             TokenResponse {
                 id_token,
                 ..issued.into()

@@ -15,6 +15,7 @@ mod component;
 mod console;
 mod console_browser;
 mod cors;
+mod device_flow;
 mod foundation;
 mod front_page;
 mod h5;

@@ -6,6 +6,7 @@
 
 pub mod authorization_code;
 pub mod client_credentials;
+pub mod device_code;
 pub mod flow;
 pub mod mini_program;
 pub mod refresh_token;

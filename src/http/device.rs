@@ -1,0 +1,311 @@
+//! The device authorization grant's HTTP face (RFC 8628):
+//! - `POST /oauth/device_authorization`: a device asks for a device code and a user code;
+//! - `GET /device`: the verification URI the device shows; it leads to `/oauth/device` (under
+//!   `/oauth`, where the browser session cookie is sent), keeping `user_code` as a prefill only;
+//! - `GET /oauth/device`: sign in with WeChat (the same sign-in as `/oauth/authorize`), then the
+//!   form asking for the user code;
+//! - `POST /oauth/device`: the code form (CSRF-protected) → the consent page naming the client;
+//!   the consent form (`decision`) → approved or denied.
+//!
+//! Nothing is looked up by a GET: a `verification_uri_complete` link only fills in the form, and
+//! the person still confirms it (a phishing link cannot approve anything by being opened). The
+//! decisions live in `oauth::device`.
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::extract::rejection::QueryRejection;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, extract::Query};
+use minijinja::context;
+use serde::Deserialize;
+
+use super::authorize::{current_session, redirect, scope_items, start_sign_in, storage_error};
+use super::messages::{self, Message};
+use super::no_store;
+use super::pages::{self, PageError};
+use crate::error::AppError;
+use crate::login::BrowserSession;
+use crate::login::web_sign_in::DEVICE_VERIFICATION_PATH;
+use crate::oauth::device::{self, Decision, UserCodeError, VERIFICATION_PATH};
+use crate::state::AppState;
+
+/// Where devices ask for codes.
+pub const DEVICE_AUTHORIZATION_PATH: &str = "/oauth/device_authorization";
+/// The longest user code the pages take (a code is 9 characters; people add spaces).
+const USER_CODE_CAP: usize = 32;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route(DEVICE_AUTHORIZATION_PATH, post(device_authorization))
+        .route(VERIFICATION_PATH, get(verification_uri))
+        .route(DEVICE_VERIFICATION_PATH, get(code_form).post(answer))
+}
+
+#[utoipa::path(post, path = "/oauth/device_authorization", tag = "oauth",
+    summary = "Device authorization request (RFC 8628 §3.1)",
+    request_body(content = String, content_type = "application/x-www-form-urlencoded",
+        description = "client_id=...&scope=... (confidential clients authenticate as at the token endpoint)"),
+    responses(
+        (status = 200, description = "Device code, user code and verification URI (never cached)",
+            body = crate::oauth::device::DeviceAuthorizationResponse),
+        (status = 400, description = "invalid_request, invalid_scope, unauthorized_client"),
+        (status = 401, description = "invalid_client"),
+    ),
+    security((), ("client_basic" = [])),
+)]
+pub(crate) async fn device_authorization(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, AppError> {
+    let params = super::oauth::params(&headers, &body)?;
+    let response = device::authorize_device(
+        &state.oauth,
+        super::oauth::authorization(&headers),
+        params,
+        &state.config.issuer(),
+    )
+    .await?;
+    Ok(no_store(Json(response)))
+}
+
+#[derive(Deserialize)]
+struct Prefill {
+    user_code: Option<String>,
+}
+
+impl Prefill {
+    /// The prefilled code, if it is of a sane length (it is only shown, never looked up here).
+    fn code(&self) -> Option<&str> {
+        self.user_code
+            .as_deref()
+            .map(str::trim)
+            .filter(|c| !c.is_empty() && c.len() <= USER_CODE_CAP)
+    }
+}
+
+/// The path of the code form, prefilled with `code`.
+fn form_path(code: Option<&str>) -> String {
+    match code {
+        Some(code) => format!(
+            "{DEVICE_VERIFICATION_PATH}?{}",
+            serde_urlencoded::to_string([("user_code", code)]).unwrap_or_default()
+        ),
+        None => DEVICE_VERIFICATION_PATH.to_owned(),
+    }
+}
+
+/// `GET /device`: on to the page under `/oauth`.
+async fn verification_uri(query: Result<Query<Prefill>, QueryRejection>) -> Response {
+    let code = query.as_ref().ok().and_then(|Query(q)| q.code());
+    redirect(&form_path(code))
+}
+
+/// The code form, or the form again with `error` and the status it comes with.
+fn code_page(
+    state: &AppState,
+    session: &BrowserSession,
+    code: Option<&str>,
+    error: Option<(StatusCode, Message)>,
+) -> Response {
+    let (status, message) = match error {
+        Some((status, message)) => (status, Some(message)),
+        None => (StatusCode::OK, None),
+    };
+    pages::page(
+        status,
+        "device.html",
+        context! {
+            step => "code",
+            user_code => code.unwrap_or_default(),
+            csrf_token => state.sessions.csrf_token(session),
+            error => message.map(|m| pages::text(m.text)),
+            t => context! {
+                heading => pages::text(messages::DEVICE_HEADING),
+                enter_code => pages::text(messages::DEVICE_ENTER_CODE),
+                code_label => pages::text(messages::DEVICE_CODE_LABEL),
+                next => pages::text(messages::DEVICE_NEXT),
+            },
+        },
+    )
+}
+
+/// `GET /oauth/device`: sign in first (returning here), then the code form.
+async fn code_form(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    query: Result<Query<Prefill>, QueryRejection>,
+) -> Response {
+    let code = query.as_ref().ok().and_then(|Query(q)| q.code());
+    match current_session(&state, &headers).await {
+        Ok(Some(session)) => code_page(&state, &session, code, None),
+        Ok(None) => start_sign_in(&state, &headers, &form_path(code)).await,
+        Err(e) => e.into_response(),
+    }
+}
+
+#[derive(Deserialize)]
+struct AnswerForm {
+    #[serde(default)]
+    csrf_token: String,
+    #[serde(default)]
+    user_code: String,
+    decision: Option<String>,
+}
+
+/// The consent page for the device waiting for `code`.
+async fn consent_page(
+    state: &AppState,
+    session: &BrowserSession,
+    pending: device::PendingDevice,
+) -> Response {
+    let client = match state.oauth.clients.get(&pending.client_id).await {
+        Ok(Some(client)) => client,
+        Ok(None) => {
+            return PageError::bad_request(messages::DEVICE_CODE_REFUSED)
+                .detail("the device's client no longer exists")
+                .into_response();
+        }
+        Err(e) => return storage_error(e).into_response(),
+    };
+    let user_name = match state.users.account(session.account_id).await {
+        Ok(account) => account.and_then(|a| a.nick_name),
+        Err(e) => return storage_error(e).into_response(),
+    };
+    pages::page(
+        StatusCode::OK,
+        "consent.html",
+        context! {
+            client_name => client.display_name.as_deref().unwrap_or(&client.client_id),
+            client_id => &client.client_id,
+            client_logo => &client.logo_url,
+            user_name => user_name,
+            scopes => scope_items(&pending.scope),
+            fields => vec![("user_code", pending.user_code.as_str())],
+            csrf_token => state.sessions.csrf_token(session),
+            form_action => DEVICE_VERIFICATION_PATH,
+            device_code => &pending.user_code,
+            t => context! {
+                heading => pages::text(messages::CONSENT_HEADING),
+                signed_in_as => pages::text(messages::CONSENT_SIGNED_IN_AS),
+                asks => pages::text(messages::CONSENT_ASKS),
+                allow => pages::text(messages::CONSENT_ALLOW),
+                deny => pages::text(messages::CONSENT_DENY),
+                device_check => pages::text(messages::DEVICE_CHECK_CODE),
+            },
+        },
+    )
+}
+
+/// The page after the decision.
+fn done_page(decision: Decision) -> Response {
+    let (heading, message) = match decision {
+        Decision::Approve => (messages::DEVICE_APPROVED, messages::DEVICE_RETURN),
+        Decision::Deny => (messages::DEVICE_DENIED, messages::DEVICE_DENIED_HINT),
+    };
+    pages::page(
+        StatusCode::OK,
+        "device.html",
+        context! {
+            step => "done",
+            approved => decision == Decision::Approve,
+            t => context! {
+                heading => pages::text(heading),
+                message => pages::text(message),
+            },
+        },
+    )
+}
+
+/// What a refused user code looks like: the form again, with one answer for every failure.
+fn refused(
+    state: &AppState,
+    session: &BrowserSession,
+    code: &str,
+    error: UserCodeError,
+) -> Response {
+    match error {
+        UserCodeError::Refused => code_page(
+            state,
+            session,
+            Some(code),
+            Some((StatusCode::BAD_REQUEST, messages::DEVICE_CODE_REFUSED)),
+        ),
+        UserCodeError::TooMany { retry_after_secs } => {
+            let mut response = code_page(
+                state,
+                session,
+                Some(code),
+                Some((StatusCode::TOO_MANY_REQUESTS, messages::TOO_MANY)),
+            );
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, retry_after_secs.into());
+            response
+        }
+        UserCodeError::Storage(e) => storage_error(e).into_response(),
+    }
+}
+
+/// `POST /oauth/device`: the code form (no `decision`) or the consent form.
+async fn answer(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    let Ok(form) = serde_urlencoded::from_bytes::<AnswerForm>(&body) else {
+        return PageError::bad_request(messages::OAUTH_BAD_REQUEST)
+            .detail("malformed device form")
+            .into_response();
+    };
+    let code: String = form.user_code.trim().chars().take(USER_CODE_CAP).collect();
+    let session = match current_session(&state, &headers).await {
+        Ok(Some(session)) => session,
+        // The session ended while the page was open: sign in again, then confirm again.
+        Ok(None) => return start_sign_in(&state, &headers, &form_path(Some(&code))).await,
+        Err(e) => return e.into_response(),
+    };
+    if !state.sessions.csrf_matches(&session, &form.csrf_token) {
+        return PageError::bad_request(messages::OAUTH_FORM_EXPIRED)
+            .detail("device form CSRF token does not match the browser session")
+            .into_response();
+    }
+    let decision = match form.decision.as_deref() {
+        None => {
+            return match state.oauth.devices.pending(&code).await {
+                Ok(pending) => consent_page(&state, &session, pending).await,
+                Err(e) => refused(&state, &session, &code, e),
+            };
+        }
+        Some("approve") => Decision::Approve,
+        Some("deny") => Decision::Deny,
+        Some(_) => {
+            return PageError::bad_request(messages::OAUTH_BAD_REQUEST)
+                .detail("decision must be approve or deny")
+                .into_response();
+        }
+    };
+    match state
+        .oauth
+        .devices
+        .decide(&code, session.account_id, session.auth_time, decision)
+        .await
+    {
+        Ok(_) => done_page(decision),
+        Err(e) => refused(&state, &session, &code, e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_prefill_is_kept_as_a_query() {
+        assert_eq!(form_path(None), "/oauth/device");
+        assert_eq!(
+            form_path(Some("BCDF-GHJK")),
+            "/oauth/device?user_code=BCDF-GHJK"
+        );
+        assert_eq!(form_path(Some("a b&c")), "/oauth/device?user_code=a+b%26c");
+    }
+}
