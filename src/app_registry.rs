@@ -107,8 +107,10 @@ pub struct RegisteredApp {
 pub enum AppRegistryError {
     #[error("appid {0:?} is not a WeChat appid (expected \"wx\" followed by 16 hex digits)")]
     InvalidAppId(String),
-    #[error("{0}")]
-    Invalid(String),
+    /// A value that does not fit: the field (as the API names it; the CLI's option is the
+    /// same with dashes) and why.
+    #[error("--{} {reason}", field.replace('_', "-"))]
+    Invalid { field: &'static str, reason: String },
     #[error("app {0} is already registered")]
     AlreadyExists(String),
     #[error(
@@ -116,7 +118,7 @@ pub enum AppRegistryError {
     )]
     UnknownComponent(String),
     #[error(
-        "{current} is already the base account and every H5 sign-in goes through it; add --replace to make {new} the base account instead"
+        "{current} is already the base account and every H5 sign-in goes through it; add --replace (API: \"replace\": true) to make {new} the base account instead"
     )]
     BaseTaken { current: String, new: String },
     #[error(
@@ -133,6 +135,13 @@ pub enum AppRegistryError {
     Sealed(#[from] VaultError),
     #[error("database: {0}")]
     Db(#[from] DbErr),
+}
+
+fn invalid(field: &'static str, reason: impl Into<String>) -> AppRegistryError {
+    AppRegistryError::Invalid {
+        field,
+        reason: reason.into(),
+    }
 }
 
 /// Reads and writes `wx_app`. Clones share one cache.
@@ -178,34 +187,42 @@ impl AppRegistry {
                 return Err(AppRegistryError::InvalidAppId(c.clone()));
             }
             if new.kind != AppKind::OfficialAccount {
-                return Err(AppRegistryError::Invalid(
-                    "--component-appid applies to official accounts only".into(),
+                return Err(invalid(
+                    "component_appid",
+                    "applies to official accounts only",
                 ));
             }
         }
         if new.is_base && new.kind != AppKind::OfficialAccount {
-            return Err(AppRegistryError::Invalid(
-                "--base applies to official accounts only".into(),
-            ));
+            return Err(invalid("base", "applies to official accounts only"));
         }
         let needs_secret = new.component_appid.is_none();
         if needs_secret && new.secret.is_none() {
-            return Err(AppRegistryError::Invalid(format!(
-                "a {} needs --secret (or, for an official account, --component-appid)",
-                new.kind
-            )));
+            return Err(invalid(
+                "secret",
+                format!(
+                    "is needed for a {} (unless it is an official account under a component)",
+                    new.kind
+                ),
+            ));
         }
         if new.kind == AppKind::Component && (new.token.is_none() || new.aes_key.is_none()) {
-            return Err(AppRegistryError::Invalid(
-                "a component needs --token and --aes-key (its message token and EncodingAESKey)"
-                    .into(),
+            let field = if new.token.is_none() {
+                "token"
+            } else {
+                "aes_key"
+            };
+            return Err(invalid(
+                field,
+                "is needed for a component (its message token and its EncodingAESKey)",
             ));
         }
         if let Some(k) = &new.aes_key
             && k.expose().len() != 43
         {
-            return Err(AppRegistryError::Invalid(
-                "--aes-key must be the 43-character EncodingAESKey".into(),
+            return Err(invalid(
+                "aes_key",
+                "must be the 43-character EncodingAESKey",
             ));
         }
         if wx_app::Entity::find_by_id(new.appid.clone())
@@ -319,7 +336,7 @@ impl AppRegistry {
         };
         Ok(Some(RegisteredApp {
             kind: AppKind::parse(&m.kind)
-                .ok_or_else(|| AppRegistryError::Invalid(format!("unknown kind {}", m.kind)))?,
+                .ok_or_else(|| invalid("kind", format!("{:?} is not a known kind", m.kind)))?,
             secret: open(&m.secret_enc, "secret_enc")?,
             token: open(&m.token_enc, "token_enc")?,
             aes_key: open(&m.aes_key_enc, "aes_key_enc")?,
@@ -380,15 +397,15 @@ impl AppRegistry {
             .await?
             .ok_or_else(|| AppRegistryError::NotFound(appid.to_string()))?;
         if (token.is_some() || aes_key.is_some()) && m.kind != AppKind::Component.as_str() {
-            return Err(AppRegistryError::Invalid(
-                "--token and --aes-key apply to components only".into(),
-            ));
+            let field = if token.is_some() { "token" } else { "aes_key" };
+            return Err(invalid(field, "applies to components only"));
         }
         if let Some(k) = aes_key
             && k.expose().len() != 43
         {
-            return Err(AppRegistryError::Invalid(
-                "--aes-key must be the 43-character EncodingAESKey".into(),
+            return Err(invalid(
+                "aes_key",
+                "must be the 43-character EncodingAESKey",
             ));
         }
         let seal = |s: &Secret, column| self.vault.seal(s.expose(), sealed_at(column, appid));

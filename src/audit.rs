@@ -266,6 +266,18 @@ pub struct AuditFilter {
     pub limit: u64,
 }
 
+/// Where a page of the audit trail starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AuditCursor {
+    /// The newest events.
+    #[default]
+    Newest,
+    /// Events older than this id.
+    Before(i64),
+    /// Events newer than this id (the page before, going back).
+    After(i64),
+}
+
 /// Writes and reads the audit trail.
 #[derive(Clone)]
 pub struct Audit {
@@ -314,7 +326,22 @@ impl Audit {
 
     /// Events matching `filter`, newest first.
     pub async fn list(&self, filter: &AuditFilter) -> Result<Vec<StoredEvent>, DbErr> {
+        self.list_from(filter, AuditCursor::Newest).await
+    }
+
+    /// Events matching `filter` on one side of `cursor` (keyset paging on the id, so a page
+    /// costs the same deep in the trail), newest first, at most `filter.limit`.
+    pub async fn list_from(
+        &self,
+        filter: &AuditFilter,
+        cursor: AuditCursor,
+    ) -> Result<Vec<StoredEvent>, DbErr> {
         let mut select = audit_event::Entity::find();
+        match cursor {
+            AuditCursor::Newest => {}
+            AuditCursor::Before(id) => select = select.filter(audit_event::Column::Id.lt(id)),
+            AuditCursor::After(id) => select = select.filter(audit_event::Column::Id.gt(id)),
+        }
         if let Some(account) = filter.account_id {
             select = select.filter(audit_event::Column::AccountId.eq(account));
         }
@@ -327,11 +354,21 @@ impl Audit {
         if let Some(since) = filter.since {
             select = select.filter(audit_event::Column::At.gte(since));
         }
-        select
-            .order_by_desc(audit_event::Column::Id)
-            .limit(filter.limit.max(1))
-            .all(&self.db)
-            .await
+        let select = select.limit(filter.limit.max(1));
+        if let AuditCursor::After(_) = cursor {
+            // The oldest events newer than the cursor, then newest first like every page.
+            let mut events = select
+                .order_by_asc(audit_event::Column::Id)
+                .all(&self.db)
+                .await?;
+            events.reverse();
+            Ok(events)
+        } else {
+            select
+                .order_by_desc(audit_event::Column::Id)
+                .all(&self.db)
+                .await
+        }
     }
 }
 

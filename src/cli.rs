@@ -16,11 +16,12 @@ mod resource;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::admin::apps::AppSecrets;
 use crate::admin::roles::AccountRef;
 use crate::admin::users::UserQuery;
 use crate::admin::{Actor, Admin, AdminError};
 use crate::app_registry::{AppKind, NewApp};
-use crate::audit::{AuditEvent, AuditFilter, AuditKind, Outcome, StoredEvent};
+use crate::audit::{AuditFilter, AuditKind, StoredEvent};
 use crate::clock::{SharedClock, SystemClock};
 use crate::config::{Config, LogFormat};
 use crate::oauth::GrantType;
@@ -866,18 +867,6 @@ async fn user_command(admin: &Admin, command: UserCommand) -> Result<(), CliErro
     }
 }
 
-/// Record a change made by a command: `event` names what changed, `action` how.
-async fn audit_change(state: &AppState, event: AuditEvent, action: &str) {
-    state
-        .audit
-        .record(event.actor(cli_actor().as_str()).detail("action", action))
-        .await;
-}
-
-fn app_changed(appid: &str) -> AuditEvent {
-    AuditEvent::new(AuditKind::AppChanged, Outcome::Ok).subject(appid)
-}
-
 /// The most events `wxauth audit` prints at once.
 const MAX_AUDIT_LINES: u64 = 100_000;
 
@@ -1247,8 +1236,19 @@ fn rotation_notice(previous_valid_until: Option<i64>) -> String {
     }
 }
 
+/// An app command's refusal: status 1, the option named as the command line spells it.
+fn app_failed(e: AdminError) -> CliError {
+    match e {
+        AdminError::Invalid { field, reason } => {
+            CliError::failed(format!("--{} {reason}", field.replace('_', "-")))
+        }
+        e => CliError::failed(e.to_string()),
+    }
+}
+
 async fn app_command(state: &AppState, command: AppCommand) -> Result<(), CliError> {
-    let fail = |e: crate::app_registry::AppRegistryError| CliError::failed(e.to_string());
+    let admin = Admin::new(state);
+    let actor = cli_actor();
     match command {
         AppCommand::Add(args) => {
             let appid = args.appid.clone();
@@ -1261,44 +1261,26 @@ async fn app_command(state: &AppState, command: AppCommand) -> Result<(), CliErr
                 token: args.token.map(Secret::new),
                 aes_key: args.aes_key.map(Secret::new),
             };
-            let previous_base = if args.replace {
-                state
-                    .apps
-                    .base_appid()
-                    .await
-                    .map_err(|e| CliError::failed(e.to_string()))?
-            } else {
-                None
-            };
-            if args.replace {
-                state.apps.add_replacing_base(new).await
-            } else {
-                state.apps.add(new).await
-            }
-            .map_err(fail)?;
-            audit_change(state, app_changed(&appid), "add").await;
+            let (_, replaced) = admin
+                .add_app(&actor, new, args.replace)
+                .await
+                .map_err(app_failed)?;
             println!("added app {appid}");
-            if let Some(previous) = previous_base {
-                audit_change(state, app_changed(&previous), "no_longer_base").await;
+            if let Some(previous) = replaced {
                 println!("{appid} is now the base account in place of {previous}");
             }
             Ok(())
         }
         AppCommand::List => {
-            for m in state
-                .apps
-                .list()
-                .await
-                .map_err(|e| CliError::failed(e.to_string()))?
-            {
+            for app in admin.apps().await.map_err(app_failed)? {
                 println!(
                     "{}\t{}\t{}{}",
-                    m.appid,
-                    m.kind,
-                    m.component_appid
+                    app.appid,
+                    app.kind,
+                    app.component_appid
                         .map(|c| format!("component={c}"))
                         .unwrap_or_else(|| "direct".into()),
-                    if m.is_base { "\tbase" } else { "" }
+                    if app.base { "\tbase" } else { "" }
                 );
             }
             Ok(())
@@ -1310,18 +1292,20 @@ async fn app_command(state: &AppState, command: AppCommand) -> Result<(), CliErr
             aes_key,
         } => {
             let [secret, token, aes_key] = [secret, token, aes_key].map(|s| s.map(Secret::new));
-            state
-                .apps
-                .update_secrets(&appid, secret.as_ref(), token.as_ref(), aes_key.as_ref())
+            let secrets = AppSecrets {
+                secret,
+                token,
+                aes_key,
+            };
+            admin
+                .update_app(&actor, &appid, secrets)
                 .await
-                .map_err(fail)?;
-            audit_change(state, app_changed(&appid), "update").await;
+                .map_err(app_failed)?;
             println!("updated app {appid}");
             Ok(())
         }
         AppCommand::Remove { appid } => {
-            state.apps.remove(&appid).await.map_err(fail)?;
-            audit_change(state, app_changed(&appid), "remove").await;
+            admin.remove_app(&actor, &appid).await.map_err(app_failed)?;
             println!("removed app {appid}");
             Ok(())
         }

@@ -1,8 +1,8 @@
 //! The janitor: every few minutes, delete rows whose time is over — spent or expired login
 //! tickets, Mini Program sessions, refresh tokens and their families, denylisted access-token
 //! ids, authorization codes, device authorizations, browser sessions, sign-in states and code
-//! exchanges — so that tables of short-lived things stay small, and audit events older than the
-//! retention. `wxauth janitor` runs one sweep now.
+//! exchanges — so that tables of short-lived things stay small, audit events older than the
+//! retention, and WeChat call counts older than a month. `wxauth janitor` runs one sweep now.
 //!
 //! Rows go in batches of [`BATCH_ROWS`] (select the keys on the indexed `expires_at`, delete those
 //! keys) with a [`BATCH_PAUSE`] between batches: one DELETE of 300,000 rows held SQLite's single
@@ -20,6 +20,7 @@ use sea_orm::{
 use entity::{
     audit_event, auth_state, authorization_code, browser_session, device_authorization,
     login_ticket, mini_session, refresh_token, refresh_token_family, revoked_access_token,
+    wechat_call_day,
     wechat_code_exchange,
 };
 
@@ -142,6 +143,14 @@ pub async fn sweep(db: &DatabaseConnection, now: i64, audit_retention: i64) -> R
         audit_event::Column::At.lt(now.saturating_sub(audit_retention)),
     )
     .await?;
+    // A row per app and day: a month of them is a few hundred rows, one statement.
+    let first_kept =
+        crate::wechat::call_ledger::day_of(now) - crate::wechat::call_ledger::KEEP_DAYS;
+    gone += wechat_call_day::Entity::delete_many()
+        .filter(wechat_call_day::Column::Day.lt(first_kept))
+        .exec(db)
+        .await?
+        .rows_affected;
     Ok(gone)
 }
 

@@ -59,6 +59,8 @@ pub async fn serve_router(
         state.clock.clone(),
         state.config.audit_retention_days.saturating_mul(86_400),
     ));
+    let calls = state.wechat.calls().clone();
+    let call_ledger = tokio::spawn(calls.clone().run());
     let limits = state.config.server.clone();
     let app = with_server_limits(router, &limits);
     let connections = Arc::new(Semaphore::new(limits.max_connections));
@@ -111,6 +113,10 @@ pub async fn serve_router(
         tracing::warn!("shutdown: some connections were still open after the drain timeout");
     }
     janitor.abort();
+    call_ledger.abort();
+    if let Err(error) = calls.flush().await {
+        tracing::warn!(%error, "shutdown: WeChat call counts not stored");
+    }
     Ok(())
 }
 

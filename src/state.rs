@@ -280,6 +280,8 @@ impl crate::admin::Admin {
             limits: state.limits.clone(),
             vault: state.vault.clone(),
             oauth: state.oauth.clone(),
+            apps: state.apps.clone(),
+            wechat: state.wechat.clone(),
         }
     }
 }

@@ -21,6 +21,7 @@ pub mod refresh_token_family;
 pub mod resource;
 pub mod revoked_access_token;
 pub mod signing_key;
+pub mod wechat_call_day;
 pub mod wechat_code_exchange;
 pub mod wechat_component_ticket;
 pub mod wechat_token;

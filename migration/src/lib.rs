@@ -27,6 +27,7 @@ mod m20261215_000511_client_allowed_origins;
 mod m20261215_000521_client_logout;
 mod m20261215_000531_resources;
 mod m20261215_000541_device_authorization;
+mod m20261215_000551_wechat_call_day;
 
 /// Every migration, in order.
 pub struct Migrator;
@@ -56,6 +57,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261215_000511_client_allowed_origins::Migration),
             Box::new(m20261215_000531_resources::Migration),
             Box::new(m20261215_000541_device_authorization::Migration),
+            Box::new(m20261215_000551_wechat_call_day::Migration),
             Box::new(m20261215_000521_client_logout::Migration),
         ]
     }

@@ -3,6 +3,9 @@
 //! flow with PKCE, as the built-in public client [`CONSOLE_CLIENT_ID`] (registered on first use,
 //! redirecting to `/admin/callback`); only accounts holding the admin role get in. The bearer of
 //! `WXAUTH_ADMIN_TOKEN` may sign in with it as break-glass (throttled like the API's token).
+//! The request says `prompt=login`, and the ID token's `auth_time` must be after the sign-in
+//! started: an admin always signs in with WeChat again, even when the browser is still signed
+//! in to wxauth.
 //!
 //! A console session is a value sealed by the vault (authenticated encryption under the master
 //! key): the actor, its account, its expiry and its CSRF token. It lives
@@ -19,6 +22,7 @@ use subtle::ConstantTimeEq;
 
 use crate::audit::{AuditEvent, AuditKind, Outcome};
 use crate::oauth::client_registry::{DEFAULT_ACCESS_TTL, DEFAULT_REFRESH_TTL};
+use crate::oauth::id_token::{ID_TOKEN_TYP, IdTokenClaims};
 use crate::oauth::params::Params;
 use crate::oauth::{ClientChanges, FlowTicketPolicy, NewClient};
 use crate::vault::{SealedAt, random_token};
@@ -168,7 +172,10 @@ impl Admin {
             .append_pair("scope", "openid")
             .append_pair("state", &state)
             .append_pair("code_challenge", &challenge)
-            .append_pair("code_challenge_method", "S256");
+            .append_pair("code_challenge_method", "S256")
+            // Always a fresh WeChat sign-in: a browser session left signed in to wxauth (a
+            // shared computer) must not open the console by itself.
+            .append_pair("prompt", "login");
         let sealed_state = self.seal_json(
             &SignInState {
                 state,
@@ -222,6 +229,27 @@ impl Admin {
             .as_deref()
             .and_then(|id| id.parse().ok())
             .ok_or(SignInRefused::Failed)?;
+        // `prompt=login` is in the request, but the request passed through the browser: the
+        // ID token's auth_time must show a WeChat sign-in made after this one started.
+        let started_at = kept.expires_at - SIGN_IN_TTL_SECS;
+        let auth_time = match tokens.id_token.as_deref() {
+            Some(id_token) => self
+                .tokens
+                .keys()
+                .verify::<IdTokenClaims>(id_token, ID_TOKEN_TYP)
+                .await
+                .ok()
+                .and_then(|claims| claims.auth_time),
+            None => None,
+        };
+        if auth_time.is_none_or(|t| t < started_at) {
+            tracing::debug!(
+                ?auth_time,
+                started_at,
+                "console sign-in: no fresh WeChat sign-in"
+            );
+            return Err(SignInRefused::Failed);
+        }
         if !self.is_active_admin(account_id).await? {
             self.audit
                 .record(

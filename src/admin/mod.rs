@@ -1,11 +1,13 @@
 //! Administration: the operations behind the admin API (`/admin/api/v1`) and the `wxauth user`,
-//! `client`, `keys` and `audit` commands, written once here. Users (find, show, disable and
-//! enable, revoke, export, delete), clients (with secret rotation that overlaps), signing keys
-//! (staged rotation, retirement), resources (RFC 8707), the admin role and the audit trail.
+//! `client`, `app`, `resource`, `keys` and `audit` commands, written once here. Users (find, show,
+//! disable and enable, revoke, export, delete), clients (with secret rotation that overlaps), WeChat
+//! apps (write-only secrets, upstream token state, calls today), resources (RFC 8707), signing
+//! keys (staged rotation, retirement), the admin role and the audit trail.
 //!
 //! Every change is written to the audit trail with the [`Actor`] that made it. Errors are
 //! [`AdminError`]s that name the field and the reason; they know nothing of HTTP.
 
+pub mod apps;
 pub mod clients;
 pub mod console;
 pub mod keys;
@@ -19,7 +21,7 @@ use sea_orm::{DatabaseConnection, DbErr};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use crate::audit::{Audit, AuditEvent, AuditFilter, StoredEvent};
+use crate::audit::{Audit, AuditCursor, AuditEvent, AuditFilter, StoredEvent};
 use crate::clock::SharedClock;
 use crate::limits::Limits;
 use crate::oauth::ClientRegistry;
@@ -48,6 +50,16 @@ pub fn token_matches(configured: &Secret, presented: &str) -> bool {
 
 /// The most events (or users) one page returns.
 pub const MAX_PAGE: u64 = 500;
+
+/// A page of the audit trail, newest first.
+#[derive(Debug, Clone)]
+pub struct EventPage {
+    pub events: Vec<StoredEvent>,
+    /// The cursor (`after`) of the newer page, if there is one.
+    pub newer: Option<i64>,
+    /// The cursor (`before`) of the older page, if there is one.
+    pub older: Option<i64>,
+}
 
 /// Who makes a change, as the audit trail names them: `admin-token` for the API's bearer
 /// token, `cli:USER` for a command.
@@ -127,6 +139,8 @@ pub struct Admin {
     pub(crate) limits: Limits,
     pub(crate) vault: std::sync::Arc<crate::vault::Vault>,
     pub(crate) oauth: crate::oauth::OAuthServices,
+    pub(crate) apps: crate::app_registry::AppRegistry,
+    pub(crate) wechat: std::sync::Arc<crate::wechat::WeChat>,
 }
 
 impl Admin {
@@ -176,12 +190,49 @@ impl Admin {
 
     /// Audit events matching `filter`, newest first (at most [`MAX_PAGE`]).
     pub async fn events(&self, filter: &AuditFilter) -> Result<Vec<StoredEvent>, AdminError> {
+        Ok(self.events_page(filter, AuditCursor::Newest).await?.events)
+    }
+
+    /// One page of the audit events matching `filter` from `cursor`, newest first (at most
+    /// `filter.limit`, itself at most [`MAX_PAGE`]), with the cursors of the pages beside it.
+    pub async fn events_page(
+        &self,
+        filter: &AuditFilter,
+        cursor: AuditCursor,
+    ) -> Result<EventPage, AdminError> {
         if !(1..=MAX_PAGE).contains(&filter.limit) {
             return Err(AdminError::invalid(
                 "limit",
                 format!("must be from 1 to {MAX_PAGE}"),
             ));
         }
-        Ok(self.audit.list(filter).await?)
+        // One more than asked says whether there is a page beyond.
+        let probe = AuditFilter {
+            limit: filter.limit + 1,
+            ..filter.clone()
+        };
+        let mut events = self.audit.list_from(&probe, cursor).await?;
+        let beyond = events.len() as u64 > filter.limit;
+        if beyond {
+            match cursor {
+                // Newest first: the extra one is the oldest (last) or, going back, the newest.
+                AuditCursor::After(_) => {
+                    events.remove(0);
+                }
+                _ => {
+                    events.pop();
+                }
+            }
+        }
+        let (has_newer, has_older) = match cursor {
+            AuditCursor::Newest => (false, beyond),
+            AuditCursor::Before(_) => (true, beyond),
+            AuditCursor::After(_) => (beyond, true),
+        };
+        Ok(EventPage {
+            newer: events.first().map(|e| e.id).filter(|_| has_newer),
+            older: events.last().map(|e| e.id).filter(|_| has_older),
+            events,
+        })
     }
 }

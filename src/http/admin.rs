@@ -1,7 +1,7 @@
 //! The admin API, `/admin/api/v1`: JSON over the [`admin`](crate::admin) core, for the bearer of
-//! `WXAUTH_ADMIN_TOKEN`. Users, clients, resources (RFC 8707), signing keys and the audit trail. Each handler
-//! extracts, calls one core function and maps the result; a refused value is 400 naming the
-//! field, an unknown id 404, a contradiction 409. No token and a wrong token get the same 401;
+//! `WXAUTH_ADMIN_TOKEN`. Users, clients, WeChat apps, resources (RFC 8707), signing keys and the
+//! audit trail. Each handler extracts, calls one core function and maps the result; a refused
+//! value is 400 naming the field, an unknown id 404, a contradiction 409. No token and a wrong token get the same 401;
 //! repeated failures from one address are throttled (429) like failed client authentication.
 
 use axum::extract::rejection::{JsonRejection, QueryRejection};
@@ -18,10 +18,12 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{IntoParams, Modify, OpenApi, ToSchema};
 
 use super::no_store;
+use crate::admin::apps::{AppSecrets, AppView, app_kind};
 use crate::admin::roles::{AccountRef, AdminView};
 use crate::admin::users::{Revoked, UserDetail, UserPage, UserQuery, UserSummary, event_json};
 use crate::admin::{AccessRefused, Actor, Admin, AdminError};
-use crate::audit::{AuditFilter, AuditKind};
+use crate::app_registry::NewApp;
+use crate::audit::{AuditCursor, AuditFilter, AuditKind};
 use crate::oauth::client_registry::{DEFAULT_ACCESS_TTL, DEFAULT_FAMILY_TTL, DEFAULT_REFRESH_TTL};
 use crate::oauth::keys::KeyInfo;
 use crate::oauth::resources::{NewResource, Resource, ResourceChanges};
@@ -44,7 +46,7 @@ const ADMIN_TOKEN_SCHEME: &str = "admin_token";
 #[openapi(
     info(
         title = "wxauth admin API",
-        description = "Users, clients, signing keys and the audit trail, for the bearer of \
+        description = "Users, clients, WeChat apps, signing keys and the audit trail, for the bearer of \
             `WXAUTH_ADMIN_TOKEN`. Every change is audited with the actor. A refused value is \
             400 naming the field, an unknown id 404, a contradiction 409; no token and a wrong \
             token get the same 401.",
@@ -52,6 +54,7 @@ const ADMIN_TOKEN_SCHEME: &str = "admin_token";
     paths(
         find_users, show_user, delete_user, disable_user, enable_user, revoke_user, export_user,
         list_clients, create_client, show_client, update_client, delete_client, rotate_secret,
+        list_apps, add_app, show_app, update_app, remove_app,
         list_keys, rotate_key, retire_key, audit_events, list_admins, grant_admin, revoke_admin,
         list_resources, create_resource, show_resource, update_resource, delete_resource,
     ),
@@ -60,6 +63,7 @@ const ADMIN_TOKEN_SCHEME: &str = "admin_token";
     tags(
         (name = "users", description = "Accounts with their WeChat identities (PIPL access and deletion)"),
         (name = "clients", description = "OAuth clients and their secrets"),
+        (name = "apps", description = "WeChat apps: secrets are write-only; upstream token state and calls today"),
         (name = "keys", description = "Signing keys and staged rotation"),
         (name = "audit", description = "The audit trail"),
         (name = "admins", description = "The admin role: who may sign in to the console"),
@@ -124,6 +128,11 @@ pub fn routes() -> Router<AppState> {
             get(show_client).patch(update_client).delete(delete_client),
         )
         .route("/clients/{id}/secret", post(rotate_secret))
+        .route("/apps", get(list_apps).post(add_app))
+        .route(
+            "/apps/{appid}",
+            get(show_app).patch(update_app).delete(remove_app),
+        )
         .route("/keys", get(list_keys).post(rotate_key))
         .route("/keys/{kid}/retire", post(retire_key))
         .route("/audit", get(audit_events))
@@ -907,6 +916,143 @@ async fn delete_resource(caller: Caller, Path(id): Path<String>) -> ApiResult {
     Ok(no_store(StatusCode::NO_CONTENT.into_response()))
 }
 
+// ---- WeChat apps ----------------------------------------------------------------------------
+
+#[derive(Serialize, ToSchema)]
+struct AppList {
+    apps: Vec<AppView>,
+}
+
+/// A WeChat app to register. `secret`, `token` and `aes_key` are write-only: no answer ever
+/// contains them.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct AddApp {
+    /// `wx` followed by 16 hex digits.
+    appid: String,
+    /// `mini_program`, `official_account`, `component` or `website`.
+    kind: String,
+    /// The AppSecret (not needed by an official account under a component).
+    secret: Option<String>,
+    /// Official accounts: the Open Platform component it is authorized to.
+    component_appid: Option<String>,
+    /// Official accounts: the base account (snsapi_userinfo, gives the unionid).
+    #[serde(default)]
+    base: bool,
+    /// With `base`: take the current base account's place (it stays registered).
+    #[serde(default)]
+    replace: bool,
+    /// Components: the message token.
+    token: Option<String>,
+    /// Components: the 43-character EncodingAESKey.
+    aes_key: Option<String>,
+}
+
+/// New write-only values after a reset in WeChat's console; at least one.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct UpdateApp {
+    secret: Option<String>,
+    /// Components only.
+    token: Option<String>,
+    /// Components only: 43 characters.
+    aes_key: Option<String>,
+}
+
+#[utoipa::path(get, path = "/admin/api/v1/apps", tag = "apps", summary = "List WeChat apps with their upstream token state and calls today",
+    responses(
+        (status = 200, description = "Every app (never a secret, token or key)", body = AppList),
+        (status = 401, description = "No token or a wrong one", body = ApiErrorBody),
+        (status = 429, description = "Too many failed attempts from this address", body = ApiErrorBody),
+    ),
+)]
+async fn list_apps(caller: Caller) -> ApiResult {
+    ok(AppList {
+        apps: caller.admin.apps().await?,
+    })
+}
+
+#[utoipa::path(get, path = "/admin/api/v1/apps/{appid}", tag = "apps", summary = "Show a WeChat app",
+    params(("appid" = String, Path, description = "The appid")),
+    responses(
+        (status = 200, description = "The app (never a secret, token or key)", body = AppView),
+        (status = 404, description = "No such app", body = ApiErrorBody),
+        (status = 401, description = "No token or a wrong one", body = ApiErrorBody),
+        (status = 429, description = "Too many failed attempts from this address", body = ApiErrorBody),
+    ),
+)]
+async fn show_app(caller: Caller, Path(appid): Path<String>) -> ApiResult {
+    ok(caller.admin.app(&appid).await?)
+}
+
+#[utoipa::path(post, path = "/admin/api/v1/apps", tag = "apps", summary = "Register a WeChat app",
+    request_body = AddApp,
+    responses(
+        (status = 201, description = "The app as registered (its secrets are not shown)", body = AppView),
+        (status = 400, description = "A refused field", body = ApiErrorBody),
+        (status = 409, description = "The appid is registered, or a base account exists and replace was not set", body = ApiErrorBody),
+        (status = 401, description = "No token or a wrong one", body = ApiErrorBody),
+        (status = 429, description = "Too many failed attempts from this address", body = ApiErrorBody),
+    ),
+)]
+async fn add_app(caller: Caller, ApiJson(body): ApiJson<AddApp>) -> ApiResult {
+    let new = NewApp {
+        appid: body.appid,
+        kind: app_kind(&body.kind)?,
+        secret: body.secret.map(Secret::new),
+        component_appid: body.component_appid,
+        is_base: body.base,
+        token: body.token.map(Secret::new),
+        aes_key: body.aes_key.map(Secret::new),
+    };
+    let (app, _) = caller
+        .admin
+        .add_app(&caller.actor, new, body.replace)
+        .await?;
+    Ok(no_store((StatusCode::CREATED, Json(app)).into_response()))
+}
+
+#[utoipa::path(patch, path = "/admin/api/v1/apps/{appid}", tag = "apps", summary = "Store a secret, message token or EncodingAESKey reset in WeChat's console",
+    params(("appid" = String, Path, description = "The appid")), request_body = UpdateApp,
+    responses(
+        (status = 200, description = "The app (its secrets are not shown)", body = AppView),
+        (status = 400, description = "A refused field, or none given", body = ApiErrorBody),
+        (status = 404, description = "No such app", body = ApiErrorBody),
+        (status = 401, description = "No token or a wrong one", body = ApiErrorBody),
+        (status = 429, description = "Too many failed attempts from this address", body = ApiErrorBody),
+    ),
+)]
+async fn update_app(
+    caller: Caller,
+    Path(appid): Path<String>,
+    ApiJson(body): ApiJson<UpdateApp>,
+) -> ApiResult {
+    let secrets = AppSecrets {
+        secret: body.secret.map(Secret::new),
+        token: body.token.map(Secret::new),
+        aes_key: body.aes_key.map(Secret::new),
+    };
+    ok(caller
+        .admin
+        .update_app(&caller.actor, &appid, secrets)
+        .await?)
+}
+
+#[utoipa::path(delete, path = "/admin/api/v1/apps/{appid}", tag = "apps", summary = "Remove a WeChat app",
+    params(("appid" = String, Path, description = "The appid")),
+    responses(
+        (status = 204, description = "Removed"),
+        (status = 404, description = "No such app", body = ApiErrorBody),
+        (status = 409, description = "A component official accounts still use (the message names them)", body = ApiErrorBody),
+        (status = 401, description = "No token or a wrong one", body = ApiErrorBody),
+        (status = 429, description = "Too many failed attempts from this address", body = ApiErrorBody),
+    ),
+)]
+async fn remove_app(caller: Caller, Path(appid): Path<String>) -> ApiResult {
+    caller.admin.remove_app(&caller.actor, &appid).await?;
+    Ok(no_store(StatusCode::NO_CONTENT.into_response()))
+}
+
 // ---- keys -----------------------------------------------------------------------------------
 
 /// A signing key (its public half is in the JWKS; the private half is never shown).
@@ -1004,6 +1150,9 @@ async fn retire_key(caller: Caller, Path(kid): Path<String>) -> ApiResult {
 #[derive(Serialize, ToSchema)]
 struct EventList {
     events: Vec<Value>,
+    /// Pass as `before` for the next (older) page; absent on the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next_before: Option<i64>,
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -1016,6 +1165,8 @@ struct AuditQuery {
     /// Unix seconds.
     since: Option<i64>,
     limit: Option<u64>,
+    /// Events older than this event id (the previous page's `next_before`).
+    before: Option<i64>,
 }
 
 #[utoipa::path(get, path = "/admin/api/v1/audit", tag = "audit", summary = "Audit events by account, client, kind and time",
@@ -1047,9 +1198,11 @@ async fn audit_events(caller: Caller, ApiQuery(q): ApiQuery<AuditQuery>) -> ApiR
         since: q.since,
         limit: q.limit.unwrap_or(100),
     };
-    let events = caller.admin.events(&filter).await?;
+    let cursor = q.before.map_or(AuditCursor::Newest, AuditCursor::Before);
+    let page = caller.admin.events_page(&filter, cursor).await?;
     ok(EventList {
-        events: events.iter().map(event_json).collect(),
+        events: page.events.iter().map(event_json).collect(),
+        next_before: page.older,
     })
 }
 

@@ -21,11 +21,13 @@ use axum::routing::{get, post};
 use minijinja::{Environment, Value, context};
 use serde::Deserialize;
 
+use crate::admin::apps::{AppSecrets, app_kind};
 use crate::admin::console::{ConsoleSession, SESSION_TTL_SECS, SIGN_IN_TTL_SECS, SignInRefused};
 use crate::admin::roles::AccountRef;
 use crate::admin::users::{UserQuery, event_json};
 use crate::admin::{Admin, AdminError};
-use crate::audit::{AuditFilter, AuditKind};
+use crate::app_registry::NewApp;
+use crate::audit::{AuditCursor, AuditFilter, AuditKind};
 use crate::http::console_i18n::{Lang, word, words};
 use crate::http::{cookies, pages};
 use crate::oauth::client_registry::{DEFAULT_ACCESS_TTL, DEFAULT_FAMILY_TTL, DEFAULT_REFRESH_TTL};
@@ -83,6 +85,14 @@ const TEMPLATES: &[(&str, &str)] = &[
         "console/admins.html",
         include_str!("../../static/templates/console/admins.html"),
     ),
+    (
+        "console/apps.html",
+        include_str!("../../static/templates/console/apps.html"),
+    ),
+    (
+        "console/app_form.html",
+        include_str!("../../static/templates/console/app_form.html"),
+    ),
 ];
 const CONSOLE_CSS: &str = include_str!("../../static/console.css");
 
@@ -131,6 +141,10 @@ pub fn routes() -> Router<AppState> {
         .route("/admin/clients/{id}", get(client).post(update_client))
         .route("/admin/clients/{id}/secret", post(rotate_secret))
         .route("/admin/clients/{id}/delete", post(delete_client))
+        .route("/admin/apps", get(apps).post(add_app))
+        .route("/admin/apps/new", get(new_app))
+        .route("/admin/apps/{appid}", get(app).post(update_app))
+        .route("/admin/apps/{appid}/delete", post(remove_app))
         .route("/admin/keys", get(keys).post(rotate_key))
         .route("/admin/keys/{kid}/retire", post(retire_key))
         .route("/admin/audit", get(audit))
@@ -714,6 +728,9 @@ fn client_value(c: &RegisteredClient) -> Value {
         allowed_origins => &c.allowed_origins,
         access_token_ttl => c.access_token_ttl,
         refresh_token_ttl => c.refresh_token_ttl,
+        flow_ticket => c.flow_ticket.as_str(),
+        introspect => c.introspect,
+        first_party => c.first_party,
         previous_secret_valid_until => c.previous_secret_until,
     }
 }
@@ -755,6 +772,22 @@ fn ttl(change: &Change, field: &'static str) -> Result<Option<i64>, AdminError> 
     change.field(field).map(|v| number(v, field)).transpose()
 }
 
+/// A checkbox of the client form: ticked is `yes`, unticked is absent.
+fn flag(change: &Change, field: &str) -> bool {
+    change.field(field) == Some("yes")
+}
+
+fn flow_ticket(change: &Change) -> Result<Option<FlowTicketPolicy>, AdminError> {
+    change
+        .field("flow_ticket")
+        .map(|v| {
+            FlowTicketPolicy::parse(v).ok_or_else(|| {
+                AdminError::invalid("flow_ticket", "must be \"required\" or \"optional\"")
+            })
+        })
+        .transpose()
+}
+
 fn new_client_of(change: &Change) -> Result<NewClient, AdminError> {
     Ok(NewClient {
         client_id: change.field("client_id").unwrap_or_default().to_owned(),
@@ -763,11 +796,11 @@ fn new_client_of(change: &Change) -> Result<NewClient, AdminError> {
         scopes: words_of(change.field("scopes")),
         redirect_uris: words_of(change.field("redirect_uris")),
         public: change.field("type") == Some("public"),
-        first_party: false,
+        first_party: flag(change, "first_party"),
         access_token_ttl: ttl(change, "access_token_ttl")?.unwrap_or(DEFAULT_ACCESS_TTL),
         refresh_token_ttl: ttl(change, "refresh_token_ttl")?.unwrap_or(DEFAULT_REFRESH_TTL),
-        flow_ticket: FlowTicketPolicy::Required,
-        introspect: false,
+        flow_ticket: flow_ticket(change)?.unwrap_or(FlowTicketPolicy::Required),
+        introspect: flag(change, "introspect"),
         refresh_family_ttl: DEFAULT_FAMILY_TTL,
         display_name: change.field("display_name").map(str::to_owned),
         logo_url: change.field("logo_url").map(str::to_owned),
@@ -835,6 +868,10 @@ fn changes_of(change: &Change) -> Result<ClientChanges, AdminError> {
         allowed_origins: Some(words_of(change.field("allowed_origins"))),
         access_token_ttl: ttl(change, "access_token_ttl")?,
         refresh_token_ttl: ttl(change, "refresh_token_ttl")?,
+        flow_ticket: flow_ticket(change)?,
+        // The form always shows both boxes: an unticked one says "no".
+        introspect: Some(flag(change, "introspect")),
+        first_party: Some(flag(change, "first_party")),
         ..ClientChanges::default()
     })
 }
@@ -878,6 +915,106 @@ async fn delete_client(Path(id): Path<String>, change: Change) -> Response {
     }
     match s.admin.delete_client(&s.session.actor(), &id).await {
         Ok(()) => s.page.done("/admin/clients".into(), "deleted_done"),
+        Err(e) => s.page.failed(e),
+    }
+}
+
+// ---- WeChat apps ------------------------------------------------------------------------------
+
+async fn apps(signed: Signed) -> Response {
+    match signed.admin.apps().await {
+        Ok(list) => signed.page.render(
+            StatusCode::OK,
+            "console/apps.html",
+            "apps",
+            context! { apps => Value::from_serialize(&list) },
+        ),
+        Err(e) => signed.page.failed(e),
+    }
+}
+
+async fn new_app(signed: Signed) -> Response {
+    signed
+        .page
+        .render(StatusCode::OK, "console/app_form.html", "apps", context! {})
+}
+
+async fn app(signed: Signed, Path(appid): Path<String>) -> Response {
+    match signed.admin.app(&appid).await {
+        Ok(a) => signed.page.render(
+            StatusCode::OK,
+            "console/app_form.html",
+            "apps",
+            context! { app => Value::from_serialize(&a) },
+        ),
+        Err(e) => signed.page.failed(e),
+    }
+}
+
+/// A write-only field of the app forms: empty means not given.
+fn secret_field(change: &Change, name: &str) -> Option<Secret> {
+    change.field(name).map(Secret::new)
+}
+
+fn new_app_of(change: &Change) -> Result<NewApp, AdminError> {
+    Ok(NewApp {
+        appid: change.field("appid").unwrap_or_default().to_owned(),
+        kind: app_kind(change.field("kind").unwrap_or_default())?,
+        secret: secret_field(change, "secret"),
+        component_appid: change.field("component_appid").map(str::to_owned),
+        is_base: change.field("base") == Some("yes"),
+        token: secret_field(change, "token"),
+        aes_key: secret_field(change, "aes_key"),
+    })
+}
+
+async fn add_app(change: Change) -> Response {
+    let s = &change.signed;
+    let added = match new_app_of(&change) {
+        Ok(new) => {
+            let replace = change.field("replace") == Some("yes");
+            s.admin.add_app(&s.session.actor(), new, replace).await
+        }
+        Err(e) => Err(e),
+    };
+    match added {
+        Ok((app, _)) => s.page.done(
+            format!("/admin/apps/{}", urlencoding(&app.appid)),
+            "app_added",
+        ),
+        Err(e) => s.page.failed(e),
+    }
+}
+
+async fn update_app(Path(appid): Path<String>, change: Change) -> Response {
+    let s = &change.signed;
+    let secrets = AppSecrets {
+        secret: secret_field(&change, "secret"),
+        token: secret_field(&change, "token"),
+        aes_key: secret_field(&change, "aes_key"),
+    };
+    match s
+        .admin
+        .update_app(&s.session.actor(), &appid, secrets)
+        .await
+    {
+        Ok(_) => s.page.done(
+            format!("/admin/apps/{}", urlencoding(&appid)),
+            "app_updated",
+        ),
+        Err(e) => s.page.failed(e),
+    }
+}
+
+async fn remove_app(Path(appid): Path<String>, change: Change) -> Response {
+    let s = &change.signed;
+    if change.field("confirm") != Some("yes") {
+        return s
+            .page
+            .failed(AdminError::invalid("confirm", "tick the box to remove"));
+    }
+    match s.admin.remove_app(&s.session.actor(), &appid).await {
+        Ok(()) => s.page.done("/admin/apps".into(), "app_removed"),
         Err(e) => s.page.failed(e),
     }
 }
@@ -930,6 +1067,32 @@ struct AuditSearch {
     kind: Option<String>,
     /// A date (`2026-12-01`).
     since: Option<String>,
+    /// Keyset cursors: events older than this id …
+    before: Option<i64>,
+    /// … or newer than this one.
+    after: Option<i64>,
+}
+
+/// Events on one console page of the audit trail.
+const AUDIT_PER_PAGE: u64 = 50;
+
+/// The audit page with the same filters, from `cursor`.
+fn audit_url(q: &AuditSearch, cursor: Option<(&str, i64)>) -> String {
+    let mut url = url::form_urlencoded::Serializer::new(String::new());
+    for (k, v) in [
+        ("account_id", &q.account_id),
+        ("client_id", &q.client_id),
+        ("kind", &q.kind),
+        ("since", &q.since),
+    ] {
+        if let Some(v) = non_empty(v) {
+            url.append_pair(k, &v);
+        }
+    }
+    if let Some((k, id)) = cursor {
+        url.append_pair(k, &id.to_string());
+    }
+    format!("/admin/audit?{}", url.finish())
 }
 
 fn audit_filter(q: &AuditSearch) -> Result<AuditFilter, AdminError> {
@@ -955,24 +1118,32 @@ fn audit_filter(q: &AuditSearch) -> Result<AuditFilter, AdminError> {
         client_id: non_empty(&q.client_id),
         kind,
         since,
-        limit: 200,
+        limit: AUDIT_PER_PAGE,
     })
 }
 
 async fn audit(signed: Signed, Query(q): Query<AuditSearch>) -> Response {
+    let cursor = match (q.before, q.after) {
+        (Some(id), _) => AuditCursor::Before(id),
+        (None, Some(id)) => AuditCursor::After(id),
+        (None, None) => AuditCursor::Newest,
+    };
     let found = match audit_filter(&q) {
-        Ok(filter) => signed.admin.events(&filter).await,
+        Ok(filter) => signed.admin.events_page(&filter, cursor).await,
         Err(e) => Err(e),
     };
     match found {
-        Ok(events) => signed.page.render(
+        Ok(page) => signed.page.render(
             StatusCode::OK,
             "console/audit.html",
             "audit",
             context! {
-                events => events.iter().map(|e| Value::from_serialize(event_json(e))).collect::<Vec<_>>(),
+                events => page.events.iter().map(|e| Value::from_serialize(event_json(e))).collect::<Vec<_>>(),
                 q => Value::from_serialize(&q),
                 kinds => AuditKind::ALL.iter().map(|k| k.as_str()).collect::<Vec<_>>(),
+                first_url => audit_url(&q, None),
+                newer_url => page.newer.map(|id| audit_url(&q, Some(("after", id)))),
+                older_url => page.older.map(|id| audit_url(&q, Some(("before", id)))),
             },
         ),
         Err(e) => signed.page.failed(e),

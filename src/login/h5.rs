@@ -543,7 +543,7 @@ impl H5Login {
         refuse_snapshot(&token)?;
         let info = self
             .wechat
-            .web_user_info(&token.access_token, &token.openid)
+            .web_user_info(&base, &token.access_token, &token.openid)
             .await?;
         let union_id = info
             .unionid

@@ -188,7 +188,7 @@ impl WeChatSignIn {
         }
         let info = self
             .wechat
-            .web_user_info(&token.access_token, &token.openid)
+            .web_user_info(&appid, &token.access_token, &token.openid)
             .await?;
         let text = |s: &str| (!s.is_empty()).then(|| s.to_owned());
         let vouched = IdentityKey::new(

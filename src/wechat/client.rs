@@ -89,6 +89,8 @@ pub struct WeChatClient {
     api_base: Url,
     open_base: Url,
     retry: RetryPolicy,
+    /// Per-app, per-day counts for the admin's view (see [`super::call_ledger`]).
+    counts: Option<super::call_ledger::CallCounts>,
 }
 
 /// One failed attempt, and whether the request may have reached WeChat.
@@ -110,7 +112,13 @@ impl WeChatClient {
             api_base: config.api_base,
             open_base: config.open_base,
             retry: config.retry,
+            counts: None,
         })
+    }
+
+    /// Count every call per app and day into `counts` too.
+    pub fn count_into(&mut self, counts: super::call_ledger::CallCounts) {
+        self.counts = Some(counts);
     }
 
     pub fn api_base(&self) -> &Url {
@@ -121,29 +129,31 @@ impl WeChatClient {
         &self.open_base
     }
 
-    /// `GET {api_base}/{path}?{query}`.
+    /// `GET {api_base}/{path}?{query}`, a call made for `appid` (counted under it).
     pub(crate) async fn get<T: DeserializeOwned>(
         &self,
         path: &str,
+        appid: &str,
         query: &[(&str, &str)],
         replay: Replay,
     ) -> Result<T, WeChatError> {
         let url = build_url(&self.api_base, path, query)?;
-        self.with_retries(path, appid_of(query), replay, || self.http.get(url.clone()))
+        self.with_retries(path, appid, replay, || self.http.get(url.clone()))
             .await
     }
 
-    /// `POST {api_base}/{path}?{query}` with a JSON body.
+    /// `POST {api_base}/{path}?{query}` with a JSON body, a call made for `appid`.
     pub(crate) async fn post_json<T: DeserializeOwned, B: Serialize + ?Sized>(
         &self,
         path: &str,
+        appid: &str,
         query: &[(&str, &str)],
         body: &B,
         replay: Replay,
     ) -> Result<T, WeChatError> {
         let url = build_url(&self.api_base, path, query)?;
         let body = serde_json::to_vec(body).map_err(|e| WeChatError::Decode(e.to_string()))?;
-        self.with_retries(path, appid_of(query), replay, || {
+        self.with_retries(path, appid, replay, || {
             self.http
                 .post(url.clone())
                 .header(reqwest::header::CONTENT_TYPE, "application/json")
@@ -166,6 +176,9 @@ impl WeChatClient {
             let sent = Instant::now();
             let result = send_once::<T>(request()).await;
             count_call(path, appid, sent, result.as_ref().err().map(|f| &f.error));
+            if let Some(counts) = &self.counts {
+                counts.record(appid, result.is_err());
+            }
             let failure = match result {
                 Ok(value) => return Ok(value),
                 Err(failure) => failure,
@@ -185,16 +198,6 @@ impl WeChatClient {
             attempt += 1;
         }
     }
-}
-
-/// The appid a call is made for, when its query names one (most of WeChat's APIs do; those that
-/// take an access token instead count under an empty appid).
-fn appid_of<'a>(query: &[(&str, &'a str)]) -> &'a str {
-    query
-        .iter()
-        .find(|(k, _)| k.eq_ignore_ascii_case("appid") || *k == "component_appid")
-        .map(|(_, v)| *v)
-        .unwrap_or_default()
 }
 
 /// Count one attempt in the WeChat metrics: by API path (a fixed set), appid (registered apps

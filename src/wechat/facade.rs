@@ -10,6 +10,7 @@ use sea_orm::sea_query::OnConflict;
 use sea_orm::{ActiveValue::Set, DatabaseConnection, EntityTrait};
 use url::Url;
 
+use super::call_ledger::CallLedger;
 use super::client::WeChatClient;
 use super::code_exchange::CodeExchanges;
 use super::crypto::{MessageCrypt, xml_text};
@@ -51,6 +52,8 @@ pub struct WeChat {
     vault: Arc<Vault>,
     clock: SharedClock,
     tokens: TokenCache,
+    /// Calls per app and day, for the admin's view.
+    calls: CallLedger,
     /// One exchange per `wx.login` code, in process and across instances.
     code_exchanges: CodeExchanges,
 }
@@ -106,15 +109,18 @@ impl WeChat {
     }
 
     pub fn with_token_cache_config(
-        client: WeChatClient,
+        mut client: WeChatClient,
         apps: AppRegistry,
         db: DatabaseConnection,
         vault: Arc<Vault>,
         clock: SharedClock,
         config: TokenCacheConfig,
     ) -> Self {
+        let calls = CallLedger::new(db.clone(), clock.clone());
+        client.count_into(calls.counts().clone());
         Self {
             apps,
+            calls,
             tokens: TokenCache::new(db.clone(), vault.clone(), clock.clone(), config),
             code_exchanges: CodeExchanges::new(db.clone(), vault.clone(), clock.clone()),
             client,
@@ -130,6 +136,11 @@ impl WeChat {
 
     pub fn tokens(&self) -> &TokenCache {
         &self.tokens
+    }
+
+    /// Calls to WeChat per app and day.
+    pub fn calls(&self) -> &CallLedger {
+        &self.calls
     }
 
     async fn app(&self, appid: &AppId) -> Result<RegisteredApp, WeChatError> {
@@ -182,13 +193,13 @@ impl WeChat {
         code: &str,
     ) -> Result<PhoneInfo, WeChatError> {
         let token = self.app_access_token(appid).await?;
-        let phone = match self.client.user_phone_number(&token, code).await {
+        let phone = match self.client.user_phone_number(appid, &token, code).await {
             Err(error) if error.is_token_invalid() => {
                 self.tokens
                     .invalidate(TokenKind::AccessToken, appid, &token)
                     .await?;
                 let token = self.app_access_token(appid).await?;
-                self.client.user_phone_number(&token, code).await?
+                self.client.user_phone_number(appid, &token, code).await?
             }
             other => other?,
         };
@@ -367,13 +378,14 @@ impl WeChat {
         }
     }
 
-    /// The user's profile with a web-auth token from `snsapi_userinfo`.
+    /// The user's profile with a web-auth token from `snsapi_userinfo` of `appid`.
     pub async fn web_user_info(
         &self,
+        appid: &AppId,
         access_token: &AccessToken,
         openid: &OpenId,
     ) -> Result<WebUserInfo, WeChatError> {
-        self.client.web_user_info(access_token, openid).await
+        self.client.web_user_info(appid, access_token, openid).await
     }
 
     // ---- open platform ----

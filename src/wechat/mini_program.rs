@@ -161,6 +161,7 @@ impl WeChatClient {
     ) -> Result<CodeSession, WeChatError> {
         self.get(
             "sns/jscode2session",
+            appid.as_str(),
             &[
                 ("appid", appid.as_str()),
                 ("secret", secret.expose()),
@@ -186,8 +187,14 @@ impl WeChatClient {
             secret: secret.expose(),
             force_refresh,
         };
-        self.post_json("cgi-bin/stable_token", &[], &body, Replay::Safe)
-            .await
+        self.post_json(
+            "cgi-bin/stable_token",
+            appid.as_str(),
+            &[],
+            &body,
+            Replay::Safe,
+        )
+        .await
     }
 
     /// Legacy `cgi-bin/token`: every call mints a new token and starts the old one's 5-minute
@@ -201,6 +208,7 @@ impl WeChatClient {
     ) -> Result<FetchedToken, WeChatError> {
         self.get(
             "cgi-bin/token",
+            appid.as_str(),
             &[
                 ("grant_type", "client_credential"),
                 ("appid", appid.as_str()),
@@ -214,12 +222,14 @@ impl WeChatClient {
     /// Exchanges a `getPhoneNumber` button code for the user's phone number.
     pub async fn user_phone_number(
         &self,
+        appid: &AppId,
         access_token: &AccessToken,
         code: &str,
     ) -> Result<PhoneInfo, WeChatError> {
         let response: PhoneNumberResponse = self
             .post_json(
                 "wxa/business/getuserphonenumber",
+                appid.as_str(),
                 &[("access_token", access_token.expose())],
                 &serde_json::json!({ "code": code }),
                 Replay::OnlyIfNotDelivered,

@@ -7,11 +7,13 @@
 //! - [`mini_program`], [`official_account`], [`open_platform`]: the raw calls and URL builders;
 //! - [`token_cache`]: upstream tokens, fetched once per expiry across tasks and instances, each
 //!   caller answered within 15 s;
+//! - [`call_ledger`]: calls and errors per app and day, summed over instances;
 //! - [`code_exchange`]: one exchange per `wx.login` code, so a repeated code gets the same answer;
 //! - [`crypto`]: mini-program data decryption and WXBizMsgCrypt;
 //! - [`facade`]: [`WeChat`], the facade the login code calls, which adds stored credentials,
 //!   the token cache and the refetch-once rule for invalid tokens.
 
+pub mod call_ledger;
 pub mod client;
 pub mod code_exchange;
 pub mod crypto;

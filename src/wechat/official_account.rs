@@ -177,6 +177,7 @@ impl WeChatClient {
     ) -> Result<WebAccessToken, WeChatError> {
         self.get(
             "sns/oauth2/access_token",
+            appid.as_str(),
             &[
                 ("appid", appid.as_str()),
                 ("secret", secret.expose()),
@@ -196,6 +197,7 @@ impl WeChatClient {
     ) -> Result<WebAccessToken, WeChatError> {
         self.get(
             "sns/oauth2/refresh_token",
+            appid.as_str(),
             &[
                 ("appid", appid.as_str()),
                 ("grant_type", "refresh_token"),
@@ -209,11 +211,13 @@ impl WeChatClient {
     /// The user's profile; requires a token obtained with `snsapi_userinfo`.
     pub async fn web_user_info(
         &self,
+        appid: &AppId,
         access_token: &AccessToken,
         openid: &OpenId,
     ) -> Result<WebUserInfo, WeChatError> {
         self.get(
             "sns/userinfo",
+            appid.as_str(),
             &[
                 ("access_token", access_token.expose()),
                 ("openid", openid.as_str()),

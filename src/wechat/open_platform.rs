@@ -66,6 +66,7 @@ impl WeChatClient {
         };
         self.post_json(
             "cgi-bin/component/api_component_token",
+            component_appid.as_str(),
             &[],
             &body,
             Replay::Safe,
@@ -87,6 +88,7 @@ impl WeChatClient {
         let response: QueryAuthResponse = self
             .post_json(
                 "cgi-bin/component/api_query_auth",
+                component_appid.as_str(),
                 &[("component_access_token", component_access_token.expose())],
                 &body,
                 Replay::OnlyIfNotDelivered,
@@ -110,6 +112,7 @@ impl WeChatClient {
         };
         self.post_json(
             "cgi-bin/component/api_authorizer_token",
+            authorizer_appid.as_str(),
             &[("component_access_token", component_access_token.expose())],
             &body,
             Replay::Safe,
@@ -127,6 +130,7 @@ impl WeChatClient {
     ) -> Result<WebAccessToken, WeChatError> {
         self.get(
             "sns/oauth2/component/access_token",
+            appid.as_str(),
             &[
                 ("appid", appid.as_str()),
                 ("code", code),

@@ -84,6 +84,18 @@ struct CachedToken {
 
 type Key = (TokenKind, String);
 
+/// What an admin may see of a stored upstream token: never the token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenState {
+    pub appid: String,
+    /// `access_token`, `component_access_token` or `authorizer_access_token`.
+    pub kind: String,
+    /// Unix seconds; `None` when no token was fetched yet or it was dropped as invalid.
+    pub expires_at: Option<i64>,
+    /// Unix seconds of the last successful fetch, if any.
+    pub refreshed_at: Option<i64>,
+}
+
 /// The shared, database-backed upstream token cache.
 pub struct TokenCache {
     db: DatabaseConnection,
@@ -401,6 +413,28 @@ impl TokenCache {
             tracing::info!(kind = kind.as_str(), appid = %appid, "invalidated WeChat token");
         }
         Ok(())
+    }
+
+    /// The stored tokens of `appids` as an admin sees them (no value is opened).
+    pub async fn states(&self, appids: &[String]) -> Result<Vec<TokenState>, sea_orm::DbErr> {
+        let rows = wechat_token::Entity::find()
+            .filter(wechat_token::Column::Appid.is_in(appids.iter().cloned()))
+            .all(&self.db)
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|row| {
+                // A row is created before its first fetch; `updated_at` moves only when a
+                // fetched token is stored.
+                let fetched = row.value_enc.is_some();
+                TokenState {
+                    appid: row.appid,
+                    kind: row.kind,
+                    expires_at: (fetched && row.expires_at > 0).then_some(row.expires_at),
+                    refreshed_at: fetched.then_some(row.updated_at),
+                }
+            })
+            .collect())
     }
 
     async fn ensure_row(&self, kind: TokenKind, appid: &AppId) -> Result<(), WeChatError> {

@@ -7,6 +7,7 @@
 use reqwest::Method;
 use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
 use serde_json::{Value, json};
+use wxauth::simulator::demo;
 use wxauth::simulator::demo::MINI_PROGRAM_APPID as MP;
 use wxauth::users::{IdentityKey, Profile};
 
@@ -141,6 +142,11 @@ fn kid_of(jwt: &str) -> String {
     jsonwebtoken::decode_header(jwt).unwrap().kid.unwrap()
 }
 
+/// The demo Mini Program in the API (`MP`).
+const MP_PATH: &str = "/apps/wxd000000000000001";
+/// An appid no test app registers.
+const NEW_MP: &str = "wx00000000000000aa";
+
 /// Every route of the API, with a plausible body.
 fn every_route() -> Vec<(Method, &'static str, Option<Value>)> {
     vec![
@@ -165,6 +171,15 @@ fn every_route() -> Vec<(Method, &'static str, Option<Value>)> {
         ),
         (Method::DELETE, "/clients/front", None),
         (Method::POST, "/clients/front/secret", None),
+        (Method::GET, "/apps", None),
+        (
+            Method::POST,
+            "/apps",
+            Some(json!({"appid": NEW_MP, "kind": "mini_program", "secret": "s"})),
+        ),
+        (Method::GET, MP_PATH, None),
+        (Method::PATCH, MP_PATH, Some(json!({"secret": "stolen"}))),
+        (Method::DELETE, MP_PATH, None),
         (Method::GET, "/keys", None),
         (Method::POST, "/keys", Some(json!({"activate_after": 0}))),
         (Method::POST, "/keys/k/retire", None),
@@ -223,6 +238,9 @@ admin_tests! {
         assert_eq!((status, &shown["account"]["disabled"]), (200, &json!(false)));
         assert_eq!(call(&app, Method::GET, "/clients/front", None).await.0, 200);
         assert_eq!(call(&app, Method::GET, "/clients/sneaky", None).await.0, 404);
+        assert_eq!(call(&app, Method::GET, &format!("/apps/{NEW_MP}"), None).await.0, 404);
+        let mp = app.state.apps.get(MP).await.unwrap().expect("the Mini Program is still registered");
+        assert_eq!(mp.secret.unwrap().expose(), demo::MINI_PROGRAM_SECRET, "a refused PATCH changed the secret");
         let (_, keys) = call(&app, Method::GET, "/keys", None).await;
         assert_eq!(keys["keys"].as_array().unwrap().len(), 1, "{keys}");
         let after = entity::audit_event::Entity::find().count(&app.state.db).await.unwrap();
@@ -636,6 +654,14 @@ admin_tests! {
             assert_eq!((status, body["field"].as_str()), (400, Some(field)), "{query}: {body}");
         }
         assert_eq!(call(&app, Method::GET, "/audit?since=yesterday", None).await.0, 400);
+        // Paged by event id: the next page starts below the last event of this one.
+        let (_, first) = call(&app, Method::GET, "/audit?limit=1", None).await;
+        let newest = first["events"][0]["id"].as_i64().unwrap();
+        assert_eq!(first["next_before"], newest, "{first}");
+        let (_, second) = call(&app, Method::GET, &format!("/audit?limit=1&before={newest}"), None).await;
+        assert!(second["events"][0]["id"].as_i64().unwrap() < newest, "{second}");
+        let (_, all) = call(&app, Method::GET, "/audit?limit=500", None).await;
+        assert!(all.get("next_before").is_none(), "the last page has no next: {all}");
     }
 }
 
@@ -669,5 +695,189 @@ mod wrong_tokens_are_throttled {
         assert_eq!(status, 401);
         let (status, _) = call_as(&app, Some(""), Method::GET, "/clients", None).await;
         assert_eq!(status, 401);
+    }
+}
+
+/// Every secret the demo apps hold: no answer of the API may contain one.
+fn demo_secrets() -> Vec<&'static str> {
+    vec![
+        demo::MINI_PROGRAM_SECRET,
+        demo::ENTRY_ACCOUNT_SECRET,
+        demo::BASE_ACCOUNT_SECRET,
+        demo::COMPONENT_SECRET,
+        demo::COMPONENT_TOKEN,
+        demo::COMPONENT_AES_KEY,
+        demo::WEBSITE_SECRET,
+    ]
+}
+
+admin_tests! {
+    async fn apps_are_added_shown_updated_and_removed_and_secrets_never_come_back(app: TestApp) {
+        assert_eq!(format!("/apps/{MP}"), MP_PATH);
+        let new_secret = "the-new-mini-program-secret-0001";
+        let reset_secret = "the-reset-mini-program-secret-02";
+        let component_token = "component-message-token-xyz";
+        let component_key = "ZYXWVUTSRQPONMLKJIHGFEDCBA9876543210zyxwvut";
+        let mut answers: Vec<Value> = Vec::new();
+
+        let (status, listed) = call(&app, Method::GET, "/apps", None).await;
+        assert_eq!(status, 200, "{listed}");
+        let appids: Vec<&str> = listed["apps"].as_array().unwrap().iter().map(|a| a["appid"].as_str().unwrap()).collect();
+        assert!(appids.contains(&MP) && appids.contains(&demo::COMPONENT_APPID), "{listed}");
+        let component = listed["apps"].as_array().unwrap().iter().find(|a| a["appid"] == demo::COMPONENT_APPID).unwrap();
+        assert_eq!((&component["has_secret"], &component["has_token"], &component["has_aes_key"]), (&json!(true), &json!(true), &json!(true)));
+        answers.push(listed.clone());
+
+        // Added: 201, the secret stored (sealed) and not shown.
+        let (status, added) = call(&app, Method::POST, "/apps", Some(json!({
+            "appid": NEW_MP, "kind": "mini_program", "secret": new_secret,
+        }))).await;
+        assert_eq!(status, 201, "{added}");
+        assert_eq!((&added["kind"], &added["has_secret"], &added["base"]), (&json!("mini_program"), &json!(true), &json!(false)));
+        assert_eq!(added["calls_today"]["calls"], 0);
+        answers.push(added);
+        let stored = app.state.apps.get(NEW_MP).await.unwrap().unwrap();
+        assert_eq!(stored.secret.unwrap().expose(), new_secret);
+        let (status, again) = call(&app, Method::POST, "/apps", Some(json!({
+            "appid": NEW_MP, "kind": "mini_program", "secret": "x",
+        }))).await;
+        assert_eq!((status, again["error"].as_str()), (409, Some("conflict")), "{again}");
+        let (status, shown) = call(&app, Method::GET, &format!("/apps/{NEW_MP}"), None).await;
+        assert_eq!(status, 200, "{shown}");
+        answers.push(shown);
+
+        // Updated: the reset secret replaces the old one, and is not shown either.
+        let (status, updated) = call(&app, Method::PATCH, &format!("/apps/{NEW_MP}"), Some(json!({"secret": reset_secret}))).await;
+        assert_eq!(status, 200, "{updated}");
+        answers.push(updated);
+        let stored = app.state.apps.get(NEW_MP).await.unwrap().unwrap();
+        assert_eq!(stored.secret.unwrap().expose(), reset_secret);
+
+        // Refusals name the field and change nothing.
+        for (path, method, body, field) in [
+            ("/apps".to_owned(), Method::POST, json!({"appid": "wx123", "kind": "mini_program", "secret": "s"}), "appid"),
+            ("/apps".to_owned(), Method::POST, json!({"appid": "wx00000000000000ab", "kind": "robot", "secret": "s"}), "kind"),
+            ("/apps".to_owned(), Method::POST, json!({"appid": "wx00000000000000ab", "kind": "mini_program"}), "secret"),
+            ("/apps".to_owned(), Method::POST, json!({"appid": "wx00000000000000ab", "kind": "mini_program", "secret": "s", "base": true}), "base"),
+            ("/apps".to_owned(), Method::POST, json!({"appid": "wx00000000000000ab", "kind": "component", "secret": "s", "token": "t"}), "aes_key"),
+            ("/apps".to_owned(), Method::POST, json!({"appid": "wx00000000000000ab", "kind": "official_account", "component_appid": "wx00000000000000cc"}), "component_appid"),
+            ("/apps".to_owned(), Method::POST, json!({"appid": "wx00000000000000ab", "kind": "mini_program", "secret": "s", "replace": true}), "replace"),
+            ("/apps".to_owned(), Method::POST, json!({"appid": "wx00000000000000ab", "kind": "mini_program", "secret": "s", "extra": 1}), "body"),
+            (format!("/apps/{NEW_MP}"), Method::PATCH, json!({}), "secret"),
+            (format!("/apps/{NEW_MP}"), Method::PATCH, json!({"token": "t"}), "token"),
+            (format!("/apps/{}", demo::COMPONENT_APPID), Method::PATCH, json!({"aes_key": "short"}), "aes_key"),
+        ] {
+            let (status, refused) = call(&app, method.clone(), &path, Some(body.clone())).await;
+            assert_eq!((status, refused["field"].as_str()), (400, Some(field)), "{method} {path} {body}: {refused}");
+        }
+        assert!(app.state.apps.get("wx00000000000000ab").await.unwrap().is_none());
+        assert_eq!(call(&app, Method::PATCH, "/apps/wx00000000000000ff", Some(json!({"secret": "s"}))).await.0, 404);
+
+        // A second base account is a conflict unless it replaces the first (which stays).
+        let (status, refused) = call(&app, Method::POST, "/apps", Some(json!({
+            "appid": "wx00000000000000bb", "kind": "official_account", "secret": "s", "base": true,
+        }))).await;
+        assert_eq!(status, 409, "{refused}");
+        assert!(refused["error_description"].as_str().unwrap().contains(&format!("{} is already the base account", demo::BASE_ACCOUNT_APPID)), "{refused}");
+        let (status, base) = call(&app, Method::POST, "/apps", Some(json!({
+            "appid": "wx00000000000000bb", "kind": "official_account", "secret": "s", "base": true, "replace": true,
+        }))).await;
+        assert_eq!((status, &base["base"]), (201, &json!(true)), "{base}");
+        let (_, old_base) = call(&app, Method::GET, &format!("/apps/{}", demo::BASE_ACCOUNT_APPID), None).await;
+        assert_eq!(old_base["base"], json!(false), "{old_base}");
+
+        // A component with its write-only token and key; an account under it.
+        let component_id = "wx00000000000000cc";
+        let (status, added) = call(&app, Method::POST, "/apps", Some(json!({
+            "appid": component_id, "kind": "component", "secret": "component-secret-abc",
+            "token": component_token, "aes_key": component_key,
+        }))).await;
+        assert_eq!(status, 201, "{added}");
+        answers.push(added);
+        let (status, account) = call(&app, Method::POST, "/apps", Some(json!({
+            "appid": "wx00000000000000dd", "kind": "official_account", "component_appid": component_id,
+        }))).await;
+        assert_eq!((status, &account["component_appid"]), (201, &json!(component_id)), "{account}");
+        // The component cannot go while the account uses it: 409 naming it; nothing removed.
+        let (status, refused) = call(&app, Method::DELETE, &format!("/apps/{component_id}"), None).await;
+        assert_eq!(status, 409, "{refused}");
+        assert!(refused["error_description"].as_str().unwrap().contains("still used by official account(s) wx00000000000000dd"), "{refused}");
+        assert_eq!(call(&app, Method::GET, &format!("/apps/{component_id}"), None).await.0, 200);
+        assert_eq!(call(&app, Method::DELETE, "/apps/wx00000000000000dd", None).await.0, 204);
+        assert_eq!(call(&app, Method::DELETE, &format!("/apps/{component_id}"), None).await.0, 204);
+        assert_eq!(call(&app, Method::GET, &format!("/apps/{component_id}"), None).await.0, 404);
+        assert_eq!(call(&app, Method::DELETE, &format!("/apps/{component_id}"), None).await.0, 404);
+        let (status, listed) = call(&app, Method::GET, "/apps", None).await;
+        assert_eq!(status, 200);
+        answers.push(listed);
+
+        // Every change is audited with the actor, and the trail holds no secret either.
+        let (_, events) = call(&app, Method::GET, "/audit?kind=app_changed", None).await;
+        let events = events["events"].as_array().unwrap().clone();
+        let actions: Vec<(String, String)> = events.iter().map(|e| (e["subject"].as_str().unwrap_or_default().to_owned(), e["detail"]["action"].as_str().unwrap_or_default().to_owned())).collect();
+        for expected in [
+            (NEW_MP, "add"), (NEW_MP, "update"), ("wx00000000000000bb", "add"),
+            (demo::BASE_ACCOUNT_APPID, "no_longer_base"), (component_id, "add"), (component_id, "remove"),
+        ] {
+            assert!(actions.contains(&(expected.0.to_owned(), expected.1.to_owned())), "{expected:?} in {actions:?}");
+        }
+        assert!(events.iter().all(|e| e["actor"] == "admin-token"), "{events:?}");
+        assert_eq!(actions.iter().filter(|(s, a)| s == component_id && a == "remove").count(), 1, "the refused removal is not a change");
+        answers.push(Value::Array(events));
+
+        let mut secrets = demo_secrets();
+        secrets.extend([new_secret, reset_secret, component_token, component_key, "component-secret-abc"]);
+        for answer in &answers {
+            let text = answer.to_string();
+            for secret in &secrets {
+                assert!(!text.contains(secret), "an answer holds the secret {secret}: {text}");
+            }
+        }
+    }
+
+    async fn each_app_shows_its_upstream_token_and_todays_calls_over_every_instance(app: TestApp) {
+        let mp = wxauth::wechat::AppId::parse(MP).unwrap();
+        let (_, fresh) = call(&app, Method::GET, MP_PATH, None).await;
+        assert_eq!(fresh["upstream_tokens"], json!([]), "{fresh}");
+        assert_eq!((&fresh["calls_today"]["calls"], &fresh["calls_today"]["errors"]), (&json!(0), &json!(0)));
+
+        // WeChat answers HTTP 503 three times: the token fetch (three attempts) fails.
+        app.sim.fail_http(3);
+        assert!(app.state.wechat.app_access_token(&mp).await.is_err());
+        let (_, failed) = call(&app, Method::GET, MP_PATH, None).await;
+        assert_eq!((&failed["calls_today"]["calls"], &failed["calls_today"]["errors"]), (&json!(3), &json!(3)), "{failed}");
+        assert_eq!(failed["upstream_tokens"][0]["expires_at"], Value::Null, "{failed}");
+
+        // Then it works: the token's expiry and refresh time show, never the token.
+        let now = app.state.clock.now();
+        let token = app.state.wechat.app_access_token(&mp).await.unwrap();
+        let (_, shown) = call(&app, Method::GET, MP_PATH, None).await;
+        let upstream = &shown["upstream_tokens"];
+        assert_eq!(upstream.as_array().unwrap().len(), 1, "{shown}");
+        assert_eq!(upstream[0]["kind"], "access_token");
+        // (The test clock follows real time between its steps: allow a second or two.)
+        let refreshed = upstream[0]["refreshed_at"].as_i64().unwrap();
+        assert!((now..=now + 2).contains(&refreshed), "{shown}");
+        assert_eq!(upstream[0]["expires_at"], refreshed + 7200, "{shown}");
+        assert_eq!((&shown["calls_today"]["calls"], &shown["calls_today"]["errors"]), (&json!(4), &json!(3)), "{shown}");
+        assert!(!shown.to_string().contains(token.expose()), "the access token itself is never shown");
+        // Another app's counts are its own.
+        let (_, other) = call(&app, Method::GET, &format!("/apps/{}", demo::WEBSITE_APPID), None).await;
+        assert_eq!(other["calls_today"]["calls"], 0, "{other}");
+
+        // A second instance on the same database counts into the same row once it flushes.
+        let second = TestApp::spawn_with(app.backend, Options {
+            env: vec![("WXAUTH_ADMIN_TOKEN".to_owned(), ADMIN_TOKEN.to_owned())],
+            share: Some(app.sharing()),
+            ..Options::default()
+        }).await.expect("a second instance");
+        let first_sign_in = sign_in(&second, "alice").await;
+        assert!(first_sign_in["ticket"].is_string(), "{first_sign_in}");
+        second.state.wechat.calls().flush().await.unwrap();
+        let (_, summed) = call(&app, Method::GET, MP_PATH, None).await;
+        assert_eq!(summed["calls_today"]["calls"], 5, "jscode2session on the second instance: {summed}");
+        // Today is a Beijing-time date.
+        let date = chrono::DateTime::from_timestamp(app.state.clock.now() + 8 * 3600, 0).unwrap().format("%Y-%m-%d").to_string();
+        assert_eq!(summed["calls_today"]["date"], date);
     }
 }

@@ -189,3 +189,318 @@ async fn a_wrong_break_glass_token_is_refused_and_then_throttled() {
     assert_eq!(response.status(), 429);
     assert!(response.headers().get("set-cookie").is_none());
 }
+
+/// POST a console form as the signed-in admin: (status, page).
+async fn post_form(
+    app: &TestApp,
+    cookie: &str,
+    path: &str,
+    form: &[(&str, &str)],
+) -> (u16, String) {
+    let response = app
+        .http
+        .post(app.url(path))
+        .header("cookie", cookie)
+        .form(form)
+        .send()
+        .await
+        .unwrap();
+    (response.status().as_u16(), response.text().await.unwrap())
+}
+
+async fn get_page(app: &TestApp, cookie: &str, path: &str) -> (u16, String) {
+    let response = app
+        .http
+        .get(app.url(path))
+        .header("cookie", cookie)
+        .header("accept-language", "en")
+        .send()
+        .await
+        .unwrap();
+    (response.status().as_u16(), response.text().await.unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_client_form_sets_and_clears_the_ticket_policy_introspection_and_first_party() {
+    let app = spawn(Some("1000")).await;
+    let (cookie, csrf) = session(&app).await;
+    let (_, form) = get_page(&app, &cookie, "/admin/clients/new").await;
+    assert!(
+        form.contains("name=\"flow_ticket\"")
+            && form.contains("name=\"introspect\"")
+            && form.contains("name=\"first_party\""),
+        "{form}"
+    );
+    let (status, body) = post_form(
+        &app,
+        &cookie,
+        "/admin/clients",
+        &[
+            ("csrf", &csrf),
+            ("client_id", "legacy"),
+            ("grant_types", "flow refresh_token"),
+            ("scopes", "api"),
+            ("flow_ticket", "optional"),
+            ("introspect", "yes"),
+            ("first_party", "yes"),
+        ],
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let client = app.state.clients.get("legacy").await.unwrap().unwrap();
+    assert_eq!(
+        client.flow_ticket,
+        wxauth::oauth::FlowTicketPolicy::Optional
+    );
+    assert!(client.introspect && client.first_party);
+    // The edit page shows them as set.
+    let (_, edit) = get_page(&app, &cookie, "/admin/clients/legacy").await;
+    assert!(edit.contains("value=\"optional\" selected"), "{edit}");
+    assert!(
+        edit.contains("id=\"f-introspect\" checked")
+            && edit.contains("id=\"f-first-party\" checked"),
+        "{edit}"
+    );
+    // Saved with the boxes unticked and the ticket required: all three change back.
+    let (status, body) = post_form(
+        &app,
+        &cookie,
+        "/admin/clients/legacy",
+        &[
+            ("csrf", &csrf),
+            ("grant_types", "flow refresh_token"),
+            ("scopes", "api"),
+            ("flow_ticket", "required"),
+        ],
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let client = app.state.clients.get("legacy").await.unwrap().unwrap();
+    assert_eq!(
+        client.flow_ticket,
+        wxauth::oauth::FlowTicketPolicy::Required
+    );
+    assert!(!client.introspect && !client.first_party);
+    // A made-up policy is refused, naming the field.
+    let (status, body) = post_form(
+        &app,
+        &cookie,
+        "/admin/clients/legacy",
+        &[
+            ("csrf", &csrf),
+            ("grant_types", "flow"),
+            ("flow_ticket", "whatever"),
+        ],
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert!(body.contains("flow_ticket"), "{body}");
+}
+
+/// The hrefs of the audit pager's links, by id.
+fn pager_link(page: &str, id: &str) -> Option<String> {
+    let tail = page.split(&format!("id=\"{id}\"")).next()?;
+    let href = tail.rsplit("href=\"").next()?.split('"').next()?;
+    page.contains(&format!("id=\"{id}\""))
+        .then(|| href.replace("&amp;", "&").replace("&#x2f;", "/"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_audit_page_is_paged_with_its_filters_kept() {
+    let app = spawn(Some("1000")).await;
+    let (cookie, _) = session(&app).await;
+    let admin = wxauth::admin::Admin::new(&app.state);
+    let actor = wxauth::admin::Actor::cli("test");
+    // 120 key changes among other events: three pages of key_changed at 50 a page.
+    for _ in 0..60 {
+        let staged = admin.rotate_key(&actor, Some(3600)).await.unwrap();
+        admin.retire_key(&actor, &staged.kid).await.unwrap();
+    }
+    let rows = |page: &str| page.matches("<td>key_changed</td>").count();
+    let (status, first) = get_page(&app, &cookie, "/admin/audit?kind=key_changed").await;
+    assert_eq!(status, 200);
+    assert_eq!(rows(&first), 50);
+    assert!(
+        pager_link(&first, "audit-newer").is_none(),
+        "the newest page has no newer page"
+    );
+    let older = pager_link(&first, "audit-older").expect("an older page");
+    assert!(
+        older.contains("kind=key_changed") && older.contains("before="),
+        "{older}"
+    );
+    let (_, second) = get_page(&app, &cookie, &older).await;
+    assert_eq!(rows(&second), 50);
+    assert!(
+        !second.contains("<td>sign_in</td>"),
+        "the filter is kept: {second}"
+    );
+    let (_, third) = get_page(&app, &cookie, &pager_link(&second, "audit-older").unwrap()).await;
+    assert_eq!(rows(&third), 20, "the last page");
+    assert!(pager_link(&third, "audit-older").is_none());
+    // Back: the newer page of the third is the second, row for row.
+    let newer = pager_link(&third, "audit-newer").unwrap();
+    assert!(
+        newer.contains("kind=key_changed") && newer.contains("after="),
+        "{newer}"
+    );
+    let (_, back) = get_page(&app, &cookie, &newer).await;
+    let events = |page: &str| {
+        page.split("<tbody>")
+            .nth(1)
+            .unwrap()
+            .split("</tbody>")
+            .next()
+            .unwrap()
+            .to_owned()
+    };
+    assert_eq!(events(&back), events(&second));
+    // The events on separate pages are distinct (keyset, no overlap).
+    let (_, all) = get_page(&app, &cookie, "/admin/audit").await;
+    assert_eq!(
+        all.matches("<tr><td>").count(),
+        50,
+        "an unfiltered page is 50 events too"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_apps_pages_add_update_and_remove_an_app_and_never_show_a_secret() {
+    let app = spawn(Some("1000")).await;
+    let (cookie, csrf) = session(&app).await;
+    let secret = "console-added-app-secret-0123456";
+    let reset = "console-reset-app-secret-6543210";
+    let appid = "wx00000000000000ee";
+    let (status, list) = get_page(&app, &cookie, "/admin/apps").await;
+    assert_eq!(status, 200);
+    assert!(
+        list.contains(wxauth::simulator::demo::MINI_PROGRAM_APPID) && list.contains("Calls today"),
+        "{list}"
+    );
+    assert!(!list.contains(wxauth::simulator::demo::MINI_PROGRAM_SECRET));
+    // Without the CSRF token nothing is added.
+    let add = |csrf: &str| {
+        vec![
+            ("csrf".to_owned(), csrf.to_owned()),
+            ("appid".to_owned(), appid.to_owned()),
+            ("kind".to_owned(), "mini_program".to_owned()),
+            ("secret".to_owned(), secret.to_owned()),
+        ]
+    };
+    let response = app
+        .http
+        .post(app.url("/admin/apps"))
+        .header("cookie", &cookie)
+        .form(&add("forged"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 403);
+    assert!(app.state.apps.get(appid).await.unwrap().is_none());
+    let response = app
+        .http
+        .post(app.url("/admin/apps"))
+        .header("cookie", &cookie)
+        .form(&add(&csrf))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let body = response.text().await.unwrap();
+    assert!(!body.contains(secret), "{body}");
+    assert_eq!(
+        app.state
+            .apps
+            .get(appid)
+            .await
+            .unwrap()
+            .unwrap()
+            .secret
+            .unwrap()
+            .expose(),
+        secret
+    );
+    let (status, page) = get_page(&app, &cookie, &format!("/admin/apps/{appid}")).await;
+    assert_eq!(status, 200);
+    assert!(
+        page.contains("id=\"app-id\"") && page.contains("stored") && !page.contains(secret),
+        "{page}"
+    );
+    // Update: a new secret, not shown.
+    let (status, body) = post_form(
+        &app,
+        &cookie,
+        &format!("/admin/apps/{appid}"),
+        &[("csrf", &csrf), ("secret", reset)],
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(!body.contains(reset));
+    assert_eq!(
+        app.state
+            .apps
+            .get(appid)
+            .await
+            .unwrap()
+            .unwrap()
+            .secret
+            .unwrap()
+            .expose(),
+        reset
+    );
+    // An empty update is refused, naming the field.
+    let (status, body) = post_form(
+        &app,
+        &cookie,
+        &format!("/admin/apps/{appid}"),
+        &[("csrf", &csrf), ("secret", "")],
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    // The demo component is used by two accounts: its removal is refused and says why.
+    let component = wxauth::simulator::demo::COMPONENT_APPID;
+    let (status, body) = post_form(
+        &app,
+        &cookie,
+        &format!("/admin/apps/{component}/delete"),
+        &[("csrf", &csrf), ("confirm", "yes")],
+    )
+    .await;
+    assert_eq!(status, 409, "{body}");
+    assert!(body.contains("still used by official account(s)"), "{body}");
+    // Removal needs the box ticked.
+    let (status, _) = post_form(
+        &app,
+        &cookie,
+        &format!("/admin/apps/{appid}/delete"),
+        &[("csrf", &csrf)],
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert!(app.state.apps.get(appid).await.unwrap().is_some());
+    let (status, _) = post_form(
+        &app,
+        &cookie,
+        &format!("/admin/apps/{appid}/delete"),
+        &[("csrf", &csrf), ("confirm", "yes")],
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert!(app.state.apps.get(appid).await.unwrap().is_none());
+    let events = app
+        .state
+        .audit
+        .list(&wxauth::audit::AuditFilter {
+            kind: Some(wxauth::audit::AuditKind::AppChanged),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(events.len(), 3, "add, update, remove: {events:?}");
+    assert!(
+        events
+            .iter()
+            .all(|e| e.actor.as_deref() == Some("console:admin-token"))
+    );
+}

@@ -3,7 +3,8 @@
 //! Headless Chromium signs in through the simulator's QR page: first as Alice before she is an
 //! admin (refused), then, with the role granted, as the admin. It creates a client and sees its
 //! secret once, rotates the secret (both work during the overlap), finds Bob by nickname,
-//! disables him (his refresh fails), exports and deletes him; the main pages are screenshotted
+//! disables him (his refresh fails), exports and deletes him, adds a WeChat app (its secret never
+//! shown again); the main pages are screenshotted
 //! in Chinese and English into `target/tmp/console-*.png`.
 //!
 //! Over HTTP: a change without the CSRF token is refused, a wrong break-glass token is refused
@@ -26,6 +27,10 @@ use crate::oauth::basic;
 
 const DESKTOP_USER_AGENT: &str = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 \
      (KHTML, like Gecko) Chrome/130.0 Safari/537.36";
+
+/// The app the admin adds in the console, and its secret.
+const NEW_APPID: &str = "wx00000000000000c0";
+const NEW_APP_SECRET: &str = "a-secret-typed-into-the-console-01";
 
 fn shot_path(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("console-{name}.png"))
@@ -150,8 +155,10 @@ async fn walk(client: &Client, app: &TestApp, bob: i64) -> Result<(Value, String
         .await
         .map_err(|e| e.to_string())?;
     goto(client, &app.url("/admin/login?lang=zh")).await?;
+    // Still signed in to wxauth, yet the console asks WeChat again (prompt=login): a fresh
+    // code exchange with WeChat (the simulator remembers the scan, or shows the QR again).
+    let exchanges = app.sim.calls("/sns/oauth2/access_token");
     click(client, "#wechat-sign-in").await?;
-    // Already signed in to wxauth: the authorization is silent (or the QR page comes again).
     if client
         .current_url()
         .await
@@ -162,6 +169,9 @@ async fn walk(client: &Client, app: &TestApp, bob: i64) -> Result<(Value, String
         click(client, "#scan-alice").await?;
     }
     find(client, "#users").await?;
+    if app.sim.calls("/sns/oauth2/access_token") != exchanges + 1 {
+        return Err("the console's sign-in did not ask WeChat again".into());
+    }
     let who = text(client, "#who").await?;
     if who != format!("console:account:{alice}") {
         return Err(format!("signed in as {who:?}"));
@@ -195,6 +205,31 @@ async fn walk(client: &Client, app: &TestApp, bob: i64) -> Result<(Value, String
     if second == first {
         return Err("rotation gave the same secret".into());
     }
+
+    // A WeChat app: added in the form, its secret never shown again.
+    goto(client, &app.url("/admin/apps/new?lang=en")).await?;
+    fill(client, "#f-appid", NEW_APPID).await?;
+    fill(client, "#f-secret", NEW_APP_SECRET).await?;
+    shot(client, "app-new-en").await;
+    click(client, "#save-app").await?;
+    find(client, "#message").await?;
+    goto(
+        client,
+        &app.url(&format!("/admin/apps/{NEW_APPID}?lang=en")),
+    )
+    .await?;
+    find(client, "#app-state").await?;
+    shot(client, "app-en").await;
+    goto(client, &app.url("/admin/apps?lang=en")).await?;
+    find(client, "#apps").await?;
+    let apps = source(client).await?;
+    if !apps.contains(NEW_APPID) || apps.contains(NEW_APP_SECRET) {
+        return Err("the apps page lacks the new app or shows its secret".into());
+    }
+    shot(client, "apps-en").await;
+    goto(client, &app.url("/admin/apps?lang=zh")).await?;
+    find(client, "#apps").await?;
+    shot(client, "apps-zh").await;
 
     goto(client, &app.url("/admin/clients?lang=en")).await?;
     find(client, "#clients").await?;
@@ -316,6 +351,12 @@ async fn an_admin_signs_in_with_the_qr_page_and_manages_clients_and_users() {
     let bob: i64 = tokens["flow_user_id"].as_str().unwrap().parse().unwrap();
     let refresh_token = tokens["refresh_token"].as_str().unwrap().to_owned();
 
+    // The Mini Program's upstream token, fetched after one failed attempt: the apps page
+    // shows its expiry and today's calls and errors.
+    app.sim.fail_http(1);
+    let mp = wxauth::wechat::AppId::parse(demo::MINI_PROGRAM_APPID).unwrap();
+    app.state.wechat.app_access_token(&mp).await.unwrap();
+
     let driver = Driver::start(&chromedriver).await;
     let client = browser(&driver, DESKTOP_USER_AGENT, (1280, 860)).await;
     let outcome = walk(&client, &app, bob).await;
@@ -373,7 +414,20 @@ async fn an_admin_signs_in_with_the_qr_page_and_manages_clients_and_users() {
         "user-en",
         "user-zh",
         "audit-en",
+        "apps-en",
+        "apps-zh",
     ] {
         assert!(shot_path(name).exists(), "{name}");
     }
+    let added = app
+        .state
+        .apps
+        .get(NEW_APPID)
+        .await
+        .unwrap()
+        .expect("the app added in the console");
+    assert_eq!(added.secret.unwrap().expose(), NEW_APP_SECRET);
+    assert!(events.iter().any(|e| e.kind == "app_changed"
+        && e.subject.as_deref() == Some(NEW_APPID)
+        && e.actor.as_deref() == Some(actor.as_str())));
 }

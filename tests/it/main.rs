@@ -14,6 +14,7 @@ mod cli;
 mod component;
 mod console;
 mod console_browser;
+mod console_sign_in;
 mod cors;
 mod device_flow;
 mod foundation;

@@ -476,7 +476,7 @@ async fn two_hop_web_auth_through_the_component() {
     );
     let info = rig
         .wechat
-        .web_user_info(&token.access_token, &token.openid)
+        .web_user_info(&base, &token.access_token, &token.openid)
         .await
         .unwrap();
     assert_eq!(info.nickname, "Alice 爱丽丝");
