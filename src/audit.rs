@@ -18,7 +18,7 @@ use serde_json::{Map, Value};
 use entity::audit_event;
 
 use crate::clock::SharedClock;
-use crate::metrics::{ADMIN_CHANGES, REFUSALS, SIGN_INS, TOKENS_ISSUED};
+use crate::metrics::{ADMIN_CHANGES, REFUSALS, SIGN_INS, SIGN_OUTS, TOKENS_ISSUED};
 use crate::request_context;
 
 /// What happened.
@@ -53,6 +53,9 @@ pub enum AuditKind {
     ResourceChanged,
     /// A person approved or denied a device at `/device` (`detail.decision`; RFC 8628).
     DeviceDecision,
+    /// A browser session ended at the end-session endpoint (`detail.revoked_families`,
+    /// `detail.backchannel_clients`).
+    SignOut,
 }
 
 impl AuditKind {
@@ -73,6 +76,7 @@ impl AuditKind {
             Self::AccountChanged => "account_changed",
             Self::ResourceChanged => "resource_changed",
             Self::DeviceDecision => "device_decision",
+            Self::SignOut => "sign_out",
         }
     }
 
@@ -81,6 +85,7 @@ impl AuditKind {
         match self {
             // Approving a device signs it in.
             Self::SignIn | Self::DeviceDecision => SIGN_INS,
+            Self::SignOut => SIGN_OUTS,
             Self::TokenIssued => TOKENS_ISSUED,
             Self::RefreshReuse
             | Self::CodeReplay
@@ -112,6 +117,7 @@ impl AuditKind {
         Self::AccountChanged,
         Self::ResourceChanged,
         Self::DeviceDecision,
+        Self::SignOut,
     ];
 
     /// The kind stored as `name`.

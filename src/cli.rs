@@ -30,7 +30,7 @@ use crate::oauth::client_registry::{
     CLIENT_CACHE_TTL, DEFAULT_ACCESS_TTL, DEFAULT_FAMILY_TTL, DEFAULT_REFRESH_TTL,
 };
 use crate::oauth::keys::KeyInfo;
-use crate::oauth::{ClientChanges, FlowTicketPolicy, NewClient, RegisteredClient};
+use crate::oauth::{ClientChanges, ClientLogout, FlowTicketPolicy, NewClient, RegisteredClient};
 use crate::secret::Secret;
 use crate::state::{AppState, StartError};
 
@@ -297,6 +297,8 @@ struct CreateClientArgs {
     /// front ends that read them.
     #[arg(long)]
     seed_fields: bool,
+    #[command(flatten)]
+    logout: CreateLogoutArgs,
 }
 
 /// `id_token_signed_response_alg`.
@@ -315,6 +317,37 @@ impl From<IdTokenAlgArg> for IdTokenAlg {
             IdTokenAlgArg::Rs256 => IdTokenAlg::Rs256,
         }
     }
+}
+
+/// Logout settings of `client create` (OIDC RP-Initiated and Back-Channel Logout).
+#[derive(Args, Debug)]
+struct CreateLogoutArgs {
+    /// An exact URI the end-session endpoint may send the browser back to (repeatable).
+    #[arg(long = "post-logout-redirect-uri")]
+    post_logout_redirect_uris: Vec<String>,
+    /// Where logout tokens are POSTed when a session ends (https; http only on localhost).
+    #[arg(long)]
+    backchannel_logout_uri: Option<String>,
+    /// The client needs `sid` in its logout tokens.
+    #[arg(long)]
+    backchannel_logout_session_required: bool,
+}
+
+/// Logout settings of `client update`.
+#[derive(Args, Debug)]
+struct UpdateLogoutArgs {
+    /// Replaces the post-logout redirect URIs (repeatable).
+    #[arg(long = "post-logout-redirect-uri")]
+    post_logout_redirect_uris: Option<Vec<String>>,
+    /// Removes every post-logout redirect URI.
+    #[arg(long, conflicts_with = "post_logout_redirect_uris")]
+    clear_post_logout_redirect_uris: bool,
+    #[arg(long)]
+    backchannel_logout_uri: Option<String>,
+    #[arg(long, conflicts_with = "backchannel_logout_uri")]
+    clear_backchannel_logout_uri: bool,
+    #[arg(long)]
+    backchannel_logout_session_required: Option<bool>,
 }
 
 #[derive(Args, Debug)]
@@ -367,6 +400,8 @@ struct UpdateClientArgs {
     /// true or false: the token response also carries the seed's user fields.
     #[arg(long)]
     seed_fields: Option<bool>,
+    #[command(flatten)]
+    logout: UpdateLogoutArgs,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug)]
@@ -700,14 +735,24 @@ fn admin_failed(e: AdminError) -> CliError {
             let option = match field {
                 "overlap_secs" => "overlap".to_owned(),
                 "redirect_uris" => "redirect-uri".to_owned(),
+                "post_logout_redirect_uris" => "post-logout-redirect-uri".to_owned(),
                 "resources" => "resource".to_owned(),
                 "allowed_origins" => "allowed-origin".to_owned(),
                 "union_id" => "unionid".to_owned(),
                 field => field.replace('_', "-"),
             };
             let status = match field {
-                "client_id" | "secret" | "grant_types" | "scopes" | "redirect_uris"
-                | "display_name" | "logo_url" | "resources" | "allowed_origins" => 1,
+                "client_id"
+                | "secret"
+                | "grant_types"
+                | "scopes"
+                | "redirect_uris"
+                | "display_name"
+                | "logo_url"
+                | "allowed_origins"
+                | "post_logout_redirect_uris"
+                | "backchannel_logout_uri"
+                | "resources" => 1,
                 _ => 2,
             };
             CliError::new(status, format!("--{option}: {reason}"))
@@ -1039,6 +1084,19 @@ fn print_client(c: &RegisteredClient) {
             c.allowed_origins.join(" ")
         }
     );
+    println!(
+        "post_logout_redirect_uris: {}",
+        c.logout.post_logout_redirect_uris.join(" ")
+    );
+    println!(
+        "backchannel_logout_uri: {}{}",
+        c.logout.backchannel_logout_uri.as_deref().unwrap_or("-"),
+        if c.logout.backchannel_logout_session_required {
+            " (sid required)"
+        } else {
+            ""
+        }
+    );
     if let Some(until) = c.previous_secret_until {
         println!("previous secret valid until: {until}");
     }
@@ -1075,6 +1133,13 @@ async fn client_command(state: &AppState, command: ClientCommand) -> Result<(), 
                         allowed_origins: args.allowed_origins,
                         id_token_alg: args.id_token_alg.map(IdTokenAlg::from),
                         seed_fields: args.seed_fields,
+                        logout: ClientLogout {
+                            post_logout_redirect_uris: args.logout.post_logout_redirect_uris,
+                            backchannel_logout_uri: args.logout.backchannel_logout_uri,
+                            backchannel_logout_session_required: args
+                                .logout
+                                .backchannel_logout_session_required,
+                        },
                     },
                 )
                 .await
@@ -1154,6 +1219,18 @@ async fn client_command(state: &AppState, command: ClientCommand) -> Result<(), 
                 },
                 id_token_alg: args.id_token_alg.map(IdTokenAlg::from),
                 seed_fields: args.seed_fields,
+                post_logout_redirect_uris: if args.logout.clear_post_logout_redirect_uris {
+                    Some(Vec::new())
+                } else {
+                    args.logout.post_logout_redirect_uris
+                },
+                backchannel_logout_uri: clear_or(
+                    args.logout.clear_backchannel_logout_uri,
+                    args.logout.backchannel_logout_uri,
+                ),
+                backchannel_logout_session_required: args
+                    .logout
+                    .backchannel_logout_session_required,
             };
             let client = admin
                 .update_client(&actor, &args.client_id, changes)

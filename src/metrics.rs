@@ -18,6 +18,10 @@ pub const HTTP_DURATION: &str = "wxauth_http_request_duration_seconds";
 pub const TOKENS_ISSUED: &str = "wxauth_tokens_issued_total";
 /// Sign-ins: `channel` (mini_program, h5, qr, wechat_oauth), `outcome`.
 pub const SIGN_INS: &str = "wxauth_sign_ins_total";
+/// Browser sessions ended at the end-session endpoint: `kind` (`sign_out`).
+pub const SIGN_OUTS: &str = "wxauth_sign_outs_total";
+/// Back-channel logout deliveries: `outcome` (`delivered`, `failed`).
+pub const BACKCHANNEL_LOGOUTS: &str = "wxauth_backchannel_logouts_total";
 /// Requests refused for a security reason: `reason` (refresh_reuse, code_replay, ticket_refused,
 /// decrypt_cap_reached, h5_binding_refused, client_auth_throttled, …).
 pub const REFUSALS: &str = "wxauth_refusals_total";

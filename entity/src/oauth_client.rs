@@ -40,6 +40,14 @@ pub struct Model {
     /// beyond those of the redirect URIs; `None` for none.
     #[sea_orm(column_type = "Text", nullable)]
     pub allowed_origins: Option<String>,
+    /// Newline-separated post-logout redirect URIs (exact match); `None` for none.
+    #[sea_orm(column_type = "Text", nullable)]
+    pub post_logout_redirect_uris: Option<String>,
+    /// Where back-channel logout tokens are POSTed (OIDC Back-Channel Logout 1.0).
+    #[sea_orm(column_type = "Text", nullable)]
+    pub backchannel_logout_uri: Option<String>,
+    /// Whether the client needs `sid` in its logout tokens.
+    pub backchannel_logout_session_required: bool,
     pub created_at: i64,
     pub updated_at: i64,
     /// `ES256` or `RS256`: the algorithm of this client's ID tokens; `None`: the server's default.

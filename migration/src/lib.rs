@@ -25,6 +25,7 @@ mod m20261210_000401_administration;
 mod m20261210_000402_admin_role;
 mod m20261215_000501_client_token_options;
 mod m20261215_000511_client_allowed_origins;
+mod m20261215_000521_client_logout;
 mod m20261215_000531_resources;
 mod m20261215_000541_device_authorization;
 mod m20261215_000551_wechat_call_day;
@@ -57,6 +58,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261210_000402_admin_role::Migration),
             Box::new(m20261215_000501_client_token_options::Migration),
             Box::new(m20261215_000511_client_allowed_origins::Migration),
+            Box::new(m20261215_000521_client_logout::Migration),
             Box::new(m20261215_000531_resources::Migration),
             Box::new(m20261215_000541_device_authorization::Migration),
             Box::new(m20261215_000551_wechat_call_day::Migration),

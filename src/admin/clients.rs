@@ -29,6 +29,8 @@ impl From<ClientRegistryError> for AdminError {
             ClientRegistryError::InvalidRedirectUri(_) => "redirect_uris",
             ClientRegistryError::InvalidDisplayName => "display_name",
             ClientRegistryError::InvalidLogoUrl(_) => "logo_url",
+            ClientRegistryError::InvalidPostLogoutRedirectUri(_) => "post_logout_redirect_uris",
+            ClientRegistryError::InvalidBackchannelLogoutUri(_) => "backchannel_logout_uri",
             ClientRegistryError::InvalidOrigin(_) => "allowed_origins",
             ClientRegistryError::InvalidOverlap { .. } => "overlap_secs",
             ClientRegistryError::InvalidTtl { option, .. } => match *option {

@@ -28,7 +28,7 @@ use crate::oauth::client_registry::IdTokenAlg;
 use crate::oauth::client_registry::{DEFAULT_ACCESS_TTL, DEFAULT_FAMILY_TTL, DEFAULT_REFRESH_TTL};
 use crate::oauth::keys::KeyInfo;
 use crate::oauth::resources::{NewResource, Resource, ResourceChanges};
-use crate::oauth::{ClientChanges, FlowTicketPolicy, NewClient, RegisteredClient};
+use crate::oauth::{ClientChanges, ClientLogout, FlowTicketPolicy, NewClient, RegisteredClient};
 use crate::secret::Secret;
 use crate::state::AppState;
 
@@ -470,6 +470,11 @@ struct ClientView {
     id_token_signed_response_alg: Option<&'static str>,
     /// The token response also carries the seed's user fields.
     seed_fields: bool,
+    /// Where RP-initiated logout may send the browser back (exact match).
+    post_logout_redirect_uris: Vec<String>,
+    /// Where logout tokens are POSTed when a session ends.
+    backchannel_logout_uri: Option<String>,
+    backchannel_logout_session_required: bool,
 }
 
 impl From<&RegisteredClient> for ClientView {
@@ -493,6 +498,9 @@ impl From<&RegisteredClient> for ClientView {
             allowed_origins: c.allowed_origins.clone(),
             id_token_signed_response_alg: c.id_token_alg.map(IdTokenAlg::as_str),
             seed_fields: c.seed_fields,
+            post_logout_redirect_uris: c.logout.post_logout_redirect_uris.clone(),
+            backchannel_logout_uri: c.logout.backchannel_logout_uri.clone(),
+            backchannel_logout_session_required: c.logout.backchannel_logout_session_required,
         }
     }
 }
@@ -579,6 +587,11 @@ struct CreateClient {
     id_token_signed_response_alg: Option<String>,
     #[serde(default)]
     seed_fields: bool,
+    #[serde(default)]
+    post_logout_redirect_uris: Vec<String>,
+    backchannel_logout_uri: Option<String>,
+    #[serde(default)]
+    backchannel_logout_session_required: bool,
 }
 
 #[utoipa::path(get, path = "/admin/api/v1/clients", tag = "clients", summary = "List clients",
@@ -639,6 +652,11 @@ async fn create_client(caller: Caller, ApiJson(body): ApiJson<CreateClient>) -> 
         allowed_origins: body.allowed_origins,
         id_token_alg: id_token_alg(body.id_token_signed_response_alg)?,
         seed_fields: body.seed_fields,
+        logout: ClientLogout {
+            post_logout_redirect_uris: body.post_logout_redirect_uris,
+            backchannel_logout_uri: body.backchannel_logout_uri,
+            backchannel_logout_session_required: body.backchannel_logout_session_required,
+        },
     };
     let (client, secret) = caller.admin.create_client(&caller.actor, new).await?;
     let shown = CreatedClient {
@@ -682,6 +700,11 @@ struct UpdateClient {
     /// `ES256` or `RS256`.
     id_token_signed_response_alg: Option<String>,
     seed_fields: Option<bool>,
+    post_logout_redirect_uris: Option<Vec<String>>,
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<String>)]
+    backchannel_logout_uri: Option<Option<String>>,
+    backchannel_logout_session_required: Option<bool>,
 }
 
 #[utoipa::path(patch, path = "/admin/api/v1/clients/{id}", tag = "clients", summary = "Change a client: absent fields are kept, `null` removes display_name or logo_url",
@@ -715,6 +738,9 @@ async fn update_client(
         allowed_origins: body.allowed_origins,
         id_token_alg: id_token_alg(body.id_token_signed_response_alg)?,
         seed_fields: body.seed_fields,
+        post_logout_redirect_uris: body.post_logout_redirect_uris,
+        backchannel_logout_uri: body.backchannel_logout_uri,
+        backchannel_logout_session_required: body.backchannel_logout_session_required,
     };
     ok(ClientView::from(
         &caller

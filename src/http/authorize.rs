@@ -4,8 +4,8 @@
 //! - `POST /oauth/authorize`: the consent form's answer (CSRF-protected);
 //! - `GET /oauth/callback/wechat`: WeChat's redirect after sign-in; starts the browser session
 //!   and resumes the authorization request;
-//! - `POST /oauth/logout`: ends the browser session.
 //!
+//! The end-session endpoint (`/oauth/logout`) is `super::logout`.
 //! The decisions live in `oauth::authorize` and `login::web_sign_in`; this file reads cookies,
 //! headers and forms, and renders pages and redirects.
 
@@ -14,7 +14,7 @@ use axum::body::Bytes;
 use axum::extract::{Query, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::get;
 use minijinja::context;
 use serde::Deserialize;
 
@@ -29,8 +29,6 @@ use crate::oauth::params::Params;
 use crate::state::AppState;
 use crate::vault::random_token;
 
-/// Ends the browser session.
-pub const LOGOUT_PATH: &str = "/oauth/logout";
 /// Binds a sign-in's `state` to the browser that started it (against login CSRF).
 const SIGN_IN_COOKIE: &str = "wxauth_signin";
 /// How many sign-ins one browser may have in progress at once (tabs); the oldest drops out.
@@ -40,7 +38,6 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route(AUTHORIZE_PATH, get(authorize).post(consent_answer))
         .route(WECHAT_CALLBACK_PATH, get(wechat_callback))
-        .route(LOGOUT_PATH, post(logout))
 }
 
 pub(crate) fn redirect(location: &str) -> Response {
@@ -92,7 +89,7 @@ pub(crate) async fn current_session(
 }
 
 /// The browser session cookie.
-fn session_cookie(state: &AppState, value: &str, max_age: i64) -> Option<HeaderValue> {
+pub(super) fn session_cookie(state: &AppState, value: &str, max_age: i64) -> Option<HeaderValue> {
     cookies::set(
         &state.config.public_url,
         SESSION_COOKIE,
@@ -163,7 +160,7 @@ fn scope_label(scope: &str) -> (u8, Text) {
 }
 
 /// The host the browser returns to, with its port when it is not the scheme's default.
-fn return_host(redirect_uri: &url::Url) -> String {
+pub(super) fn return_host(redirect_uri: &url::Url) -> String {
     match (redirect_uri.host_str(), redirect_uri.port()) {
         (Some(host), Some(port)) => format!("{host}:{port}"),
         (Some(host), None) => host.to_owned(),
@@ -256,6 +253,7 @@ async fn proceed(
     let user = session.as_ref().map(|s| SignedInUser {
         account_id: s.account_id,
         auth_time: s.auth_time,
+        sid: Some(state.sessions.sid(s)),
     });
     match state.oauth.authorization.next_step(&request, user).await {
         Ok(NextStep::Redirect(url)) => redirect(url.as_str()),
@@ -349,6 +347,7 @@ async fn consent_answer(
     let user = SignedInUser {
         account_id: session.account_id,
         auth_time: session.auth_time,
+        sid: Some(state.sessions.sid(&session)),
     };
     match decision.as_str() {
         "approve" => match state.oauth.authorization.approve(&request, user).await {
@@ -425,26 +424,6 @@ async fn sign_in_cancelled(state: &AppState, sign_in: Option<&str>, bindings: &[
         Ok(url) => redirect(url.as_str()),
         Err(e) => authorize_error(e),
     }
-}
-
-async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    if let Some(value) = cookies::read(&state.config.public_url, &headers, SESSION_COOKIE)
-        && let Err(e) = state.sessions.end(&value).await
-    {
-        return storage_error(e).into_response();
-    }
-    let mut response = pages::page(
-        StatusCode::OK,
-        "error.html",
-        context! {
-            title => pages::text(messages::TITLE_SIGNED_OUT),
-            message => pages::text(messages::SIGNED_OUT.text),
-        },
-    );
-    if let Some(value) = session_cookie(&state, "", 0) {
-        response.headers_mut().insert(header::SET_COOKIE, value);
-    }
-    response
 }
 
 #[cfg(test)]

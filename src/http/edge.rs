@@ -37,7 +37,7 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 pub fn is_page_path(path: &str) -> bool {
     path == AUTHORIZE_PATH
         || path.starts_with("/oauth/callback/")
-        || path == "/oauth/logout"
+        || path == super::logout::LOGOUT_PATH
         || path == ENTRY_CALLBACK_PATH
         || path == BASE_CALLBACK_PATH
         || path.starts_with("/m/")
@@ -104,7 +104,8 @@ pub fn limit_for(method: &Method, path: &str) -> Option<Limit> {
         return None;
     }
     Some(match path {
-        AUTHORIZE_PATH => Limit::Authorize,
+        // The end-session endpoint verifies signatures for strangers: counted like authorize.
+        AUTHORIZE_PATH | super::logout::LOGOUT_PATH => Limit::Authorize,
         ENTRY_BUILD_PATH => Limit::H5Entry,
         ENTRY_CALLBACK_PATH | BASE_CALLBACK_PATH => Limit::Callback,
         p if p.starts_with("/oauth/callback/") => Limit::Callback,

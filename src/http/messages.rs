@@ -341,6 +341,34 @@ pub const OAUTH_SIGN_IN_REFUSED: Message = message(
      Please sign in again.",
 );
 pub const SIGNED_OUT: Message = message("OA-OUT", "你已退出登录。", "You are signed out.");
+pub const LOGOUT_REFUSED: Message = message(
+    "OA-LOGOUT",
+    "把你带到这里的应用发来的退出请求不正确。你的登录状态没有改变。请回到应用重试。",
+    "The app that sent you here made a sign-out request that cannot be accepted. \
+     Nothing was changed. Go back to the app and try again.",
+);
+
+// Signing out.
+pub const SIGNED_OUT_CLOSE: Text = Text {
+    zh: "现在可以关闭这个页面了。",
+    en: "You can close this page now.",
+};
+pub const LOGOUT_HEADING: Text = Text {
+    zh: "退出登录？",
+    en: "Sign out?",
+};
+pub const LOGOUT_QUESTION: Text = Text {
+    zh: "要退出在这个浏览器上的登录吗？之后再用时需要重新用微信登录。",
+    en: "Sign out of this browser? You will sign in with WeChat again next time.",
+};
+pub const LOGOUT_CONFIRM: Text = Text {
+    zh: "退出",
+    en: "Sign out",
+};
+pub const LOGOUT_RETURNS_TO: Text = Text {
+    zh: "退出后将返回",
+    en: "Afterwards you will return to",
+};
 
 // Our side.
 pub const TOO_MANY: Message = message(
@@ -400,6 +428,7 @@ mod tests {
             OAUTH_FORM_EXPIRED,
             OAUTH_SIGN_IN_REFUSED,
             SIGNED_OUT,
+            LOGOUT_REFUSED,
             UNAVAILABLE,
             NOT_SET_UP,
             TOO_MANY,

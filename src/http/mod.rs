@@ -15,6 +15,7 @@ pub mod edge;
 pub mod front_page;
 pub mod h5;
 pub mod health;
+pub mod logout;
 pub mod messages;
 pub mod metrics;
 pub mod mini_program;
@@ -45,6 +46,7 @@ pub fn routes() -> Router<AppState> {
         .merge(front_page::routes())
         .merge(oauth::routes())
         .merge(authorize::routes())
+        .merge(logout::routes())
         .merge(device::routes())
         .merge(component::routes())
         .merge(mini_program::routes())

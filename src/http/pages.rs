@@ -53,6 +53,14 @@ const TEMPLATES: &[(&str, &str)] = &[
         include_str!("../../static/templates/home.html"),
     ),
     (
+        "signed_out.html",
+        include_str!("../../static/templates/signed_out.html"),
+    ),
+    (
+        "logout_confirm.html",
+        include_str!("../../static/templates/logout_confirm.html"),
+    ),
+    (
         "device.html",
         include_str!("../../static/templates/device.html"),
     ),

@@ -109,6 +109,12 @@ impl BrowserSessions {
         Ok(())
     }
 
+    /// The session's OIDC `sid` (Front-/Back-Channel Logout): a keyed hash of the session, so
+    /// that it names the session without revealing anything that opens it.
+    pub fn sid(&self, session: &BrowserSession) -> String {
+        self.vault.fingerprint(&format!("sid:{}", session.id_hash))
+    }
+
     /// A CSRF token for forms shown to this session (a keyed hash of the session).
     pub fn csrf_token(&self, session: &BrowserSession) -> String {
         self.vault.fingerprint(&format!("csrf:{}", session.id_hash))

@@ -5,6 +5,7 @@
 pub mod browser_session;
 pub mod error;
 pub mod h5;
+pub mod logout;
 pub mod mini_program;
 pub mod redirect;
 pub mod states;

@@ -144,10 +144,12 @@ impl ValidatedRequest {
 }
 
 /// The signed-in user, as the authorization endpoint needs them.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct SignedInUser {
     pub account_id: i64,
     pub auth_time: i64,
+    /// The browser session's id for OIDC `sid` (Back-Channel Logout 1.0 §2.1).
+    pub sid: Option<String>,
 }
 
 /// What to do with a valid request.
@@ -426,6 +428,7 @@ impl AuthorizationService {
         }
         let mut codes = self.code_store();
         codes.auth_time = Some(user.auth_time);
+        codes.sid = user.sid.clone();
         let mut endpoint = AuthorizeEndpoint {
             registrar: RequestedClient {
                 client: &request.client,

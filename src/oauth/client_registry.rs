@@ -136,6 +136,19 @@ pub struct NewClient {
     /// Web origins, beyond those of the redirect URIs, whose pages may call the token,
     /// userinfo and revocation endpoints (CORS; `--allowed-origin`).
     pub allowed_origins: Vec<String>,
+    /// Logout: where RP-initiated logout may return to, and the back-channel endpoint.
+    pub logout: ClientLogout,
+}
+
+/// What a client registers for logout (OIDC RP-Initiated and Back-Channel Logout 1.0).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClientLogout {
+    /// Where the end-session endpoint may send the browser back (exact match).
+    pub post_logout_redirect_uris: Vec<String>,
+    /// Where logout tokens are POSTed when a session ends.
+    pub backchannel_logout_uri: Option<String>,
+    /// Whether the client needs `sid` in its logout tokens.
+    pub backchannel_logout_session_required: bool,
 }
 
 impl Default for NewClient {
@@ -159,6 +172,7 @@ impl Default for NewClient {
             resources: Vec::new(),
             id_token_alg: None,
             seed_fields: false,
+            logout: ClientLogout::default(),
             allowed_origins: Vec::new(),
         }
     }
@@ -193,6 +207,7 @@ pub struct RegisteredClient {
     pub seed_fields: bool,
     /// Web origins allowed by CORS beyond those of the redirect URIs (serialized).
     pub allowed_origins: Vec<String>,
+    pub logout: ClientLogout,
 }
 
 /// A change to a client's settings: `None` leaves a setting as it is. The type (public or
@@ -216,6 +231,10 @@ pub struct ClientChanges {
     pub resources: Option<Vec<String>>,
     pub id_token_alg: Option<IdTokenAlg>,
     pub seed_fields: Option<bool>,
+    pub post_logout_redirect_uris: Option<Vec<String>>,
+    /// `Some(None)` removes the back-channel logout URI.
+    pub backchannel_logout_uri: Option<Option<String>>,
+    pub backchannel_logout_session_required: Option<bool>,
     pub allowed_origins: Option<Vec<String>>,
 }
 
@@ -268,6 +287,12 @@ pub enum ClientRegistryError {
     InvalidDisplayName,
     #[error("logo URL {0:?} must be an absolute https URL (http only on localhost)")]
     InvalidLogoUrl(String),
+    #[error("post-logout redirect URI {0:?} must be an absolute URL without a fragment")]
+    InvalidPostLogoutRedirectUri(String),
+    #[error(
+        "back-channel logout URI {0:?} must be an absolute https URL without a fragment (http only on localhost)"
+    )]
+    InvalidBackchannelLogoutUri(String),
     #[error("the secret overlap must be from 0 to {max} seconds, got {value}")]
     InvalidOverlap { max: i64, value: i64 },
     #[error(
@@ -338,6 +363,14 @@ fn to_registered(m: oauth_client::Model) -> RegisteredClient {
             .as_deref()
             .map(|r| split_list(r, '\n'))
             .unwrap_or_default(),
+        logout: ClientLogout {
+            post_logout_redirect_uris: split_list(
+                m.post_logout_redirect_uris.as_deref().unwrap_or_default(),
+                '\n',
+            ),
+            backchannel_logout_uri: m.backchannel_logout_uri,
+            backchannel_logout_session_required: m.backchannel_logout_session_required,
+        },
         allowed_origins: m
             .allowed_origins
             .as_deref()
@@ -376,6 +409,41 @@ fn check_lists(
             .unwrap_or(false);
         if !ok {
             return Err(ClientRegistryError::InvalidRedirectUri(uri.clone()));
+        }
+    }
+    Ok(())
+}
+
+/// Post-logout redirect URIs are exact absolute URLs like redirect URIs; the back-channel URI is
+/// an https URL (http only on a loopback host, for development) without a fragment (Back-Channel
+/// Logout 1.0 §2.2).
+fn check_logout(
+    post_logout_redirect_uris: &[String],
+    backchannel_logout_uri: Option<&str>,
+) -> Result<(), ClientRegistryError> {
+    for uri in post_logout_redirect_uris {
+        let ok = url::Url::parse(uri)
+            .map(|u| u.fragment().is_none() && u.has_host())
+            .unwrap_or(false);
+        if !ok {
+            return Err(ClientRegistryError::InvalidPostLogoutRedirectUri(
+                uri.clone(),
+            ));
+        }
+    }
+    if let Some(uri) = backchannel_logout_uri {
+        let ok = url::Url::parse(uri).is_ok_and(|u| {
+            u.fragment().is_none()
+                && match u.scheme() {
+                    "https" => u.has_host(),
+                    "http" => matches!(u.host_str(), Some("localhost" | "127.0.0.1" | "[::1]")),
+                    _ => false,
+                }
+        });
+        if !ok || uri.len() > 2048 {
+            return Err(ClientRegistryError::InvalidBackchannelLogoutUri(
+                uri.to_owned(),
+            ));
         }
     }
     Ok(())
@@ -445,6 +513,11 @@ fn check_ttl(option: &'static str, value: i64, max: i64) -> Result<(), ClientReg
     }
 }
 
+/// A list stored one per line; `None` when empty.
+fn joined_lines(items: &[String]) -> Option<String> {
+    (!items.is_empty()).then(|| items.join("\n"))
+}
+
 fn valid_client_id(id: &str) -> bool {
     !id.is_empty()
         && id.len() <= 128
@@ -501,6 +574,10 @@ impl ClientRegistry {
         }
         check_lists(&new.grant_types, &new.scopes, &new.redirect_uris)?;
         check_usable(new.public, &new.grant_types, &new.redirect_uris)?;
+        check_logout(
+            &new.logout.post_logout_redirect_uris,
+            new.logout.backchannel_logout_uri.as_deref(),
+        )?;
         if let Some(name) = &new.display_name {
             check_display_name(name)?;
         }
@@ -559,6 +636,11 @@ impl ClientRegistry {
             display_name: Set(new.display_name.clone()),
             logo_url: Set(new.logo_url.clone()),
             resources: Set(stored_resources(&new.resources)),
+            post_logout_redirect_uris: Set(joined_lines(&new.logout.post_logout_redirect_uris)),
+            backchannel_logout_uri: Set(new.logout.backchannel_logout_uri.clone()),
+            backchannel_logout_session_required: Set(new
+                .logout
+                .backchannel_logout_session_required),
             allowed_origins: Set(allowed_origins),
             created_at: Set(now),
             updated_at: Set(now),
@@ -715,6 +797,13 @@ impl ClientRegistry {
         if let Some(Some(logo)) = &changes.logo_url {
             check_logo_url(logo)?;
         }
+        check_logout(
+            changes
+                .post_logout_redirect_uris
+                .as_deref()
+                .unwrap_or_default(),
+            changes.backchannel_logout_uri.clone().flatten().as_deref(),
+        )?;
         let allowed_origins = changes
             .allowed_origins
             .as_deref()
@@ -772,6 +861,15 @@ impl ClientRegistry {
         }
         if let Some(introspect) = changes.introspect {
             active.introspect = Set(introspect);
+        }
+        if let Some(uris) = changes.post_logout_redirect_uris {
+            active.post_logout_redirect_uris = Set(joined_lines(&uris));
+        }
+        if let Some(uri) = changes.backchannel_logout_uri {
+            active.backchannel_logout_uri = Set(uri);
+        }
+        if let Some(required) = changes.backchannel_logout_session_required {
+            active.backchannel_logout_session_required = Set(required);
         }
         if let Some(resources) = &changes.resources {
             active.resources = Set(stored_resources(resources));

@@ -31,6 +31,8 @@ pub const CODE_TTL: i64 = 60;
 
 /// The grant extension holding the time the user signed in (OIDC `auth_time`).
 pub const AUTH_TIME_EXTENSION: &str = "wxauth/auth_time";
+/// The grant extension holding the browser session's OIDC `sid`.
+pub const SID_EXTENSION: &str = "wxauth/sid";
 /// The grant extension holding the OIDC `nonce`.
 pub const NONCE_EXTENSION: &str = "wxauth/nonce";
 
@@ -99,6 +101,8 @@ pub struct CodeStore {
     clock: SharedClock,
     /// Added to the grant of the next code made (the user's sign-in time).
     pub auth_time: Option<i64>,
+    /// Added to the grant of the next code made (the browser session's `sid`).
+    pub sid: Option<String>,
     /// What the last `extract` found.
     pub outcome: CodeOutcome,
     /// What the exchange will issue, recorded by the statement that spends the code.
@@ -112,6 +116,7 @@ impl CodeStore {
             vault,
             clock,
             auth_time: None,
+            sid: None,
             outcome: CodeOutcome::Untouched,
             plan: None,
         }
@@ -126,6 +131,9 @@ impl CodeStore {
                 AUTH_TIME_EXTENSION.to_owned(),
                 Value::public(Some(auth_time.to_string())),
             );
+        }
+        if let Some(sid) = &self.sid {
+            extensions.set_raw(SID_EXTENSION.to_owned(), Value::public(Some(sid.clone())));
         }
         let stored = serde_json::to_string(&StoredExtensions::from_extensions(&extensions))
             .map_err(|e| DbErr::Custom(e.to_string()))?;

@@ -28,6 +28,9 @@ pub struct IdTokenClaims {
     pub auth_time: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nonce: Option<String>,
+    /// The browser session the user signed in with (Back-Channel Logout 1.0 §2.1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sid: Option<String>,
     /// Under scope `profile`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
@@ -63,6 +66,8 @@ pub struct IdTokenRequest<'a> {
     pub scope: &'a [&'a str],
     pub nonce: Option<String>,
     pub auth_time: Option<i64>,
+    /// The browser session's id, when there is one.
+    pub sid: Option<String>,
     /// Lifetime in seconds (the access token's).
     pub ttl: i64,
     /// What the client registered; `None`: the server's default.
@@ -82,6 +87,7 @@ pub async fn mint(tokens: &TokenService, request: IdTokenRequest<'_>) -> Result<
         exp: expiry(now, request.ttl).map_err(|e| KeyError::Sign(e.to_string()))?,
         auth_time: request.auth_time,
         nonce: request.nonce,
+        sid: request.sid,
         name: profile.name,
         picture: profile.picture,
     };
@@ -90,6 +96,15 @@ pub async fn mint(tokens: &TokenService, request: IdTokenRequest<'_>) -> Result<
         .alg
         .map_or_else(|| keys.default_id_token_alg(), IdTokenAlg::jwt_alg);
     keys.sign_with(alg, ID_TOKEN_TYP, &claims).await
+}
+
+/// What the sign-in behind a grant puts in its ID token: `nonce` only for the code's first
+/// exchange (never on refresh), `auth_time`, and `sid` when the grant came from a browser session.
+#[derive(Debug, Default)]
+pub struct SignInClaims {
+    pub nonce: Option<String>,
+    pub auth_time: Option<i64>,
+    pub sid: Option<String>,
 }
 
 /// Why the ID token of an issuance could not be made (the caller answers `server_error`).
@@ -103,15 +118,14 @@ pub enum IdTokenError {
 
 /// The ID token that goes with tokens `issued` to `client` for a person: `None` unless the
 /// grant's scope (`granted_scope`; the access token's may be narrower, for a resource) includes
-/// `openid`. `nonce` only for the code's first exchange (never on refresh).
+/// `openid`.
 pub async fn for_issued(
     tokens: &TokenService,
     users: &dyn UserRepo,
     client: &RegisteredClient,
     issued: &Issued,
     granted_scope: &str,
-    nonce: Option<String>,
-    auth_time: Option<i64>,
+    sign_in: SignInClaims,
 ) -> Result<Option<String>, IdTokenError> {
     let scope: Vec<&str> = granted_scope.split(' ').collect();
     if !scope.contains(&"openid") {
@@ -133,8 +147,9 @@ pub async fn for_issued(
             client_id: &client.client_id,
             account: &account,
             scope: &scope,
-            nonce,
-            auth_time,
+            nonce: sign_in.nonce,
+            auth_time: sign_in.auth_time,
+            sid: sign_in.sid,
             ttl: issued.expires_in,
             alg: client.id_token_alg,
         },

@@ -34,7 +34,11 @@ pub fn document(issuer: &str, alg: JwtAlg) -> Value {
         "authorization_response_iss_parameter_supported": true,
         "subject_types_supported": ["public"],
         "scopes_supported": ["openid", "profile", "flow"],
-        "claims_supported": ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "name", "picture"],
+        "claims_supported": ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "sid", "name", "picture"],
         "prompt_values_supported": ["none", "login", "consent"],
+        // OpenID Connect RP-Initiated Logout 1.0 and Back-Channel Logout 1.0.
+        "end_session_endpoint": format!("{issuer}/oauth/logout"),
+        "backchannel_logout_supported": true,
+        "backchannel_logout_session_supported": true,
     })
 }

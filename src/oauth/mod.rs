@@ -4,11 +4,13 @@
 pub mod allowed_origins;
 pub mod authenticated_client;
 pub mod authorize;
+pub mod backchannel;
 pub mod client_auth;
 pub mod client_registry;
 pub mod codes;
 pub mod consent;
 pub mod device;
+pub mod end_session;
 pub mod error;
 pub mod grant_type;
 pub mod grants;
@@ -30,7 +32,7 @@ pub mod userinfo;
 use std::sync::Arc;
 
 pub use client_registry::{
-    ClientChanges, ClientRegistry, FlowTicketPolicy, NewClient, RegisteredClient,
+    ClientChanges, ClientLogout, ClientRegistry, FlowTicketPolicy, NewClient, RegisteredClient,
 };
 pub use error::{OAuthError, OAuthErrorCode};
 pub use grant_type::GrantType;

@@ -1060,3 +1060,72 @@ fn the_admin_role_is_granted_listed_and_revoked_from_the_command_line() {
     );
     assert!(trail.contains("cli:ops"), "{trail}");
 }
+
+#[test]
+fn client_logout_settings_from_the_command_line() {
+    let cli = Cli::installed();
+    let out = cli.run(
+        &[
+            "client",
+            "create",
+            "--client-id",
+            "console",
+            "--grant-types",
+            "authorization_code",
+            "--scopes",
+            "openid",
+            "--redirect-uri",
+            "https://console.example.com/cb",
+            "--post-logout-redirect-uri",
+            "https://console.example.com/bye",
+            "--post-logout-redirect-uri",
+            "https://console.example.com/bye2",
+            "--backchannel-logout-uri",
+            "https://console.example.com/bcl",
+            "--backchannel-logout-session-required",
+        ],
+        &[],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let shown = text(&out.stdout);
+    assert!(
+        shown.contains("post_logout_redirect_uris: https://console.example.com/bye https://console.example.com/bye2"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("backchannel_logout_uri: https://console.example.com/bcl (sid required)"),
+        "{shown}"
+    );
+    // A back-channel URI over plain http elsewhere than localhost, a relative redirect: refused.
+    for args in [
+        &["--backchannel-logout-uri", "http://console.example.com/bcl"][..],
+        &["--post-logout-redirect-uri", "/bye"][..],
+    ] {
+        let mut all = vec!["client", "update", "console"];
+        all.extend_from_slice(args);
+        let refused = cli.run(&all, &[]);
+        assert_eq!(refused.status.code(), Some(1), "{args:?}");
+        assert!(
+            text(&refused.stderr).contains(&format!("{}:", args[0])),
+            "{}",
+            text(&refused.stderr)
+        );
+    }
+    let out = cli.run(
+        &[
+            "client",
+            "update",
+            "console",
+            "--clear-post-logout-redirect-uris",
+            "--clear-backchannel-logout-uri",
+        ],
+        &[],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let shown = text(&out.stdout);
+    assert!(
+        shown.contains("post_logout_redirect_uris: \n")
+            && shown.contains("backchannel_logout_uri: -"),
+        "{shown}"
+    );
+}

@@ -25,6 +25,7 @@ mod h5_binding;
 mod h5_browser;
 mod id_tokens;
 mod instances;
+mod logout;
 mod metrics;
 mod mini_program;
 mod oauth;

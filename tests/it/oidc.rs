@@ -174,7 +174,7 @@ pub fn authorize_url(app: &TestApp, client_id: &str, extra: &[(&str, &str)]) -> 
     url.to_string()
 }
 
-fn query(url: &Url) -> HashMap<String, String> {
+pub(crate) fn query(url: &Url) -> HashMap<String, String> {
     url.query_pairs().into_owned().collect()
 }
 
@@ -212,7 +212,11 @@ pub(crate) async fn account_of(app: &TestApp, appid: &str, user: &str) -> i64 {
 }
 
 /// Sign in with the QR page, consent, and return the code.
-async fn code_for(browser: &mut Browser<'_>, client_id: &str, extra: &[(&str, &str)]) -> String {
+pub(crate) async fn code_for(
+    browser: &mut Browser<'_>,
+    client_id: &str,
+    extra: &[(&str, &str)],
+) -> String {
     let url = authorize_url(browser.app, client_id, extra);
     let mut step = browser.walk(&url).await;
     if let Step::Page(200, page) = &step
@@ -321,9 +325,13 @@ backend_tests! {
         assert_eq!(revoked.status(), 401);
         assert!(revoked.headers()["www-authenticate"].to_str().unwrap().starts_with("Bearer"));
 
-        // Logging out ends the session: the next authorization asks WeChat again.
+        // Logging out ends the session (the person confirms: there is no id_token_hint): the
+        // next authorization asks WeChat again.
         let logout = app.url("/oauth/logout");
-        let out = browser.send(app.http.post(&logout), &logout).await;
+        let ask = browser.send(app.http.post(&logout), &logout).await;
+        assert_eq!(ask.status(), 200);
+        let form = hidden_fields(&ask.text().await.unwrap());
+        let out = browser.send(app.http.post(&logout).form(&form), &logout).await;
         assert_eq!(out.status(), 200);
         assert!(browser.session().is_none());
         let again = browser.send(app.http.get(&url), &url).await;

@@ -337,11 +337,16 @@ backend_tests! {
 
 const PHONE_USER_AGENT: &str = "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 \
      (KHTML, like Gecko) Chrome/120.0 Mobile Safari/537.36 MicroMessenger/8.0.49";
-const DESKTOP_USER_AGENT: &str =
+pub(crate) const DESKTOP_USER_AGENT: &str =
     "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0";
 
 /// A headless Chromium asking for `language` first.
-async fn browser_in(driver: &Driver, user_agent: &str, size: (u32, u32), language: &str) -> Client {
+pub(crate) async fn browser_in(
+    driver: &Driver,
+    user_agent: &str,
+    size: (u32, u32),
+    language: &str,
+) -> Client {
     let mut capabilities = serde_json::Map::new();
     capabilities.insert(
         "goog:chromeOptions".to_owned(),
@@ -367,7 +372,7 @@ async fn browser_in(driver: &Driver, user_agent: &str, size: (u32, u32), languag
         .expect("a Chromium session")
 }
 
-async fn shot(client: &Client, name: &str) {
+pub(crate) async fn shot(client: &Client, name: &str) {
     if let Ok(png) = client.screenshot().await {
         let _ = std::fs::write(
             PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("page-{name}.png")),

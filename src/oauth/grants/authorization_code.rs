@@ -22,7 +22,7 @@ use crate::oauth::OAuthError;
 use crate::oauth::OAuthServices;
 use crate::oauth::authenticated_client::AuthenticatedClient;
 use crate::oauth::codes::{
-    AUTH_TIME_EXTENSION, CodeOutcome, CodeStore, NONCE_EXTENSION, public_extension,
+    AUTH_TIME_EXTENSION, CodeOutcome, CodeStore, NONCE_EXTENSION, SID_EXTENSION, public_extension,
 };
 use crate::oauth::id_token;
 use crate::oauth::params::Params;
@@ -93,6 +93,7 @@ struct CodeExtension {
     pkce_failed: bool,
     nonce: Option<String>,
     auth_time: Option<i64>,
+    sid: Option<String>,
 }
 
 #[async_trait::async_trait]
@@ -116,6 +117,7 @@ impl Extension for CodeExtension {
         }
         self.nonce = public_extension(&data, NONCE_EXTENSION).map(str::to_owned);
         self.auth_time = public_extension(&data, AUTH_TIME_EXTENSION).and_then(|t| t.parse().ok());
+        self.sid = public_extension(&data, SID_EXTENSION).map(str::to_owned);
         Ok(data)
     }
 }
@@ -250,8 +252,11 @@ pub async fn grant(
         request.client,
         &issued,
         &granted,
-        endpoint.extension.nonce.take(),
-        endpoint.extension.auth_time,
+        id_token::SignInClaims {
+            nonce: endpoint.extension.nonce.take(),
+            auth_time: endpoint.extension.auth_time,
+            sid: endpoint.extension.sid.take(),
+        },
     )
     .await
     .map_err(|e| internal("signing an ID token", &e))?;

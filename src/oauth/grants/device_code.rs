@@ -94,6 +94,8 @@ pub async fn grant(
                 scope: &scopes,
                 nonce: None,
                 auth_time,
+                // The device holds no browser session of ours.
+                sid: None,
                 ttl: issued.expires_in,
                 alg: request.client.id_token_alg,
             },

@@ -141,8 +141,10 @@ pub async fn grant(
                     request.client,
                     &issued,
                     &granted,
-                    None,
-                    presented.auth_time(),
+                    id_token::SignInClaims {
+                        auth_time: presented.auth_time(),
+                        ..Default::default()
+                    },
                 )
                 .await
                 .map_err(|e| {
