@@ -1,9 +1,18 @@
 //! Time as a dependency: the core asks a [`Clock`] for "now" so that expiry logic can be tested
-//! without sleeping.
+//! without sleeping. Also the calendar day WeChat counts its daily quotas in ([`beijing_day`]).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Beijing time is UTC+8 all year.
+const BEIJING_OFFSET_SECS: i64 = 8 * 3600;
+
+/// The Beijing-time day (days since 1970-01-01) of the unix time `at`: WeChat's daily quotas
+/// reset at midnight there.
+pub fn beijing_day(at: i64) -> i64 {
+    (at + BEIJING_OFFSET_SECS).div_euclid(86_400)
+}
 
 /// A source of the current time in unix seconds.
 pub trait Clock: Send + Sync + 'static {

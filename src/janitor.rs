@@ -71,6 +71,9 @@ where
     }
 }
 
+/// How many days of WeChat call counts (`wechat_call_day`, Beijing-time days) are kept.
+pub const WECHAT_CALL_DAYS_KEPT: i64 = 31;
+
 /// Delete every expired row, and audit events older than `audit_retention` seconds; returns how
 /// many went.
 pub async fn sweep(db: &DatabaseConnection, now: i64, audit_retention: i64) -> Result<u64, DbErr> {
@@ -143,8 +146,7 @@ pub async fn sweep(db: &DatabaseConnection, now: i64, audit_retention: i64) -> R
     )
     .await?;
     // A row per app and day: a month of them is a few hundred rows, one statement.
-    let first_kept =
-        crate::wechat::call_ledger::day_of(now) - crate::wechat::call_ledger::KEEP_DAYS;
+    let first_kept = crate::clock::beijing_day(now) - WECHAT_CALL_DAYS_KEPT;
     gone += wechat_call_day::Entity::delete_many()
         .filter(wechat_call_day::Column::Day.lt(first_kept))
         .exec(db)

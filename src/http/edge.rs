@@ -187,12 +187,23 @@ pub async fn guard(State(state): State<AppState>, request: Request, next: Next) 
 }
 
 fn too_large(path: &str) -> Response {
-    refusal(
+    closing(refusal(
         StatusCode::PAYLOAD_TOO_LARGE,
         path,
         "invalid_request",
         "the request body is too large",
-    )
+    ))
+}
+
+/// A 413 leaves the body unread, so the connection is not reused: say so (`Connection: close`),
+/// or a client that pools connections sends its next request down one the server is closing.
+fn closing(mut response: Response) -> Response {
+    if response.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    response
 }
 
 async fn over_limits(
@@ -281,14 +292,14 @@ fn reshape(path: &str, response: Response) -> Response {
         .and_then(|v| v.to_str().ok())
         .is_some_and(|ct| ct.starts_with("application/json") || ct.starts_with("text/html"));
     if shaped {
-        return response;
+        return closing(response);
     }
     let message = match status {
         StatusCode::PAYLOAD_TOO_LARGE => "the request body is too large",
         StatusCode::URI_TOO_LONG => "the request URI is too long",
         _ => "the request headers are too large",
     };
-    refusal(status, path, "invalid_request", message)
+    closing(refusal(status, path, "invalid_request", message))
 }
 
 #[cfg(test)]

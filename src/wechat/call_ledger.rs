@@ -21,16 +21,7 @@ use crate::clock::SharedClock;
 
 /// How often an instance adds its counts to the database.
 pub const FLUSH_INTERVAL: Duration = Duration::from_secs(10);
-/// How many days of counts the janitor keeps.
-pub const KEEP_DAYS: i64 = 31;
-
-/// Beijing time is UTC+8 all year.
-const BEIJING_OFFSET_SECS: i64 = 8 * 3600;
-
-/// The Beijing-time day (days since 1970-01-01) of the unix time `at`.
-pub fn day_of(at: i64) -> i64 {
-    (at + BEIJING_OFFSET_SECS).div_euclid(86_400)
-}
+pub use crate::clock::beijing_day as day_of;
 
 /// Calls and failed calls.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

@@ -53,8 +53,12 @@ backend_tests! {
             };
             assert_eq!(n, expected, "{table}");
         }
+        // One key per algorithm in use: ES256 signs access and ID tokens, RS256 the ID tokens of
+        // clients that ask for it.
         let keys = entity::signing_key::Entity::find().all(&app.state.db).await.unwrap();
-        assert_eq!(keys.len(), 1);
+        let mut algs: Vec<&str> = keys.iter().map(|k| k.alg.as_str()).collect();
+        algs.sort_unstable();
+        assert_eq!(algs, ["ES256", "RS256"]);
     }
 
     async fn app_secrets_are_sealed_at_rest(app: TestApp) {
