@@ -361,6 +361,62 @@ backend_tests! {
     }
 }
 
+/// On a server whose access tokens are HS256 (the server's own secret), logout tokens are still
+/// signed with a key the JWKS publishes, like the client's ID tokens, so the client can verify
+/// them.
+#[tokio::test]
+async fn an_hs256_servers_logout_tokens_verify_against_the_jwks() {
+    let app = TestApp::spawn_with(
+        Backend::Sqlite,
+        crate::harness::Options {
+            env: vec![
+                ("WXAUTH_JWT_ALG".to_owned(), "HS256".to_owned()),
+                (
+                    "WXAUTH_JWT_HS256_SECRET".to_owned(),
+                    "a-test-secret-of-at-least-32-characters".to_owned(),
+                ),
+            ],
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let receiver = Receiver::start(0).await;
+    logout_client(
+        &app,
+        "web",
+        ClientLogout {
+            post_logout_redirect_uris: vec![LOGGED_OUT.into()],
+            backchannel_logout_uri: Some(receiver.url.clone()),
+            backchannel_logout_session_required: true,
+        },
+    )
+    .await;
+    let mut browser = Browser::new(&app, DESKTOP, "alice");
+    let tokens = tokens_for(&mut browser, "web").await;
+    let id_token = tokens["id_token"].as_str().unwrap();
+    let url = end_session_url(
+        &app,
+        &[
+            ("id_token_hint", id_token),
+            ("post_logout_redirect_uri", LOGGED_OUT),
+        ],
+    );
+    assert_eq!(browser.send(app.http.get(&url), &url).await.status(), 302);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while receiver.accepted().await.is_empty() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let delivered = receiver.accepted().await;
+    assert_eq!(delivered.len(), 1, "one logout token delivered");
+    let (header, claims) = verify_jwt(&app, &delivered[0], "web").await;
+    assert_eq!(
+        (header.alg, header.typ.as_deref()),
+        (jsonwebtoken::Algorithm::ES256, Some("logout+jwt"))
+    );
+    assert!(claims["sid"].is_string(), "{claims}");
+}
+
 /// Every POST a receiver got: the `logout_token` and whether it was accepted.
 type Deliveries = Arc<Mutex<Vec<(String, bool)>>>;
 
