@@ -4,19 +4,15 @@
 
 use base64::Engine;
 use serde_json::{Value, json};
-use wxauth::app_registry::{AppKind, NewApp};
 use wxauth::oauth::{FlowTicketPolicy, NewClient};
 use wxauth::secret::Secret;
-use wxauth::users::IdentityKey;
 
 use crate::backend_tests;
 use crate::harness::{Backend, TestApp};
 
 /// A secret with `+` (a space when form-decoded) and `%2B`-looking text.
 const PLUS_SECRET: &str = "plus+secret+0123456789%2Bx";
-const APPID: &str = "wxf6ea2272a8e77b2f";
-const OPENID: &str = "o9fv7jpEvoKClBOB4uAi827ziSS8";
-const UNIONID: &str = "oKUtLw254UHAui910x77zMGA1uLM";
+use crate::harness::{SEED_APPID as APPID, SEED_OPENID as OPENID, SEED_UNIONID as UNIONID};
 
 fn basic_raw(id: &str, secret: &str) -> String {
     let pair = format!("{id}:{secret}");
@@ -168,32 +164,6 @@ async fn media_types_are_case_insensitive() {
     assert_eq!(body["error"], "invalid_request");
 }
 
-/// A registered app and an identity wxauth got from WeChat (the seed's bare flow request).
-async fn identity(app: &TestApp) {
-    app.state
-        .apps
-        .add(NewApp {
-            appid: APPID.into(),
-            kind: AppKind::OfficialAccount,
-            secret: Some(Secret::new("app-secret-0123456789")),
-            component_appid: None,
-            is_base: false,
-            token: None,
-            aes_key: None,
-        })
-        .await
-        .unwrap();
-    app.state
-        .users
-        .record_identity(
-            &IdentityKey::new(APPID, OPENID, Some(UNIONID)),
-            None,
-            app.state.clock.now(),
-        )
-        .await
-        .unwrap();
-}
-
 const SEED_FIELDS: [&str; 9] = [
     "tenant_id",
     "teacher_id",
@@ -208,7 +178,7 @@ const SEED_FIELDS: [&str; 9] = [
 
 backend_tests! {
     async fn the_seed_fields_come_only_with_the_flag(app: TestApp) {
-        identity(&app).await;
+        crate::harness::seed_identity(&app).await;
         for (id, seed_fields) in [("legacy", true), ("modern", false)] {
             app.state.clients.create(NewClient {
                 client_id: id.into(),

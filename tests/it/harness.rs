@@ -414,3 +414,38 @@ impl ClientFixture {
         app.state.clients.create(self.0).await.unwrap();
     }
 }
+
+/// The seed example's official account and the identity of its example user.
+pub const SEED_APPID: &str = "wxf6ea2272a8e77b2f";
+pub const SEED_OPENID: &str = "o9fv7jpEvoKClBOB4uAi827ziSS8";
+pub const SEED_UNIONID: &str = "oKUtLw254UHAui910x77zMGA1uLM";
+
+/// The seed's official account registered and its example user's identity recorded, as if
+/// WeChat had vouched for it (for the seed's bare `flow` request); returns the account id.
+pub async fn seed_identity(app: &TestApp) -> i64 {
+    use wxauth::app_registry::{AppKind, NewApp};
+    app.state
+        .apps
+        .add(NewApp {
+            appid: SEED_APPID.into(),
+            kind: AppKind::OfficialAccount,
+            secret: Some(wxauth::secret::Secret::new("app-secret-0123456789")),
+            component_appid: None,
+            is_base: false,
+            token: None,
+            aes_key: None,
+        })
+        .await
+        .unwrap();
+    let (_, account, _) = app
+        .state
+        .users
+        .record_identity(
+            &wxauth::users::IdentityKey::new(SEED_APPID, SEED_OPENID, Some(SEED_UNIONID)),
+            None,
+            app.state.clock.now(),
+        )
+        .await
+        .unwrap();
+    account.id
+}

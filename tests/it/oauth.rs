@@ -9,7 +9,6 @@ use oauth2::{
     TokenIntrospectionResponse, TokenResponse, TokenUrl,
 };
 use serde_json::Value;
-use wxauth::app_registry::{AppKind, NewApp};
 use wxauth::oauth::FlowTicketPolicy;
 use wxauth::secret::Secret;
 use wxauth::users::IdentityKey;
@@ -18,9 +17,7 @@ use crate::backend_tests;
 use crate::harness::{ClientFixture, TestApp};
 
 const SECRET: &str = "a-long-client-secret-for-tests";
-const APPID: &str = "wxf6ea2272a8e77b2f";
-const OPENID: &str = "o9fv7jpEvoKClBOB4uAi827ziSS8";
-const UNIONID: &str = "oKUtLw254UHAui910x77zMGA1uLM";
+use crate::harness::{SEED_APPID as APPID, SEED_OPENID as OPENID, SEED_UNIONID as UNIONID};
 
 async fn client(app: &TestApp, id: &str, grants: &[&str], flow_ticket: FlowTicketPolicy) {
     ClientFixture::new(id, SECRET, grants)
@@ -28,34 +25,6 @@ async fn client(app: &TestApp, id: &str, grants: &[&str], flow_ticket: FlowTicke
         .flow_ticket(flow_ticket)
         .register(app)
         .await;
-}
-
-/// A registered app and a WeChat identity wxauth "got from WeChat".
-async fn identity(app: &TestApp) -> i64 {
-    app.state
-        .apps
-        .add(NewApp {
-            appid: APPID.into(),
-            kind: AppKind::OfficialAccount,
-            secret: Some(Secret::new("app-secret-0123456789")),
-            component_appid: None,
-            is_base: false,
-            token: None,
-            aes_key: None,
-        })
-        .await
-        .unwrap();
-    let (_, account, _) = app
-        .state
-        .users
-        .record_identity(
-            &IdentityKey::new(APPID, OPENID, Some(UNIONID)),
-            None,
-            app.state.clock.now(),
-        )
-        .await
-        .unwrap();
-    account.id
 }
 
 async fn ticket(app: &TestApp) -> String {
@@ -229,7 +198,7 @@ backend_tests! {
 
     async fn the_seed_flow_request_with_a_ticket(app: TestApp) {
         client(&app, "xiaozao_flow", &["flow", "refresh_token"], FlowTicketPolicy::Required).await;
-        let account_id = identity(&app).await;
+        let account_id = crate::harness::seed_identity(&app).await;
         let t = ticket(&app).await;
         // Exactly the seed's request shape: everything in the query string of a POST.
         let query = format!("?unionId={UNIONID}&grant_type=flow&scope=flow&appId={APPID}&openId={OPENID}&ticket={t}");
@@ -257,7 +226,7 @@ backend_tests! {
 
     async fn flow_refusals_are_all_invalid_grant(app: TestApp) {
         client(&app, "strict", &["flow"], FlowTicketPolicy::Required).await;
-        identity(&app).await;
+        crate::harness::seed_identity(&app).await;
         let auth = basic("strict", SECRET);
         let base = [("grant_type", "flow"), ("appId", APPID), ("openId", OPENID), ("unionId", UNIONID)];
 
@@ -289,7 +258,7 @@ backend_tests! {
 
     async fn optional_ticket_clients_accept_the_bare_seed_request_for_known_identities_only(app: TestApp) {
         client(&app, "legacy", &["flow"], FlowTicketPolicy::Optional).await;
-        identity(&app).await;
+        crate::harness::seed_identity(&app).await;
         let auth = basic("legacy", SECRET);
         let (s, _, b) = post_token(&app, Some(&auth), &format!("?grant_type=flow&scope=flow&appId={APPID}&openId={OPENID}&unionId={UNIONID}"), &[]).await;
         assert_eq!(s, 200, "{b}");
@@ -307,7 +276,7 @@ backend_tests! {
 
     async fn refresh_rotates_and_reuse_revokes_the_family(app: TestApp) {
         client(&app, "web", &["flow", "refresh_token"], FlowTicketPolicy::Required).await;
-        identity(&app).await;
+        crate::harness::seed_identity(&app).await;
         let t = ticket(&app).await;
         let auth = basic("web", SECRET);
         let (_, _, first) = post_token(&app, Some(&auth), "", &[("grant_type", "flow"), ("appId", APPID), ("openId", OPENID), ("unionId", UNIONID), ("ticket", &t)]).await;
@@ -335,7 +304,7 @@ backend_tests! {
 
     async fn introspection_and_revocation_with_the_oauth2_crate(app: TestApp) {
         client(&app, "web", &["flow", "refresh_token", "client_credentials"], FlowTicketPolicy::Required).await;
-        identity(&app).await;
+        crate::harness::seed_identity(&app).await;
         let t = ticket(&app).await;
         let (_, _, tokens) = post_token(&app, Some(&basic("web", SECRET)), "", &[("grant_type", "flow"), ("appId", APPID), ("openId", OPENID), ("unionId", UNIONID), ("ticket", &t)]).await;
         let access = oauth2::AccessToken::new(tokens["access_token"].as_str().unwrap().into());
@@ -530,7 +499,7 @@ backend_tests! {
 
     async fn a_removed_app_stops_the_flow_grant_at_once_on_this_instance(app: TestApp) {
         client(&app, "legacy", &["flow"], FlowTicketPolicy::Optional).await;
-        identity(&app).await;
+        crate::harness::seed_identity(&app).await;
         let auth = basic("legacy", SECRET);
         let query = format!("?grant_type=flow&scope=flow&appId={APPID}&openId={OPENID}&unionId={UNIONID}");
         let (s, _, b) = post_token(&app, Some(&auth), &query, &[]).await;

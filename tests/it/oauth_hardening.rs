@@ -9,8 +9,6 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use sea_orm::{ActiveModelTrait, ActiveValue::Set, EntityTrait};
 use serde_json::{Value, json};
 use url::Url;
-use wxauth::app_registry::{AppKind, NewApp};
-use wxauth::secret::Secret;
 use wxauth::simulator::demo;
 use wxauth::users::IdentityKey;
 
@@ -20,9 +18,7 @@ use crate::oauth::basic;
 use crate::oidc::{Browser, DESKTOP, REDIRECT, Step, authorize_url, oidc_client, pkce};
 
 const SECRET: &str = "a-long-client-secret-for-hardening";
-const APPID: &str = "wxf6ea2272a8e77b2f";
-const OPENID: &str = "o9fv7jpEvoKClBOB4uAi827ziSS8";
-const UNIONID: &str = "oKUtLw254UHAui910x77zMGA1uLM";
+use crate::harness::{SEED_APPID as APPID, SEED_OPENID as OPENID, SEED_UNIONID as UNIONID};
 
 async fn client(app: &TestApp, id: &str, grants: &[&str], introspect: bool) {
     ClientFixture::new(id, SECRET, grants)
@@ -30,34 +26,6 @@ async fn client(app: &TestApp, id: &str, grants: &[&str], introspect: bool) {
         .introspect(introspect)
         .register(app)
         .await;
-}
-
-/// A registered app and a WeChat identity wxauth "got from WeChat"; returns the account id.
-async fn identity(app: &TestApp) -> i64 {
-    app.state
-        .apps
-        .add(NewApp {
-            appid: APPID.into(),
-            kind: AppKind::OfficialAccount,
-            secret: Some(Secret::new("app-secret-0123456789")),
-            component_appid: None,
-            is_base: false,
-            token: None,
-            aes_key: None,
-        })
-        .await
-        .unwrap();
-    let (_, account, _) = app
-        .state
-        .users
-        .record_identity(
-            &IdentityKey::new(APPID, OPENID, Some(UNIONID)),
-            None,
-            app.state.clock.now(),
-        )
-        .await
-        .unwrap();
-    account.id
 }
 
 /// Tokens for the identity through the `flow` grant with a fresh ticket.
@@ -127,7 +95,7 @@ async fn secrets_in_the_token_endpoint_query_string_are_refused() {
         false,
     )
     .await;
-    identity(&app).await;
+    crate::harness::seed_identity(&app).await;
     let tokens = flow_tokens(&app, "web").await;
     let refresh = tokens["refresh_token"].as_str().unwrap();
     // What a proxy or access log would keep: each of these in the URL is refused.
@@ -186,7 +154,7 @@ backend_tests! {
         // A Mini Program's client: its secret ships in public code.
         client(&app, "mp", &["flow"], false).await;
         client(&app, "api-gateway", &["client_credentials"], true).await;
-        identity(&app).await;
+        crate::harness::seed_identity(&app).await;
         let tokens = flow_tokens(&app, "web").await;
         let access = tokens["access_token"].as_str().unwrap();
         let refresh = tokens["refresh_token"].as_str().unwrap();
@@ -227,7 +195,7 @@ backend_tests! {
     async fn another_clients_refresh_token_is_refused_without_effect(app: TestApp) {
         client(&app, "web", &["flow", "refresh_token"], false).await;
         client(&app, "mallory", &["refresh_token", "client_credentials"], false).await;
-        identity(&app).await;
+        crate::harness::seed_identity(&app).await;
         let first = flow_tokens(&app, "web").await;
         let refresh = |client_id: &'static str, token: String| {
             let app = &app;
@@ -286,7 +254,7 @@ backend_tests! {
     }
 
     async fn a_client_named_like_an_account_gets_a_subject_of_its_own(app: TestApp) {
-        let account = identity(&app).await;
+        let account = crate::harness::seed_identity(&app).await;
         let name = account.to_string();
         client(&app, &name, &["client_credentials"], false).await;
         client(&app, "web", &["flow"], false).await;
@@ -314,7 +282,7 @@ backend_tests! {
     }
 
     async fn a_stored_lifetime_past_the_bounds_cannot_overflow_into_the_past(app: TestApp) {
-        identity(&app).await;
+        crate::harness::seed_identity(&app).await;
         // A client row written before lifetimes were bounded.
         let now = app.state.clock.now();
         entity::oauth_client::ActiveModel {

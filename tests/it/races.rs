@@ -9,9 +9,7 @@ use std::sync::Arc;
 use serde_json::Value;
 use tokio::sync::Barrier;
 use url::Url;
-use wxauth::app_registry::{AppKind, NewApp};
 use wxauth::audit::{AuditFilter, AuditKind};
-use wxauth::secret::Secret;
 use wxauth::users::IdentityKey;
 
 use crate::backend_tests;
@@ -21,37 +19,14 @@ use crate::oidc::{Browser, DESKTOP, REDIRECT, SECRET as OIDC_SECRET, Step, oidc_
 
 const TRIALS: usize = 20;
 const SECRET: &str = "a-long-client-secret-for-races";
-const APPID: &str = "wxf6ea2272a8e77b2f";
-const OPENID: &str = "o9fv7jpEvoKClBOB4uAi827ziSS8";
-const UNIONID: &str = "oKUtLw254UHAui910x77zMGA1uLM";
+use crate::harness::{SEED_APPID as APPID, SEED_OPENID as OPENID, SEED_UNIONID as UNIONID};
 
 async fn flow_client(app: &TestApp) {
     ClientFixture::new("web", SECRET, &["flow", "refresh_token"])
         .scopes(&["flow"])
         .register(app)
         .await;
-    app.state
-        .apps
-        .add(NewApp {
-            appid: APPID.into(),
-            kind: AppKind::OfficialAccount,
-            secret: Some(Secret::new("app-secret-0123456789")),
-            component_appid: None,
-            is_base: false,
-            token: None,
-            aes_key: None,
-        })
-        .await
-        .unwrap();
-    app.state
-        .users
-        .record_identity(
-            &IdentityKey::new(APPID, OPENID, Some(UNIONID)),
-            None,
-            app.state.clock.now(),
-        )
-        .await
-        .unwrap();
+    crate::harness::seed_identity(app).await;
 }
 
 /// POST a form to the token endpoint.
