@@ -72,7 +72,7 @@ macro_rules! admin_tests {
 }
 
 /// Call the admin API with `bearer` (None: no Authorization header).
-async fn call_as(
+pub(crate) async fn call_as(
     app: &TestApp,
     bearer: Option<&str>,
     method: Method,

@@ -17,6 +17,7 @@ use wxauth::oauth::resources::NewResource;
 use wxauth::secret::Secret;
 use wxauth_resource::{Bearer, Verifier, VerifyError};
 
+use crate::admin_api::call_as as admin;
 use crate::backend_tests;
 use crate::harness::{Options, TempDir, TestApp};
 use crate::oauth::basic;
@@ -362,28 +363,6 @@ fn with_admin_token() -> Options {
         env: vec![("WXAUTH_ADMIN_TOKEN".to_owned(), ADMIN_TOKEN.to_owned())],
         ..Options::default()
     }
-}
-
-async fn admin(
-    app: &TestApp,
-    bearer: Option<&str>,
-    method: Method,
-    path: &str,
-    body: Option<Value>,
-) -> (u16, Value) {
-    let mut request = app
-        .http
-        .request(method, app.url(&format!("/admin/api/v1{path}")));
-    if let Some(token) = bearer {
-        request = request.bearer_auth(token);
-    }
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    let response = request.send().await.unwrap();
-    let status = response.status().as_u16();
-    let text = response.text().await.unwrap();
-    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
 }
 
 /// A path segment for an identifier.
