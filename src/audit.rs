@@ -294,19 +294,30 @@ impl Audit {
     /// and count it in the metrics. A failed write is logged, never returned: the audit trail
     /// must not turn a sign-in into an error.
     pub async fn record(&self, event: AuditEvent) {
-        count(&event);
-        let kind = event.kind.as_str();
-        if let Err(error) = self.insert(event).await {
+        self.write(self.prepare(event)).await;
+    }
+
+    /// Write a row from [`prepare`](Self::prepare); a failure is logged, never returned.
+    pub async fn write(&self, row: audit_event::ActiveModel) {
+        let kind = row.kind.try_as_ref().cloned().unwrap_or_default();
+        if let Err(error) = audit_event::Entity::insert(row)
+            .exec_without_returning(&self.db)
+            .await
+        {
             tracing::error!(kind, %error, "writing an audit event failed");
         }
     }
 
-    async fn insert(&self, mut event: AuditEvent) -> Result<(), DbErr> {
+    /// The row [`record`](Self::record) would write for `event`, stamped and counted the same
+    /// way, for a caller that writes it together with the change it describes (one round trip
+    /// instead of two: see `TokenService::issue_for_user`). The caller must insert it.
+    pub fn prepare(&self, mut event: AuditEvent) -> audit_event::ActiveModel {
+        count(&event);
         let ip = request_context::client_ip().map(|ip| ip.to_string());
         if let Some(id) = request_context::request_id() {
             event.detail.insert("request_id".into(), Value::String(id));
         }
-        let row = audit_event::ActiveModel {
+        audit_event::ActiveModel {
             id: NotSet,
             at: Set(self.clock.now()),
             kind: Set(event.kind.as_str().to_owned()),
@@ -317,11 +328,7 @@ impl Audit {
             ip: Set(ip),
             actor: Set(event.actor),
             detail: Set(Value::Object(event.detail).to_string()),
-        };
-        audit_event::Entity::insert(row)
-            .exec_without_returning(&self.db)
-            .await?;
-        Ok(())
+        }
     }
 
     /// Events matching `filter`, newest first.

@@ -150,6 +150,7 @@ impl AppState {
             clock.clone(),
             keys,
             users.clone(),
+            audit.clone(),
             config.issuer(),
         );
         let client = WeChatClient::new(WeChatClientConfig::new(

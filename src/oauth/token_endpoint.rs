@@ -5,7 +5,6 @@
 
 use serde::Serialize;
 
-use crate::audit::{AuditEvent, AuditKind, Outcome};
 use crate::limits::Limit;
 use crate::oauth::OAuthServices;
 use crate::oauth::client_auth::authenticate_request;
@@ -20,7 +19,7 @@ use crate::oauth::grants::refresh_token::RefreshTokenParams;
 use crate::oauth::grants::{self, GrantRequest};
 use crate::oauth::params::Params;
 use crate::oauth::seed_fields::SeedFields;
-use crate::oauth::token_service::{Audience, Issued};
+use crate::oauth::token_service::{Audience, Issued, issued_event};
 
 /// A successful token response: the standard fields plus the seed's user fields.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -52,6 +51,9 @@ pub struct TokenResponse {
     /// The access token's audience, for the audit trail (not sent).
     #[serde(skip)]
     pub audience: String,
+    /// The issuance's audit event is written already (not sent).
+    #[serde(skip)]
+    pub audited: bool,
     /// Clients registered with `--seed-fields`, tokens for a person: the seed's user fields.
     #[serde(flatten, skip_serializing_if = "Option::is_none")]
     pub seed: Option<SeedFields>,
@@ -79,6 +81,7 @@ impl From<Issued> for TokenResponse {
                 Audience::One(one) => one,
                 Audience::Many(many) => many.join(" "),
             },
+            audited: issued.audited,
             seed: None,
         }
     }
@@ -191,19 +194,20 @@ pub async fn exchange(
     } else {
         response
     };
-    let mut event = AuditEvent::new(AuditKind::TokenIssued, Outcome::Ok)
-        .client(client.client_id.as_str())
-        .detail("grant", grant_type.as_str())
-        .detail("scope", response.scope.as_str())
-        .detail("aud", response.audience.as_str())
-        .detail("jti", response.jti.as_str());
-    if let Some(account) = response
-        .flow_user_id
-        .as_deref()
-        .and_then(|id| id.parse().ok())
-    {
-        event = event.account(account);
+    if !response.audited {
+        let account = response
+            .flow_user_id
+            .as_deref()
+            .and_then(|id| id.parse().ok());
+        let event = issued_event(
+            grant_type,
+            &client.client_id,
+            &response.scope,
+            &response.audience,
+            &response.jti,
+            account,
+        );
+        services.audit.record(event).await;
     }
-    services.audit.record(event).await;
     Ok(response)
 }

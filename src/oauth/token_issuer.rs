@@ -237,6 +237,7 @@ impl TokenIssuer<'_> {
             claims,
             access_token,
             refresh_token,
+            audited: false,
         };
         self.issued = Some(issued.clone());
         Ok(issued)

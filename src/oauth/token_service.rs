@@ -22,14 +22,16 @@ use oxide_auth::primitives::scope::Scope;
 use sea_orm::sea_query::{Expr, Query};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait,
-    QueryFilter, QuerySelect, TransactionTrait,
+    QueryFilter, QuerySelect, QueryTrait, TransactionTrait,
 };
 use serde::{Deserialize, Serialize};
 
-use entity::{refresh_token, refresh_token_family, revoked_access_token};
+use entity::{audit_event, refresh_token, refresh_token_family, revoked_access_token};
 
+use crate::audit::{Audit, AuditEvent, AuditKind, Outcome};
 use crate::clock::SharedClock;
 use crate::oauth::client_registry::RegisteredClient;
+use crate::oauth::grant_type::GrantType;
 use crate::oauth::keys::SigningKeys;
 use crate::oauth::resources::{Resource, ResourceRegistry, narrow_scope};
 use crate::users::{Account, UserRepo};
@@ -131,6 +133,9 @@ pub struct Issued {
     pub access_token: String,
     pub refresh_token: Option<String>,
     pub expires_in: i64,
+    /// The issuance's `token_issued` audit event was written with it (our own grants); the
+    /// token endpoint records it otherwise.
+    pub audited: bool,
 }
 
 /// A lifetime added to now went past what an `i64` holds (a misconfigured lifetime).
@@ -284,7 +289,30 @@ pub struct TokenService {
     clock: SharedClock,
     keys: SigningKeys,
     users: Arc<dyn UserRepo>,
+    audit: Audit,
     issuer: String,
+}
+
+/// The `token_issued` audit event of an issuance by `grant`: the client, the scope and audience
+/// granted and the access token's `jti` (never a token), and the account when there is one.
+pub fn issued_event(
+    grant: GrantType,
+    client_id: &str,
+    scope: &str,
+    audience: &str,
+    jti: &str,
+    account: Option<i64>,
+) -> AuditEvent {
+    let event = AuditEvent::new(AuditKind::TokenIssued, Outcome::Ok)
+        .client(client_id)
+        .detail("grant", grant.as_str())
+        .detail("scope", scope)
+        .detail("aud", audience)
+        .detail("jti", jti);
+    match account {
+        Some(account) => event.account(account),
+        None => event,
+    }
 }
 
 /// A refresh-token row for `token` in `family`, issued beside the access token `access`.
@@ -308,6 +336,7 @@ impl TokenService {
         clock: SharedClock,
         keys: SigningKeys,
         users: Arc<dyn UserRepo>,
+        audit: Audit,
         issuer: String,
     ) -> Self {
         Self {
@@ -316,6 +345,7 @@ impl TokenService {
             clock,
             keys,
             users,
+            audit,
             issuer,
         }
     }
@@ -342,11 +372,18 @@ impl TokenService {
         self.vault.fingerprint(token)
     }
 
-    /// Issue tokens for a person's `account` to `client`: an access token for `scope` and, with
-    /// `with_refresh`, the first refresh token of a new family. The issuance path of our own
-    /// grants (`flow`, `mini_program`), which have no oxide-auth state machine to drive.
-    /// `resources` (RFC 8707, already checked) are the access token's audience and are bound
-    /// to the refresh token.
+    /// Issue tokens for a person's `account` to `client` by `grant`: an access token for `scope`
+    /// and, with `with_refresh`, the first refresh token of a new family. The issuance path of
+    /// our own grants (`flow`, `mini_program`, `device_code`), which have no oxide-auth state
+    /// machine to drive. `resources` (RFC 8707, already checked) are the access token's audience
+    /// and are bound to the refresh token.
+    ///
+    /// The access token is signed first; then the family, its token and the `token_issued`
+    /// audit event are written in one round trip ([`crate::db::insert_together`]; the hot path
+    /// of every sign-in, where each statement's hand-off to the database cost more than the
+    /// statement). So no refresh token is handed out without its audit event, and a failed write
+    /// hands out nothing.
+    #[allow(clippy::too_many_arguments)]
     pub async fn issue_for_user(
         &self,
         client: &RegisteredClient,
@@ -354,32 +391,14 @@ impl TokenService {
         scope: &Scope,
         with_refresh: bool,
         resources: &[Resource],
+        grant: GrantType,
     ) -> Result<Issued, IssueFailed> {
-        let bound: Vec<String> = resources.iter().map(|r| r.identifier.clone()).collect();
         let owner_id = account.id.to_string();
         let scope = scope.to_string();
         let plan = self.plan(client, with_refresh).map_err(|e| {
             tracing::error!(error = %e, client_id = %client.client_id);
             IssueFailed
         })?;
-        let refresh_token = match &plan.family {
-            Some(family) => {
-                let new = NewRefresh {
-                    client,
-                    family,
-                    owner_id: &owner_id,
-                    subject: SubjectKind::User,
-                    scope: &scope,
-                    access: &plan.access,
-                    auth_time: None,
-                    resources: &bound,
-                };
-                // A new family's row is written here, so no one can have revoked it meanwhile.
-                let stored = self.store_first_refresh(&new, plan.family_stored).await;
-                Some(stored.map_err(|()| IssueFailed)?.ok_or(IssueFailed)?)
-            }
-            None => None,
-        };
         let (claims, access_token) = self
             .access_token(
                 client,
@@ -394,12 +413,74 @@ impl TokenService {
             .map_err(|()| IssueFailed)?
             // The grant checked the account first; a disable since then is a failed issuance.
             .ok_or(IssueFailed)?;
+        let audience = match &claims.aud {
+            Audience::One(one) => one.clone(),
+            Audience::Many(many) => many.join(" "),
+        };
+        let event = self.audit.prepare(issued_event(
+            grant,
+            &client.client_id,
+            &claims.scope,
+            &audience,
+            &claims.jti,
+            Some(account.id),
+        ));
+        let refresh_token = match &plan.family {
+            Some(family) => {
+                let bound: Vec<String> = resources.iter().map(|r| r.identifier.clone()).collect();
+                let new = NewRefresh {
+                    client,
+                    family,
+                    owner_id: &owner_id,
+                    subject: SubjectKind::User,
+                    scope: &scope,
+                    access: &plan.access,
+                    auth_time: None,
+                    resources: &bound,
+                };
+                Some(self.store_new_family(&new, event).await?)
+            }
+            None => {
+                self.audit.write(event).await;
+                None
+            }
+        };
         Ok(Issued {
             expires_in: claims.exp - claims.iat,
             claims,
             access_token,
             refresh_token,
+            audited: true,
         })
+    }
+
+    /// Write a new family, its first refresh token and the issuance's audit event together: the
+    /// family first (harmless alone: it expires), then the token, then the event.
+    async fn store_new_family(
+        &self,
+        new: &NewRefresh<'_>,
+        event: audit_event::ActiveModel,
+    ) -> Result<String, IssueFailed> {
+        let (token, row) = self.refresh_row(new).map_err(|()| IssueFailed)?;
+        let backend = self.db.get_database_backend();
+        let family = family_row(
+            new.family,
+            &new.client.client_id,
+            new.owner_id,
+            self.clock.now(),
+        );
+        let inserts = vec![
+            refresh_token_family::Entity::insert(family).build(backend),
+            refresh_token::Entity::insert(row).build(backend),
+            audit_event::Entity::insert(event).build(backend),
+        ];
+        crate::db::insert_together(&self.db, inserts)
+            .await
+            .map_err(|e| {
+                tracing::error!(error = %e, "storing a refresh token");
+                IssueFailed
+            })?;
+        Ok(token)
     }
 
     /// Choose what an issuance for `client` will produce: a fresh `jti` and expiry, and with

@@ -5,6 +5,7 @@
 //! refresh, and for scope `openid` an ID token.
 
 use super::{GrantRequest, issue_for_account, required};
+use crate::oauth::GrantType;
 use crate::oauth::OAuthServices;
 use crate::oauth::device::PollOutcome;
 use crate::oauth::error::{OAuthError, OAuthErrorCode};
@@ -83,7 +84,8 @@ pub async fn grant(
         .await
         .map_err(|e| internal("loading the account", &e))?
         .ok_or_else(|| OAuthError::invalid_grant("the account no longer exists"))?;
-    let issued = issue_for_account(services, request, &account, &scope).await?;
+    let issued =
+        issue_for_account(services, request, GrantType::DeviceCode, &account, &scope).await?;
     let scopes: Vec<&str> = issued.claims.scope.split(' ').collect();
     let id_token = if scopes.contains(&"openid") {
         let token = id_token::mint(

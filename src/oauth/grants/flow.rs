@@ -10,6 +10,7 @@
 
 use super::{GrantRequest, effective_scope, issue_for_account, optional};
 use crate::audit::{AuditEvent, AuditKind, Outcome};
+use crate::oauth::GrantType;
 use crate::oauth::OAuthError;
 use crate::oauth::OAuthServices;
 use crate::oauth::client_registry::FlowTicketPolicy;
@@ -112,7 +113,7 @@ pub async fn grant(
     }
 
     let account = account_for(services, appid, open_id, union_id).await?;
-    issue_for_account(services, request, &account, &scope).await
+    issue_for_account(services, request, GrantType::Flow, &account, &scope).await
 }
 
 /// Audit a refused ticket: the client, the app and why (never the ticket itself).

@@ -4,6 +4,7 @@
 //! the server-side session that `/api/wechat/ma/user` and `/ma/phone` take.
 
 use super::{GrantRequest, effective_scope, issue_for_account, optional};
+use crate::oauth::GrantType;
 use crate::oauth::OAuthError;
 use crate::oauth::OAuthServices;
 use crate::oauth::params::Params;
@@ -44,6 +45,13 @@ pub async fn grant(
         .sign_in(&params.app_id, &params.code)
         .await
         .map_err(OAuthError::from)?;
-    let issued = issue_for_account(services, request, &session.account, &scope).await?;
+    let issued = issue_for_account(
+        services,
+        request,
+        GrantType::MiniProgram,
+        &session.account,
+        &scope,
+    )
+    .await?;
     Ok((issued, session.session_id))
 }

@@ -96,6 +96,7 @@ pub(crate) fn effective_scope(
 pub(crate) async fn issue_for_account(
     services: &OAuthServices,
     request: &GrantRequest<'_>,
+    grant: GrantType,
     account: &Account,
     scope: &str,
 ) -> Result<Issued, OAuthError> {
@@ -114,6 +115,7 @@ pub(crate) async fn issue_for_account(
             &scope,
             with_refresh,
             request.resources,
+            grant,
         )
         .await
         .map_err(|_| OAuthError::server_error())
