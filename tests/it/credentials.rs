@@ -241,12 +241,22 @@ crate::backend_tests! {
         .expect("a second instance on the same database");
         let apps = Arc::new([app, second]);
         let auth = basic("billing", SECRET);
-        let (status, _) = ask(&apps[0], Some(&auth), json!({ "appId": MP, "kind": "access_token" })).await;
-        assert_eq!(status, 200);
+        let plain = json!({ "appId": MP, "kind": "access_token" });
         const PER_INSTANCE: usize = 4;
         for round in 0..5 {
-            // Past the minute since the last forced refresh.
-            advance(&apps[0], 61);
+            // Both instances hold the current token …
+            let mut held = Vec::new();
+            for instance in apps.iter() {
+                let (status, answer) = ask(instance, Some(&auth), plain.clone()).await;
+                assert_eq!(status, 200, "round {round}: {answer}");
+                held.push(answer["token"].as_str().unwrap().to_owned());
+            }
+            assert_eq!(held[0], held[1]);
+            // … which WeChat stops accepting: another service forced a new one, 5 minutes ago
+            // (and more than a minute passed since the last forced refresh).
+            let current = rogue_refresh(&apps[0]).await;
+            advance(&apps[0], 301);
+            assert!(!apps[0].sim.check_credential(&held[0]).valid);
             let before = apps[0].sim.calls("/cgi-bin/stable_token");
             let barrier = Arc::new(Barrier::new(2 * PER_INSTANCE));
             let mut tasks = Vec::new();
@@ -266,9 +276,15 @@ crate::backend_tests! {
             let refreshed = answers.iter().filter(|a| a["refreshed"] == true).count();
             assert_eq!(refreshed, 1, "round {round}: {answers:?}");
             assert_eq!(apps[0].sim.calls("/cgi-bin/stable_token") - before, 1, "round {round}");
-            let token = answers[0]["token"].as_str().unwrap();
-            assert!(answers.iter().all(|a| a["token"].as_str() == Some(token)), "round {round}");
-            assert!(apps[0].sim.check_credential(token).valid);
+            // Every caller, on either instance, gets the token WeChat accepts now.
+            assert!(
+                answers.iter().all(|a| a["token"].as_str() == Some(current.as_str())),
+                "round {round}: {answers:?}"
+            );
+            assert!(apps[0].sim.check_credential(&current).valid);
+            // And so does a plain request on the other instance afterwards.
+            let (_, after) = ask(&apps[1], Some(&auth), plain.clone()).await;
+            assert_eq!(after["token"].as_str(), Some(current.as_str()), "round {round}");
         }
     }
 }
