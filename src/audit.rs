@@ -18,7 +18,9 @@ use serde_json::{Map, Value};
 use entity::audit_event;
 
 use crate::clock::SharedClock;
-use crate::metrics::{ADMIN_CHANGES, REFUSALS, SIGN_INS, SIGN_OUTS, TOKENS_ISSUED};
+use crate::metrics::{
+    ADMIN_CHANGES, REFUSALS, SIGN_INS, SIGN_OUTS, TOKENS_ISSUED, WECHAT_CREDENTIALS,
+};
 use crate::request_context;
 
 /// What happened.
@@ -56,6 +58,9 @@ pub enum AuditKind {
     /// A browser session ended at the end-session endpoint (`detail.revoked_families`,
     /// `detail.backchannel_clients`).
     SignOut,
+    /// The credential broker handed a client a WeChat credential (`subject`: the appid,
+    /// `detail.kind`, `detail.force`, `detail.refreshed`), or refused one (`detail.reason`).
+    WeChatCredential,
 }
 
 impl AuditKind {
@@ -77,6 +82,7 @@ impl AuditKind {
             Self::ResourceChanged => "resource_changed",
             Self::DeviceDecision => "device_decision",
             Self::SignOut => "sign_out",
+            Self::WeChatCredential => "wechat_credential",
         }
     }
 
@@ -86,6 +92,7 @@ impl AuditKind {
             // Approving a device signs it in.
             Self::SignIn | Self::DeviceDecision => SIGN_INS,
             Self::SignOut => SIGN_OUTS,
+            Self::WeChatCredential => WECHAT_CREDENTIALS,
             Self::TokenIssued => TOKENS_ISSUED,
             Self::RefreshReuse
             | Self::CodeReplay
@@ -118,6 +125,7 @@ impl AuditKind {
         Self::ResourceChanged,
         Self::DeviceDecision,
         Self::SignOut,
+        Self::WeChatCredential,
     ];
 
     /// The kind stored as `name`.
@@ -242,6 +250,14 @@ fn count(event: &AuditEvent) {
             metric,
             "grant" => event.detail.get("grant").and_then(Value::as_str).unwrap_or_default().to_owned(),
             "client" => event.client_id.clone().unwrap_or_default()
+        )
+        .increment(1),
+        AuditKind::WeChatCredential => metrics::counter!(
+            metric,
+            "client" => event.client_id.clone().unwrap_or_default(),
+            "appid" => event.subject.clone().unwrap_or_default(),
+            "kind" => event.detail.get("kind").and_then(Value::as_str).unwrap_or_default().to_owned(),
+            "outcome" => event.outcome.as_str()
         )
         .increment(1),
         kind if metric == REFUSALS => {

@@ -219,13 +219,13 @@ enum AdminCommand {
 #[derive(Subcommand, Debug)]
 enum ClientCommand {
     /// Register a client (prints a generated secret once when --secret is absent).
-    Create(CreateClientArgs),
+    Create(Box<CreateClientArgs>),
     /// List clients.
     List,
     /// Show one client.
     Show { client_id: String },
     /// Change a client's settings (only the options given).
-    Update(UpdateClientArgs),
+    Update(Box<UpdateClientArgs>),
     /// Replace a client's secret (printed once); the old one keeps working for --overlap
     /// seconds (default WXAUTH_CLIENT_SECRET_OVERLAP_SECS; 0 stops it at once).
     RotateSecret {
@@ -289,6 +289,11 @@ struct CreateClientArgs {
     /// revocation endpoints (CORS), beyond the redirect URIs' own origins (repeatable).
     #[arg(long = "allowed-origin")]
     allowed_origins: Vec<String>,
+    /// A WeChat app whose upstream credentials (access token, jsapi_ticket …) the client may
+    /// fetch from the credential broker, `POST /api/wechat/credentials`; needs the
+    /// `wechat:credentials` scope (repeatable).
+    #[arg(long = "wechat-appid")]
+    wechat_appids: Vec<String>,
     /// The algorithm of the client's ID tokens (`id_token_signed_response_alg`); default ES256
     /// (RS256 where WXAUTH_JWT_ALG=RS256).
     #[arg(long, value_enum, ignore_case = true)]
@@ -394,6 +399,12 @@ struct UpdateClientArgs {
     /// Removes every allowed web origin (the redirect URIs' own origins stay allowed).
     #[arg(long, conflicts_with = "allowed_origins")]
     clear_allowed_origins: bool,
+    /// Replaces the WeChat apps whose credentials the broker hands the client (repeatable).
+    #[arg(long = "wechat-appid")]
+    wechat_appids: Option<Vec<String>>,
+    /// Removes every WeChat app from the client's credential-broker list.
+    #[arg(long, conflicts_with = "wechat_appids")]
+    clear_wechat_appids: bool,
     /// ES256 or RS256: the algorithm of the client's ID tokens.
     #[arg(long, value_enum, ignore_case = true)]
     id_token_alg: Option<IdTokenAlgArg>,
@@ -738,6 +749,7 @@ fn admin_failed(e: AdminError) -> CliError {
                 "post_logout_redirect_uris" => "post-logout-redirect-uri".to_owned(),
                 "resources" => "resource".to_owned(),
                 "allowed_origins" => "allowed-origin".to_owned(),
+                "wechat_appids" => "wechat-appid".to_owned(),
                 "union_id" => "unionid".to_owned(),
                 field => field.replace('_', "-"),
             };
@@ -750,6 +762,7 @@ fn admin_failed(e: AdminError) -> CliError {
                 | "display_name"
                 | "logo_url"
                 | "allowed_origins"
+                | "wechat_appids"
                 | "post_logout_redirect_uris"
                 | "backchannel_logout_uri"
                 | "resources" => 1,
@@ -1084,6 +1097,9 @@ fn print_client(c: &RegisteredClient) {
             c.allowed_origins.join(" ")
         }
     );
+    if !c.wechat_appids.is_empty() {
+        println!("wechat_appids:     {}", c.wechat_appids.join(" "));
+    }
     println!(
         "post_logout_redirect_uris: {}",
         c.logout.post_logout_redirect_uris.join(" ")
@@ -1140,6 +1156,7 @@ async fn client_command(state: &AppState, command: ClientCommand) -> Result<(), 
                                 .logout
                                 .backchannel_logout_session_required,
                         },
+                        wechat_appids: args.wechat_appids,
                     },
                 )
                 .await
@@ -1231,6 +1248,11 @@ async fn client_command(state: &AppState, command: ClientCommand) -> Result<(), 
                 backchannel_logout_session_required: args
                     .logout
                     .backchannel_logout_session_required,
+                wechat_appids: if args.clear_wechat_appids {
+                    Some(Vec::new())
+                } else {
+                    args.wechat_appids
+                },
             };
             let client = admin
                 .update_client(&actor, &args.client_id, changes)

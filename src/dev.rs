@@ -130,6 +130,7 @@ pub async fn run(clock: SharedClock) -> Result<(), DevError> {
         }
     }
     let _pusher = simulator.spawn_ticket_pusher();
+    let _authorizations = tokio::spawn(authorize_demo_accounts(state.clone(), simulator.clone()));
     let secret = ensure_client(&state.clients, demo_client(&issuer)).await?;
     let landing = LandingClient {
         client_id: LANDING_CLIENT_ID.into(),
@@ -270,6 +271,34 @@ async fn ensure_client(
 
 /// The demo admin of the console: Alice's account (made now, as her first QR sign-in would
 /// make it) holds the admin role, so that scanning as Alice at `/admin` signs in.
+/// The demo accounts authorize the demo component, as their owners would on the component's
+/// authorization page: wxauth stores their authorizer refresh tokens, so their own APIs (the
+/// JS-SDK's jsapi_ticket, the credential broker) work under `wxauth dev`. The exchange needs the
+/// component's token, hence a pushed ticket: tried until the first push has arrived.
+async fn authorize_demo_accounts(state: AppState, simulator: Simulator) {
+    let Ok(component) = crate::wechat::AppId::parse(demo::COMPONENT_APPID) else {
+        return;
+    };
+    for account in [demo::ENTRY_ACCOUNT_APPID, demo::BASE_ACCOUNT_APPID] {
+        let code = match simulator.authorize_component(demo::COMPONENT_APPID, account) {
+            Ok(code) => code,
+            Err(error) => {
+                tracing::warn!(%error, account, "demo account did not authorize the component");
+                continue;
+            }
+        };
+        for _ in 0..120 {
+            match state.wechat.query_auth(&component, &code).await {
+                Ok(_) => break,
+                Err(error) => {
+                    tracing::debug!(%error, account, "demo authorization not stored yet");
+                    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+                }
+            }
+        }
+    }
+}
+
 async fn ensure_demo_admin(state: &AppState, simulator: &Simulator) -> Result<(), DevError> {
     let appid = demo::WEBSITE_APPID;
     let vouched = crate::users::IdentityKey::new(

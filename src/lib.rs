@@ -14,6 +14,8 @@
 //! - [`login`]: where WeChat's word becomes our user (Mini Program sessions, H5 hops, browser
 //!   sign-in); it mints `oauth` login tickets and implements the `mini_program` grant's
 //!   `oauth::mini_program_sign_in::MiniProgramSignIn`. [`simulator`]: a faithful fake WeChat.
+//!   [`credential_broker`]: the company's services fetch WeChat credentials here instead of
+//!   each calling `cgi-bin/token` (client-authenticated, per-client appids).
 //! - [`oauth`]: the OAuth 2.0 / OIDC core on oxide-auth (clients, grants, tokens, keys); it knows
 //!   neither axum nor `login`.
 //! - [`users`]: accounts and WeChat identities behind a repository trait; [`wechat`]: the adapter
@@ -34,6 +36,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod config_error;
+pub mod credential_broker;
 pub mod db;
 pub mod dev;
 pub mod error;

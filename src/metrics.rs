@@ -40,6 +40,9 @@ pub const WECHAT_DURATION: &str = "wxauth_wechat_call_duration_seconds";
 pub const WECHAT_TOKEN_REFRESHES: &str = "wxauth_wechat_token_refreshes_total";
 /// Waits for another instance's token fetch (the cross-instance lease): `kind`.
 pub const WECHAT_LEASE_WAITS: &str = "wxauth_wechat_token_lease_waits_total";
+/// WeChat credentials the credential broker handed out (`outcome` `ok`) or refused
+/// (`refused`): `client`, `appid`, `kind` (access_token, jsapi_ticket, …).
+pub const WECHAT_CREDENTIALS: &str = "wxauth_wechat_credentials_total";
 /// Database connections: `state` (`in_use`, `idle`).
 pub const DB_POOL: &str = "wxauth_db_pool_connections";
 /// Rows the janitor deleted: `table`.

@@ -9,9 +9,11 @@ use crate::app_registry::AppRegistry;
 use crate::audit::Audit;
 use crate::clock::SharedClock;
 use crate::config::{Config, ConfigError};
+use crate::credential_broker::CredentialBroker;
 use crate::limits::{Limits, SharedCounters};
 use crate::login::{
-    AuthStates, BrowserSessions, H5Login, H5Urls, MiniProgramLogin, RedirectPolicy, WeChatSignIn,
+    AuthStates, BrowserSessions, H5Login, H5Urls, JsSdk, MiniProgramLogin, RedirectPolicy,
+    WeChatSignIn,
 };
 use crate::oauth::authorize::AuthorizationService;
 use crate::oauth::consent::Consents;
@@ -71,6 +73,10 @@ pub struct AppServices {
     pub audit: Audit,
     /// Rate limits and the client-authentication throttle (shared through Redis when set).
     pub limits: Limits,
+    /// The JS-SDK configuration of official-account H5 pages.
+    pub jssdk: JsSdk,
+    /// The WeChat credential broker for the company's other services.
+    pub credential_broker: CredentialBroker,
 }
 
 impl AppState {
@@ -199,6 +205,19 @@ impl AppState {
                 .map_err(|e| StartError::Other(format!("WXAUTH_PUBLIC_URL: {e}")))?,
             audit: audit.clone(),
         });
+        let jssdk = JsSdk::new(
+            wechat.clone(),
+            apps.clone(),
+            RedirectPolicy::new(&config.redirect_allowlist),
+            clock.clone(),
+        );
+        let credential_broker = CredentialBroker::new(
+            clients.clone(),
+            apps.clone(),
+            wechat.clone(),
+            audit.clone(),
+            clock.clone(),
+        );
         let mini_program = MiniProgramLogin::new(
             store,
             apps.clone(),
@@ -236,6 +255,8 @@ impl AppState {
             wechat,
             audit,
             limits,
+            jssdk,
+            credential_broker,
             config: Arc::new(config),
             db,
             vault,
@@ -266,6 +287,8 @@ sub_states! {
     Arc<dyn UserRepo> => users,
     OAuthServices => oauth,
     Arc<Config> => config,
+    JsSdk => jssdk,
+    CredentialBroker => credential_broker,
 }
 
 impl crate::admin::Admin {

@@ -7,6 +7,10 @@
 // /m/flow_landing/client.json so this page works on its own; other servers answer 404 there and
 // the page only shows what it received.
 //
+// Like any official-account page that shares, scans or pays, it asks wxauth for its JS-SDK
+// configuration (/api/wechat/jssdk/config, signed for this page's URL without its fragment) and
+// shows what it would pass to wx.config.
+//
 // A sign-in this page starts ("Sign in again") names the page's client (`clientId`, so that only
 // it can redeem the ticket) and a fresh `nonce` kept in sessionStorage; a result that comes back
 // with another nonce while one is pending is refused (login CSRF). A result that arrives while
@@ -16,6 +20,7 @@
   'use strict';
 
   var ENTRY_BUILD = '/api/wechat/component/mp/common/entryBuildUrl';
+  var JSSDK_CONFIG = '/api/wechat/jssdk/config';
   var CLIENT = '/m/flow_landing/client.json';
   var NONCE_KEY = 'wxauth.flow_landing.nonce';
   var $ = function (id) { return document.getElementById(id); };
@@ -144,7 +149,34 @@
     status(say('已登录', 'Signed in'), false);
   }
 
+  // The wx.config this page would call: signed for the page's URL as it is now (the ticket
+  // already removed from it), without the fragment, as WeChat checks it.
+  function jssdkConfig(appId) {
+    if (!/^wx[0-9a-fA-F]{16}$/.test(appId)) { return; }
+    var url = window.location.href.split('#')[0];
+    var params = new URLSearchParams({ appId: appId, url: url });
+    fetch(JSSDK_CONFIG + '?' + params.toString(), { cache: 'no-store', credentials: 'omit' })
+      .then(function (r) { return r.json().then(function (body) { return { ok: r.ok, body: body }; }); })
+      .then(function (answer) {
+        var el = $('jssdk-status');
+        if (!answer.ok) {
+          el.textContent = say('JS-SDK 配置不可用', 'JS-SDK configuration unavailable') + ' (' + (answer.body.error_description || answer.body.error || '') + ')';
+          el.className = 'message error';
+        } else {
+          $('jssdk-url').textContent = url;
+          $('jssdk-timestamp').textContent = String(answer.body.timestamp);
+          $('jssdk-nonce').textContent = answer.body.nonceStr;
+          $('jssdk-signature').textContent = answer.body.signature;
+          el.textContent = say('JS-SDK 已签名，可以调用 wx.config', 'JS-SDK signed: ready for wx.config');
+          el.className = 'message';
+        }
+        $('jssdk').hidden = false;
+      })
+      .catch(function () { /* the sign-in result matters more; nothing to show */ });
+  }
+
   async function main() {
+    jssdkConfig(got.appId);
     if (!got.appId || !got.openId || !got.ticket) {
       status(say('这个页面的地址里没有登录结果，请登录。', 'There is no sign-in result in this page\'s address: please sign in.'), true);
       offerSignInAgain();

@@ -54,6 +54,10 @@ pub struct Model {
     pub id_token_signed_response_alg: Option<String>,
     /// The token response also carries the seed's user fields (`tenant_id`, …).
     pub seed_fields: bool,
+    /// Newline-separated appids whose WeChat credentials the client may fetch from the broker
+    /// (`POST /api/wechat/credentials`); `None` for none.
+    #[sea_orm(column_type = "Text", nullable)]
+    pub wechat_appids: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

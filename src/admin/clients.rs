@@ -32,6 +32,7 @@ impl From<ClientRegistryError> for AdminError {
             ClientRegistryError::InvalidPostLogoutRedirectUri(_) => "post_logout_redirect_uris",
             ClientRegistryError::InvalidBackchannelLogoutUri(_) => "backchannel_logout_uri",
             ClientRegistryError::InvalidOrigin(_) => "allowed_origins",
+            ClientRegistryError::InvalidWeChatAppId(_) => "wechat_appids",
             ClientRegistryError::InvalidOverlap { .. } => "overlap_secs",
             ClientRegistryError::InvalidTtl { option, .. } => match *option {
                 "--access-token-ttl" => "access_token_ttl",

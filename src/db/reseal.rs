@@ -164,6 +164,7 @@ mod tests {
             lease_owner: Set(None),
             lease_until: Set(0),
             updated_at: Set(0),
+            forced_at: Set(0),
         })
         .exec(&db)
         .await

@@ -475,6 +475,9 @@ struct ClientView {
     /// Where logout tokens are POSTed when a session ends.
     backchannel_logout_uri: Option<String>,
     backchannel_logout_session_required: bool,
+    /// The WeChat apps whose upstream credentials the client may fetch at
+    /// `POST /api/wechat/credentials` (with the `wechat:credentials` scope).
+    wechat_appids: Vec<String>,
 }
 
 impl From<&RegisteredClient> for ClientView {
@@ -501,6 +504,7 @@ impl From<&RegisteredClient> for ClientView {
             post_logout_redirect_uris: c.logout.post_logout_redirect_uris.clone(),
             backchannel_logout_uri: c.logout.backchannel_logout_uri.clone(),
             backchannel_logout_session_required: c.logout.backchannel_logout_session_required,
+            wechat_appids: c.wechat_appids.clone(),
         }
     }
 }
@@ -592,6 +596,9 @@ struct CreateClient {
     backchannel_logout_uri: Option<String>,
     #[serde(default)]
     backchannel_logout_session_required: bool,
+    /// WeChat appids whose credentials the client may fetch from the credential broker.
+    #[serde(default)]
+    wechat_appids: Vec<String>,
 }
 
 #[utoipa::path(get, path = "/admin/api/v1/clients", tag = "clients", summary = "List clients",
@@ -657,6 +664,7 @@ async fn create_client(caller: Caller, ApiJson(body): ApiJson<CreateClient>) -> 
             backchannel_logout_uri: body.backchannel_logout_uri,
             backchannel_logout_session_required: body.backchannel_logout_session_required,
         },
+        wechat_appids: body.wechat_appids,
     };
     let (client, secret) = caller.admin.create_client(&caller.actor, new).await?;
     let shown = CreatedClient {
@@ -705,6 +713,8 @@ struct UpdateClient {
     #[schema(value_type = Option<String>)]
     backchannel_logout_uri: Option<Option<String>>,
     backchannel_logout_session_required: Option<bool>,
+    /// Replaces the list; `[]` removes every WeChat app from the credential broker's list.
+    wechat_appids: Option<Vec<String>>,
 }
 
 #[utoipa::path(patch, path = "/admin/api/v1/clients/{id}", tag = "clients", summary = "Change a client: absent fields are kept, `null` removes display_name or logo_url",
@@ -741,6 +751,7 @@ async fn update_client(
         post_logout_redirect_uris: body.post_logout_redirect_uris,
         backchannel_logout_uri: body.backchannel_logout_uri,
         backchannel_logout_session_required: body.backchannel_logout_session_required,
+        wechat_appids: body.wechat_appids,
     };
     ok(ClientView::from(
         &caller

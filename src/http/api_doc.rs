@@ -23,7 +23,7 @@ use utoipa::{Modify, openapi};
 use utoipa_swagger_ui::Config;
 
 use crate::http::admin::{AdminApi, OPENAPI_PATH as ADMIN_OPENAPI_PATH};
-use crate::http::{device, mini_program, oauth};
+use crate::http::{credentials, device, jssdk, mini_program, oauth};
 use crate::state::AppState;
 
 /// Where the public endpoints' document is served.
@@ -76,12 +76,15 @@ const DOC_PAGE_HTML: &str = r#"<!DOCTYPE html>
         oauth::jwks,
         device::device_authorization,
         mini_program::session,
+        jssdk::config,
+        credentials::credentials,
     ),
     modifiers(&PublicSecuritySchemes),
     tags(
         (name = "oauth", description = "OAuth 2.0 and OpenID Connect"),
         (name = "discovery", description = "Metadata and keys"),
         (name = "mini_program", description = "WeChat Mini Program login"),
+        (name = "official_account", description = "Official Account H5 pages (JS-SDK) and the WeChat credential broker"),
     ),
 )]
 pub struct PublicApi;

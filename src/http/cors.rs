@@ -3,7 +3,7 @@
 //! - **public metadata** (discovery, the JWKS): any origin (`Access-Control-Allow-Origin: *`),
 //!   `GET` only; they carry nothing private;
 //! - **client endpoints** (the token endpoints, userinfo, revocation, the seed's Mini Program
-//!   calls and `entryBuildUrl`): only the origins of registered clients
+//!   calls, `entryBuildUrl` and the JS-SDK configuration): only the origins of registered clients
 //!   ([`AllowedOrigins`]: their redirect URIs' origins and their `allowed_origins`), echoed back
 //!   with `Vary: Origin`; `GET` and `POST` with `Authorization` and `Content-Type`.
 //!
@@ -28,6 +28,7 @@ use tower::ServiceExt;
 use tower_http::cors::{AllowOrigin, Any, CorsLayer};
 
 use super::h5::ENTRY_BUILD_PATH;
+use super::jssdk::JSSDK_CONFIG_PATH;
 use crate::oauth::allowed_origins::AllowedOrigins;
 
 /// How long a browser may reuse a preflight's answer (seconds). Reuse only spares the
@@ -52,7 +53,7 @@ pub fn policy_for(path: &str) -> Option<Policy> {
         "/oauth/token" | "/api/auth/oauth/token" | "/oauth/userinfo" | "/oauth/revoke" => {
             Some(Policy::ClientEndpoint)
         }
-        ENTRY_BUILD_PATH => Some(Policy::ClientEndpoint),
+        ENTRY_BUILD_PATH | JSSDK_CONFIG_PATH => Some(Policy::ClientEndpoint),
         p if p.starts_with("/api/wechat/ma/") => Some(Policy::ClientEndpoint),
         _ => None,
     }

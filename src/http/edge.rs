@@ -116,6 +116,7 @@ pub fn limit_for(method: &Method, path: &str) -> Option<Limit> {
         "/oauth/introspect" | "/oauth/revoke" => Limit::Introspection,
         "/api/wechat/component/ticket" => Limit::ComponentPush,
         "/oauth/device_authorization" => Limit::DeviceAuthorization,
+        super::jssdk::JSSDK_CONFIG_PATH => Limit::JssdkConfig,
         // The verification pages load like the authorization endpoint; the user codes tried
         // there have limits of their own (`oauth::device`).
         "/device" | DEVICE_VERIFICATION_PATH => Limit::Authorize,

@@ -10,11 +10,13 @@ pub mod console_i18n;
 pub mod context;
 pub mod cookies;
 pub mod cors;
+pub mod credentials;
 pub mod device;
 pub mod edge;
 pub mod front_page;
 pub mod h5;
 pub mod health;
+pub mod jssdk;
 pub mod logout;
 pub mod messages;
 pub mod metrics;
@@ -51,6 +53,8 @@ pub fn routes() -> Router<AppState> {
         .merge(component::routes())
         .merge(mini_program::routes())
         .merge(h5::routes())
+        .merge(jssdk::routes())
+        .merge(credentials::routes())
         .merge(pages::routes())
         .merge(metrics::routes())
         .merge(admin::routes())

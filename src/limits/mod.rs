@@ -75,10 +75,12 @@ pub enum Limit {
     /// User codes tried at `/device`, by everyone together (one key): what bounds guessing
     /// from many addresses.
     DeviceUserCodeGlobal,
+    /// `/api/wechat/jssdk/config`, per IP.
+    JssdkConfig,
 }
 
 impl Limit {
-    pub const ALL: [Limit; 13] = [
+    pub const ALL: [Limit; 14] = [
         Limit::Authorize,
         Limit::H5Entry,
         Limit::Callback,
@@ -92,6 +94,7 @@ impl Limit {
         Limit::DeviceAuthorization,
         Limit::DeviceUserCode,
         Limit::DeviceUserCodeGlobal,
+        Limit::JssdkConfig,
     ];
 
     /// The short name used in counter keys and logs.
@@ -110,6 +113,7 @@ impl Limit {
             Limit::DeviceAuthorization => "device_authorization",
             Limit::DeviceUserCode => "device_user_code",
             Limit::DeviceUserCodeGlobal => "device_user_code_global",
+            Limit::JssdkConfig => "jssdk_config",
         }
     }
 
@@ -129,6 +133,7 @@ impl Limit {
             Limit::DeviceAuthorization => "WXAUTH_LIMIT_DEVICE_AUTHORIZATION",
             Limit::DeviceUserCode => "WXAUTH_LIMIT_DEVICE_USER_CODE",
             Limit::DeviceUserCodeGlobal => "WXAUTH_LIMIT_DEVICE_USER_CODE_GLOBAL",
+            Limit::JssdkConfig => "WXAUTH_LIMIT_JSSDK_CONFIG",
         }
     }
 
@@ -152,6 +157,8 @@ impl Limit {
             // A person mistypes a few times; a guesser needs billions of tries (20^8 codes).
             Limit::DeviceUserCode => per_minute(10),
             Limit::DeviceUserCodeGlobal => per_minute(600),
+            // A page asks once per load (and again on each in-page navigation).
+            Limit::JssdkConfig => per_minute(120),
         }
     }
 }

@@ -1,10 +1,12 @@
 //! Where WeChat's word becomes our user: the Mini Program session
 //! ([`mini_program`]), the H5 two-hop authorization of Official Account pages ([`h5`]) and the
-//! redirect allowlist it checks `next` against ([`redirect`]).
+//! redirect allowlist it checks `next` against ([`redirect`]); and the JS-SDK configuration of
+//! those same pages ([`jssdk`]), for pages on that allowlist.
 
 pub mod browser_session;
 pub mod error;
 pub mod h5;
+pub mod jssdk;
 pub mod logout;
 pub mod mini_program;
 pub mod redirect;
@@ -16,6 +18,7 @@ pub use error::LoginError;
 pub use h5::{
     CallbackParams, EntryHop, H5Error, H5Failure, H5Login, H5Urls, SignInRequest, SignedIn,
 };
+pub use jssdk::{JsSdk, JsSdkConfig, JsSdkError};
 pub use mini_program::MiniProgramLogin;
 pub use redirect::{RedirectError, RedirectPolicy};
 pub use states::AuthStates;

@@ -138,6 +138,9 @@ pub struct NewClient {
     pub allowed_origins: Vec<String>,
     /// Logout: where RP-initiated logout may return to, and the back-channel endpoint.
     pub logout: ClientLogout,
+    /// The WeChat apps whose upstream credentials the client may fetch from the credential
+    /// broker (with the `wechat:credentials` scope; `--wechat-appid`).
+    pub wechat_appids: Vec<String>,
 }
 
 /// What a client registers for logout (OIDC RP-Initiated and Back-Channel Logout 1.0).
@@ -174,6 +177,7 @@ impl Default for NewClient {
             seed_fields: false,
             logout: ClientLogout::default(),
             allowed_origins: Vec::new(),
+            wechat_appids: Vec::new(),
         }
     }
 }
@@ -208,6 +212,8 @@ pub struct RegisteredClient {
     /// Web origins allowed by CORS beyond those of the redirect URIs (serialized).
     pub allowed_origins: Vec<String>,
     pub logout: ClientLogout,
+    /// The WeChat apps whose credentials the broker hands this client.
+    pub wechat_appids: Vec<String>,
 }
 
 /// A change to a client's settings: `None` leaves a setting as it is. The type (public or
@@ -236,6 +242,8 @@ pub struct ClientChanges {
     pub backchannel_logout_uri: Option<Option<String>>,
     pub backchannel_logout_session_required: Option<bool>,
     pub allowed_origins: Option<Vec<String>>,
+    /// The WeChat apps whose credentials the broker hands out (replacing the list).
+    pub wechat_appids: Option<Vec<String>>,
 }
 
 /// The longest display name (characters).
@@ -248,6 +256,11 @@ impl RegisteredClient {
 
     pub fn allows_scope(&self, scope: &str) -> bool {
         self.scopes.iter().any(|s| s == scope)
+    }
+
+    /// Whether the credential broker may hand this client `appid`'s WeChat credentials.
+    pub fn allows_wechat_app(&self, appid: &str) -> bool {
+        self.wechat_appids.iter().any(|a| a == appid)
     }
 }
 
@@ -299,6 +312,8 @@ pub enum ClientRegistryError {
         "allowed origin {0:?} must be an http(s) origin: scheme, host and optional port, no path"
     )]
     InvalidOrigin(String),
+    #[error("WeChat appid {0:?} must be wx followed by 16 hexadecimal digits")]
+    InvalidWeChatAppId(String),
     #[error("client {0:?} already exists")]
     AlreadyExists(String),
     #[error("no client {0:?}")]
@@ -373,6 +388,11 @@ fn to_registered(m: oauth_client::Model) -> RegisteredClient {
         },
         allowed_origins: m
             .allowed_origins
+            .as_deref()
+            .map(|text| split_list(text, '\n'))
+            .unwrap_or_default(),
+        wechat_appids: m
+            .wechat_appids
             .as_deref()
             .map(|text| split_list(text, '\n'))
             .unwrap_or_default(),
@@ -535,6 +555,19 @@ pub(crate) fn valid_scope_token(scope: &str) -> bool {
 }
 
 /// The `resources` column: newline-separated identifiers, NULL for none.
+/// WeChat appids, each checked, without repeats, as stored (`None` for none).
+fn stored_wechat_appids(appids: &[String]) -> Result<Option<String>, ClientRegistryError> {
+    let mut list: Vec<String> = Vec::new();
+    for appid in appids {
+        let parsed = crate::wechat::AppId::parse(appid.trim())
+            .map_err(|_| ClientRegistryError::InvalidWeChatAppId(appid.clone()))?;
+        if !list.iter().any(|a| a == parsed.as_str()) {
+            list.push(parsed.as_str().to_owned());
+        }
+    }
+    Ok(joined_lines(&list))
+}
+
 fn stored_resources(resources: &[String]) -> Option<String> {
     let mut list: Vec<&str> = resources.iter().map(String::as_str).collect();
     list.dedup();
@@ -585,6 +618,7 @@ impl ClientRegistry {
             check_logo_url(logo)?;
         }
         let allowed_origins = normalized_origins(&new.allowed_origins)?;
+        let wechat_appids = stored_wechat_appids(&new.wechat_appids)?;
         check_ttl("--access-token-ttl", new.access_token_ttl, MAX_ACCESS_TTL)?;
         check_ttl(
             "--refresh-token-ttl",
@@ -646,6 +680,7 @@ impl ClientRegistry {
             updated_at: Set(now),
             id_token_signed_response_alg: Set(new.id_token_alg.map(|a| a.as_str().to_owned())),
             seed_fields: Set(new.seed_fields),
+            wechat_appids: Set(wechat_appids),
         }
         .insert(&self.db)
         .await
@@ -809,6 +844,11 @@ impl ClientRegistry {
             .as_deref()
             .map(normalized_origins)
             .transpose()?;
+        let wechat_appids = changes
+            .wechat_appids
+            .as_deref()
+            .map(stored_wechat_appids)
+            .transpose()?;
         check_ttl(
             "--access-token-ttl",
             changes.access_token_ttl.unwrap_or(current.access_token_ttl),
@@ -876,6 +916,9 @@ impl ClientRegistry {
         }
         if let Some(origins) = allowed_origins {
             active.allowed_origins = Set(origins);
+        }
+        if let Some(appids) = wechat_appids {
+            active.wechat_appids = Set(appids);
         }
         if let Some(alg) = changes.id_token_alg {
             active.id_token_signed_response_alg = Set(Some(alg.as_str().to_owned()));

@@ -11,10 +11,12 @@
 //! under `/__sim/` (mint codes, add users, inject faults, read call counters, move the clock).
 //! The control API is unauthenticated: the simulator is a development tool, never expose it.
 //!
-//! - [`world`]: the model and its rules; [`routes`]: the HTTP surface; [`demo`]: the demo apps
-//!   and users `wxauth dev` registers on both sides.
+//! - [`world`]: the model and its rules; [`routes`]: the HTTP surface; [`jssdk`]: the JS-SDK's
+//!   `getticket` and the checks that tell tests whether a credential or a `wx.config` is real;
+//!   [`demo`]: the demo apps and users `wxauth dev` registers on both sides.
 
 pub mod demo;
+pub mod jssdk;
 pub mod routes;
 pub mod world;
 

@@ -46,6 +46,7 @@ pub(crate) fn router(sim: Simulator) -> Router {
             "/sns/oauth2/component/access_token",
             get(component_web_access_token),
         )
+        .route("/cgi-bin/ticket/getticket", get(super::jssdk::getticket))
         .route("/connect/oauth2/authorize", get(authorize))
         .route("/connect/qrconnect", get(qrconnect));
     let control = Router::new()
@@ -63,6 +64,11 @@ pub(crate) fn router(sim: Simulator) -> Router {
             get(get_faults).put(put_faults).delete(clear_faults),
         )
         .route("/__sim/counters", get(get_counters).delete(reset_counters))
+        .route(
+            "/__sim/credentials/check",
+            post(super::jssdk::check_credential),
+        )
+        .route("/__sim/jssdk/verify", post(super::jssdk::verify_wx_config))
         .route("/__sim/clock", get(get_clock))
         .route("/__sim/clock/advance", post(advance_clock))
         .route(
@@ -121,6 +127,7 @@ fn is_token_fetch(path: &str) -> bool {
             | "/cgi-bin/stable_token"
             | "/cgi-bin/component/api_component_token"
             | "/cgi-bin/component/api_authorizer_token"
+            | "/cgi-bin/ticket/getticket"
     )
 }
 

@@ -234,6 +234,8 @@ pub(crate) struct World {
     /// The session_key of each (mini program, user)'s latest code2Session: what the device
     /// encrypts open data (user info, phone number) with.
     session_keys: HashMap<(String, String), String>,
+    /// Issued jsapi_tickets (`cgi-bin/ticket/getticket`, see [`super::jssdk`]).
+    pub(crate) js_tickets: HashMap<String, super::jssdk::IssuedTicket>,
     pub(crate) faults: FaultPlan,
     pub(crate) counters: BTreeMap<String, u64>,
     /// The simulator's own base URL once it listens (for the demo avatars it serves).
@@ -287,6 +289,7 @@ impl World {
             tickets: HashMap::new(),
             quota_used: HashMap::new(),
             session_keys: HashMap::new(),
+            js_tickets: HashMap::new(),
             faults: FaultPlan::default(),
             counters: BTreeMap::new(),
             base_url: None,

@@ -1,7 +1,8 @@
 //! [`WeChat`]: the adapter the rest of wxauth calls. It joins the raw calls of [`WeChatClient`]
 //! with the credentials stored in `wx_app` (through [`AppRegistry`]), the shared upstream
 //! [`TokenCache`], the token-invalid rule (on 40001/42001/40014 drop the cached token and retry
-//! once), and one exchange per `wx.login` code ([`CodeExchanges`]).
+//! once), and one exchange per `wx.login` code ([`CodeExchanges`]). The same cache holds the
+//! official accounts' jsapi_tickets and hands every credential to the credential broker.
 
 use std::sync::Arc;
 
@@ -17,7 +18,7 @@ use super::crypto::{MessageCrypt, xml_text};
 use super::error::WeChatError;
 use super::mini_program::{CodeSession, PhoneInfo};
 use super::official_account::{AuthorizeRequest, AuthorizeUrlError, WebAccessToken, WebUserInfo};
-use super::token_cache::{TokenCache, TokenCacheConfig, UpstreamToken};
+use super::token_cache::{HeldToken, TokenCache, TokenCacheConfig, UpstreamToken};
 use super::types::{AccessToken, AppId, AppSecret, OpenId, RefreshToken, TokenKind};
 use crate::app_registry::{AppKind, AppRegistry, RegisteredApp};
 use crate::clock::SharedClock;
@@ -214,14 +215,8 @@ impl WeChat {
     /// The app's own access token (via `stable_token`), cached and shared across instances.
     pub async fn app_access_token(&self, appid: &AppId) -> Result<AccessToken, WeChatError> {
         self.tokens
-            .get(TokenKind::AccessToken, appid, || async {
-                let app = self.app(appid).await?;
-                let secret = Self::secret_of(&app)?;
-                let fetched = self.client.stable_token(appid, &secret, false).await?;
-                Ok(UpstreamToken {
-                    token: fetched.access_token,
-                    expires_in: upstream_lifetime(fetched.expires_in),
-                })
+            .get(TokenKind::AccessToken, appid, || {
+                self.fetch_app_token(appid)
             })
             .await
     }
@@ -232,18 +227,8 @@ impl WeChat {
         component_appid: &AppId,
     ) -> Result<AccessToken, WeChatError> {
         self.tokens
-            .get(TokenKind::ComponentAccessToken, component_appid, || async {
-                let app = self.app(component_appid).await?;
-                let secret = Self::secret_of(&app)?;
-                let ticket = self.component_ticket(component_appid).await?;
-                let fetched = self
-                    .client
-                    .component_token(component_appid, &secret, &ticket)
-                    .await?;
-                Ok(UpstreamToken {
-                    token: fetched.component_access_token,
-                    expires_in: upstream_lifetime(fetched.expires_in),
-                })
+            .get(TokenKind::ComponentAccessToken, component_appid, || {
+                self.fetch_component_token(component_appid)
             })
             .await
     }
@@ -255,49 +240,171 @@ impl WeChat {
         authorizer_appid: &AppId,
     ) -> Result<AccessToken, WeChatError> {
         self.tokens
-            .get(
-                TokenKind::AuthorizerAccessToken,
-                authorizer_appid,
-                || async {
-                    let app = self.app(authorizer_appid).await?;
-                    let component_appid = Self::component_of(&app)?.ok_or_else(|| {
-                        WeChatError::NotConfigured(format!("{authorizer_appid} has no component"))
-                    })?;
-                    let refresh = app
-                        .authorizer_refresh_token
-                        .as_ref()
-                        .map(|t| RefreshToken::new(t.expose()))
-                        .ok_or_else(|| {
-                            WeChatError::NotConfigured(format!(
-                                "{authorizer_appid} has no authorizer refresh token"
-                            ))
-                        })?;
-                    let component_token = self.component_access_token(&component_appid).await?;
-                    let tokens = self
-                        .client
-                        .authorizer_token(
-                            &component_token,
-                            &component_appid,
-                            authorizer_appid,
-                            &refresh,
-                        )
-                        .await?;
-                    if tokens.authorizer_refresh_token != refresh {
-                        self.apps
-                            .set_authorizer_refresh_token(
-                                authorizer_appid.as_str(),
-                                &Secret::new(tokens.authorizer_refresh_token.expose()),
-                            )
-                            .await
-                            .map_err(registry_error)?;
-                    }
-                    Ok(UpstreamToken {
-                        token: tokens.authorizer_access_token,
-                        expires_in: upstream_lifetime(tokens.expires_in),
-                    })
-                },
-            )
+            .get(TokenKind::AuthorizerAccessToken, authorizer_appid, || {
+                self.fetch_authorizer_token(authorizer_appid)
+            })
             .await
+    }
+
+    /// An official account's access token for its own APIs: the authorizer token when a
+    /// component manages the account, else its own; with the kind it is cached under.
+    pub async fn account_access_token(
+        &self,
+        appid: &AppId,
+    ) -> Result<(TokenKind, AccessToken), WeChatError> {
+        let app = self.app(appid).await?;
+        match Self::component_of(&app)? {
+            Some(_) => Ok((
+                TokenKind::AuthorizerAccessToken,
+                self.authorizer_access_token(appid).await?,
+            )),
+            None => Ok((TokenKind::AccessToken, self.app_access_token(appid).await?)),
+        }
+    }
+
+    /// An official account's jsapi_ticket (for JS-SDK signatures), cached and shared across
+    /// instances like the access tokens, with its expiry.
+    pub async fn jsapi_ticket(&self, appid: &AppId) -> Result<HeldToken, WeChatError> {
+        self.tokens
+            .get_held(TokenKind::JsapiTicket, appid, || {
+                self.fetch_jsapi_ticket(appid)
+            })
+            .await
+    }
+
+    /// The upstream credential of `kind` for `appid` as every instance shares it now (read
+    /// from the database, not this process's memory), fetched once across instances when it is
+    /// not fresh: what the credential broker hands out.
+    pub async fn shared_credential(
+        &self,
+        kind: TokenKind,
+        appid: &AppId,
+    ) -> Result<HeldToken, WeChatError> {
+        self.tokens
+            .get_shared_now(kind, appid, || self.fetch_upstream(kind, appid))
+            .await
+    }
+
+    /// Drops the shared credential of `kind` for `appid` so that the next
+    /// [`WeChat::shared_credential`] refetches it, unless a forced refresh happened in the last
+    /// `min_interval_secs` (on any instance); `true` when this call dropped it.
+    pub async fn force_credential_refresh(
+        &self,
+        kind: TokenKind,
+        appid: &AppId,
+        min_interval_secs: i64,
+    ) -> Result<bool, WeChatError> {
+        self.tokens
+            .force_expire(kind, appid, min_interval_secs)
+            .await
+    }
+
+    /// A fresh credential of `kind` from WeChat.
+    async fn fetch_upstream(
+        &self,
+        kind: TokenKind,
+        appid: &AppId,
+    ) -> Result<UpstreamToken, WeChatError> {
+        match kind {
+            TokenKind::AccessToken => self.fetch_app_token(appid).await,
+            TokenKind::ComponentAccessToken => self.fetch_component_token(appid).await,
+            TokenKind::AuthorizerAccessToken => self.fetch_authorizer_token(appid).await,
+            TokenKind::JsapiTicket => self.fetch_jsapi_ticket(appid).await,
+        }
+    }
+
+    /// `stable_token` without forcing: the current token, so that other holders of the
+    /// account's token are not cut off.
+    async fn fetch_app_token(&self, appid: &AppId) -> Result<UpstreamToken, WeChatError> {
+        let app = self.app(appid).await?;
+        let secret = Self::secret_of(&app)?;
+        let fetched = self.client.stable_token(appid, &secret, false).await?;
+        Ok(UpstreamToken {
+            token: fetched.access_token,
+            expires_in: upstream_lifetime(fetched.expires_in),
+        })
+    }
+
+    async fn fetch_component_token(
+        &self,
+        component_appid: &AppId,
+    ) -> Result<UpstreamToken, WeChatError> {
+        let app = self.app(component_appid).await?;
+        if app.kind != AppKind::Component {
+            return Err(WeChatError::NotConfigured(format!(
+                "{component_appid} is not a component"
+            )));
+        }
+        let secret = Self::secret_of(&app)?;
+        let ticket = self.component_ticket(component_appid).await?;
+        let fetched = self
+            .client
+            .component_token(component_appid, &secret, &ticket)
+            .await?;
+        Ok(UpstreamToken {
+            token: fetched.component_access_token,
+            expires_in: upstream_lifetime(fetched.expires_in),
+        })
+    }
+
+    async fn fetch_authorizer_token(
+        &self,
+        authorizer_appid: &AppId,
+    ) -> Result<UpstreamToken, WeChatError> {
+        let app = self.app(authorizer_appid).await?;
+        let component_appid = Self::component_of(&app)?.ok_or_else(|| {
+            WeChatError::NotConfigured(format!("{authorizer_appid} has no component"))
+        })?;
+        let refresh = app
+            .authorizer_refresh_token
+            .as_ref()
+            .map(|t| RefreshToken::new(t.expose()))
+            .ok_or_else(|| {
+                WeChatError::NotConfigured(format!(
+                    "{authorizer_appid} has no authorizer refresh token"
+                ))
+            })?;
+        let component_token = self.component_access_token(&component_appid).await?;
+        let tokens = self
+            .client
+            .authorizer_token(
+                &component_token,
+                &component_appid,
+                authorizer_appid,
+                &refresh,
+            )
+            .await?;
+        if tokens.authorizer_refresh_token != refresh {
+            self.apps
+                .set_authorizer_refresh_token(
+                    authorizer_appid.as_str(),
+                    &Secret::new(tokens.authorizer_refresh_token.expose()),
+                )
+                .await
+                .map_err(registry_error)?;
+        }
+        Ok(UpstreamToken {
+            token: tokens.authorizer_access_token,
+            expires_in: upstream_lifetime(tokens.expires_in),
+        })
+    }
+
+    /// `getticket` with the account's token; a token WeChat calls invalid (40001/42001/40014)
+    /// is dropped and the ticket asked for once more with a fresh one.
+    async fn fetch_jsapi_ticket(&self, appid: &AppId) -> Result<UpstreamToken, WeChatError> {
+        let (token_kind, token) = self.account_access_token(appid).await?;
+        let fetched = match self.client.jsapi_ticket(appid, &token).await {
+            Err(error) if error.is_token_invalid() => {
+                self.tokens.invalidate(token_kind, appid, &token).await?;
+                let (_, token) = self.account_access_token(appid).await?;
+                self.client.jsapi_ticket(appid, &token).await?
+            }
+            other => other?,
+        };
+        Ok(UpstreamToken {
+            token: fetched.ticket,
+            expires_in: upstream_lifetime(fetched.expires_in),
+        })
     }
 
     // ---- web authorization ----

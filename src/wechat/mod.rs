@@ -10,6 +10,7 @@
 //! - [`call_ledger`]: calls and errors per app and day, summed over instances;
 //! - [`code_exchange`]: one exchange per `wx.login` code, so a repeated code gets the same answer;
 //! - [`crypto`]: mini-program data decryption and WXBizMsgCrypt;
+//! - [`jssdk`]: the JS-SDK's `jsapi_ticket` and its `wx.config` signature;
 //! - [`facade`]: [`WeChat`], the facade the login code calls, which adds stored credentials,
 //!   the token cache and the refetch-once rule for invalid tokens.
 
@@ -19,6 +20,7 @@ pub mod code_exchange;
 pub mod crypto;
 pub mod error;
 pub mod facade;
+pub mod jssdk;
 pub mod mini_program;
 pub mod official_account;
 pub mod open_platform;

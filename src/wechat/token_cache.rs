@@ -1,4 +1,5 @@
-//! Upstream token cache: app access tokens, component access tokens and authorizer tokens.
+//! Upstream token cache: app access tokens, component access tokens, authorizer tokens and
+//! official accounts' jsapi_tickets.
 //!
 //! WeChat invalidates the previous token (after a 5-minute overlap) whenever a new one is fetched,
 //! and counts fetches against a daily quota, so several instances refreshing at once is the
@@ -67,6 +68,13 @@ impl Default for TokenCacheConfig {
     }
 }
 
+/// A token as handed out: the value and when it expires (unix seconds).
+#[derive(Debug, Clone)]
+pub struct HeldToken {
+    pub token: AccessToken,
+    pub expires_at: i64,
+}
+
 /// A token as fetched from WeChat: the value and its lifetime in seconds.
 #[derive(Debug, Clone)]
 pub struct UpstreamToken {
@@ -82,13 +90,22 @@ struct CachedToken {
     expires_at: i64,
 }
 
+impl CachedToken {
+    fn held(&self) -> HeldToken {
+        HeldToken {
+            token: self.token.clone(),
+            expires_at: self.expires_at,
+        }
+    }
+}
+
 type Key = (TokenKind, String);
 
 /// What an admin may see of a stored upstream token: never the token.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TokenState {
     pub appid: String,
-    /// `access_token`, `component_access_token` or `authorizer_access_token`.
+    /// `access_token`, `component_access_token`, `authorizer_access_token` or `jsapi_ticket`.
     pub kind: String,
     /// Unix seconds; `None` when no token was fetched yet or it was dropped as invalid.
     pub expires_at: Option<i64>,
@@ -197,6 +214,22 @@ impl TokenCache {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<UpstreamToken, WeChatError>>,
     {
+        self.get_held(kind, appid, fetch)
+            .await
+            .map(|held| held.token)
+    }
+
+    /// Like [`TokenCache::get`], with the token's expiry.
+    pub async fn get_held<F, Fut>(
+        &self,
+        kind: TokenKind,
+        appid: &AppId,
+        fetch: F,
+    ) -> Result<HeldToken, WeChatError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<UpstreamToken, WeChatError>>,
+    {
         let key: Key = (kind, appid.as_str().to_owned());
         let asked = Instant::now();
         let deadline = tokio::time::Instant::from_std(asked + self.config.wait_timeout);
@@ -205,7 +238,7 @@ impl TokenCache {
         if let Some(cached) = &cached
             && self.is_fresh(cached.expires_at, now)
         {
-            return Ok(cached.token.clone());
+            return Ok(cached.held());
         }
         let flight = self.flight(&key);
         let _guard = match flight.try_lock() {
@@ -215,7 +248,7 @@ impl TokenCache {
                 if let Some(cached) = &cached
                     && self.is_usable(cached.expires_at, now)
                 {
-                    return Ok(cached.token.clone());
+                    return Ok(cached.held());
                 }
                 match tokio::time::timeout_at(deadline, flight.lock()).await {
                     Ok(guard) => guard,
@@ -226,7 +259,7 @@ impl TokenCache {
         if let Some(cached) = self.local_get(&key)
             && self.is_fresh(cached.expires_at, self.now())
         {
-            return Ok(cached.token.clone());
+            return Ok(cached.held());
         }
         // The fetch this caller waited for failed: share that answer rather than queue another.
         if self.failed_since(&key, asked) {
@@ -243,7 +276,7 @@ impl TokenCache {
         key: Key,
         fetch: F,
         deadline: tokio::time::Instant,
-    ) -> Result<AccessToken, WeChatError>
+    ) -> Result<HeldToken, WeChatError>
     where
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<UpstreamToken, WeChatError>>,
@@ -258,7 +291,7 @@ impl TokenCache {
                 && self.is_fresh(stored.expires_at, now)
             {
                 self.local_put(key, stored.clone());
-                return Ok(stored.token.clone());
+                return Ok(stored.held());
             }
             let owner = format!("{}:{}", self.instance_id, uuid::Uuid::new_v4().simple());
             if self.try_lease(kind, appid, &owner, now).await? {
@@ -269,7 +302,7 @@ impl TokenCache {
                 {
                     self.release_lease(kind, appid, &owner).await?;
                     self.local_put(key, fresh.clone());
-                    return Ok(fresh.token);
+                    return Ok(fresh.held());
                 }
                 let Some(fetch) = fetch.take() else {
                     self.release_lease(kind, appid, &owner).await?;
@@ -283,7 +316,7 @@ impl TokenCache {
             if let Some(stored) = &stored
                 && self.is_usable(stored.expires_at, now)
             {
-                return Ok(stored.token.clone());
+                return Ok(stored.held());
             }
             if tokio::time::Instant::now() >= deadline {
                 return Err(WeChatError::TokenRefreshTimeout);
@@ -307,7 +340,7 @@ impl TokenCache {
         stored: Option<CachedToken>,
         fetch: F,
         deadline: tokio::time::Instant,
-    ) -> Result<AccessToken, WeChatError>
+    ) -> Result<HeldToken, WeChatError>
     where
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<UpstreamToken, WeChatError>>,
@@ -365,7 +398,10 @@ impl TokenCache {
                         expires_at,
                     },
                 );
-                Ok(upstream.token)
+                Ok(HeldToken {
+                    token: upstream.token,
+                    expires_at,
+                })
             }
             Err(error) => {
                 self.release_lease(kind, appid, owner).await?;
@@ -377,12 +413,75 @@ impl TokenCache {
                             error = %error,
                             "token refresh failed; using the current token until it expires"
                         );
-                        Ok(stored.token)
+                        Ok(stored.held())
                     }
                     _ => Err(error),
                 }
             }
         }
+    }
+
+    /// The token every instance shares now, read from the database rather than this process's
+    /// memory (a forced refresh on another instance shows at once), fetching it as [`get`]
+    /// does when the stored one is not fresh.
+    ///
+    /// [`get`]: TokenCache::get
+    pub async fn get_shared_now<F, Fut>(
+        &self,
+        kind: TokenKind,
+        appid: &AppId,
+        fetch: F,
+    ) -> Result<HeldToken, WeChatError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<UpstreamToken, WeChatError>>,
+    {
+        let key: Key = (kind, appid.as_str().to_owned());
+        if let Some(stored) = self.read_row(kind, appid).await?
+            && self.is_fresh(stored.expires_at, self.now())
+        {
+            self.local_put(key, stored.clone());
+            return Ok(stored.held());
+        }
+        if let Ok(mut map) = self.local.lock() {
+            map.remove(&key);
+        }
+        self.get_held(kind, appid, fetch).await
+    }
+
+    /// Drops the stored token of (kind, appid) for a forced refresh, unless one was forced in
+    /// the last `min_interval_secs`: one atomic conditional `UPDATE … SET expires_at = 0,
+    /// forced_at = now WHERE … AND forced_at <= now - interval`, so of any number of requests
+    /// on any number of instances exactly one a minute gets through. `true` when this call
+    /// dropped it (the next [`get_shared_now`] refetches, once, through the lease).
+    ///
+    /// [`get_shared_now`]: TokenCache::get_shared_now
+    pub async fn force_expire(
+        &self,
+        kind: TokenKind,
+        appid: &AppId,
+        min_interval_secs: i64,
+    ) -> Result<bool, WeChatError> {
+        self.ensure_row(kind, appid).await?;
+        let now = self.now();
+        let dropped = wechat_token::Entity::update_many()
+            .col_expr(wechat_token::Column::ExpiresAt, Expr::value(0i64))
+            .col_expr(wechat_token::Column::ForcedAt, Expr::value(now))
+            .filter(wechat_token::Column::Kind.eq(kind.as_str()))
+            .filter(wechat_token::Column::Appid.eq(appid.as_str()))
+            .filter(wechat_token::Column::ForcedAt.lte(now.saturating_sub(min_interval_secs)))
+            .exec(&self.db)
+            .await
+            .map_err(store_error)?
+            .rows_affected
+            == 1;
+        if dropped {
+            if let Ok(mut map) = self.local.lock() {
+                map.remove(&(kind, appid.as_str().to_owned()));
+            }
+            tracing::info!(kind = kind.as_str(), appid = %appid, "forced refresh of a WeChat token");
+        }
+        Ok(dropped)
     }
 
     /// Drops `token` (rejected by WeChat with 40001/40014/42001) so the next `get` refetches.
@@ -447,6 +546,7 @@ impl TokenCache {
             lease_owner: Set(None),
             lease_until: Set(0),
             updated_at: Set(self.now()),
+            forced_at: Set(0),
         };
         wechat_token::Entity::insert(row)
             .on_conflict_do_nothing_on([wechat_token::Column::Kind, wechat_token::Column::Appid])

@@ -187,6 +187,8 @@ pub enum TokenKind {
     ComponentAccessToken,
     /// An authorizer's token obtained through a component (`api_authorizer_token`).
     AuthorizerAccessToken,
+    /// An official account's JS-SDK ticket (`cgi-bin/ticket/getticket?type=jsapi`).
+    JsapiTicket,
 }
 
 impl TokenKind {
@@ -195,7 +197,21 @@ impl TokenKind {
             TokenKind::AccessToken => "access_token",
             TokenKind::ComponentAccessToken => "component_access_token",
             TokenKind::AuthorizerAccessToken => "authorizer_access_token",
+            TokenKind::JsapiTicket => "jsapi_ticket",
         }
+    }
+
+    /// Every kind.
+    pub const ALL: [TokenKind; 4] = [
+        TokenKind::AccessToken,
+        TokenKind::ComponentAccessToken,
+        TokenKind::AuthorizerAccessToken,
+        TokenKind::JsapiTicket,
+    ];
+
+    /// The kind stored (and asked for) as `name`.
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|kind| kind.as_str() == name)
     }
 }
 

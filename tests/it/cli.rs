@@ -1129,3 +1129,51 @@ fn client_logout_settings_from_the_command_line() {
         "{shown}"
     );
 }
+
+#[test]
+fn a_clients_credential_broker_appids_from_the_command_line() {
+    let cli = Cli::installed();
+    let out = cli.run(
+        &[
+            "client",
+            "create",
+            "--client-id",
+            "billing",
+            "--grant-types",
+            "client_credentials",
+            "--scopes",
+            "wechat:credentials",
+            "--wechat-appid",
+            "wxd000000000000001",
+            "--wechat-appid",
+            "wxd000000000000002",
+        ],
+        &[],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let shown = text(&out.stdout);
+    assert!(
+        shown.contains("wechat_appids:     wxd000000000000001 wxd000000000000002"),
+        "{shown}"
+    );
+    let refused = cli.run(
+        &["client", "update", "billing", "--wechat-appid", "gh_1234"],
+        &[],
+    );
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(
+        text(&refused.stderr).contains("--wechat-appid:"),
+        "{}",
+        text(&refused.stderr)
+    );
+    let out = cli.run(
+        &["client", "update", "billing", "--clear-wechat-appids"],
+        &[],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        !text(&out.stdout).contains("wechat_appids"),
+        "{}",
+        text(&out.stdout)
+    );
+}

@@ -3,7 +3,8 @@
 //! landing page's client, so only it can redeem the ticket) as a newcomer would, picks the
 //! simulated WeChat user on the simulator's authorize page, follows both hops (the binding
 //! cookie set by the first kept by the browser for the second) and lands on `/m/flow_landing`,
-//! whose script redeems the ticket and shows the user.
+//! whose script redeems the ticket and shows the user, and asks for its JS-SDK configuration,
+//! whose signature the simulator checks as WeChat's JS bridge would.
 //!
 //! Needs the Debian packages `chromium` and `chromium-driver` (.ci/run installs them). Without
 //! them the test is skipped with a message, unless `WXAUTH_TEST_REQUIRE_BROWSER=1` (set by
@@ -20,6 +21,7 @@ use wxauth::http::h5::LandingClient;
 use wxauth::oauth::{FlowTicketPolicy, NewClient};
 use wxauth::secret::Secret;
 use wxauth::simulator::demo;
+use wxauth::simulator::jssdk::WxConfig;
 
 use crate::harness::{Backend, TestApp};
 
@@ -202,9 +204,39 @@ async fn walk(client: &Client, app: &TestApp, landing_base: &str) -> Result<(), 
     let claims = text(client, "#claims").await?;
     let status = text(client, "#status").await?;
     let url = client.current_url().await.map_err(|e| e.to_string())?;
+    client
+        .wait()
+        .at_most(WAIT)
+        .for_element(Locator::Css("#jssdk:not([hidden])"))
+        .await
+        .map_err(|e| format!("the landing page showed no JS-SDK configuration: {e}"))?;
+    let jssdk_status = text(client, "#jssdk-status").await?;
+    let signed = WxConfig {
+        app_id: demo::ENTRY_ACCOUNT_APPID.into(),
+        url: text(client, "#jssdk-url").await?,
+        timestamp: text(client, "#jssdk-timestamp")
+            .await?
+            .parse()
+            .map_err(|e| format!("timestamp: {e}"))?,
+        nonce_str: text(client, "#jssdk-nonce").await?,
+        signature: text(client, "#jssdk-signature").await?,
+    };
     if let Ok(png) = client.screenshot().await {
         let _ = std::fs::write(
             PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("h5-landing.png"),
+            png,
+        );
+    }
+    // And the JS-SDK section, further down the page.
+    let _ = client
+        .execute(
+            "document.getElementById('jssdk').scrollIntoView()",
+            Vec::new(),
+        )
+        .await;
+    if let Ok(png) = client.screenshot().await {
+        let _ = std::fs::write(
+            PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("h5-landing-jssdk.png"),
             png,
         );
     }
@@ -231,6 +263,19 @@ async fn walk(client: &Client, app: &TestApp, landing_base: &str) -> Result<(), 
             !url.as_str().contains("ticket="),
             format!("the spent ticket stays in the address bar: {url}"),
         ),
+        (
+            jssdk_status.contains("wx.config"),
+            format!("JS-SDK status {jssdk_status:?}"),
+        ),
+        // Signed for the page as it is, without the spent ticket.
+        (
+            signed.url == url.as_str().split('#').next().unwrap_or_default(),
+            format!("JS-SDK url {:?} for page {url}", signed.url),
+        ),
+        (
+            app.sim.verify_wx_config(&signed),
+            format!("a wx.config WeChat refuses: {signed:?}"),
+        ),
     ];
     for (ok, what) in checks {
         if !ok {
@@ -246,7 +291,9 @@ async fn a_browser_walks_the_h5_sign_in_to_the_landing_page() {
         return;
     };
     let app = TestApp::spawn(Backend::Sqlite).await.unwrap();
-    app.push_component_ticket().await;
+    // The entry account has authorized the component: its JS-SDK ticket comes with the
+    // authorizer token.
+    crate::jssdk::authorize_entry_account(&app).await;
     let landing_base = landing_server(&app).await;
     let driver = Driver::start(&chromedriver).await;
     let client = browser(&driver, WECHAT_USER_AGENT, (390, 844)).await;
