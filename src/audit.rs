@@ -56,6 +56,9 @@ pub enum AuditKind {
     /// A browser session ended at the end-session endpoint (`detail.revoked_families`,
     /// `detail.backchannel_clients`).
     SignOut,
+    /// WeChat's content security check refused a nickname a user typed in the Mini Program
+    /// (`detail.label`, `detail.trace_id`; `detail.when`: `saving` or `recheck`).
+    NicknameRefused,
 }
 
 impl AuditKind {
@@ -77,6 +80,7 @@ impl AuditKind {
             Self::ResourceChanged => "resource_changed",
             Self::DeviceDecision => "device_decision",
             Self::SignOut => "sign_out",
+            Self::NicknameRefused => "nickname_refused",
         }
     }
 
@@ -92,7 +96,8 @@ impl AuditKind {
             | Self::TicketRefused
             | Self::DecryptCapReached
             | Self::H5BindingRefused
-            | Self::ClientAuthThrottled => REFUSALS,
+            | Self::ClientAuthThrottled
+            | Self::NicknameRefused => REFUSALS,
             Self::ClientChanged
             | Self::AppChanged
             | Self::KeyChanged
@@ -118,6 +123,7 @@ impl AuditKind {
         Self::ResourceChanged,
         Self::DeviceDecision,
         Self::SignOut,
+        Self::NicknameRefused,
     ];
 
     /// The kind stored as `name`.
@@ -137,6 +143,9 @@ pub enum SignInChannel {
     Qr,
     /// The base official account's web authorization inside WeChat, at the authorization endpoint.
     WeChatOAuth,
+    /// A page in a Mini Program's `<web-view>`, with a web-view ticket the Mini Program's
+    /// session minted.
+    MiniProgramWebView,
 }
 
 impl SignInChannel {
@@ -146,6 +155,7 @@ impl SignInChannel {
             Self::H5 => "h5",
             Self::Qr => "qr",
             Self::WeChatOAuth => "wechat_oauth",
+            Self::MiniProgramWebView => "mini_program_web_view",
         }
     }
 }

@@ -30,6 +30,9 @@ mod m20261215_000531_resources;
 mod m20261215_000541_device_authorization;
 mod m20261215_000551_wechat_call_day;
 mod m20261215_000561_account_phone_parts;
+mod m20261216_000401_avatars;
+mod m20261216_000402_nickname_checks;
+mod m20261216_000403_web_view_tickets;
 
 /// Every migration, in order.
 pub struct Migrator;
@@ -63,6 +66,9 @@ impl MigratorTrait for Migrator {
             Box::new(m20261215_000541_device_authorization::Migration),
             Box::new(m20261215_000551_wechat_call_day::Migration),
             Box::new(m20261215_000561_account_phone_parts::Migration),
+            Box::new(m20261216_000401_avatars::Migration),
+            Box::new(m20261216_000402_nickname_checks::Migration),
+            Box::new(m20261216_000403_web_view_tickets::Migration),
         ]
     }
 }

@@ -75,10 +75,17 @@ pub enum Limit {
     /// User codes tried at `/device`, by everyone together (one key): what bounds guessing
     /// from many addresses.
     DeviceUserCodeGlobal,
+    /// `/api/wechat/ma/profile`, per IP.
+    MaProfile,
+    /// `/api/wechat/ma/profile`, per Mini Program user (appid and openid, so that a new
+    /// session does not start the count again): each save may ask WeChat's content check.
+    MaProfileUser,
+    /// `/api/wechat/ma/webview-ticket`, per IP.
+    MaWebViewTicket,
 }
 
 impl Limit {
-    pub const ALL: [Limit; 13] = [
+    pub const ALL: [Limit; 16] = [
         Limit::Authorize,
         Limit::H5Entry,
         Limit::Callback,
@@ -92,6 +99,9 @@ impl Limit {
         Limit::DeviceAuthorization,
         Limit::DeviceUserCode,
         Limit::DeviceUserCodeGlobal,
+        Limit::MaProfile,
+        Limit::MaProfileUser,
+        Limit::MaWebViewTicket,
     ];
 
     /// The short name used in counter keys and logs.
@@ -110,6 +120,9 @@ impl Limit {
             Limit::DeviceAuthorization => "device_authorization",
             Limit::DeviceUserCode => "device_user_code",
             Limit::DeviceUserCodeGlobal => "device_user_code_global",
+            Limit::MaProfile => "ma_profile",
+            Limit::MaProfileUser => "ma_profile_user",
+            Limit::MaWebViewTicket => "ma_webview_ticket",
         }
     }
 
@@ -129,6 +142,9 @@ impl Limit {
             Limit::DeviceAuthorization => "WXAUTH_LIMIT_DEVICE_AUTHORIZATION",
             Limit::DeviceUserCode => "WXAUTH_LIMIT_DEVICE_USER_CODE",
             Limit::DeviceUserCodeGlobal => "WXAUTH_LIMIT_DEVICE_USER_CODE_GLOBAL",
+            Limit::MaProfile => "WXAUTH_LIMIT_MA_PROFILE",
+            Limit::MaProfileUser => "WXAUTH_LIMIT_MA_PROFILE_USER",
+            Limit::MaWebViewTicket => "WXAUTH_LIMIT_MA_WEBVIEW_TICKET",
         }
     }
 
@@ -152,6 +168,13 @@ impl Limit {
             // A person mistypes a few times; a guesser needs billions of tries (20^8 codes).
             Limit::DeviceUserCode => per_minute(10),
             Limit::DeviceUserCodeGlobal => per_minute(600),
+            Limit::MaProfile => per_minute(60),
+            // A person changes their nickname and avatar a few times, not dozens.
+            Limit::MaProfileUser => Rate {
+                count: 10,
+                period: Duration::from_secs(3600),
+            },
+            Limit::MaWebViewTicket => per_minute(120),
         }
     }
 }

@@ -1,15 +1,18 @@
 //! Where WeChat's word becomes our user: the Mini Program session
-//! ([`mini_program`]), the H5 two-hop authorization of Official Account pages ([`h5`]) and the
-//! redirect allowlist it checks `next` against ([`redirect`]).
+//! ([`mini_program`]) with its profile pickers ([`profile`]) and the silent sign-in of its
+//! `<web-view>` pages ([`web_view`]), the H5 two-hop authorization of Official Account pages
+//! ([`h5`]) and the redirect allowlist it checks `next` against ([`redirect`]).
 
 pub mod browser_session;
 pub mod error;
 pub mod h5;
 pub mod logout;
 pub mod mini_program;
+pub mod profile;
 pub mod redirect;
 pub mod states;
 pub mod web_sign_in;
+pub mod web_view;
 
 pub use browser_session::{BrowserSession, BrowserSessions, SignInMethod};
 pub use error::LoginError;
@@ -17,6 +20,8 @@ pub use h5::{
     CallbackParams, EntryHop, H5Error, H5Failure, H5Login, H5Urls, SignInRequest, SignedIn,
 };
 pub use mini_program::MiniProgramLogin;
+pub use profile::MiniProgramProfiles;
 pub use redirect::{RedirectError, RedirectPolicy};
 pub use states::AuthStates;
 pub use web_sign_in::WeChatSignIn;
+pub use web_view::WebViewSignIn;
