@@ -61,6 +61,9 @@ pub enum AuditKind {
     /// The credential broker handed a client a WeChat credential (`subject`: the appid,
     /// `detail.kind`, `detail.force`, `detail.refreshed`), or refused one (`detail.reason`).
     WeChatCredential,
+    /// WeChat's content security check refused a nickname a user typed in the Mini Program
+    /// (`detail.label`, `detail.trace_id`; `detail.when`: `saving` or `recheck`).
+    NicknameRefused,
 }
 
 impl AuditKind {
@@ -83,6 +86,7 @@ impl AuditKind {
             Self::DeviceDecision => "device_decision",
             Self::SignOut => "sign_out",
             Self::WeChatCredential => "wechat_credential",
+            Self::NicknameRefused => "nickname_refused",
         }
     }
 
@@ -99,7 +103,8 @@ impl AuditKind {
             | Self::TicketRefused
             | Self::DecryptCapReached
             | Self::H5BindingRefused
-            | Self::ClientAuthThrottled => REFUSALS,
+            | Self::ClientAuthThrottled
+            | Self::NicknameRefused => REFUSALS,
             Self::ClientChanged
             | Self::AppChanged
             | Self::KeyChanged
@@ -126,6 +131,7 @@ impl AuditKind {
         Self::DeviceDecision,
         Self::SignOut,
         Self::WeChatCredential,
+        Self::NicknameRefused,
     ];
 
     /// The kind stored as `name`.
@@ -145,6 +151,9 @@ pub enum SignInChannel {
     Qr,
     /// The base official account's web authorization inside WeChat, at the authorization endpoint.
     WeChatOAuth,
+    /// A page in a Mini Program's `<web-view>`, with a web-view ticket the Mini Program's
+    /// session minted.
+    MiniProgramWebView,
 }
 
 impl SignInChannel {
@@ -154,6 +163,7 @@ impl SignInChannel {
             Self::H5 => "h5",
             Self::Qr => "qr",
             Self::WeChatOAuth => "wechat_oauth",
+            Self::MiniProgramWebView => "mini_program_web_view",
         }
     }
 }

@@ -613,6 +613,12 @@ async fn run(command: Command) -> Result<(), CliError> {
                 .await
                 .map_err(|e| CliError::new(1, format!("janitor: {e}")))?;
             println!("janitor: {gone} rows deleted");
+            let rechecked = state
+                .profiles
+                .recheck_pending()
+                .await
+                .map_err(|e| CliError::new(1, format!("janitor: nickname rechecks: {e}")))?;
+            println!("janitor: {rechecked} pending nicknames checked");
             Ok(())
         }
         Command::Simulator {

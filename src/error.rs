@@ -67,6 +67,16 @@ impl From<LoginError> for AppError {
     }
 }
 
+/// A refused profile: a 429 with `Retry-After` when the user saved too often, else its fault.
+impl From<crate::login::profile::ProfileError> for AppError {
+    fn from(error: crate::login::profile::ProfileError) -> Self {
+        match error.retry_after_secs() {
+            Some(secs) => AppError::OAuth(OAuthError::too_many_requests(secs, error.to_string())),
+            None => error.fault().into(),
+        }
+    }
+}
+
 impl From<JsonRejection> for AppError {
     fn from(rejection: JsonRejection) -> Self {
         AppError::BadRequest(rejection.body_text())

@@ -3,6 +3,8 @@
 //! ids, authorization codes, device authorizations, browser sessions, sign-in states and code
 //! exchanges — so that tables of short-lived things stay small, audit events older than the
 //! retention, and WeChat call counts older than a month. `wxauth janitor` runs one sweep now.
+//! Each sweep also runs the [`Chore`]s the layers above hand it (such as asking WeChat again
+//! about nicknames it could not check), without this module knowing what they do.
 //!
 //! Rows go in batches of [`BATCH_ROWS`] (select the keys on the indexed `expires_at`, delete those
 //! keys) with a [`BATCH_PAUSE`] between batches: one DELETE of 300,000 rows held SQLite's single
@@ -155,8 +157,23 @@ pub async fn sweep(db: &DatabaseConnection, now: i64, audit_retention: i64) -> R
     Ok(gone)
 }
 
-/// Sweep every [`SWEEP_INTERVAL`] until dropped (the first sweep after one interval).
-pub async fn run(db: DatabaseConnection, clock: SharedClock, audit_retention: i64) {
+/// Periodic work of a layer above that the janitor runs after each sweep.
+#[async_trait::async_trait]
+pub trait Chore: Send + Sync {
+    /// For the log.
+    fn name(&self) -> &'static str;
+    /// Do what is due; returns how many things were done.
+    async fn run(&self) -> Result<u64, String>;
+}
+
+/// Sweep every [`SWEEP_INTERVAL`] until dropped (the first sweep after one interval), then run
+/// `chores`.
+pub async fn run(
+    db: DatabaseConnection,
+    clock: SharedClock,
+    audit_retention: i64,
+    chores: Vec<std::sync::Arc<dyn Chore>>,
+) {
     let mut ticker = tokio::time::interval(SWEEP_INTERVAL);
     ticker.tick().await;
     loop {
@@ -165,6 +182,13 @@ pub async fn run(db: DatabaseConnection, clock: SharedClock, audit_retention: i6
             Ok(0) => {}
             Ok(gone) => tracing::debug!(rows = gone, "janitor swept expired rows"),
             Err(error) => tracing::warn!(%error, "janitor sweep failed"),
+        }
+        for chore in &chores {
+            match chore.run().await {
+                Ok(0) => {}
+                Ok(done) => tracing::debug!(chore = chore.name(), done, "janitor chore ran"),
+                Err(error) => tracing::warn!(chore = chore.name(), %error, "janitor chore failed"),
+            }
         }
     }
 }

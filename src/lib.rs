@@ -72,6 +72,12 @@ pub use state::AppState;
 pub fn app(state: AppState) -> Router {
     http::routes()
         .layer(RequestBodyLimitLayer::new(http::edge::MAX_BODY_BYTES))
+        // The one route that takes a picture has a larger cap of its own.
+        .merge(
+            http::mini_program::upload_routes().layer(RequestBodyLimitLayer::new(
+                http::edge::MAX_PROFILE_BODY_BYTES,
+            )),
+        )
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             http::edge::guard,

@@ -58,6 +58,7 @@ pub async fn serve_router(
         state.db.clone(),
         state.clock.clone(),
         state.config.audit_retention_days.saturating_mul(86_400),
+        vec![std::sync::Arc::new(state.profiles.clone())],
     ));
     let calls = state.wechat.calls().clone();
     let call_ledger = tokio::spawn(calls.clone().run());

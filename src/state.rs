@@ -12,8 +12,8 @@ use crate::config::{Config, ConfigError};
 use crate::credential_broker::CredentialBroker;
 use crate::limits::{Limits, SharedCounters};
 use crate::login::{
-    AuthStates, BrowserSessions, H5Login, H5Urls, JsSdk, MiniProgramLogin, RedirectPolicy,
-    WeChatSignIn,
+    AuthStates, BrowserSessions, H5Login, H5Urls, JsSdk, MiniProgramLogin, MiniProgramProfiles,
+    RedirectPolicy, WeChatSignIn, WebViewSignIn,
 };
 use crate::oauth::authorize::AuthorizationService;
 use crate::oauth::consent::Consents;
@@ -21,7 +21,7 @@ use crate::oauth::keys::{KeyError, SigningKeys};
 use crate::oauth::token_service::TokenService;
 use crate::oauth::{ClientRegistry, LoginTickets, OAuthServices};
 use crate::store::Store;
-use crate::users::{SeaUserRepo, UserRepo};
+use crate::users::{AvatarStore, SeaAvatarStore, SeaUserRepo, UserRepo};
 use crate::vault::Vault;
 use crate::wechat::{WeChat, WeChatClient, WeChatClientConfig};
 
@@ -61,6 +61,12 @@ pub struct AppServices {
     pub users: Arc<dyn UserRepo>,
     pub tickets: LoginTickets,
     pub mini_program: MiniProgramLogin,
+    /// The Mini Program's nickname and avatar pickers.
+    pub profiles: MiniProgramProfiles,
+    /// Web-view tickets: silent sign-in for the pages a Mini Program opens.
+    pub web_view: WebViewSignIn,
+    /// Where chosen avatars are kept.
+    pub avatars: Arc<dyn AvatarStore>,
     /// Browser sessions at the authorization endpoint.
     pub sessions: BrowserSessions,
     /// WeChat sign-in for the authorization endpoint.
@@ -227,6 +233,24 @@ impl AppState {
             audit.clone(),
             config.phone_reuse_days * 86_400,
         );
+        let avatars: Arc<dyn AvatarStore> = Arc::new(SeaAvatarStore::new(db.clone()));
+        let profiles = MiniProgramProfiles {
+            login: mini_program.clone(),
+            users: users.clone(),
+            avatars: avatars.clone(),
+            wechat: wechat.clone(),
+            db: db.clone(),
+            clock: clock.clone(),
+            audit: audit.clone(),
+            avatar_base: config.url_for(crate::login::profile::AVATAR_PATH),
+        };
+        let web_view = WebViewSignIn {
+            login: mini_program.clone(),
+            tickets: tickets.clone(),
+            users: users.clone(),
+            sessions: sessions.clone(),
+            audit: audit.clone(),
+        };
         Ok(Self(Arc::new(AppServices {
             oauth: OAuthServices {
                 clients: clients.clone(),
@@ -245,6 +269,9 @@ impl AppState {
                 ),
             },
             mini_program,
+            profiles,
+            web_view,
+            avatars,
             sessions,
             sign_in,
             h5,
@@ -281,6 +308,9 @@ macro_rules! sub_states {
 
 sub_states! {
     MiniProgramLogin => mini_program,
+    MiniProgramProfiles => profiles,
+    WebViewSignIn => web_view,
+    Arc<dyn AvatarStore> => avatars,
     Arc<H5Login> => h5,
     Arc<WeChat> => wechat,
     ClientRegistry => clients,

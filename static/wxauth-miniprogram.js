@@ -11,7 +11,11 @@
  *   const tokens = await auth.login()        // wx.login → /ma/session (a ticket for clientId) → flow grant
  *   // <button open-type="getPhoneNumber" bindgetphonenumber="onPhone">
  *   //   onPhone(e) { auth.savePhone(e.detail) }
- *   // wx.getUserProfile({ desc: '…', success: (res) => auth.saveProfile(res) })
+ *   // <input type="nickname" bindblur="onNickname"> and
+ *   // <button open-type="chooseAvatar" bindchooseavatar="onAvatar"> (e.detail.avatarUrl is a temp file):
+ *   //   auth.saveProfile({ nickname, avatarPath })   // checked by WeChat, stored by wxauth
+ *   // <web-view src="{{page}}?ticket={{ticket}}">, with ticket = await auth.webViewTicket():
+ *   //   the page signs in silently (flow grant with the ticket, or login_hint=ticket)
  *
  * Or in one round trip (the client needs the `mini_program` grant): `await auth.loginOneShot()`.
  *
@@ -42,6 +46,17 @@ function form(params) {
     .join('&')
 }
 
+/** Resolve with `body` on a 2xx status; otherwise reject with an Error carrying status and body. */
+function settle(path, statusCode, data, resolve, reject) {
+  if (statusCode >= 200 && statusCode < 300) return resolve(data)
+  const body = data || {}
+  const error = new Error('wxauth ' + path + ': ' + statusCode + ' ' +
+    (body.error_description || body.error || ''))
+  error.status = statusCode
+  error.body = body
+  reject(error)
+}
+
 class WxAuth {
   /** @param {{baseUrl: string, appId: string, clientId: string, clientSecret?: string, scope?: string}} options */
   constructor(options) {
@@ -67,14 +82,24 @@ class WxAuth {
         method,
         data,
         header: headers,
+        success: (res) => settle(path, res.statusCode, res.data, resolve, reject),
+        fail: (err) => reject(new Error('wxauth ' + path + ': ' + (err && err.errMsg))),
+      })
+    })
+  }
+
+  /** wx.uploadFile as a Promise: `filePath` as the form field `name`, beside `formData`. */
+  upload(path, { filePath, name, formData }) {
+    return new Promise((resolve, reject) => {
+      wx.uploadFile({
+        url: this.baseUrl + path,
+        filePath,
+        name,
+        formData,
         success: (res) => {
-          if (res.statusCode >= 200 && res.statusCode < 300) return resolve(res.data)
-          const body = res.data || {}
-          const error = new Error('wxauth ' + path + ': ' + res.statusCode + ' ' +
-            (body.error_description || body.error || ''))
-          error.status = res.statusCode
-          error.body = body
-          reject(error)
+          let body = res.data
+          try { body = JSON.parse(res.data) } catch (_) { /* not JSON */ }
+          settle(path, res.statusCode, body, resolve, reject)
         },
         fail: (err) => reject(new Error('wxauth ' + path + ': ' + (err && err.errMsg))),
       })
@@ -136,10 +161,21 @@ class WxAuth {
     return tokens
   }
 
-  /** Store the profile from wx.getUserProfile / getUserInfo (`res` with encryptedData, iv,
-   *  rawData, signature). Resolves to the stored user. */
-  saveProfile(res) {
+  /** Store what the person chose with the profile pickers: `nickname` from
+   *  `<input type="nickname">`, `avatarPath` the temporary file `chooseAvatar` gave
+   *  (`e.detail.avatarUrl`); either may be left out. wxauth checks the nickname with WeChat and
+   *  re-encodes the avatar. Resolves to {nickName, nickNameStatus, avatarUrl, message}:
+   *  nickNameStatus is `passed`, `review` or `pending` (WeChat could not check it yet; it is
+   *  saved and checked again), and a risky nickname rejects with status 400.
+   *
+   *  Given the older `wx.getUserProfile` / `getUserInfo` answer (encryptedData, iv, rawData,
+   *  signature) instead, stores that as before and resolves to the stored user. */
+  saveProfile(profile) {
     this.requireSession()
+    if (profile && ('nickname' in profile || 'avatarPath' in profile)) {
+      return this.saveChosenProfile(profile)
+    }
+    const res = profile || {}
     return this.request('/api/wechat/ma/user', {
       data: {
         sessionId: this.sessionId,
@@ -164,6 +200,33 @@ class WxAuth {
       data,
       headers: { 'content-type': 'application/json' },
     })
+  }
+
+  saveChosenProfile({ nickname, avatarPath }) {
+    const path = '/api/wechat/ma/profile'
+    const fields = { sessionId: this.sessionId }
+    if (nickname !== undefined && nickname !== null) fields.nickname = String(nickname)
+    if (avatarPath) return this.upload(path, { filePath: avatarPath, name: 'avatar', formData: fields })
+    // No file: the multipart form built here (wx.request sends a string body as it is).
+    const boundary = '----wxauth' + Math.random().toString(36).slice(2)
+    const body = Object.keys(fields).map((k) => '--' + boundary + '\r\n' +
+      'content-disposition: form-data; name="' + k + '"\r\n\r\n' + fields[k] + '\r\n').join('') +
+      '--' + boundary + '--\r\n'
+    return this.request(path, {
+      data: body,
+      headers: { 'content-type': 'multipart/form-data; boundary=' + boundary },
+    })
+  }
+
+  /** A one-time ticket (60 s) for the page this Mini Program opens in its `<web-view>`, which
+   *  only this client can redeem: put it in the page's URL. Resolves to the ticket. */
+  async webViewTicket() {
+    this.requireSession()
+    const answer = await this.request('/api/wechat/ma/webview-ticket', {
+      data: { sessionId: this.sessionId, clientId: this.clientId },
+      headers: { 'content-type': 'application/json' },
+    })
+    return answer.ticket
   }
 
   /** Use a refresh token (the client needs the `refresh_token` grant). */

@@ -9,6 +9,9 @@ pub struct Model {
     #[sea_orm(unique)]
     pub union_id: Option<String>,
     pub nick_name: Option<String>,
+    /// How WeChat's content security check of `nick_name` fared when it was not a plain pass:
+    /// `review` (stored, flagged for a human look) or `pending` (WeChat could not be asked yet).
+    pub nick_name_status: Option<String>,
     #[sea_orm(column_type = "Text", nullable)]
     pub avatar: Option<String>,
     pub mobile: Option<String>,

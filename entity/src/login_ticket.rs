@@ -14,6 +14,9 @@ pub struct Model {
     pub created_at: i64,
     /// The client that may redeem it; `None`: any client allowed the `flow` grant.
     pub client_id: Option<String>,
+    /// `login` (redeemed with the identity it vouches for) or `web_view` (redeemed alone, by the
+    /// page a Mini Program opened in its `<web-view>`).
+    pub kind: String,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

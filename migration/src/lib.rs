@@ -31,6 +31,9 @@ mod m20261215_000541_device_authorization;
 mod m20261215_000551_wechat_call_day;
 mod m20261215_000561_account_phone_parts;
 mod m20261216_000101_wechat_credentials;
+mod m20261216_000401_avatars;
+mod m20261216_000402_nickname_checks;
+mod m20261216_000403_web_view_tickets;
 
 /// Every migration, in order.
 pub struct Migrator;
@@ -65,6 +68,9 @@ impl MigratorTrait for Migrator {
             Box::new(m20261215_000551_wechat_call_day::Migration),
             Box::new(m20261215_000561_account_phone_parts::Migration),
             Box::new(m20261216_000101_wechat_credentials::Migration),
+            Box::new(m20261216_000401_avatars::Migration),
+            Box::new(m20261216_000402_nickname_checks::Migration),
+            Box::new(m20261216_000403_web_view_tickets::Migration),
         ]
     }
 }

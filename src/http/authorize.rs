@@ -25,6 +25,7 @@ use crate::login::browser_session::{BROWSER_SESSION_TTL, SESSION_COOKIE};
 use crate::login::web_sign_in::{AUTHORIZE_PATH, SIGN_IN_TTL, WECHAT_CALLBACK_PATH};
 use crate::login::{BrowserSession, LoginError};
 use crate::oauth::authorize::{AuthorizeError, NextStep, SignedInUser, ValidatedRequest};
+use crate::oauth::login_tickets::is_web_view_ticket;
 use crate::oauth::params::Params;
 use crate::state::AppState;
 use crate::vault::random_token;
@@ -310,11 +311,50 @@ async fn authorize(
         Ok(r) => r,
         Err(e) => return authorize_error(e),
     };
+    if let Some(ticket) = params.get("login_hint").filter(|h| is_web_view_ticket(h)) {
+        return web_view_sign_in(&state, &headers, &params, request, ticket).await;
+    }
     let session = match current_session(&state, &headers).await {
         Ok(s) => s,
         Err(e) => return e.into_response(),
     };
     proceed(&state, &headers, &params, request, session).await
+}
+
+/// A page in a Mini Program's `<web-view>` started the request with a web-view ticket as its
+/// `login_hint`: spend it for the request's client and go on signed in as its user, in this
+/// browser (which gets the session cookie), with no WeChat hop. A ticket that does not redeem
+/// sends the client `login_required`, whatever the reason.
+async fn web_view_sign_in(
+    state: &AppState,
+    headers: &HeaderMap,
+    params: &Params,
+    request: ValidatedRequest,
+    ticket: &str,
+) -> Response {
+    let signed_in = match state
+        .web_view
+        .redeem(ticket, &request.client.client_id)
+        .await
+    {
+        Ok(Some(signed_in)) => signed_in,
+        Ok(None) => {
+            return redirect(
+                request
+                    .error_redirect(
+                        "login_required",
+                        "the web-view ticket is unknown, used, expired or for another client: open the page from the Mini Program again",
+                    )
+                    .as_str(),
+            );
+        }
+        Err(e) => return login_error(e).into_response(),
+    };
+    let mut response = proceed(state, headers, params, request, Some(signed_in.session)).await;
+    if let Some(value) = session_cookie(state, &signed_in.cookie, BROWSER_SESSION_TTL) {
+        response.headers_mut().append(header::SET_COOKIE, value);
+    }
+    response
 }
 
 /// The consent form: the original request's parameters, `csrf_token` and `decision`.

@@ -32,6 +32,20 @@ pub const MAX_URI_BYTES: usize = 8 * 1024;
 pub const MAX_HEADER_BYTES: usize = 16 * 1024;
 /// The largest request body.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
+/// The Mini Program profile upload (nickname and avatar, multipart).
+pub const PROFILE_PATH: &str = "/api/wechat/ma/profile";
+/// Its largest body: an avatar of at most 1 MB, the nickname, the session id and the multipart
+/// framing around them.
+pub const MAX_PROFILE_BODY_BYTES: usize = crate::users::avatars::MAX_UPLOAD_BYTES + 16 * 1024;
+
+/// The largest body a request to `path` may carry.
+pub fn max_body_bytes(path: &str) -> usize {
+    if path == PROFILE_PATH {
+        MAX_PROFILE_BODY_BYTES
+    } else {
+        MAX_BODY_BYTES
+    }
+}
 
 /// Paths a browser shows: their refusals are HTML pages.
 pub fn is_page_path(path: &str) -> bool {
@@ -111,6 +125,8 @@ pub fn limit_for(method: &Method, path: &str) -> Option<Limit> {
         p if p.starts_with("/oauth/callback/") => Limit::Callback,
         "/api/wechat/ma/session" => Limit::MaSession,
         "/api/wechat/ma/user" => Limit::MaUser,
+        PROFILE_PATH => Limit::MaProfile,
+        "/api/wechat/ma/webview-ticket" => Limit::MaWebViewTicket,
         "/api/wechat/ma/phone" | "/api/wechat/ma/phone/known" => Limit::MaPhone,
         "/oauth/userinfo" => Limit::Userinfo,
         "/oauth/introspect" | "/oauth/revoke" => Limit::Introspection,
@@ -167,7 +183,7 @@ pub async fn guard(State(state): State<AppState>, request: Request, next: Next) 
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > MAX_BODY_BYTES as u64) {
+    if declared.is_some_and(|n| n > max_body_bytes(&path) as u64) {
         return too_large(&path);
     }
     if let Some(ip) = request_context::client_ip()

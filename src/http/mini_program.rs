@@ -1,25 +1,30 @@
 //! The Mini Program endpoints (the seed's WxUserController): `/api/wechat/ma/session`,
-//! `/ma/user`, `/ma/phone`, and the client-authenticated `/api/wechat/user/by-unionid`. JSON in
-//! and out, camelCase as the seed's front ends send it. Answers that carry a session id or a
-//! ticket are never cached.
+//! `/ma/user`, `/ma/phone`, and the client-authenticated `/api/wechat/user/by-unionid`; the
+//! profile pickers' `/ma/profile` (multipart) with the avatars it serves at `/avatars/…`; and
+//! `/ma/webview-ticket` for the pages a Mini Program opens in its `<web-view>`. JSON in and out,
+//! camelCase as the seed's front ends send it. Answers that carry a session id or a ticket are
+//! never cached; avatars are cached for good (their URL names their content).
 
 use std::sync::Arc;
 
 use axum::extract::rejection::{JsonRejection, QueryRejection};
-use axum::extract::{Query, State};
-use axum::http::{HeaderMap, header};
-use axum::response::Response;
+use axum::extract::{Multipart, Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
 use super::no_store;
 use crate::error::AppError;
-use crate::login::MiniProgramLogin;
 use crate::login::mini_program::{EncryptedUserInfo, PhoneProof, SavedPhone};
+use crate::login::profile::{AVATAR_PATH, ProfileUpload, SavedProfile};
+use crate::login::{MiniProgramLogin, MiniProgramProfiles, WebViewSignIn};
+use crate::oauth::login_tickets::WEB_VIEW_TICKET_TTL;
 use crate::oauth::{ClientRegistry, introspection};
 use crate::state::AppState;
-use crate::users::{UserRepo, WeChatIdentity};
+use crate::users::avatars::is_content_hash;
+use crate::users::{AvatarStore, NickNameStatus, UserRepo, WeChatIdentity};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -28,6 +33,14 @@ pub fn routes() -> Router<AppState> {
         .route("/api/wechat/ma/phone", post(save_phone))
         .route("/api/wechat/ma/phone/known", get(known_phone))
         .route("/api/wechat/user/by-unionid", get(by_unionid))
+        .route("/api/wechat/ma/webview-ticket", post(web_view_ticket))
+        .route(&format!("{AVATAR_PATH}/{{file}}"), get(avatar))
+}
+
+/// The routes whose bodies may be larger than the others' (the application gives them a cap
+/// of their own: [`super::edge::MAX_PROFILE_BODY_BYTES`]).
+pub fn upload_routes() -> Router<AppState> {
+    Router::new().route(super::edge::PROFILE_PATH, post(save_profile))
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -247,4 +260,149 @@ async fn by_unionid(
         .await
         .map_err(AppError::internal)?;
     Ok(no_store(Json(serde_json::json!({ "exists": exists }))))
+}
+
+/// `/ma/profile`'s multipart form, read: `sessionId`, `nickname`, `avatar` (a file).
+async fn read_profile_form(mut form: Multipart) -> Result<(String, ProfileUpload), AppError> {
+    let malformed = |e: axum::extract::multipart::MultipartError| match e.status() {
+        StatusCode::PAYLOAD_TOO_LARGE => {
+            AppError::BadRequest("the avatar is larger than 1 MB".into())
+        }
+        _ => AppError::BadRequest(format!("malformed multipart form: {}", e.body_text())),
+    };
+    let mut session_id = None;
+    let mut upload = ProfileUpload::default();
+    while let Some(field) = form.next_field().await.map_err(malformed)? {
+        match field.name() {
+            Some("sessionId") => session_id = Some(field.text().await.map_err(malformed)?),
+            Some("nickname") => upload.nick_name = Some(field.text().await.map_err(malformed)?),
+            Some("avatar") => {
+                upload.avatar = Some(field.bytes().await.map_err(malformed)?.to_vec())
+            }
+            // Unknown fields are skipped, as unknown JSON keys are.
+            _ => {}
+        }
+    }
+    let session_id = session_id
+        .filter(|s| !s.trim().is_empty())
+        .ok_or_else(|| AppError::BadRequest("sessionId is required".into()))?;
+    Ok((session_id, upload))
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ProfileResponse {
+    nick_name: Option<String>,
+    /// `passed`, `review` (stored, flagged for a human look) or `pending` (WeChat could not
+    /// check it now; it is shown and checked again later). Absent when no nickname was sent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    nick_name_status: Option<&'static str>,
+    avatar_url: Option<String>,
+    /// What the page may tell the person about the nickname.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    message: Option<&'static str>,
+}
+
+impl From<SavedProfile> for ProfileResponse {
+    fn from(saved: SavedProfile) -> Self {
+        let message = match saved.nick_name_status {
+            Some(NickNameStatus::Pending) => Some(
+                "WeChat could not check the nickname just now: it is saved and will be checked again shortly",
+            ),
+            Some(NickNameStatus::Review) => {
+                Some("the nickname is saved and will be looked at by a person")
+            }
+            _ => None,
+        };
+        Self {
+            nick_name: saved.account.nick_name,
+            nick_name_status: saved.nick_name_status.map(NickNameStatus::as_str),
+            avatar_url: saved.account.avatar,
+            message,
+        }
+    }
+}
+
+/// The profile pickers: the nickname (checked with WeChat) and the avatar (re-encoded).
+async fn save_profile(
+    State(profiles): State<MiniProgramProfiles>,
+    form: Result<Multipart, axum::extract::multipart::MultipartRejection>,
+) -> Result<Response, AppError> {
+    let form = form.map_err(|e| {
+        AppError::BadRequest(format!(
+            "send a multipart/form-data body: {}",
+            e.body_text()
+        ))
+    })?;
+    let (session_id, upload) = read_profile_form(form).await?;
+    let saved = profiles.save(&session_id, upload).await?;
+    Ok(no_store(Json(ProfileResponse::from(saved))))
+}
+
+/// An avatar, by the hash of its bytes: cached for good, revalidated by its ETag.
+async fn avatar(
+    State(avatars): State<Arc<dyn AvatarStore>>,
+    Path(file): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, AppError> {
+    let not_found = || AppError::NotFound("no such avatar".into());
+    let hash = file
+        .strip_suffix(".jpg")
+        .filter(|hash| is_content_hash(hash))
+        .ok_or_else(not_found)?;
+    let etag = format!("\"{hash}\"");
+    let cached = |mut response: Response| {
+        let h = response.headers_mut();
+        h.insert(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("public, max-age=31536000, immutable"),
+        );
+        if let Ok(value) = HeaderValue::from_str(&etag) {
+            h.insert(header::ETAG, value);
+        }
+        h.insert(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        );
+        response
+    };
+    let stored = avatars
+        .get(hash)
+        .await
+        .map_err(AppError::internal)?
+        .ok_or_else(not_found)?;
+    let revalidated = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|tags| tags.split(',').any(|t| t.trim() == etag || t.trim() == "*"));
+    if revalidated {
+        return Ok(cached(StatusCode::NOT_MODIFIED.into_response()));
+    }
+    let content_type = HeaderValue::from_str(&stored.content_type)
+        .unwrap_or(HeaderValue::from_static("application/octet-stream"));
+    Ok(cached(
+        ([(header::CONTENT_TYPE, content_type)], stored.bytes).into_response(),
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct WebViewTicketRequest {
+    session_id: String,
+    client_id: String,
+}
+
+/// A one-time ticket for the page the Mini Program opens in its `<web-view>`.
+async fn web_view_ticket(
+    State(web_view): State<WebViewSignIn>,
+    body: Result<Json<WebViewTicketRequest>, JsonRejection>,
+) -> Result<Response, AppError> {
+    let Json(request) = body?;
+    let ticket = web_view
+        .mint(&request.session_id, &request.client_id)
+        .await?;
+    Ok(no_store(Json(serde_json::json!({
+        "ticket": ticket,
+        "expiresIn": WEB_VIEW_TICKET_TTL,
+    }))))
 }

@@ -77,10 +77,17 @@ pub enum Limit {
     DeviceUserCodeGlobal,
     /// `/api/wechat/jssdk/config`, per IP.
     JssdkConfig,
+    /// `/api/wechat/ma/profile`, per IP.
+    MaProfile,
+    /// `/api/wechat/ma/profile`, per Mini Program user (appid and openid, so that a new
+    /// session does not start the count again): each save may ask WeChat's content check.
+    MaProfileUser,
+    /// `/api/wechat/ma/webview-ticket`, per IP.
+    MaWebViewTicket,
 }
 
 impl Limit {
-    pub const ALL: [Limit; 14] = [
+    pub const ALL: [Limit; 17] = [
         Limit::Authorize,
         Limit::H5Entry,
         Limit::Callback,
@@ -95,6 +102,9 @@ impl Limit {
         Limit::DeviceUserCode,
         Limit::DeviceUserCodeGlobal,
         Limit::JssdkConfig,
+        Limit::MaProfile,
+        Limit::MaProfileUser,
+        Limit::MaWebViewTicket,
     ];
 
     /// The short name used in counter keys and logs.
@@ -114,6 +124,9 @@ impl Limit {
             Limit::DeviceUserCode => "device_user_code",
             Limit::DeviceUserCodeGlobal => "device_user_code_global",
             Limit::JssdkConfig => "jssdk_config",
+            Limit::MaProfile => "ma_profile",
+            Limit::MaProfileUser => "ma_profile_user",
+            Limit::MaWebViewTicket => "ma_webview_ticket",
         }
     }
 
@@ -134,6 +147,9 @@ impl Limit {
             Limit::DeviceUserCode => "WXAUTH_LIMIT_DEVICE_USER_CODE",
             Limit::DeviceUserCodeGlobal => "WXAUTH_LIMIT_DEVICE_USER_CODE_GLOBAL",
             Limit::JssdkConfig => "WXAUTH_LIMIT_JSSDK_CONFIG",
+            Limit::MaProfile => "WXAUTH_LIMIT_MA_PROFILE",
+            Limit::MaProfileUser => "WXAUTH_LIMIT_MA_PROFILE_USER",
+            Limit::MaWebViewTicket => "WXAUTH_LIMIT_MA_WEBVIEW_TICKET",
         }
     }
 
@@ -159,6 +175,13 @@ impl Limit {
             Limit::DeviceUserCodeGlobal => per_minute(600),
             // A page asks once per load (and again on each in-page navigation).
             Limit::JssdkConfig => per_minute(120),
+            Limit::MaProfile => per_minute(60),
+            // A person changes their nickname and avatar a few times, not dozens.
+            Limit::MaProfileUser => Rate {
+                count: 10,
+                period: Duration::from_secs(3600),
+            },
+            Limit::MaWebViewTicket => per_minute(120),
         }
     }
 }

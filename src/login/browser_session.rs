@@ -24,6 +24,8 @@ pub enum SignInMethod {
     WeChatWeb,
     /// Open Platform website QR login (`snsapi_login`).
     WeChatQr,
+    /// A web-view ticket a Mini Program session minted, redeemed by the page in its `<web-view>`.
+    MiniProgramWebView,
 }
 
 impl SignInMethod {
@@ -31,6 +33,7 @@ impl SignInMethod {
         match self {
             Self::WeChatWeb => "wechat_web",
             Self::WeChatQr => "wechat_qr",
+            Self::MiniProgramWebView => "mini_program_web_view",
         }
     }
 }

@@ -544,6 +544,16 @@ impl MiniProgramLogin {
         }
     }
 
+    /// Who the live session `session_id` is: the identity `jscode2session` vouched for.
+    pub async fn session_identity(&self, session_id: &str) -> Result<IdentityKey, LoginError> {
+        let session = self.open_session(session_id).await?;
+        Ok(IdentityKey::new(
+            session.appid.as_str(),
+            session.open_id,
+            session.union_id,
+        ))
+    }
+
     /// The live session of `session_id` with its session_key opened.
     async fn open_session(&self, session_id: &str) -> Result<OpenSession, LoginError> {
         self.find_session(&self.vault.fingerprint(session_id.trim()))

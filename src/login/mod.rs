@@ -1,7 +1,8 @@
 //! Where WeChat's word becomes our user: the Mini Program session
-//! ([`mini_program`]), the H5 two-hop authorization of Official Account pages ([`h5`]) and the
-//! redirect allowlist it checks `next` against ([`redirect`]); and the JS-SDK configuration of
-//! those same pages ([`jssdk`]), for pages on that allowlist.
+//! ([`mini_program`]) with its profile pickers ([`profile`]) and the silent sign-in of its
+//! `<web-view>` pages ([`web_view`]), the H5 two-hop authorization of Official Account pages
+//! ([`h5`]) and the redirect allowlist it checks `next` against ([`redirect`]); and the JS-SDK
+//! configuration of those same pages ([`jssdk`]), for pages on that allowlist.
 
 pub mod browser_session;
 pub mod error;
@@ -9,9 +10,11 @@ pub mod h5;
 pub mod jssdk;
 pub mod logout;
 pub mod mini_program;
+pub mod profile;
 pub mod redirect;
 pub mod states;
 pub mod web_sign_in;
+pub mod web_view;
 
 pub use browser_session::{BrowserSession, BrowserSessions, SignInMethod};
 pub use error::LoginError;
@@ -20,6 +23,8 @@ pub use h5::{
 };
 pub use jssdk::{JsSdk, JsSdkConfig, JsSdkError};
 pub use mini_program::MiniProgramLogin;
+pub use profile::MiniProgramProfiles;
 pub use redirect::{RedirectError, RedirectPolicy};
 pub use states::AuthStates;
 pub use web_sign_in::WeChatSignIn;
+pub use web_view::WebViewSignIn;

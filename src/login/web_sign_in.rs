@@ -238,6 +238,7 @@ impl WeChatSignIn {
         let channel = match method {
             SignInMethod::WeChatQr => SignInChannel::Qr,
             SignInMethod::WeChatWeb => SignInChannel::WeChatOAuth,
+            SignInMethod::MiniProgramWebView => SignInChannel::MiniProgramWebView,
         };
         self.audit
             .record(AuditEvent::sign_in(channel, account.id).detail("appid", appid.as_str()))

@@ -7,6 +7,13 @@
 //! A ticket may name the client that can redeem it (`clientId` on `/api/wechat/ma/session` and
 //! on `entryBuildUrl`); any other client is refused. A ticket minted without one (the seed's
 //! front ends name no client) can be redeemed by any client allowed the `flow` grant.
+//!
+//! **Web-view tickets** are a second kind, for the H5 page a Mini Program opens in its
+//! `<web-view>`: minted from a live Mini Program session for one client, they live
+//! [`WEB_VIEW_TICKET_TTL`] seconds and are redeemed with the ticket alone (the page does not
+//! know, and should not carry, the openid): by the `flow` grant, or as the `login_hint` of an
+//! authorization request. They start with [`WEB_VIEW_TICKET_PREFIX`], so that a `login_hint`
+//! can be told apart from an ordinary hint. Neither kind is accepted where the other is.
 
 use std::sync::Arc;
 
@@ -26,6 +33,18 @@ use crate::vault::{Vault, random_token};
 
 /// How long a ticket lives (seconds).
 pub const TICKET_TTL: i64 = 300;
+/// How long a web-view ticket lives (seconds): the Mini Program opens the page at once.
+pub const WEB_VIEW_TICKET_TTL: i64 = 60;
+/// What every web-view ticket starts with.
+pub const WEB_VIEW_TICKET_PREFIX: &str = "wvt.";
+/// The stored kinds.
+const KIND_LOGIN: &str = "login";
+const KIND_WEB_VIEW: &str = "web_view";
+
+/// Whether `value` has the shape of a web-view ticket (say, a `login_hint` that is one).
+pub fn is_web_view_ticket(value: &str) -> bool {
+    value.starts_with(WEB_VIEW_TICKET_PREFIX)
+}
 
 /// What redeeming a ticket found. Everything but [`Redeemed::Accepted`] is a refusal, and the
 /// ticket is spent in every case where it existed and was live.
@@ -100,20 +119,100 @@ impl LoginTickets {
         client_id: Option<&str>,
     ) -> Result<String, DbErr> {
         let ticket = random_token(32);
+        self.store(&ticket, identity, client_id, KIND_LOGIN, TICKET_TTL)
+            .await?;
+        Ok(ticket)
+    }
+
+    /// Whether `client_id` names a client that can redeem web-view tickets: it exists and has
+    /// the `flow` grant or the authorization code flow (`login_hint`).
+    pub async fn client_may_redeem_web_view(&self, client_id: &str) -> Result<bool, DbErr> {
+        Ok(self.clients.get(client_id).await?.is_some_and(|c| {
+            c.allows_grant(GrantType::Flow) || c.allows_grant(GrantType::AuthorizationCode)
+        }))
+    }
+
+    /// A new web-view ticket for `identity`, redeemable only by `client_id`, for
+    /// [`WEB_VIEW_TICKET_TTL`] seconds (shown once; stored hashed).
+    pub async fn mint_web_view(
+        &self,
+        identity: &IdentityKey,
+        client_id: &str,
+    ) -> Result<String, DbErr> {
+        let ticket = format!("{WEB_VIEW_TICKET_PREFIX}{}", random_token(32));
+        self.store(
+            &ticket,
+            identity,
+            Some(client_id),
+            KIND_WEB_VIEW,
+            WEB_VIEW_TICKET_TTL,
+        )
+        .await?;
+        Ok(ticket)
+    }
+
+    async fn store(
+        &self,
+        ticket: &str,
+        identity: &IdentityKey,
+        client_id: Option<&str>,
+        kind: &str,
+        ttl: i64,
+    ) -> Result<(), DbErr> {
         let now = self.clock.now();
         login_ticket::ActiveModel {
-            ticket_hash: Set(self.vault.fingerprint(&ticket)),
+            ticket_hash: Set(self.vault.fingerprint(ticket)),
             appid: Set(identity.appid.clone()),
             open_id: Set(identity.open_id.clone()),
             union_id: Set(identity.union_id.clone()),
-            expires_at: Set(now + TICKET_TTL),
+            expires_at: Set(now + ttl),
             used_at: Set(None),
             created_at: Set(now),
             client_id: Set(client_id.map(str::to_owned)),
+            kind: Set(kind.to_owned()),
         }
         .insert(&self.db)
         .await?;
-        Ok(ticket)
+        Ok(())
+    }
+
+    /// Spend web-view ticket `ticket` for `client_id`: the identity it was minted for, or why
+    /// not. Spent in one conditional UPDATE, so that of two redemptions at the same instant
+    /// exactly one gets the identity; a ticket presented by another client is spent all the
+    /// same (a leaked ticket tried elsewhere is dead for everyone).
+    pub async fn redeem_web_view(
+        &self,
+        ticket: &str,
+        client_id: &str,
+    ) -> Result<Result<IdentityKey, Redeemed>, DbErr> {
+        if !is_web_view_ticket(ticket) {
+            return Ok(Err(Redeemed::NotLive));
+        }
+        let Some(row) = self.spend_row(ticket, KIND_WEB_VIEW).await? else {
+            return Ok(Err(Redeemed::NotLive));
+        };
+        if row.client_id.as_deref() != Some(client_id) {
+            return Ok(Err(Redeemed::OtherClient));
+        }
+        Ok(Ok(IdentityKey::new(row.appid, row.open_id, row.union_id)))
+    }
+
+    /// Mark the live ticket of `kind` whose hash `ticket` has as used, in one conditional
+    /// UPDATE; the row when this call spent it.
+    async fn spend_row(
+        &self,
+        ticket: &str,
+        kind: &str,
+    ) -> Result<Option<login_ticket::Model>, DbErr> {
+        let now = self.clock.now();
+        let hash = self.vault.fingerprint(ticket);
+        let update = login_ticket::Entity::update_many()
+            .col_expr(login_ticket::Column::UsedAt, Expr::value(now))
+            .filter(login_ticket::Column::TicketHash.eq(hash.as_str()))
+            .filter(login_ticket::Column::UsedAt.is_null())
+            .filter(login_ticket::Column::ExpiresAt.gt(now))
+            .filter(login_ticket::Column::Kind.eq(kind));
+        crate::db::spend_once(&self.db, update, login_ticket::Entity::find_by_id(hash)).await
     }
 
     /// Spend `ticket` for exactly `identity`, redeemed by `client_id`. A ticket presented for
@@ -140,16 +239,7 @@ impl LoginTickets {
         identity: &IdentityKey,
         client_id: Option<&str>,
     ) -> Result<Redeemed, DbErr> {
-        let now = self.clock.now();
-        let hash = self.vault.fingerprint(ticket);
-        let update = login_ticket::Entity::update_many()
-            .col_expr(login_ticket::Column::UsedAt, Expr::value(now))
-            .filter(login_ticket::Column::TicketHash.eq(hash.as_str()))
-            .filter(login_ticket::Column::UsedAt.is_null())
-            .filter(login_ticket::Column::ExpiresAt.gt(now));
-        let Some(row) =
-            crate::db::spend_once(&self.db, update, login_ticket::Entity::find_by_id(hash)).await?
-        else {
+        let Some(row) = self.spend_row(ticket, KIND_LOGIN).await? else {
             return Ok(Redeemed::NotLive);
         };
         if row.appid != identity.appid

@@ -2,7 +2,7 @@
 //! test suite, `wxauth dev` and `wxauth simulator --listen ADDR`.
 //!
 //! It answers the same paths and JSON shapes as WeChat for every call the adapter makes, and
-//! applies WeChat's rules: deterministic openids per app and unionids per Open Platform account,
+//! applies WeChat's rules (and content security verdicts tests choose): deterministic openids per app and unionids per Open Platform account,
 //! secrets checked (40125), single-use (40163) codes that expire after 5 minutes (40029),
 //! `snsapi_base` without unionid, tokens that retire 5 minutes after a refetch, daily quotas
 //! (45009), and encrypted, signed component_verify_ticket pushes every 10 minutes.
@@ -372,6 +372,29 @@ impl Simulator {
             &user,
             now,
         )
+    }
+
+    /// What `msg_sec_check` says from now on: the first rule whose `contains` the text
+    /// contains decides; other texts pass.
+    pub fn set_text_verdicts(&self, rules: Vec<world::TextVerdictRule>) {
+        self.world().text_verdicts = rules;
+    }
+
+    /// Add one rule in front of the others: texts containing `contains` get `suggest`
+    /// (`pass`, `review` or `risky`) with `label`.
+    pub fn set_text_verdict(&self, contains: &str, suggest: &str, label: i64) {
+        self.world().text_verdicts.insert(
+            0,
+            world::TextVerdictRule {
+                contains: contains.to_owned(),
+                suggest: suggest.to_owned(),
+                label,
+            },
+        );
+    }
+
+    pub fn text_verdicts(&self) -> Vec<world::TextVerdictRule> {
+        self.world().text_verdicts.clone()
     }
 
     /// Replaces the fault plan.

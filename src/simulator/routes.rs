@@ -17,7 +17,8 @@ use url::Url;
 
 use super::Simulator;
 use super::world::{
-    AVATAR_PATH, CallFault, ErrcodeAnswer, FaultPlan, SimAppKind, SimUser, random_alnum,
+    AVATAR_PATH, CallFault, ErrcodeAnswer, FaultPlan, SimAppKind, SimUser, TextVerdictRule,
+    random_alnum,
 };
 
 type Params = Query<HashMap<String, String>>;
@@ -30,6 +31,7 @@ pub(crate) fn router(sim: Simulator) -> Router {
         .route("/cgi-bin/token", get(cgi_token))
         .route("/cgi-bin/stable_token", post(stable_token))
         .route("/wxa/business/getuserphonenumber", post(phone_number))
+        .route("/wxa/msg_sec_check", post(msg_sec_check))
         .route("/sns/oauth2/access_token", get(web_access_token))
         .route("/sns/oauth2/refresh_token", get(web_refresh_token))
         .route("/sns/userinfo", get(web_user_info))
@@ -69,6 +71,11 @@ pub(crate) fn router(sim: Simulator) -> Router {
             post(super::jssdk::check_credential),
         )
         .route("/__sim/jssdk/verify", post(super::jssdk::verify_wx_config))
+            "/__sim/sec/verdicts",
+            get(get_text_verdicts)
+                .put(put_text_verdicts)
+                .delete(clear_text_verdicts),
+        )
         .route("/__sim/clock", get(get_clock))
         .route("/__sim/clock/advance", post(advance_clock))
         .route(
@@ -232,6 +239,15 @@ async fn phone_number(State(sim): State<Simulator>, Query(q): Params, body: Byte
         let code = field(&body, "code", 41008)?;
         sim.world()
             .phone_number(q.get("access_token").map(String::as_str), code, now)
+    })())
+}
+
+async fn msg_sec_check(State(sim): State<Simulator>, Query(q): Params, body: Bytes) -> Response {
+    let now = sim.now();
+    answer((|| {
+        let body = json_body(&body)?;
+        sim.world()
+            .msg_sec_check(q.get("access_token").map(String::as_str), &body, now)
     })())
 }
 
@@ -860,6 +876,24 @@ async fn get_faults(State(sim): State<Simulator>) -> Response {
 async fn put_faults(State(sim): State<Simulator>, Json(plan): Json<FaultPlan>) -> Response {
     sim.set_faults(plan);
     Json(sim.faults()).into_response()
+}
+
+async fn get_text_verdicts(State(sim): State<Simulator>) -> Response {
+    Json(sim.text_verdicts()).into_response()
+}
+
+/// Replace the rules `msg_sec_check` follows (a JSON array of `{contains, suggest, label}`).
+async fn put_text_verdicts(
+    State(sim): State<Simulator>,
+    Json(rules): Json<Vec<TextVerdictRule>>,
+) -> Response {
+    sim.set_text_verdicts(rules);
+    Json(sim.text_verdicts()).into_response()
+}
+
+async fn clear_text_verdicts(State(sim): State<Simulator>) -> Response {
+    sim.set_text_verdicts(Vec::new());
+    StatusCode::NO_CONTENT.into_response()
 }
 
 async fn clear_faults(State(sim): State<Simulator>) -> Response {

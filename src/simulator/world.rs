@@ -108,6 +108,23 @@ pub struct FaultPlan {
     pub hold_token_fetches: bool,
 }
 
+/// A verdict `msg_sec_check` gives texts containing `contains` (the first matching rule
+/// wins; texts no rule matches pass with label 100).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct TextVerdictRule {
+    pub contains: String,
+    /// `pass`, `review` or `risky`.
+    pub suggest: String,
+    /// WeChat's label: 100 normal, 10001 advertising, 20001 politics, 20002 porn, 20003 abuse,
+    /// 20006 crime, 20008 fraud, 20012 vulgar, 20013 copyright, 21000 other.
+    #[serde(default = "default_risk_label")]
+    pub label: i64,
+}
+
+fn default_risk_label() -> i64 {
+    20003
+}
+
 /// A WeChat-style error answer (`errcode`, `errmsg`) that a simulated endpoint sends.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ErrcodeAnswer {
@@ -237,6 +254,8 @@ pub(crate) struct World {
     /// Issued jsapi_tickets (`cgi-bin/ticket/getticket`, see [`super::jssdk`]).
     pub(crate) js_tickets: HashMap<String, super::jssdk::IssuedTicket>,
     pub(crate) faults: FaultPlan,
+    /// What `msg_sec_check` says about texts (see [`TextVerdictRule`]).
+    pub(crate) text_verdicts: Vec<TextVerdictRule>,
     pub(crate) counters: BTreeMap<String, u64>,
     /// The simulator's own base URL once it listens (for the demo avatars it serves).
     pub(crate) base_url: Option<String>,
@@ -291,6 +310,7 @@ impl World {
             session_keys: HashMap::new(),
             js_tickets: HashMap::new(),
             faults: FaultPlan::default(),
+            text_verdicts: Vec::new(),
             counters: BTreeMap::new(),
             base_url: None,
         }
@@ -552,6 +572,81 @@ impl World {
                 "countryCode": "86",
                 "watermark": { "timestamp": now, "appid": token.appid }
             }
+        }))
+    }
+
+    /// `wxa/msg_sec_check`: version 2 names the user (an openid of the token's app, 40003
+    /// otherwise) and a scene (1 profile, 2 comment, 3 forum, 4 social log; 40097 otherwise) and
+    /// answers `result` with the per-strategy `detail` and a `trace_id`; version 1 (the old
+    /// form) answers 87014 for risky content and ok otherwise.
+    pub(crate) fn msg_sec_check(
+        &self,
+        access_token: Option<&str>,
+        body: &serde_json::Value,
+        now: i64,
+    ) -> Result<serde_json::Value, ErrcodeAnswer> {
+        let token = self.check_token(access_token, "app", now)?;
+        let content = body
+            .get("content")
+            .and_then(serde_json::Value::as_str)
+            .ok_or_else(|| ErrcodeAnswer::new(47001, "data format error: content missing"))?;
+        let rule = self
+            .text_verdicts
+            .iter()
+            .find(|rule| !rule.contains.is_empty() && content.contains(&rule.contains));
+        let (suggest, label) = rule
+            .map(|rule| (rule.suggest.as_str(), rule.label))
+            .unwrap_or(("pass", 100));
+        let version = body.get("version").and_then(serde_json::Value::as_i64);
+        if version != Some(2) {
+            if suggest == "risky" {
+                return Err(ErrcodeAnswer::new(87014, "risky content"));
+            }
+            return Ok(serde_json::json!({ "errcode": 0, "errmsg": "ok" }));
+        }
+        let openid = body
+            .get("openid")
+            .and_then(serde_json::Value::as_str)
+            .filter(|o| !o.is_empty())
+            .ok_or_else(|| ErrcodeAnswer::new(47001, "data format error: openid missing"))?;
+        if !self
+            .users
+            .keys()
+            .any(|user| self.openid(&token.appid, user) == openid)
+        {
+            return Err(ErrcodeAnswer::new(40003, "invalid openid"));
+        }
+        match body.get("scene").and_then(serde_json::Value::as_i64) {
+            Some(1..=4) => {}
+            None => {
+                return Err(ErrcodeAnswer::new(
+                    47001,
+                    "data format error: scene missing",
+                ));
+            }
+            Some(_) => return Err(ErrcodeAnswer::new(40097, "invalid args: scene")),
+        }
+        let mut keyword = serde_json::json!({
+            "strategy": "keyword", "errcode": 0, "suggest": "pass", "label": 100
+        });
+        if let Some(rule) = rule {
+            keyword = serde_json::json!({
+                "strategy": "keyword", "errcode": 0, "suggest": suggest, "label": label,
+                "level": 20, "keyword": rule.contains
+            });
+        }
+        Ok(serde_json::json!({
+            "errcode": 0,
+            "errmsg": "ok",
+            "result": { "suggest": suggest, "label": label },
+            "detail": [
+                {
+                    "strategy": "content_model", "errcode": 0, "suggest": suggest,
+                    "label": label, "prob": if rule.is_some() { 90 } else { 0 }
+                },
+                keyword
+            ],
+            "trace_id": format!("{:x}-{}", now, random_alnum(8)),
         }))
     }
 

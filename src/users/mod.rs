@@ -2,8 +2,10 @@
 //! under one app), behind the [`UserRepo`] trait so that the OAuth core and the login flows do not
 //! depend on how they are stored.
 
+pub mod avatars;
 mod sea;
 
+pub use avatars::{AvatarStore, SeaAvatarStore};
 pub use sea::SeaUserRepo;
 
 use async_trait::async_trait;
@@ -14,6 +16,9 @@ pub struct Account {
     pub id: i64,
     pub union_id: Option<String>,
     pub nick_name: Option<String>,
+    /// How WeChat's content check of a nickname the user typed fared, when not a plain pass:
+    /// `review` (flagged for a human look) or `pending` (to be checked again).
+    pub nick_name_status: Option<String>,
     pub avatar: Option<String>,
     pub mobile: Option<String>,
     /// Where `mobile` came from, and when it was verified (unix seconds).
@@ -146,6 +151,43 @@ impl IdentityKey {
     }
 }
 
+/// How WeChat's content security check of a nickname the user typed came out, as the account
+/// keeps it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NickNameStatus {
+    /// WeChat found nothing wrong.
+    Passed,
+    /// WeChat asked for a human look: shown, and flagged for the administrators.
+    Review,
+    /// WeChat could not be asked: shown for now, asked again later.
+    Pending,
+}
+
+impl NickNameStatus {
+    /// The stored name (`None` for a plain pass).
+    pub fn stored(self) -> Option<&'static str> {
+        match self {
+            Self::Passed => None,
+            Self::Review => Some("review"),
+            Self::Pending => Some("pending"),
+        }
+    }
+
+    /// The name shown to callers.
+    pub fn as_str(self) -> &'static str {
+        self.stored().unwrap_or("passed")
+    }
+}
+
+/// What a person chose in the Mini Program's profile pickers.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ChosenProfile {
+    /// The nickname from `<input type="nickname">`, with how its content check fared.
+    pub nick_name: Option<(String, NickNameStatus)>,
+    /// The URL at which wxauth serves the avatar from `chooseAvatar`.
+    pub avatar: Option<String>,
+}
+
 /// A repository failure.
 #[derive(Debug, thiserror::Error)]
 pub enum RepoError {
@@ -198,6 +240,25 @@ pub trait UserRepo: Send + Sync {
 
     /// Whether any account has this unionid.
     async fn union_exists(&self, union_id: &str) -> Result<bool, RepoError>;
+
+    /// Store what the person chose on their account; returns the account as it now is.
+    async fn set_chosen_profile(
+        &self,
+        account_id: i64,
+        chosen: &ChosenProfile,
+        now: i64,
+    ) -> Result<Account, RepoError>;
+
+    /// A pending nickname check came back: when the account still shows `nick_name` awaiting
+    /// its check, mark it `settled` (`None`: WeChat refused it, and it is removed). Returns
+    /// whether the account changed.
+    async fn settle_nick_name(
+        &self,
+        account_id: i64,
+        nick_name: &str,
+        settled: Option<NickNameStatus>,
+        now: i64,
+    ) -> Result<bool, RepoError>;
 
     /// Store a verified phone number on the identity and its account, with where it came from;
     /// `now` is when it was verified.

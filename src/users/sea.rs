@@ -5,6 +5,7 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use sea_orm::ActiveValue::{NotSet, Set};
+use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, SqlErr,
 };
@@ -12,7 +13,8 @@ use sea_orm::{
 use entity::{flow_user, wx_user};
 
 use super::{
-    Account, IdentityKey, PhoneNumber, PhoneSource, Profile, RepoError, UserRepo, WeChatIdentity,
+    Account, ChosenProfile, IdentityKey, NickNameStatus, PhoneNumber, PhoneSource, Profile,
+    RepoError, UserRepo, WeChatIdentity,
 };
 
 /// The (appid, openid) pair an identity's recording lock is held under.
@@ -65,6 +67,7 @@ impl SeaUserRepo {
             id: NotSet,
             union_id: Set(Some(union_id.to_string())),
             nick_name: Set(None),
+            nick_name_status: Set(None),
             avatar: Set(None),
             mobile: Set(None),
             mobile_source: Set(None),
@@ -147,6 +150,7 @@ impl SeaUserRepo {
             id: NotSet,
             union_id: Set(None),
             nick_name: Set(None),
+            nick_name_status: Set(None),
             avatar: Set(None),
             mobile: Set(None),
             mobile_source: Set(None),
@@ -271,7 +275,9 @@ impl SeaUserRepo {
         let account = if let Some(p) = profile {
             let mut a: flow_user::ActiveModel = account.into();
             if p.nick_name.is_some() {
+                // A nickname WeChat itself reported needs no content check of ours.
                 a.nick_name = Set(p.nick_name.clone());
+                a.nick_name_status = Set(None);
             }
             if p.avatar_url.is_some() {
                 a.avatar = Set(p.avatar_url.clone());
@@ -310,6 +316,7 @@ fn to_account(m: flow_user::Model) -> Account {
         id: m.id,
         union_id: m.union_id,
         nick_name: m.nick_name,
+        nick_name_status: m.nick_name_status,
         avatar: m.avatar,
         mobile: m.mobile,
         mobile_source: m.mobile_source.as_deref().and_then(PhoneSource::parse),
@@ -377,6 +384,56 @@ impl UserRepo for SeaUserRepo {
 
     async fn union_exists(&self, union_id: &str) -> Result<bool, RepoError> {
         Ok(self.find_account_by_union(union_id).await?.is_some())
+    }
+
+    async fn set_chosen_profile(
+        &self,
+        account_id: i64,
+        chosen: &ChosenProfile,
+        now: i64,
+    ) -> Result<Account, RepoError> {
+        let mut update = flow_user::Entity::update_many()
+            .col_expr(flow_user::Column::UpdatedAt, Expr::value(now))
+            .filter(flow_user::Column::Id.eq(account_id));
+        if let Some((nick_name, status)) = &chosen.nick_name {
+            update = update
+                .col_expr(flow_user::Column::NickName, Expr::value(nick_name.clone()))
+                .col_expr(
+                    flow_user::Column::NickNameStatus,
+                    Expr::value(status.stored().map(str::to_owned)),
+                );
+        }
+        if let Some(avatar) = &chosen.avatar {
+            update = update.col_expr(flow_user::Column::Avatar, Expr::value(avatar.clone()));
+        }
+        update.exec(&self.db).await?;
+        self.account(account_id).await?.ok_or(RepoError::NotFound)
+    }
+
+    async fn settle_nick_name(
+        &self,
+        account_id: i64,
+        nick_name: &str,
+        settled: Option<NickNameStatus>,
+        now: i64,
+    ) -> Result<bool, RepoError> {
+        let update = flow_user::Entity::update_many()
+            .col_expr(flow_user::Column::UpdatedAt, Expr::value(now))
+            .col_expr(
+                flow_user::Column::NickNameStatus,
+                Expr::value(settled.and_then(NickNameStatus::stored).map(str::to_owned)),
+            );
+        let update = match settled {
+            Some(_) => update,
+            None => update.col_expr(flow_user::Column::NickName, Expr::value(None::<String>)),
+        };
+        let changed = update
+            .filter(flow_user::Column::Id.eq(account_id))
+            .filter(flow_user::Column::NickName.eq(nick_name))
+            .filter(flow_user::Column::NickNameStatus.eq(NickNameStatus::Pending.as_str()))
+            .exec(&self.db)
+            .await?;
+        Ok(changed.rows_affected == 1)
     }
 
     async fn set_mobile(

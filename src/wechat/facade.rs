@@ -210,6 +210,34 @@ impl WeChat {
         Ok(phone)
     }
 
+    /// WeChat's verdict on `content` that `openid` typed into Mini Program `appid`'s profile
+    /// (`msg_sec_check` v2, scene 1), with the app's access token from the shared cache.
+    pub async fn check_profile_text(
+        &self,
+        appid: &AppId,
+        openid: &str,
+        content: &str,
+    ) -> Result<super::content_security::TextVerdict, WeChatError> {
+        use super::content_security::SCENE_PROFILE;
+        let token = self.app_access_token(appid).await?;
+        match self
+            .client
+            .msg_sec_check(appid, &token, openid, content, SCENE_PROFILE)
+            .await
+        {
+            Err(error) if error.is_token_invalid() => {
+                self.tokens
+                    .invalidate(TokenKind::AccessToken, appid, &token)
+                    .await?;
+                let token = self.app_access_token(appid).await?;
+                self.client
+                    .msg_sec_check(appid, &token, openid, content, SCENE_PROFILE)
+                    .await
+            }
+            other => other,
+        }
+    }
+
     // ---- upstream tokens ----
 
     /// The app's own access token (via `stable_token`), cached and shared across instances.

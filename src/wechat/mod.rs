@@ -5,6 +5,7 @@
 //! - [`types`]: typed ids and redacted secrets; [`error`]: [`WeChatError`] and whose fault each
 //!   failure is;
 //! - [`mini_program`], [`official_account`], [`open_platform`]: the raw calls and URL builders;
+//!   [`content_security`]: `msg_sec_check`, whether a text a user typed may be shown;
 //! - [`token_cache`]: upstream tokens, fetched once per expiry across tasks and instances, each
 //!   caller answered within 15 s;
 //! - [`call_ledger`]: calls and errors per app and day, summed over instances;
@@ -17,6 +18,7 @@
 pub mod call_ledger;
 pub mod client;
 pub mod code_exchange;
+pub mod content_security;
 pub mod crypto;
 pub mod error;
 pub mod facade;

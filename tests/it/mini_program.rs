@@ -485,6 +485,15 @@ async fn the_javascript_helper_signs_in_end_to_end() {
         .await
         .unwrap();
     client(&app, "mp-page", &["flow", "mini_program"]).await;
+    let avatar_file = std::env::temp_dir().join(format!(
+        "wxauth-avatar-{}.png",
+        uuid::Uuid::new_v4().simple()
+    ));
+    std::fs::write(
+        &avatar_file,
+        crate::profile::picture(200, 300, image::ImageFormat::Png),
+    )
+    .unwrap();
     let script = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/tests/js/miniprogram_helper.cjs"
@@ -498,10 +507,12 @@ async fn the_javascript_helper_signs_in_end_to_end() {
             "mp-page",
             SECRET,
             "alice",
+            avatar_file.to_str().unwrap(),
         ])
         .output()
         .await
         .expect("node is installed");
+    let _ = std::fs::remove_file(&avatar_file);
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
         output.status.success(),
@@ -525,4 +536,20 @@ async fn the_javascript_helper_signs_in_end_to_end() {
         seen["refused"],
         json!({ "status": 400, "error": "invalid_grant" })
     );
+    // The profile pickers: a nickname checked by WeChat and an uploaded avatar, served by us.
+    assert_eq!(seen["chosen"]["nickName"], "小爱 Ai");
+    assert_eq!(seen["chosen"]["nickNameStatus"], "passed");
+    let avatar = seen["chosen"]["avatarUrl"].as_str().unwrap();
+    let served = app.http.get(avatar).send().await.unwrap();
+    assert_eq!(served.status(), 200);
+    let decoded = image::load_from_memory(&served.bytes().await.unwrap()).unwrap();
+    assert_eq!((decoded.width(), decoded.height()), (200, 200));
+    assert_eq!(seen["nicknameOnly"]["nickName"], "小爱");
+    assert_eq!(seen["nicknameOnly"]["avatarUrl"], avatar);
+    // The web-view ticket redeems once, for this client.
+    let ticket = seen["webViewTicket"].as_str().unwrap();
+    let auth = basic("mp-page", SECRET);
+    let (status, tokens) = token(&app, &auth, &[("grant_type", "flow"), ("ticket", ticket)]).await;
+    assert_eq!(status, 200, "{tokens}");
+    assert_eq!(tokens["flow_user_id"], seen["tokens"]["flow_user_id"]);
 }

@@ -5,9 +5,11 @@
 //   node tests/js/miniprogram_helper.cjs WXAUTH_BASE SIM_BASE APPID CLIENT_ID CLIENT_SECRET USER
 //
 // Prints one JSON line with what the page would see; exits non-zero on any failure.
+// AVATAR_FILE (optional) is a picture standing in for the temporary file chooseAvatar gives.
 'use strict'
+const fs = require('fs')
 const path = require('path')
-const [base, simBase, appId, clientId, clientSecret, user] = process.argv.slice(2)
+const [base, simBase, appId, clientId, clientSecret, user, avatarFile] = process.argv.slice(2)
 
 async function sim(pathname, body) {
   const res = await fetch(simBase + pathname, {
@@ -38,6 +40,14 @@ globalThis.wx = {
       })
       .catch((err) => fail({ errMsg: String(err) }))
   },
+  uploadFile({ url, filePath, name, formData, success, fail }) {
+    const form = new FormData()
+    for (const key of Object.keys(formData || {})) form.append(key, formData[key])
+    form.append(name, new Blob([fs.readFileSync(filePath)]), path.basename(filePath))
+    fetch(url, { method: 'POST', body: form })
+      .then(async (res) => success({ statusCode: res.status, data: await res.text() }))
+      .catch((err) => fail({ errMsg: String(err) }))
+  },
 }
 
 const { WxAuth } = require(path.join(__dirname, '..', '..', 'static', 'wxauth-miniprogram.js'))
@@ -50,13 +60,23 @@ async function main() {
   const phone = await auth.savePhone({ code: (await sim('/__sim/codes/phone', { appid: appId, user })).code })
   const oneShot = await auth.loginOneShot()
   const oldPhone = await auth.savePhone(await sim('/__sim/ma/phone', { appid: appId, user }))
+  let chosen = null
+  let nicknameOnly = null
+  let webViewTicket = null
+  if (avatarFile) {
+    chosen = await auth.saveProfile({ nickname: '小爱 Ai', avatarPath: avatarFile })
+    nicknameOnly = await auth.saveProfile({ nickname: '小爱' })
+    webViewTicket = await auth.webViewTicket()
+  }
   let refused = null
   try {
     await auth.token({ grant_type: 'flow', appId, openId: firstUser.openId, ticket: 'forged' })
   } catch (error) {
     refused = { status: error.status, error: error.body.error }
   }
-  console.log(JSON.stringify({ tokens, firstUser, profile, phone, oneShot, oldPhone, refused }))
+  console.log(JSON.stringify({
+    tokens, firstUser, profile, phone, oneShot, oldPhone, refused, chosen, nicknameOnly, webViewTicket,
+  }))
 }
 
 main().catch((error) => {

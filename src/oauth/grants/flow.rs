@@ -7,6 +7,9 @@
 //! `/api/wechat/ma/session` or `entryBuildUrl`) is redeemed only by that client; one minted for
 //! none, by any client with this grant. Every refusal is the same `invalid_grant`, and every
 //! refused ticket (and a missing one where it is required) is audited as `ticket_refused`.
+//!
+//! A web-view ticket (`/api/wechat/ma/webview-ticket`) is redeemed alone, with no appId or
+//! openId: the identity is the one it was minted for, and only its client may redeem it.
 
 use super::{GrantRequest, effective_scope, issue_for_account, optional};
 use crate::audit::{AuditEvent, AuditKind, Outcome};
@@ -14,7 +17,7 @@ use crate::oauth::GrantType;
 use crate::oauth::OAuthError;
 use crate::oauth::OAuthServices;
 use crate::oauth::client_registry::FlowTicketPolicy;
-use crate::oauth::login_tickets::Redeemed;
+use crate::oauth::login_tickets::{Redeemed, is_web_view_ticket};
 use crate::oauth::params::Params;
 use crate::oauth::token_service::Issued;
 use crate::users::Account;
@@ -54,26 +57,41 @@ pub(crate) async fn account_for(
 
 /// The parameters of a `flow` request.
 pub struct FlowParams {
-    pub app_id: String,
-    pub open_id: String,
-    /// Absent or empty when the app is bound to no Open Platform account.
-    pub union_id: Option<String>,
+    /// The identity named (`None` for a web-view ticket, which carries its own).
+    pub identity: Option<NamedIdentity>,
     pub ticket: Option<String>,
     pub scope: Option<String>,
 }
 
+/// The identity a seed-style `flow` request names.
+pub struct NamedIdentity {
+    pub app_id: String,
+    pub open_id: String,
+    /// Absent or empty when the app is bound to no Open Platform account.
+    pub union_id: Option<String>,
+}
+
 impl FlowParams {
     pub fn parse(params: &Params) -> Result<Self, OAuthError> {
-        let (Some(app_id), Some(open_id)) = (optional(params, "appId"), optional(params, "openId"))
-        else {
-            return Err(OAuthError::invalid_request("appId and openId are required"));
+        let ticket = optional(params, "ticket");
+        let scope = optional(params, "scope");
+        let identity = match (optional(params, "appId"), optional(params, "openId")) {
+            (Some(app_id), Some(open_id)) => Some(NamedIdentity {
+                app_id,
+                open_id,
+                union_id: optional(params, "unionId").filter(|u| !u.is_empty()),
+            }),
+            (None, None) if ticket.as_deref().is_some_and(is_web_view_ticket) => None,
+            _ => {
+                return Err(OAuthError::invalid_request(
+                    "appId and openId are required (or a web-view ticket alone)",
+                ));
+            }
         };
         Ok(Self {
-            app_id,
-            open_id,
-            union_id: optional(params, "unionId").filter(|u| !u.is_empty()),
-            ticket: optional(params, "ticket"),
-            scope: optional(params, "scope"),
+            identity,
+            ticket,
+            scope,
         })
     }
 }
@@ -83,12 +101,15 @@ pub async fn grant(
     request: &GrantRequest<'_>,
     params: FlowParams,
 ) -> Result<Issued, OAuthError> {
-    let appid = params.app_id.as_str();
-    let open_id = params.open_id.as_str();
-    let union_id = params.union_id.as_deref();
     let scope = effective_scope(request.client, params.scope.as_deref())?;
-
     let client_id = request.client.client_id.as_str();
+    let Some(named) = &params.identity else {
+        return web_view_grant(services, request, params.ticket.as_deref(), &scope).await;
+    };
+    let appid = named.app_id.as_str();
+    let open_id = named.open_id.as_str();
+    let union_id = named.union_id.as_deref();
+
     match (params.ticket.as_deref(), request.client.flow_ticket) {
         (Some(ticket), _) => {
             let identity = IdentityKey::new(appid.to_string(), open_id, union_id);
@@ -101,13 +122,13 @@ pub async fn grant(
                     OAuthError::server_error()
                 })?;
             if redeemed != Redeemed::Accepted {
-                ticket_refused(services, client_id, appid, redeemed.as_str()).await;
+                ticket_refused(services, client_id, Some(appid), redeemed.as_str()).await;
                 return Err(refused());
             }
         }
         (None, FlowTicketPolicy::Optional) => {}
         (None, FlowTicketPolicy::Required) => {
-            ticket_refused(services, client_id, appid, "missing").await;
+            ticket_refused(services, client_id, Some(appid), "missing").await;
             return Err(refused());
         }
     }
@@ -116,15 +137,53 @@ pub async fn grant(
     issue_for_account(services, request, GrantType::Flow, &account, &scope).await
 }
 
-/// Audit a refused ticket: the client, the app and why (never the ticket itself).
-async fn ticket_refused(services: &OAuthServices, client_id: &str, appid: &str, reason: &str) {
-    services
-        .audit
-        .record(
-            AuditEvent::new(AuditKind::TicketRefused, Outcome::Refused)
-                .client(client_id)
-                .detail("appid", appid)
-                .detail("reason", reason),
-        )
-        .await;
+/// A web-view ticket alone: spend it for this client, then issue for the identity it names.
+async fn web_view_grant(
+    services: &OAuthServices,
+    request: &GrantRequest<'_>,
+    ticket: Option<&str>,
+    scope: &str,
+) -> Result<Issued, OAuthError> {
+    let client_id = request.client.client_id.as_str();
+    let redeemed = services
+        .tickets
+        .redeem_web_view(ticket.unwrap_or_default(), client_id)
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, "consuming web-view ticket");
+            OAuthError::server_error()
+        })?;
+    let identity = match redeemed {
+        Ok(identity) => identity,
+        Err(reason) => {
+            ticket_refused(services, client_id, None, reason.as_str()).await;
+            return Err(refused());
+        }
+    };
+    let account = account_for(
+        services,
+        &identity.appid,
+        &identity.open_id,
+        identity.union_id.as_deref(),
+    )
+    .await?;
+    issue_for_account(services, request, &account, scope).await
+}
+
+/// Audit a refused ticket: the client, the app (when the request named one) and why (never
+/// the ticket itself).
+async fn ticket_refused(
+    services: &OAuthServices,
+    client_id: &str,
+    appid: Option<&str>,
+    reason: &str,
+) {
+    let mut event = AuditEvent::new(AuditKind::TicketRefused, Outcome::Refused)
+        .client(client_id)
+        .detail("reason", reason);
+    match appid {
+        Some(appid) => event = event.detail("appid", appid),
+        None => event = event.detail("ticket", "web_view"),
+    }
+    services.audit.record(event).await;
 }
