@@ -18,7 +18,9 @@ use serde_json::{Map, Value};
 use entity::audit_event;
 
 use crate::clock::SharedClock;
-use crate::metrics::{ADMIN_CHANGES, REFUSALS, SIGN_INS, SIGN_OUTS, TOKENS_ISSUED};
+use crate::metrics::{
+    ADMIN_CHANGES, FOLLOWER_CHANGES, REFUSALS, SIGN_INS, SIGN_OUTS, TOKENS_ISSUED,
+};
 use crate::request_context;
 
 /// What happened.
@@ -56,6 +58,11 @@ pub enum AuditKind {
     /// A browser session ended at the end-session endpoint (`detail.revoked_families`,
     /// `detail.backchannel_clients`).
     SignOut,
+    /// A user followed an Official Account (`detail.appid`, `detail.open_id`; from a pushed
+    /// `subscribe` event or a `cgi-bin/user/info` that changed the status).
+    FollowerSubscribed,
+    /// A user stopped following an Official Account (`detail.appid`, `detail.open_id`).
+    FollowerUnsubscribed,
 }
 
 impl AuditKind {
@@ -77,6 +84,8 @@ impl AuditKind {
             Self::ResourceChanged => "resource_changed",
             Self::DeviceDecision => "device_decision",
             Self::SignOut => "sign_out",
+            Self::FollowerSubscribed => "follower.subscribed",
+            Self::FollowerUnsubscribed => "follower.unsubscribed",
         }
     }
 
@@ -86,6 +95,7 @@ impl AuditKind {
             // Approving a device signs it in.
             Self::SignIn | Self::DeviceDecision => SIGN_INS,
             Self::SignOut => SIGN_OUTS,
+            Self::FollowerSubscribed | Self::FollowerUnsubscribed => FOLLOWER_CHANGES,
             Self::TokenIssued => TOKENS_ISSUED,
             Self::RefreshReuse
             | Self::CodeReplay
@@ -118,6 +128,8 @@ impl AuditKind {
         Self::ResourceChanged,
         Self::DeviceDecision,
         Self::SignOut,
+        Self::FollowerSubscribed,
+        Self::FollowerUnsubscribed,
     ];
 
     /// The kind stored as `name`.

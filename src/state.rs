@@ -11,7 +11,8 @@ use crate::clock::SharedClock;
 use crate::config::{Config, ConfigError};
 use crate::limits::{Limits, SharedCounters};
 use crate::login::{
-    AuthStates, BrowserSessions, H5Login, H5Urls, MiniProgramLogin, RedirectPolicy, WeChatSignIn,
+    AuthStates, BrowserSessions, DeviceApproval, FollowerSync, H5Login, H5Urls, MiniProgramLogin,
+    RedirectPolicy, WeChatSignIn,
 };
 use crate::oauth::authorize::AuthorizationService;
 use crate::oauth::consent::Consents;
@@ -19,7 +20,7 @@ use crate::oauth::keys::{KeyError, SigningKeys};
 use crate::oauth::token_service::TokenService;
 use crate::oauth::{ClientRegistry, LoginTickets, OAuthServices};
 use crate::store::Store;
-use crate::users::{SeaUserRepo, UserRepo};
+use crate::users::{FollowerStore, SeaUserRepo, UserRepo};
 use crate::vault::Vault;
 use crate::wechat::{WeChat, WeChatClient, WeChatClientConfig};
 
@@ -65,6 +66,10 @@ pub struct AppServices {
     pub sign_in: WeChatSignIn,
     /// The H5 two-hop sign-in.
     pub h5: Arc<H5Login>,
+    /// Official Account follower status (the base hop's lookup, the message URL's pushes).
+    pub followers: FollowerSync,
+    /// The Mini Program approving device sign-ins (its code on the verification page).
+    pub device_approval: DeviceApproval,
     pub oauth: OAuthServices,
     pub wechat: Arc<WeChat>,
     /// The audit trail.
@@ -186,6 +191,12 @@ impl AppState {
             callback,
             audit.clone(),
         );
+        let followers = FollowerSync {
+            wechat: wechat.clone(),
+            store: FollowerStore::new(db.clone()),
+            clock: clock.clone(),
+            audit: audit.clone(),
+        };
         let h5 = Arc::new(H5Login {
             states: AuthStates::new(db.clone(), vault.clone(), clock.clone()),
             clock: clock.clone(),
@@ -197,6 +208,7 @@ impl AppState {
             urls: H5Urls::under(&config.issuer())
                 .map_err(|e| StartError::Other(format!("WXAUTH_PUBLIC_URL: {e}")))?,
             audit: audit.clone(),
+            followers: followers.clone(),
         });
         let mini_program = MiniProgramLogin::new(
             store,
@@ -206,6 +218,19 @@ impl AppState {
             wechat.clone(),
             audit.clone(),
             config.phone_reuse_days * 86_400,
+        );
+        let devices = crate::oauth::device::DeviceAuthorizations::new(
+            db.clone(),
+            vault.clone(),
+            clock.clone(),
+            audit.clone(),
+        );
+        let device_approval = DeviceApproval::new(
+            config.device_mini_program.clone(),
+            wechat.clone(),
+            devices.clone(),
+            mini_program.clone(),
+            clock.clone(),
         );
         Ok(Self(Arc::new(AppServices {
             oauth: OAuthServices {
@@ -217,17 +242,14 @@ impl AppState {
                 mini_program: Arc::new(mini_program.clone()),
                 authorization,
                 audit: audit.clone(),
-                devices: crate::oauth::device::DeviceAuthorizations::new(
-                    db.clone(),
-                    vault.clone(),
-                    clock.clone(),
-                    audit.clone(),
-                ),
+                devices,
             },
             mini_program,
             sessions,
             sign_in,
             h5,
+            followers,
+            device_approval,
             clients,
             apps,
             users,
@@ -260,6 +282,8 @@ macro_rules! sub_states {
 sub_states! {
     MiniProgramLogin => mini_program,
     Arc<H5Login> => h5,
+    FollowerSync => followers,
+    DeviceApproval => device_approval,
     Arc<WeChat> => wechat,
     ClientRegistry => clients,
     Arc<dyn UserRepo> => users,

@@ -76,6 +76,8 @@ const DOC_PAGE_HTML: &str = r#"<!DOCTYPE html>
         oauth::jwks,
         device::device_authorization,
         mini_program::session,
+        device::describe,
+        device::approve,
     ),
     modifiers(&PublicSecuritySchemes),
     tags(

@@ -12,6 +12,7 @@ pub mod cookies;
 pub mod cors;
 pub mod device;
 pub mod edge;
+pub mod followers;
 pub mod front_page;
 pub mod h5;
 pub mod health;
@@ -49,6 +50,7 @@ pub fn routes() -> Router<AppState> {
         .merge(logout::routes())
         .merge(device::routes())
         .merge(component::routes())
+        .merge(followers::routes())
         .merge(mini_program::routes())
         .merge(h5::routes())
         .merge(pages::routes())

@@ -75,10 +75,16 @@ pub enum Limit {
     /// User codes tried at `/device`, by everyone together (one key): what bounds guessing
     /// from many addresses.
     DeviceUserCodeGlobal,
+    /// An Official Account's message URL (`/api/wechat/mp/{appid}/events`), per IP: WeChat
+    /// pushes every follower's events from a few addresses, so the default is high.
+    MpEvents,
+    /// `/api/wechat/ma/device/approve` and the verification page's Mini Program code, per IP
+    /// (the user codes tried there count against the device limits too).
+    MaDeviceApprove,
 }
 
 impl Limit {
-    pub const ALL: [Limit; 13] = [
+    pub const ALL: [Limit; 15] = [
         Limit::Authorize,
         Limit::H5Entry,
         Limit::Callback,
@@ -92,6 +98,8 @@ impl Limit {
         Limit::DeviceAuthorization,
         Limit::DeviceUserCode,
         Limit::DeviceUserCodeGlobal,
+        Limit::MpEvents,
+        Limit::MaDeviceApprove,
     ];
 
     /// The short name used in counter keys and logs.
@@ -110,6 +118,8 @@ impl Limit {
             Limit::DeviceAuthorization => "device_authorization",
             Limit::DeviceUserCode => "device_user_code",
             Limit::DeviceUserCodeGlobal => "device_user_code_global",
+            Limit::MpEvents => "mp_events",
+            Limit::MaDeviceApprove => "ma_device_approve",
         }
     }
 
@@ -129,6 +139,8 @@ impl Limit {
             Limit::DeviceAuthorization => "WXAUTH_LIMIT_DEVICE_AUTHORIZATION",
             Limit::DeviceUserCode => "WXAUTH_LIMIT_DEVICE_USER_CODE",
             Limit::DeviceUserCodeGlobal => "WXAUTH_LIMIT_DEVICE_USER_CODE_GLOBAL",
+            Limit::MpEvents => "WXAUTH_LIMIT_MP_EVENTS",
+            Limit::MaDeviceApprove => "WXAUTH_LIMIT_MA_DEVICE_APPROVE",
         }
     }
 
@@ -152,6 +164,8 @@ impl Limit {
             // A person mistypes a few times; a guesser needs billions of tries (20^8 codes).
             Limit::DeviceUserCode => per_minute(10),
             Limit::DeviceUserCodeGlobal => per_minute(600),
+            Limit::MpEvents => per_minute(3000),
+            Limit::MaDeviceApprove => per_minute(60),
         }
     }
 }

@@ -12,11 +12,15 @@
 //! The control API is unauthenticated: the simulator is a development tool, never expose it.
 //!
 //! - [`world`]: the model and its rules; [`routes`]: the HTTP surface; [`demo`]: the demo apps
-//!   and users `wxauth dev` registers on both sides.
+//!   and users `wxauth dev` registers on both sides; [`followers`]: Official Account followers
+//!   (`cgi-bin/user/info`, event pushes to a message URL); [`wxacode`]: Mini Program codes
+//!   (`wxa/getwxacodeunlimit`, and "scanning" one).
 
 pub mod demo;
+pub mod followers;
 pub mod routes;
 pub mod world;
+pub mod wxacode;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;

@@ -47,8 +47,12 @@ pub(crate) fn router(sim: Simulator) -> Router {
             get(component_web_access_token),
         )
         .route("/connect/oauth2/authorize", get(authorize))
-        .route("/connect/qrconnect", get(qrconnect));
+        .route("/connect/qrconnect", get(qrconnect))
+        .merge(super::followers::api_routes())
+        .merge(super::wxacode::api_routes());
     let control = Router::new()
+        .merge(super::followers::control_routes())
+        .merge(super::wxacode::control_routes())
         .route("/__sim/apps", get(list_apps).post(add_app))
         .route("/__sim/users", get(list_users).post(add_user))
         .route("/__sim/codes/js", post(mint_js_code))

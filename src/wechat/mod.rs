@@ -4,7 +4,9 @@
 //!   bounded retries);
 //! - [`types`]: typed ids and redacted secrets; [`error`]: [`WeChatError`] and whose fault each
 //!   failure is;
-//! - [`mini_program`], [`official_account`], [`open_platform`]: the raw calls and URL builders;
+//! - [`mini_program`], [`mini_program_code`], [`official_account`], [`open_platform`]: the raw
+//!   calls and URL builders; [`account_messages`]: what WeChat pushes to an Official Account's
+//!   message URL, verified and typed;
 //! - [`token_cache`]: upstream tokens, fetched once per expiry across tasks and instances, each
 //!   caller answered within 15 s;
 //! - [`call_ledger`]: calls and errors per app and day, summed over instances;
@@ -13,6 +15,7 @@
 //! - [`facade`]: [`WeChat`], the facade the login code calls, which adds stored credentials,
 //!   the token cache and the refetch-once rule for invalid tokens.
 
+pub mod account_messages;
 pub mod call_ledger;
 pub mod client;
 pub mod code_exchange;
@@ -20,6 +23,7 @@ pub mod crypto;
 pub mod error;
 pub mod facade;
 pub mod mini_program;
+pub mod mini_program_code;
 pub mod official_account;
 pub mod open_platform;
 pub mod token_cache;
