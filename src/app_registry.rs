@@ -63,12 +63,26 @@ impl fmt::Display for AppKind {
     }
 }
 
-/// Whether `appid` has WeChat's shape: `wx` followed by 16 hex digits.
 /// Where an app's sealed `column` is stored.
 fn sealed_at<'a>(column: &'static str, appid: &'a str) -> SealedAt<'a> {
     SealedAt::new("wx_app", column, appid)
 }
 
+/// Where a message token and an EncodingAESKey belong.
+const MESSAGE_KEYS_APPLY: &str = "applies to components and to official accounts that are not \
+     under a component (those receive messages through their component's keys)";
+
+/// Whether an app of `kind` (under `component`, if any) has a message token and EncodingAESKey
+/// of its own: components (for their pushes) and official accounts with their own message URL.
+fn takes_message_keys(kind: AppKind, component: Option<&str>) -> bool {
+    match kind {
+        AppKind::Component => true,
+        AppKind::OfficialAccount => component.is_none(),
+        _ => false,
+    }
+}
+
+/// Whether `appid` has WeChat's shape: `wx` followed by 16 hex digits.
 pub fn is_valid_appid(appid: &str) -> bool {
     appid.len() == 18
         && appid.starts_with("wx")
@@ -83,7 +97,8 @@ pub struct NewApp {
     pub secret: Option<Secret>,
     pub component_appid: Option<String>,
     pub is_base: bool,
-    /// The message token (components: for `msg_signature`).
+    /// The message token (components: for `msg_signature`; official accounts not under a
+    /// component: for their message URL, `/api/wechat/mp/{appid}/events`).
     pub token: Option<Secret>,
     /// The EncodingAESKey (components: for WXBizMsgCrypt).
     pub aes_key: Option<Secret>,
@@ -205,6 +220,16 @@ impl AppRegistry {
                     new.kind
                 ),
             ));
+        }
+        if (new.token.is_some() || new.aes_key.is_some())
+            && !takes_message_keys(new.kind, new.component_appid.as_deref())
+        {
+            let field = if new.token.is_some() {
+                "token"
+            } else {
+                "aes_key"
+            };
+            return Err(invalid(field, MESSAGE_KEYS_APPLY));
         }
         if new.kind == AppKind::Component && (new.token.is_none() || new.aes_key.is_none()) {
             let field = if new.token.is_none() {
@@ -396,9 +421,12 @@ impl AppRegistry {
             .one(&self.db)
             .await?
             .ok_or_else(|| AppRegistryError::NotFound(appid.to_string()))?;
-        if (token.is_some() || aes_key.is_some()) && m.kind != AppKind::Component.as_str() {
+        let kind = AppKind::parse(&m.kind).unwrap_or(AppKind::MiniProgram);
+        if (token.is_some() || aes_key.is_some())
+            && !takes_message_keys(kind, m.component_appid.as_deref())
+        {
             let field = if token.is_some() { "token" } else { "aes_key" };
-            return Err(invalid(field, "applies to components only"));
+            return Err(invalid(field, MESSAGE_KEYS_APPLY));
         }
         if let Some(k) = aes_key
             && k.expose().len() != 43

@@ -19,7 +19,8 @@ use entity::audit_event;
 
 use crate::clock::SharedClock;
 use crate::metrics::{
-    ADMIN_CHANGES, REFUSALS, SIGN_INS, SIGN_OUTS, TOKENS_ISSUED, WECHAT_CREDENTIALS,
+    ADMIN_CHANGES, FOLLOWER_CHANGES, REFUSALS, SIGN_INS, SIGN_OUTS, TOKENS_ISSUED,
+    WECHAT_CREDENTIALS,
 };
 use crate::request_context;
 
@@ -64,6 +65,11 @@ pub enum AuditKind {
     /// WeChat's content security check refused a nickname a user typed in the Mini Program
     /// (`detail.label`, `detail.trace_id`; `detail.when`: `saving` or `recheck`).
     NicknameRefused,
+    /// A user followed an Official Account (`detail.appid`, `detail.open_id`; from a pushed
+    /// `subscribe` event or a `cgi-bin/user/info` that changed the status).
+    FollowerSubscribed,
+    /// A user stopped following an Official Account (`detail.appid`, `detail.open_id`).
+    FollowerUnsubscribed,
 }
 
 impl AuditKind {
@@ -87,6 +93,8 @@ impl AuditKind {
             Self::SignOut => "sign_out",
             Self::WeChatCredential => "wechat_credential",
             Self::NicknameRefused => "nickname_refused",
+            Self::FollowerSubscribed => "follower.subscribed",
+            Self::FollowerUnsubscribed => "follower.unsubscribed",
         }
     }
 
@@ -97,6 +105,7 @@ impl AuditKind {
             Self::SignIn | Self::DeviceDecision => SIGN_INS,
             Self::SignOut => SIGN_OUTS,
             Self::WeChatCredential => WECHAT_CREDENTIALS,
+            Self::FollowerSubscribed | Self::FollowerUnsubscribed => FOLLOWER_CHANGES,
             Self::TokenIssued => TOKENS_ISSUED,
             Self::RefreshReuse
             | Self::CodeReplay
@@ -132,6 +141,8 @@ impl AuditKind {
         Self::SignOut,
         Self::WeChatCredential,
         Self::NicknameRefused,
+        Self::FollowerSubscribed,
+        Self::FollowerUnsubscribed,
     ];
 
     /// The kind stored as `name`.

@@ -425,16 +425,17 @@ enum FlowTicketArg {
 enum AppCommand {
     /// Register a WeChat app.
     Add(AddAppArgs),
-    /// Replace an app's secret (or a component's message token and EncodingAESKey) after it
-    /// was reset in WeChat's console; the app and the accounts under it stay registered.
+    /// Replace an app's secret (or the message token and EncodingAESKey of a component or of an
+    /// official account with its own message URL) after it was reset in WeChat's console; the
+    /// app and the accounts under it stay registered.
     Update {
         appid: String,
         #[arg(long, required_unless_present_any = ["token", "aes_key"])]
         secret: Option<String>,
-        /// Message token (components).
+        /// Message token (components; official accounts not under a component).
         #[arg(long)]
         token: Option<String>,
-        /// EncodingAESKey, 43 characters (components).
+        /// EncodingAESKey, 43 characters (components; official accounts in safe mode).
         #[arg(long)]
         aes_key: Option<String>,
     },
@@ -463,10 +464,11 @@ struct AddAppArgs {
     /// registered, no longer the base). Every H5 sign-in then goes through this one.
     #[arg(long, requires = "base")]
     replace: bool,
-    /// Message token (components).
-    #[arg(long, requires = "aes_key")]
+    /// Message token: a component's, or an official account's own (not under a component) for
+    /// its message URL `/api/wechat/mp/{appid}/events`.
+    #[arg(long)]
     token: Option<String>,
-    /// EncodingAESKey, 43 characters (components).
+    /// EncodingAESKey, 43 characters: a component's, or an official account's in safe mode.
     #[arg(long, requires = "token")]
     aes_key: Option<String>,
 }

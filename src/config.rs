@@ -81,6 +81,66 @@ pub enum MasterKeySource {
     File(PathBuf),
 }
 
+/// The Mini Program whose code the device verification page shows (issue 18 §4).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceMiniProgram {
+    /// `WXAUTH_DEVICE_MINI_PROGRAM`: a registered Mini Program's appid.
+    pub appid: String,
+    /// `WXAUTH_DEVICE_MINI_PROGRAM_PAGE`: the page the code opens, without a leading `/`
+    /// (default `pages/device/approve`); it gets the user code as its `scene`.
+    pub page: String,
+    /// `WXAUTH_DEVICE_MINI_PROGRAM_VERSION`: `release` (default), `trial` or `develop`.
+    pub version: String,
+}
+
+impl DeviceMiniProgram {
+    fn from_lookup(
+        var: &impl Fn(&'static str) -> Option<String>,
+    ) -> Result<Option<Self>, ConfigError> {
+        let Some(appid) = var("WXAUTH_DEVICE_MINI_PROGRAM").map(|a| a.trim().to_owned()) else {
+            return Ok(None);
+        };
+        let appid_shaped = appid.len() == 18
+            && appid.starts_with("wx")
+            && appid[2..].bytes().all(|b| b.is_ascii_hexdigit());
+        if !appid_shaped {
+            return Err(ConfigError::new(
+                "WXAUTH_DEVICE_MINI_PROGRAM",
+                "expected a Mini Program appid (wx followed by 16 hex digits)",
+            ));
+        }
+        let page = var("WXAUTH_DEVICE_MINI_PROGRAM_PAGE")
+            .map(|p| p.trim().to_owned())
+            .unwrap_or_else(|| "pages/device/approve".to_owned());
+        if page.is_empty()
+            || page.starts_with('/')
+            || page.len() > 128
+            || !page
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'/' | b'_' | b'-' | b'.'))
+        {
+            return Err(ConfigError::new(
+                "WXAUTH_DEVICE_MINI_PROGRAM_PAGE",
+                "expected a page path of the Mini Program without a leading / (pages/device/approve)",
+            ));
+        }
+        let version = var("WXAUTH_DEVICE_MINI_PROGRAM_VERSION")
+            .map(|v| v.trim().to_owned())
+            .unwrap_or_else(|| "release".to_owned());
+        if !matches!(version.as_str(), "release" | "trial" | "develop") {
+            return Err(ConfigError::new(
+                "WXAUTH_DEVICE_MINI_PROGRAM_VERSION",
+                "expected release, trial or develop",
+            ));
+        }
+        Ok(Some(Self {
+            appid,
+            page,
+            version,
+        }))
+    }
+}
+
 /// The validated configuration.
 #[derive(Clone)]
 pub struct Config {
@@ -104,6 +164,9 @@ pub struct Config {
     /// How many days a phone number WeChat's code API verified may be handed out again at
     /// `/api/wechat/ma/phone` with `reuse: true` (`WXAUTH_PHONE_REUSE_DAYS`; 0, the default: never).
     pub phone_reuse_days: i64,
+    /// The Mini Program that approves device sign-ins (`WXAUTH_DEVICE_MINI_PROGRAM` and its
+    /// page and version); `None`: the verification page shows no Mini Program code.
+    pub device_mini_program: Option<DeviceMiniProgram>,
     pub jwt_alg: JwtAlg,
     pub jwt_hs256_secret: Option<Secret>,
     pub master_key: MasterKeySource,
@@ -243,6 +306,7 @@ impl Config {
             defaults::CLIENT_SECRET_OVERLAP_SECS,
         )?;
         let phone_reuse_days = number_in(&var, "WXAUTH_PHONE_REUSE_DAYS", 0..=365, 0)?;
+        let device_mini_program = DeviceMiniProgram::from_lookup(&var)?;
         let key_activation_delay_secs = number_in(
             &var,
             "WXAUTH_KEY_ACTIVATION_DELAY_SECS",
@@ -389,6 +453,7 @@ impl Config {
             client_secret_overlap_secs,
             key_activation_delay_secs,
             phone_reuse_days,
+            device_mini_program,
             jwt_alg,
             jwt_hs256_secret,
             master_key,

@@ -1,7 +1,7 @@
 //! The janitor: every few minutes, delete rows whose time is over — spent or expired login
 //! tickets, Mini Program sessions, refresh tokens and their families, denylisted access-token
 //! ids, authorization codes, device authorizations, browser sessions, sign-in states and code
-//! exchanges — so that tables of short-lived things stay small, audit events older than the
+//! exchanges, receipts of pushed Official Account messages — so that tables of short-lived things stay small, audit events older than the
 //! retention, and WeChat call counts older than a month. `wxauth janitor` runs one sweep now.
 //! Each sweep also runs the [`Chore`]s the layers above hand it (such as asking WeChat again
 //! about nicknames it could not check), without this module knowing what they do.
@@ -22,7 +22,7 @@ use sea_orm::{
 use entity::{
     audit_event, auth_state, authorization_code, browser_session, device_authorization,
     login_ticket, mini_session, refresh_token, refresh_token_family, revoked_access_token,
-    wechat_call_day, wechat_code_exchange,
+    wechat_call_day, wechat_code_exchange, wechat_message_receipt,
 };
 
 use crate::clock::SharedClock;
@@ -139,6 +139,12 @@ pub async fn sweep(db: &DatabaseConnection, now: i64, audit_retention: i64) -> R
         db,
         device_authorization::Column::DeviceCodeHash,
         device_authorization::Column::ExpiresAt.lt(now),
+    )
+    .await?;
+    gone += delete_in_batches::<wechat_message_receipt::Entity, String>(
+        db,
+        wechat_message_receipt::Column::ReceiptKey,
+        wechat_message_receipt::Column::ExpiresAt.lt(now),
     )
     .await?;
     gone += delete_in_batches::<audit_event::Entity, i64>(

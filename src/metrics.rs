@@ -51,6 +51,14 @@ pub const JANITOR_DELETED: &str = "wxauth_janitor_deleted_rows_total";
 /// (client, address) pair blocked after failed authentications).
 pub const RATE_LIMITED: &str = "wxauth_rate_limit_rejections_total";
 
+/// Official Account follower status changes recorded: `kind` (follower.subscribed,
+/// follower.unsubscribed).
+pub const FOLLOWER_CHANGES: &str = "wxauth_follower_changes_total";
+/// Follower-status work: `source` (`sign_in`: `cgi-bin/user/info` at the H5 base hop;
+/// `push`: a message pushed to `/api/wechat/mp/{appId}/events`), `outcome` (`recorded`,
+/// `duplicate`, `ignored`, `refused`, `wechat_failed`, `store_failed`).
+pub const FOLLOWER_SYNC: &str = "wxauth_follower_sync_total";
+
 /// Latency buckets (seconds): 1 ms to 10 s.
 const LATENCY_BUCKETS: &[f64] = &[
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,

@@ -12,8 +12,8 @@ use crate::config::{Config, ConfigError};
 use crate::credential_broker::CredentialBroker;
 use crate::limits::{Limits, SharedCounters};
 use crate::login::{
-    AuthStates, BrowserSessions, H5Login, H5Urls, JsSdk, MiniProgramLogin, MiniProgramProfiles,
-    RedirectPolicy, WeChatSignIn, WebViewSignIn,
+    AuthStates, BrowserSessions, DeviceApproval, FollowerSync, H5Login, H5Urls, JsSdk,
+    MiniProgramLogin, MiniProgramProfiles, RedirectPolicy, WeChatSignIn, WebViewSignIn,
 };
 use crate::oauth::authorize::AuthorizationService;
 use crate::oauth::consent::Consents;
@@ -21,7 +21,7 @@ use crate::oauth::keys::{KeyError, SigningKeys};
 use crate::oauth::token_service::TokenService;
 use crate::oauth::{ClientRegistry, LoginTickets, OAuthServices};
 use crate::store::Store;
-use crate::users::{AvatarStore, SeaAvatarStore, SeaUserRepo, UserRepo};
+use crate::users::{AvatarStore, FollowerStore, SeaAvatarStore, SeaUserRepo, UserRepo};
 use crate::vault::Vault;
 use crate::wechat::{WeChat, WeChatClient, WeChatClientConfig};
 
@@ -73,6 +73,10 @@ pub struct AppServices {
     pub sign_in: WeChatSignIn,
     /// The H5 two-hop sign-in.
     pub h5: Arc<H5Login>,
+    /// Official Account follower status (the base hop's lookup, the message URL's pushes).
+    pub followers: FollowerSync,
+    /// The Mini Program approving device sign-ins (its code on the verification page).
+    pub device_approval: DeviceApproval,
     pub oauth: OAuthServices,
     pub wechat: Arc<WeChat>,
     /// The audit trail.
@@ -199,6 +203,12 @@ impl AppState {
             callback,
             audit.clone(),
         );
+        let followers = FollowerSync {
+            wechat: wechat.clone(),
+            store: FollowerStore::new(db.clone()),
+            clock: clock.clone(),
+            audit: audit.clone(),
+        };
         let h5 = Arc::new(H5Login {
             states: AuthStates::new(db.clone(), vault.clone(), clock.clone()),
             clock: clock.clone(),
@@ -210,6 +220,7 @@ impl AppState {
             urls: H5Urls::under(&config.issuer())
                 .map_err(|e| StartError::Other(format!("WXAUTH_PUBLIC_URL: {e}")))?,
             audit: audit.clone(),
+            followers: followers.clone(),
         });
         let jssdk = JsSdk::new(
             wechat.clone(),
@@ -251,6 +262,19 @@ impl AppState {
             sessions: sessions.clone(),
             audit: audit.clone(),
         };
+        let devices = crate::oauth::device::DeviceAuthorizations::new(
+            db.clone(),
+            vault.clone(),
+            clock.clone(),
+            audit.clone(),
+        );
+        let device_approval = DeviceApproval::new(
+            config.device_mini_program.clone(),
+            wechat.clone(),
+            devices.clone(),
+            mini_program.clone(),
+            clock.clone(),
+        );
         Ok(Self(Arc::new(AppServices {
             oauth: OAuthServices {
                 clients: clients.clone(),
@@ -261,12 +285,7 @@ impl AppState {
                 mini_program: Arc::new(mini_program.clone()),
                 authorization,
                 audit: audit.clone(),
-                devices: crate::oauth::device::DeviceAuthorizations::new(
-                    db.clone(),
-                    vault.clone(),
-                    clock.clone(),
-                    audit.clone(),
-                ),
+                devices,
             },
             mini_program,
             profiles,
@@ -275,6 +294,8 @@ impl AppState {
             sessions,
             sign_in,
             h5,
+            followers,
+            device_approval,
             clients,
             apps,
             users,
@@ -312,6 +333,8 @@ sub_states! {
     WebViewSignIn => web_view,
     Arc<dyn AvatarStore> => avatars,
     Arc<H5Login> => h5,
+    FollowerSync => followers,
+    DeviceApproval => device_approval,
     Arc<WeChat> => wechat,
     ClientRegistry => clients,
     Arc<dyn UserRepo> => users,

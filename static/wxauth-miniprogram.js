@@ -19,6 +19,11 @@
  *
  * Or in one round trip (the client needs the `mini_program` grant): `await auth.loginOneShot()`.
  *
+ * Approving a sign-in on another device (its verification page shows this Mini Program's code;
+ * the approval page gets the user code as `options.scene`):
+ *   //   onLoad(options) { this.asked = await auth.describeDevice(options.scene) }
+ *   //   onApprove() { auth.approveDevice(options.scene) }   // or approveDevice(code, 'deny')
+ *
  * Code shipped in a Mini Program is readable by anyone, so `clientSecret` here only identifies
  * the front end, as in the system wxauth replaces: the proof of the user is the single-use wx.login code (or the
  * login ticket it yields). Give the Mini Program a client of its own with only the grants and
@@ -227,6 +232,31 @@ class WxAuth {
       headers: { 'content-type': 'application/json' },
     })
     return answer.ticket
+  }
+
+  /** On the device-approval page (opened by the Mini Program code of a TV, CLI or desktop app's
+   *  sign-in; its `options.scene` is the user code): what the device asks, to show before the
+   *  person answers. Resolves to {clientId, clientName, scope, userCode}. */
+  describeDevice(userCode) {
+    this.requireSession()
+    return this.request('/api/wechat/ma/device', {
+      data: { sessionId: this.sessionId, userCode: decodeURIComponent(String(userCode)) },
+      headers: { 'content-type': 'application/json' },
+    })
+  }
+
+  /** Approve (or, with decision 'deny', refuse) the device waiting for `userCode`: its next poll
+   *  receives tokens for this user. Resolves to {decision, clientId}. */
+  approveDevice(userCode, decision = 'approve') {
+    this.requireSession()
+    return this.request('/api/wechat/ma/device/approve', {
+      data: {
+        sessionId: this.sessionId,
+        userCode: decodeURIComponent(String(userCode)),
+        decision,
+      },
+      headers: { 'content-type': 'application/json' },
+    })
   }
 
   /** Use a refresh token (the client needs the `refresh_token` grant). */

@@ -26,6 +26,7 @@ pub mod signing_key;
 pub mod wechat_call_day;
 pub mod wechat_code_exchange;
 pub mod wechat_component_ticket;
+pub mod wechat_message_receipt;
 pub mod wechat_token;
 pub mod wx_app;
 pub mod wx_user;

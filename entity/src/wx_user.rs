@@ -26,6 +26,12 @@ pub struct Model {
     pub subscribe_flag: Option<i32>,
     pub subscribe_time: Option<i64>,
     pub subscribe_scene: Option<String>,
+    /// The numeric scene of the parametric QR code the user followed through.
+    pub qr_scene: Option<i64>,
+    /// The string scene of the parametric QR code the user followed through.
+    pub qr_scene_str: Option<String>,
+    /// The account's tags on the follower, as a JSON array of tag ids (`[2,101]`).
+    pub tagid_list: Option<String>,
     pub last_login_time: Option<i64>,
     pub create_time: i64,
     pub update_time: i64,

@@ -34,6 +34,7 @@ mod m20261216_000101_wechat_credentials;
 mod m20261216_000401_avatars;
 mod m20261216_000402_nickname_checks;
 mod m20261216_000403_web_view_tickets;
+mod m20261216_000301_follower_status;
 
 /// Every migration, in order.
 pub struct Migrator;
@@ -71,6 +72,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261216_000401_avatars::Migration),
             Box::new(m20261216_000402_nickname_checks::Migration),
             Box::new(m20261216_000403_web_view_tickets::Migration),
+            Box::new(m20261216_000301_follower_status::Migration),
         ]
     }
 }

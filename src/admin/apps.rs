@@ -70,9 +70,10 @@ pub struct AppView {
     /// The base account (snsapi_userinfo, gives the unionid; every H5 sign-in goes through it).
     pub base: bool,
     pub has_secret: bool,
-    /// Components: the message token is stored.
+    /// Components and official accounts with their own message URL: the message token is
+    /// stored.
     pub has_token: bool,
-    /// Components: the EncodingAESKey is stored.
+    /// Components and official accounts in safe mode: the EncodingAESKey is stored.
     pub has_aes_key: bool,
     /// Official accounts under a component: an authorizer refresh token is stored.
     pub authorized: bool,

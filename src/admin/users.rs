@@ -70,6 +70,23 @@ pub struct IdentityView {
     pub mobile: Option<String>,
     pub last_login_time: Option<i64>,
     pub created_at: i64,
+    /// Official accounts: the follower status last recorded (`None`: never asked or pushed).
+    pub follower: Option<FollowerView>,
+}
+
+/// Whether a WeChat identity follows its official account, as last recorded (from
+/// `cgi-bin/user/info` at sign-in, or the account's pushed events).
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
+pub struct FollowerView {
+    pub subscribed: bool,
+    /// Unix seconds of the last follow.
+    pub subscribe_time: Option<i64>,
+    /// `ADD_SCENE_QR_CODE`, `ADD_SCENE_SEARCH`, ….
+    pub subscribe_scene: Option<String>,
+    pub qr_scene: Option<i64>,
+    pub qr_scene_str: Option<String>,
+    /// The account's tag ids on the follower.
+    pub tagid_list: Option<Vec<i64>>,
 }
 
 /// The scopes an account let a client have.
@@ -157,6 +174,17 @@ fn identity_view(m: &wx_user::Model) -> IdentityView {
         mobile: m.mobile.clone(),
         last_login_time: m.last_login_time,
         created_at: m.create_time,
+        follower: m.subscribe_flag.map(|flag| FollowerView {
+            subscribed: flag == 1,
+            subscribe_time: m.subscribe_time,
+            subscribe_scene: m.subscribe_scene.clone(),
+            qr_scene: m.qr_scene,
+            qr_scene_str: m.qr_scene_str.clone(),
+            tagid_list: m
+                .tagid_list
+                .as_deref()
+                .and_then(|t| serde_json::from_str(t).ok()),
+        }),
     }
 }
 
@@ -517,6 +545,9 @@ impl Admin {
                 "mobile_verified_at": i.mobile_verified_at,
                 "subscribe_flag": i.subscribe_flag,
                 "subscribe_time": i.subscribe_time,
+                "qr_scene": i.qr_scene,
+                "qr_scene_str": i.qr_scene_str,
+                "tagid_list": i.tagid_list,
                 "last_login_time": i.last_login_time,
                 "created_at": i.create_time,
                 "updated_at": i.update_time,

@@ -994,9 +994,9 @@ struct AddApp {
 #[serde(deny_unknown_fields)]
 struct UpdateApp {
     secret: Option<String>,
-    /// Components only.
+    /// Components, and official accounts not under a component (their message URL).
     token: Option<String>,
-    /// Components only: 43 characters.
+    /// Components, and official accounts in safe mode: 43 characters.
     aes_key: Option<String>,
 }
 

@@ -78,6 +78,8 @@ const DOC_PAGE_HTML: &str = r#"<!DOCTYPE html>
         mini_program::session,
         jssdk::config,
         credentials::credentials,
+        device::describe,
+        device::approve,
     ),
     modifiers(&PublicSecuritySchemes),
     tags(

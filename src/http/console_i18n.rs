@@ -161,6 +161,10 @@ const WORDS: &[(&str, &str, &str)] = &[
     ("export", "导出数据（JSON）", "Export data (JSON)"),
     ("identities", "微信身份", "WeChat identities"),
     ("last_sign_in", "最近登录", "Last sign-in"),
+    ("follower", "关注公众号", "Follows the account"),
+    ("follows_since", "关注于", "since"),
+    ("not_following", "未关注", "Not following"),
+    ("follow_unknown", "未知", "Unknown"),
     (
         "sessions_tokens",
         "会话与刷新令牌",

@@ -7,9 +7,15 @@
 //! - `POST /oauth/device`: the code form (CSRF-protected) → the consent page naming the client;
 //!   the consent form (`decision`) → approved or denied.
 //!
-//! Nothing is looked up by a GET: a `verification_uri_complete` link only fills in the form, and
-//! the person still confirms it (a phishing link cannot approve anything by being opened). The
-//! decisions live in `oauth::device`.
+//! - With a Mini Program set to approve devices (`WXAUTH_DEVICE_MINI_PROGRAM`), `GET /device`
+//!   with a `user_code` shows the Mini Program code (`GET /device/wxacode?user_code=…`, a PNG)
+//!   to scan with WeChat, and a link to sign in in the browser instead; the Mini Program asks
+//!   `POST /api/wechat/ma/device` what the device wants and answers at
+//!   `POST /api/wechat/ma/device/approve` (`login::device_approval`).
+//!
+//! Nothing is approved by a GET: a `verification_uri_complete` link only fills in the form (or
+//! shows the code), and the person still confirms it (a phishing link cannot approve anything by
+//! being opened). The decisions live in `oauth::device`.
 
 use axum::Router;
 use axum::body::Bytes;
@@ -28,12 +34,20 @@ use super::no_store;
 use super::pages::{self, PageError};
 use crate::error::AppError;
 use crate::login::BrowserSession;
+use crate::login::device_approval::{ApprovalError, DeviceApproval};
 use crate::login::web_sign_in::DEVICE_VERIFICATION_PATH;
+use crate::oauth::OAuthError;
 use crate::oauth::device::{self, Decision, UserCodeError, VERIFICATION_PATH};
 use crate::state::AppState;
 
 /// Where devices ask for codes.
 pub const DEVICE_AUTHORIZATION_PATH: &str = "/oauth/device_authorization";
+/// The Mini Program code of a user code (a PNG).
+pub const WXACODE_PATH: &str = "/device/wxacode";
+/// Where the Mini Program asks what a device wants.
+pub const MA_DEVICE_PATH: &str = "/api/wechat/ma/device";
+/// Where the Mini Program answers for a device.
+pub const MA_DEVICE_APPROVE_PATH: &str = "/api/wechat/ma/device/approve";
 /// The longest user code the pages take (a code is 9 characters; people add spaces).
 const USER_CODE_CAP: usize = 32;
 
@@ -42,6 +56,9 @@ pub fn routes() -> Router<AppState> {
         .route(DEVICE_AUTHORIZATION_PATH, post(device_authorization))
         .route(VERIFICATION_PATH, get(verification_uri))
         .route(DEVICE_VERIFICATION_PATH, get(code_form).post(answer))
+        .route(WXACODE_PATH, get(wxacode))
+        .route(MA_DEVICE_PATH, post(describe))
+        .route(MA_DEVICE_APPROVE_PATH, post(approve))
 }
 
 #[utoipa::path(post, path = "/oauth/device_authorization", tag = "oauth",
@@ -98,10 +115,152 @@ fn form_path(code: Option<&str>) -> String {
     }
 }
 
-/// `GET /device`: on to the page under `/oauth`.
-async fn verification_uri(query: Result<Query<Prefill>, QueryRejection>) -> Response {
+/// `GET /device`: with a user code and a Mini Program set to approve devices, the page showing
+/// its code; otherwise on to the page under `/oauth`.
+async fn verification_uri(
+    State(approval): State<DeviceApproval>,
+    query: Result<Query<Prefill>, QueryRejection>,
+) -> Response {
     let code = query.as_ref().ok().and_then(|Query(q)| q.code());
-    redirect(&form_path(code))
+    match code {
+        Some(code) if approval.enabled() => scan_page(code),
+        _ => redirect(&form_path(code)),
+    }
+}
+
+/// The page with the Mini Program code of `code` (drawn when the image is fetched).
+fn scan_page(code: &str) -> Response {
+    let code_src = format!(
+        "{WXACODE_PATH}?{}",
+        serde_urlencoded::to_string([("user_code", code)]).unwrap_or_default()
+    );
+    pages::page(
+        StatusCode::OK,
+        "device.html",
+        context! {
+            step => "scan",
+            user_code => code,
+            code_src => code_src,
+            sign_in_href => form_path(Some(code)),
+            t => context! {
+                heading => pages::text(messages::DEVICE_HEADING),
+                scan => pages::text(messages::DEVICE_SCAN),
+                scan_alt => pages::text(messages::DEVICE_SCAN_ALT),
+                or_here => pages::text(messages::DEVICE_OR_HERE),
+            },
+        },
+    )
+}
+
+/// An approval failure as JSON (429 with `Retry-After` when too many codes were tried).
+fn approval_error(error: ApprovalError) -> AppError {
+    match error {
+        ApprovalError::TooMany { retry_after_secs } => AppError::OAuth(
+            OAuthError::too_many_requests(retry_after_secs, error.to_string()),
+        ),
+        error => error.fault().into(),
+    }
+}
+
+/// `GET /device/wxacode?user_code=…`: the Mini Program code whose scene is the user code.
+async fn wxacode(
+    State(approval): State<DeviceApproval>,
+    query: Result<Query<Prefill>, QueryRejection>,
+) -> Result<Response, AppError> {
+    let Query(prefill) = query?;
+    let code = prefill.code().unwrap_or_default();
+    let image = approval.code_image(code).await.map_err(approval_error)?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, image.content_type),
+            // It names a user code: for this browser only, and not for long.
+            (header::CACHE_CONTROL, "private, max-age=60"),
+        ],
+        image.bytes.clone(),
+    )
+        .into_response())
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct MaDeviceRequest {
+    /// The Mini Program session (`/api/wechat/ma/session`).
+    session_id: String,
+    /// The code the page got as its `scene` (`XXXXXXXX` or `XXXX-XXXX`).
+    user_code: String,
+    /// `approve` or `deny` (approve only).
+    decision: Option<String>,
+}
+
+/// `POST /api/wechat/ma/device`: what the device waiting for the code asks, for the Mini
+/// Program page to show before the person answers.
+#[utoipa::path(post, path = "/api/wechat/ma/device", tag = "mini_program",
+    summary = "What the device waiting for a user code asks (the Mini Program's approval page)",
+    request_body = MaDeviceRequest,
+    responses(
+        (status = 200, description = "{clientId, clientName, scope, userCode}"),
+        (status = 400, description = "Unknown session, or a user code that is not valid (one answer)"),
+        (status = 429, description = "Too many user codes tried"),
+    ),
+    security(()),
+)]
+pub(crate) async fn describe(
+    State(approval): State<DeviceApproval>,
+    State(clients): State<crate::oauth::ClientRegistry>,
+    body: Result<Json<MaDeviceRequest>, axum::extract::rejection::JsonRejection>,
+) -> Result<Response, AppError> {
+    let Json(request) = body?;
+    let asked = approval
+        .describe(&request.session_id, &request.user_code)
+        .await
+        .map_err(approval_error)?;
+    let client_name = clients
+        .get(&asked.client_id)
+        .await
+        .map_err(AppError::internal)?
+        .and_then(|c| c.display_name);
+    Ok(no_store(Json(serde_json::json!({
+        "clientId": asked.client_id,
+        "clientName": client_name,
+        "scope": asked.scope.join(" "),
+        "userCode": asked.user_code,
+    }))))
+}
+
+/// `POST /api/wechat/ma/device/approve`: the person's answer in the Mini Program.
+#[utoipa::path(post, path = "/api/wechat/ma/device/approve", tag = "mini_program",
+    summary = "Approve or deny a device (RFC 8628) from the Mini Program",
+    request_body = MaDeviceRequest,
+    responses(
+        (status = 200, description = "{decision, clientId}: the device's next poll gets tokens (or access_denied)"),
+        (status = 400, description = "Unknown session, or a user code that is not valid (one answer)"),
+        (status = 429, description = "Too many user codes tried"),
+        (status = 503, description = "No Mini Program is set to approve devices"),
+    ),
+    security(()),
+)]
+pub(crate) async fn approve(
+    State(approval): State<DeviceApproval>,
+    body: Result<Json<MaDeviceRequest>, axum::extract::rejection::JsonRejection>,
+) -> Result<Response, AppError> {
+    let Json(request) = body?;
+    let decision = match request.decision.as_deref() {
+        Some("approve") => Decision::Approve,
+        Some("deny") => Decision::Deny,
+        _ => {
+            return Err(AppError::BadRequest(
+                "decision must be approve or deny".into(),
+            ));
+        }
+    };
+    let client_id = approval
+        .decide(&request.session_id, &request.user_code, decision)
+        .await
+        .map_err(approval_error)?;
+    Ok(no_store(Json(serde_json::json!({
+        "decision": request.decision,
+        "clientId": client_id,
+    }))))
 }
 
 /// The code form, or the form again with `error` and the status it comes with.

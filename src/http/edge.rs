@@ -131,11 +131,15 @@ pub fn limit_for(method: &Method, path: &str) -> Option<Limit> {
         "/oauth/userinfo" => Limit::Userinfo,
         "/oauth/introspect" | "/oauth/revoke" => Limit::Introspection,
         "/api/wechat/component/ticket" => Limit::ComponentPush,
+        p if p.starts_with(super::followers::EVENTS_PREFIX) => Limit::MpEvents,
         "/oauth/device_authorization" => Limit::DeviceAuthorization,
         super::jssdk::JSSDK_CONFIG_PATH => Limit::JssdkConfig,
         // The verification pages load like the authorization endpoint; the user codes tried
         // there have limits of their own (`oauth::device`).
         "/device" | DEVICE_VERIFICATION_PATH => Limit::Authorize,
+        super::device::WXACODE_PATH
+        | super::device::MA_DEVICE_PATH
+        | super::device::MA_DEVICE_APPROVE_PATH => Limit::MaDeviceApprove,
         _ => return None,
     })
 }

@@ -262,6 +262,18 @@ pub const DEVICE_DENIED_HINT: Text = Text {
     zh: "设备不会获得访问权限。可以关闭这个页面了。",
     en: "The device will not get access. You can close this page.",
 };
+pub const DEVICE_SCAN: Text = Text {
+    zh: "用微信扫描这个小程序码，在小程序里确认登录。",
+    en: "Scan this Mini Program code with WeChat, and confirm the sign-in in the Mini Program.",
+};
+pub const DEVICE_SCAN_ALT: Text = Text {
+    zh: "小程序码",
+    en: "Mini Program code",
+};
+pub const DEVICE_OR_HERE: Text = Text {
+    zh: "或者在这个浏览器里用微信登录",
+    en: "Or sign in with WeChat in this browser",
+};
 pub const DEVICE_CODE_REFUSED: Message = message(
     "DEV-CODE",
     "这个代码无效、已过期或已经用过。请核对设备上的代码，或在设备上重新开始。",

@@ -13,6 +13,7 @@ pub mod cors;
 pub mod credentials;
 pub mod device;
 pub mod edge;
+pub mod followers;
 pub mod front_page;
 pub mod h5;
 pub mod health;
@@ -51,6 +52,7 @@ pub fn routes() -> Router<AppState> {
         .merge(logout::routes())
         .merge(device::routes())
         .merge(component::routes())
+        .merge(followers::routes())
         .merge(mini_program::routes())
         .merge(h5::routes())
         .merge(jssdk::routes())

@@ -84,10 +84,16 @@ pub enum Limit {
     MaProfileUser,
     /// `/api/wechat/ma/webview-ticket`, per IP.
     MaWebViewTicket,
+    /// An Official Account's message URL (`/api/wechat/mp/{appid}/events`), per IP: WeChat
+    /// pushes every follower's events from a few addresses, so the default is high.
+    MpEvents,
+    /// `/api/wechat/ma/device/approve` and the verification page's Mini Program code, per IP
+    /// (the user codes tried there count against the device limits too).
+    MaDeviceApprove,
 }
 
 impl Limit {
-    pub const ALL: [Limit; 17] = [
+    pub const ALL: [Limit; 19] = [
         Limit::Authorize,
         Limit::H5Entry,
         Limit::Callback,
@@ -105,6 +111,8 @@ impl Limit {
         Limit::MaProfile,
         Limit::MaProfileUser,
         Limit::MaWebViewTicket,
+        Limit::MpEvents,
+        Limit::MaDeviceApprove,
     ];
 
     /// The short name used in counter keys and logs.
@@ -127,6 +135,8 @@ impl Limit {
             Limit::MaProfile => "ma_profile",
             Limit::MaProfileUser => "ma_profile_user",
             Limit::MaWebViewTicket => "ma_webview_ticket",
+            Limit::MpEvents => "mp_events",
+            Limit::MaDeviceApprove => "ma_device_approve",
         }
     }
 
@@ -150,6 +160,8 @@ impl Limit {
             Limit::MaProfile => "WXAUTH_LIMIT_MA_PROFILE",
             Limit::MaProfileUser => "WXAUTH_LIMIT_MA_PROFILE_USER",
             Limit::MaWebViewTicket => "WXAUTH_LIMIT_MA_WEBVIEW_TICKET",
+            Limit::MpEvents => "WXAUTH_LIMIT_MP_EVENTS",
+            Limit::MaDeviceApprove => "WXAUTH_LIMIT_MA_DEVICE_APPROVE",
         }
     }
 
@@ -182,6 +194,8 @@ impl Limit {
                 period: Duration::from_secs(3600),
             },
             Limit::MaWebViewTicket => per_minute(120),
+            Limit::MpEvents => per_minute(3000),
+            Limit::MaDeviceApprove => per_minute(60),
         }
     }
 }

@@ -10,7 +10,8 @@
 //!    with a new state that carries the entry identity *server-side* (the seed put a wx_user row
 //!    id in the URL, which anyone could change).
 //! 3. [`H5Login::base_callback`]: the state is spent, the code exchanged, the unionid and profile
-//!    fetched, both identities saved and linked to the unionid's account, a login ticket minted
+//!    fetched, the follower status of the base account asked (`cgi-bin/user/info`, see
+//!    [`super::followers`]; its failure never fails the sign-in), both identities saved and linked to the unionid's account, a login ticket minted
 //!    for the entry identity, and `next` gets `appId`, `openId`, `unionId` and `ticket` merged
 //!    into its own query string.
 //!
@@ -38,6 +39,7 @@ use url::Url;
 
 use entity::auth_state;
 
+use super::followers::FollowerSync;
 use super::redirect::{RedirectError, RedirectPolicy, merge_query};
 use super::states::{AuthStates, NewState};
 use crate::app_registry::{AppKind, AppRegistry, AppRegistryError};
@@ -236,6 +238,8 @@ pub struct H5Login {
     pub policy: RedirectPolicy,
     pub urls: H5Urls,
     pub audit: Audit,
+    /// The base account's follower status, asked at the base hop.
+    pub followers: FollowerSync,
 }
 
 /// `callback?next=…`
@@ -545,10 +549,13 @@ impl H5Login {
             .wechat
             .web_user_info(&base, &token.access_token, &token.openid)
             .await?;
+        // Whether the user follows the base account (never fails the sign-in).
+        let follower = self.followers.look_up(&base, &token.openid).await;
         let union_id = info
             .unionid
             .clone()
             .or_else(|| token.unionid.clone())
+            .or_else(|| follower.as_ref().and_then(|f| f.unionid.clone()))
             .ok_or_else(|| {
                 tracing::error!(base = %base, "the base account returned no unionid");
                 H5Error::NotConfigured(
@@ -589,6 +596,9 @@ impl H5Login {
                 now,
             )
             .await?;
+        if let Some(follower) = &follower {
+            self.followers.record_lookup(&base, follower).await;
+        }
         let ticket = self.tickets.mint_for(&entry_key, client_id).await?;
         let mut event = AuditEvent::sign_in(SignInChannel::H5, account.id)
             .detail("appid", entry_appid.as_str());

@@ -555,6 +555,26 @@ impl MiniProgramLogin {
     }
 
     /// The live session of `session_id` with its session_key opened.
+    /// Who a live session belongs to (its session_key stays sealed): the identity, its account
+    /// and when the session began (the sign-in time of what it approves).
+    pub async fn session_account(
+        &self,
+        session_id: &str,
+    ) -> Result<(WeChatIdentity, Account, i64), LoginError> {
+        let row = mini_session::Entity::find_by_id(self.vault.fingerprint(session_id.trim()))
+            .filter(mini_session::Column::ExpiresAt.gt(self.clock.now()))
+            .one(&self.db)
+            .await?
+            .ok_or(LoginError::SessionUnknown)?;
+        let (identity, account) = self
+            .users
+            .find_identity_with_account(&row.appid, &row.open_id)
+            .await?
+            .and_then(|(identity, account)| account.map(|a| (identity, a)))
+            .ok_or(LoginError::SessionUnknown)?;
+        Ok((identity, account, row.created_at))
+    }
+
     async fn open_session(&self, session_id: &str) -> Result<OpenSession, LoginError> {
         self.find_session(&self.vault.fingerprint(session_id.trim()))
             .await

@@ -36,6 +36,26 @@ pub struct IdTokenClaims {
     pub name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub picture: Option<String>,
+    /// Under scope `wechat_follow`: whether the user follows the base official account (absent
+    /// when wxauth has no status for them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oa_subscribed: Option<bool>,
+}
+
+/// The scope that asks for `oa_subscribed`.
+pub const FOLLOW_SCOPE: &str = "wechat_follow";
+
+/// `oa_subscribed` for `account_id` when `scope` includes [`FOLLOW_SCOPE`].
+pub async fn follower_claim(
+    users: &dyn UserRepo,
+    account_id: i64,
+    scope: &[&str],
+) -> Result<Option<bool>, crate::users::RepoError> {
+    if scope.contains(&FOLLOW_SCOPE) {
+        users.follows_base_account(account_id).await
+    } else {
+        Ok(None)
+    }
 }
 
 /// The standard claims wxauth knows of an account, as userinfo and ID tokens show them.
@@ -72,6 +92,8 @@ pub struct IdTokenRequest<'a> {
     pub ttl: i64,
     /// What the client registered; `None`: the server's default.
     pub alg: Option<IdTokenAlg>,
+    /// [`follower_claim`]'s answer.
+    pub oa_subscribed: Option<bool>,
 }
 
 /// Sign an ID token.
@@ -90,6 +112,7 @@ pub async fn mint(tokens: &TokenService, request: IdTokenRequest<'_>) -> Result<
         sid: request.sid,
         name: profile.name,
         picture: profile.picture,
+        oa_subscribed: request.oa_subscribed,
     };
     let keys = tokens.keys();
     let alg = request
@@ -141,6 +164,9 @@ pub async fn for_issued(
         .await
         .map_err(|e| IdTokenError::Account(e.to_string()))?
         .ok_or_else(|| IdTokenError::Account(format!("no account {account_id}")))?;
+    let oa_subscribed = follower_claim(users, account_id, &scope)
+        .await
+        .map_err(|e| IdTokenError::Account(e.to_string()))?;
     let token = mint(
         tokens,
         IdTokenRequest {
@@ -152,6 +178,7 @@ pub async fn for_issued(
             sid: sign_in.sid,
             ttl: issued.expires_in,
             alg: client.id_token_alg,
+            oa_subscribed,
         },
     )
     .await?;

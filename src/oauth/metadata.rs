@@ -33,8 +33,8 @@ pub fn document(issuer: &str, alg: JwtAlg) -> Value {
         // Authorization responses carry `iss` (RFC 9207).
         "authorization_response_iss_parameter_supported": true,
         "subject_types_supported": ["public"],
-        "scopes_supported": ["openid", "profile", "flow"],
-        "claims_supported": ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "sid", "name", "picture"],
+        "scopes_supported": ["openid", "profile", "flow", "wechat_follow"],
+        "claims_supported": ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "sid", "name", "picture", "oa_subscribed"],
         "prompt_values_supported": ["none", "login", "consent"],
         // OpenID Connect RP-Initiated Logout 1.0 and Back-Channel Logout 1.0.
         "end_session_endpoint": format!("{issuer}/oauth/logout"),

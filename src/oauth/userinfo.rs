@@ -1,11 +1,12 @@
 //! The OpenID Connect UserInfo endpoint's core (Core §5.3): a bearer access token with scope
-//! `openid` gets the account's `sub` and, under `profile`, its name and picture.
+//! `openid` gets the account's `sub`, under `profile` its name and picture, and under
+//! `wechat_follow` whether it follows the base official account (`oa_subscribed`).
 
 use serde::Serialize;
 
 use crate::oauth::OAuthServices;
 use crate::oauth::error::{OAuthError, OAuthErrorCode};
-use crate::oauth::id_token::ProfileClaims;
+use crate::oauth::id_token::{ProfileClaims, follower_claim};
 
 /// The UserInfo response.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -15,6 +16,8 @@ pub struct UserInfo {
     pub name: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub picture: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub oa_subscribed: Option<bool>,
 }
 
 /// The bearer token of an `Authorization` header value, if it is one.
@@ -72,10 +75,17 @@ pub async fn userinfo(
         })?
         .ok_or_else(|| OAuthError::new(OAuthErrorCode::InvalidToken, "the user is gone"))?;
     let profile = ProfileClaims::of(&account, &scope);
+    let oa_subscribed = follower_claim(services.users.as_ref(), account.id, &scope)
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, "reading the follower status for userinfo");
+            OAuthError::server_error()
+        })?;
     Ok(UserInfo {
         sub: claims.sub,
         name: profile.name,
         picture: profile.picture,
+        oa_subscribed,
     })
 }
 

@@ -13,12 +13,16 @@
 //!
 //! - [`world`]: the model and its rules; [`routes`]: the HTTP surface; [`jssdk`]: the JS-SDK's
 //!   `getticket` and the checks that tell tests whether a credential or a `wx.config` is real;
-//!   [`demo`]: the demo apps and users `wxauth dev` registers on both sides.
+//!   [`demo`]: the demo apps and users `wxauth dev` registers on both sides; [`followers`]:
+//!   Official Account followers (`cgi-bin/user/info`, event pushes to a message URL);
+//!   [`wxacode`]: Mini Program codes (`wxa/getwxacodeunlimit`, and "scanning" one).
 
 pub mod demo;
+pub mod followers;
 pub mod jssdk;
 pub mod routes;
 pub mod world;
+pub mod wxacode;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;

@@ -50,8 +50,12 @@ pub(crate) fn router(sim: Simulator) -> Router {
         )
         .route("/cgi-bin/ticket/getticket", get(super::jssdk::getticket))
         .route("/connect/oauth2/authorize", get(authorize))
-        .route("/connect/qrconnect", get(qrconnect));
+        .route("/connect/qrconnect", get(qrconnect))
+        .merge(super::followers::api_routes())
+        .merge(super::wxacode::api_routes());
     let control = Router::new()
+        .merge(super::followers::control_routes())
+        .merge(super::wxacode::control_routes())
         .route("/__sim/apps", get(list_apps).post(add_app))
         .route("/__sim/users", get(list_users).post(add_user))
         .route("/__sim/codes/js", post(mint_js_code))
@@ -71,6 +75,7 @@ pub(crate) fn router(sim: Simulator) -> Router {
             post(super::jssdk::check_credential),
         )
         .route("/__sim/jssdk/verify", post(super::jssdk::verify_wx_config))
+        .route(
             "/__sim/sec/verdicts",
             get(get_text_verdicts)
                 .put(put_text_verdicts)

@@ -259,6 +259,37 @@ pub(crate) struct World {
     pub(crate) counters: BTreeMap<String, u64>,
     /// The simulator's own base URL once it listens (for the demo avatars it serves).
     pub(crate) base_url: Option<String>,
+    /// Who follows which official account: (account appid, user id) → the follow.
+    pub(crate) followers: HashMap<(String, String), SimFollow>,
+    /// Where each official account's messages are pushed (its console's 服务器配置).
+    pub(crate) message_endpoints: HashMap<String, SimMessageEndpoint>,
+    /// The pages of each Mini Program's released version (what `getwxacodeunlimit` checks
+    /// `page` against when `check_path` is true).
+    pub(crate) mini_program_pages: HashMap<String, Vec<String>>,
+}
+
+/// A user following an official account, as `cgi-bin/user/info` reports it.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq, Default)]
+pub struct SimFollow {
+    pub subscribe_time: i64,
+    /// `ADD_SCENE_QR_CODE`, `ADD_SCENE_SEARCH`, ….
+    pub subscribe_scene: String,
+    pub qr_scene: i64,
+    pub qr_scene_str: String,
+    pub tagid_list: Vec<i64>,
+}
+
+/// How an official account's message URL is set in WeChat's console.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SimMessageEndpoint {
+    pub url: String,
+    pub token: String,
+    /// Safe mode's key (43 characters); `None`: plain mode.
+    #[serde(default)]
+    pub encoding_aes_key: Option<String>,
+    /// The appid the ciphertext names (the account's, or its component's).
+    #[serde(default)]
+    pub cipher_appid: Option<String>,
 }
 
 /// Where the simulator serves its demo users' avatars (`/__sim/avatar/{user id}`).
@@ -313,6 +344,9 @@ impl World {
             text_verdicts: Vec::new(),
             counters: BTreeMap::new(),
             base_url: None,
+            followers: HashMap::new(),
+            message_endpoints: HashMap::new(),
+            mini_program_pages: HashMap::new(),
         }
     }
 

@@ -1,11 +1,14 @@
 //! Users: the account (`flow_user`, one person) and their WeChat identities (`wx_user`, one openid
 //! under one app), behind the [`UserRepo`] trait so that the OAuth core and the login flows do not
-//! depend on how they are stored.
+//! depend on how they are stored; [`followers`]: the Official Account follower status of
+//! identities.
 
 pub mod avatars;
+pub mod followers;
 mod sea;
 
 pub use avatars::{AvatarStore, SeaAvatarStore};
+pub use followers::{FollowerStatus, FollowerStore, QrSceneValue, Receipt, StatusChange};
 pub use sea::SeaUserRepo;
 
 use async_trait::async_trait;
@@ -259,6 +262,10 @@ pub trait UserRepo: Send + Sync {
         settled: Option<NickNameStatus>,
         now: i64,
     ) -> Result<bool, RepoError>;
+
+    /// Whether account `account_id` follows the base official account, as last recorded
+    /// (`None`: no status recorded, or no base account).
+    async fn follows_base_account(&self, account_id: i64) -> Result<Option<bool>, RepoError>;
 
     /// Store a verified phone number on the identity and its account, with where it came from;
     /// `now` is when it was verified.

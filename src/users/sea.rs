@@ -382,6 +382,21 @@ impl UserRepo for SeaUserRepo {
         )
     }
 
+    async fn follows_base_account(&self, account_id: i64) -> Result<Option<bool>, RepoError> {
+        let base = entity::wx_app::Entity::find()
+            .filter(entity::wx_app::Column::IsBase.eq(true))
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .next();
+        let Some(base) = base else {
+            return Ok(None);
+        };
+        Ok(super::FollowerStore::new(self.db.clone())
+            .account_subscribed(account_id, &base.appid)
+            .await?)
+    }
+
     async fn union_exists(&self, union_id: &str) -> Result<bool, RepoError> {
         Ok(self.find_account_by_union(union_id).await?.is_some())
     }

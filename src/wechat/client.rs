@@ -138,8 +138,10 @@ impl WeChatClient {
         replay: Replay,
     ) -> Result<T, WeChatError> {
         let url = build_url(&self.api_base, path, query)?;
-        self.with_retries(path, appid, replay, || self.http.get(url.clone()))
-            .await
+        self.with_retries(path, appid, replay, decode_body::<T>, || {
+            self.http.get(url.clone())
+        })
+        .await
     }
 
     /// `POST {api_base}/{path}?{query}` with a JSON body, a call made for `appid`.
@@ -153,7 +155,7 @@ impl WeChatClient {
     ) -> Result<T, WeChatError> {
         let url = build_url(&self.api_base, path, query)?;
         let body = serde_json::to_vec(body).map_err(|e| WeChatError::Decode(e.to_string()))?;
-        self.with_retries(path, appid, replay, || {
+        self.with_retries(path, appid, replay, decode_body::<T>, || {
             self.http
                 .post(url.clone())
                 .header(reqwest::header::CONTENT_TYPE, "application/json")
@@ -162,11 +164,33 @@ impl WeChatClient {
         .await
     }
 
-    async fn with_retries<T: DeserializeOwned>(
+    /// `POST {api_base}/{path}?{query}` with a JSON body, for an API that answers an image on
+    /// success and WeChat's JSON error otherwise (`wxa/getwxacodeunlimit`).
+    pub(crate) async fn post_json_for_image<B: Serialize + ?Sized>(
+        &self,
+        path: &str,
+        appid: &str,
+        query: &[(&str, &str)],
+        body: &B,
+        replay: Replay,
+    ) -> Result<Image, WeChatError> {
+        let url = build_url(&self.api_base, path, query)?;
+        let body = serde_json::to_vec(body).map_err(|e| WeChatError::Decode(e.to_string()))?;
+        self.with_retries(path, appid, replay, decode_image, || {
+            self.http
+                .post(url.clone())
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(body.clone())
+        })
+        .await
+    }
+
+    async fn with_retries<T>(
         &self,
         path: &str,
         appid: &str,
         replay: Replay,
+        decode: fn(&[u8]) -> Result<T, WeChatError>,
         request: impl Fn() -> reqwest::RequestBuilder,
     ) -> Result<T, WeChatError> {
         let started = Instant::now();
@@ -174,7 +198,7 @@ impl WeChatClient {
         let mut attempt = 1u32;
         loop {
             let sent = Instant::now();
-            let result = send_once::<T>(request()).await;
+            let result = send_once(request(), decode).await;
             count_call(path, appid, sent, result.as_ref().err().map(|f| &f.error));
             if let Some(counts) = &self.counts {
                 counts.record(appid, result.is_err());
@@ -225,8 +249,9 @@ fn count_call(path: &str, appid: &str, sent: Instant, error: Option<&WeChatError
         .record(sent.elapsed().as_secs_f64());
 }
 
-async fn send_once<T: DeserializeOwned>(
+async fn send_once<T>(
     request: reqwest::RequestBuilder,
+    decode: fn(&[u8]) -> Result<T, WeChatError>,
 ) -> Result<T, AttemptError> {
     let response = request.send().await.map_err(|error| AttemptError {
         maybe_delivered: !error.is_connect(),
@@ -243,7 +268,7 @@ async fn send_once<T: DeserializeOwned>(
         error: WeChatError::Unreachable(describe_transport_error(error)),
         maybe_delivered: true,
     })?;
-    decode_body(&bytes).map_err(|error| AttemptError {
+    decode(&bytes).map_err(|error| AttemptError {
         error,
         maybe_delivered: true,
     })
@@ -274,6 +299,44 @@ pub(crate) fn decode_body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, WeChat
         return Err(WeChatError::from_errcode(code, errmsg));
     }
     serde_json::from_value(value).map_err(|e| WeChatError::Decode(e.to_string()))
+}
+
+/// An image WeChat answered (a Mini Program code).
+#[derive(Clone, PartialEq, Eq)]
+pub struct Image {
+    pub bytes: Vec<u8>,
+    /// `image/png` or `image/jpeg`, from the image's own signature.
+    pub content_type: &'static str,
+}
+
+impl std::fmt::Debug for Image {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Image")
+            .field("content_type", &self.content_type)
+            .field("len", &self.bytes.len())
+            .finish()
+    }
+}
+
+const PNG_SIGNATURE: &[u8] = b"\x89PNG\r\n\x1a\n";
+const JPEG_SIGNATURE: &[u8] = b"\xff\xd8\xff";
+
+/// An image by its signature; otherwise WeChat's JSON error (its `errcode`), or a decode error.
+pub(crate) fn decode_image(bytes: &[u8]) -> Result<Image, WeChatError> {
+    let content_type = if bytes.starts_with(PNG_SIGNATURE) {
+        "image/png"
+    } else if bytes.starts_with(JPEG_SIGNATURE) {
+        "image/jpeg"
+    } else {
+        decode_body::<serde_json::Value>(bytes)?;
+        return Err(WeChatError::Decode(
+            "neither an image nor an error".to_owned(),
+        ));
+    };
+    Ok(Image {
+        bytes: bytes.to_vec(),
+        content_type,
+    })
 }
 
 /// `{base}/{path}?k=v&…` with every value form-urlencoded.

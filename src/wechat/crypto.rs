@@ -149,6 +149,30 @@ pub fn verify_raw_data_signature(
     }
 }
 
+/// The `signature` WeChat adds to every request to a message URL (the `echostr` check and
+/// plain-mode pushes): `sha1` of the lexicographically sorted token, timestamp and nonce. It
+/// covers no body.
+pub fn url_signature(token: &str, timestamp: &str, nonce: &str) -> String {
+    let mut parts = [token, timestamp, nonce];
+    parts.sort_unstable();
+    sha1_hex(&parts)
+}
+
+/// Checks a message URL's `signature` in constant time.
+pub fn verify_url_signature(
+    token: &str,
+    signature: &str,
+    timestamp: &str,
+    nonce: &str,
+) -> Result<(), CryptoError> {
+    let expected = url_signature(token, timestamp, nonce);
+    if constant_time_eq_str(&expected, &signature.to_ascii_lowercase()) {
+        Ok(())
+    } else {
+        Err(CryptoError::SignatureMismatch)
+    }
+}
+
 /// WXBizMsgCrypt for one app (or component): token, EncodingAESKey and appid.
 #[derive(Clone)]
 pub struct MessageCrypt {

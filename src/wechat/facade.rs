@@ -11,13 +11,17 @@ use sea_orm::sea_query::OnConflict;
 use sea_orm::{ActiveValue::Set, DatabaseConnection, EntityTrait};
 use url::Url;
 
+use super::account_messages::{AccountMessage, MessageKeys, MessageQuery};
 use super::call_ledger::CallLedger;
-use super::client::WeChatClient;
+use super::client::{Image, WeChatClient};
 use super::code_exchange::CodeExchanges;
 use super::crypto::{MessageCrypt, xml_text};
 use super::error::WeChatError;
 use super::mini_program::{CodeSession, PhoneInfo};
-use super::official_account::{AuthorizeRequest, AuthorizeUrlError, WebAccessToken, WebUserInfo};
+use super::mini_program_code::CodeRequest;
+use super::official_account::{
+    AuthorizeRequest, AuthorizeUrlError, FollowerInfo, WebAccessToken, WebUserInfo,
+};
 use super::token_cache::{HeldToken, TokenCache, TokenCacheConfig, UpstreamToken};
 use super::types::{AccessToken, AppId, AppSecret, OpenId, RefreshToken, TokenKind};
 use crate::app_registry::{AppKind, AppRegistry, RegisteredApp};
@@ -236,6 +240,124 @@ impl WeChat {
             }
             other => other,
         }
+    }
+
+    /// A Mini Program code (`wxa/getwxacodeunlimit`) drawn with the app's access token.
+    pub async fn mini_program_code(
+        &self,
+        appid: &AppId,
+        request: &CodeRequest<'_>,
+    ) -> Result<Image, WeChatError> {
+        let token = self.app_access_token(appid).await?;
+        match self.client.mini_program_code(appid, &token, request).await {
+            Err(error) if error.is_token_invalid() => {
+                self.tokens
+                    .invalidate(TokenKind::AccessToken, appid, &token)
+                    .await?;
+                let token = self.app_access_token(appid).await?;
+                self.client.mini_program_code(appid, &token, request).await
+            }
+            other => other,
+        }
+    }
+
+    // ---- official account followers ----
+
+    /// The token an official account's own APIs take: the authorizer token when a component
+    /// manages it, its own access token otherwise; and the kind it is cached under.
+    async fn account_token(&self, appid: &AppId) -> Result<(AccessToken, TokenKind), WeChatError> {
+        let app = self.app(appid).await?;
+        if Self::component_of(&app)?.is_some() {
+            Ok((
+                self.authorizer_access_token(appid).await?,
+                TokenKind::AuthorizerAccessToken,
+            ))
+        } else {
+            Ok((self.app_access_token(appid).await?, TokenKind::AccessToken))
+        }
+    }
+
+    /// `cgi-bin/user/info`: whether `openid` follows official account `appid`, since when and
+    /// through which QR code (with the token refetched once when WeChat says it is invalid).
+    pub async fn follower_info(
+        &self,
+        appid: &AppId,
+        openid: &OpenId,
+    ) -> Result<FollowerInfo, WeChatError> {
+        let (token, kind) = self.account_token(appid).await?;
+        match self.client.follower_info(appid, &token, openid).await {
+            Err(error) if error.is_token_invalid() => {
+                self.tokens.invalidate(kind, appid, &token).await?;
+                let (token, _) = self.account_token(appid).await?;
+                self.client.follower_info(appid, &token, openid).await
+            }
+            other => other,
+        }
+    }
+
+    /// The message token and EncodingAESKey an official account's pushes are verified with: its
+    /// own, or its component's when a component manages it (WeChat then pushes to the
+    /// component's message URL, in safe mode, sealed for the component).
+    async fn message_secrets(
+        &self,
+        appid: &AppId,
+    ) -> Result<(Secret, Option<(Secret, String)>, bool), WeChatError> {
+        let app = self.app(appid).await?;
+        if app.kind != AppKind::OfficialAccount {
+            return Err(WeChatError::NotConfigured(format!(
+                "{appid} is not an official account"
+            )));
+        }
+        let (holder, safe_only) = match Self::component_of(&app)? {
+            Some(component) => (self.app(&component).await?, true),
+            None => (app, false),
+        };
+        let token = holder.token.clone().ok_or_else(|| {
+            WeChatError::NotConfigured(format!("{} has no message token", holder.appid))
+        })?;
+        let aes = holder
+            .aes_key
+            .clone()
+            .map(|key| (key, holder.appid.clone()));
+        Ok((token, aes, safe_only))
+    }
+
+    /// The `echostr` check of an official account's message URL: the echo when the signature
+    /// verifies with the account's message token.
+    pub async fn verify_message_echo(
+        &self,
+        appid: &AppId,
+        query: &MessageQuery,
+    ) -> Result<String, WeChatError> {
+        let (token, aes, safe_only) = self.message_secrets(appid).await?;
+        let keys = MessageKeys {
+            token: token.expose(),
+            aes: aes
+                .as_ref()
+                .map(|(key, owner)| (key.expose(), owner.as_str())),
+            safe_only,
+        };
+        super::account_messages::verify_echo(&keys, query)
+    }
+
+    /// A push to an official account's message URL: signature verified before anything of the
+    /// body is read, decrypted in safe mode, typed. Returns the message and the timestamp WeChat
+    /// signed.
+    pub async fn open_account_message(
+        &self,
+        appid: &AppId,
+        query: &MessageQuery,
+        body: &str,
+    ) -> Result<(AccountMessage, i64), WeChatError> {
+        let (token, aes, safe_only) = self.message_secrets(appid).await?;
+        let keys = MessageKeys {
+            token: token.expose(),
+            aes: aes
+                .as_ref()
+                .map(|(key, owner)| (key.expose(), owner.as_str())),
+            safe_only,
+        };
+        super::account_messages::open_push(&keys, query, body)
     }
 
     // ---- upstream tokens ----

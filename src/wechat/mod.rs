@@ -4,8 +4,10 @@
 //!   bounded retries);
 //! - [`types`]: typed ids and redacted secrets; [`error`]: [`WeChatError`] and whose fault each
 //!   failure is;
-//! - [`mini_program`], [`official_account`], [`open_platform`]: the raw calls and URL builders;
-//!   [`content_security`]: `msg_sec_check`, whether a text a user typed may be shown;
+//! - [`mini_program`], [`mini_program_code`], [`official_account`], [`open_platform`]: the raw
+//!   calls and URL builders; [`content_security`]: `msg_sec_check`, whether a text a user typed
+//!   may be shown; [`account_messages`]: what WeChat pushes to an Official Account's message URL,
+//!   verified and typed;
 //! - [`token_cache`]: upstream tokens, fetched once per expiry across tasks and instances, each
 //!   caller answered within 15 s;
 //! - [`call_ledger`]: calls and errors per app and day, summed over instances;
@@ -15,6 +17,7 @@
 //! - [`facade`]: [`WeChat`], the facade the login code calls, which adds stored credentials,
 //!   the token cache and the refetch-once rule for invalid tokens.
 
+pub mod account_messages;
 pub mod call_ledger;
 pub mod client;
 pub mod code_exchange;
@@ -24,6 +27,7 @@ pub mod error;
 pub mod facade;
 pub mod jssdk;
 pub mod mini_program;
+pub mod mini_program_code;
 pub mod official_account;
 pub mod open_platform;
 pub mod token_cache;

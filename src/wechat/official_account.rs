@@ -1,5 +1,6 @@
 //! Official-account web authorization (网页授权): the authorize and qrconnect URL builders and
-//! `sns/oauth2/access_token`, `sns/oauth2/refresh_token`, `sns/userinfo`.
+//! `sns/oauth2/access_token`, `sns/oauth2/refresh_token`, `sns/userinfo`; and the follower
+//! status of a user (`cgi-bin/user/info`, with the account's own access token).
 
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde::Deserialize;
@@ -149,7 +150,59 @@ pub struct WebUserInfo {
     pub unionid: Option<UnionId>,
 }
 
+/// What `cgi-bin/user/info` says of a user of the account. A user who does not follow answers
+/// only `subscribe: 0`, the openid and (on an Open Platform) the unionid; since 2021-12-27 WeChat
+/// gives no nickname or avatar here.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+pub struct FollowerInfo {
+    /// 1 when the user follows the account.
+    pub subscribe: i64,
+    pub openid: OpenId,
+    #[serde(default)]
+    pub unionid: Option<UnionId>,
+    /// When the user last followed (unix seconds).
+    #[serde(default)]
+    pub subscribe_time: Option<i64>,
+    /// How: `ADD_SCENE_SEARCH`, `ADD_SCENE_QR_CODE`, `ADD_SCENE_PROFILE_CARD`, ….
+    #[serde(default)]
+    pub subscribe_scene: Option<String>,
+    /// The numeric scene of the parametric QR code followed through (0: none).
+    #[serde(default)]
+    pub qr_scene: Option<i64>,
+    /// The string scene of the parametric QR code followed through (empty: none).
+    #[serde(default)]
+    pub qr_scene_str: Option<String>,
+    #[serde(default)]
+    pub tagid_list: Option<Vec<i64>>,
+}
+
+impl FollowerInfo {
+    pub fn follows(&self) -> bool {
+        self.subscribe == 1
+    }
+}
+
 impl WeChatClient {
+    /// A user's follower status in the account whose (own or authorizer) access token this is.
+    pub async fn follower_info(
+        &self,
+        appid: &AppId,
+        access_token: &AccessToken,
+        openid: &OpenId,
+    ) -> Result<FollowerInfo, WeChatError> {
+        self.get(
+            "cgi-bin/user/info",
+            appid.as_str(),
+            &[
+                ("access_token", access_token.expose()),
+                ("openid", openid.as_str()),
+                ("lang", "zh_CN"),
+            ],
+            Replay::Safe,
+        )
+        .await
+    }
+
     /// [`authorize_url`] against this client's open base.
     pub fn authorize_url(
         &self,

@@ -983,7 +983,7 @@ fn app_links_stay_consistent_and_a_second_base_needs_replace() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     let (status, line) = refusal(&cli.run(&["app", "update", ACCOUNT_A, "--token", "t"], &[]));
     assert_eq!(status, Some(1));
-    assert!(line.contains("components only"), "{line}");
+    assert!(line.contains("under a component"), "{line}");
     let listed = text(&cli.run(&["app", "list"], &[]).stdout);
     assert!(!listed.contains("the-reset-component-secret"), "{listed}");
     for appid in [ACCOUNT_A, ACCOUNT_B, COMPONENT] {

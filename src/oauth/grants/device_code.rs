@@ -88,6 +88,9 @@ pub async fn grant(
         issue_for_account(services, request, GrantType::DeviceCode, &account, &scope).await?;
     let scopes: Vec<&str> = issued.claims.scope.split(' ').collect();
     let id_token = if scopes.contains(&"openid") {
+        let oa_subscribed = id_token::follower_claim(services.users.as_ref(), account.id, &scopes)
+            .await
+            .map_err(|e| internal("reading the follower status", &e))?;
         let token = id_token::mint(
             &services.tokens,
             IdTokenRequest {
@@ -100,6 +103,7 @@ pub async fn grant(
                 sid: None,
                 ttl: issued.expires_in,
                 alg: request.client.id_token_alg,
+                oa_subscribed,
             },
         )
         .await

@@ -167,7 +167,7 @@ async fn web_view_grant(
         identity.union_id.as_deref(),
     )
     .await?;
-    issue_for_account(services, request, &account, scope).await
+    issue_for_account(services, request, GrantType::Flow, &account, scope).await
 }
 
 /// Audit a refused ticket: the client, the app (when the request named one) and why (never
