@@ -11,7 +11,8 @@
 
 use sea_orm::ActiveValue::{NotSet, Set};
 use sea_orm::{
-    ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, TransactionTrait,
 };
 use serde_json::{Map, Value};
 
@@ -20,6 +21,7 @@ use entity::audit_event;
 use crate::clock::SharedClock;
 use crate::metrics::{ADMIN_CHANGES, REFUSALS, SIGN_INS, SIGN_OUTS, TOKENS_ISSUED};
 use crate::request_context;
+use crate::webhooks::WebhookEvent;
 
 /// What happened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,6 +58,12 @@ pub enum AuditKind {
     /// A browser session ended at the end-session endpoint (`detail.revoked_families`,
     /// `detail.backchannel_clients`).
     SignOut,
+    /// Two accounts were merged (a unionid arrived late): `account_id` is the survivor,
+    /// `detail.merged_account_id` the account merged into it (`detail.action`: `merged`,
+    /// `queued` for an administrator, `rejected`).
+    AccountMerged,
+    /// A webhook endpoint was registered or removed, or a dead delivery retried.
+    WebhookChanged,
 }
 
 impl AuditKind {
@@ -77,6 +85,8 @@ impl AuditKind {
             Self::ResourceChanged => "resource_changed",
             Self::DeviceDecision => "device_decision",
             Self::SignOut => "sign_out",
+            Self::AccountMerged => "account_merged",
+            Self::WebhookChanged => "webhook_changed",
         }
     }
 
@@ -97,7 +107,9 @@ impl AuditKind {
             | Self::AppChanged
             | Self::KeyChanged
             | Self::AccountChanged
-            | Self::ResourceChanged => ADMIN_CHANGES,
+            | Self::ResourceChanged
+            | Self::AccountMerged
+            | Self::WebhookChanged => ADMIN_CHANGES,
         }
     }
 
@@ -118,6 +130,8 @@ impl AuditKind {
         Self::ResourceChanged,
         Self::DeviceDecision,
         Self::SignOut,
+        Self::AccountMerged,
+        Self::WebhookChanged,
     ];
 
     /// The kind stored as `name`.
@@ -251,6 +265,41 @@ fn count(event: &AuditEvent) {
     }
 }
 
+/// Write `event` at `now` on `conn`, stamped with the current request's IP address and request
+/// id: for changes that record their audit row in their own transaction (an account merge).
+/// Not counted in the metrics: call [`count_event`] once the transaction is committed.
+pub async fn record_in<C: ConnectionTrait>(
+    conn: &C,
+    mut event: AuditEvent,
+    now: i64,
+) -> Result<(), DbErr> {
+    let ip = request_context::client_ip().map(|ip| ip.to_string());
+    if let Some(id) = request_context::request_id() {
+        event.detail.insert("request_id".into(), Value::String(id));
+    }
+    let row = audit_event::ActiveModel {
+        id: NotSet,
+        at: Set(now),
+        kind: Set(event.kind.as_str().to_owned()),
+        outcome: Set(event.outcome.as_str().to_owned()),
+        client_id: Set(event.client_id),
+        account_id: Set(event.account_id),
+        subject: Set(event.subject),
+        ip: Set(ip),
+        actor: Set(event.actor),
+        detail: Set(Value::Object(event.detail).to_string()),
+    };
+    audit_event::Entity::insert(row)
+        .exec_without_returning(conn)
+        .await?;
+    Ok(())
+}
+
+/// Count an event written with [`record_in`] in its metric.
+pub fn count_event(event: &AuditEvent) {
+    count(event);
+}
+
 /// A stored event, as `wxauth audit` and the admin API show it.
 pub type StoredEvent = audit_event::Model;
 
@@ -301,27 +350,27 @@ impl Audit {
         }
     }
 
-    async fn insert(&self, mut event: AuditEvent) -> Result<(), DbErr> {
-        let ip = request_context::client_ip().map(|ip| ip.to_string());
-        if let Some(id) = request_context::request_id() {
-            event.detail.insert("request_id".into(), Value::String(id));
-        }
-        let row = audit_event::ActiveModel {
-            id: NotSet,
-            at: Set(self.clock.now()),
-            kind: Set(event.kind.as_str().to_owned()),
-            outcome: Set(event.outcome.as_str().to_owned()),
-            client_id: Set(event.client_id),
-            account_id: Set(event.account_id),
-            subject: Set(event.subject),
-            ip: Set(ip),
-            actor: Set(event.actor),
-            detail: Set(Value::Object(event.detail).to_string()),
+    async fn insert(&self, event: AuditEvent) -> Result<(), DbErr> {
+        let now = self.clock.now();
+        // A sign-in is also a `user.signed_in` webhook, written with its audit row.
+        let webhook = match (event.kind, event.outcome, event.account_id) {
+            (AuditKind::SignIn, Outcome::Ok, Some(account_id)) => {
+                Some(WebhookEvent::UserSignedIn {
+                    account_id,
+                    channel: event.subject.clone().unwrap_or_default(),
+                })
+            }
+            _ => None,
         };
-        audit_event::Entity::insert(row)
-            .exec_without_returning(&self.db)
-            .await?;
-        Ok(())
+        match webhook {
+            None => record_in(&self.db, event, now).await,
+            Some(webhook) => {
+                let txn = self.db.begin().await?;
+                record_in(&txn, event, now).await?;
+                crate::webhooks::enqueue(&txn, &webhook, now).await?;
+                txn.commit().await
+            }
+        }
     }
 
     /// Events matching `filter`, newest first.

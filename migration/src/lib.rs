@@ -30,6 +30,7 @@ mod m20261215_000531_resources;
 mod m20261215_000541_device_authorization;
 mod m20261215_000551_wechat_call_day;
 mod m20261215_000561_account_phone_parts;
+mod m20261216_000201_webhooks_and_merges;
 
 /// Every migration, in order.
 pub struct Migrator;
@@ -63,6 +64,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261215_000541_device_authorization::Migration),
             Box::new(m20261215_000551_wechat_call_day::Migration),
             Box::new(m20261215_000561_account_phone_parts::Migration),
+            Box::new(m20261216_000201_webhooks_and_merges::Migration),
         ]
     }
 }

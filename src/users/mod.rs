@@ -2,6 +2,7 @@
 //! under one app), behind the [`UserRepo`] trait so that the OAuth core and the login flows do not
 //! depend on how they are stored.
 
+pub mod merge;
 mod sea;
 
 pub use sea::SeaUserRepo;
