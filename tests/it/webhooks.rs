@@ -389,3 +389,116 @@ async fn an_event_committed_before_the_server_is_killed_is_delivered_after_the_r
     );
     assert_eq!(body["id"], waiting[0]["event_id"]);
 }
+
+/// The console's Webhooks page (a dead delivery with the receiver's last answer) and Merges page
+/// (a queued merge, approved there), in a real browser; screenshots in
+/// `target/tmp/console-webhooks-zh.png` and `console-merges-en.png`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_shows_dead_deliveries_and_queued_merges() {
+    use crate::console_browser::{DESKTOP_USER_AGENT, click, fill, find, goto, shot, source};
+    use crate::h5_browser::{Driver, browser, chromedriver, close_and_unwrap};
+    let Some(chromedriver) = chromedriver() else {
+        return;
+    };
+    let app = crate::console::spawn(None).await;
+    let admin = wxauth::admin::Admin::new(&app.state);
+    let actor = wxauth::admin::Actor::cli("test");
+    admin
+        .create_webhook(
+            &actor,
+            wxauth::admin::webhooks::NewWebhook {
+                url: "https://crm.example.com/wxauth".into(),
+                events: vec!["*".into()],
+                description: Some("CRM 客户系统".into()),
+            },
+        )
+        .await
+        .unwrap();
+    let now = app.clock.now();
+    let users = &app.state.users;
+    let (_, older, _) = users
+        .record_identity(
+            &wxauth::users::IdentityKey::new("wxd000000000000001", "o-mp-console", None::<String>),
+            None,
+            now,
+        )
+        .await
+        .unwrap();
+    app.clock.advance(60);
+    let (_, newer, _) = users
+        .record_identity(
+            &wxauth::users::IdentityKey::new(SEED_APPID, "o-oa-console", Some("u-console")),
+            None,
+            app.clock.now(),
+        )
+        .await
+        .unwrap();
+    wxauth::users::merge::queue(&app.state.db, older.id, newer.id, app.clock.now())
+        .await
+        .unwrap();
+    // Both account creations are events for the endpoint; a day of failures later, dead.
+    entity::webhook_delivery::Entity::update_many()
+        .col_expr(
+            entity::webhook_delivery::Column::DeadAt,
+            sea_orm::sea_query::Expr::value(app.clock.now()),
+        )
+        .col_expr(
+            entity::webhook_delivery::Column::Attempts,
+            sea_orm::sea_query::Expr::value(19),
+        )
+        .col_expr(
+            entity::webhook_delivery::Column::LastStatus,
+            sea_orm::sea_query::Expr::value(502),
+        )
+        .exec(&app.state.db)
+        .await
+        .ok();
+    let dead = wxauth::admin::Admin::new(&app.state)
+        .webhook_deliveries(Some(wxauth::admin::webhooks::DeliveryStatus::Dead), 10)
+        .await
+        .unwrap();
+    let driver = Driver::start(&chromedriver).await;
+    let client = browser(&driver, DESKTOP_USER_AGENT, (1280, 860)).await;
+    let walk = async {
+        goto(&client, &app.url("/admin/login?lang=zh")).await?;
+        click(&client, "details summary").await?;
+        fill(&client, "#token", crate::console::ADMIN_TOKEN).await?;
+        click(&client, "#token-sign-in").await?;
+        find(&client, "#users").await?;
+        click(&client, "#nav-webhooks").await?;
+        find(&client, "#dead-deliveries").await?;
+        let page = source(&client).await?;
+        for wanted in [
+            "投递失败",
+            "HTTP 502",
+            "crm.example.com",
+            dead[0].event_id.as_str(),
+        ] {
+            if !page.contains(wanted) {
+                return Err(format!("the webhooks page lacks {wanted:?}"));
+            }
+        }
+        shot(&client, "webhooks-zh").await;
+        goto(&client, &app.url("/admin/merges?lang=en")).await?;
+        find(&client, "#merges").await?;
+        if !source(&client).await?.contains("o-oa-console") {
+            return Err("the merges page lacks the identity that would move".into());
+        }
+        shot(&client, "merges-en").await;
+        click(&client, "#merges button.button").await?;
+        find(&client, "main").await?;
+        Ok(source(&client).await?)
+    }
+    .await;
+    let after = close_and_unwrap(client, walk).await;
+    assert!(after.contains("The accounts are merged."), "{after}");
+    assert_eq!(
+        users
+            .find_identity(SEED_APPID, "o-oa-console")
+            .await
+            .unwrap()
+            .unwrap()
+            .account_id,
+        Some(older.id)
+    );
+}
