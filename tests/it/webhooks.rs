@@ -487,7 +487,7 @@ async fn the_console_shows_dead_deliveries_and_queued_merges() {
         shot(&client, "merges-en").await;
         click(&client, "#merges button.button").await?;
         find(&client, "main").await?;
-        Ok(source(&client).await?)
+        source(&client).await
     }
     .await;
     let after = close_and_unwrap(client, walk).await;
