@@ -11,7 +11,8 @@
 
 use sea_orm::ActiveValue::{NotSet, Set};
 use sea_orm::{
-    ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, TransactionTrait,
 };
 use serde_json::{Map, Value};
 
@@ -23,6 +24,7 @@ use crate::metrics::{
     WECHAT_CREDENTIALS,
 };
 use crate::request_context;
+use crate::webhooks::WebhookEvent;
 
 /// What happened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,6 +72,12 @@ pub enum AuditKind {
     FollowerSubscribed,
     /// A user stopped following an Official Account (`detail.appid`, `detail.open_id`).
     FollowerUnsubscribed,
+    /// Two accounts were merged (a unionid arrived late): `account_id` is the survivor,
+    /// `detail.merged_account_id` the account merged into it (`detail.action`: `merged`,
+    /// `queued` for an administrator, `rejected`).
+    AccountMerged,
+    /// A webhook endpoint was registered or removed, or a dead delivery retried.
+    WebhookChanged,
 }
 
 impl AuditKind {
@@ -95,6 +103,8 @@ impl AuditKind {
             Self::NicknameRefused => "nickname_refused",
             Self::FollowerSubscribed => "follower.subscribed",
             Self::FollowerUnsubscribed => "follower.unsubscribed",
+            Self::AccountMerged => "account_merged",
+            Self::WebhookChanged => "webhook_changed",
         }
     }
 
@@ -118,7 +128,9 @@ impl AuditKind {
             | Self::AppChanged
             | Self::KeyChanged
             | Self::AccountChanged
-            | Self::ResourceChanged => ADMIN_CHANGES,
+            | Self::ResourceChanged
+            | Self::AccountMerged
+            | Self::WebhookChanged => ADMIN_CHANGES,
         }
     }
 
@@ -143,6 +155,8 @@ impl AuditKind {
         Self::NicknameRefused,
         Self::FollowerSubscribed,
         Self::FollowerUnsubscribed,
+        Self::AccountMerged,
+        Self::WebhookChanged,
     ];
 
     /// The kind stored as `name`.
@@ -288,6 +302,45 @@ fn count(event: &AuditEvent) {
     }
 }
 
+/// Write `event` at `now` on `conn`, stamped with the current request's IP address and request
+/// id: for changes that record their audit row in their own transaction (an account merge).
+/// Not counted in the metrics: call [`count_event`] once the transaction is committed.
+pub async fn record_in<C: ConnectionTrait>(
+    conn: &C,
+    event: AuditEvent,
+    now: i64,
+) -> Result<(), DbErr> {
+    audit_event::Entity::insert(row_for(event, now))
+        .exec_without_returning(conn)
+        .await?;
+    Ok(())
+}
+
+/// The row of `event` at `now`, stamped with the current request's IP address and request id.
+fn row_for(mut event: AuditEvent, now: i64) -> audit_event::ActiveModel {
+    let ip = request_context::client_ip().map(|ip| ip.to_string());
+    if let Some(id) = request_context::request_id() {
+        event.detail.insert("request_id".into(), Value::String(id));
+    }
+    audit_event::ActiveModel {
+        id: NotSet,
+        at: Set(now),
+        kind: Set(event.kind.as_str().to_owned()),
+        outcome: Set(event.outcome.as_str().to_owned()),
+        client_id: Set(event.client_id),
+        account_id: Set(event.account_id),
+        subject: Set(event.subject),
+        ip: Set(ip),
+        actor: Set(event.actor),
+        detail: Set(Value::Object(event.detail).to_string()),
+    }
+}
+
+/// Count an event written with [`record_in`] in its metric.
+pub fn count_event(event: &AuditEvent) {
+    count(event);
+}
+
 /// A stored event, as `wxauth audit` and the admin API show it.
 pub type StoredEvent = audit_event::Model;
 
@@ -331,7 +384,11 @@ impl Audit {
     /// and count it in the metrics. A failed write is logged, never returned: the audit trail
     /// must not turn a sign-in into an error.
     pub async fn record(&self, event: AuditEvent) {
-        self.write(self.prepare(event)).await;
+        count(&event);
+        let kind = event.kind.as_str();
+        if let Err(error) = self.insert(event).await {
+            tracing::error!(kind, %error, "writing an audit event failed");
+        }
     }
 
     /// Write a row from [`prepare`](Self::prepare); a failure is logged, never returned.
@@ -348,23 +405,31 @@ impl Audit {
     /// The row [`record`](Self::record) would write for `event`, stamped and counted the same
     /// way, for a caller that writes it together with the change it describes (one round trip
     /// instead of two: see `TokenService::issue_for_user`). The caller must insert it.
-    pub fn prepare(&self, mut event: AuditEvent) -> audit_event::ActiveModel {
+    pub fn prepare(&self, event: AuditEvent) -> audit_event::ActiveModel {
         count(&event);
-        let ip = request_context::client_ip().map(|ip| ip.to_string());
-        if let Some(id) = request_context::request_id() {
-            event.detail.insert("request_id".into(), Value::String(id));
-        }
-        audit_event::ActiveModel {
-            id: NotSet,
-            at: Set(self.clock.now()),
-            kind: Set(event.kind.as_str().to_owned()),
-            outcome: Set(event.outcome.as_str().to_owned()),
-            client_id: Set(event.client_id),
-            account_id: Set(event.account_id),
-            subject: Set(event.subject),
-            ip: Set(ip),
-            actor: Set(event.actor),
-            detail: Set(Value::Object(event.detail).to_string()),
+        row_for(event, self.clock.now())
+    }
+
+    async fn insert(&self, event: AuditEvent) -> Result<(), DbErr> {
+        let now = self.clock.now();
+        // A sign-in is also a `user.signed_in` webhook, written with its audit row.
+        let webhook = match (event.kind, event.outcome, event.account_id) {
+            (AuditKind::SignIn, Outcome::Ok, Some(account_id)) => {
+                Some(WebhookEvent::UserSignedIn {
+                    account_id,
+                    channel: event.subject.clone().unwrap_or_default(),
+                })
+            }
+            _ => None,
+        };
+        match webhook {
+            None => record_in(&self.db, event, now).await,
+            Some(webhook) => {
+                let txn = self.db.begin().await?;
+                record_in(&txn, event, now).await?;
+                crate::webhooks::enqueue(&txn, &webhook, now).await?;
+                txn.commit().await
+            }
         }
     }
 

@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 mod resource;
+mod webhook;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
@@ -88,6 +89,11 @@ enum Command {
     User {
         #[command(subcommand)]
         command: UserCommand,
+    },
+    /// Register and remove signed-webhook endpoints; show their deliveries.
+    Webhook {
+        #[command(subcommand)]
+        command: webhook::WebhookCommand,
     },
     /// Grant, revoke and list the admin role (who may sign in to the console at /admin).
     Admin {
@@ -181,6 +187,21 @@ enum UserCommand {
         #[arg(long)]
         yes: bool,
     },
+    /// Merge two accounts of one person into the older one (identities, consents, phone,
+    /// profile); the other's tokens and sessions are revoked. Prints what moved, as JSON.
+    Merge {
+        a: i64,
+        b: i64,
+        /// Only print what would move; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// List merges waiting for a decision (WXAUTH_MERGE_POLICY=queue), as JSON.
+    Merges,
+    /// Carry out a queued merge.
+    ApproveMerge { id: i64 },
+    /// Refuse a queued merge: the accounts stay apart.
+    RejectMerge { id: i64 },
 }
 
 /// Which account an `admin` command means: exactly one of --account or --unionid.
@@ -658,6 +679,12 @@ async fn run(command: Command) -> Result<(), CliError> {
             let state = AppState::open_existing(Config::from_env()?, clock).await?;
             app_command(&state, command).await
         }
+        Command::Webhook { command } => {
+            let state = AppState::open_existing(Config::from_env()?, clock).await?;
+            webhook::run(&Admin::new(&state), &cli_actor(), command)
+                .await
+                .map_err(CliError::failed)
+        }
         Command::Audit(args) => {
             let filter = audit_filter(&args, clock.now())?;
             let state = AppState::open_existing(Config::from_env()?, clock).await?;
@@ -916,6 +943,26 @@ async fn user_command(admin: &Admin, command: UserCommand) -> Result<(), CliErro
                 .await
                 .map_err(admin_failed)?;
             println!("deleted account {account}");
+            Ok(())
+        }
+        UserCommand::Merge { a, b, dry_run } => {
+            let plan = if dry_run {
+                admin.plan_merge(a, b).await
+            } else {
+                admin.merge_users(&actor, a, b).await
+            };
+            print_json(&plan.map_err(admin_failed)?)
+        }
+        UserCommand::Merges => print_json(&admin.pending_merges().await.map_err(admin_failed)?),
+        UserCommand::ApproveMerge { id } => print_json(
+            &admin
+                .approve_merge(&actor, id)
+                .await
+                .map_err(admin_failed)?,
+        ),
+        UserCommand::RejectMerge { id } => {
+            admin.reject_merge(&actor, id).await.map_err(admin_failed)?;
+            println!("merge {id} rejected");
             Ok(())
         }
     }

@@ -40,6 +40,28 @@ pub const JWKS_MAX_AGE_SECS: i64 = 300;
 /// The longest a staged key may wait before it signs (seconds): one week.
 pub const MAX_ACTIVATION_DELAY: i64 = 7 * 24 * 3600;
 
+/// What happens when a login brings a unionid that another account already owns (the accounts
+/// turned out to be one person: a Mini Program used before its Open Platform binding).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum MergePolicy {
+    /// Merge at once into the older account (the default).
+    #[default]
+    Auto,
+    /// Queue the merge for an administrator (console or admin API); until then the two
+    /// accounts stay apart.
+    Queue,
+}
+
+impl MergePolicy {
+    pub fn parse(text: &str) -> Option<Self> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "auto" => Some(Self::Auto),
+            "queue" => Some(Self::Queue),
+            _ => None,
+        }
+    }
+}
+
 /// Which algorithm signs access tokens and id_tokens.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum JwtAlg {
@@ -167,6 +189,9 @@ pub struct Config {
     /// The Mini Program that approves device sign-ins (`WXAUTH_DEVICE_MINI_PROGRAM` and its
     /// page and version); `None`: the verification page shows no Mini Program code.
     pub device_mini_program: Option<DeviceMiniProgram>,
+    /// What happens when a login brings a unionid another account already owns
+    /// (`WXAUTH_MERGE_POLICY`).
+    pub merge_policy: MergePolicy,
     pub jwt_alg: JwtAlg,
     pub jwt_hs256_secret: Option<Secret>,
     pub master_key: MasterKeySource,
@@ -307,6 +332,15 @@ impl Config {
         )?;
         let phone_reuse_days = number_in(&var, "WXAUTH_PHONE_REUSE_DAYS", 0..=365, 0)?;
         let device_mini_program = DeviceMiniProgram::from_lookup(&var)?;
+        let merge_policy = match var("WXAUTH_MERGE_POLICY") {
+            None => MergePolicy::Auto,
+            Some(text) => MergePolicy::parse(&text).ok_or_else(|| {
+                ConfigError::new(
+                    "WXAUTH_MERGE_POLICY",
+                    format!("expected auto or queue, got {:?}", text.trim()),
+                )
+            })?,
+        };
         let key_activation_delay_secs = number_in(
             &var,
             "WXAUTH_KEY_ACTIVATION_DELAY_SECS",
@@ -454,6 +488,7 @@ impl Config {
             key_activation_delay_secs,
             phone_reuse_days,
             device_mini_program,
+            merge_policy,
             jwt_alg,
             jwt_hs256_secret,
             master_key,

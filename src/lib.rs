@@ -27,7 +27,8 @@
 //!   [`fault`] (whose fault a failure is), [`audit`] (the audit trail), [`metrics`] (Prometheus series), [`request_context`] (the
 //!   caller's address, for the core), [`limits`] (rate limits and the guessing throttle, in
 //!   process or shared through Redis), [`ttl_cache`] (short-lived caches of records read on every
-//!   token request), [`janitor`] (expiry).
+//!   token request), [`janitor`] (expiry), [`webhooks`] (the signed-webhook outbox and its
+//!   delivery worker).
 
 pub mod admin;
 pub mod app_registry;
@@ -56,6 +57,7 @@ pub mod store;
 pub mod ttl_cache;
 pub mod users;
 pub mod vault;
+pub mod webhooks;
 pub mod wechat;
 
 use std::future::Future;

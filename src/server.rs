@@ -47,7 +47,7 @@ const MAX_BUF_SIZE: usize = 64 * 1024;
 pub const SHED_RETRY_AFTER_SECS: u64 = 1;
 
 /// Serve `router` on `listener` with the server limits of `state`, the [`crate::janitor`]
-/// sweeping expired rows, until `shutdown` completes; then drain in-flight requests.
+/// sweeping expired rows, the [`crate::webhooks`] worker delivering the outbox, until `shutdown` completes; then drain in-flight requests.
 pub async fn serve_router(
     listener: TcpListener,
     state: AppState,
@@ -62,6 +62,17 @@ pub async fn serve_router(
     ));
     let calls = state.wechat.calls().clone();
     let call_ledger = tokio::spawn(calls.clone().run());
+    let webhooks = match crate::webhooks::delivery::Deliverer::new(
+        state.db.clone(),
+        state.vault.clone(),
+        state.clock.clone(),
+    ) {
+        Ok(deliverer) => Some(tokio::spawn(deliverer.run())),
+        Err(error) => {
+            tracing::error!(%error, "webhook delivery cannot start");
+            None
+        }
+    };
     let limits = state.config.server.clone();
     let app = with_server_limits(router, &limits);
     let connections = Arc::new(Semaphore::new(limits.max_connections));
@@ -115,6 +126,9 @@ pub async fn serve_router(
     }
     janitor.abort();
     call_ledger.abort();
+    if let Some(webhooks) = webhooks {
+        webhooks.abort();
+    }
     if let Err(error) = calls.flush().await {
         tracing::warn!(%error, "shutdown: WeChat call counts not stored");
     }

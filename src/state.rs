@@ -147,7 +147,8 @@ impl AppState {
             )),
             e => StartError::Other(format!("signing keys: {e}")),
         })?;
-        let users: Arc<dyn UserRepo> = Arc::new(SeaUserRepo::new(db.clone()));
+        let users: Arc<dyn UserRepo> =
+            Arc::new(SeaUserRepo::new(db.clone()).with_merge_policy(config.merge_policy));
         let audit = Audit::new(db.clone(), clock.clone());
         let shared_counters = match &config.redis_url {
             Some(url) => Some(SharedCounters::connect(

@@ -5,6 +5,7 @@
 //! server reads and writes it. All instants are unix seconds (`i64`) so that expiry checks are plain
 //! integer comparisons that behave the same on SQLite, PostgreSQL and MySQL.
 
+pub mod account_merge;
 pub mod admin_role;
 pub mod audit_event;
 pub mod auth_state;
@@ -23,6 +24,8 @@ pub mod refresh_token_family;
 pub mod resource;
 pub mod revoked_access_token;
 pub mod signing_key;
+pub mod webhook_delivery;
+pub mod webhook_endpoint;
 pub mod wechat_call_day;
 pub mod wechat_code_exchange;
 pub mod wechat_component_ticket;

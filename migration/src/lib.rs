@@ -35,6 +35,7 @@ mod m20261216_000401_avatars;
 mod m20261216_000402_nickname_checks;
 mod m20261216_000403_web_view_tickets;
 mod m20261216_000301_follower_status;
+mod m20261216_000201_webhooks_and_merges;
 
 /// Every migration, in order.
 pub struct Migrator;
@@ -73,6 +74,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261216_000402_nickname_checks::Migration),
             Box::new(m20261216_000403_web_view_tickets::Migration),
             Box::new(m20261216_000301_follower_status::Migration),
+            Box::new(m20261216_000201_webhooks_and_merges::Migration),
         ]
     }
 }

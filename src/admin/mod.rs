@@ -2,7 +2,8 @@
 //! `client`, `app`, `resource`, `keys` and `audit` commands, written once here. Users (find, show,
 //! disable and enable, revoke, export, delete), clients (with secret rotation that overlaps), WeChat
 //! apps (write-only secrets, upstream token state, calls today), resources (RFC 8707), signing
-//! keys (staged rotation, retirement), the admin role and the audit trail.
+//! keys (staged rotation, retirement), the admin role, the audit trail, webhook endpoints and
+//! their deliveries, and account merges (dry run, queued merges approved or rejected).
 //!
 //! Every change is written to the audit trail with the [`Actor`] that made it. Errors are
 //! [`AdminError`]s that name the field and the reason; they know nothing of HTTP.
@@ -11,9 +12,11 @@ pub mod apps;
 pub mod clients;
 pub mod console;
 pub mod keys;
+pub mod merges;
 pub mod resources;
 pub mod roles;
 pub mod users;
+pub mod webhooks;
 
 use std::net::IpAddr;
 

@@ -19,6 +19,7 @@ use entity::{
 };
 
 use crate::audit::{AuditEvent, AuditFilter, AuditKind, Outcome, StoredEvent};
+use crate::webhooks::{self, WebhookEvent};
 
 use super::{Actor, Admin, AdminError, MAX_PAGE};
 
@@ -420,12 +421,21 @@ impl Admin {
     pub async fn disable_user(&self, actor: &Actor, id: i64) -> Result<UserSummary, AdminError> {
         let account = self.account_row(id).await?;
         if account.disabled_at.is_none() {
-            flow_user::Entity::update_many()
-                .col_expr(flow_user::Column::DisabledAt, Expr::value(self.clock.now()))
-                .col_expr(flow_user::Column::UpdatedAt, Expr::value(self.clock.now()))
+            // The change and its `user.disabled` webhook are one transaction.
+            let now = self.clock.now();
+            let txn = self.db.begin().await?;
+            let changed = flow_user::Entity::update_many()
+                .col_expr(flow_user::Column::DisabledAt, Expr::value(now))
+                .col_expr(flow_user::Column::UpdatedAt, Expr::value(now))
                 .filter(flow_user::Column::Id.eq(id))
-                .exec(&self.db)
+                .filter(flow_user::Column::DisabledAt.is_null())
+                .exec(&txn)
                 .await?;
+            if changed.rows_affected == 1 {
+                webhooks::enqueue(&txn, &WebhookEvent::UserDisabled { account_id: id }, now)
+                    .await?;
+            }
+            txn.commit().await?;
         }
         let revoked = self.revoke_everything(id).await?;
         self.record(actor, account_changed(id, revoked), "disable")
@@ -633,6 +643,12 @@ impl Admin {
             .await?;
         admin_role::Entity::delete_by_id(id).exec(&txn).await?;
         flow_user::Entity::delete_by_id(id).exec(&txn).await?;
+        webhooks::enqueue(
+            &txn,
+            &WebhookEvent::UserDeleted { account_id: id },
+            self.clock.now(),
+        )
+        .await?;
         txn.commit().await?;
         self.record(
             actor,

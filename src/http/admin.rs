@@ -19,8 +19,12 @@ use utoipa::{IntoParams, Modify, OpenApi, ToSchema};
 
 use super::no_store;
 use crate::admin::apps::{AppSecrets, AppView, app_kind};
+use crate::admin::merges::PendingMerge;
 use crate::admin::roles::{AccountRef, AdminView};
 use crate::admin::users::{Revoked, UserDetail, UserPage, UserQuery, UserSummary, event_json};
+use crate::admin::webhooks::{
+    CreatedWebhook, DeliveryStatus, DeliveryView, NewWebhook, WebhookView,
+};
 use crate::admin::{AccessRefused, Actor, Admin, AdminError};
 use crate::app_registry::NewApp;
 use crate::audit::{AuditCursor, AuditFilter, AuditKind};
@@ -31,6 +35,7 @@ use crate::oauth::resources::{NewResource, Resource, ResourceChanges};
 use crate::oauth::{ClientChanges, ClientLogout, FlowTicketPolicy, NewClient, RegisteredClient};
 use crate::secret::Secret;
 use crate::state::AppState;
+use crate::users::merge::MergePlan;
 
 /// Where the API lives.
 pub const BASE_PATH: &str = "/admin/api/v1";
@@ -58,6 +63,8 @@ const ADMIN_TOKEN_SCHEME: &str = "admin_token";
         list_apps, add_app, show_app, update_app, remove_app,
         list_keys, rotate_key, retire_key, audit_events, list_admins, grant_admin, revoke_admin,
         list_resources, create_resource, show_resource, update_resource, delete_resource,
+        list_webhooks, create_webhook, remove_webhook, webhook_deliveries,
+        pending_merges, merge_users, approve_merge, reject_merge,
     ),
     modifiers(&AdminTokenScheme),
     security(("admin_token" = [])),
@@ -69,6 +76,8 @@ const ADMIN_TOKEN_SCHEME: &str = "admin_token";
         (name = "audit", description = "The audit trail"),
         (name = "admins", description = "The admin role: who may sign in to the console"),
         (name = "resources", description = "Resources (APIs, RFC 8707) access tokens may be issued for"),
+        (name = "webhooks", description = "Signed webhook endpoints and their deliveries (dead ones included)"),
+        (name = "merges", description = "Accounts found to be one person: dry runs, merges, and merges queued for a decision"),
     ),
 )]
 pub struct AdminApi;
@@ -146,6 +155,12 @@ pub fn routes() -> Router<AppState> {
                 .patch(update_resource)
                 .delete(delete_resource),
         )
+        .route("/webhooks", get(list_webhooks).post(create_webhook))
+        .route("/webhooks/deliveries", get(webhook_deliveries))
+        .route("/webhooks/{id}", axum::routing::delete(remove_webhook))
+        .route("/merges", get(pending_merges).post(merge_users))
+        .route("/merges/{id}/approve", post(approve_merge))
+        .route("/merges/{id}/reject", post(reject_merge))
         .fallback(not_found);
     Router::new().nest(BASE_PATH, api)
 }
@@ -1313,6 +1328,191 @@ async fn revoke_admin(caller: Caller, Path(id): Path<String>) -> ApiResult {
     caller
         .admin
         .revoke_admin(&caller.actor, &AccountRef::Id(account_id(&id)?))
+        .await?;
+    Ok(no_store(StatusCode::NO_CONTENT.into_response()))
+}
+
+// ---- webhooks -------------------------------------------------------------------------------
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct CreateWebhook {
+    /// Where events are posted (`https://…`).
+    url: String,
+    /// Event types (`user.created`, `user.signed_in`, `user.merged`, `user.disabled`,
+    /// `user.deleted`, `follower.subscribed`, `follower.unsubscribed`), or `["*"]`.
+    events: Vec<String>,
+    description: Option<String>,
+}
+
+#[utoipa::path(get, path = "/admin/api/v1/webhooks", tag = "webhooks", summary = "List webhook endpoints with their pending and dead deliveries",
+    responses(
+        (status = 200, description = "Every endpoint (never a secret)", body = Vec<WebhookView>),
+        (status = 401, description = "No token or a wrong one", body = ApiErrorBody),
+        (status = 429, description = "Too many failed attempts from this address", body = ApiErrorBody),
+    ),
+)]
+async fn list_webhooks(caller: Caller) -> ApiResult {
+    ok(caller.admin.list_webhooks().await?)
+}
+
+#[utoipa::path(post, path = "/admin/api/v1/webhooks", tag = "webhooks", summary = "Register a webhook endpoint; its signing secret is shown once",
+    request_body = CreateWebhook,
+    responses(
+        (status = 201, description = "The endpoint, with its secret (not shown again)", body = CreatedWebhook),
+        (status = 400, description = "A refused field", body = ApiErrorBody),
+        (status = 401, description = "No token or a wrong one", body = ApiErrorBody),
+        (status = 429, description = "Too many failed attempts from this address", body = ApiErrorBody),
+    ),
+)]
+async fn create_webhook(caller: Caller, ApiJson(body): ApiJson<CreateWebhook>) -> ApiResult {
+    let created = caller
+        .admin
+        .create_webhook(
+            &caller.actor,
+            NewWebhook {
+                url: body.url,
+                events: body.events,
+                description: body.description,
+            },
+        )
+        .await?;
+    Ok(no_store(
+        (StatusCode::CREATED, Json(created)).into_response(),
+    ))
+}
+
+#[utoipa::path(delete, path = "/admin/api/v1/webhooks/{id}", tag = "webhooks", summary = "Remove a webhook endpoint and its waiting deliveries",
+    params(("id" = i64, Path, description = "The endpoint id")),
+    responses(
+        (status = 204, description = "Removed"),
+        (status = 404, description = "No such endpoint", body = ApiErrorBody),
+        (status = 401, description = "No token or a wrong one", body = ApiErrorBody),
+        (status = 429, description = "Too many failed attempts from this address", body = ApiErrorBody),
+    ),
+)]
+async fn remove_webhook(caller: Caller, Path(id): Path<String>) -> ApiResult {
+    let id = id
+        .parse()
+        .map_err(|_| ApiError(AdminError::invalid("id", "must be an endpoint number")))?;
+    caller.admin.remove_webhook(&caller.actor, id).await?;
+    Ok(no_store(StatusCode::NO_CONTENT.into_response()))
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+struct DeliveryQuery {
+    /// `pending`, `delivered` or `dead`; all when absent.
+    status: Option<String>,
+    /// At most this many, newest first (default 50, at most 500).
+    limit: Option<u64>,
+}
+
+#[utoipa::path(get, path = "/admin/api/v1/webhooks/deliveries", tag = "webhooks", summary = "Webhook deliveries, newest first (status=dead: those given up after 24 h of retries)",
+    params(DeliveryQuery),
+    responses(
+        (status = 200, description = "Deliveries with their attempts and last answer", body = Vec<DeliveryView>),
+        (status = 400, description = "A refused query parameter", body = ApiErrorBody),
+        (status = 401, description = "No token or a wrong one", body = ApiErrorBody),
+        (status = 429, description = "Too many failed attempts from this address", body = ApiErrorBody),
+    ),
+)]
+async fn webhook_deliveries(caller: Caller, ApiQuery(q): ApiQuery<DeliveryQuery>) -> ApiResult {
+    let status = match q.status.as_deref() {
+        None => None,
+        Some(text) => Some(DeliveryStatus::parse(text).ok_or_else(|| {
+            ApiError(AdminError::invalid(
+                "status",
+                "expected pending, delivered or dead",
+            ))
+        })?),
+    };
+    ok(caller
+        .admin
+        .webhook_deliveries(status, q.limit.unwrap_or(50))
+        .await?)
+}
+
+// ---- merges ---------------------------------------------------------------------------------
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct MergeRequest {
+    /// One account.
+    a: i64,
+    /// The other; the older of the two keeps everything.
+    b: i64,
+    /// Only say what would move.
+    #[serde(default)]
+    dry_run: bool,
+}
+
+#[utoipa::path(get, path = "/admin/api/v1/merges", tag = "merges", summary = "Merges waiting for a decision (WXAUTH_MERGE_POLICY=queue)",
+    responses(
+        (status = 200, description = "Pending merges with what each would move", body = Vec<PendingMerge>),
+        (status = 401, description = "No token or a wrong one", body = ApiErrorBody),
+        (status = 429, description = "Too many failed attempts from this address", body = ApiErrorBody),
+    ),
+)]
+async fn pending_merges(caller: Caller) -> ApiResult {
+    ok(caller.admin.pending_merges().await?)
+}
+
+#[utoipa::path(post, path = "/admin/api/v1/merges", tag = "merges", summary = "Merge two accounts into the older one (dry_run: only say what would move)",
+    request_body = MergeRequest,
+    responses(
+        (status = 200, description = "What moved (or would move)", body = MergePlan),
+        (status = 404, description = "No such account", body = ApiErrorBody),
+        (status = 409, description = "One account twice, or two different unionids", body = ApiErrorBody),
+        (status = 401, description = "No token or a wrong one", body = ApiErrorBody),
+        (status = 429, description = "Too many failed attempts from this address", body = ApiErrorBody),
+    ),
+)]
+async fn merge_users(caller: Caller, ApiJson(body): ApiJson<MergeRequest>) -> ApiResult {
+    if body.dry_run {
+        return ok(caller.admin.plan_merge(body.a, body.b).await?);
+    }
+    ok(caller
+        .admin
+        .merge_users(&caller.actor, body.a, body.b)
+        .await?)
+}
+
+fn merge_id(text: &str) -> Result<i64, ApiError> {
+    text.parse()
+        .map_err(|_| ApiError(AdminError::invalid("id", "must be a merge number")))
+}
+
+#[utoipa::path(post, path = "/admin/api/v1/merges/{id}/approve", tag = "merges", summary = "Carry out a queued merge",
+    params(("id" = i64, Path, description = "The pending merge id")),
+    responses(
+        (status = 200, description = "What moved", body = MergePlan),
+        (status = 404, description = "No such pending merge", body = ApiErrorBody),
+        (status = 401, description = "No token or a wrong one", body = ApiErrorBody),
+        (status = 429, description = "Too many failed attempts from this address", body = ApiErrorBody),
+    ),
+)]
+async fn approve_merge(caller: Caller, Path(id): Path<String>) -> ApiResult {
+    ok(caller
+        .admin
+        .approve_merge(&caller.actor, merge_id(&id)?)
+        .await?)
+}
+
+#[utoipa::path(post, path = "/admin/api/v1/merges/{id}/reject", tag = "merges", summary = "Refuse a queued merge: the accounts stay apart",
+    params(("id" = i64, Path, description = "The pending merge id")),
+    responses(
+        (status = 204, description = "Refused"),
+        (status = 404, description = "No such pending merge", body = ApiErrorBody),
+        (status = 401, description = "No token or a wrong one", body = ApiErrorBody),
+        (status = 429, description = "Too many failed attempts from this address", body = ApiErrorBody),
+    ),
+)]
+async fn reject_merge(caller: Caller, Path(id): Path<String>) -> ApiResult {
+    caller
+        .admin
+        .reject_merge(&caller.actor, merge_id(&id)?)
         .await?;
     Ok(no_store(StatusCode::NO_CONTENT.into_response()))
 }

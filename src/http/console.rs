@@ -25,6 +25,7 @@ use crate::admin::apps::{AppSecrets, app_kind};
 use crate::admin::console::{ConsoleSession, SESSION_TTL_SECS, SIGN_IN_TTL_SECS, SignInRefused};
 use crate::admin::roles::AccountRef;
 use crate::admin::users::{UserQuery, event_json};
+use crate::admin::webhooks::DeliveryStatus;
 use crate::admin::{Admin, AdminError};
 use crate::app_registry::NewApp;
 use crate::audit::{AuditCursor, AuditFilter, AuditKind};
@@ -93,6 +94,14 @@ const TEMPLATES: &[(&str, &str)] = &[
         "console/app_form.html",
         include_str!("../../static/templates/console/app_form.html"),
     ),
+    (
+        "console/webhooks.html",
+        include_str!("../../static/templates/console/webhooks.html"),
+    ),
+    (
+        "console/merges.html",
+        include_str!("../../static/templates/console/merges.html"),
+    ),
 ];
 const CONSOLE_CSS: &str = include_str!("../../static/console.css");
 
@@ -150,6 +159,10 @@ pub fn routes() -> Router<AppState> {
         .route("/admin/audit", get(audit))
         .route("/admin/admins", get(admins).post(grant_admin))
         .route("/admin/admins/{id}/revoke", post(revoke_admin))
+        .route("/admin/webhooks", get(webhooks))
+        .route("/admin/merges", get(merges))
+        .route("/admin/merges/{id}/approve", post(approve_merge))
+        .route("/admin/merges/{id}/reject", post(reject_merge))
 }
 
 async fn stylesheet() -> Response {
@@ -1197,6 +1210,78 @@ async fn revoke_admin(Path(id): Path<String>, change: Change) -> Response {
     };
     match revoked {
         Ok(()) => s.page.done("/admin/admins".into(), "role_revoked_done"),
+        Err(e) => s.page.failed(e),
+    }
+}
+
+// ---- webhooks and merges -------------------------------------------------------------------
+
+/// How many dead deliveries the webhooks page lists.
+const DEAD_SHOWN: u64 = 100;
+
+/// Webhook endpoints, and the deliveries given up after the retry window.
+async fn webhooks(signed: Signed) -> Response {
+    let found = async {
+        Ok::<_, AdminError>((
+            signed.admin.list_webhooks().await?,
+            signed
+                .admin
+                .webhook_deliveries(Some(DeliveryStatus::Dead), DEAD_SHOWN)
+                .await?,
+        ))
+    }
+    .await;
+    match found {
+        Ok((endpoints, dead)) => signed.page.render(
+            StatusCode::OK,
+            "console/webhooks.html",
+            "webhooks",
+            context! {
+                webhooks => Value::from_serialize(&endpoints),
+                dead => Value::from_serialize(&dead),
+            },
+        ),
+        Err(e) => signed.page.failed(e),
+    }
+}
+
+/// Merges waiting for a decision (`WXAUTH_MERGE_POLICY=queue`).
+async fn merges(signed: Signed) -> Response {
+    match signed.admin.pending_merges().await {
+        Ok(pending) => signed.page.render(
+            StatusCode::OK,
+            "console/merges.html",
+            "merges",
+            context! { merges => Value::from_serialize(&pending) },
+        ),
+        Err(e) => signed.page.failed(e),
+    }
+}
+
+async fn approve_merge(Path(id): Path<String>, change: Change) -> Response {
+    let s = &change.signed;
+    let outcome = match number(&id, "id") {
+        Ok(id) => s
+            .admin
+            .approve_merge(&s.session.actor(), id)
+            .await
+            .map(|_| ()),
+        Err(e) => Err(e),
+    };
+    match outcome {
+        Ok(()) => s.page.done("/admin/merges".into(), "merged_done"),
+        Err(e) => s.page.failed(e),
+    }
+}
+
+async fn reject_merge(Path(id): Path<String>, change: Change) -> Response {
+    let s = &change.signed;
+    let outcome = match number(&id, "id") {
+        Ok(id) => s.admin.reject_merge(&s.session.actor(), id).await,
+        Err(e) => Err(e),
+    };
+    match outcome {
+        Ok(()) => s.page.done("/admin/merges".into(), "rejected_done"),
         Err(e) => s.page.failed(e),
     }
 }

@@ -340,6 +340,43 @@ const WORDS: &[(&str, &str, &str)] = &[
     ("newer", "较新", "Newer"),
     ("older", "较早", "Older"),
     ("newest", "最新", "Newest"),
+    ("webhooks", "Webhook", "Webhooks"),
+    ("webhook_endpoints", "接收端点", "Endpoints"),
+    ("events", "事件", "Events"),
+    ("pending", "待投递", "Pending"),
+    ("dead", "已放弃", "Dead"),
+    ("dead_deliveries", "投递失败（已放弃）", "Dead deliveries"),
+    (
+        "dead_hint",
+        "重试 24 小时仍未成功的投递。接收方按事件 ID 去重。",
+        "Deliveries that still failed after 24 hours of retries. Receivers deduplicate by event ID.",
+    ),
+    ("event_id", "事件 ID", "Event ID"),
+    ("attempts", "尝试次数", "Attempts"),
+    ("last_answer", "最后结果", "Last answer"),
+    (
+        "webhook_register_hint",
+        "用 wxauth webhook add 或管理 API 注册端点；密钥只显示一次。",
+        "Register endpoints with wxauth webhook add or the admin API; the secret is shown once.",
+    ),
+    ("merges", "账号合并", "Account merges"),
+    (
+        "merges_hint",
+        "同一个人的两个账号（unionid 迟到）。批准后较早的账号保留一切，另一个账号的令牌和会话被撤销。",
+        "Two accounts of one person (a unionid that arrived late). On approval the older account keeps everything; the other's tokens and sessions are revoked.",
+    ),
+    ("survivor", "保留账号", "Kept account"),
+    ("merged_account", "并入账号", "Merged account"),
+    ("identities_moving", "迁移的身份", "Identities moving"),
+    ("requested", "请求时间", "Requested"),
+    ("approve", "批准合并", "Approve"),
+    ("reject", "拒绝", "Reject"),
+    ("merged_done", "账号已合并。", "The accounts are merged."),
+    (
+        "rejected_done",
+        "已拒绝合并，账号保持分开。",
+        "Merge refused: the accounts stay apart.",
+    ),
 ];
 
 /// The words of `lang`, by key, for the templates (`{{ t.users }}`).

@@ -480,6 +480,18 @@ impl TokenService {
                 tracing::error!(error = %e, "storing a refresh token");
                 IssueFailed
             })?;
+        // As in `store_first_refresh`: an account merged away (or disabled) meanwhile may have
+        // had its families revoked before this one was written; read it after the write.
+        if !self
+            .owner_may_hold_tokens(new.owner_id)
+            .await
+            .map_err(|()| IssueFailed)?
+        {
+            if let Err(e) = self.revoke_family(&new.family.id).await {
+                tracing::error!(error = %e, "revoking the family of a vanished account");
+            }
+            return Err(IssueFailed);
+        }
         Ok(token)
     }
 
@@ -670,7 +682,22 @@ impl TokenService {
                 .await
                 .map_err(log)?;
         }
+        // The account may have been merged away (or disabled) while this issuance ran, and its
+        // revocation may have missed this family, written after it. Read the account after the
+        // write: of the two, one sees the other.
+        if new.subject == SubjectKind::User && !self.owner_may_hold_tokens(new.owner_id).await? {
+            self.revoke_family(&new.family.id).await.map_err(log)?;
+            return Ok(None);
+        }
         Ok(Some(token))
+    }
+
+    /// Whether the account `owner_id` still exists and is enabled.
+    async fn owner_may_hold_tokens(&self, owner_id: &str) -> Result<bool, ()> {
+        Ok(self
+            .user_claims(owner_id)
+            .await?
+            .is_some_and(|account| !account.is_disabled()))
     }
 
     /// Exchange `presented` for a new token of the same family, in one transaction: lock the

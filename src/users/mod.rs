@@ -5,6 +5,7 @@
 
 pub mod avatars;
 pub mod followers;
+pub mod merge;
 mod sea;
 
 pub use avatars::{AvatarStore, SeaAvatarStore};

@@ -8,10 +8,15 @@ use sea_orm::ActiveValue::{NotSet, Set};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, SqlErr,
+    TransactionTrait,
 };
 
 use entity::{flow_user, wx_user};
 
+use crate::config::MergePolicy;
+use crate::webhooks::{self, WebhookEvent};
+
+use super::merge::{self, MergeError};
 use super::{
     Account, ChosenProfile, IdentityKey, NickNameStatus, PhoneNumber, PhoneSource, Profile,
     RepoError, UserRepo, WeChatIdentity,
@@ -27,6 +32,8 @@ pub struct SeaUserRepo {
     /// One recording at a time per identity in this process: parallel logins of one user queue
     /// here instead of holding pool connections while they wait on each other's row locks.
     recording: Arc<Mutex<HashMap<LockKey, Arc<tokio::sync::Mutex<()>>>>>,
+    /// What a login does when it finds two accounts to be one person.
+    merge_policy: MergePolicy,
 }
 
 impl SeaUserRepo {
@@ -34,7 +41,14 @@ impl SeaUserRepo {
         Self {
             db,
             recording: Arc::default(),
+            merge_policy: MergePolicy::Auto,
         }
+    }
+
+    /// The repository, merging accounts found to be one person as `policy` says.
+    pub fn with_merge_policy(mut self, policy: MergePolicy) -> Self {
+        self.merge_policy = policy;
+        self
     }
 
     fn identity_lock(&self, appid: &str, open_id: &str) -> Arc<tokio::sync::Mutex<()>> {
@@ -78,10 +92,20 @@ impl SeaUserRepo {
             updated_at: Set(now),
             disabled_at: Set(None),
         };
-        match flow_user::Entity::insert(row).exec(&self.db).await {
-            Ok(_) => {}
+        // The account and its `user.created` webhook are one transaction.
+        let txn = self.db.begin().await?;
+        match flow_user::Entity::insert(row).exec(&txn).await {
+            Ok(inserted) => {
+                let created = WebhookEvent::UserCreated {
+                    account_id: inserted.last_insert_id,
+                };
+                webhooks::enqueue(&txn, &created, now).await?;
+                txn.commit().await?;
+            }
             // Another first login created it meanwhile: the unique index decided.
-            Err(e) if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {}
+            Err(e) if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
+                txn.rollback().await?;
+            }
             Err(e) => return Err(e.into()),
         }
         self.find_account_by_union(union_id)
@@ -146,6 +170,8 @@ impl SeaUserRepo {
 
     /// A new account without a unionid: its id from the insert itself, then read by that key.
     async fn new_account(&self, now: i64) -> Result<flow_user::Model, RepoError> {
+        // The account and its `user.created` webhook are one transaction.
+        let txn = self.db.begin().await?;
         let inserted = flow_user::Entity::insert(flow_user::ActiveModel {
             id: NotSet,
             union_id: Set(None),
@@ -161,8 +187,13 @@ impl SeaUserRepo {
             updated_at: Set(now),
             disabled_at: Set(None),
         })
-        .exec(&self.db)
+        .exec(&txn)
         .await?;
+        let created = WebhookEvent::UserCreated {
+            account_id: inserted.last_insert_id,
+        };
+        webhooks::enqueue(&txn, &created, now).await?;
+        txn.commit().await?;
         flow_user::Entity::find_by_id(inserted.last_insert_id)
             .one(&self.db)
             .await?
@@ -200,7 +231,7 @@ impl SeaUserRepo {
         // no account has the unionid; otherwise it joins the unionid's account, and its old
         // account, left with no identity, is removed (see `drop_if_orphaned`).
         let previous = existing.as_ref().and_then(|e| e.flow_user_id);
-        let account = match (&union_id, previous) {
+        let mut account = match (&union_id, previous) {
             (Some(u), Some(id)) => match self.adopt_union(id, u, now).await? {
                 Some(adopted) => adopted,
                 None => self.account_for_union(u, now).await?,
@@ -212,6 +243,42 @@ impl SeaUserRepo {
             },
             (None, None) => self.new_account(now).await?,
         };
+        // The identity's account had no unionid and another account has it: one person with
+        // two accounts. Merge them (into the older), or queue the merge for an administrator
+        // and leave the identity where it was.
+        if let (Some(_), Some(previous)) = (&union_id, previous)
+            && previous != account.id
+            && let Some(old) = flow_user::Entity::find_by_id(previous)
+                .one(&self.db)
+                .await?
+            && old.union_id.is_none()
+        {
+            let merging = match self.merge_policy {
+                MergePolicy::Auto => merge::merge(&self.db, previous, account.id, now, "login")
+                    .await
+                    .map(|plan| plan.survivor_id),
+                MergePolicy::Queue => merge::queue(&self.db, previous, account.id, now)
+                    .await
+                    .map(|_| previous),
+            };
+            let keep = match merging {
+                Ok(keep) => keep,
+                // One of the two went meanwhile (a merge or a deletion racing this login):
+                // read everything again.
+                Err(MergeError::NotFound(_)) => {
+                    return Box::pin(self.record_identity_now(vouched, profile, now)).await;
+                }
+                Err(MergeError::Db(e)) => return Err(e.into()),
+                Err(e) => {
+                    tracing::warn!(error = %e, "accounts not merged");
+                    account.id
+                }
+            };
+            account = flow_user::Entity::find_by_id(keep)
+                .one(&self.db)
+                .await?
+                .ok_or(RepoError::NotFound)?;
+        }
 
         let is_new = existing.is_none();
         let mut row: wx_user::ActiveModel = match existing {
@@ -265,6 +332,18 @@ impl SeaUserRepo {
             .identity_row(&vouched.appid, &vouched.open_id)
             .await?
             .ok_or(RepoError::NotFound)?;
+        // A merge may have removed the account between the read above and this write (it
+        // moves identities first, and this write may have come after): read the account after
+        // the write, and record the login again if it is gone.
+        if flow_user::Entity::find_by_id(account.id)
+            .one(&self.db)
+            .await?
+            .is_none()
+        {
+            return Box::pin(self.record_identity_now(vouched, profile, now))
+                .await
+                .map(|(i, a, _)| (i, a, is_new));
+        }
         if let Some(previous) = previous
             && previous != account.id
         {

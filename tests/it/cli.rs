@@ -8,12 +8,12 @@ use std::time::Duration;
 
 use crate::harness::TempDir;
 
-struct Cli {
-    dir: TempDir,
+pub(crate) struct Cli {
+    pub(crate) dir: TempDir,
 }
 
 impl Cli {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self {
             dir: TempDir::new(),
         }
@@ -21,18 +21,18 @@ impl Cli {
 
     /// A directory where `wxauth migrate` has created the database (the master key is
     /// inline): where every other command may run.
-    fn installed() -> Self {
+    pub(crate) fn installed() -> Self {
         let cli = Self::new();
         let out = cli.run(&["migrate"], &[]);
         assert!(out.status.success(), "migrate: {}", text(&out.stderr));
         cli
     }
 
-    fn run(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
+    pub(crate) fn run(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
         self.command(args, env).output().expect("run wxauth")
     }
 
-    fn command(&self, args: &[&str], env: &[(&str, &str)]) -> Command {
+    pub(crate) fn command(&self, args: &[&str], env: &[(&str, &str)]) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_wxauth"));
         cmd.args(args)
             .current_dir(&self.dir.0)
@@ -51,7 +51,7 @@ impl Cli {
     }
 }
 
-fn text(bytes: &[u8]) -> String {
+pub(crate) fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
@@ -425,7 +425,7 @@ fn serve_on_a_public_address_refuses_to_start_without_a_public_url() {
 }
 
 /// A `wxauth serve` child process, killed on drop.
-struct Server(std::process::Child);
+pub(crate) struct Server(pub(crate) std::process::Child);
 
 impl Drop for Server {
     fn drop(&mut self) {

@@ -25,7 +25,7 @@ use crate::harness::TestApp;
 use crate::mini_program::{client as mp_client, sign_in, token};
 use crate::oauth::basic;
 
-const DESKTOP_USER_AGENT: &str = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 \
+pub(crate) const DESKTOP_USER_AGENT: &str = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 \
      (KHTML, like Gecko) Chrome/130.0 Safari/537.36";
 
 /// The app the admin adds in the console, and its secret.
@@ -36,13 +36,16 @@ fn shot_path(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("console-{name}.png"))
 }
 
-async fn shot(client: &Client, name: &str) {
+pub(crate) async fn shot(client: &Client, name: &str) {
     if let Ok(png) = client.screenshot().await {
         let _ = std::fs::write(shot_path(name), png);
     }
 }
 
-async fn find(client: &Client, css: &str) -> Result<fantoccini::elements::Element, String> {
+pub(crate) async fn find(
+    client: &Client,
+    css: &str,
+) -> Result<fantoccini::elements::Element, String> {
     client
         .wait()
         .at_most(WAIT)
@@ -59,7 +62,7 @@ async fn text(client: &Client, css: &str) -> Result<String, String> {
         .map_err(|e| format!("{css}: {e}"))
 }
 
-async fn click(client: &Client, css: &str) -> Result<(), String> {
+pub(crate) async fn click(client: &Client, css: &str) -> Result<(), String> {
     find(client, css)
         .await?
         .click()
@@ -67,7 +70,7 @@ async fn click(client: &Client, css: &str) -> Result<(), String> {
         .map_err(|e| format!("clicking {css}: {e}"))
 }
 
-async fn fill(client: &Client, css: &str, value: &str) -> Result<(), String> {
+pub(crate) async fn fill(client: &Client, css: &str, value: &str) -> Result<(), String> {
     let field = find(client, css).await?;
     field.clear().await.map_err(|e| format!("{css}: {e}"))?;
     field
@@ -92,11 +95,11 @@ async fn wait_for_url(client: &Client, part: &str) -> Result<(), String> {
     }
 }
 
-async fn goto(client: &Client, url: &str) -> Result<(), String> {
+pub(crate) async fn goto(client: &Client, url: &str) -> Result<(), String> {
     client.goto(url).await.map_err(|e| format!("{url}: {e}"))
 }
 
-async fn source(client: &Client) -> Result<String, String> {
+pub(crate) async fn source(client: &Client) -> Result<String, String> {
     client.source().await.map_err(|e| e.to_string())
 }
 

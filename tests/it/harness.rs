@@ -423,6 +423,22 @@ pub const SEED_UNIONID: &str = "oKUtLw254UHAui910x77zMGA1uLM";
 /// The seed's official account registered and its example user's identity recorded, as if
 /// WeChat had vouched for it (for the seed's bare `flow` request); returns the account id.
 pub async fn seed_identity(app: &TestApp) -> i64 {
+    seed_app(app).await;
+    let (_, account, _) = app
+        .state
+        .users
+        .record_identity(
+            &wxauth::users::IdentityKey::new(SEED_APPID, SEED_OPENID, Some(SEED_UNIONID)),
+            None,
+            app.state.clock.now(),
+        )
+        .await
+        .unwrap();
+    account.id
+}
+
+/// The seed's official account registered (tickets for its identities are then redeemable).
+pub async fn seed_app(app: &TestApp) {
     use wxauth::app_registry::{AppKind, NewApp};
     app.state
         .apps
@@ -437,15 +453,4 @@ pub async fn seed_identity(app: &TestApp) -> i64 {
         })
         .await
         .unwrap();
-    let (_, account, _) = app
-        .state
-        .users
-        .record_identity(
-            &wxauth::users::IdentityKey::new(SEED_APPID, SEED_OPENID, Some(SEED_UNIONID)),
-            None,
-            app.state.clock.now(),
-        )
-        .await
-        .unwrap();
-    account.id
 }

@@ -48,6 +48,14 @@ const ADMIN_ROUTES: &[(&str, &str)] = &[
     ("get", "/admin/api/v1/resources/{id}"),
     ("patch", "/admin/api/v1/resources/{id}"),
     ("delete", "/admin/api/v1/resources/{id}"),
+    ("get", "/admin/api/v1/webhooks"),
+    ("post", "/admin/api/v1/webhooks"),
+    ("delete", "/admin/api/v1/webhooks/{id}"),
+    ("get", "/admin/api/v1/webhooks/deliveries"),
+    ("get", "/admin/api/v1/merges"),
+    ("post", "/admin/api/v1/merges"),
+    ("post", "/admin/api/v1/merges/{id}/approve"),
+    ("post", "/admin/api/v1/merges/{id}/reject"),
 ];
 
 async fn spawn() -> TestApp {

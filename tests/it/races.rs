@@ -30,7 +30,7 @@ async fn flow_client(app: &TestApp) {
 }
 
 /// POST a form to the token endpoint.
-async fn token(app: &TestApp, auth: &str, form: &[(&str, &str)]) -> (u16, Value) {
+pub(crate) async fn token(app: &TestApp, auth: &str, form: &[(&str, &str)]) -> (u16, Value) {
     let response = app
         .http
         .post(app.url("/oauth/token"))
@@ -44,7 +44,7 @@ async fn token(app: &TestApp, auth: &str, form: &[(&str, &str)]) -> (u16, Value)
 }
 
 /// Whether `token` is active, as the client that holds it sees it at introspection.
-async fn active(app: &TestApp, auth: &str, token: &str) -> bool {
+pub(crate) async fn active(app: &TestApp, auth: &str, token: &str) -> bool {
     let body: Value = app
         .http
         .post(app.url("/oauth/introspect"))
