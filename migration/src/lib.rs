@@ -31,11 +31,11 @@ mod m20261215_000541_device_authorization;
 mod m20261215_000551_wechat_call_day;
 mod m20261215_000561_account_phone_parts;
 mod m20261216_000101_wechat_credentials;
+mod m20261216_000201_webhooks_and_merges;
+mod m20261216_000301_follower_status;
 mod m20261216_000401_avatars;
 mod m20261216_000402_nickname_checks;
 mod m20261216_000403_web_view_tickets;
-mod m20261216_000301_follower_status;
-mod m20261216_000201_webhooks_and_merges;
 
 /// Every migration, in order.
 pub struct Migrator;

@@ -13,6 +13,8 @@ use sea_orm::{
 
 use entity::{wechat_message_receipt, wx_user};
 
+use crate::webhooks::WebhookEvent;
+
 /// Which parametric QR code a user followed through, or scanned.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum QrSceneValue {
@@ -86,6 +88,7 @@ impl FollowerStore {
     ) -> Result<StatusChange, DbErr> {
         let txn = self.db.begin().await?;
         let change = apply(&txn, appid, open_id, status, now).await?;
+        announce(&txn, appid, open_id, change, now).await?;
         txn.commit().await?;
         Ok(change)
     }
@@ -124,6 +127,7 @@ impl FollowerStore {
             Some(status) => apply(&txn, appid, open_id, status, now).await?,
             None => StatusChange::Unchanged,
         };
+        announce(&txn, appid, open_id, change, now).await?;
         txn.commit().await?;
         Ok(Receipt::Applied(change))
     }
@@ -258,6 +262,42 @@ async fn apply(
         (true, false) => StatusChange::Unsubscribed,
         (false, _) => StatusChange::Unchanged,
     })
+}
+
+/// The `follower.subscribed` / `follower.unsubscribed` webhook of `change`, written in the
+/// transaction `txn` that made it (with the account, when the identity has signed in).
+async fn announce<C: ConnectionTrait>(
+    txn: &C,
+    appid: &str,
+    open_id: &str,
+    change: StatusChange,
+    now: i64,
+) -> Result<(), DbErr> {
+    if change == StatusChange::Unchanged {
+        return Ok(());
+    }
+    let account_id = wx_user::Entity::find()
+        .filter(wx_user::Column::Appid.eq(appid))
+        .filter(wx_user::Column::OpenId.eq(open_id))
+        .all(txn)
+        .await?
+        .into_iter()
+        .find_map(|identity| identity.flow_user_id);
+    let (appid, open_id) = (appid.to_owned(), open_id.to_owned());
+    let event = match change {
+        StatusChange::Subscribed => WebhookEvent::FollowerSubscribed {
+            appid,
+            open_id,
+            account_id,
+        },
+        _ => WebhookEvent::FollowerUnsubscribed {
+            appid,
+            open_id,
+            account_id,
+        },
+    };
+    crate::webhooks::enqueue(txn, &event, now).await?;
+    Ok(())
 }
 
 #[cfg(test)]

@@ -385,6 +385,67 @@ mod admin_view {
     const ADMIN_TOKEN: &str = "admin-token-for-the-follower-tests";
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn follows_and_unfollows_are_webhook_events_written_with_the_change() {
+        let app = TestApp::spawn_with(
+            crate::harness::Backend::Sqlite,
+            Options {
+                env: vec![("WXAUTH_ADMIN_TOKEN".to_owned(), ADMIN_TOKEN.to_owned())],
+                ..Options::default()
+            },
+        )
+        .await
+        .unwrap();
+        let (status, created) = crate::admin_api::call_as(
+            &app,
+            Some(ADMIN_TOKEN),
+            Method::POST,
+            "/webhooks",
+            Some(serde_json::json!({
+                "url": "http://127.0.0.1:9/crm",
+                "events": ["follower.subscribed", "follower.unsubscribed"],
+            })),
+        )
+        .await;
+        assert_eq!(status, 201, "{created}");
+        direct_account(&app, true).await;
+        let events = || async {
+            entity::webhook_delivery::Entity::find()
+                .all(&app.state.db)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|d| {
+                    (
+                        d.event_type,
+                        serde_json::from_str::<Value>(&d.payload).unwrap(),
+                    )
+                })
+                .collect::<Vec<_>>()
+        };
+        let deliveries = app.sim.follow(DIRECT, "bob", None, 1).await.unwrap();
+        assert!(deliveries[0].accepted(), "{deliveries:?}");
+        // A SCAN by a follower changes no status: no event.
+        app.sim
+            .scan_qr(DIRECT, "bob", SimQrScene::Id(42), 1)
+            .await
+            .unwrap();
+        let after_follow = events().await;
+        assert_eq!(after_follow.len(), 1, "{after_follow:?}");
+        assert_eq!(after_follow[0].0, "follower.subscribed");
+        let open_id = app.sim.openid(DIRECT, "bob");
+        assert!(
+            after_follow[0].1.to_string().contains(&open_id),
+            "{:?}",
+            after_follow[0].1
+        );
+        let deliveries = app.sim.unfollow(DIRECT, "bob", 2).await.unwrap();
+        assert!(deliveries.iter().any(|d| d.accepted()), "{deliveries:?}");
+        let kinds: Vec<String> = events().await.into_iter().map(|(kind, _)| kind).collect();
+        // WeChat's retry of the unfollow is the same message: one event.
+        assert_eq!(kinds, ["follower.subscribed", "follower.unsubscribed"]);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn the_admin_api_shows_whether_a_user_follows() {
         let app = TestApp::spawn_with(
             crate::harness::Backend::Sqlite,
