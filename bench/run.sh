@@ -157,6 +157,7 @@ UNIONID="u-bench-$(rand_hex 8)"
 setup() { # wxauth CLI arguments; output goes to setup.log (the flow client's warning is expected)
     wx "$@" >>"$TMP/setup.log" 2>&1 || { cat "$TMP/setup.log" >&2; die "wxauth $1 $2 failed"; }
 }
+setup migrate
 setup client create --client-id "$CC_ID" --secret "$CC_SECRET" \
     --grant-types client_credentials --scopes api
 setup client create --client-id "$FLOW_ID" --secret "$FLOW_SECRET" \
@@ -176,7 +177,7 @@ NOW=$(date +%s)
 db_sql <<SQL
 INSERT INTO flow_user (union_id, created_at, updated_at) VALUES ('$UNIONID', $NOW, $NOW);
 INSERT INTO wx_user (appid, open_id, union_id, flow_user_id, create_time, update_time, del_flag)
-  SELECT '$APPID', '$OPENID', '$UNIONID', id, $NOW, $NOW, 0 FROM flow_user WHERE union_id = '$UNIONID';
+  SELECT '$APPID', '$OPENID', '$UNIONID', id, $NOW, $NOW, FALSE FROM flow_user WHERE union_id = '$UNIONID';
 SQL
 
 # --- the simulator and the server ----------------------------------------------------------------
