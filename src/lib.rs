@@ -85,7 +85,7 @@ pub fn app(state: AppState) -> Router {
             http::edge::guard,
         ))
         .layer(axum::middleware::from_fn_with_state(
-            http::cors::Cors::new(state.clients.allowed_origins()),
+            std::sync::Arc::new(http::cors::Cors::new(state.clients.allowed_origins())),
             http::cors::layer,
         ))
         .layer(axum::middleware::from_fn_with_state(
