@@ -81,6 +81,7 @@ backend_tests! {
         let allowed = [
             "method", "route", "status", "grant", "client", "channel", "outcome", "reason",
             "kind", "api", "appid", "errcode", "state", "table", "limit", "le", "quantile",
+            "source",
         ];
         for line in after.lines().filter(|l| !l.starts_with('#')) {
             let Some((_, labels)) = line.split_once('{') else { continue };
