@@ -197,17 +197,11 @@ impl WeChat {
         appid: &AppId,
         code: &str,
     ) -> Result<PhoneInfo, WeChatError> {
-        let token = self.app_access_token(appid).await?;
-        let phone = match self.client.user_phone_number(appid, &token, code).await {
-            Err(error) if error.is_token_invalid() => {
-                self.tokens
-                    .invalidate(TokenKind::AccessToken, appid, &token)
-                    .await?;
-                let token = self.app_access_token(appid).await?;
-                self.client.user_phone_number(appid, &token, code).await?
-            }
-            other => other?,
-        };
+        let phone = self
+            .with_token(TokenOf::App, appid, |token| async move {
+                self.client.user_phone_number(appid, &token, code).await
+            })
+            .await?;
         if phone.watermark.appid != appid.as_str() {
             return Err(super::crypto::CryptoError::WatermarkMismatch.into());
         }
@@ -223,23 +217,12 @@ impl WeChat {
         content: &str,
     ) -> Result<super::content_security::TextVerdict, WeChatError> {
         use super::content_security::SCENE_PROFILE;
-        let token = self.app_access_token(appid).await?;
-        match self
-            .client
-            .msg_sec_check(appid, &token, openid, content, SCENE_PROFILE)
-            .await
-        {
-            Err(error) if error.is_token_invalid() => {
-                self.tokens
-                    .invalidate(TokenKind::AccessToken, appid, &token)
-                    .await?;
-                let token = self.app_access_token(appid).await?;
-                self.client
-                    .msg_sec_check(appid, &token, openid, content, SCENE_PROFILE)
-                    .await
-            }
-            other => other,
-        }
+        self.with_token(TokenOf::App, appid, |token| async move {
+            self.client
+                .msg_sec_check(appid, &token, openid, content, SCENE_PROFILE)
+                .await
+        })
+        .await
     }
 
     /// A Mini Program code (`wxa/getwxacodeunlimit`) drawn with the app's access token.
@@ -248,34 +231,13 @@ impl WeChat {
         appid: &AppId,
         request: &CodeRequest<'_>,
     ) -> Result<Image, WeChatError> {
-        let token = self.app_access_token(appid).await?;
-        match self.client.mini_program_code(appid, &token, request).await {
-            Err(error) if error.is_token_invalid() => {
-                self.tokens
-                    .invalidate(TokenKind::AccessToken, appid, &token)
-                    .await?;
-                let token = self.app_access_token(appid).await?;
-                self.client.mini_program_code(appid, &token, request).await
-            }
-            other => other,
-        }
+        self.with_token(TokenOf::App, appid, |token| async move {
+            self.client.mini_program_code(appid, &token, request).await
+        })
+        .await
     }
 
     // ---- official account followers ----
-
-    /// The token an official account's own APIs take: the authorizer token when a component
-    /// manages it, its own access token otherwise; and the kind it is cached under.
-    async fn account_token(&self, appid: &AppId) -> Result<(AccessToken, TokenKind), WeChatError> {
-        let app = self.app(appid).await?;
-        if Self::component_of(&app)?.is_some() {
-            Ok((
-                self.authorizer_access_token(appid).await?,
-                TokenKind::AuthorizerAccessToken,
-            ))
-        } else {
-            Ok((self.app_access_token(appid).await?, TokenKind::AccessToken))
-        }
-    }
 
     /// `cgi-bin/user/info`: whether `openid` follows official account `appid`, since when and
     /// through which QR code (with the token refetched once when WeChat says it is invalid).
@@ -284,15 +246,10 @@ impl WeChat {
         appid: &AppId,
         openid: &OpenId,
     ) -> Result<FollowerInfo, WeChatError> {
-        let (token, kind) = self.account_token(appid).await?;
-        match self.client.follower_info(appid, &token, openid).await {
-            Err(error) if error.is_token_invalid() => {
-                self.tokens.invalidate(kind, appid, &token).await?;
-                let (token, _) = self.account_token(appid).await?;
-                self.client.follower_info(appid, &token, openid).await
-            }
-            other => other,
-        }
+        self.with_token(TokenOf::Account, appid, |token| async move {
+            self.client.follower_info(appid, &token, openid).await
+        })
+        .await
     }
 
     /// The message token and EncodingAESKey an official account's pushes are verified with: its
@@ -330,14 +287,7 @@ impl WeChat {
         query: &MessageQuery,
     ) -> Result<String, WeChatError> {
         let (token, aes, safe_only) = self.message_secrets(appid).await?;
-        let keys = MessageKeys {
-            token: token.expose(),
-            aes: aes
-                .as_ref()
-                .map(|(key, owner)| (key.expose(), owner.as_str())),
-            safe_only,
-        };
-        super::account_messages::verify_echo(&keys, query)
+        super::account_messages::verify_echo(&message_keys(&token, aes.as_ref(), safe_only), query)
     }
 
     /// A push to an official account's message URL: signature verified before anything of the
@@ -350,14 +300,11 @@ impl WeChat {
         body: &str,
     ) -> Result<(AccountMessage, i64), WeChatError> {
         let (token, aes, safe_only) = self.message_secrets(appid).await?;
-        let keys = MessageKeys {
-            token: token.expose(),
-            aes: aes
-                .as_ref()
-                .map(|(key, owner)| (key.expose(), owner.as_str())),
-            safe_only,
-        };
-        super::account_messages::open_push(&keys, query, body)
+        super::account_messages::open_push(
+            &message_keys(&token, aes.as_ref(), safe_only),
+            query,
+            body,
+        )
     }
 
     // ---- upstream tokens ----
@@ -394,6 +341,40 @@ impl WeChat {
                 self.fetch_authorizer_token(authorizer_appid)
             })
             .await
+    }
+
+    /// Call WeChat with `source`'s token for `appid`; a token WeChat calls invalid
+    /// (40001/42001/40014) is dropped from the cache and the call made once more with a fresh one.
+    async fn with_token<T, F, Fut>(
+        &self,
+        source: TokenOf,
+        appid: &AppId,
+        call: F,
+    ) -> Result<T, WeChatError>
+    where
+        F: Fn(AccessToken) -> Fut,
+        Fut: Future<Output = Result<T, WeChatError>>,
+    {
+        let (kind, token) = self.token_of(source, appid).await?;
+        match call(token.clone()).await {
+            Err(error) if error.is_token_invalid() => {
+                self.tokens.invalidate(kind, appid, &token).await?;
+                let (_, token) = self.token_of(source, appid).await?;
+                call(token).await
+            }
+            other => other,
+        }
+    }
+
+    async fn token_of(
+        &self,
+        source: TokenOf,
+        appid: &AppId,
+    ) -> Result<(TokenKind, AccessToken), WeChatError> {
+        match source {
+            TokenOf::App => Ok((TokenKind::AccessToken, self.app_access_token(appid).await?)),
+            TokenOf::Account => self.account_access_token(appid).await,
+        }
     }
 
     /// An official account's access token for its own APIs: the authorizer token when a
@@ -542,15 +523,11 @@ impl WeChat {
     /// `getticket` with the account's token; a token WeChat calls invalid (40001/42001/40014)
     /// is dropped and the ticket asked for once more with a fresh one.
     async fn fetch_jsapi_ticket(&self, appid: &AppId) -> Result<UpstreamToken, WeChatError> {
-        let (token_kind, token) = self.account_access_token(appid).await?;
-        let fetched = match self.client.jsapi_ticket(appid, &token).await {
-            Err(error) if error.is_token_invalid() => {
-                self.tokens.invalidate(token_kind, appid, &token).await?;
-                let (_, token) = self.account_access_token(appid).await?;
-                self.client.jsapi_ticket(appid, &token).await?
-            }
-            other => other?,
-        };
+        let fetched = self
+            .with_token(TokenOf::Account, appid, |token| async move {
+                self.client.jsapi_ticket(appid, &token).await
+            })
+            .await?;
         Ok(UpstreamToken {
             token: fetched.ticket,
             expires_in: upstream_lifetime(fetched.expires_in),
@@ -780,6 +757,28 @@ impl WeChat {
             .await
             .map_err(registry_error)?;
         Ok(authorizer)
+    }
+}
+
+/// Whose access token a WeChat call takes.
+#[derive(Debug, Clone, Copy)]
+enum TokenOf {
+    /// The app's own (`stable_token`).
+    App,
+    /// An official account's: the authorizer token when a component manages it.
+    Account,
+}
+
+/// The keys an official account's pushes are verified with, borrowed for one check.
+fn message_keys<'a>(
+    token: &'a Secret,
+    aes: Option<&'a (Secret, String)>,
+    safe_only: bool,
+) -> MessageKeys<'a> {
+    MessageKeys {
+        token: token.expose(),
+        aes: aes.map(|(key, owner)| (key.expose(), owner.as_str())),
+        safe_only,
     }
 }
 
