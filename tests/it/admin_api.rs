@@ -527,11 +527,14 @@ admin_tests! {
         assert_eq!(issued["expires_in"], 120, "{issued}");
 
         // Rotation: both secrets work during the overlap (default 24 h), then only the new one.
+        // The clock runs in real time: the answer is read between two readings of it.
+        let before = app.state.clock.now();
         let (status, rotated) = call(&app, Method::POST, "/clients/svc/secret", None).await;
         assert_eq!(status, 200, "{rotated}");
         let second = rotated["client_secret"].as_str().unwrap().to_owned();
         assert_ne!(second, first);
-        assert_eq!(rotated["previous_secret_valid_until"], app.state.clock.now() + 86_400);
+        let valid_until = rotated["previous_secret_valid_until"].as_i64().unwrap();
+        assert!((before + 86_400..=app.state.clock.now() + 86_400).contains(&valid_until), "{rotated}");
         assert_eq!(client_credentials(&app, "svc", &first).await.0, 200);
         assert_eq!(client_credentials(&app, "svc", &second).await.0, 200);
         app.clock.advance(86_400 - 10);
@@ -599,11 +602,13 @@ admin_tests! {
         let old = es256["kid"].as_str().unwrap().to_owned();
         assert_eq!(es256["state"], "active");
 
+        let before = app.state.clock.now();
         let (status, staged) = call(&app, Method::POST, "/keys", None).await;
         assert_eq!(status, 201, "{staged}");
         let new = staged["kid"].as_str().unwrap().to_owned();
         assert_eq!(staged["state"], "pending");
-        assert_eq!(staged["activates_at"], app.state.clock.now() + 600);
+        let activates_at = staged["activates_at"].as_i64().unwrap();
+        assert!((before + 600..=app.state.clock.now() + 600).contains(&activates_at), "{staged}");
         // Published at once; still signing with the old key.
         let jwks: Value = app.http.get(app.url("/.well-known/jwks.json")).send().await.unwrap().json().await.unwrap();
         let published: Vec<&str> = jwks["keys"].as_array().unwrap().iter().map(|k| k["kid"].as_str().unwrap()).collect();
