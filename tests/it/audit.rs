@@ -1,9 +1,14 @@
 //! The audit trail as an investigator reads it: a Mini Program sign-in and the flow grant that
 //! follows leave one event each, with the account, the client and the caller's address, and
-//! nothing secret.
+//! nothing secret; and tokens issued at the same instant, which share the audit trail's group
+//! commit, each leave their own event before their answer is sent.
 
-use sea_orm::{EntityTrait, QueryOrder};
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
 use serde_json::Value;
+use tokio::sync::Barrier;
 use wxauth::simulator::demo::MINI_PROGRAM_APPID as MP;
 
 use crate::backend_tests;
@@ -56,5 +61,47 @@ backend_tests! {
         ] {
             assert!(!everything.contains(secret), "a secret in the audit trail: {everything}");
         }
+    }
+
+    async fn tokens_issued_together_are_each_audited_before_they_are_answered(app: TestApp) {
+        let auth = client(&app, "svc", &["client_credentials"]).await;
+        let app = Arc::new(app);
+        const AT_ONCE: usize = 24;
+        for round in 0..3 {
+            let barrier = Arc::new(Barrier::new(AT_ONCE));
+            let requests = (0..AT_ONCE).map(|_| {
+                let (app, auth, barrier) = (app.clone(), auth.clone(), barrier.clone());
+                tokio::spawn(async move {
+                    barrier.wait().await;
+                    token(&app, &auth, &[("grant_type", "client_credentials")]).await
+                })
+            });
+            let mut answered = BTreeSet::new();
+            for request in futures::future::join_all(requests).await {
+                let (status, body) = request.unwrap();
+                assert_eq!(status, 200, "{body}");
+                // Read the moment this answer arrived: its event must already be there.
+                let jti = body["jti"].as_str().unwrap().to_owned();
+                let stored = entity::audit_event::Entity::find()
+                    .filter(entity::audit_event::Column::Kind.eq("token_issued"))
+                    .all(&app.state.db)
+                    .await
+                    .unwrap();
+                assert!(
+                    stored.iter().any(|e| e.detail.contains(&jti)),
+                    "round {round}: a token was answered before its audit event was written"
+                );
+                answered.insert(jti);
+            }
+            assert_eq!(answered.len(), AT_ONCE);
+        }
+        let issued: Vec<_> = events(&app)
+            .await
+            .into_iter()
+            .filter(|e| e.kind == "token_issued")
+            .collect();
+        assert_eq!(issued.len(), 3 * AT_ONCE, "one event per token, no more, no less");
+        assert!(issued.iter().all(|e| e.client_id.as_deref() == Some("svc")
+            && e.ip.as_deref() == Some("127.0.0.1")));
     }
 }
