@@ -16,6 +16,7 @@ pub mod grant_type;
 pub mod grants;
 pub mod id_token;
 pub mod introspection;
+mod issuance_writer;
 pub mod keys;
 pub mod login_tickets;
 pub mod metadata;

@@ -22,7 +22,7 @@ use oxide_auth::primitives::scope::Scope;
 use sea_orm::sea_query::{Expr, Query};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait,
-    QueryFilter, QuerySelect, QueryTrait, TransactionTrait,
+    QueryFilter, QuerySelect, TransactionTrait,
 };
 use serde::{Deserialize, Serialize};
 
@@ -32,6 +32,7 @@ use crate::audit::{Audit, AuditEvent, AuditKind, Outcome};
 use crate::clock::SharedClock;
 use crate::oauth::client_registry::RegisteredClient;
 use crate::oauth::grant_type::GrantType;
+use crate::oauth::issuance_writer::{IssuanceRows, IssuanceWriter};
 use crate::oauth::keys::SigningKeys;
 use crate::oauth::resources::{Resource, ResourceRegistry, narrow_scope};
 use crate::users::{Account, UserRepo};
@@ -291,6 +292,8 @@ pub struct TokenService {
     users: Arc<dyn UserRepo>,
     audit: Audit,
     issuer: String,
+    /// The group commit of `issue_for_user`'s writes.
+    issuances: IssuanceWriter,
 }
 
 /// The `token_issued` audit event of an issuance by `grant`: the client, the scope and audience
@@ -340,6 +343,7 @@ impl TokenService {
         issuer: String,
     ) -> Self {
         Self {
+            issuances: IssuanceWriter::new(db.clone()),
             db,
             vault,
             clock,
@@ -454,39 +458,33 @@ impl TokenService {
         })
     }
 
-    /// Write a new family, its first refresh token and the issuance's audit event together: the
-    /// family first (harmless alone: it expires), then the token, then the event.
+    /// Write a new family, its first refresh token and the issuance's audit event together
+    /// (through the group commit, [`IssuanceWriter`]), then make sure the account may still hold
+    /// them: an account merged away (or disabled) meanwhile may have had its families revoked
+    /// before this one was written, so it is read after the write, and the family revoked.
     async fn store_new_family(
         &self,
         new: &NewRefresh<'_>,
         event: audit_event::ActiveModel,
     ) -> Result<String, IssueFailed> {
         let (token, row) = self.refresh_row(new).map_err(|()| IssueFailed)?;
-        let backend = self.db.get_database_backend();
-        let family = family_row(
-            new.family,
-            &new.client.client_id,
-            new.owner_id,
-            self.clock.now(),
-        );
-        let inserts = vec![
-            refresh_token_family::Entity::insert(family).build(backend),
-            refresh_token::Entity::insert(row).build(backend),
-            audit_event::Entity::insert(event).build(backend),
-        ];
-        crate::db::insert_together(&self.db, inserts)
-            .await
-            .map_err(|e| {
-                tracing::error!(error = %e, "storing a refresh token");
-                IssueFailed
-            })?;
-        // As in `store_first_refresh`: an account merged away (or disabled) meanwhile may have
-        // had its families revoked before this one was written; read it after the write.
-        if !self
-            .owner_may_hold_tokens(new.owner_id)
-            .await
-            .map_err(|()| IssueFailed)?
-        {
+        let account_id: i64 = new.owner_id.parse().map_err(|_| IssueFailed)?;
+        let rows = IssuanceRows {
+            family: family_row(
+                new.family,
+                &new.client.client_id,
+                new.owner_id,
+                self.clock.now(),
+            ),
+            token: row,
+            event,
+            account_id,
+        };
+        let may_hold = self.issuances.write(rows).await.map_err(|error| {
+            tracing::error!(%error, "storing a refresh token");
+            IssueFailed
+        })?;
+        if !may_hold {
             if let Err(e) = self.revoke_family(&new.family.id).await {
                 tracing::error!(error = %e, "revoking the family of a vanished account");
             }
