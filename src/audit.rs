@@ -506,6 +506,13 @@ impl Audit {
             }
             _ => None,
         };
+        let webhook = match webhook {
+            Some(webhook) if crate::webhooks::has_subscribers(&self.db, &webhook).await? => {
+                Some(webhook)
+            }
+            // No endpoint wants it (an endpoint registered this instant may miss this one).
+            _ => None,
+        };
         match webhook {
             None => self
                 .commit(row_for(event, now))

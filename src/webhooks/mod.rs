@@ -124,6 +124,20 @@ pub fn subscribed(events: &str, type_name: &str) -> bool {
         .any(|e| e == ALL_EVENTS || e == type_name)
 }
 
+/// Whether any endpoint subscribes to `event`'s type: a writer with nothing to enqueue need not
+/// open a transaction for it.
+pub async fn has_subscribers<C: ConnectionTrait>(
+    conn: &C,
+    event: &WebhookEvent,
+) -> Result<bool, DbErr> {
+    let type_name = event.type_name();
+    Ok(webhook_endpoint::Entity::find()
+        .all(conn)
+        .await?
+        .iter()
+        .any(|e| subscribed(&e.events, type_name)))
+}
+
 /// Put `event` in the outbox for every endpoint that wants it, on `conn`: pass the transaction
 /// of the change the event reports, so that the event is committed with it or not at all.
 /// Returns the event id (what receivers deduplicate on), or `None` when no endpoint wants the
