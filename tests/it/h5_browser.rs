@@ -6,16 +6,15 @@
 //! whose script redeems the ticket and shows the user, and asks for its JS-SDK configuration,
 //! whose signature the simulator checks as WeChat's JS bridge would.
 //!
-//! Needs the Debian packages `chromium` and `chromium-driver` (.ci/run installs them). Without
-//! them the test is skipped with a message, unless `WXAUTH_TEST_REQUIRE_BROWSER=1` (set by
-//! .ci/run), which makes their absence a failure. The harness here ([`chromedriver`],
-//! [`Driver`], [`browser`]) is shared with the other browser tests.
+//! Runs on [`crate::browser`] (skipped unless Chromium is installed or
+//! `WXAUTH_TEST_REQUIRE_BROWSER=1`). The landing page's server ([`landing_server`]) is shared
+//! with the pages' tour.
 
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use fantoccini::{Client, ClientBuilder, Locator};
+use fantoccini::{Client, ClientBuilder};
 use serde_json::json;
 use wxauth::http::h5::LandingClient;
 use wxauth::oauth::{FlowTicketPolicy, NewClient};
@@ -23,6 +22,7 @@ use wxauth::secret::Secret;
 use wxauth::simulator::demo;
 use wxauth::simulator::jssdk::WxConfig;
 
+use crate::browser::{Chromedriver, Chromium};
 use crate::harness::{Backend, TestApp};
 
 const BUILD: &str = "/api/wechat/component/mp/common/entryBuildUrl";
@@ -161,85 +161,59 @@ pub(crate) async fn landing_server(app: &TestApp) -> String {
     base
 }
 
-async fn text(client: &Client, css: &str) -> Result<String, String> {
-    client
-        .find(Locator::Css(css))
-        .await
-        .map_err(|e| format!("{css}: {e}"))?
-        .text()
-        .await
-        .map_err(|e| format!("{css}: {e}"))
-}
-
 /// The walk; an `Err` carries what the browser was showing.
-async fn walk(client: &Client, app: &TestApp, landing_base: &str) -> Result<(), String> {
+async fn walk(chromium: &Chromium, app: &TestApp, landing_base: &str) -> Result<(), String> {
     let landing = format!("{landing_base}/m/flow_landing");
     let link = format!(
         "{landing_base}{BUILD}?appId={}&next={}&clientId=landing&redirect=1",
         demo::ENTRY_ACCOUNT_APPID,
         url::form_urlencoded::byte_serialize(landing.as_bytes()).collect::<String>()
     );
-    client.goto(&link).await.map_err(|e| e.to_string())?;
+    chromium.goto(&link).await?;
 
     // The simulator's authorize page asks who is signing in.
-    let alice = client
-        .wait()
-        .at_most(WAIT)
-        .for_element(Locator::Css("a[href*='user=alice']"))
+    chromium
+        .click("a[href*='user=alice']")
         .await
         .map_err(|e| format!("no user chooser: {e}"))?;
-    alice.click().await.map_err(|e| e.to_string())?;
 
     // Both hops run by redirects; the landing page then redeems the ticket.
-    client
-        .wait()
-        .at_most(WAIT)
-        .for_element(Locator::Css("#user:not([hidden])"))
+    chromium
+        .wait_for("#user:not([hidden])")
         .await
         .map_err(|e| format!("the landing page did not show a user: {e}"))?;
 
-    let nick = text(client, "#nick-name").await?;
-    let union_id = text(client, "#union-id").await?;
-    let open_id = text(client, "#open-id").await?;
-    let claims = text(client, "#claims").await?;
-    let status = text(client, "#status").await?;
-    let url = client.current_url().await.map_err(|e| e.to_string())?;
-    client
-        .wait()
-        .at_most(WAIT)
-        .for_element(Locator::Css("#jssdk:not([hidden])"))
+    let nick = chromium.text_of("#nick-name").await?;
+    let union_id = chromium.text_of("#union-id").await?;
+    let open_id = chromium.text_of("#open-id").await?;
+    let claims = chromium.text_of("#claims").await?;
+    let status = chromium.text_of("#status").await?;
+    let url = chromium.url().await?;
+    chromium
+        .wait_for("#jssdk:not([hidden])")
         .await
         .map_err(|e| format!("the landing page showed no JS-SDK configuration: {e}"))?;
-    let jssdk_status = text(client, "#jssdk-status").await?;
+    let jssdk_status = chromium.text_of("#jssdk-status").await?;
     let signed = WxConfig {
         app_id: demo::ENTRY_ACCOUNT_APPID.into(),
-        url: text(client, "#jssdk-url").await?,
-        timestamp: text(client, "#jssdk-timestamp")
+        url: chromium.text_of("#jssdk-url").await?,
+        timestamp: chromium
+            .text_of("#jssdk-timestamp")
             .await?
             .parse()
             .map_err(|e| format!("timestamp: {e}"))?,
-        nonce_str: text(client, "#jssdk-nonce").await?,
-        signature: text(client, "#jssdk-signature").await?,
+        nonce_str: chromium.text_of("#jssdk-nonce").await?,
+        signature: chromium.text_of("#jssdk-signature").await?,
     };
-    if let Ok(png) = client.screenshot().await {
-        let _ = std::fs::write(
-            PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("h5-landing.png"),
-            png,
-        );
-    }
+    chromium.screenshot("h5-landing.png").await;
     // And the JS-SDK section, further down the page.
-    let _ = client
+    let _ = chromium
         .execute(
             "document.getElementById('jssdk').scrollIntoView()",
             Vec::new(),
         )
         .await;
-    if let Ok(png) = client.screenshot().await {
-        let _ = std::fs::write(
-            PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("h5-landing-jssdk.png"),
-            png,
-        );
-    }
+    chromium.screenshot("h5-landing-jssdk.png").await;
 
     // Checked without panicking, so that the browser session is always closed.
     let checks = [
@@ -287,7 +261,7 @@ async fn walk(client: &Client, app: &TestApp, landing_base: &str) -> Result<(), 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_browser_walks_the_h5_sign_in_to_the_landing_page() {
-    let Some(chromedriver) = chromedriver() else {
+    let Some(driver) = Chromedriver::start().await else {
         return;
     };
     let app = TestApp::spawn(Backend::Sqlite).await.unwrap();
@@ -295,11 +269,10 @@ async fn a_browser_walks_the_h5_sign_in_to_the_landing_page() {
     // authorizer token.
     crate::jssdk::authorize_entry_account(&app).await;
     let landing_base = landing_server(&app).await;
-    let driver = Driver::start(&chromedriver).await;
-    let client = browser(&driver, WECHAT_USER_AGENT, (390, 844)).await;
+    let chromium = driver.session(WECHAT_USER_AGENT, (390, 844)).open().await;
 
-    let outcome = walk(&client, &app, &landing_base).await;
-    close_and_unwrap(client, outcome).await;
+    let outcome = walk(&chromium, &app, &landing_base).await;
+    chromium.finish(outcome).await;
 }
 
 /// End the browser session, then return the walk's result, or fail with the error and the page
