@@ -14,8 +14,7 @@ use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use fantoccini::{Client, ClientBuilder};
-use serde_json::json;
+use fantoccini::Client;
 use wxauth::http::h5::LandingClient;
 use wxauth::oauth::{FlowTicketPolicy, NewClient};
 use wxauth::secret::Secret;
@@ -98,34 +97,6 @@ impl Driver {
         }
         Driver { url, _child: child }
     }
-}
-
-/// A headless Chromium session calling itself `user_agent`, with a `width`×`height` window.
-pub(crate) async fn browser(
-    driver: &Driver,
-    user_agent: &str,
-    (width, height): (u32, u32),
-) -> Client {
-    let mut capabilities = serde_json::Map::new();
-    capabilities.insert(
-        "goog:chromeOptions".to_owned(),
-        json!({
-            "args": [
-                "--headless=new",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-dev-shm-usage",
-                "--no-first-run",
-                format!("--window-size={width},{height}"),
-                format!("--user-agent={user_agent}"),
-            ]
-        }),
-    );
-    ClientBuilder::native()
-        .capabilities(capabilities)
-        .connect(&driver.url)
-        .await
-        .expect("a Chromium session")
 }
 
 /// The landing page signs in with this client (as `wxauth dev` arranges).
