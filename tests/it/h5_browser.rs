@@ -10,11 +10,6 @@
 //! `WXAUTH_TEST_REQUIRE_BROWSER=1`). The landing page's server ([`landing_server`]) is shared
 //! with the pages' tour.
 
-use std::path::PathBuf;
-use std::process::Stdio;
-use std::time::{Duration, Instant};
-
-use fantoccini::Client;
 use wxauth::http::h5::LandingClient;
 use wxauth::oauth::{FlowTicketPolicy, NewClient};
 use wxauth::secret::Secret;
@@ -29,76 +24,6 @@ const BUILD: &str = "/api/wechat/component/mp/common/entryBuildUrl";
 const WECHAT_USER_AGENT: &str = "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 \
      (KHTML, like Gecko) Chrome/126.0 Mobile Safari/537.36 MicroMessenger/8.0.50.2701 \
      NetType/WIFI Language/zh_CN";
-/// How long a browser test waits for a page.
-pub(crate) const WAIT: Duration = Duration::from_secs(30);
-
-fn in_path(name: &str) -> Option<PathBuf> {
-    std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|dir| dir.join(name))
-            .find(|candidate| candidate.is_file())
-    })
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// The chromedriver binary, when chromium and chromedriver are installed; `None` means skip the
-/// test (after saying so), and with `WXAUTH_TEST_REQUIRE_BROWSER=1` their absence fails it.
-pub(crate) fn chromedriver() -> Option<PathBuf> {
-    let required = std::env::var("WXAUTH_TEST_REQUIRE_BROWSER").as_deref() == Ok("1");
-    let (Some(chromedriver), Some(_)) = (in_path("chromedriver"), in_path("chromium")) else {
-        assert!(
-            !required,
-            "WXAUTH_TEST_REQUIRE_BROWSER=1 but chromium or chromedriver is missing \
-             (apt-get install -y chromium chromium-driver)"
-        );
-        eprintln!("skipping the browser test: chromium or chromedriver is not installed");
-        return None;
-    };
-    Some(chromedriver)
-}
-
-/// chromedriver on a free port, stopped when dropped.
-pub(crate) struct Driver {
-    url: String,
-    _child: tokio::process::Child,
-}
-
-impl Driver {
-    pub(crate) fn url(&self) -> &str {
-        &self.url
-    }
-
-    pub(crate) async fn start(binary: &PathBuf) -> Driver {
-        let port = free_port();
-        let child = tokio::process::Command::new(binary)
-            .arg(format!("--port={port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("start chromedriver");
-        let url = format!("http://127.0.0.1:{port}");
-        let deadline = Instant::now() + WAIT;
-        loop {
-            if let Ok(response) = reqwest::get(format!("{url}/status")).await
-                && response.status().is_success()
-            {
-                break;
-            }
-            assert!(Instant::now() < deadline, "chromedriver did not come up");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        Driver { url, _child: child }
-    }
-}
-
 /// The landing page signs in with this client (as `wxauth dev` arranges).
 pub(crate) async fn landing_server(app: &TestApp) -> String {
     let secret = "a-long-landing-client-secret";
@@ -244,22 +169,4 @@ async fn a_browser_walks_the_h5_sign_in_to_the_landing_page() {
 
     let outcome = walk(&chromium, &app, &landing_base).await;
     chromium.finish(outcome).await;
-}
-
-/// End the browser session, then return the walk's result, or fail with the error and the page
-/// the browser was showing.
-pub(crate) async fn close_and_unwrap<T>(client: Client, outcome: Result<T, String>) -> T {
-    let shown = match &outcome {
-        Ok(_) => String::new(),
-        Err(_) => format!(
-            "at {:?}:\n{}",
-            client.current_url().await.map(|u| u.to_string()),
-            client.source().await.unwrap_or_default()
-        ),
-    };
-    let _ = client.close().await;
-    match outcome {
-        Ok(value) => value,
-        Err(error) => panic!("{error}\n{shown}"),
-    }
 }
