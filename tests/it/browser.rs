@@ -46,6 +46,17 @@ pub(crate) fn screenshot_path(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(name)
 }
 
+/// A site of the test's own for the browser to visit (a relying party, a landing page, a
+/// single-page app): `router` served in the background on 127.0.0.1 at a free port; its base URL.
+pub(crate) async fn serve_site(router: axum::Router) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, router).await;
+    });
+    base
+}
+
 /// chromedriver on a free port, stopped when dropped.
 pub(crate) struct Chromedriver {
     url: String,
@@ -180,6 +191,16 @@ impl Chromium {
     /// The address the browser is showing.
     pub(crate) async fn url(&self) -> Result<url::Url, String> {
         self.client.current_url().await.map_err(|e| e.to_string())
+    }
+
+    /// `Err` naming `page` unless the browser is at an address starting with `prefix`.
+    pub(crate) async fn expect_at(&self, prefix: &str, page: &str) -> Result<(), String> {
+        let at = self.url().await?;
+        if at.as_str().starts_with(prefix) {
+            Ok(())
+        } else {
+            Err(format!("not {page}: {at}"))
+        }
     }
 
     /// The page's HTML as the browser has it now.

@@ -67,13 +67,12 @@ async fn walk(
 
     // Alice signs in with WeChat before she is an admin: refused.
     chromium.click("#wechat-sign-in").await?;
-    let at = chromium.url().await?;
-    if !at
-        .as_str()
-        .starts_with(&format!("{}/connect/qrconnect", app.sim_base))
-    {
-        return Err(format!("not the QR page: {at}"));
-    }
+    chromium
+        .expect_at(
+            &format!("{}/connect/qrconnect", app.sim_base),
+            "the QR page",
+        )
+        .await?;
     chromium.click("#scan-alice").await?;
     let refused = chromium.text_of("#error").await?;
     if !refused.contains("不是本 wxauth 的管理员") {

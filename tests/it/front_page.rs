@@ -3,7 +3,7 @@
 
 use wxauth::http::pages::DevDemo;
 
-use crate::browser::Chromedriver;
+use crate::browser::{Chromedriver, serve_site};
 use crate::harness::{Backend, TestApp};
 
 async fn sqlite() -> TestApp {
@@ -82,11 +82,7 @@ async fn the_dev_front_page_shows_the_demo_walks_in_a_browser() {
     let issuer = app.state.config.issuer();
     let demo: DevDemo = wxauth::dev::dev_demo(&issuer, &app.sim_base);
     let router = wxauth::app(app.state.clone()).layer(axum::Extension(demo.clone()));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, router).await;
-    });
+    let base = serve_site(router).await;
 
     let chromium = driver
         .session("Mozilla/5.0 (X11; Linux x86_64) Chrome/120", (1100, 1400))

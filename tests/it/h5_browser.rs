@@ -16,7 +16,7 @@ use wxauth::secret::Secret;
 use wxauth::simulator::demo;
 use wxauth::simulator::jssdk::WxConfig;
 
-use crate::browser::{Chromedriver, Chromium};
+use crate::browser::{Chromedriver, Chromium, serve_site};
 use crate::harness::{Backend, TestApp};
 
 const BUILD: &str = "/api/wechat/component/mp/common/entryBuildUrl";
@@ -49,12 +49,7 @@ pub(crate) async fn landing_server(app: &TestApp) -> String {
         client_secret: Secret::new(secret),
         entry_appid: demo::ENTRY_ACCOUNT_APPID.into(),
     }));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, router).await;
-    });
-    base
+    serve_site(router).await
 }
 
 /// The walk; an `Err` carries what the browser was showing.

@@ -16,7 +16,7 @@ use wxauth::oauth::{FlowTicketPolicy, NewClient};
 use wxauth::secret::Secret;
 use wxauth::simulator::demo;
 
-use crate::browser::{Chromedriver, Chromium, DESKTOP_USER_AGENT};
+use crate::browser::{Chromedriver, Chromium, DESKTOP_USER_AGENT, serve_site};
 use crate::harness::{Backend, TestApp};
 use crate::oauth::basic;
 use crate::oidc::{SECRET, account_of, exchange, pkce, verify_id_token};
@@ -49,12 +49,7 @@ async fn relying_party() -> String {
             Html(body)
         }),
     );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, router).await;
-    });
-    base
+    serve_site(router).await
 }
 
 /// One authorization request: its URL, and what the client keeps to finish it.
@@ -102,10 +97,9 @@ async fn code_at_relying_party(
     request: &Request,
 ) -> Result<String, String> {
     let state = chromium.text_of("#query #state").await?;
-    let url = chromium.url().await?;
-    if !url.as_str().starts_with(&format!("{rp}/cb?")) {
-        return Err(format!("not at the relying party: {url}"));
-    }
+    chromium
+        .expect_at(&format!("{rp}/cb?"), "at the relying party")
+        .await?;
     if state != request.state {
         return Err(format!("state {state:?}, sent {:?}", request.state));
     }
@@ -123,13 +117,12 @@ async fn walk(
     chromium.goto(&first.url).await?;
 
     // Outside WeChat: the simulator's website QR page; alice's phone scans it.
-    let at = chromium.url().await?;
-    if !at
-        .as_str()
-        .starts_with(&format!("{}/connect/qrconnect", app.sim_base))
-    {
-        return Err(format!("not the QR page: {at}"));
-    }
+    chromium
+        .expect_at(
+            &format!("{}/connect/qrconnect", app.sim_base),
+            "the QR page",
+        )
+        .await?;
     click(chromium, "#scan-alice", "QR page scan link").await?;
 
     // Signed in with WeChat; our consent page names the user and the client.

@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 use wxauth::oauth::NewClient;
 use wxauth::simulator::demo;
 
-use crate::browser::{Chromedriver, Chromium, DESKTOP_USER_AGENT};
+use crate::browser::{Chromedriver, Chromium, DESKTOP_USER_AGENT, serve_site};
 use crate::harness::{Backend, TestApp};
 use crate::oidc::account_of;
 
@@ -64,12 +64,7 @@ async fn spa_server(issuer: &str, module: PathBuf) -> String {
             "/vendor/oauth4webapi.js",
             axum::routing::get(javascript(library)),
         );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, router).await;
-    });
-    base
+    serve_site(router).await
 }
 
 /// What the page shows for one step (`<pre id=STEP>`), as JSON where it wrote JSON.
@@ -101,13 +96,12 @@ async fn walk(
         .await?;
     failure(chromium).await?;
     chromium.click("#sign-in").await?;
-    let at = chromium.url().await?;
-    if !at
-        .as_str()
-        .starts_with(&format!("{}/connect/qrconnect", app.sim_base))
-    {
-        return Err(format!("not the QR page: {at}"));
-    }
+    chromium
+        .expect_at(
+            &format!("{}/connect/qrconnect", app.sim_base),
+            "the QR page",
+        )
+        .await?;
     chromium.click("#scan-alice").await?;
     chromium.click("#approve").await?;
     // Back on the app: it runs every step, then shows `#done`, or `#error` on the first failure.
