@@ -203,6 +203,14 @@ impl Chromium {
         }
     }
 
+    /// On the simulator's website QR page (`sim_base`'s `/connect/qrconnect`, where a desktop
+    /// browser signs in with WeChat), `user`'s phone scans the code.
+    pub(crate) async fn scan_the_qr_page(&self, sim_base: &str, user: &str) -> Result<(), String> {
+        self.expect_at(&format!("{sim_base}/connect/qrconnect"), "the QR page")
+            .await?;
+        self.click(&format!("#scan-{user}")).await
+    }
+
     /// The page's HTML as the browser has it now.
     pub(crate) async fn source(&self) -> Result<String, String> {
         self.client.source().await.map_err(|e| e.to_string())

@@ -67,13 +67,7 @@ async fn walk(
 
     // Alice signs in with WeChat before she is an admin: refused.
     chromium.click("#wechat-sign-in").await?;
-    chromium
-        .expect_at(
-            &format!("{}/connect/qrconnect", app.sim_base),
-            "the QR page",
-        )
-        .await?;
-    chromium.click("#scan-alice").await?;
+    chromium.scan_the_qr_page(&app.sim_base, "alice").await?;
     let refused = chromium.text_of("#error").await?;
     if !refused.contains("不是本 wxauth 的管理员") {
         return Err(format!("a non-admin was not refused: {refused}"));

@@ -117,13 +117,7 @@ async fn walk(
     chromium.goto(&first.url).await?;
 
     // Outside WeChat: the simulator's website QR page; alice's phone scans it.
-    chromium
-        .expect_at(
-            &format!("{}/connect/qrconnect", app.sim_base),
-            "the QR page",
-        )
-        .await?;
-    click(chromium, "#scan-alice", "QR page scan link").await?;
+    chromium.scan_the_qr_page(&app.sim_base, "alice").await?;
 
     // Signed in with WeChat; our consent page names the user and the client.
     let user = chromium.text_of("#user-name").await?;

@@ -96,13 +96,7 @@ async fn walk(
         .await?;
     failure(chromium).await?;
     chromium.click("#sign-in").await?;
-    chromium
-        .expect_at(
-            &format!("{}/connect/qrconnect", app.sim_base),
-            "the QR page",
-        )
-        .await?;
-    chromium.click("#scan-alice").await?;
+    chromium.scan_the_qr_page(&app.sim_base, "alice").await?;
     chromium.click("#approve").await?;
     // Back on the app: it runs every step, then shows `#done`, or `#error` on the first failure.
     chromium
