@@ -12,95 +12,30 @@
 
 use std::path::PathBuf;
 
-use fantoccini::{Client, Locator};
+use fantoccini::Locator;
 use serde_json::Value;
 use wxauth::admin::Admin;
 use wxauth::admin::roles::AccountRef;
 use wxauth::simulator::demo;
 use wxauth::users::{IdentityKey, Profile};
 
+use crate::browser::{Chromedriver, Chromium, DESKTOP_USER_AGENT, screenshot_path};
 use crate::console::spawn;
-use crate::h5_browser::{Driver, WAIT, browser, chromedriver, close_and_unwrap};
 use crate::harness::TestApp;
 use crate::mini_program::{client as mp_client, sign_in, token};
 use crate::oauth::basic;
-
-pub(crate) const DESKTOP_USER_AGENT: &str = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 \
-     (KHTML, like Gecko) Chrome/130.0 Safari/537.36";
 
 /// The app the admin adds in the console, and its secret.
 const NEW_APPID: &str = "wx00000000000000c0";
 const NEW_APP_SECRET: &str = "a-secret-typed-into-the-console-01";
 
 fn shot_path(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("console-{name}.png"))
+    screenshot_path(&format!("console-{name}.png"))
 }
 
-pub(crate) async fn shot(client: &Client, name: &str) {
-    if let Ok(png) = client.screenshot().await {
-        let _ = std::fs::write(shot_path(name), png);
-    }
-}
-
-pub(crate) async fn find(
-    client: &Client,
-    css: &str,
-) -> Result<fantoccini::elements::Element, String> {
-    client
-        .wait()
-        .at_most(WAIT)
-        .for_element(Locator::Css(css))
-        .await
-        .map_err(|e| format!("{css}: {e}"))
-}
-
-async fn text(client: &Client, css: &str) -> Result<String, String> {
-    find(client, css)
-        .await?
-        .text()
-        .await
-        .map_err(|e| format!("{css}: {e}"))
-}
-
-pub(crate) async fn click(client: &Client, css: &str) -> Result<(), String> {
-    find(client, css)
-        .await?
-        .click()
-        .await
-        .map_err(|e| format!("clicking {css}: {e}"))
-}
-
-pub(crate) async fn fill(client: &Client, css: &str, value: &str) -> Result<(), String> {
-    let field = find(client, css).await?;
-    field.clear().await.map_err(|e| format!("{css}: {e}"))?;
-    field
-        .send_keys(value)
-        .await
-        .map_err(|e| format!("{css}: {e}"))
-}
-
-/// Wait until the browser has navigated to a URL containing `part` (a form's answer replaces a
-/// page that may hold the same elements, so waiting for an element is not enough).
-async fn wait_for_url(client: &Client, part: &str) -> Result<(), String> {
-    let deadline = std::time::Instant::now() + WAIT;
-    loop {
-        let url = client.current_url().await.map_err(|e| e.to_string())?;
-        if url.as_str().contains(part) {
-            return Ok(());
-        }
-        if std::time::Instant::now() > deadline {
-            return Err(format!("never reached a URL with {part:?}; at {url}"));
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-}
-
-pub(crate) async fn goto(client: &Client, url: &str) -> Result<(), String> {
-    client.goto(url).await.map_err(|e| format!("{url}: {e}"))
-}
-
-pub(crate) async fn source(client: &Client) -> Result<String, String> {
-    client.source().await.map_err(|e| e.to_string())
+/// A screenshot of the console's page, as `console-<name>.png`.
+pub(crate) async fn shot(chromium: &Chromium, name: &str) {
+    chromium.screenshot(&format!("console-{name}.png")).await;
 }
 
 async fn client_credentials(app: &TestApp, id: &str, secret: &str) -> u16 {
@@ -114,39 +49,31 @@ async fn client_credentials(app: &TestApp, id: &str, secret: &str) -> u16 {
 }
 
 /// The browser's part; returns (Bob's export, the two secrets).
-async fn walk(client: &Client, app: &TestApp, bob: i64) -> Result<(Value, String, String), String> {
+async fn walk(
+    chromium: &Chromium,
+    app: &TestApp,
+    bob: i64,
+) -> Result<(Value, String, String), String> {
     // Sign-in page, both languages.
-    goto(client, &app.url("/admin/login?lang=en")).await?;
-    find(client, "#wechat-sign-in").await?;
-    shot(client, "login-en").await;
-    goto(client, &app.url("/admin/login?lang=zh")).await?;
-    let zh = source(client).await?;
+    chromium.goto(&app.url("/admin/login?lang=en")).await?;
+    chromium.wait_for("#wechat-sign-in").await?;
+    shot(chromium, "login-en").await;
+    chromium.goto(&app.url("/admin/login?lang=zh")).await?;
+    let zh = chromium.source().await?;
     if !zh.contains("使用微信登录") {
         return Err("the sign-in page is not in Chinese".into());
     }
-    shot(client, "login-zh").await;
+    shot(chromium, "login-zh").await;
 
     // Alice signs in with WeChat before she is an admin: refused.
-    click(client, "#wechat-sign-in").await?;
-    let at = client.current_url().await.map_err(|e| e.to_string())?;
-    if !at
-        .as_str()
-        .starts_with(&format!("{}/connect/qrconnect", app.sim_base))
-    {
-        return Err(format!("not the QR page: {at}"));
-    }
-    click(client, "#scan-alice").await?;
-    let refused = text(client, "#error").await?;
+    chromium.click("#wechat-sign-in").await?;
+    chromium.scan_the_qr_page(&app.sim_base, "alice").await?;
+    let refused = chromium.text_of("#error").await?;
     if !refused.contains("不是本 wxauth 的管理员") {
         return Err(format!("a non-admin was not refused: {refused}"));
     }
-    if goto(client, &app.url("/admin/users")).await.is_ok()
-        && !client
-            .current_url()
-            .await
-            .map_err(|e| e.to_string())?
-            .path()
-            .ends_with("/admin/login")
+    if chromium.goto(&app.url("/admin/users")).await.is_ok()
+        && !chromium.url().await?.path().ends_with("/admin/login")
     {
         return Err("a non-admin reached the users page".into());
     }
@@ -157,122 +84,122 @@ async fn walk(client: &Client, app: &TestApp, bob: i64) -> Result<(Value, String
         .grant_admin(&wxauth::admin::Actor::cli("test"), &AccountRef::Id(alice))
         .await
         .map_err(|e| e.to_string())?;
-    goto(client, &app.url("/admin/login?lang=zh")).await?;
+    chromium.goto(&app.url("/admin/login?lang=zh")).await?;
     // Still signed in to wxauth, yet the console asks WeChat again (prompt=login): a fresh
     // code exchange with WeChat (the simulator remembers the scan, or shows the QR again).
     let exchanges = app.sim.calls("/sns/oauth2/access_token");
-    click(client, "#wechat-sign-in").await?;
-    if client
-        .current_url()
-        .await
-        .map_err(|e| e.to_string())?
+    chromium.click("#wechat-sign-in").await?;
+    if chromium
+        .url()
+        .await?
         .as_str()
         .contains("/connect/qrconnect")
     {
-        click(client, "#scan-alice").await?;
+        chromium.click("#scan-alice").await?;
     }
-    find(client, "#users").await?;
+    chromium.wait_for("#users").await?;
     if app.sim.calls("/sns/oauth2/access_token") != exchanges + 1 {
         return Err("the console's sign-in did not ask WeChat again".into());
     }
-    let who = text(client, "#who").await?;
+    let who = chromium.text_of("#who").await?;
     if who != format!("console:account:{alice}") {
         return Err(format!("signed in as {who:?}"));
     }
-    shot(client, "users-zh").await;
+    shot(chromium, "users-zh").await;
 
     // A client: created, its secret shown once.
-    goto(client, &app.url("/admin/clients/new?lang=en")).await?;
-    fill(client, "#f-client-id", "shop").await?;
-    fill(client, "#f-display-name", "Shop 商城").await?;
-    fill(client, "#f-grants", "client_credentials").await?;
-    fill(client, "#f-scopes", "api").await?;
-    shot(client, "client-new-en").await;
-    click(client, "#save-client").await?;
-    let first = text(client, "#client-secret").await?;
-    shot(client, "secret-en").await;
-    click(client, "#to-client").await?;
-    find(client, "#client-form").await?;
-    if source(client).await?.contains(&first) {
+    chromium
+        .goto(&app.url("/admin/clients/new?lang=en"))
+        .await?;
+    chromium.fill("#f-client-id", "shop").await?;
+    chromium.fill("#f-display-name", "Shop 商城").await?;
+    chromium.fill("#f-grants", "client_credentials").await?;
+    chromium.fill("#f-scopes", "api").await?;
+    shot(chromium, "client-new-en").await;
+    chromium.click("#save-client").await?;
+    let first = chromium.text_of("#client-secret").await?;
+    shot(chromium, "secret-en").await;
+    chromium.click("#to-client").await?;
+    chromium.wait_for("#client-form").await?;
+    if chromium.source().await?.contains(&first) {
         return Err("the secret was shown again".into());
     }
-    shot(client, "client-en").await;
+    shot(chromium, "client-en").await;
     if client_credentials(app, "shop", &first).await != 200 {
         return Err("the new secret does not work".into());
     }
 
     // Rotated: both secrets work during the overlap.
-    click(client, "#rotate-secret").await?;
-    let second = text(client, "#client-secret").await?;
-    find(client, "#overlap").await?;
+    chromium.click("#rotate-secret").await?;
+    let second = chromium.text_of("#client-secret").await?;
+    chromium.wait_for("#overlap").await?;
     if second == first {
         return Err("rotation gave the same secret".into());
     }
 
     // A WeChat app: added in the form, its secret never shown again.
-    goto(client, &app.url("/admin/apps/new?lang=en")).await?;
-    fill(client, "#f-appid", NEW_APPID).await?;
-    fill(client, "#f-secret", NEW_APP_SECRET).await?;
-    shot(client, "app-new-en").await;
-    click(client, "#save-app").await?;
-    find(client, "#message").await?;
-    goto(
-        client,
-        &app.url(&format!("/admin/apps/{NEW_APPID}?lang=en")),
-    )
-    .await?;
-    find(client, "#app-state").await?;
-    shot(client, "app-en").await;
-    goto(client, &app.url("/admin/apps?lang=en")).await?;
-    find(client, "#apps").await?;
-    let apps = source(client).await?;
+    chromium.goto(&app.url("/admin/apps/new?lang=en")).await?;
+    chromium.fill("#f-appid", NEW_APPID).await?;
+    chromium.fill("#f-secret", NEW_APP_SECRET).await?;
+    shot(chromium, "app-new-en").await;
+    chromium.click("#save-app").await?;
+    chromium.wait_for("#message").await?;
+    chromium
+        .goto(&app.url(&format!("/admin/apps/{NEW_APPID}?lang=en")))
+        .await?;
+    chromium.wait_for("#app-state").await?;
+    shot(chromium, "app-en").await;
+    chromium.goto(&app.url("/admin/apps?lang=en")).await?;
+    chromium.wait_for("#apps").await?;
+    let apps = chromium.source().await?;
     if !apps.contains(NEW_APPID) || apps.contains(NEW_APP_SECRET) {
         return Err("the apps page lacks the new app or shows its secret".into());
     }
-    shot(client, "apps-en").await;
-    goto(client, &app.url("/admin/apps?lang=zh")).await?;
-    find(client, "#apps").await?;
-    shot(client, "apps-zh").await;
+    shot(chromium, "apps-en").await;
+    chromium.goto(&app.url("/admin/apps?lang=zh")).await?;
+    chromium.wait_for("#apps").await?;
+    shot(chromium, "apps-zh").await;
 
-    goto(client, &app.url("/admin/clients?lang=en")).await?;
-    find(client, "#clients").await?;
-    shot(client, "clients-en").await;
-    goto(client, &app.url("/admin/clients?lang=zh")).await?;
-    shot(client, "clients-zh").await;
+    chromium.goto(&app.url("/admin/clients?lang=en")).await?;
+    chromium.wait_for("#clients").await?;
+    shot(chromium, "clients-en").await;
+    chromium.goto(&app.url("/admin/clients?lang=zh")).await?;
+    shot(chromium, "clients-zh").await;
 
     // Bob, found by a piece of his nickname, disabled.
-    goto(client, &app.url("/admin/users?lang=en")).await?;
-    fill(client, "#q-nickname", "鲍").await?;
-    click(client, "#search").await?;
-    wait_for_url(client, "nickname=").await?;
-    let rows = client
+    chromium.goto(&app.url("/admin/users?lang=en")).await?;
+    chromium.fill("#q-nickname", "鲍").await?;
+    chromium.click("#search").await?;
+    chromium.wait_for_url("nickname=").await?;
+    let rows = chromium
         .find_all(Locator::Css("#users .user-link"))
         .await
         .map_err(|e| e.to_string())?;
     if rows.len() != 1 {
         return Err(format!("{} users match the nickname", rows.len()));
     }
-    shot(client, "users-search-en").await;
+    shot(chromium, "users-search-en").await;
     rows[0].clone().click().await.map_err(|e| e.to_string())?;
-    let state = text(client, "#state").await?;
-    if !client
-        .current_url()
-        .await
-        .map_err(|e| e.to_string())?
+    let state = chromium.text_of("#state").await?;
+    if !chromium
+        .url()
+        .await?
         .path()
         .ends_with(&format!("/admin/users/{bob}"))
     {
         return Err(format!("not Bob's page (state {state})"));
     }
-    shot(client, "user-en").await;
-    click(client, "#disable").await?;
-    find(client, "#message").await?;
-    goto(client, &app.url(&format!("/admin/users/{bob}?lang=zh"))).await?;
-    let state = text(client, "#state").await?;
+    shot(chromium, "user-en").await;
+    chromium.click("#disable").await?;
+    chromium.wait_for("#message").await?;
+    chromium
+        .goto(&app.url(&format!("/admin/users/{bob}?lang=zh")))
+        .await?;
+    let state = chromium.text_of("#state").await?;
     if state != "已停用" {
         return Err(format!("Bob is {state:?}"));
     }
-    shot(client, "user-zh").await;
+    shot(chromium, "user-zh").await;
 
     // Exported: the form's POST, as the download button sends it.
     let script = r#"
@@ -282,7 +209,7 @@ async fn walk(client: &Client, app: &TestApp, bob: i64) -> Result<(Value, String
             .then(r => r.text().then(t => done([r.status, r.headers.get('content-disposition'), t])))
             .catch(e => done([0, null, String(e)]));
     "#;
-    let answer = client
+    let answer = chromium
         .execute_async(script, vec![])
         .await
         .map_err(|e| e.to_string())?;
@@ -298,27 +225,27 @@ async fn walk(client: &Client, app: &TestApp, bob: i64) -> Result<(Value, String
         .map_err(|e| format!("export is not JSON: {e}"))?;
 
     // Deleted.
-    click(client, "#confirm-delete-user").await?;
-    click(client, "#delete-user").await?;
-    find(client, "#message").await?;
+    chromium.click("#confirm-delete-user").await?;
+    chromium.click("#delete-user").await?;
+    chromium.wait_for("#message").await?;
 
-    goto(client, &app.url("/admin/keys?lang=en")).await?;
-    find(client, "#keys").await?;
-    shot(client, "keys-en").await;
-    goto(client, &app.url("/admin/audit?lang=en")).await?;
-    find(client, "#events").await?;
-    shot(client, "audit-en").await;
-    goto(client, &app.url("/admin/audit?lang=zh")).await?;
-    shot(client, "audit-zh").await;
-    goto(client, &app.url("/admin/admins?lang=zh")).await?;
-    find(client, "#admins").await?;
-    shot(client, "admins-zh").await;
+    chromium.goto(&app.url("/admin/keys?lang=en")).await?;
+    chromium.wait_for("#keys").await?;
+    shot(chromium, "keys-en").await;
+    chromium.goto(&app.url("/admin/audit?lang=en")).await?;
+    chromium.wait_for("#events").await?;
+    shot(chromium, "audit-en").await;
+    chromium.goto(&app.url("/admin/audit?lang=zh")).await?;
+    shot(chromium, "audit-zh").await;
+    chromium.goto(&app.url("/admin/admins?lang=zh")).await?;
+    chromium.wait_for("#admins").await?;
+    shot(chromium, "admins-zh").await;
     Ok((export, first, second))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_admin_signs_in_with_the_qr_page_and_manages_clients_and_users() {
-    let Some(chromedriver) = chromedriver() else {
+    let Some(driver) = Chromedriver::start().await else {
         return;
     };
     let app = spawn(None).await;
@@ -360,10 +287,9 @@ async fn an_admin_signs_in_with_the_qr_page_and_manages_clients_and_users() {
     let mp = wxauth::wechat::AppId::parse(demo::MINI_PROGRAM_APPID).unwrap();
     app.state.wechat.app_access_token(&mp).await.unwrap();
 
-    let driver = Driver::start(&chromedriver).await;
-    let client = browser(&driver, DESKTOP_USER_AGENT, (1280, 860)).await;
-    let outcome = walk(&client, &app, bob).await;
-    let (export, first, second) = close_and_unwrap(client, outcome).await;
+    let chromium = driver.session(DESKTOP_USER_AGENT, (1280, 860)).open().await;
+    let outcome = walk(&chromium, &app, bob).await;
+    let (export, first, second) = chromium.finish(outcome).await;
 
     // Both secrets work during the overlap.
     assert_eq!(client_credentials(&app, "shop", &first).await, 200);

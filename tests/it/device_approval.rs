@@ -11,7 +11,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use fantoccini::{Client, Locator};
+use fantoccini::Locator;
 use serde_json::{Value, json};
 use tokio::sync::Barrier;
 use wxauth::oauth::{FlowTicketPolicy, NewClient};
@@ -20,8 +20,8 @@ use wxauth::simulator::demo;
 use wxauth::simulator::followers::SimQrScene;
 
 use crate::backend_tests;
+use crate::browser::{Chromedriver, Chromium};
 use crate::h5::{NEXT, walk};
-use crate::h5_browser::{Driver, WAIT, chromedriver, close_and_unwrap};
 use crate::harness::{Backend, Options, TestApp};
 use crate::oidc::{DESKTOP, exchange, verify_id_token};
 
@@ -445,36 +445,18 @@ async fn the_javascript_helper_approves_a_device() {
     assert_eq!(status, 200, "{tokens}");
 }
 
-async fn screenshot(client: &Client, name: &str) -> Result<PathBuf, String> {
-    let png = client.screenshot().await.map_err(|e| e.to_string())?;
-    let path = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(name);
-    std::fs::write(&path, png).map_err(|e| e.to_string())?;
-    Ok(path)
-}
-
 /// The page a desktop browser opens from the device's link: the code, the Mini Program code
 /// (loaded: it has a natural size), and the way to sign in here instead.
-async fn look(client: &Client, complete: &str, code: &str) -> Result<PathBuf, String> {
-    client.goto(complete).await.map_err(|e| e.to_string())?;
-    client
-        .wait()
-        .at_most(WAIT)
-        .for_element(Locator::Css("#wxacode"))
-        .await
-        .map_err(|e| e.to_string())?;
-    let shown = client
-        .find(Locator::Css("#user-code-shown"))
-        .await
-        .map_err(|e| e.to_string())?
-        .text()
-        .await
-        .map_err(|e| e.to_string())?;
+async fn look(chromium: &Chromium, complete: &str, code: &str) -> Result<PathBuf, String> {
+    chromium.goto(complete).await?;
+    chromium.wait_for("#wxacode").await?;
+    let shown = chromium.text_of("#user-code-shown").await?;
     if shown != code {
         return Err(format!("the page shows {shown:?}, not {code}"));
     }
     let mut width = None;
     for _ in 0..100 {
-        width = client
+        width = chromium
             .execute(
                 "return document.getElementById('wxacode').naturalWidth",
                 Vec::new(),
@@ -491,16 +473,16 @@ async fn look(client: &Client, complete: &str, code: &str) -> Result<PathBuf, St
     if width.is_none() {
         return Err("the Mini Program code did not load".into());
     }
-    client
+    chromium
         .find(Locator::Css("#sign-in-here"))
         .await
         .map_err(|e| format!("no browser sign-in link: {e}"))?;
-    screenshot(client, "device-wxacode.png").await
+    chromium.try_screenshot("device-wxacode.png").await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_verification_page_shows_the_mini_program_code() {
-    let Some(chromedriver) = chromedriver() else {
+    let Some(driver) = Chromedriver::start().await else {
         return;
     };
     let app = TestApp::spawn_with(Backend::Sqlite, options(&[]))
@@ -508,32 +490,18 @@ async fn the_verification_page_shows_the_mini_program_code() {
         .unwrap();
     clients(&app).await;
     let device = start_device(&app, "openid").await;
-    let driver = Driver::start(&chromedriver).await;
-    let capabilities = json!({
-        "goog:chromeOptions": {
-            "args": [
-                "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                "--no-first-run", "--window-size=1000,900", "--lang=zh-CN",
-                format!("--user-agent={DESKTOP}"),
-            ],
-            "prefs": { "intl.accept_languages": "zh-CN,zh,en" },
-        }
-    });
-    let Value::Object(capabilities) = capabilities else {
-        unreachable!()
-    };
-    let client = fantoccini::ClientBuilder::native()
-        .capabilities(capabilities)
-        .connect(driver.url())
-        .await
-        .expect("a Chromium session");
+    let chromium = driver
+        .session(DESKTOP, (1000, 900))
+        .language("zh-CN,zh,en")
+        .open()
+        .await;
     let outcome = look(
-        &client,
+        &chromium,
         device["verification_uri_complete"].as_str().unwrap(),
         device["user_code"].as_str().unwrap(),
     )
     .await;
-    let path = close_and_unwrap(client, outcome).await;
+    let path = chromium.finish(outcome).await;
     assert!(path.is_file());
     assert_eq!(app.sim.calls("/wxa/getwxacodeunlimit"), 1);
 }

@@ -6,12 +6,10 @@
 //! and globally), the same user code approved from two browsers at the same instant, and the
 //! same device code polled twice at once. One headless Chromium walk screenshots the pages.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use fantoccini::{Client, Locator};
 use oauth2::basic::BasicClient;
 use oauth2::{
     ClientId, DeviceAuthorizationUrl, Scope, StandardDeviceAuthorizationResponse, TokenResponse,
@@ -25,7 +23,7 @@ use wxauth::secret::Secret;
 use wxauth::simulator::demo;
 
 use crate::backend_tests;
-use crate::h5_browser::{Driver, WAIT, chromedriver, close_and_unwrap};
+use crate::browser::{Chromedriver, Chromium};
 use crate::harness::{Backend, Options, TestApp};
 use crate::oauth::{basic, http};
 use crate::oidc::{Browser, DESKTOP, Step, account_of, exchange, hidden_fields, verify_id_token};
@@ -496,110 +494,63 @@ backend_tests! {
     }
 }
 
-async fn text(client: &Client, css: &str) -> Result<String, String> {
-    client
-        .wait()
-        .at_most(WAIT)
-        .for_element(Locator::Css(css))
-        .await
-        .map_err(|e| format!("{css}: {e}"))?
-        .text()
-        .await
-        .map_err(|e| format!("{css}: {e}"))
-}
-
-async fn click(client: &Client, css: &str) -> Result<(), String> {
-    client
-        .wait()
-        .at_most(WAIT)
-        .for_element(Locator::Css(css))
-        .await
-        .map_err(|e| format!("no {css}: {e}"))?
-        .click()
-        .await
-        .map_err(|e| format!("clicking {css}: {e}"))
-}
-
-async fn screenshot(client: &Client, name: &str) {
-    if let Ok(png) = client.screenshot().await {
-        let _ = std::fs::write(PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(name), png);
-    }
-}
-
 /// The browser's part: the complete verification URI, the QR page, the code form (prefilled),
 /// the consent page, approval.
-async fn walk(client: &Client, app: &TestApp, complete: &str, code: &str) -> Result<(), String> {
-    client.goto(complete).await.map_err(|e| e.to_string())?;
-    click(client, "#scan-alice").await?;
-    let field = client
-        .wait()
-        .at_most(WAIT)
-        .for_element(Locator::Css("#user-code"))
-        .await
-        .map_err(|e| e.to_string())?;
+async fn walk(
+    chromium: &Chromium,
+    app: &TestApp,
+    complete: &str,
+    code: &str,
+) -> Result<(), String> {
+    chromium.goto(complete).await?;
+    chromium.click("#scan-alice").await?;
+    let field = chromium.wait_for("#user-code").await?;
     let prefilled = field.prop("value").await.map_err(|e| e.to_string())?;
     if prefilled.as_deref() != Some(code) {
         return Err(format!(
             "code form prefilled with {prefilled:?}, not {code}"
         ));
     }
-    screenshot(client, "device-code.png").await;
-    click(client, "#continue").await?;
-    let shown = text(client, "#device-code").await?;
-    let name = text(client, "#client-name").await?;
-    screenshot(client, "device-consent.png").await;
+    chromium.screenshot("device-code.png").await;
+    chromium.click("#continue").await?;
+    let shown = chromium.text_of("#device-code").await?;
+    let name = chromium.text_of("#client-name").await?;
+    chromium.screenshot("device-consent.png").await;
     if shown != code || name != TV_NAME {
         return Err(format!("consent page shows {shown:?} for {name:?}"));
     }
-    click(client, "#approve").await?;
-    let message = text(client, "#message").await? + &text(client, "#message-second").await?;
-    screenshot(client, "device-done.png").await;
+    chromium.click("#approve").await?;
+    let message =
+        chromium.text_of("#message").await? + &chromium.text_of("#message-second").await?;
+    chromium.screenshot("device-done.png").await;
     if !message.contains("回到设备") {
         return Err(format!("done page says {message:?} ({})", app.base));
     }
     Ok(())
 }
 
-/// Headless Chromium at a phone's width whose user reads Chinese first (`Accept-Language`).
-async fn chinese_phone_browser(driver: &Driver) -> Client {
-    let capabilities = serde_json::json!({
-        "goog:chromeOptions": {
-            "args": [
-                "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                "--no-first-run", "--window-size=420,860", "--lang=zh-CN",
-                format!("--user-agent={DESKTOP}"),
-            ],
-            "prefs": { "intl.accept_languages": "zh-CN,zh,en" },
-        }
-    });
-    let serde_json::Value::Object(capabilities) = capabilities else {
-        unreachable!()
-    };
-    fantoccini::ClientBuilder::native()
-        .capabilities(capabilities)
-        .connect(driver.url())
-        .await
-        .expect("a Chromium session")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_phone_browser_approves_a_device_on_the_device_page() {
-    let Some(chromedriver) = chromedriver() else {
+    let Some(driver) = Chromedriver::start().await else {
         return;
     };
     let app = TestApp::spawn(Backend::Sqlite).await.unwrap();
     clients(&app).await;
     let device = start(&app, "openid profile").await;
-    let driver = Driver::start(&chromedriver).await;
-    let client = chinese_phone_browser(&driver).await;
+    // At a phone's width, for someone who reads Chinese first (`Accept-Language`).
+    let chromium = driver
+        .session(DESKTOP, (420, 860))
+        .language("zh-CN,zh,en")
+        .open()
+        .await;
     let outcome = walk(
-        &client,
+        &chromium,
         &app,
         device["verification_uri_complete"].as_str().unwrap(),
         device["user_code"].as_str().unwrap(),
     )
     .await;
-    close_and_unwrap(client, outcome).await;
+    chromium.finish(outcome).await;
     let (status, tokens) = poll(&app, &device).await;
     assert_eq!(status, 200, "{tokens}");
 }

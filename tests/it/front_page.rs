@@ -1,12 +1,9 @@
 //! The front page, `GET /`: a newcomer's first request names the server and links documents that
 //! all answer; under `wxauth dev` it shows the demo walks, looked at in a real browser.
 
-use std::path::PathBuf;
-
-use fantoccini::Locator;
 use wxauth::http::pages::DevDemo;
 
-use crate::h5_browser::{Driver, browser, chromedriver};
+use crate::browser::{Chromedriver, serve_site};
 use crate::harness::{Backend, TestApp};
 
 async fn sqlite() -> TestApp {
@@ -78,73 +75,44 @@ async fn the_front_page_names_the_server_and_links_documents_that_answer() {
 
 #[tokio::test]
 async fn the_dev_front_page_shows_the_demo_walks_in_a_browser() {
-    let Some(chromedriver) = chromedriver() else {
+    let Some(driver) = Chromedriver::start().await else {
         return;
     };
     let app = sqlite().await;
     let issuer = app.state.config.issuer();
     let demo: DevDemo = wxauth::dev::dev_demo(&issuer, &app.sim_base);
     let router = wxauth::app(app.state.clone()).layer(axum::Extension(demo.clone()));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, router).await;
-    });
+    let base = serve_site(router).await;
 
-    let driver = Driver::start(&chromedriver).await;
-    let client = browser(
-        &driver,
-        "Mozilla/5.0 (X11; Linux x86_64) Chrome/120",
-        (1100, 1400),
-    )
-    .await;
+    let chromium = driver
+        .session("Mozilla/5.0 (X11; Linux x86_64) Chrome/120", (1100, 1400))
+        .open()
+        .await;
     let seen = async {
-        client
-            .goto(&format!("{base}/"))
-            .await
-            .map_err(|e| e.to_string())?;
-        let text = |css: &'static str| {
-            let client = client.clone();
-            async move {
-                client
-                    .find(Locator::Css(css))
-                    .await
-                    .map_err(|e| format!("{css}: {e}"))?
-                    .text()
-                    .await
-                    .map_err(|e| format!("{css}: {e}"))
-            }
-        };
+        chromium.goto(&format!("{base}/")).await?;
         let href = |css: &'static str| {
-            let client = client.clone();
+            let chromium = &chromium;
             async move {
-                client
-                    .find(Locator::Css(css))
-                    .await
-                    .map_err(|e| format!("{css}: {e}"))?
+                chromium
+                    .wait_for(css)
+                    .await?
                     .attr("href")
                     .await
                     .map_err(|e| format!("{css}: {e}"))
             }
         };
         let found = (
-            text("#title").await?,
-            text("#issuer").await?,
+            chromium.text_of("#title").await?,
+            chromium.text_of("#issuer").await?,
             href("#demo-h5").await?,
             href("#demo-oidc").await?,
-            text("#demo-mini-program").await?,
+            chromium.text_of("#demo-mini-program").await?,
         );
-        if let Ok(png) = client.screenshot().await {
-            let _ = std::fs::write(
-                PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("front-page-dev.png"),
-                png,
-            );
-        }
+        chromium.screenshot("front-page-dev.png").await;
         Ok::<_, String>(found)
     }
     .await;
-    let _ = client.close().await;
-    let (title, shown_issuer, h5, oidc, mini_program) = seen.unwrap();
+    let (title, shown_issuer, h5, oidc, mini_program) = chromium.finish(seen).await;
     assert!(title.starts_with("wxauth"), "{title}");
     assert_eq!(shown_issuer, issuer);
     assert_eq!(h5, Some(demo.h5_walk));

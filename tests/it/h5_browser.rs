@@ -6,23 +6,17 @@
 //! whose script redeems the ticket and shows the user, and asks for its JS-SDK configuration,
 //! whose signature the simulator checks as WeChat's JS bridge would.
 //!
-//! Needs the Debian packages `chromium` and `chromium-driver` (.ci/run installs them). Without
-//! them the test is skipped with a message, unless `WXAUTH_TEST_REQUIRE_BROWSER=1` (set by
-//! .ci/run), which makes their absence a failure. The harness here ([`chromedriver`],
-//! [`Driver`], [`browser`]) is shared with the other browser tests.
+//! Runs on [`crate::browser`] (skipped unless Chromium is installed or
+//! `WXAUTH_TEST_REQUIRE_BROWSER=1`). The landing page's server ([`landing_server`]) is shared
+//! with the pages' tour.
 
-use std::path::PathBuf;
-use std::process::Stdio;
-use std::time::{Duration, Instant};
-
-use fantoccini::{Client, ClientBuilder, Locator};
-use serde_json::json;
 use wxauth::http::h5::LandingClient;
 use wxauth::oauth::{FlowTicketPolicy, NewClient};
 use wxauth::secret::Secret;
 use wxauth::simulator::demo;
 use wxauth::simulator::jssdk::WxConfig;
 
+use crate::browser::{Chromedriver, Chromium, serve_site};
 use crate::harness::{Backend, TestApp};
 
 const BUILD: &str = "/api/wechat/component/mp/common/entryBuildUrl";
@@ -30,104 +24,6 @@ const BUILD: &str = "/api/wechat/component/mp/common/entryBuildUrl";
 const WECHAT_USER_AGENT: &str = "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 \
      (KHTML, like Gecko) Chrome/126.0 Mobile Safari/537.36 MicroMessenger/8.0.50.2701 \
      NetType/WIFI Language/zh_CN";
-/// How long a browser test waits for a page.
-pub(crate) const WAIT: Duration = Duration::from_secs(30);
-
-fn in_path(name: &str) -> Option<PathBuf> {
-    std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|dir| dir.join(name))
-            .find(|candidate| candidate.is_file())
-    })
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// The chromedriver binary, when chromium and chromedriver are installed; `None` means skip the
-/// test (after saying so), and with `WXAUTH_TEST_REQUIRE_BROWSER=1` their absence fails it.
-pub(crate) fn chromedriver() -> Option<PathBuf> {
-    let required = std::env::var("WXAUTH_TEST_REQUIRE_BROWSER").as_deref() == Ok("1");
-    let (Some(chromedriver), Some(_)) = (in_path("chromedriver"), in_path("chromium")) else {
-        assert!(
-            !required,
-            "WXAUTH_TEST_REQUIRE_BROWSER=1 but chromium or chromedriver is missing \
-             (apt-get install -y chromium chromium-driver)"
-        );
-        eprintln!("skipping the browser test: chromium or chromedriver is not installed");
-        return None;
-    };
-    Some(chromedriver)
-}
-
-/// chromedriver on a free port, stopped when dropped.
-pub(crate) struct Driver {
-    url: String,
-    _child: tokio::process::Child,
-}
-
-impl Driver {
-    pub(crate) fn url(&self) -> &str {
-        &self.url
-    }
-
-    pub(crate) async fn start(binary: &PathBuf) -> Driver {
-        let port = free_port();
-        let child = tokio::process::Command::new(binary)
-            .arg(format!("--port={port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("start chromedriver");
-        let url = format!("http://127.0.0.1:{port}");
-        let deadline = Instant::now() + WAIT;
-        loop {
-            if let Ok(response) = reqwest::get(format!("{url}/status")).await
-                && response.status().is_success()
-            {
-                break;
-            }
-            assert!(Instant::now() < deadline, "chromedriver did not come up");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        Driver { url, _child: child }
-    }
-}
-
-/// A headless Chromium session calling itself `user_agent`, with a `width`×`height` window.
-pub(crate) async fn browser(
-    driver: &Driver,
-    user_agent: &str,
-    (width, height): (u32, u32),
-) -> Client {
-    let mut capabilities = serde_json::Map::new();
-    capabilities.insert(
-        "goog:chromeOptions".to_owned(),
-        json!({
-            "args": [
-                "--headless=new",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-dev-shm-usage",
-                "--no-first-run",
-                format!("--window-size={width},{height}"),
-                format!("--user-agent={user_agent}"),
-            ]
-        }),
-    );
-    ClientBuilder::native()
-        .capabilities(capabilities)
-        .connect(&driver.url)
-        .await
-        .expect("a Chromium session")
-}
-
 /// The landing page signs in with this client (as `wxauth dev` arranges).
 pub(crate) async fn landing_server(app: &TestApp) -> String {
     let secret = "a-long-landing-client-secret";
@@ -153,93 +49,62 @@ pub(crate) async fn landing_server(app: &TestApp) -> String {
         client_secret: Secret::new(secret),
         entry_appid: demo::ENTRY_ACCOUNT_APPID.into(),
     }));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, router).await;
-    });
-    base
-}
-
-async fn text(client: &Client, css: &str) -> Result<String, String> {
-    client
-        .find(Locator::Css(css))
-        .await
-        .map_err(|e| format!("{css}: {e}"))?
-        .text()
-        .await
-        .map_err(|e| format!("{css}: {e}"))
+    serve_site(router).await
 }
 
 /// The walk; an `Err` carries what the browser was showing.
-async fn walk(client: &Client, app: &TestApp, landing_base: &str) -> Result<(), String> {
+async fn walk(chromium: &Chromium, app: &TestApp, landing_base: &str) -> Result<(), String> {
     let landing = format!("{landing_base}/m/flow_landing");
     let link = format!(
         "{landing_base}{BUILD}?appId={}&next={}&clientId=landing&redirect=1",
         demo::ENTRY_ACCOUNT_APPID,
         url::form_urlencoded::byte_serialize(landing.as_bytes()).collect::<String>()
     );
-    client.goto(&link).await.map_err(|e| e.to_string())?;
+    chromium.goto(&link).await?;
 
     // The simulator's authorize page asks who is signing in.
-    let alice = client
-        .wait()
-        .at_most(WAIT)
-        .for_element(Locator::Css("a[href*='user=alice']"))
+    chromium
+        .click("a[href*='user=alice']")
         .await
         .map_err(|e| format!("no user chooser: {e}"))?;
-    alice.click().await.map_err(|e| e.to_string())?;
 
     // Both hops run by redirects; the landing page then redeems the ticket.
-    client
-        .wait()
-        .at_most(WAIT)
-        .for_element(Locator::Css("#user:not([hidden])"))
+    chromium
+        .wait_for("#user:not([hidden])")
         .await
         .map_err(|e| format!("the landing page did not show a user: {e}"))?;
 
-    let nick = text(client, "#nick-name").await?;
-    let union_id = text(client, "#union-id").await?;
-    let open_id = text(client, "#open-id").await?;
-    let claims = text(client, "#claims").await?;
-    let status = text(client, "#status").await?;
-    let url = client.current_url().await.map_err(|e| e.to_string())?;
-    client
-        .wait()
-        .at_most(WAIT)
-        .for_element(Locator::Css("#jssdk:not([hidden])"))
+    let nick = chromium.text_of("#nick-name").await?;
+    let union_id = chromium.text_of("#union-id").await?;
+    let open_id = chromium.text_of("#open-id").await?;
+    let claims = chromium.text_of("#claims").await?;
+    let status = chromium.text_of("#status").await?;
+    let url = chromium.url().await?;
+    chromium
+        .wait_for("#jssdk:not([hidden])")
         .await
         .map_err(|e| format!("the landing page showed no JS-SDK configuration: {e}"))?;
-    let jssdk_status = text(client, "#jssdk-status").await?;
+    let jssdk_status = chromium.text_of("#jssdk-status").await?;
     let signed = WxConfig {
         app_id: demo::ENTRY_ACCOUNT_APPID.into(),
-        url: text(client, "#jssdk-url").await?,
-        timestamp: text(client, "#jssdk-timestamp")
+        url: chromium.text_of("#jssdk-url").await?,
+        timestamp: chromium
+            .text_of("#jssdk-timestamp")
             .await?
             .parse()
             .map_err(|e| format!("timestamp: {e}"))?,
-        nonce_str: text(client, "#jssdk-nonce").await?,
-        signature: text(client, "#jssdk-signature").await?,
+        nonce_str: chromium.text_of("#jssdk-nonce").await?,
+        signature: chromium.text_of("#jssdk-signature").await?,
     };
-    if let Ok(png) = client.screenshot().await {
-        let _ = std::fs::write(
-            PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("h5-landing.png"),
-            png,
-        );
-    }
+    chromium.screenshot("h5-landing.png").await;
     // And the JS-SDK section, further down the page.
-    let _ = client
+    let _ = chromium
         .execute(
             "document.getElementById('jssdk').scrollIntoView()",
             Vec::new(),
         )
         .await;
-    if let Ok(png) = client.screenshot().await {
-        let _ = std::fs::write(
-            PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("h5-landing-jssdk.png"),
-            png,
-        );
-    }
+    chromium.screenshot("h5-landing-jssdk.png").await;
 
     // Checked without panicking, so that the browser session is always closed.
     let checks = [
@@ -287,7 +152,7 @@ async fn walk(client: &Client, app: &TestApp, landing_base: &str) -> Result<(), 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_browser_walks_the_h5_sign_in_to_the_landing_page() {
-    let Some(chromedriver) = chromedriver() else {
+    let Some(driver) = Chromedriver::start().await else {
         return;
     };
     let app = TestApp::spawn(Backend::Sqlite).await.unwrap();
@@ -295,27 +160,8 @@ async fn a_browser_walks_the_h5_sign_in_to_the_landing_page() {
     // authorizer token.
     crate::jssdk::authorize_entry_account(&app).await;
     let landing_base = landing_server(&app).await;
-    let driver = Driver::start(&chromedriver).await;
-    let client = browser(&driver, WECHAT_USER_AGENT, (390, 844)).await;
+    let chromium = driver.session(WECHAT_USER_AGENT, (390, 844)).open().await;
 
-    let outcome = walk(&client, &app, &landing_base).await;
-    close_and_unwrap(client, outcome).await;
-}
-
-/// End the browser session, then return the walk's result, or fail with the error and the page
-/// the browser was showing.
-pub(crate) async fn close_and_unwrap<T>(client: Client, outcome: Result<T, String>) -> T {
-    let shown = match &outcome {
-        Ok(_) => String::new(),
-        Err(_) => format!(
-            "at {:?}:\n{}",
-            client.current_url().await.map(|u| u.to_string()),
-            client.source().await.unwrap_or_default()
-        ),
-    };
-    let _ = client.close().await;
-    match outcome {
-        Ok(value) => value,
-        Err(error) => panic!("{error}\n{shown}"),
-    }
+    let outcome = walk(&chromium, &app, &landing_base).await;
+    chromium.finish(outcome).await;
 }

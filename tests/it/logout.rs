@@ -556,11 +556,11 @@ impl Receiver {
 /// page, a link to the end-session endpoint asks, the button signs out.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_sign_out_pages_in_chromium() {
-    use crate::h5_browser::{Driver, chromedriver, close_and_unwrap};
-    use crate::pages::{DESKTOP_USER_AGENT, browser_in, shot};
+    use crate::browser::Chromedriver;
+    use crate::pages::{DESKTOP_USER_AGENT, shot};
     use fantoccini::Locator;
 
-    let Some(chromedriver) = chromedriver() else {
+    let Some(driver) = Chromedriver::start().await else {
         return;
     };
     let app = TestApp::spawn(Backend::Sqlite).await.unwrap();
@@ -576,21 +576,13 @@ async fn the_sign_out_pages_in_chromium() {
         )
         .await
         .ok();
-    let driver = Driver::start(&chromedriver).await;
     for (variant, language) in [("zh", "zh-CN"), ("en", "en-US")] {
-        let client = browser_in(&driver, DESKTOP_USER_AGENT, (900, 700), language).await;
+        let chromium = driver
+            .session(DESKTOP_USER_AGENT, (900, 700))
+            .language(language)
+            .open()
+            .await;
         let outcome: Result<(), String> = async {
-            let wait = |css: &'static str| {
-                let client = client.clone();
-                async move {
-                    client
-                        .wait()
-                        .at_most(crate::h5_browser::WAIT)
-                        .for_element(Locator::Css(css))
-                        .await
-                        .map_err(|e| format!("{css}: {e}"))
-                }
-            };
             // Sign in: the simulator's QR page, alice scans; the client's address is unreachable.
             let mut url = Url::parse(&app.url("/oauth/authorize")).unwrap();
             url.query_pairs_mut()
@@ -600,20 +592,15 @@ async fn the_sign_out_pages_in_chromium() {
                 .append_pair("scope", "openid")
                 .append_pair("code_challenge", &pkce().1)
                 .append_pair("code_challenge_method", "S256");
-            client.goto(url.as_str()).await.map_err(|e| e.to_string())?;
-            wait("#scan-alice, a[href*='user=alice']")
-                .await?
-                .click()
-                .await
-                .map_err(|e| e.to_string())?;
+            chromium.goto(url.as_str()).await?;
+            chromium.click("#scan-alice, a[href*='user=alice']").await?;
             // Signed in once the end-session endpoint asks rather than saying signed out.
             let deadline = Instant::now() + Duration::from_secs(30);
             loop {
-                client
+                chromium
                     .goto(&app.url("/oauth/logout?client_id=web"))
-                    .await
-                    .map_err(|e| e.to_string())?;
-                if client.find(Locator::Css("#confirm")).await.is_ok() {
+                    .await?;
+                if chromium.find(Locator::Css("#confirm")).await.is_ok() {
                     break;
                 }
                 if Instant::now() > deadline {
@@ -621,22 +608,16 @@ async fn the_sign_out_pages_in_chromium() {
                 }
                 tokio::time::sleep(Duration::from_millis(300)).await;
             }
-            let confirm = wait("#confirm").await?;
-            shot(&client, &format!("logout-confirm-{variant}")).await;
-            let question = client
-                .find(Locator::Css("#message"))
-                .await
-                .map_err(|e| e.to_string())?
-                .text()
-                .await
-                .map_err(|e| e.to_string())?;
+            let confirm = chromium.wait_for("#confirm").await?;
+            shot(&chromium, &format!("logout-confirm-{variant}")).await;
+            let question = chromium.text_of("#message").await?;
             if (language == "en-US") != question.starts_with("Sign out of this browser") {
                 return Err(format!("question in the wrong language: {question}"));
             }
             confirm.click().await.map_err(|e| e.to_string())?;
-            wait("#close-hint").await?;
-            shot(&client, &format!("signed-out-{variant}")).await;
-            let source = client.source().await.map_err(|e| e.to_string())?;
+            chromium.wait_for("#close-hint").await?;
+            shot(&chromium, &format!("signed-out-{variant}")).await;
+            let source = chromium.source().await?;
             if source.contains("class=\"error\"")
                 || !source.contains("已退出")
                 || !source.contains("Signed out")
@@ -646,6 +627,6 @@ async fn the_sign_out_pages_in_chromium() {
             Ok(())
         }
         .await;
-        close_and_unwrap(client, outcome).await;
+        chromium.finish(outcome).await;
     }
 }

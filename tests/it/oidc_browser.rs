@@ -5,27 +5,22 @@
 //! exchanges the code and verifies the ID token. In the same browser a second authorization is
 //! silent: no QR page, no consent page, straight back to `/cb`.
 //!
-//! Shares h5_browser's harness (chromedriver on a free port, skipped unless installed or
+//! Runs on [`crate::browser`] (skipped unless Chromium is installed or
 //! `WXAUTH_TEST_REQUIRE_BROWSER=1`).
-
-use std::path::PathBuf;
 
 use axum::extract::RawQuery;
 use axum::response::Html;
-use fantoccini::{Client, Locator};
 use serde_json::Value;
 use url::Url;
 use wxauth::oauth::{FlowTicketPolicy, NewClient};
 use wxauth::secret::Secret;
 use wxauth::simulator::demo;
 
-use crate::h5_browser::{Driver, WAIT, browser, chromedriver, close_and_unwrap};
+use crate::browser::{Chromedriver, Chromium, DESKTOP_USER_AGENT, serve_site};
 use crate::harness::{Backend, TestApp};
 use crate::oauth::basic;
 use crate::oidc::{SECRET, account_of, exchange, pkce, verify_id_token};
 
-const DESKTOP_USER_AGENT: &str = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 \
-     (KHTML, like Gecko) Chrome/130.0 Safari/537.36";
 const CLIENT: &str = "rp-web";
 
 fn escape(text: &str) -> String {
@@ -54,12 +49,7 @@ async fn relying_party() -> String {
             Html(body)
         }),
     );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, router).await;
-    });
-    base
+    serve_site(router).await
 }
 
 /// One authorization request: its URL, and what the client keeps to finish it.
@@ -92,85 +82,56 @@ fn request(app: &TestApp, redirect: &str, n: u32) -> Request {
     }
 }
 
-async fn text(client: &Client, css: &str) -> Result<String, String> {
-    client
-        .wait()
-        .at_most(WAIT)
-        .for_element(Locator::Css(css))
+/// Click `css`, a `what` the walk expects to find.
+async fn click(chromium: &Chromium, css: &str, what: &str) -> Result<(), String> {
+    chromium
+        .click(css)
         .await
-        .map_err(|e| format!("{css}: {e}"))?
-        .text()
-        .await
-        .map_err(|e| format!("{css}: {e}"))
-}
-
-async fn click(client: &Client, css: &str, what: &str) -> Result<(), String> {
-    client
-        .wait()
-        .at_most(WAIT)
-        .for_element(Locator::Css(css))
-        .await
-        .map_err(|e| format!("no {what} ({css}): {e}"))?
-        .click()
-        .await
-        .map_err(|e| format!("clicking {css}: {e}"))
+        .map_err(|e| format!("no {what}: {e}"))
 }
 
 /// The code the relying party got, after checking the page is `/cb` with the request's state.
 async fn code_at_relying_party(
-    client: &Client,
+    chromium: &Chromium,
     rp: &str,
     request: &Request,
 ) -> Result<String, String> {
-    let state = text(client, "#query #state").await?;
-    let url = client.current_url().await.map_err(|e| e.to_string())?;
-    if !url.as_str().starts_with(&format!("{rp}/cb?")) {
-        return Err(format!("not at the relying party: {url}"));
-    }
+    let state = chromium.text_of("#query #state").await?;
+    chromium
+        .expect_at(&format!("{rp}/cb?"), "at the relying party")
+        .await?;
     if state != request.state {
         return Err(format!("state {state:?}, sent {:?}", request.state));
     }
-    text(client, "#query #code").await
+    chromium.text_of("#query #code").await
 }
 
 /// The browser's part; an `Err` carries what went wrong.
 async fn walk(
-    client: &Client,
+    chromium: &Chromium,
     app: &TestApp,
     rp: &str,
     first: &Request,
     second: &Request,
 ) -> Result<(String, String), String> {
-    client.goto(&first.url).await.map_err(|e| e.to_string())?;
+    chromium.goto(&first.url).await?;
 
     // Outside WeChat: the simulator's website QR page; alice's phone scans it.
-    let at = client.current_url().await.map_err(|e| e.to_string())?;
-    if !at
-        .as_str()
-        .starts_with(&format!("{}/connect/qrconnect", app.sim_base))
-    {
-        return Err(format!("not the QR page: {at}"));
-    }
-    click(client, "#scan-alice", "QR page scan link").await?;
+    chromium.scan_the_qr_page(&app.sim_base, "alice").await?;
 
     // Signed in with WeChat; our consent page names the user and the client.
-    let user = text(client, "#user-name").await?;
-    let shown_client = text(client, "#client-name").await?;
-    if let Ok(png) = client.screenshot().await {
-        let _ = std::fs::write(
-            PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("oidc-consent.png"),
-            png,
-        );
-    }
+    let user = chromium.text_of("#user-name").await?;
+    let shown_client = chromium.text_of("#client-name").await?;
+    chromium.screenshot("oidc-consent.png").await;
     if user != "Alice 爱丽丝" || !shown_client.contains(CLIENT) {
         return Err(format!("consent page for {user:?} and {shown_client:?}"));
     }
-    click(client, "#approve", "consent button").await?;
-    let first_code = code_at_relying_party(client, rp, first).await?;
+    click(chromium, "#approve", "consent button").await?;
+    let first_code = code_at_relying_party(chromium, rp, first).await?;
 
     // Signed in and consented: the second authorization goes straight back to the client.
-    client.goto(&second.url).await.map_err(|e| e.to_string())?;
-    let second_code = code_at_relying_party(client, rp, second).await?;
+    chromium.goto(&second.url).await?;
+    let second_code = code_at_relying_party(chromium, rp, second).await?;
     if first_code == second_code {
         return Err("the same code twice".into());
     }
@@ -198,7 +159,7 @@ async fn redeem(app: &TestApp, redirect: &str, request: &Request, code: &str) ->
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_desktop_browser_signs_in_with_the_qr_page_and_consent() {
-    let Some(chromedriver) = chromedriver() else {
+    let Some(driver) = Chromedriver::start().await else {
         return;
     };
     let app = TestApp::spawn(Backend::Sqlite).await.unwrap();
@@ -224,10 +185,9 @@ async fn a_desktop_browser_signs_in_with_the_qr_page_and_consent() {
     let first = request(&app, &redirect, 1);
     let second = request(&app, &redirect, 2);
 
-    let driver = Driver::start(&chromedriver).await;
-    let client = browser(&driver, DESKTOP_USER_AGENT, (1280, 800)).await;
-    let outcome = walk(&client, &app, &rp, &first, &second).await;
-    let (first_code, second_code) = close_and_unwrap(client, outcome).await;
+    let chromium = driver.session(DESKTOP_USER_AGENT, (1280, 800)).open().await;
+    let outcome = walk(&chromium, &app, &rp, &first, &second).await;
+    let (first_code, second_code) = chromium.finish(outcome).await;
 
     let sub = account_of(&app, demo::WEBSITE_APPID, "alice")
         .await
@@ -243,23 +203,18 @@ async fn a_desktop_browser_signs_in_with_the_qr_page_and_consent() {
 
 /// The demo single-page app of `wxauth dev` (`/m/oidc_demo`, public client `demo-spa`, PKCE in
 /// the browser): sign in, consent, and the page shows the user from the ID token and UserInfo.
-async fn walk_the_demo_page(client: &Client, app: &TestApp) -> Result<(), String> {
-    client
-        .goto(&app.url("/m/oidc_demo"))
-        .await
-        .map_err(|e| e.to_string())?;
-    click(client, "#sign-in", "sign-in button").await?;
-    click(client, "#scan-alice", "QR page").await?;
-    click(client, "#approve", "consent page").await?;
-    client
-        .wait()
-        .at_most(WAIT)
-        .for_element(Locator::Css("#user:not([hidden])"))
+async fn walk_the_demo_page(chromium: &Chromium, app: &TestApp) -> Result<(), String> {
+    chromium.goto(&app.url("/m/oidc_demo")).await?;
+    click(chromium, "#sign-in", "sign-in button").await?;
+    click(chromium, "#scan-alice", "QR page").await?;
+    click(chromium, "#approve", "consent page").await?;
+    chromium
+        .wait_for("#user:not([hidden])")
         .await
         .map_err(|e| format!("the demo page did not show a user: {e}"))?;
-    let name = text(client, "#name").await?;
-    let id_token = text(client, "#id-token").await?;
-    let url = client.current_url().await.map_err(|e| e.to_string())?;
+    let name = chromium.text_of("#name").await?;
+    let id_token = chromium.text_of("#id-token").await?;
+    let url = chromium.url().await?;
     if name != "Alice 爱丽丝" {
         return Err(format!("name {name:?}"));
     }
@@ -275,7 +230,7 @@ async fn walk_the_demo_page(client: &Client, app: &TestApp) -> Result<(), String
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_dev_demo_single_page_app_signs_in_with_pkce() {
-    let Some(chromedriver) = chromedriver() else {
+    let Some(driver) = Chromedriver::start().await else {
         return;
     };
     let app = TestApp::spawn_with(
@@ -304,8 +259,7 @@ async fn the_dev_demo_single_page_app_signs_in_with_pkce() {
         })
         .await
         .unwrap();
-    let driver = Driver::start(&chromedriver).await;
-    let client = browser(&driver, DESKTOP_USER_AGENT, (1280, 800)).await;
-    let outcome = walk_the_demo_page(&client, &app).await;
-    close_and_unwrap(client, outcome).await;
+    let chromium = driver.session(DESKTOP_USER_AGENT, (1280, 800)).open().await;
+    let outcome = walk_the_demo_page(&chromium, &app).await;
+    chromium.finish(outcome).await;
 }

@@ -4,9 +4,6 @@
 //! refusals, the token endpoint while the database is gone — and screenshots of every page in
 //! Chinese and English on a phone and a desktop, taken in a real browser.
 
-use std::path::PathBuf;
-
-use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::json;
 use url::Url;
 use wxauth::oauth::{FlowTicketPolicy, NewClient};
@@ -14,8 +11,9 @@ use wxauth::secret::Secret;
 use wxauth::simulator::demo;
 
 use crate::backend_tests;
+use crate::browser::{Chromedriver, Chromium};
 use crate::h5::{Browser, NEXT, page, query, start};
-use crate::h5_browser::{Driver, WAIT, chromedriver, landing_server};
+use crate::h5_browser::landing_server;
 use crate::harness::{Backend, Options, TestApp};
 
 const ENTRY_CB: &str = "/api/wechat/component/mp/common/entryCallback";
@@ -340,79 +338,24 @@ const PHONE_USER_AGENT: &str = "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWe
 pub(crate) const DESKTOP_USER_AGENT: &str =
     "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0";
 
-/// A headless Chromium asking for `language` first.
-pub(crate) async fn browser_in(
-    driver: &Driver,
-    user_agent: &str,
-    size: (u32, u32),
-    language: &str,
-) -> Client {
-    let mut capabilities = serde_json::Map::new();
-    capabilities.insert(
-        "goog:chromeOptions".to_owned(),
-        json!({
-            "args": [
-                "--headless=new",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-dev-shm-usage",
-                "--no-first-run",
-                format!("--window-size={},{}", size.0, size.1),
-                format!("--user-agent={user_agent}"),
-                format!("--lang={language}"),
-                format!("--accept-lang={language}"),
-            ],
-            "prefs": { "intl.accept_languages": language },
-        }),
-    );
-    ClientBuilder::native()
-        .capabilities(capabilities)
-        .connect(driver.url())
-        .await
-        .expect("a Chromium session")
-}
-
-pub(crate) async fn shot(client: &Client, name: &str) {
-    if let Ok(png) = client.screenshot().await {
-        let _ = std::fs::write(
-            PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("page-{name}.png")),
-            png,
-        );
-    }
-}
-
-async fn wait_for(client: &Client, css: &str) -> Result<fantoccini::elements::Element, String> {
-    client
-        .wait()
-        .at_most(WAIT)
-        .for_element(Locator::Css(css))
-        .await
-        .map_err(|e| format!("{css}: {e}"))
-}
-
-async fn text_of(client: &Client, css: &str) -> Result<String, String> {
-    wait_for(client, css)
-        .await?
-        .text()
-        .await
-        .map_err(|e| format!("{css}: {e}"))
+/// A screenshot of the page, as `page-<name>.png`.
+pub(crate) async fn shot(chromium: &Chromium, name: &str) {
+    chromium.screenshot(&format!("page-{name}.png")).await;
 }
 
 /// Every page a person meets, screenshotted as `page-<name>-<variant>.png`; the links that lead
 /// back are clicked.
 async fn tour(
-    client: &Client,
+    chromium: &Chromium,
     app: &TestApp,
     landing_base: &str,
     variant: &str,
     english: bool,
 ) -> Result<(), String> {
-    let goto = |url: String| async move { client.goto(&url).await.map_err(|e| e.to_string()) };
-
     // The front page, with its dev demo section.
-    goto(app.url("/")).await?;
-    wait_for(client, "#demo").await?;
-    shot(client, &format!("front-{variant}")).await;
+    chromium.goto(&app.url("/")).await?;
+    chromium.wait_for("#demo").await?;
+    shot(chromium, &format!("front-{variant}")).await;
 
     // A spent H5 link: the message in the browser's language, and the start-again link, which
     // leads to WeChat's (the simulator's) sign-in.
@@ -420,49 +363,45 @@ async fn tour(
     let entry_authorize = start(app, demo::ENTRY_ACCOUNT_APPID, NEXT).await;
     let entry_callback = alice.hop(&entry_authorize).await;
     let _ = alice.hop(&entry_callback).await;
-    goto(entry_callback).await?;
-    let message = text_of(client, "#message").await?;
+    chromium.goto(&entry_callback).await?;
+    let message = chromium.text_of("#message").await?;
     if english != message.starts_with("This sign-in link has expired") {
         return Err(format!("message in the wrong language: {message:?}"));
     }
-    shot(client, &format!("error-spent-{variant}")).await;
-    wait_for(client, "#start-over")
-        .await?
-        .click()
-        .await
-        .map_err(|e| e.to_string())?;
-    wait_for(client, "a[href*='user=alice']").await?;
-    shot(client, &format!("simulator-chooser-{variant}")).await;
+    shot(chromium, &format!("error-spent-{variant}")).await;
+    chromium.click("#start-over").await?;
+    chromium.wait_for("a[href*='user=alice']").await?;
+    shot(chromium, &format!("simulator-chooser-{variant}")).await;
 
     // A page the app's request cannot start.
-    goto(app.url("/oauth/authorize?client_id=nope")).await?;
-    wait_for(client, "#reference").await?;
-    shot(client, &format!("error-request-{variant}")).await;
+    chromium
+        .goto(&app.url("/oauth/authorize?client_id=nope"))
+        .await?;
+    chromium.wait_for("#reference").await?;
+    shot(chromium, &format!("error-request-{variant}")).await;
 
     // The consent page of a client with a name, a logo and a scope of its own, reached through
     // the QR sign-in on a desktop or WeChat's on a phone.
     let redirect = "http://127.0.0.1:9/cb";
-    goto(app.url(&format!(
+    chromium.goto(&app.url(&format!(
         "/oauth/authorize?response_type=code&client_id=shop-web&redirect_uri={}&scope=orders%20profile%20openid&state=s",
         crate::h5::urlencode(redirect)
     )))
     .await?;
     // WeChat's page asks who signs in, unless the simulated WeChat remembers alice already.
-    let next = client
-        .wait()
-        .at_most(WAIT)
-        .for_element(Locator::Css("#scan-alice, a[href*='user=alice'], #approve"))
+    let next = chromium
+        .wait_for("#scan-alice, a[href*='user=alice'], #approve")
         .await
         .map_err(|e| format!("no WeChat sign-in page: {e}"))?;
     if next.attr("id").await.map_err(|e| e.to_string())?.as_deref() != Some("approve") {
-        shot(client, &format!("simulator-signin-{variant}")).await;
+        shot(chromium, &format!("simulator-signin-{variant}")).await;
         next.click().await.map_err(|e| e.to_string())?;
     }
-    wait_for(client, "#approve").await?;
-    let scopes = text_of(client, "#scopes").await?;
-    let name = text_of(client, "#client-name").await?;
-    let host = text_of(client, "#redirect-host").await?;
-    shot(client, &format!("consent-{variant}")).await;
+    chromium.wait_for("#approve").await?;
+    let scopes = chromium.text_of("#scopes").await?;
+    let name = chromium.text_of("#client-name").await?;
+    let host = chromium.text_of("#redirect-host").await?;
+    shot(chromium, &format!("consent-{variant}")).await;
     let order: Vec<usize> = ["微信身份", "昵称", "orders"]
         .iter()
         .filter_map(|w| scopes.find(w))
@@ -474,19 +413,25 @@ async fn tour(
         return Err(format!("consent shows {name:?} returning to {host:?}"));
     }
     // The landing page without a sign-in result offers to sign in, and the link works.
-    goto(format!("{landing_base}/m/flow_landing")).await?;
-    let again = wait_for(client, "#again:not([hidden]) #again-link").await?;
-    shot(client, &format!("landing-empty-{variant}")).await;
+    chromium
+        .goto(&format!("{landing_base}/m/flow_landing"))
+        .await?;
+    let again = chromium
+        .wait_for("#again:not([hidden]) #again-link")
+        .await?;
+    shot(chromium, &format!("landing-empty-{variant}")).await;
     again.click().await.map_err(|e| e.to_string())?;
     // WeChat asks who signs in, unless the simulated WeChat remembers alice from the consent
     // walk above.
-    let next = wait_for(client, "a[href*='user=alice'], #user:not([hidden])").await?;
+    let next = chromium
+        .wait_for("a[href*='user=alice'], #user:not([hidden])")
+        .await?;
     if next.attr("id").await.map_err(|e| e.to_string())?.as_deref() != Some("user") {
         next.click().await.map_err(|e| e.to_string())?;
     }
-    wait_for(client, "#user:not([hidden])").await?;
-    let avatar = wait_for(client, "#avatar").await?;
-    let loaded = client
+    chromium.wait_for("#user:not([hidden])").await?;
+    let avatar = chromium.wait_for("#avatar").await?;
+    let loaded = chromium
         .execute(
             "return arguments[0].complete && arguments[0].naturalWidth > 0",
             vec![serde_json::to_value(&avatar).map_err(|e| e.to_string())?],
@@ -496,14 +441,14 @@ async fn tour(
     if loaded != json!(true) {
         return Err("the avatar on the landing page did not load".into());
     }
-    shot(client, &format!("landing-{variant}")).await;
+    shot(chromium, &format!("landing-{variant}")).await;
 
     Ok(())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_page_in_chinese_and_english_on_a_phone_and_a_desktop() {
-    let Some(chromedriver) = chromedriver() else {
+    let Some(driver) = Chromedriver::start().await else {
         return;
     };
     let app = sqlite_with(Options {
@@ -519,15 +464,18 @@ async fn every_page_in_chinese_and_english_on_a_phone_and_a_desktop() {
     )
     .await;
     let landing_base = landing_server(&app).await;
-    let driver = Driver::start(&chromedriver).await;
     for (variant, user_agent, size, language) in [
         ("zh-phone", PHONE_USER_AGENT, (390, 844), "zh-CN"),
         ("en-phone", PHONE_USER_AGENT, (390, 844), "en-US"),
         ("zh-desktop", DESKTOP_USER_AGENT, (1280, 900), "zh-CN"),
         ("en-desktop", DESKTOP_USER_AGENT, (1280, 900), "en-US"),
     ] {
-        let client = browser_in(&driver, user_agent, size, language).await;
-        let outcome = tour(&client, &app, &landing_base, variant, language == "en-US").await;
-        crate::h5_browser::close_and_unwrap(client, outcome).await;
+        let chromium = driver
+            .session(user_agent, size)
+            .language(language)
+            .open()
+            .await;
+        let outcome = tour(&chromium, &app, &landing_base, variant, language == "en-US").await;
+        chromium.finish(outcome).await;
     }
 }

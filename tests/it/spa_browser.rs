@@ -14,17 +14,14 @@ use std::path::{Path, PathBuf};
 
 use axum::http::header;
 use axum::response::{Html, IntoResponse};
-use fantoccini::{Client, Locator};
 use serde_json::{Value, json};
 use wxauth::oauth::NewClient;
 use wxauth::simulator::demo;
 
-use crate::h5_browser::{WAIT, browser, chromedriver, close_and_unwrap};
+use crate::browser::{Chromedriver, Chromium, DESKTOP_USER_AGENT, serve_site};
 use crate::harness::{Backend, TestApp};
 use crate::oidc::account_of;
 
-const DESKTOP_USER_AGENT: &str = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 \
-     (KHTML, like Gecko) Chrome/130.0 Safari/537.36";
 const CLIENT: &str = "spa-elsewhere";
 
 fn spa_dir() -> PathBuf {
@@ -67,48 +64,18 @@ async fn spa_server(issuer: &str, module: PathBuf) -> String {
             "/vendor/oauth4webapi.js",
             axum::routing::get(javascript(library)),
         );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, router).await;
-    });
-    base
-}
-
-async fn element(client: &Client, css: &str) -> Result<fantoccini::elements::Element, String> {
-    client
-        .wait()
-        .at_most(WAIT)
-        .for_element(Locator::Css(css))
-        .await
-        .map_err(|e| format!("{css}: {e}"))
-}
-
-async fn click(client: &Client, css: &str) -> Result<(), String> {
-    element(client, css)
-        .await?
-        .click()
-        .await
-        .map_err(|e| format!("clicking {css}: {e}"))
+    serve_site(router).await
 }
 
 /// What the page shows for one step (`<pre id=STEP>`), as JSON where it wrote JSON.
-async fn step(client: &Client, id: &str) -> Result<Value, String> {
-    let text = element(client, &format!("#{id}"))
-        .await?
-        .text()
-        .await
-        .map_err(|e| format!("#{id}: {e}"))?;
+async fn step(chromium: &Chromium, id: &str) -> Result<Value, String> {
+    let text = chromium.text_of(&format!("#{id}")).await?;
     Ok(serde_json::from_str(&text).unwrap_or(Value::String(text)))
 }
 
 /// `Err` with what the app shows in `#error` (the step and why), if anything.
-async fn failure(client: &Client) -> Result<(), String> {
-    let error = element(client, "#error")
-        .await?
-        .text()
-        .await
-        .map_err(|e| e.to_string())?;
+async fn failure(chromium: &Chromium) -> Result<(), String> {
+    let error = chromium.text_of("#error").await?;
     if error.is_empty() {
         Ok(())
     } else {
@@ -117,34 +84,27 @@ async fn failure(client: &Client) -> Result<(), String> {
 }
 
 /// The browser's part: every step's result, by step.
-async fn walk(client: &Client, app: &TestApp, spa: &str) -> Result<Vec<(String, Value)>, String> {
-    client
-        .goto(&format!("{spa}/app.html"))
-        .await
-        .map_err(|e| e.to_string())?;
+async fn walk(
+    chromium: &Chromium,
+    app: &TestApp,
+    spa: &str,
+) -> Result<Vec<(String, Value)>, String> {
+    chromium.goto(&format!("{spa}/app.html")).await?;
     // Discovery runs cross-origin before the button shows.
-    element(client, "#sign-in:not([hidden]), #error:not(:empty)").await?;
-    failure(client).await?;
-    click(client, "#sign-in").await?;
-    let at = client.current_url().await.map_err(|e| e.to_string())?;
-    if !at
-        .as_str()
-        .starts_with(&format!("{}/connect/qrconnect", app.sim_base))
-    {
-        return Err(format!("not the QR page: {at}"));
-    }
-    click(client, "#scan-alice").await?;
-    click(client, "#approve").await?;
+    chromium
+        .wait_for("#sign-in:not([hidden]), #error:not(:empty)")
+        .await?;
+    failure(chromium).await?;
+    chromium.click("#sign-in").await?;
+    chromium.scan_the_qr_page(&app.sim_base, "alice").await?;
+    chromium.click("#approve").await?;
     // Back on the app: it runs every step, then shows `#done`, or `#error` on the first failure.
-    element(client, "#done:not([hidden]), #error:not(:empty)").await?;
-    if let Ok(png) = client.screenshot().await {
-        let _ = std::fs::write(
-            PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("spa-cross-origin.png"),
-            png,
-        );
-    }
-    failure(client).await?;
-    let url = client.current_url().await.map_err(|e| e.to_string())?;
+    chromium
+        .wait_for("#done:not([hidden]), #error:not(:empty)")
+        .await?;
+    chromium.screenshot("spa-cross-origin.png").await;
+    failure(chromium).await?;
+    let url = chromium.url().await?;
     if url.as_str() != format!("{spa}/app.html") {
         return Err(format!(
             "the app should be back on its page without the code: {url}"
@@ -160,14 +120,14 @@ async fn walk(client: &Client, app: &TestApp, spa: &str) -> Result<Vec<(String, 
         "revoke",
         "after-revoke",
     ] {
-        steps.push((id.to_owned(), step(client, id).await?));
+        steps.push((id.to_owned(), step(chromium, id).await?));
     }
     Ok(steps)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_single_page_app_on_another_origin_signs_in_refreshes_and_revokes() {
-    let Some(chromedriver) = chromedriver() else {
+    let Some(driver) = Chromedriver::start().await else {
         return;
     };
     let Some(module) = oauth4webapi() else {
@@ -192,13 +152,13 @@ async fn a_single_page_app_on_another_origin_signs_in_refreshes_and_revokes() {
         .await
         .unwrap();
 
-    let driver = crate::h5_browser::Driver::start(&chromedriver).await;
-    let client = browser(&driver, DESKTOP_USER_AGENT, (1100, 1000)).await;
-    let outcome = walk(&client, &app, &spa).await;
-    let steps: serde_json::Map<String, Value> = close_and_unwrap(client, outcome)
-        .await
-        .into_iter()
-        .collect();
+    let chromium = driver
+        .session(DESKTOP_USER_AGENT, (1100, 1000))
+        .open()
+        .await;
+    let outcome = walk(&chromium, &app, &spa).await;
+    let steps: serde_json::Map<String, Value> =
+        chromium.finish(outcome).await.into_iter().collect();
 
     let sub = account_of(&app, demo::WEBSITE_APPID, "alice")
         .await

@@ -6,12 +6,10 @@
 //! backend. And a headless Chromium walks it: the web-view page gets the ticket in its URL,
 //! starts the authorization request with it and lands back at its client with a code.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use axum::extract::RawQuery;
 use axum::response::Html;
-use fantoccini::Locator;
 use serde_json::{Value, json};
 use tokio::sync::Barrier;
 use url::Url;
@@ -269,7 +267,7 @@ async fn web_view_site(authorize: impl FnOnce(&str) -> String) -> String {
 /// WeChat page and no consent page on the way.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_web_view_page_signs_in_silently_in_a_real_browser() {
-    let Some(chromedriver) = crate::h5_browser::chromedriver() else {
+    let Some(driver) = crate::browser::Chromedriver::start().await else {
         return;
     };
     let app = TestApp::spawn(Backend::Sqlite).await.unwrap();
@@ -291,35 +289,14 @@ async fn a_web_view_page_signs_in_silently_in_a_real_browser() {
     assert_eq!(status, 200, "{saved}");
     let ticket = ticket(&app, session_id, "page-a").await;
 
-    let driver = crate::h5_browser::Driver::start(&chromedriver).await;
-    let client = crate::h5_browser::browser(&driver, WEB_VIEW_USER_AGENT, (390, 844)).await;
+    let chromium = driver.session(WEB_VIEW_USER_AGENT, (390, 844)).open().await;
     let outcome = async {
-        client
+        chromium
             .goto(&format!("{site}/page?ticket={ticket}"))
-            .await
-            .map_err(|e| e.to_string())?;
-        let code = client
-            .wait()
-            .at_most(crate::h5_browser::WAIT)
-            .for_element(Locator::Css("#code"))
-            .await
-            .map_err(|e| e.to_string())?
-            .text()
-            .await
-            .map_err(|e| e.to_string())?;
-        let state = client
-            .find(Locator::Css("#state"))
-            .await
-            .map_err(|e| e.to_string())?
-            .text()
-            .await
-            .map_err(|e| e.to_string())?;
-        if let Ok(png) = client.screenshot().await {
-            let _ = std::fs::write(
-                PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("web-view-signed-in.png"),
-                png,
-            );
-        }
+            .await?;
+        let code = chromium.text_of("#code").await?;
+        let state = chromium.text_of("#state").await?;
+        chromium.screenshot("web-view-signed-in.png").await;
         if code.is_empty() || state != "st-web-view" {
             return Err(format!(
                 "no code at the site: code {code:?}, state {state:?}"
@@ -328,7 +305,7 @@ async fn a_web_view_page_signs_in_silently_in_a_real_browser() {
         Ok(code)
     }
     .await;
-    let code = crate::h5_browser::close_and_unwrap(client, outcome).await;
+    let code = chromium.finish(outcome).await;
     assert_eq!(
         app.sim.calls("/connect/oauth2/authorize"),
         0,

@@ -395,9 +395,9 @@ async fn an_event_committed_before_the_server_is_killed_is_delivered_after_the_r
 /// `target/tmp/console-webhooks-zh.png` and `console-merges-en.png`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_console_shows_dead_deliveries_and_queued_merges() {
-    use crate::console_browser::{DESKTOP_USER_AGENT, click, fill, find, goto, shot, source};
-    use crate::h5_browser::{Driver, browser, chromedriver, close_and_unwrap};
-    let Some(chromedriver) = chromedriver() else {
+    use crate::browser::{Chromedriver, DESKTOP_USER_AGENT};
+    use crate::console_browser::shot;
+    let Some(driver) = Chromedriver::start().await else {
         return;
     };
     let app = crate::console::spawn(None).await;
@@ -457,17 +457,16 @@ async fn the_console_shows_dead_deliveries_and_queued_merges() {
         .webhook_deliveries(Some(wxauth::admin::webhooks::DeliveryStatus::Dead), 10)
         .await
         .unwrap();
-    let driver = Driver::start(&chromedriver).await;
-    let client = browser(&driver, DESKTOP_USER_AGENT, (1280, 860)).await;
+    let chromium = driver.session(DESKTOP_USER_AGENT, (1280, 860)).open().await;
     let walk = async {
-        goto(&client, &app.url("/admin/login?lang=zh")).await?;
-        click(&client, "details summary").await?;
-        fill(&client, "#token", crate::console::ADMIN_TOKEN).await?;
-        click(&client, "#token-sign-in").await?;
-        find(&client, "#users").await?;
-        click(&client, "#nav-webhooks").await?;
-        find(&client, "#dead-deliveries").await?;
-        let page = source(&client).await?;
+        chromium.goto(&app.url("/admin/login?lang=zh")).await?;
+        chromium.click("details summary").await?;
+        chromium.fill("#token", crate::console::ADMIN_TOKEN).await?;
+        chromium.click("#token-sign-in").await?;
+        chromium.wait_for("#users").await?;
+        chromium.click("#nav-webhooks").await?;
+        chromium.wait_for("#dead-deliveries").await?;
+        let page = chromium.source().await?;
         for wanted in [
             "投递失败",
             "HTTP 502",
@@ -478,19 +477,19 @@ async fn the_console_shows_dead_deliveries_and_queued_merges() {
                 return Err(format!("the webhooks page lacks {wanted:?}"));
             }
         }
-        shot(&client, "webhooks-zh").await;
-        goto(&client, &app.url("/admin/merges?lang=en")).await?;
-        find(&client, "#merges").await?;
-        if !source(&client).await?.contains("o-oa-console") {
+        shot(&chromium, "webhooks-zh").await;
+        chromium.goto(&app.url("/admin/merges?lang=en")).await?;
+        chromium.wait_for("#merges").await?;
+        if !chromium.source().await?.contains("o-oa-console") {
             return Err("the merges page lacks the identity that would move".into());
         }
-        shot(&client, "merges-en").await;
-        click(&client, "#merges button.button").await?;
-        find(&client, "main").await?;
-        source(&client).await
+        shot(&chromium, "merges-en").await;
+        chromium.click("#merges button.button").await?;
+        chromium.wait_for("main").await?;
+        chromium.source().await
     }
     .await;
-    let after = close_and_unwrap(client, walk).await;
+    let after = chromium.finish(walk).await;
     assert!(after.contains("The accounts are merged."), "{after}");
     assert_eq!(
         users
