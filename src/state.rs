@@ -10,6 +10,7 @@ use crate::audit::Audit;
 use crate::clock::SharedClock;
 use crate::config::{Config, ConfigError};
 use crate::credential_broker::CredentialBroker;
+use crate::health::Health;
 use crate::limits::{Limits, SharedCounters};
 use crate::login::{
     AuthStates, BrowserSessions, DeviceApproval, FollowerSync, H5Login, H5Urls, JsSdk,
@@ -87,6 +88,8 @@ pub struct AppServices {
     pub jssdk: JsSdk,
     /// The WeChat credential broker for the company's other services.
     pub credential_broker: CredentialBroker,
+    /// Whether the database answers, and the metrics scrape.
+    pub health: Health,
 }
 
 impl AppState {
@@ -306,6 +309,7 @@ impl AppState {
             limits,
             jssdk,
             credential_broker,
+            health: Health::new(db.clone()),
             config: Arc::new(config),
             db,
             vault,
@@ -314,15 +318,13 @@ impl AppState {
     }
 }
 
-/// The administration core is wired from the state (its constructor lives here, so `admin/` does
-/// not import the state that holds it).
 /// The sub-states handlers take (`State<MiniProgramLogin>` and the like) instead of the whole
-/// state: each handler names the one service it calls.
+/// state: each handler names the services it calls (a field, or a field of a field).
 macro_rules! sub_states {
-    ($($service:ty => $field:ident),* $(,)?) => {$(
+    ($($service:ty => $($field:ident).+),* $(,)?) => {$(
         impl axum::extract::FromRef<AppState> for $service {
             fn from_ref(state: &AppState) -> Self {
-                state.$field.clone()
+                state.$($field).+.clone()
             }
         }
     )*};
@@ -343,8 +345,12 @@ sub_states! {
     Arc<Config> => config,
     JsSdk => jssdk,
     CredentialBroker => credential_broker,
+    Health => health,
+    TokenService => oauth.tokens,
 }
 
+/// The administration core is wired from the state (its constructor lives here, so `admin/` does
+/// not import the state that holds it).
 impl crate::admin::Admin {
     /// The operations behind the admin API, the console and the CLI, over `state`'s services.
     pub fn new(state: &AppState) -> Self {
