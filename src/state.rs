@@ -347,6 +347,10 @@ sub_states! {
     CredentialBroker => credential_broker,
     Health => health,
     TokenService => oauth.tokens,
+    BrowserSessions => sessions,
+    WeChatSignIn => sign_in,
+    AuthorizationService => oauth.authorization,
+    crate::oauth::device::DeviceAuthorizations => oauth.devices,
 }
 
 /// The administration core is wired from the state (its constructor lives here, so `admin/` does

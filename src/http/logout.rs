@@ -119,7 +119,7 @@ async fn end_session(
                 None => signed_out_page(),
             };
             if (ended || cookie.is_some())
-                && let Some(value) = session_cookie(&state, "", 0)
+                && let Some(value) = session_cookie(&state.config, "", 0)
             {
                 response.headers_mut().append(header::SET_COOKIE, value);
             }
