@@ -12,6 +12,7 @@ use crate::config::{Config, ConfigError};
 use crate::credential_broker::CredentialBroker;
 use crate::health::Health;
 use crate::limits::{Limits, SharedCounters};
+use crate::login::logout::Logout;
 use crate::login::{
     AuthStates, BrowserSessions, DeviceApproval, FollowerSync, H5Login, H5Urls, JsSdk,
     MiniProgramLogin, MiniProgramProfiles, RedirectPolicy, WeChatSignIn, WebViewSignIn,
@@ -72,6 +73,8 @@ pub struct AppServices {
     pub sessions: BrowserSessions,
     /// WeChat sign-in for the authorization endpoint.
     pub sign_in: WeChatSignIn,
+    /// Signing out at the end-session endpoint.
+    pub logout: Logout,
     /// The H5 two-hop sign-in.
     pub h5: Arc<H5Login>,
     /// Official Account follower status (the base hop's lookup, the message URL's pushes).
@@ -279,6 +282,14 @@ impl AppState {
             mini_program.clone(),
             clock.clone(),
         );
+        let logout = Logout::new(
+            db.clone(),
+            sessions.clone(),
+            clients.clone(),
+            tokens.clone(),
+            users.clone(),
+            audit.clone(),
+        );
         Ok(Self(Arc::new(AppServices {
             oauth: OAuthServices {
                 clients: clients.clone(),
@@ -297,6 +308,7 @@ impl AppState {
             avatars,
             sessions,
             sign_in,
+            logout,
             h5,
             followers,
             device_approval,
@@ -347,6 +359,7 @@ sub_states! {
     CredentialBroker => credential_broker,
     Health => health,
     TokenService => oauth.tokens,
+    Logout => logout,
     BrowserSessions => sessions,
     WeChatSignIn => sign_in,
     AuthorizationService => oauth.authorization,
