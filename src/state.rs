@@ -366,6 +366,13 @@ sub_states! {
     crate::oauth::device::DeviceAuthorizations => oauth.devices,
 }
 
+/// The administration core as a sub-state, wired from the state's services on each use.
+impl axum::extract::FromRef<AppState> for crate::admin::Admin {
+    fn from_ref(state: &AppState) -> Self {
+        Self::new(state)
+    }
+}
+
 /// The administration core is wired from the state (its constructor lives here, so `admin/` does
 /// not import the state that holds it).
 impl crate::admin::Admin {
