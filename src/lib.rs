@@ -24,11 +24,12 @@
 //!   models in `entity`), [`store`] (the database, vault and clock services are built from),
 //!   [`vault`] (secrets at rest), [`secret`] (values that never print), [`clock`] (time as
 //!   input), [`config`] (environment variables, validated once; [`config_error`] its one error),
-//!   [`fault`] (whose fault a failure is), [`audit`] (the audit trail), [`metrics`] (Prometheus series), [`request_context`] (the
-//!   caller's address, for the core), [`limits`] (rate limits and the guessing throttle, in
-//!   process or shared through Redis), [`ttl_cache`] (short-lived caches of records read on every
-//!   token request), [`janitor`] (expiry), [`webhooks`] (the signed-webhook outbox and its
-//!   delivery worker).
+//!   [`fault`] (whose fault a failure is), [`audit`] (the audit trail), [`metrics`] (Prometheus
+//!   series), [`health`] (readiness and the scrape, over the connection no handler holds),
+//!   [`request_context`] (the caller's address, for the core), [`limits`] (rate limits and the
+//!   guessing throttle, in process or shared through Redis), [`ttl_cache`] (short-lived caches of
+//!   records read on every token request), [`janitor`] (expiry), [`webhooks`] (the
+//!   signed-webhook outbox and its delivery worker).
 
 pub mod admin;
 pub mod app_registry;
@@ -42,6 +43,7 @@ pub mod db;
 pub mod dev;
 pub mod error;
 pub mod fault;
+pub mod health;
 pub mod http;
 pub mod janitor;
 pub mod limits;
@@ -142,9 +144,12 @@ pub async fn serve_metrics(
     db: sea_orm::DatabaseConnection,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, http::metrics::metrics_only(db))
-        .with_graceful_shutdown(shutdown)
-        .await
+    axum::serve(
+        listener,
+        http::metrics::metrics_only(health::Health::new(db)),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
 }
 
 /// Resolves on ctrl-c or SIGTERM.

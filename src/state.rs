@@ -10,7 +10,9 @@ use crate::audit::Audit;
 use crate::clock::SharedClock;
 use crate::config::{Config, ConfigError};
 use crate::credential_broker::CredentialBroker;
+use crate::health::Health;
 use crate::limits::{Limits, SharedCounters};
+use crate::login::logout::Logout;
 use crate::login::{
     AuthStates, BrowserSessions, DeviceApproval, FollowerSync, H5Login, H5Urls, JsSdk,
     MiniProgramLogin, MiniProgramProfiles, RedirectPolicy, WeChatSignIn, WebViewSignIn,
@@ -71,6 +73,8 @@ pub struct AppServices {
     pub sessions: BrowserSessions,
     /// WeChat sign-in for the authorization endpoint.
     pub sign_in: WeChatSignIn,
+    /// Signing out at the end-session endpoint.
+    pub logout: Logout,
     /// The H5 two-hop sign-in.
     pub h5: Arc<H5Login>,
     /// Official Account follower status (the base hop's lookup, the message URL's pushes).
@@ -87,6 +91,8 @@ pub struct AppServices {
     pub jssdk: JsSdk,
     /// The WeChat credential broker for the company's other services.
     pub credential_broker: CredentialBroker,
+    /// Whether the database answers, and the metrics scrape.
+    pub health: Health,
 }
 
 impl AppState {
@@ -276,6 +282,14 @@ impl AppState {
             mini_program.clone(),
             clock.clone(),
         );
+        let logout = Logout::new(
+            db.clone(),
+            sessions.clone(),
+            clients.clone(),
+            tokens.clone(),
+            users.clone(),
+            audit.clone(),
+        );
         Ok(Self(Arc::new(AppServices {
             oauth: OAuthServices {
                 clients: clients.clone(),
@@ -294,6 +308,7 @@ impl AppState {
             avatars,
             sessions,
             sign_in,
+            logout,
             h5,
             followers,
             device_approval,
@@ -306,6 +321,7 @@ impl AppState {
             limits,
             jssdk,
             credential_broker,
+            health: Health::new(db.clone()),
             config: Arc::new(config),
             db,
             vault,
@@ -314,15 +330,13 @@ impl AppState {
     }
 }
 
-/// The administration core is wired from the state (its constructor lives here, so `admin/` does
-/// not import the state that holds it).
 /// The sub-states handlers take (`State<MiniProgramLogin>` and the like) instead of the whole
-/// state: each handler names the one service it calls.
+/// state: each handler names the services it calls (a field, or a field of a field).
 macro_rules! sub_states {
-    ($($service:ty => $field:ident),* $(,)?) => {$(
+    ($($service:ty => $($field:ident).+),* $(,)?) => {$(
         impl axum::extract::FromRef<AppState> for $service {
             fn from_ref(state: &AppState) -> Self {
-                state.$field.clone()
+                state.$($field).+.clone()
             }
         }
     )*};
@@ -343,8 +357,24 @@ sub_states! {
     Arc<Config> => config,
     JsSdk => jssdk,
     CredentialBroker => credential_broker,
+    Health => health,
+    TokenService => oauth.tokens,
+    Logout => logout,
+    BrowserSessions => sessions,
+    WeChatSignIn => sign_in,
+    AuthorizationService => oauth.authorization,
+    crate::oauth::device::DeviceAuthorizations => oauth.devices,
 }
 
+/// The administration core as a sub-state, wired from the state's services on each use.
+impl axum::extract::FromRef<AppState> for crate::admin::Admin {
+    fn from_ref(state: &AppState) -> Self {
+        Self::new(state)
+    }
+}
+
+/// The administration core is wired from the state (its constructor lives here, so `admin/` does
+/// not import the state that holds it).
 impl crate::admin::Admin {
     /// The operations behind the admin API, the console and the CLI, over `state`'s services.
     pub fn new(state: &AppState) -> Self {

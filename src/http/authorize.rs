@@ -9,9 +9,11 @@
 //! The decisions live in `oauth::authorize` and `login::web_sign_in`; this file reads cookies,
 //! headers and forms, and renders pages and redirects.
 
+use std::sync::Arc;
+
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Query, RawQuery, State};
+use axum::extract::{FromRef, Query, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -21,24 +23,75 @@ use serde::Deserialize;
 use super::cookies;
 use super::messages::{self, Text};
 use super::pages::{self, PageError};
+use crate::config::Config;
 use crate::login::browser_session::{BROWSER_SESSION_TTL, SESSION_COOKIE};
 use crate::login::web_sign_in::{AUTHORIZE_PATH, SIGN_IN_TTL, WECHAT_CALLBACK_PATH};
-use crate::login::{BrowserSession, LoginError};
-use crate::oauth::authorize::{AuthorizeError, NextStep, SignedInUser, ValidatedRequest};
+use crate::login::{BrowserSession, BrowserSessions, LoginError, WeChatSignIn, WebViewSignIn};
+use crate::oauth::authorize::{AuthorizationService, AuthorizeError, NextStep, ValidatedRequest};
 use crate::oauth::login_tickets::is_web_view_ticket;
 use crate::oauth::params::Params;
 use crate::state::AppState;
-use crate::vault::random_token;
 
 /// Binds a sign-in's `state` to the browser that started it (against login CSRF).
 const SIGN_IN_COOKIE: &str = "wxauth_signin";
-/// How many sign-ins one browser may have in progress at once (tabs); the oldest drops out.
-const PARALLEL_SIGN_INS: usize = 5;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route(AUTHORIZE_PATH, get(authorize).post(consent_answer))
         .route(WECHAT_CALLBACK_PATH, get(wechat_callback))
+}
+
+/// The browser's side of the pages under `/oauth` (authorization, device verification): its
+/// session, its WeChat sign-in, and the configuration its cookies and pages follow. A sub-state
+/// of the application state.
+#[derive(Clone)]
+pub(crate) struct Browser {
+    pub(crate) config: Arc<Config>,
+    pub(crate) sessions: BrowserSessions,
+    pub(crate) sign_in: WeChatSignIn,
+}
+
+impl FromRef<AppState> for Browser {
+    fn from_ref(state: &AppState) -> Self {
+        Self {
+            config: FromRef::from_ref(state),
+            sessions: FromRef::from_ref(state),
+            sign_in: FromRef::from_ref(state),
+        }
+    }
+}
+
+impl Browser {
+    /// The live browser session the request's cookie names.
+    pub(crate) async fn current_session(
+        &self,
+        headers: &HeaderMap,
+    ) -> Result<Option<BrowserSession>, PageError> {
+        match cookies::read(&self.config.public_url, headers, SESSION_COOKIE) {
+            Some(value) => self.sessions.current(&value).await.map_err(storage_error),
+            None => Ok(None),
+        }
+    }
+
+    /// Send the browser to WeChat to sign in (QR page, or the official account inside WeChat),
+    /// coming back to `return_to` (the authorization request, or the device verification page).
+    pub(crate) async fn start_sign_in(&self, headers: &HeaderMap, return_to: &str) -> Response {
+        let held = cookies::read(&self.config.public_url, headers, SIGN_IN_COOKIE);
+        match self
+            .sign_in
+            .start(in_wechat(headers), return_to, held.as_deref())
+            .await
+        {
+            Ok(started) => {
+                let mut response = redirect(&started.url);
+                if let Some(value) = sign_in_cookie(&self.config, &started.bindings, SIGN_IN_TTL) {
+                    response.headers_mut().append(header::SET_COOKIE, value);
+                }
+                response
+            }
+            Err(e) => login_error(e).into_response(),
+        }
+    }
 }
 
 pub(crate) fn redirect(location: &str) -> Response {
@@ -79,38 +132,16 @@ pub(crate) fn storage_error(error: impl std::fmt::Display) -> PageError {
         .detail(format!("browser session storage: {error}"))
 }
 
-pub(crate) async fn current_session(
-    state: &AppState,
-    headers: &HeaderMap,
-) -> Result<Option<BrowserSession>, PageError> {
-    match cookies::read(&state.config.public_url, headers, SESSION_COOKIE) {
-        Some(value) => state.sessions.current(&value).await.map_err(storage_error),
-        None => Ok(None),
-    }
-}
-
 /// The browser session cookie.
-pub(super) fn session_cookie(state: &AppState, value: &str, max_age: i64) -> Option<HeaderValue> {
-    cookies::set(
-        &state.config.public_url,
-        SESSION_COOKIE,
-        value,
-        "/oauth",
-        max_age,
-    )
+pub(super) fn session_cookie(config: &Config, value: &str, max_age: i64) -> Option<HeaderValue> {
+    cookies::set(&config.public_url, SESSION_COOKIE, value, "/oauth", max_age)
 }
 
 /// The sign-in binding cookie: over http sent back to the authorization endpoint (which carries
 /// the bindings of the browser's other sign-ins along) and the WeChat callback (on https the
 /// `__Host-` prefix needs `Path=/`).
-fn sign_in_cookie(state: &AppState, value: &str, max_age: i64) -> Option<HeaderValue> {
-    cookies::set(
-        &state.config.public_url,
-        SIGN_IN_COOKIE,
-        value,
-        "/oauth",
-        max_age,
-    )
+fn sign_in_cookie(config: &Config, value: &str, max_age: i64) -> Option<HeaderValue> {
+    cookies::set(&config.public_url, SIGN_IN_COOKIE, value, "/oauth", max_age)
 }
 
 fn in_wechat(headers: &HeaderMap) -> bool {
@@ -187,13 +218,13 @@ pub(crate) fn scope_items(scope: &[String]) -> Vec<minijinja::Value> {
 }
 
 async fn consent_page(
-    state: &AppState,
+    browser: &Browser,
     request: &ValidatedRequest,
     session: &BrowserSession,
     params: &Params,
 ) -> Response {
-    let user_name = match state.users.account(session.account_id).await {
-        Ok(account) => account.and_then(|a| a.nick_name),
+    let user_name = match browser.sign_in.account_name(session.account_id).await {
+        Ok(name) => name,
         Err(e) => return storage_error(e).into_response(),
     };
     let scopes = scope_items(&request.scope);
@@ -217,7 +248,7 @@ async fn consent_page(
             user_name => user_name,
             scopes => scopes,
             fields => fields,
-            csrf_token => state.sessions.csrf_token(session),
+            csrf_token => browser.sessions.csrf_token(session),
             redirect_host => redirect_host,
             t => context! {
                 heading => pages::text(messages::CONSENT_HEADING),
@@ -234,7 +265,7 @@ async fn consent_page(
     if response.status() == StatusCode::OK
         && let Some(redirect_uri) = &redirect_uri
         && let Some(csp) =
-            pages::csp_with_form_targets(&[redirect_uri, &state.config.wechat_open_base])
+            pages::csp_with_form_targets(&[redirect_uri, &browser.config.wechat_open_base])
     {
         response
             .headers_mut()
@@ -245,61 +276,31 @@ async fn consent_page(
 
 /// Take a valid request as far as it can go for this browser.
 async fn proceed(
-    state: &AppState,
+    authorization: &AuthorizationService,
+    browser: &Browser,
     headers: &HeaderMap,
     params: &Params,
     request: ValidatedRequest,
     session: Option<BrowserSession>,
 ) -> Response {
-    let user = session.as_ref().map(|s| SignedInUser {
-        account_id: s.account_id,
-        auth_time: s.auth_time,
-        sid: Some(state.sessions.sid(s)),
-    });
-    match state.oauth.authorization.next_step(&request, user).await {
+    let user = session.as_ref().map(|s| browser.sessions.signed_in_user(s));
+    match authorization.next_step(&request, user).await {
         Ok(NextStep::Redirect(url)) => redirect(url.as_str()),
         Ok(NextStep::Consent) => match &session {
-            Some(session) => consent_page(state, &request, session, params).await,
+            Some(session) => consent_page(browser, &request, session, params).await,
             None => PageError::bad_request(messages::OAUTH_FORM_EXPIRED)
                 .detail("consent asked without a browser session")
                 .into_response(),
         },
-        Ok(NextStep::SignIn) => start_sign_in(state, headers, &resume_path(params)).await,
+        Ok(NextStep::SignIn) => browser.start_sign_in(headers, &resume_path(params)).await,
         Err(e) => authorize_error(e),
     }
 }
 
-/// Send the browser to WeChat to sign in (QR page, or the official account inside WeChat),
-/// coming back to `return_to` (the authorization request, or the device verification page).
-pub(crate) async fn start_sign_in(
-    state: &AppState,
-    headers: &HeaderMap,
-    return_to: &str,
-) -> Response {
-    // A binding minted here for this sign-in only: a value the browser brought is never
-    // bound to anything (it may have been planted). The cookie keeps the bindings of the
-    // browser's other sign-ins in progress, so that sign-ins in several tabs coexist.
-    let binding = random_token(32);
-    let held = cookies::read(&state.config.public_url, headers, SIGN_IN_COOKIE);
-    let cookie = cookies::with_value(held.as_deref(), &binding, PARALLEL_SIGN_INS);
-    match state
-        .sign_in
-        .start(in_wechat(headers), return_to, &binding)
-        .await
-    {
-        Ok(url) => {
-            let mut response = redirect(&url);
-            if let Some(value) = sign_in_cookie(state, &cookie, SIGN_IN_TTL) {
-                response.headers_mut().append(header::SET_COOKIE, value);
-            }
-            response
-        }
-        Err(e) => login_error(e).into_response(),
-    }
-}
-
 async fn authorize(
-    State(state): State<AppState>,
+    State(authorization): State<AuthorizationService>,
+    State(browser): State<Browser>,
+    State(web_view): State<WebViewSignIn>,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Response {
@@ -307,18 +308,35 @@ async fn authorize(
         Ok(p) => p,
         Err(e) => return e.into_response(),
     };
-    let request = match state.oauth.authorization.validate(&params).await {
+    let request = match authorization.validate(&params).await {
         Ok(r) => r,
         Err(e) => return authorize_error(e),
     };
     if let Some(ticket) = params.get("login_hint").filter(|h| is_web_view_ticket(h)) {
-        return web_view_sign_in(&state, &headers, &params, request, ticket).await;
+        return web_view_sign_in(
+            &authorization,
+            &browser,
+            &web_view,
+            &headers,
+            &params,
+            request,
+            ticket,
+        )
+        .await;
     }
-    let session = match current_session(&state, &headers).await {
+    let session = match browser.current_session(&headers).await {
         Ok(s) => s,
         Err(e) => return e.into_response(),
     };
-    proceed(&state, &headers, &params, request, session).await
+    proceed(
+        &authorization,
+        &browser,
+        &headers,
+        &params,
+        request,
+        session,
+    )
+    .await
 }
 
 /// A page in a Mini Program's `<web-view>` started the request with a web-view ticket as its
@@ -326,17 +344,15 @@ async fn authorize(
 /// browser (which gets the session cookie), with no WeChat hop. A ticket that does not redeem
 /// sends the client `login_required`, whatever the reason.
 async fn web_view_sign_in(
-    state: &AppState,
+    authorization: &AuthorizationService,
+    browser: &Browser,
+    web_view: &WebViewSignIn,
     headers: &HeaderMap,
     params: &Params,
     request: ValidatedRequest,
     ticket: &str,
 ) -> Response {
-    let signed_in = match state
-        .web_view
-        .redeem(ticket, &request.client.client_id)
-        .await
-    {
+    let signed_in = match web_view.redeem(ticket, &request.client.client_id).await {
         Ok(Some(signed_in)) => signed_in,
         Ok(None) => {
             return redirect(
@@ -350,8 +366,16 @@ async fn web_view_sign_in(
         }
         Err(e) => return login_error(e).into_response(),
     };
-    let mut response = proceed(state, headers, params, request, Some(signed_in.session)).await;
-    if let Some(value) = session_cookie(state, &signed_in.cookie, BROWSER_SESSION_TTL) {
+    let mut response = proceed(
+        authorization,
+        browser,
+        headers,
+        params,
+        request,
+        Some(signed_in.session),
+    )
+    .await;
+    if let Some(value) = session_cookie(&browser.config, &signed_in.cookie, BROWSER_SESSION_TTL) {
         response.headers_mut().append(header::SET_COOKIE, value);
     }
     response
@@ -359,7 +383,8 @@ async fn web_view_sign_in(
 
 /// The consent form: the original request's parameters, `csrf_token` and `decision`.
 async fn consent_answer(
-    State(state): State<AppState>,
+    State(authorization): State<AuthorizationService>,
+    State(browser): State<Browser>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
@@ -369,32 +394,30 @@ async fn consent_answer(
     };
     let csrf = params.take("csrf_token").unwrap_or_default();
     let decision = params.take("decision").unwrap_or_default();
-    let request = match state.oauth.authorization.validate(&params).await {
+    let request = match authorization.validate(&params).await {
         Ok(r) => r,
         Err(e) => return authorize_error(e),
     };
-    let session = match current_session(&state, &headers).await {
+    let session = match browser.current_session(&headers).await {
         Ok(Some(s)) => s,
         // The session ended while the page was open: sign in again, then ask again.
-        Ok(None) => return proceed(&state, &headers, &params, request, None).await,
+        Ok(None) => {
+            return proceed(&authorization, &browser, &headers, &params, request, None).await;
+        }
         Err(e) => return e.into_response(),
     };
-    if !state.sessions.csrf_matches(&session, &csrf) {
+    if !browser.sessions.csrf_matches(&session, &csrf) {
         return PageError::bad_request(messages::OAUTH_FORM_EXPIRED)
             .detail("consent form CSRF token does not match the browser session")
             .into_response();
     }
-    let user = SignedInUser {
-        account_id: session.account_id,
-        auth_time: session.auth_time,
-        sid: Some(state.sessions.sid(&session)),
-    };
+    let user = browser.sessions.signed_in_user(&session);
     match decision.as_str() {
-        "approve" => match state.oauth.authorization.approve(&request, user).await {
+        "approve" => match authorization.approve(&request, user).await {
             Ok(url) => redirect(url.as_str()),
             Err(e) => authorize_error(e),
         },
-        "deny" => redirect(state.oauth.authorization.deny(&request).as_str()),
+        "deny" => redirect(authorization.deny(&request).as_str()),
         _ => PageError::bad_request(messages::OAUTH_BAD_REQUEST)
             .detail("decision must be approve or deny")
             .into_response(),
@@ -408,7 +431,8 @@ struct CallbackQuery {
 }
 
 async fn wechat_callback(
-    State(state): State<AppState>,
+    State(authorization): State<AuthorizationService>,
+    State(browser): State<Browser>,
     headers: HeaderMap,
     query: Result<Query<CallbackQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
@@ -417,23 +441,30 @@ async fn wechat_callback(
             .detail("malformed WeChat callback query")
             .into_response();
     };
-    let held = cookies::read(&state.config.public_url, &headers, SIGN_IN_COOKIE);
-    // The newest few: a cookie stuffed with values buys nothing but work.
-    let bindings = cookies::values(held.as_deref());
-    let bindings = &bindings[bindings.len().saturating_sub(PARALLEL_SIGN_INS)..];
+    let held = cookies::read(&browser.config.public_url, &headers, SIGN_IN_COOKIE);
     if query.code.as_deref().is_none_or(str::is_empty) {
-        return sign_in_cancelled(&state, query.state.as_deref(), bindings).await;
+        return sign_in_cancelled(
+            &authorization,
+            &browser.sign_in,
+            query.state.as_deref(),
+            held.as_deref(),
+        )
+        .await;
     }
-    let signed_in = match state
+    let signed_in = match browser
         .sign_in
-        .finish(query.code.as_deref(), query.state.as_deref(), bindings)
+        .finish(
+            query.code.as_deref(),
+            query.state.as_deref(),
+            held.as_deref(),
+        )
         .await
     {
         Ok(s) => s,
         Err(e) => return login_error(e).into_response(),
     };
     let mut response = redirect(&signed_in.return_to);
-    if let Some(value) = session_cookie(&state, &signed_in.cookie, BROWSER_SESSION_TTL) {
+    if let Some(value) = session_cookie(&browser.config, &signed_in.cookie, BROWSER_SESSION_TTL) {
         response.headers_mut().append(header::SET_COOKIE, value);
     }
     response
@@ -443,8 +474,13 @@ async fn wechat_callback(
 /// the sign-in was for gets `access_denied` and its own `state` (only in the browser that
 /// started the sign-in; elsewhere, and for a sign-in that was not for an authorization request,
 /// an error page).
-async fn sign_in_cancelled(state: &AppState, sign_in: Option<&str>, bindings: &[&str]) -> Response {
-    let return_to = match state.sign_in.cancelled(sign_in, bindings).await {
+async fn sign_in_cancelled(
+    authorization: &AuthorizationService,
+    sign_in: &WeChatSignIn,
+    state: Option<&str>,
+    held: Option<&str>,
+) -> Response {
+    let return_to = match sign_in.cancelled(state, held).await {
         Ok(r) => r,
         Err(e) => return login_error(e).into_response(),
     };
@@ -460,7 +496,7 @@ async fn sign_in_cancelled(state: &AppState, sign_in: Option<&str>, bindings: &[
         Ok(p) => p,
         Err(e) => return e.into_response(),
     };
-    match state.oauth.authorization.sign_in_cancelled(&params).await {
+    match authorization.sign_in_cancelled(&params).await {
         Ok(url) => redirect(url.as_str()),
         Err(e) => authorize_error(e),
     }

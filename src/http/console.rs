@@ -10,10 +10,10 @@
 //! [`Admin`] function — the same ones the admin API and the CLI call — and renders the result.
 
 use std::collections::HashMap;
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock};
 
 use axum::Router;
-use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request, State};
+use axum::extract::{FromRef, FromRequest, FromRequestParts, Path, Query, Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -29,6 +29,7 @@ use crate::admin::webhooks::DeliveryStatus;
 use crate::admin::{Admin, AdminError};
 use crate::app_registry::NewApp;
 use crate::audit::{AuditCursor, AuditFilter, AuditKind};
+use crate::config::Config;
 use crate::http::console_i18n::{Lang, word, words};
 use crate::http::{cookies, pages};
 use crate::oauth::client_registry::{DEFAULT_ACCESS_TTL, DEFAULT_FAMILY_TTL, DEFAULT_REFRESH_TTL};
@@ -186,7 +187,7 @@ struct Language {
     chosen: bool,
 }
 
-fn language(parts: &Parts, state: &AppState) -> Language {
+fn language(parts: &Parts, config: &Config) -> Language {
     let from_query = parts.uri.query().and_then(|q| {
         url::form_urlencoded::parse(q.as_bytes())
             .find(|(k, _)| k == "lang")
@@ -195,7 +196,7 @@ fn language(parts: &Parts, state: &AppState) -> Language {
     if let Some(lang) = from_query {
         return Language { lang, chosen: true };
     }
-    let lang = cookies::read(&state.config.public_url, &parts.headers, LANG_COOKIE)
+    let lang = cookies::read(&config.public_url, &parts.headers, LANG_COOKIE)
         .and_then(|v| Lang::parse(&v))
         .unwrap_or_else(|| Lang::from_accept_language(&parts.headers));
     Language {
@@ -205,8 +206,8 @@ fn language(parts: &Parts, state: &AppState) -> Language {
 }
 
 /// A console cookie: HttpOnly, SameSite=Strict, `__Host-` (Path=/, Secure) on https.
-fn cookie(state: &AppState, name: &str, value: &str, max_age: i64) -> Option<HeaderValue> {
-    let url = &state.config.public_url;
+fn cookie(config: &Config, name: &str, value: &str, max_age: i64) -> Option<HeaderValue> {
+    let url = &config.public_url;
     let (path, secure) = if url.scheme() == "https" {
         ("/", "; Secure")
     } else {
@@ -224,7 +225,7 @@ fn cookie(state: &AppState, name: &str, value: &str, max_age: i64) -> Option<Hea
 struct Page {
     language: Language,
     session: Option<ConsoleSession>,
-    state: AppState,
+    config: Arc<Config>,
 }
 
 impl Page {
@@ -258,7 +259,7 @@ impl Page {
             }
         };
         if self.language.chosen
-            && let Some(c) = cookie(&self.state, LANG_COOKIE, self.lang().code(), 365 * 86_400)
+            && let Some(c) = cookie(&self.config, LANG_COOKIE, self.lang().code(), 365 * 86_400)
         {
             response.headers_mut().append(header::SET_COOKIE, c);
         }
@@ -313,10 +314,10 @@ impl FromRequestParts<AppState> for Page {
     type Rejection = Response;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
-        let language = language(parts, state);
-        let session = match cookies::read(&state.config.public_url, &parts.headers, SESSION_COOKIE)
-        {
-            Some(sealed) => Admin::new(state)
+        let config = Arc::<Config>::from_ref(state);
+        let language = language(parts, &config);
+        let session = match cookies::read(&config.public_url, &parts.headers, SESSION_COOKIE) {
+            Some(sealed) => Admin::from_ref(state)
                 .console_session(&sealed)
                 .await
                 .ok()
@@ -326,7 +327,7 @@ impl FromRequestParts<AppState> for Page {
         Ok(Self {
             language,
             session,
-            state: state.clone(),
+            config,
         })
     }
 }
@@ -346,7 +347,7 @@ impl FromRequestParts<AppState> for Signed {
         match page.session.clone() {
             Some(session) => Ok(Self {
                 page,
-                admin: Admin::new(state),
+                admin: Admin::from_ref(state),
                 session,
             }),
             None => Err(Redirect::to("/admin/login").into_response()),
@@ -424,16 +425,13 @@ fn login_refused(page: &Page, status: StatusCode, key: &str, token: bool) -> Res
     )
 }
 
-async fn start_wechat(page: Page, State(state): State<AppState>) -> Response {
-    match Admin::new(&state)
-        .start_console_sign_in(&state.config.issuer())
-        .await
-    {
+async fn start_wechat(page: Page, State(admin): State<Admin>) -> Response {
+    match admin.start_console_sign_in(&page.config.issuer()).await {
         Ok(start) => {
             let mut response = Redirect::to(&start.authorize_url).into_response();
             // Lax, not Strict: it must come back with the redirect from WeChat.
             if let Some(c) = cookies::set(
-                &state.config.public_url,
+                &page.config.public_url,
                 SIGN_IN_COOKIE,
                 &start.sealed_state,
                 crate::admin::console::CALLBACK_PATH,
@@ -456,18 +454,18 @@ struct CallbackQuery {
 /// Signed in: the session cookie, and a page that moves on to the console by itself (a
 /// same-site navigation, so the SameSite=Strict cookie goes along; the redirect chain from
 /// WeChat would not carry it).
-fn signed_in(page: &Page, state: &AppState, sealed: &str) -> Response {
+fn signed_in(page: &Page, sealed: &str) -> Response {
     let mut response = page.render(
         StatusCode::OK,
         "console/message.html",
         "",
         context! { title => page.word("done"), message => page.word("signed_in"), back => "/admin/users", refresh => "/admin/users" },
     );
-    if let Some(c) = cookie(state, SESSION_COOKIE, sealed, SESSION_TTL_SECS) {
+    if let Some(c) = cookie(&page.config, SESSION_COOKIE, sealed, SESSION_TTL_SECS) {
         response.headers_mut().append(header::SET_COOKIE, c);
     }
     if let Some(c) = cookies::set(
-        &state.config.public_url,
+        &page.config.public_url,
         SIGN_IN_COOKIE,
         "",
         crate::admin::console::CALLBACK_PATH,
@@ -501,47 +499,47 @@ fn sign_in_refused(page: &Page, refused: SignInRefused) -> Response {
 
 async fn callback(
     page: Page,
-    State(state): State<AppState>,
+    State(admin): State<Admin>,
     headers: HeaderMap,
     Query(q): Query<CallbackQuery>,
 ) -> Response {
-    let kept = cookies::read(&state.config.public_url, &headers, SIGN_IN_COOKIE);
-    let outcome = Admin::new(&state)
+    let kept = cookies::read(&page.config.public_url, &headers, SIGN_IN_COOKIE);
+    let outcome = admin
         .finish_console_sign_in(
-            &state.config.issuer(),
+            &page.config.issuer(),
             kept.as_deref(),
             q.state.as_deref().unwrap_or_default(),
             q.code.as_deref().unwrap_or_default(),
         )
         .await;
     match outcome {
-        Ok((_, sealed)) => signed_in(&page, &state, &sealed),
+        Ok((_, sealed)) => signed_in(&page, &sealed),
         Err(refused) => sign_in_refused(&page, refused),
     }
 }
 
 async fn token_sign_in(
     page: Page,
-    State(state): State<AppState>,
+    State(admin): State<Admin>,
     body: axum::body::Bytes,
 ) -> Response {
     let token = url::form_urlencoded::parse(&body)
         .find(|(k, _)| k == "token")
         .map(|(_, v)| v.into_owned())
         .unwrap_or_default();
-    let outcome = Admin::new(&state)
+    let outcome = admin
         .console_token_sign_in(&token, crate::request_context::client_ip())
         .await;
     match outcome {
-        Ok((_, sealed)) => signed_in(&page, &state, &sealed),
+        Ok((_, sealed)) => signed_in(&page, &sealed),
         Err(refused) => sign_in_refused(&page, refused),
     }
 }
 
 async fn logout(change: Change) -> Response {
-    let state = &change.signed.page.state;
+    let config = &change.signed.page.config;
     let mut response = Redirect::to("/admin/login").into_response();
-    if let Some(c) = cookie(state, SESSION_COOKIE, "", 0) {
+    if let Some(c) = cookie(config, SESSION_COOKIE, "", 0) {
         response.headers_mut().append(header::SET_COOKIE, c);
     }
     response

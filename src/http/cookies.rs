@@ -5,8 +5,8 @@
 //! set or overwrite it (RFC 6265bis §4.1.3.2). Over plain http (development) the names are bare
 //! and the given path applies.
 //!
-//! A binding cookie may hold several values (one per sign-in in progress, so that sign-ins in
-//! several tabs coexist), joined by [`VALUE_SEPARATOR`]; each value is minted by the server.
+//! What a cookie holds is decided elsewhere (the sign-in bindings in
+//! [`crate::login::web_sign_in`]): this module only reads and writes the headers.
 //!
 //! Parsing and rendering are axum-extra's `CookieJar` and the `cookie` crate's `Cookie`.
 
@@ -18,8 +18,6 @@ use url::Url;
 
 /// The prefix of every wxauth cookie on https.
 pub const HOST_PREFIX: &str = "__Host-";
-/// Separates the values of a cookie that holds several (random tokens never contain it).
-pub const VALUE_SEPARATOR: char = '.';
 
 fn secure(public_url: &Url) -> bool {
     public_url.scheme() == "https"
@@ -61,24 +59,6 @@ pub fn set(
         .secure(secure)
         .build();
     HeaderValue::from_str(&cookie.to_string()).ok()
-}
-
-/// The values of a cookie that holds several.
-pub fn values(cookie: Option<&str>) -> Vec<&str> {
-    cookie
-        .map(|c| c.split(VALUE_SEPARATOR).filter(|v| !v.is_empty()).collect())
-        .unwrap_or_default()
-}
-
-/// A cookie value holding `fresh` and at most `keep - 1` of the `existing` values (the newest).
-/// `fresh` is what counts: the existing values are only carried along for the other sign-ins
-/// this browser has in progress, never bound to anything new.
-pub fn with_value(existing: Option<&str>, fresh: &str, keep: usize) -> String {
-    let earlier = values(existing);
-    let skip = earlier.len().saturating_sub(keep.saturating_sub(1));
-    let mut all: Vec<&str> = earlier.into_iter().skip(skip).collect();
-    all.push(fresh);
-    all.join(&VALUE_SEPARATOR.to_string())
 }
 
 #[cfg(test)]
@@ -157,14 +137,5 @@ mod tests {
             read(&url("http://127.0.0.1"), &headers, "wxauth_signin").as_deref(),
             Some("planted")
         );
-    }
-
-    #[test]
-    fn a_multi_value_cookie_keeps_the_newest() {
-        assert_eq!(with_value(None, "c", 3), "c");
-        assert_eq!(with_value(Some("a.b"), "c", 3), "a.b.c");
-        assert_eq!(with_value(Some("a.b.c"), "d", 3), "b.c.d");
-        assert_eq!(values(Some("b.c.d")), vec!["b", "c", "d"]);
-        assert!(values(None).is_empty());
     }
 }

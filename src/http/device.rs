@@ -17,6 +17,8 @@
 //! shows the code), and the person still confirms it (a phishing link cannot approve anything by
 //! being opened). The decisions live in `oauth::device`.
 
+use std::sync::Arc;
+
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
@@ -28,16 +30,19 @@ use axum::{Json, extract::Query};
 use minijinja::context;
 use serde::Deserialize;
 
-use super::authorize::{current_session, redirect, scope_items, start_sign_in, storage_error};
+use super::authorize::{Browser, redirect, scope_items, storage_error};
 use super::messages::{self, Message};
 use super::no_store;
 use super::pages::{self, PageError};
+use crate::config::Config;
 use crate::error::AppError;
 use crate::login::BrowserSession;
 use crate::login::device_approval::{ApprovalError, DeviceApproval};
 use crate::login::web_sign_in::DEVICE_VERIFICATION_PATH;
-use crate::oauth::OAuthError;
-use crate::oauth::device::{self, Decision, UserCodeError, VERIFICATION_PATH};
+use crate::oauth::device::{
+    self, Decision, DeviceAuthorizations, UserCodeError, VERIFICATION_PATH,
+};
+use crate::oauth::{ClientRegistry, OAuthError, OAuthServices};
 use crate::state::AppState;
 
 /// Where devices ask for codes.
@@ -74,16 +79,17 @@ pub fn routes() -> Router<AppState> {
     security((), ("client_basic" = [])),
 )]
 pub(crate) async fn device_authorization(
-    State(state): State<AppState>,
+    State(oauth): State<OAuthServices>,
+    State(config): State<Arc<Config>>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, AppError> {
     let params = super::oauth::params(&headers, &body)?;
     let response = device::authorize_device(
-        &state.oauth,
+        &oauth,
         super::oauth::authorization(&headers),
         params,
-        &state.config.issuer(),
+        &config.issuer(),
     )
     .await?;
     Ok(no_store(Json(response)))
@@ -206,7 +212,7 @@ pub(crate) struct MaDeviceRequest {
 )]
 pub(crate) async fn describe(
     State(approval): State<DeviceApproval>,
-    State(clients): State<crate::oauth::ClientRegistry>,
+    State(clients): State<ClientRegistry>,
     body: Result<Json<MaDeviceRequest>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Response, AppError> {
     let Json(request) = body?;
@@ -265,7 +271,7 @@ pub(crate) async fn approve(
 
 /// The code form, or the form again with `error` and the status it comes with.
 fn code_page(
-    state: &AppState,
+    browser: &Browser,
     session: &BrowserSession,
     code: Option<&str>,
     error: Option<(StatusCode, Message)>,
@@ -280,7 +286,7 @@ fn code_page(
         context! {
             step => "code",
             user_code => code.unwrap_or_default(),
-            csrf_token => state.sessions.csrf_token(session),
+            csrf_token => browser.sessions.csrf_token(session),
             error => message.map(|m| pages::text(m.text)),
             t => context! {
                 heading => pages::text(messages::DEVICE_HEADING),
@@ -294,14 +300,14 @@ fn code_page(
 
 /// `GET /oauth/device`: sign in first (returning here), then the code form.
 async fn code_form(
-    State(state): State<AppState>,
+    State(browser): State<Browser>,
     headers: HeaderMap,
     query: Result<Query<Prefill>, QueryRejection>,
 ) -> Response {
     let code = query.as_ref().ok().and_then(|Query(q)| q.code());
-    match current_session(&state, &headers).await {
-        Ok(Some(session)) => code_page(&state, &session, code, None),
-        Ok(None) => start_sign_in(&state, &headers, &form_path(code)).await,
+    match browser.current_session(&headers).await {
+        Ok(Some(session)) => code_page(&browser, &session, code, None),
+        Ok(None) => browser.start_sign_in(&headers, &form_path(code)).await,
         Err(e) => e.into_response(),
     }
 }
@@ -317,11 +323,12 @@ struct AnswerForm {
 
 /// The consent page for the device waiting for `code`.
 async fn consent_page(
-    state: &AppState,
+    browser: &Browser,
+    clients: &ClientRegistry,
     session: &BrowserSession,
     pending: device::PendingDevice,
 ) -> Response {
-    let client = match state.oauth.clients.get(&pending.client_id).await {
+    let client = match clients.get(&pending.client_id).await {
         Ok(Some(client)) => client,
         Ok(None) => {
             return PageError::bad_request(messages::DEVICE_CODE_REFUSED)
@@ -330,8 +337,8 @@ async fn consent_page(
         }
         Err(e) => return storage_error(e).into_response(),
     };
-    let user_name = match state.users.account(session.account_id).await {
-        Ok(account) => account.and_then(|a| a.nick_name),
+    let user_name = match browser.sign_in.account_name(session.account_id).await {
+        Ok(name) => name,
         Err(e) => return storage_error(e).into_response(),
     };
     pages::page(
@@ -344,7 +351,7 @@ async fn consent_page(
             user_name => user_name,
             scopes => scope_items(&pending.scope),
             fields => vec![("user_code", pending.user_code.as_str())],
-            csrf_token => state.sessions.csrf_token(session),
+            csrf_token => browser.sessions.csrf_token(session),
             form_action => DEVICE_VERIFICATION_PATH,
             device_code => &pending.user_code,
             t => context! {
@@ -381,21 +388,21 @@ fn done_page(decision: Decision) -> Response {
 
 /// What a refused user code looks like: the form again, with one answer for every failure.
 fn refused(
-    state: &AppState,
+    browser: &Browser,
     session: &BrowserSession,
     code: &str,
     error: UserCodeError,
 ) -> Response {
     match error {
         UserCodeError::Refused => code_page(
-            state,
+            browser,
             session,
             Some(code),
             Some((StatusCode::BAD_REQUEST, messages::DEVICE_CODE_REFUSED)),
         ),
         UserCodeError::TooMany { retry_after_secs } => {
             let mut response = code_page(
-                state,
+                browser,
                 session,
                 Some(code),
                 Some((StatusCode::TOO_MANY_REQUESTS, messages::TOO_MANY)),
@@ -410,29 +417,39 @@ fn refused(
 }
 
 /// `POST /oauth/device`: the code form (no `decision`) or the consent form.
-async fn answer(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+async fn answer(
+    State(browser): State<Browser>,
+    State(devices): State<DeviceAuthorizations>,
+    State(clients): State<ClientRegistry>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let Ok(form) = serde_urlencoded::from_bytes::<AnswerForm>(&body) else {
         return PageError::bad_request(messages::OAUTH_BAD_REQUEST)
             .detail("malformed device form")
             .into_response();
     };
     let code: String = form.user_code.trim().chars().take(USER_CODE_CAP).collect();
-    let session = match current_session(&state, &headers).await {
+    let session = match browser.current_session(&headers).await {
         Ok(Some(session)) => session,
         // The session ended while the page was open: sign in again, then confirm again.
-        Ok(None) => return start_sign_in(&state, &headers, &form_path(Some(&code))).await,
+        Ok(None) => {
+            return browser
+                .start_sign_in(&headers, &form_path(Some(&code)))
+                .await;
+        }
         Err(e) => return e.into_response(),
     };
-    if !state.sessions.csrf_matches(&session, &form.csrf_token) {
+    if !browser.sessions.csrf_matches(&session, &form.csrf_token) {
         return PageError::bad_request(messages::OAUTH_FORM_EXPIRED)
             .detail("device form CSRF token does not match the browser session")
             .into_response();
     }
     let decision = match form.decision.as_deref() {
         None => {
-            return match state.oauth.devices.pending(&code).await {
-                Ok(pending) => consent_page(&state, &session, pending).await,
-                Err(e) => refused(&state, &session, &code, e),
+            return match devices.pending(&code).await {
+                Ok(pending) => consent_page(&browser, &clients, &session, pending).await,
+                Err(e) => refused(&browser, &session, &code, e),
             };
         }
         Some("approve") => Decision::Approve,
@@ -443,14 +460,12 @@ async fn answer(State(state): State<AppState>, headers: HeaderMap, body: Bytes) 
                 .into_response();
         }
     };
-    match state
-        .oauth
-        .devices
+    match devices
         .decide(&code, session.account_id, session.auth_time, decision)
         .await
     {
         Ok(_) => done_page(decision),
-        Err(e) => refused(&state, &session, &code, e),
+        Err(e) => refused(&browser, &session, &code, e),
     }
 }
 

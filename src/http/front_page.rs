@@ -4,6 +4,8 @@
 //! lands somewhere useful instead of on a blank 404. Its texts are the catalogue's, in the
 //! browser's language first.
 
+use std::sync::Arc;
+
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
@@ -12,6 +14,7 @@ use axum::{Extension, Router};
 use minijinja::context;
 use serde::Serialize;
 
+use crate::config::Config;
 use crate::http::messages::{self, Text};
 use crate::http::pages::{DevDemo, page, text};
 use crate::state::AppState;
@@ -27,8 +30,11 @@ pub fn routes() -> Router<AppState> {
     Router::new().route("/", get(front_page))
 }
 
-async fn front_page(State(state): State<AppState>, demo: Option<Extension<DevDemo>>) -> Response {
-    let issuer = state.config.issuer();
+async fn front_page(
+    State(config): State<Arc<Config>>,
+    demo: Option<Extension<DevDemo>>,
+) -> Response {
+    let issuer = config.issuer();
     page(
         StatusCode::OK,
         "home.html",

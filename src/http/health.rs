@@ -6,6 +6,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{Value, json};
 
+use crate::health::Health;
 use crate::state::AppState;
 
 pub fn routes() -> Router<AppState> {
@@ -18,8 +19,8 @@ async fn healthz() -> Json<Value> {
     Json(json!({ "status": "ok" }))
 }
 
-async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
-    if crate::db::ping(&state.db).await {
+async fn readyz(State(health): State<Health>) -> (StatusCode, Json<Value>) {
+    if health.database_answers().await {
         (StatusCode::OK, Json(json!({ "status": "ready" })))
     } else {
         (

@@ -3,6 +3,8 @@
 //! [`crate::login::logout`] what to do, and renders the confirmation page, the signed-out page,
 //! a refusal page or the redirect back to the client.
 
+use std::sync::Arc;
+
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
@@ -16,6 +18,7 @@ use super::authorize::{redirect, return_host, session_cookie, storage_error};
 use super::cookies;
 use super::messages;
 use super::pages::{self, PageError};
+use crate::config::Config;
 use crate::login::browser_session::SESSION_COOKIE;
 use crate::login::logout::{Logout, LogoutError, LogoutStep};
 use crate::oauth::end_session::{EndSessionParams, EndSessionRequest};
@@ -27,9 +30,17 @@ pub const LOGOUT_PATH: &str = "/oauth/logout";
 pub fn routes() -> Router<AppState> {
     Router::new().route(
         LOGOUT_PATH,
-        get(|state, headers, RawQuery(query): RawQuery| async move {
-            end_session(state, headers, query.unwrap_or_default().into_bytes()).await
-        })
+        get(
+            |logout, config, headers, RawQuery(query): RawQuery| async move {
+                end_session(
+                    logout,
+                    config,
+                    headers,
+                    query.unwrap_or_default().into_bytes(),
+                )
+                .await
+            },
+        )
         .post(post_end_session),
     )
 }
@@ -38,11 +49,12 @@ pub fn routes() -> Router<AppState> {
 /// browser is sent on to `GET` with the same parameters, a top-level navigation that carries the
 /// cookie. The confirmation form (same-site, with its CSRF token) is answered here.
 async fn post_end_session(
-    State(state): State<AppState>,
+    State(logout): State<Logout>,
+    State(config): State<Arc<Config>>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let has_cookie = cookies::read(&state.config.public_url, &headers, SESSION_COOKIE).is_some();
+    let has_cookie = cookies::read(&config.public_url, &headers, SESSION_COOKIE).is_some();
     let confirmation = serde_urlencoded::from_bytes::<Vec<(String, String)>>(&body)
         .is_ok_and(|pairs| pairs.iter().any(|(k, _)| k == "csrf_token"));
     if !has_cookie && !confirmation {
@@ -51,7 +63,7 @@ async fn post_end_session(
         *response.status_mut() = StatusCode::SEE_OTHER;
         return response;
     }
-    end_session(State(state), headers, body.to_vec()).await
+    end_session(State(logout), State(config), headers, body.to_vec()).await
 }
 
 /// The parameters, and the confirmation form's CSRF token.
@@ -69,7 +81,8 @@ fn refused(detail: impl std::fmt::Display) -> Response {
 }
 
 async fn end_session(
-    State(state): State<AppState>,
+    State(logout): State<Logout>,
+    State(config): State<Arc<Config>>,
     headers: HeaderMap,
     input: Vec<u8>,
 ) -> Response {
@@ -87,29 +100,16 @@ async fn end_session(
         Ok(form) => form,
         Err(_) => return refused("malformed end-session parameters"),
     };
-    let cookie = cookies::read(&state.config.public_url, &headers, SESSION_COOKIE);
-    let logout = Logout {
-        db: &state.db,
-        sessions: &state.sessions,
-        clients: &state.clients,
-        tokens: &state.oauth.tokens,
-        audit: &state.audit,
-    };
+    let cookie = cookies::read(&config.public_url, &headers, SESSION_COOKIE);
     match logout
         .end_session(cookie.as_deref(), &form.params, form.csrf_token.as_deref())
         .await
     {
         Ok(LogoutStep::Confirm {
             csrf_token,
-            account_id,
+            user_name,
             request,
-        }) => {
-            let user_name = match state.users.account(account_id).await {
-                Ok(account) => account.and_then(|a| a.nick_name),
-                Err(e) => return storage_error(e).into_response(),
-            };
-            confirm_page(&form.params, user_name, &csrf_token, &request)
-        }
+        }) => confirm_page(&form.params, user_name, &csrf_token, &request),
         Ok(LogoutStep::Done {
             redirect: to,
             ended,
@@ -119,7 +119,7 @@ async fn end_session(
                 None => signed_out_page(),
             };
             if (ended || cookie.is_some())
-                && let Some(value) = session_cookie(&state, "", 0)
+                && let Some(value) = session_cookie(&config, "", 0)
             {
                 response.headers_mut().append(header::SET_COOKIE, value);
             }

@@ -2,13 +2,16 @@
 //! `WXAUTH_METRICS_LISTEN` names an address of its own (then only there, see
 //! [`crate::serve_metrics`]).
 
+use std::sync::Arc;
+
 use axum::Router;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use sea_orm::DatabaseConnection;
 
+use crate::config::Config;
+use crate::health::Health;
 use crate::state::AppState;
 
 pub const METRICS_PATH: &str = "/metrics";
@@ -17,16 +20,19 @@ pub fn routes() -> Router<AppState> {
     Router::new().route(METRICS_PATH, get(public_metrics))
 }
 
-async fn public_metrics(State(state): State<AppState>) -> Response {
-    if state.config.metrics_listen.is_some() {
+async fn public_metrics(
+    State(config): State<Arc<Config>>,
+    State(health): State<Health>,
+) -> Response {
+    if config.metrics_listen.is_some() {
         return StatusCode::NOT_FOUND.into_response();
     }
-    scrape(&state.db)
+    scrape(&health)
 }
 
-/// The scrape answer for `db`'s server.
-pub fn scrape(db: &DatabaseConnection) -> Response {
-    match crate::metrics::render(db) {
+/// The scrape answer for `health`'s database server.
+pub fn scrape(health: &Health) -> Response {
+    match health.scrape() {
         Some(text) => (
             [(
                 header::CONTENT_TYPE,
@@ -44,12 +50,12 @@ pub fn scrape(db: &DatabaseConnection) -> Response {
 }
 
 /// The router of the metrics-only listener.
-pub fn metrics_only(db: DatabaseConnection) -> Router {
+pub fn metrics_only(health: Health) -> Router {
     Router::new().route(
         METRICS_PATH,
         get(move || {
-            let db = db.clone();
-            async move { scrape(&db) }
+            let health = health.clone();
+            async move { scrape(&health) }
         }),
     )
 }

@@ -2,6 +2,8 @@
 //! revocation, metadata and JWKS. Every token-endpoint answer carries `Cache-Control: no-store`
 //! and `Pragma: no-cache` (RFC 6749 §5.1).
 
+use std::sync::Arc;
+
 use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, header};
@@ -11,9 +13,12 @@ use axum::{Json, Router};
 use oxide_auth_axum::OAuthResource;
 
 use super::no_store;
+use crate::config::Config;
 use crate::error::AppError;
+use crate::health::Health;
 use crate::oauth::params::Params;
 use crate::oauth::token_endpoint;
+use crate::oauth::token_service::TokenService;
 use crate::oauth::{
     OAuthError, OAuthErrorCode, OAuthServices, introspection, metadata, revocation,
     userinfo as oidc_userinfo,
@@ -124,24 +129,25 @@ pub(crate) struct TokenForm {
     security((), ("client_basic" = [])),
 )]
 pub(crate) async fn token(
-    State(state): State<AppState>,
+    State(oauth): State<OAuthServices>,
+    State(health): State<Health>,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
     body: Bytes,
 ) -> Result<Response, AppError> {
     let query = pairs(query.unwrap_or_default().as_bytes())?;
     let params = Params::for_token_endpoint(query, form(&headers, &body)?)?;
-    match token_endpoint::exchange(&state.oauth, authorization(&headers), params).await {
+    match token_endpoint::exchange(&oauth, authorization(&headers), params).await {
         Ok(response) => Ok(no_store(Json(response))),
-        Err(error) => Err(database_down_is_temporary(&state, error).await.into()),
+        Err(error) => Err(database_down_is_temporary(&health, error).await.into()),
     }
 }
 
 /// A `server_error` while the database does not answer was the database going away (a restart,
 /// a failover, a dropped connection), which the grants see only as a failed query: answer what
 /// `/readyz` and the pages answer then, 503 `temporarily_unavailable` with `Retry-After`.
-async fn database_down_is_temporary(state: &AppState, error: OAuthError) -> OAuthError {
-    if error.code != OAuthErrorCode::ServerError || crate::db::ping(&state.db).await {
+async fn database_down_is_temporary(health: &Health, error: OAuthError) -> OAuthError {
+    if error.code != OAuthErrorCode::ServerError || health.database_answers().await {
         return error;
     }
     tracing::warn!("token endpoint: the database does not answer; answering 503");
@@ -196,11 +202,8 @@ pub(crate) async fn revoke(
     responses((status = 200, description = "The server metadata (RFC 8414)", body = Object)),
     security(()),
 )]
-pub(crate) async fn server_metadata(State(state): State<AppState>) -> Json<serde_json::Value> {
-    Json(metadata::document(
-        &state.config.issuer(),
-        state.config.jwt_alg,
-    ))
+pub(crate) async fn server_metadata(State(config): State<Arc<Config>>) -> Json<serde_json::Value> {
+    Json(metadata::document(&config.issuer(), config.jwt_alg))
 }
 
 #[utoipa::path(get, path = "/.well-known/jwks.json", tag = "discovery",
@@ -208,14 +211,8 @@ pub(crate) async fn server_metadata(State(state): State<AppState>) -> Json<serde
     responses((status = 200, description = "A JWK set, cacheable for 5 minutes", body = Object)),
     security(()),
 )]
-pub(crate) async fn jwks(State(state): State<AppState>) -> Result<Response, AppError> {
-    let keys = state
-        .oauth
-        .tokens
-        .keys()
-        .jwks()
-        .await
-        .map_err(AppError::internal)?;
+pub(crate) async fn jwks(State(tokens): State<TokenService>) -> Result<Response, AppError> {
+    let keys = tokens.keys().jwks().await.map_err(AppError::internal)?;
     let mut response = Json(keys).into_response();
     response.headers_mut().insert(
         header::CACHE_CONTROL,

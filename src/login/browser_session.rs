@@ -10,6 +10,7 @@ use sea_orm::{ActiveModelTrait, ColumnTrait, DatabaseConnection, DbErr, EntityTr
 use entity::browser_session;
 
 use crate::clock::SharedClock;
+use crate::oauth::authorize::SignedInUser;
 use crate::vault::{Vault, random_token};
 
 /// The session cookie's name.
@@ -116,6 +117,15 @@ impl BrowserSessions {
     /// that it names the session without revealing anything that opens it.
     pub fn sid(&self, session: &BrowserSession) -> String {
         self.vault.fingerprint(&format!("sid:{}", session.id_hash))
+    }
+
+    /// The session's user, as the authorization endpoint's core sees it.
+    pub fn signed_in_user(&self, session: &BrowserSession) -> SignedInUser {
+        SignedInUser {
+            account_id: session.account_id,
+            auth_time: session.auth_time,
+            sid: Some(self.sid(session)),
+        }
     }
 
     /// A CSRF token for forms shown to this session (a keyed hash of the session).

@@ -11,6 +11,8 @@
 //! Afterwards the browser goes to the registered `post_logout_redirect_uri` (with `state`), or
 //! sees the signed-out page.
 
+use std::sync::Arc;
+
 use sea_orm::{DatabaseConnection, DbErr};
 use url::Url;
 
@@ -20,14 +22,17 @@ use crate::oauth::backchannel::{self, EndedSession};
 use crate::oauth::client_registry::ClientRegistry;
 use crate::oauth::end_session::{self, EndSessionError, EndSessionParams, EndSessionRequest};
 use crate::oauth::token_service::TokenService;
+use crate::users::{RepoError, UserRepo};
 
-/// What the end-session endpoint needs.
-pub struct Logout<'a> {
-    pub db: &'a DatabaseConnection,
-    pub sessions: &'a BrowserSessions,
-    pub clients: &'a ClientRegistry,
-    pub tokens: &'a TokenService,
-    pub audit: &'a Audit,
+/// The end-session endpoint's service (built once, in the application state).
+#[derive(Clone)]
+pub struct Logout {
+    db: DatabaseConnection,
+    sessions: BrowserSessions,
+    clients: ClientRegistry,
+    tokens: TokenService,
+    users: Arc<dyn UserRepo>,
+    audit: Audit,
 }
 
 /// What happens next.
@@ -36,8 +41,8 @@ pub enum LogoutStep {
     /// Ask the person: a form posting the request back with this CSRF token.
     Confirm {
         csrf_token: String,
-        /// Who is signed in.
-        account_id: i64,
+        /// The name of who is signed in (their WeChat nickname), when known.
+        user_name: Option<String>,
         request: Box<EndSessionRequest>,
     },
     /// Done (`ended`: a session was ended): send the browser to `redirect`, or show the
@@ -51,20 +56,51 @@ pub enum LogoutError {
     /// The request is refused (a bad hint, an unregistered redirect, …): a page, never a redirect.
     #[error(transparent)]
     Refused(EndSessionError),
+    /// Storage failed (the text of the storage error).
     #[error("storage: {0}")]
-    Storage(#[from] DbErr),
+    Storage(String),
 }
 
 impl From<EndSessionError> for LogoutError {
     fn from(e: EndSessionError) -> Self {
         match e {
-            EndSessionError::Db(e) => LogoutError::Storage(e),
+            EndSessionError::Db(e) => e.into(),
             e => LogoutError::Refused(e),
         }
     }
 }
 
-impl Logout<'_> {
+impl From<DbErr> for LogoutError {
+    fn from(e: DbErr) -> Self {
+        LogoutError::Storage(e.to_string())
+    }
+}
+
+impl From<RepoError> for LogoutError {
+    fn from(e: RepoError) -> Self {
+        LogoutError::Storage(e.to_string())
+    }
+}
+
+impl Logout {
+    pub fn new(
+        db: DatabaseConnection,
+        sessions: BrowserSessions,
+        clients: ClientRegistry,
+        tokens: TokenService,
+        users: Arc<dyn UserRepo>,
+        audit: Audit,
+    ) -> Self {
+        Self {
+            db,
+            sessions,
+            clients,
+            tokens,
+            users,
+            audit,
+        }
+    }
+
     /// Handle an end-session request from the browser holding `cookie`; `confirmation` is the
     /// CSRF token of the confirmation form, when it is its answer.
     pub async fn end_session(
@@ -73,7 +109,7 @@ impl Logout<'_> {
         params: &EndSessionParams,
         confirmation: Option<&str>,
     ) -> Result<LogoutStep, LogoutError> {
-        let request = end_session::validate(self.clients, self.tokens, params).await?;
+        let request = end_session::validate(&self.clients, &self.tokens, params).await?;
         let session = match cookie {
             Some(cookie) => self
                 .sessions
@@ -96,9 +132,14 @@ impl Logout<'_> {
         let confirmed =
             confirmation.is_some_and(|token| self.sessions.csrf_matches(&session, token));
         if !hint_names_user && !confirmed {
+            let user_name = self
+                .users
+                .account(session.account_id)
+                .await?
+                .and_then(|account| account.nick_name);
             return Ok(LogoutStep::Confirm {
                 csrf_token: self.sessions.csrf_token(&session),
-                account_id: session.account_id,
+                user_name,
                 request: Box::new(request),
             });
         }
@@ -106,8 +147,8 @@ impl Logout<'_> {
         let revoked = match &request.client {
             Some(client) => {
                 end_session::revoke_client_grants(
-                    self.db,
-                    self.tokens,
+                    &self.db,
+                    &self.tokens,
                     &client.client_id,
                     session.account_id,
                 )
@@ -116,9 +157,9 @@ impl Logout<'_> {
             None => 0,
         };
         let to_notify =
-            backchannel::clients_to_notify(self.db, self.clients, session.account_id).await?;
+            backchannel::clients_to_notify(&self.db, &self.clients, session.account_id).await?;
         let notified = backchannel::notify(
-            self.tokens,
+            &self.tokens,
             to_notify,
             EndedSession {
                 account_id: session.account_id,

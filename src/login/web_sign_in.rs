@@ -3,6 +3,11 @@
 //! website QR login (`connect/qrconnect`, `snsapi_login`). WeChat's answer becomes a recorded
 //! identity (unionid, profile), its account, and a browser session; the browser then returns to
 //! the authorization request it came from, which wxauth kept server-side with the `state`.
+//!
+//! Each sign-in is bound to the browser that started it (against login CSRF) by a value minted
+//! for it and kept in the browser's binding cookie, with the bindings of the browser's other
+//! sign-ins in progress (tabs; the newest [`PARALLEL_SIGN_INS`]). This module decides the
+//! cookie's value; the HTTP side only reads and writes it.
 
 use std::sync::Arc;
 
@@ -15,7 +20,8 @@ use crate::app_registry::{AppKind, AppRegistry};
 use crate::audit::{Audit, AuditEvent, SignInChannel};
 use crate::clock::SharedClock;
 use crate::store::Store;
-use crate::users::{IdentityKey, Profile, UserRepo};
+use crate::users::{IdentityKey, Profile, RepoError, UserRepo};
+use crate::vault::random_token;
 use crate::wechat::{AppId, Scope, WeChat};
 
 /// The kind of state this flow spends.
@@ -38,6 +44,21 @@ fn may_return_to(path: &str) -> bool {
 }
 /// Where WeChat sends the browser back after sign-in.
 pub const WECHAT_CALLBACK_PATH: &str = "/oauth/callback/wechat";
+
+/// How many sign-ins one browser may have in progress at once (tabs); the oldest drops out.
+pub const PARALLEL_SIGN_INS: usize = 5;
+/// Separates the bindings in the binding cookie's value (random tokens never contain it).
+const BINDING_SEPARATOR: char = '.';
+
+/// A started sign-in: where to send the browser, and what its binding cookie holds from now on.
+#[derive(Debug)]
+pub struct StartedSignIn {
+    /// WeChat's sign-in (the QR page, or the official account's authorization inside WeChat).
+    pub url: String,
+    /// The binding cookie's new value: this sign-in's binding, with those of the browser's other
+    /// sign-ins in progress (set it, never log it).
+    pub bindings: String,
+}
 
 /// A finished sign-in.
 #[derive(Debug)]
@@ -86,14 +107,15 @@ impl WeChatSignIn {
     }
 
     /// Where to send the browser to sign in, coming back to `return_to` (a path under
-    /// [`AUTHORIZE_PATH`] or [`DEVICE_VERIFICATION_PATH`]). `in_wechat`: the browser is WeChat's own. `browser`: a value the
-    /// browser holds (a cookie) and must show again at the callback.
+    /// [`AUTHORIZE_PATH`] or [`DEVICE_VERIFICATION_PATH`]). `in_wechat`: the browser is WeChat's
+    /// own. `held`: the binding cookie the browser brought, if any. The sign-in is bound to a
+    /// value the browser must show again at the callback, in the returned cookie value.
     pub async fn start(
         &self,
         in_wechat: bool,
         return_to: &str,
-        browser: &str,
-    ) -> Result<String, LoginError> {
+        held: Option<&str>,
+    ) -> Result<StartedSignIn, LoginError> {
         if !may_return_to(return_to) {
             return Err(LoginError::invalid(
                 "a sign-in can only return to the authorization endpoint or the device page",
@@ -123,6 +145,10 @@ impl WeChatSignIn {
         };
         let appid = AppId::parse(&appid)
             .map_err(|_| LoginError::Storage(format!("registered appid {appid:?}")))?;
+        // A binding minted here for this sign-in only: a value the browser brought is never
+        // bound to anything (it may have been planted). The cookie keeps the bindings of the
+        // browser's other sign-ins in progress, so that sign-ins in several tabs coexist.
+        let binding = random_token(32);
         let state = self
             .states
             .mint(NewState {
@@ -131,7 +157,7 @@ impl WeChatSignIn {
                 next: return_to,
                 entry: None,
                 ttl: SIGN_IN_TTL,
-                browser: Some(browser),
+                browser: Some(&binding),
                 client_id: None,
                 nonce: None,
             })
@@ -145,7 +171,20 @@ impl WeChatSignIn {
                 .qrconnect_url(&appid, &self.callback, &state)
                 .await?
         };
-        Ok(url)
+        Ok(StartedSignIn {
+            url,
+            bindings: with_value(held, &binding, PARALLEL_SIGN_INS),
+        })
+    }
+
+    /// The name the consent page shows for the signed-in `account_id` (the WeChat nickname),
+    /// when known.
+    pub async fn account_name(&self, account_id: i64) -> Result<Option<String>, RepoError> {
+        Ok(self
+            .users
+            .account(account_id)
+            .await?
+            .and_then(|account| account.nick_name))
     }
 
     /// WeChat sent the browser back without a code: the user cancelled (WeChat "仅会带上state参数").
@@ -155,8 +194,9 @@ impl WeChatSignIn {
     pub async fn cancelled(
         &self,
         state: Option<&str>,
-        browsers: &[&str],
+        held: Option<&str>,
     ) -> Result<String, LoginError> {
+        let browsers = held_bindings(held);
         if browsers.is_empty() {
             return Err(LoginError::invalid(
                 "WeChat sent no code: the sign-in was cancelled",
@@ -164,24 +204,25 @@ impl WeChatSignIn {
         }
         let row = self
             .states
-            .consume_from_any(STATE_KIND, state.unwrap_or_default(), browsers)
+            .consume_from_any(STATE_KIND, state.unwrap_or_default(), &browsers)
             .await?
             .ok_or_else(|| LoginError::invalid("WeChat sent no code: the sign-in was cancelled"))?;
         Ok(row.next_url)
     }
 
     /// WeChat sent the browser back: spend the state (only for the browser that started the
-    /// sign-in: `browsers` are the bindings it holds, one per sign-in it has in progress),
+    /// sign-in: `held` is its binding cookie, one binding per sign-in it has in progress),
     /// exchange the code, record who it is and start a browser session.
     pub async fn finish(
         &self,
         code: Option<&str>,
         state: Option<&str>,
-        browsers: &[&str],
+        held: Option<&str>,
     ) -> Result<SignedInBrowser, LoginError> {
         let code = code
             .filter(|c| !c.is_empty())
             .ok_or_else(|| LoginError::invalid("WeChat sent no code: the sign-in was cancelled"))?;
+        let browsers = held_bindings(held);
         if browsers.is_empty() {
             return Err(LoginError::invalid(
                 "this browser did not start this sign-in (is it blocking cookies?)",
@@ -189,7 +230,7 @@ impl WeChatSignIn {
         }
         let row = self
             .states
-            .consume_from_any(STATE_KIND, state.unwrap_or_default(), browsers)
+            .consume_from_any(STATE_KIND, state.unwrap_or_default(), &browsers)
             .await?
             .ok_or_else(|| {
                 LoginError::invalid(
@@ -248,5 +289,49 @@ impl WeChatSignIn {
             session,
             return_to: row.next_url,
         })
+    }
+}
+
+/// The bindings a binding cookie holds, the newest [`PARALLEL_SIGN_INS`] only: a cookie stuffed
+/// with values buys nothing but work.
+fn held_bindings(cookie: Option<&str>) -> Vec<&str> {
+    let mut bindings = values(cookie);
+    bindings.drain(..bindings.len().saturating_sub(PARALLEL_SIGN_INS));
+    bindings
+}
+
+/// The values of a cookie that holds several.
+fn values(cookie: Option<&str>) -> Vec<&str> {
+    cookie
+        .map(|c| {
+            c.split(BINDING_SEPARATOR)
+                .filter(|v| !v.is_empty())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// A cookie value holding `fresh` and at most `keep - 1` of the `existing` values (the newest).
+/// `fresh` is what counts: the existing values are only carried along for the other sign-ins
+/// this browser has in progress, never bound to anything new.
+fn with_value(existing: Option<&str>, fresh: &str, keep: usize) -> String {
+    let earlier = values(existing);
+    let skip = earlier.len().saturating_sub(keep.saturating_sub(1));
+    let mut all: Vec<&str> = earlier.into_iter().skip(skip).collect();
+    all.push(fresh);
+    all.join(&BINDING_SEPARATOR.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_multi_value_cookie_keeps_the_newest() {
+        assert_eq!(with_value(None, "c", 3), "c");
+        assert_eq!(with_value(Some("a.b"), "c", 3), "a.b.c");
+        assert_eq!(with_value(Some("a.b.c"), "d", 3), "b.c.d");
+        assert_eq!(values(Some("b.c.d")), vec!["b", "c", "d"]);
+        assert!(values(None).is_empty());
     }
 }
