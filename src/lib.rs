@@ -21,9 +21,11 @@
 //! - [`users`]: accounts and WeChat identities behind a repository trait; [`wechat`]: the adapter
 //!   that hides every WeChat quirk; [`app_registry`]: the WeChat apps wxauth talks to.
 //! - Storage and kernels: [`db`] (connections and migrations; schema in the `migration` crate,
-//!   models in `entity`), [`store`] (the database, vault and clock services are built from),
-//!   [`vault`] (secrets at rest), [`secret`] (values that never print), [`clock`] (time as
-//!   input), [`config`] (environment variables, validated once; [`config_error`] its one error),
+//!   models in `entity`; `db::revocation`, the refresh-token revocation `oauth` and
+//!   `users::merge` share), [`store`] (the database, vault and clock services are built from),
+//!   [`vault`] (secrets at rest), [`secret`] (values that never print), [`ids`] (the typed
+//!   appid, openid and unionid that `wechat` and `users` share), [`clock`] (time as input),
+//!   [`config`] (environment variables, validated once; [`config_error`] its one error),
 //!   [`fault`] (whose fault a failure is), [`audit`] (the audit trail), [`metrics`] (Prometheus series), [`request_context`] (the
 //!   caller's address, for the core), [`limits`] (rate limits and the guessing throttle, in
 //!   process or shared through Redis), [`ttl_cache`] (short-lived caches of records read on every
@@ -43,6 +45,7 @@ pub mod dev;
 pub mod error;
 pub mod fault;
 pub mod http;
+pub mod ids;
 pub mod janitor;
 pub mod limits;
 pub mod login;
