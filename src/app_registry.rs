@@ -82,12 +82,9 @@ fn takes_message_keys(kind: AppKind, component: Option<&str>) -> bool {
     }
 }
 
-/// Whether `appid` has WeChat's shape: `wx` followed by 16 hex digits.
-pub fn is_valid_appid(appid: &str) -> bool {
-    appid.len() == 18
-        && appid.starts_with("wx")
-        && appid[2..].chars().all(|c| c.is_ascii_hexdigit())
-}
+/// Whether `appid` has WeChat's shape: `wx` followed by 16 hex digits (the same check as
+/// [`crate::ids::AppId::parse`]).
+pub use crate::ids::is_valid_appid;
 
 /// What an operator registers.
 #[derive(Debug, Clone)]

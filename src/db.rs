@@ -2,6 +2,7 @@
 //! the data migration that needs the master key ([`reseal`]).
 
 pub mod reseal;
+pub mod revocation;
 
 use std::time::Duration;
 

@@ -301,8 +301,10 @@ async fn authorize_demo_accounts(state: AppState, simulator: Simulator) {
 
 async fn ensure_demo_admin(state: &AppState, simulator: &Simulator) -> Result<(), DevError> {
     let appid = demo::WEBSITE_APPID;
+    let app = crate::wechat::AppId::parse(appid)
+        .map_err(|e| DevError::new(1, format!("the demo website's appid: {e}")))?;
     let vouched = crate::users::IdentityKey::new(
-        appid,
+        app,
         simulator.openid(appid, DEMO_ADMIN),
         simulator.unionid(appid, DEMO_ADMIN),
     );

@@ -21,9 +21,11 @@
 //! - [`users`]: accounts and WeChat identities behind a repository trait; [`wechat`]: the adapter
 //!   that hides every WeChat quirk; [`app_registry`]: the WeChat apps wxauth talks to.
 //! - Storage and kernels: [`db`] (connections and migrations; schema in the `migration` crate,
-//!   models in `entity`), [`store`] (the database, vault and clock services are built from),
-//!   [`vault`] (secrets at rest), [`secret`] (values that never print), [`clock`] (time as
-//!   input), [`config`] (environment variables, validated once; [`config_error`] its one error),
+//!   models in `entity`; `db::revocation`, the refresh-token revocation `oauth` and
+//!   `users::merge` share), [`store`] (the database, vault and clock services are built from),
+//!   [`vault`] (secrets at rest), [`secret`] (values that never print), [`ids`] (the typed
+//!   appid, openid and unionid that `wechat` and `users` share), [`clock`] (time as input),
+//!   [`config`] (environment variables, validated once; [`config_error`] its one error),
 //!   [`fault`] (whose fault a failure is), [`audit`] (the audit trail), [`metrics`] (Prometheus
 //!   series), [`health`] (readiness and the scrape, over the connection no handler holds),
 //!   [`request_context`] (the caller's address, for the core), [`limits`] (rate limits and the
@@ -45,6 +47,7 @@ pub mod error;
 pub mod fault;
 pub mod health;
 pub mod http;
+pub mod ids;
 pub mod janitor;
 pub mod limits;
 pub mod login;

@@ -82,8 +82,8 @@ pub(crate) async fn session(
         .start_session(&request.app_id, &request.code, request.client_id.as_deref())
         .await?;
     Ok(no_store(Json(SessionResponse {
-        open_id: session.open_id,
-        union_id: session.union_id,
+        open_id: session.identity.open_id.into(),
+        union_id: session.identity.union_id.map(Into::into),
         is_new: session.is_new,
         session_id: session.session_id,
         ticket,

@@ -493,11 +493,7 @@ impl H5Login {
         let now = self.clock.now();
         self.users
             .record_identity(
-                &IdentityKey::new(
-                    entry.as_str(),
-                    token.openid.as_str(),
-                    token.unionid.as_ref().map(|u| u.as_str()),
-                ),
+                &IdentityKey::new(entry.clone(), token.openid.clone(), token.unionid.clone()),
                 None,
                 now,
             )
@@ -542,6 +538,7 @@ impl H5Login {
                 "base-hop auth_state without its entry identity".to_owned(),
             ));
         };
+        let entry = stored_appid(entry_appid)?;
         let base = stored_appid(&row.appid)?;
         let token = self.wechat.web_access_token(&base, code).await?;
         refuse_snapshot(&token)?;
@@ -563,9 +560,8 @@ impl H5Login {
                         .to_owned(),
                 )
             })?;
-        let union_id = union_id.into_string();
         let client_id = row.client_id.as_deref();
-        self.refuse_relink(entry_appid, entry_open_id, &union_id, client_id)
+        self.refuse_relink(entry_appid, entry_open_id, union_id.as_str(), client_id)
             .await?;
         let profile = Profile {
             nick_name: non_empty(info.nickname),
@@ -579,19 +575,11 @@ impl H5Login {
         let now = self.clock.now();
         // The entry identity first: a new user's entry account (made by the silent hop, without
         // a unionid yet) becomes the unionid's account instead of being left behind.
-        let entry_key = IdentityKey::new(
-            entry_appid.as_str(),
-            entry_open_id.as_str(),
-            Some(union_id.as_str()),
-        );
+        let entry_key = IdentityKey::new(entry, entry_open_id.as_str(), Some(union_id.clone()));
         let (_, account, _) = self.users.record_identity(&entry_key, None, now).await?;
         self.users
             .record_identity(
-                &IdentityKey::new(
-                    base.as_str(),
-                    token.openid.as_str(),
-                    Some(union_id.as_str()),
-                ),
+                &IdentityKey::new(base.clone(), token.openid, Some(union_id.clone())),
                 Some(&profile),
                 now,
             )

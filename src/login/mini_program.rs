@@ -33,7 +33,7 @@ use crate::users::{Account, IdentityKey, PhoneSource, Profile, UserRepo, WeChatI
 use crate::vault::{SealedAt, Vault, random_token};
 use crate::wechat::crypto::verify_raw_data_signature;
 use crate::wechat::mini_program::{decrypt_phone_number, decrypt_user_info};
-use crate::wechat::{AppId, SessionKey, WeChat};
+use crate::wechat::{AppId, SessionKey, UnionId, WeChat};
 
 /// How long a Mini Program session lasts (seconds). WeChat does not publish the session_key's
 /// lifetime; a day covers a page that asks for the phone number well after login.
@@ -47,9 +47,9 @@ pub const DECRYPT_FAILURE_CAP: i32 = 5;
 /// The outcome of a code exchange.
 #[derive(Debug, Clone)]
 pub struct MiniProgramSession {
-    pub appid: String,
-    pub open_id: String,
-    pub union_id: Option<String>,
+    /// Who the session is: the identity WeChat vouched for, with the unionid it has now (the
+    /// one recorded earlier when WeChat gave none this time).
+    pub identity: IdentityKey,
     /// True the first time wxauth sees this identity.
     pub is_new: bool,
     /// The opaque handle of the server-side session (shown once).
@@ -90,9 +90,7 @@ pub struct EncryptedUserInfo {
 
 /// A live session, its session_key opened.
 struct OpenSession {
-    appid: AppId,
-    open_id: String,
-    union_id: Option<String>,
+    identity: IdentityKey,
     session_key: SessionKey,
 }
 
@@ -145,12 +143,12 @@ impl MiniProgramLogin {
         }
         let session = self.wechat.code_to_session(&appid, code).await?;
         let now = self.clock.now();
-        let vouched = IdentityKey::new(
-            appid.as_str(),
-            session.openid.as_str(),
-            session.unionid.as_ref().map(|u| u.as_str()),
-        );
-        let (identity, account, is_new) = self.users.record_identity(&vouched, None, now).await?;
+        let vouched = IdentityKey::new(appid, session.openid, session.unionid);
+        let (recorded, account, is_new) = self.users.record_identity(&vouched, None, now).await?;
+        let identity = IdentityKey {
+            union_id: recorded.union_id.map(UnionId::from),
+            ..vouched
+        };
 
         // WeChat replaced the session_key: earlier sessions of this identity holding another key
         // are dead. Those holding this one (the answers to a repeated code) stay usable.
@@ -173,9 +171,9 @@ impl MiniProgramLogin {
         // already have replaced it (MySQL has no RETURNING; the read-back raced and gave a 500).
         let session_row = mini_session::ActiveModel {
             id_hash: Set(self.vault.fingerprint(&session_id)),
-            appid: Set(identity.appid.clone()),
-            open_id: Set(identity.open_id.clone()),
-            union_id: Set(identity.union_id.clone()),
+            appid: Set(identity.appid.clone().into()),
+            open_id: Set(identity.open_id.clone().into()),
+            union_id: Set(identity.union_id.clone().map(Into::into)),
             session_key_enc: Set(self.vault.seal(
                 session.session_key.expose(),
                 SealedAt::new(
@@ -200,9 +198,7 @@ impl MiniProgramLogin {
             )
             .await;
         Ok(MiniProgramSession {
-            appid: identity.appid,
-            open_id: identity.open_id,
-            union_id: identity.union_id,
+            identity,
             is_new,
             session_id,
             account,
@@ -227,17 +223,7 @@ impl MiniProgramLogin {
             ));
         }
         let session = self.sign_in(appid, code).await?;
-        let ticket = self
-            .tickets
-            .mint_for(
-                &IdentityKey::new(
-                    session.appid.as_str(),
-                    session.open_id.as_str(),
-                    session.union_id.as_deref(),
-                ),
-                client_id,
-            )
-            .await?;
+        let ticket = self.tickets.mint_for(&session.identity, client_id).await?;
         Ok((session, ticket))
     }
 
@@ -262,21 +248,22 @@ impl MiniProgramLogin {
                     verify_raw_data_signature(raw, signature, &session.session_key)
                         .map_err(|e| e.to_string())?;
                 }
+                let identity = &session.identity;
                 let data = decrypt_user_info(
                     &session.session_key,
                     &info.encrypted_data,
                     &info.iv,
-                    &session.appid,
+                    &identity.appid,
                 )
                 .map_err(|e| e.to_string())?;
                 if let Some(open_id) = &data.open_id
-                    && *open_id != session.open_id
+                    && open_id != identity.open_id.as_str()
                 {
                     return Err("openId is not the session's".to_owned());
                 }
                 if let Some(union_id) = &data.union_id {
-                    match &session.union_id {
-                        Some(known) if union_id == known => {}
+                    match &identity.union_id {
+                        Some(known) if union_id == known.as_str() => {}
                         Some(_) => return Err("unionId is not the session's".to_owned()),
                         None => return Err("unionId given for a session without one".to_owned()),
                     }
@@ -294,10 +281,9 @@ impl MiniProgramLogin {
             language: data.language,
         };
         // The unionid is what jscode2session said, never what the page relayed.
-        let vouched = IdentityKey::new(session.appid.as_str(), session.open_id, session.union_id);
         let (identity, _, _) = self
             .users
-            .record_identity(&vouched, Some(&profile), self.clock.now())
+            .record_identity(&session.identity, Some(&profile), self.clock.now())
             .await?;
         Ok(identity)
     }
@@ -323,7 +309,10 @@ impl MiniProgramLogin {
         let since = self.clock.now() - self.phone_reuse_secs;
         let found = self
             .users
-            .find_identity_with_account(session.appid.as_str(), &session.open_id)
+            .find_identity_with_account(
+                session.identity.appid.as_str(),
+                session.identity.open_id.as_str(),
+            )
             .await?;
         Ok(found
             .and_then(|(_, account)| account)
@@ -347,7 +336,7 @@ impl MiniProgramLogin {
             if let Some((phone, verified_at)) = self.reusable_phone(&session).await? {
                 metrics::counter!(
                     crate::metrics::PHONE_NUMBERS,
-                    "appid" => session.appid.as_str().to_owned(),
+                    "appid" => session.identity.appid.to_string(),
                     "outcome" => "reused"
                 )
                 .increment(1);
@@ -364,17 +353,20 @@ impl MiniProgramLogin {
                 "no phone number to reuse: send getPhoneNumber's code",
             ));
         };
-        let (appid, open_id, phone, source) = match proof {
+        let (identity, phone, source) = match proof {
             PhoneProof::Code(code) => {
                 let session = self.open_session(session_id).await?;
                 let code = code.trim();
                 if code.is_empty() {
                     return Err(LoginError::invalid("code is required"));
                 }
-                let info = self.wechat.user_phone_number(&session.appid, code).await?;
+                let info = self
+                    .wechat
+                    .user_phone_number(&session.identity.appid, code)
+                    .await?;
                 metrics::counter!(
                     crate::metrics::PHONE_NUMBERS,
-                    "appid" => session.appid.as_str().to_owned(),
+                    "appid" => session.identity.appid.to_string(),
                     "outcome" => "exchanged"
                 )
                 .increment(1);
@@ -383,7 +375,7 @@ impl MiniProgramLogin {
                     pure_phone_number: info.pure_phone_number,
                     country_code: info.country_code,
                 };
-                (session.appid, session.open_id, phone, PhoneSource::CodeApi)
+                (session.identity, phone, PhoneSource::CodeApi)
             }
             PhoneProof::Encrypted { encrypted_data, iv } => {
                 let (session, phone) = self
@@ -392,7 +384,7 @@ impl MiniProgramLogin {
                             &session.session_key,
                             encrypted_data,
                             iv,
-                            &session.appid,
+                            &session.identity.appid,
                         )
                         .map_err(|e| e.to_string())?;
                         Ok(PhoneNumber {
@@ -402,12 +394,7 @@ impl MiniProgramLogin {
                         })
                     })
                     .await?;
-                (
-                    session.appid,
-                    session.open_id,
-                    phone,
-                    PhoneSource::EncryptedData,
-                )
+                (session.identity, phone, PhoneSource::EncryptedData)
             }
         };
         if phone.phone_number.is_empty() {
@@ -415,7 +402,13 @@ impl MiniProgramLogin {
         }
         let now = self.clock.now();
         self.users
-            .set_mobile(appid.as_str(), &open_id, &phone, source, now)
+            .set_mobile(
+                identity.appid.as_str(),
+                identity.open_id.as_str(),
+                &phone,
+                source,
+                now,
+            )
             .await?;
         Ok(SavedPhone {
             phone,
@@ -471,7 +464,7 @@ impl MiniProgramLogin {
                 Ok((session, value))
             }
             Err(reason) => {
-                tracing::debug!(appid = %session.appid, %reason, "Mini Program open data refused");
+                tracing::debug!(appid = %session.identity.appid, %reason, "Mini Program open data refused");
                 self.count_failure(&id_hash, &session).await?;
                 Err(LoginError::OpenDataRefused)
             }
@@ -512,17 +505,18 @@ impl MiniProgramLogin {
             .exec(&self.db)
             .await?;
         if ended.rows_affected == 1 {
+            let identity = &session.identity;
             tracing::warn!(
-                appid = %session.appid,
+                appid = %identity.appid,
                 "a Mini Program session reached its cap of failed decryptions and was ended"
             );
             let account = self
                 .users
-                .find_identity(session.appid.as_str(), &session.open_id)
+                .find_identity(identity.appid.as_str(), identity.open_id.as_str())
                 .await?
                 .and_then(|identity| identity.account_id);
             let mut event = AuditEvent::new(AuditKind::DecryptCapReached, Outcome::Refused)
-                .detail("appid", session.appid.as_str())
+                .detail("appid", identity.appid.as_str())
                 .detail("failures", DECRYPT_FAILURE_CAP);
             if let Some(account) = account {
                 event = event.account(account);
@@ -546,12 +540,7 @@ impl MiniProgramLogin {
 
     /// Who the live session `session_id` is: the identity `jscode2session` vouched for.
     pub async fn session_identity(&self, session_id: &str) -> Result<IdentityKey, LoginError> {
-        let session = self.open_session(session_id).await?;
-        Ok(IdentityKey::new(
-            session.appid.as_str(),
-            session.open_id,
-            session.union_id,
-        ))
+        Ok(self.open_session(session_id).await?.identity)
     }
 
     /// The live session of `session_id` with its session_key opened.
@@ -594,12 +583,10 @@ impl MiniProgramLogin {
                 SealedAt::new("mini_session", "session_key_enc", &row.id_hash),
             )
             .map_err(|e| LoginError::Storage(format!("opening a session key: {e}")))?;
-        let appid = AppId::parse(&row.appid)
+        let identity = IdentityKey::from_stored(&row.appid, row.open_id, row.union_id)
             .map_err(|_| LoginError::Storage(format!("stored appid {:?}", row.appid)))?;
         Ok(OpenSession {
-            appid,
-            open_id: row.open_id,
-            union_id: row.union_id,
+            identity,
             session_key: SessionKey::new(session_key),
         })
     }

@@ -158,7 +158,7 @@ impl MiniProgramProfiles {
         let identity = self.login.session_identity(session_id).await?;
         let account = self
             .users
-            .find_identity_with_account(&identity.appid, &identity.open_id)
+            .find_identity_with_account(identity.appid.as_str(), identity.open_id.as_str())
             .await?
             .and_then(|(_, account)| account)
             .ok_or(LoginError::SessionUnknown)?;
@@ -183,12 +183,15 @@ impl MiniProgramProfiles {
             ),
             None => None,
         };
-        let appid = AppId::parse(&identity.appid)
-            .map_err(|_| LoginError::Storage(format!("session appid {:?}", identity.appid)))?;
         let checked = match nick_name {
             Some(nick_name) => {
                 let status = self
-                    .check_nick_name(&appid, &identity.open_id, &nick_name, account.id)
+                    .check_nick_name(
+                        &identity.appid,
+                        identity.open_id.as_str(),
+                        &nick_name,
+                        account.id,
+                    )
                     .await?;
                 Some((nick_name, status))
             }
@@ -216,8 +219,14 @@ impl MiniProgramProfiles {
             .await?;
         match &checked {
             Some((nick_name, NickNameStatus::Pending)) => {
-                self.queue_check(account.id, &appid, &identity.open_id, nick_name, now)
-                    .await?;
+                self.queue_check(
+                    account.id,
+                    &identity.appid,
+                    identity.open_id.as_str(),
+                    nick_name,
+                    now,
+                )
+                .await?;
             }
             // A checked nickname replaces any check still waiting for an older one.
             Some(_) => {
@@ -293,7 +302,7 @@ impl MiniProgramProfiles {
     ) -> Result<(), ProfileError> {
         let row = nickname_check::ActiveModel {
             account_id: Set(account_id),
-            appid: Set(appid.as_str().to_owned()),
+            appid: Set(appid.clone().into()),
             open_id: Set(open_id.to_owned()),
             nick_name: Set(nick_name.to_owned()),
             attempts: Set(0),

@@ -254,14 +254,7 @@ impl WeChatSignIn {
             .web_user_info(&appid, &token.access_token, &token.openid)
             .await?;
         let text = |s: &str| (!s.is_empty()).then(|| s.to_owned());
-        let vouched = IdentityKey::new(
-            appid.as_str(),
-            token.openid.as_str(),
-            token
-                .unionid
-                .or(info.unionid)
-                .map(|u| u.as_str().to_owned()),
-        );
+        let vouched = IdentityKey::new(appid.clone(), token.openid, token.unionid.or(info.unionid));
         let profile = Profile {
             nick_name: text(&info.nickname),
             avatar_url: text(&info.headimgurl),

@@ -70,7 +70,7 @@ impl WebViewSignIn {
         };
         let account = self
             .users
-            .find_identity_with_account(&identity.appid, &identity.open_id)
+            .find_identity_with_account(identity.appid.as_str(), identity.open_id.as_str())
             .await?
             .and_then(|(_, account)| account)
             .filter(|account| !account.is_disabled());

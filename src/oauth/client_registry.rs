@@ -559,7 +559,7 @@ pub(crate) fn valid_scope_token(scope: &str) -> bool {
 fn stored_wechat_appids(appids: &[String]) -> Result<Option<String>, ClientRegistryError> {
     let mut list: Vec<String> = Vec::new();
     for appid in appids {
-        let parsed = crate::wechat::AppId::parse(appid.trim())
+        let parsed = crate::ids::AppId::parse(appid.trim())
             .map_err(|_| ClientRegistryError::InvalidWeChatAppId(appid.clone()))?;
         if !list.iter().any(|a| a == parsed.as_str()) {
             list.push(parsed.as_str().to_owned());

@@ -162,9 +162,9 @@ impl LoginTickets {
         let now = self.clock.now();
         login_ticket::ActiveModel {
             ticket_hash: Set(self.vault.fingerprint(ticket)),
-            appid: Set(identity.appid.clone()),
-            open_id: Set(identity.open_id.clone()),
-            union_id: Set(identity.union_id.clone()),
+            appid: Set(identity.appid.clone().into()),
+            open_id: Set(identity.open_id.clone().into()),
+            union_id: Set(identity.union_id.clone().map(Into::into)),
             expires_at: Set(now + ttl),
             used_at: Set(None),
             created_at: Set(now),
@@ -194,7 +194,9 @@ impl LoginTickets {
         if row.client_id.as_deref() != Some(client_id) {
             return Ok(Err(Redeemed::OtherClient));
         }
-        Ok(Ok(IdentityKey::new(row.appid, row.open_id, row.union_id)))
+        let identity = IdentityKey::from_stored(&row.appid, row.open_id, row.union_id)
+            .map_err(|_| DbErr::Custom(format!("login_ticket holds appid {:?}", row.appid)))?;
+        Ok(Ok(identity))
     }
 
     /// Mark the live ticket of `kind` whose hash `ticket` has as used, in one conditional
@@ -227,6 +229,16 @@ impl LoginTickets {
         self.spend(ticket, identity, Some(client_id)).await
     }
 
+    /// Spend `ticket` presented for an identity no ticket is minted for (the request named an
+    /// appid that is not one): refused as minted for another identity, and spent all the same,
+    /// as [`Self::redeem`] does.
+    pub async fn refuse(&self, ticket: &str) -> Result<Redeemed, DbErr> {
+        Ok(match self.spend_row(ticket, KIND_LOGIN).await? {
+            Some(_) => Redeemed::OtherIdentity,
+            None => Redeemed::NotLive,
+        })
+    }
+
     /// Spend `ticket` for exactly `identity` with no client named: only a ticket minted for no
     /// client is accepted.
     pub async fn consume(&self, ticket: &str, identity: &IdentityKey) -> Result<bool, DbErr> {
@@ -242,10 +254,7 @@ impl LoginTickets {
         let Some(row) = self.spend_row(ticket, KIND_LOGIN).await? else {
             return Ok(Redeemed::NotLive);
         };
-        if row.appid != identity.appid
-            || row.open_id != identity.open_id
-            || row.union_id != identity.union_id
-        {
+        if !identity.is_stored_as(&row.appid, &row.open_id, row.union_id.as_deref()) {
             return Ok(Redeemed::OtherIdentity);
         }
         match (row.client_id.as_deref(), client_id) {

@@ -22,7 +22,7 @@ use oxide_auth::primitives::scope::Scope;
 use sea_orm::sea_query::{Expr, Query};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait,
-    QueryFilter, QuerySelect, TransactionTrait,
+    QueryFilter, TransactionTrait,
 };
 use serde::{Deserialize, Serialize};
 
@@ -30,6 +30,7 @@ use entity::{audit_event, refresh_token, refresh_token_family, revoked_access_to
 
 use crate::audit::{Audit, AuditEvent, AuditKind, Outcome};
 use crate::clock::SharedClock;
+use crate::db::revocation::{self, Families};
 use crate::oauth::client_registry::RegisteredClient;
 use crate::oauth::grant_type::GrantType;
 use crate::oauth::issuance_writer::{IssuanceRows, IssuanceWriter};
@@ -763,43 +764,7 @@ impl TokenService {
     pub async fn revoke_family(&self, family: &str) -> Result<(), DbErr> {
         let now = self.clock.now();
         let txn = self.db.begin().await?;
-        refresh_token_family::Entity::update_many()
-            .col_expr(refresh_token_family::Column::RevokedAt, Expr::value(now))
-            .filter(refresh_token_family::Column::FamilyId.eq(family))
-            .filter(refresh_token_family::Column::RevokedAt.is_null())
-            .exec(&txn)
-            .await?;
-        refresh_token::Entity::update_many()
-            .col_expr(refresh_token::Column::RevokedAt, Expr::value(now))
-            .filter(refresh_token::Column::FamilyId.eq(family))
-            .filter(refresh_token::Column::RevokedAt.is_null())
-            .exec(&txn)
-            .await?;
-        let produced: Vec<(Option<String>, Option<i64>)> = refresh_token::Entity::find()
-            .select_only()
-            .column(refresh_token::Column::AccessJti)
-            .column(refresh_token::Column::AccessExpiresAt)
-            .filter(refresh_token::Column::FamilyId.eq(family))
-            .filter(refresh_token::Column::AccessJti.is_not_null())
-            .filter(refresh_token::Column::AccessExpiresAt.gt(now))
-            .into_tuple()
-            .all(&txn)
-            .await?;
-        let denied: Vec<revoked_access_token::ActiveModel> = produced
-            .into_iter()
-            .filter_map(|(jti, exp)| Some((jti?, exp?)))
-            .map(|(jti, exp)| revoked_access_token::ActiveModel {
-                jti: Set(jti),
-                expires_at: Set(exp),
-                revoked_at: Set(now),
-            })
-            .collect();
-        if !denied.is_empty() {
-            revoked_access_token::Entity::insert_many(denied)
-                .on_conflict_do_nothing()
-                .exec_without_returning(&txn)
-                .await?;
-        }
+        revocation::revoke_families(&txn, Families::Id(family), now).await?;
         txn.commit().await
     }
 
@@ -822,16 +787,7 @@ impl TokenService {
 
     /// Put an access token's id on the denylist until it would have expired.
     pub async fn deny_access_token(&self, jti: &str, exp: i64) -> Result<(), DbErr> {
-        let row = revoked_access_token::ActiveModel {
-            jti: Set(jti.to_string()),
-            expires_at: Set(exp),
-            revoked_at: Set(self.clock.now()),
-        };
-        revoked_access_token::Entity::insert(row)
-            .on_conflict_do_nothing()
-            .exec_without_returning(&self.db)
-            .await
-            .map(|_| ())
+        revocation::deny_access_tokens(&self.db, [(jti.to_owned(), exp)], self.clock.now()).await
     }
 
     /// Whether an access token id is on the denylist.

@@ -13,16 +13,17 @@ use sea_orm::ActiveValue::{NotSet, Set};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, PaginatorTrait,
-    QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
+    QueryFilter, QueryOrder, TransactionTrait,
 };
 use serde::Serialize;
 
 use entity::{
     account_merge, admin_role, authorization_code, browser_session, consent, flow_user,
-    refresh_token, refresh_token_family, revoked_access_token, wx_user,
+    refresh_token_family, wx_user,
 };
 
 use crate::audit::{AuditEvent, AuditKind, Outcome};
+use crate::db::revocation::{self, Families};
 use crate::webhooks::{self, WebhookEvent};
 
 /// `account_merge.status` of a merge waiting for an administrator.
@@ -359,42 +360,5 @@ async fn lock_accounts<C: ConnectionTrait>(
 /// produced that are still live.
 async fn revoke_owner<C: ConnectionTrait>(conn: &C, owner: i64, now: i64) -> Result<(), DbErr> {
     let owner = owner.to_string();
-    refresh_token_family::Entity::update_many()
-        .col_expr(refresh_token_family::Column::RevokedAt, Expr::value(now))
-        .filter(refresh_token_family::Column::OwnerId.eq(owner.as_str()))
-        .filter(refresh_token_family::Column::RevokedAt.is_null())
-        .exec(conn)
-        .await?;
-    refresh_token::Entity::update_many()
-        .col_expr(refresh_token::Column::RevokedAt, Expr::value(now))
-        .filter(refresh_token::Column::OwnerId.eq(owner.as_str()))
-        .filter(refresh_token::Column::RevokedAt.is_null())
-        .exec(conn)
-        .await?;
-    let produced: Vec<(Option<String>, Option<i64>)> = refresh_token::Entity::find()
-        .select_only()
-        .column(refresh_token::Column::AccessJti)
-        .column(refresh_token::Column::AccessExpiresAt)
-        .filter(refresh_token::Column::OwnerId.eq(owner.as_str()))
-        .filter(refresh_token::Column::AccessJti.is_not_null())
-        .filter(refresh_token::Column::AccessExpiresAt.gt(now))
-        .into_tuple()
-        .all(conn)
-        .await?;
-    let denied: Vec<revoked_access_token::ActiveModel> = produced
-        .into_iter()
-        .filter_map(|(jti, exp)| Some((jti?, exp?)))
-        .map(|(jti, exp)| revoked_access_token::ActiveModel {
-            jti: Set(jti),
-            expires_at: Set(exp),
-            revoked_at: Set(now),
-        })
-        .collect();
-    if !denied.is_empty() {
-        revoked_access_token::Entity::insert_many(denied)
-            .on_conflict_do_nothing()
-            .exec_without_returning(conn)
-            .await?;
-    }
-    Ok(())
+    revocation::revoke_families(conn, Families::OfOwner(&owner), now).await
 }

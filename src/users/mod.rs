@@ -14,6 +14,8 @@ pub use sea::SeaUserRepo;
 
 use async_trait::async_trait;
 
+use crate::ids::{AppId, InvalidAppId, OpenId, UnionId};
+
 /// One account: the seed's flowUser. `id` is the `flow_user_id` of the tokens.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Account {
@@ -135,23 +137,40 @@ pub struct Profile {
 /// beside it when WeChat gave one) and a login ticket vouches for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IdentityKey {
-    pub appid: String,
-    pub open_id: String,
-    pub union_id: Option<String>,
+    pub appid: AppId,
+    pub open_id: OpenId,
+    pub union_id: Option<UnionId>,
 }
 
 impl IdentityKey {
     /// The key of `open_id` under `appid`, with the unionid WeChat gave (if any).
     pub fn new(
-        appid: impl Into<String>,
-        open_id: impl Into<String>,
-        union_id: Option<impl Into<String>>,
+        appid: AppId,
+        open_id: impl Into<OpenId>,
+        union_id: Option<impl Into<UnionId>>,
     ) -> Self {
         Self {
-            appid: appid.into(),
+            appid,
             open_id: open_id.into(),
             union_id: union_id.map(Into::into),
         }
+    }
+
+    /// The key as stored in a row's `appid`, `open_id` and `union_id` columns; an appid that is
+    /// not one is refused.
+    pub fn from_stored(
+        appid: &str,
+        open_id: String,
+        union_id: Option<String>,
+    ) -> Result<Self, InvalidAppId> {
+        Ok(Self::new(AppId::parse_exact(appid)?, open_id, union_id))
+    }
+
+    /// Whether a row's `appid`, `open_id` and `union_id` columns hold exactly this key.
+    pub fn is_stored_as(&self, appid: &str, open_id: &str, union_id: Option<&str>) -> bool {
+        self.appid.as_str() == appid
+            && self.open_id.as_str() == open_id
+            && self.union_id.as_ref().map(UnionId::as_str) == union_id
     }
 }
 
@@ -278,4 +297,19 @@ pub trait UserRepo: Send + Sync {
         source: PhoneSource,
         now: i64,
     ) -> Result<(), RepoError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_key_matches_its_stored_columns_exactly() {
+        let key = IdentityKey::from_stored("wx4f4bc4dec97d474b", "o-1".into(), Some("u-1".into()))
+            .unwrap();
+        assert!(key.is_stored_as("wx4f4bc4dec97d474b", "o-1", Some("u-1")));
+        assert!(!key.is_stored_as("wx4f4bc4dec97d474b", "o-1", None));
+        assert!(!key.is_stored_as("wx4f4bc4dec97d474B", "o-1", Some("u-1")));
+        assert!(IdentityKey::from_stored("wx", "o-1".into(), None).is_err());
+    }
 }

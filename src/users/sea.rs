@@ -220,10 +220,12 @@ impl SeaUserRepo {
         profile: Option<&Profile>,
         now: i64,
     ) -> Result<(WeChatIdentity, Account, bool), RepoError> {
-        let existing = self.identity_row(&vouched.appid, &vouched.open_id).await?;
-        let union_id = vouched
+        let (appid, open_id) = (vouched.appid.as_str(), vouched.open_id.as_str());
+        let existing = self.identity_row(appid, open_id).await?;
+        let union_id: Option<String> = vouched
             .union_id
             .clone()
+            .map(Into::into)
             .or_else(|| existing.as_ref().and_then(|e| e.union_id.clone()));
 
         // The account: by unionid when there is one, else the identity's own. An identity whose
@@ -285,8 +287,8 @@ impl SeaUserRepo {
             Some(m) => m.into(),
             None => wx_user::ActiveModel {
                 id: NotSet,
-                appid: Set(vouched.appid.clone()),
-                open_id: Set(vouched.open_id.clone()),
+                appid: Set(appid.to_owned()),
+                open_id: Set(open_id.to_owned()),
                 create_time: Set(now),
                 del_flag: Set(false),
                 ..Default::default()
@@ -329,7 +331,7 @@ impl SeaUserRepo {
             row.update(&self.db).await?;
         }
         let saved = self
-            .identity_row(&vouched.appid, &vouched.open_id)
+            .identity_row(appid, open_id)
             .await?
             .ok_or(RepoError::NotFound)?;
         // A merge may have removed the account between the read above and this write (it
@@ -429,7 +431,7 @@ impl UserRepo for SeaUserRepo {
         profile: Option<&Profile>,
         now: i64,
     ) -> Result<(WeChatIdentity, Account, bool), RepoError> {
-        let lock = self.identity_lock(&vouched.appid, &vouched.open_id);
+        let lock = self.identity_lock(vouched.appid.as_str(), vouched.open_id.as_str());
         let _recording = lock.lock().await;
         self.record_identity_now(vouched, profile, now).await
     }

@@ -49,9 +49,9 @@ const OUTCOME_COLUMN: &str = "outcome_enc";
 #[derive(Clone, Serialize, Deserialize)]
 enum Outcome {
     Session {
-        openid: String,
+        openid: OpenId,
         session_key: String,
-        unionid: Option<String>,
+        unionid: Option<UnionId>,
     },
     /// WeChat's errcode for this code.
     Refused { errcode: i64 },
@@ -63,9 +63,9 @@ impl Outcome {
     fn of(result: &Result<CodeSession, WeChatError>) -> Self {
         match result {
             Ok(session) => Outcome::Session {
-                openid: session.openid.as_str().to_owned(),
+                openid: session.openid.clone(),
                 session_key: session.session_key.expose().to_owned(),
-                unionid: session.unionid.as_ref().map(|u| u.as_str().to_owned()),
+                unionid: session.unionid.clone(),
             },
             Err(error) => match error.errcode() {
                 Some(errcode) if !error.is_transient() => Outcome::Refused { errcode },
@@ -83,9 +83,9 @@ impl Outcome {
                 session_key,
                 unionid,
             } => Ok(CodeSession {
-                openid: OpenId::new(openid),
+                openid,
                 session_key: SessionKey::new(session_key),
-                unionid: unionid.map(UnionId::new),
+                unionid,
             }),
             Outcome::Refused { errcode } => Err(WeChatError::from_errcode(errcode, "")),
             Outcome::Unavailable { message } => Err(WeChatError::Unreachable(message)),

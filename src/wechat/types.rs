@@ -1,105 +1,15 @@
 //! Typed identifiers and secrets exchanged with WeChat.
 //!
-//! Ids are newtypes so an openid can never be passed where an appid is expected; secrets have a
-//! redacted `Debug` (and no `Display`) so that a stray `{:?}` in a log line prints `***` instead of
-//! an app secret, a session key or an access token.
+//! The ids ([`AppId`], [`OpenId`], [`UnionId`]) are defined in [`crate::ids`], which the user
+//! store shares, and re-exported here. Secrets have a redacted `Debug` (and no `Display`) so that
+//! a stray `{:?}` in a log line prints `***` instead of an app secret, a session key or an access
+//! token.
 
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-/// Why a string is not a valid WeChat appid.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid WeChat appid: expected \"wx\" followed by 16 hex digits")]
-pub struct InvalidAppId;
-
-/// A WeChat application id: `wx` followed by 16 lowercase or uppercase hex digits.
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
-#[serde(transparent)]
-pub struct AppId(String);
-
-impl AppId {
-    /// Validates and wraps an appid.
-    pub fn parse(value: &str) -> Result<Self, InvalidAppId> {
-        let value = value.trim();
-        let valid = value.len() == 18
-            && value.starts_with("wx")
-            && value[2..].bytes().all(|b| b.is_ascii_hexdigit());
-        if valid {
-            Ok(Self(value.to_owned()))
-        } else {
-            Err(InvalidAppId)
-        }
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for AppId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "AppId({})", self.0)
-    }
-}
-
-impl fmt::Display for AppId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::str::FromStr for AppId {
-    type Err = InvalidAppId;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::parse(s)
-    }
-}
-
-impl<'de> Deserialize<'de> for AppId {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let raw = String::deserialize(deserializer)?;
-        Self::parse(&raw).map_err(serde::de::Error::custom)
-    }
-}
-
-macro_rules! plain_id {
-    ($(#[$meta:meta])* $name:ident) => {
-        $(#[$meta])*
-        #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-        #[serde(transparent)]
-        pub struct $name(String);
-
-        impl $name {
-            pub fn new(value: impl Into<String>) -> Self {
-                Self(value.into())
-            }
-
-            pub fn as_str(&self) -> &str {
-                &self.0
-            }
-
-            pub fn into_string(self) -> String {
-                self.0
-            }
-        }
-
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(&self.0)
-            }
-        }
-    };
-}
-
-plain_id!(
-    /// A user's id within one app (mini program, official account or website app).
-    OpenId
-);
-plain_id!(
-    /// A user's id across every app bound to one Open Platform account.
-    UnionId
-);
+pub use crate::ids::{AppId, InvalidAppId, OpenId, UnionId};
 
 macro_rules! secret {
     ($(#[$meta:meta])* $name:ident) => {
@@ -218,27 +128,6 @@ impl TokenKind {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn appid_accepts_wx_and_16_hex() {
-        assert!(AppId::parse("wx4f4bc4dec97d474b").is_ok());
-        assert!(AppId::parse("wx4F4BC4DEC97D474B").is_ok());
-    }
-
-    #[test]
-    fn appid_rejects_malformed() {
-        for bad in [
-            "",
-            "wx",
-            "xx4f4bc4dec97d474b",
-            "wx4f4bc4dec97d474",
-            "wx4f4bc4dec97d474bb",
-            "wx4f4bc4dec97d474g",
-            "wx4f4bc4dec97d47/b",
-        ] {
-            assert_eq!(AppId::parse(bad), Err(InvalidAppId), "{bad}");
-        }
-    }
 
     #[test]
     fn secrets_are_redacted_in_debug() {

@@ -302,7 +302,7 @@ admin_tests! {
         let alice_identity = app.state.users.find_identity_with_account(MP, &app.sim.openid(MP, "alice")).await.unwrap().unwrap().0;
         // Alice's profile, as WeChat reported it.
         app.state.users.record_identity(
-            &IdentityKey::new(MP, alice_identity.open_id.clone(), alice_identity.union_id.clone()),
+            &IdentityKey::new(MP.parse().unwrap(), alice_identity.open_id.clone(), alice_identity.union_id.clone()),
             Some(&Profile { nick_name: Some("Alice 爱丽丝 50%_off".into()), ..Profile::default() }),
             app.state.clock.now(),
         ).await.unwrap();

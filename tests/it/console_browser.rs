@@ -257,7 +257,7 @@ async fn an_admin_signs_in_with_the_qr_page_and_manages_clients_and_users() {
         .users
         .record_identity(
             &IdentityKey::new(
-                demo::MINI_PROGRAM_APPID,
+                demo::MINI_PROGRAM_APPID.parse().unwrap(),
                 open_id.clone(),
                 signed["unionId"].as_str().map(str::to_owned),
             ),

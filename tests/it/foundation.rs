@@ -139,7 +139,7 @@ backend_tests! {
     async fn the_janitor_sweeps_expired_rows_and_keeps_live_ones(app: TestApp) {
         use sea_orm::PaginatorTrait;
         use wxauth::users::IdentityKey;
-        let identity = IdentityKey::new("wxd000000000000001", "o-1", None::<String>);
+        let identity = IdentityKey::new("wxd000000000000001".parse().unwrap(), "o-1", None::<String>);
         let old = app.state.tickets.mint(&identity).await.unwrap();
         let (old_cookie, _) = app.state.sessions.start(1, wxauth::login::SignInMethod::WeChatQr).await.unwrap();
         app.clock.advance(wxauth::login::browser_session::BROWSER_SESSION_TTL + 1);

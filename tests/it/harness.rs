@@ -428,7 +428,11 @@ pub async fn seed_identity(app: &TestApp) -> i64 {
         .state
         .users
         .record_identity(
-            &wxauth::users::IdentityKey::new(SEED_APPID, SEED_OPENID, Some(SEED_UNIONID)),
+            &wxauth::users::IdentityKey::new(
+                SEED_APPID.parse().unwrap(),
+                SEED_OPENID,
+                Some(SEED_UNIONID),
+            ),
             None,
             app.state.clock.now(),
         )

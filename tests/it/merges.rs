@@ -54,7 +54,11 @@ async fn flow_tokens(app: &TestApp, open_id: &str, union_id: &str) -> Value {
     let ticket = app
         .state
         .tickets
-        .mint(&IdentityKey::new(OA, open_id, Some(union_id)))
+        .mint(&IdentityKey::new(
+            OA.parse().unwrap(),
+            open_id,
+            Some(union_id),
+        ))
         .await
         .unwrap();
     let (status, body) = token(
@@ -120,7 +124,7 @@ async fn two_accounts_of_alice(app: &TestApp) -> (i64, i64, String, Value) {
         .state
         .users
         .record_identity(
-            &IdentityKey::new(OA, OA_OPENID, Some(union_id.as_str())),
+            &IdentityKey::new(OA.parse().unwrap(), OA_OPENID, Some(union_id.as_str())),
             Some(&profile),
             app.clock.now(),
         )
@@ -271,7 +275,7 @@ backend_tests! {
         }
         // Two unionids are two people: refused.
         let (_, other, _) = app.state.users.record_identity(
-            &IdentityKey::new(OA, "o-someone-else", Some("u-someone-else")), None, app.clock.now(),
+            &IdentityKey::new(OA.parse().unwrap(), "o-someone-else", Some("u-someone-else")), None, app.clock.now(),
         ).await.unwrap();
         let (status, body) = admin(&app, Method::POST, "/merges", Some(json!({"a": newer, "b": other.id, "dry_run": true}))).await;
         assert_eq!(status, 409, "{body}");
@@ -335,18 +339,18 @@ backend_tests! {
         let mut broken = Vec::new();
         for trial in 0..TRIALS {
             let (mp_openid, oa_openid, union_id) = (format!("o-mp-{trial}"), format!("o-oa-{trial}"), format!("u-race-{trial}"));
-            let (_, older, _) = app.state.users.record_identity(&IdentityKey::new(MP, mp_openid.as_str(), None::<String>), None, app.clock.now()).await.unwrap();
+            let (_, older, _) = app.state.users.record_identity(&IdentityKey::new(MP.parse().unwrap(), mp_openid.as_str(), None::<String>), None, app.clock.now()).await.unwrap();
             app.clock.advance(1);
-            let (_, newer, _) = app.state.users.record_identity(&IdentityKey::new(OA, oa_openid.as_str(), Some(union_id.as_str())), None, app.clock.now()).await.unwrap();
+            let (_, newer, _) = app.state.users.record_identity(&IdentityKey::new(OA.parse().unwrap(), oa_openid.as_str(), Some(union_id.as_str())), None, app.clock.now()).await.unwrap();
             let before = flow_tokens(&app, &oa_openid, &union_id).await;
-            let ticket = app.state.tickets.mint(&IdentityKey::new(OA, oa_openid.as_str(), Some(union_id.as_str()))).await.unwrap();
+            let ticket = app.state.tickets.mint(&IdentityKey::new(OA.parse().unwrap(), oa_openid.as_str(), Some(union_id.as_str()))).await.unwrap();
             // Released together: the Mini Program login that brings the unionid, and a sign-in of
             // the newer account's identity (its flow grant).
             let barrier = Arc::new(Barrier::new(2));
             let (b1, b2) = (barrier.clone(), barrier);
             let users = app.state.users.clone();
             let now = app.clock.now();
-            let late = IdentityKey::new(MP, mp_openid.as_str(), Some(union_id.as_str()));
+            let late = IdentityKey::new(MP.parse().unwrap(), mp_openid.as_str(), Some(union_id.as_str()));
             let merging = tokio::spawn(async move {
                 b1.wait().await;
                 users.record_identity(&late, None, now).await.map(|(_, a, _)| a.id)

@@ -30,7 +30,11 @@ async fn client(app: &TestApp, id: &str, grants: &[&str], flow_ticket: FlowTicke
 async fn ticket(app: &TestApp) -> String {
     app.state
         .tickets
-        .mint(&IdentityKey::new(APPID, OPENID, Some(UNIONID)))
+        .mint(&IdentityKey::new(
+            APPID.parse().unwrap(),
+            OPENID,
+            Some(UNIONID),
+        ))
         .await
         .unwrap()
 }

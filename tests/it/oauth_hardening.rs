@@ -33,7 +33,11 @@ async fn flow_tokens(app: &TestApp, client_id: &str) -> Value {
     let ticket = app
         .state
         .tickets
-        .mint(&IdentityKey::new(APPID, OPENID, Some(UNIONID)))
+        .mint(&IdentityKey::new(
+            APPID.parse().unwrap(),
+            OPENID,
+            Some(UNIONID),
+        ))
         .await
         .unwrap();
     let (status, body) = post(
@@ -132,7 +136,11 @@ async fn secrets_in_the_token_endpoint_query_string_are_refused() {
     let ticket = app
         .state
         .tickets
-        .mint(&IdentityKey::new(APPID, OPENID, Some(UNIONID)))
+        .mint(&IdentityKey::new(
+            APPID.parse().unwrap(),
+            OPENID,
+            Some(UNIONID),
+        ))
         .await
         .unwrap();
     let seed = format!(

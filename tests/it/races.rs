@@ -124,7 +124,7 @@ backend_tests! {
         let auth = basic("web", SECRET);
         let mut survivors = Vec::new();
         for trial in 0..TRIALS {
-            let ticket = app.state.tickets.mint(&IdentityKey::new(APPID, OPENID, Some(UNIONID))).await.unwrap();
+            let ticket = app.state.tickets.mint(&IdentityKey::new(APPID.parse().unwrap(), OPENID, Some(UNIONID))).await.unwrap();
             let (status, first) = token(&app, &auth, &[
                 ("grant_type", "flow"), ("appId", APPID), ("openId", OPENID),
                 ("unionId", UNIONID), ("ticket", &ticket),
@@ -177,7 +177,7 @@ backend_tests! {
         let auth = basic("web", SECRET);
         let mut survivors = Vec::new();
         for trial in 0..TRIALS {
-            let ticket = app.state.tickets.mint(&IdentityKey::new(APPID, OPENID, Some(UNIONID))).await.unwrap();
+            let ticket = app.state.tickets.mint(&IdentityKey::new(APPID.parse().unwrap(), OPENID, Some(UNIONID))).await.unwrap();
             let (status, first) = token(&app, &auth, &[
                 ("grant_type", "flow"), ("appId", APPID), ("openId", OPENID),
                 ("unionId", UNIONID), ("ticket", &ticket),

@@ -8,7 +8,7 @@ use crate::backend_tests;
 use crate::harness::TestApp;
 
 fn vouched(appid: &str, open_id: &str, union_id: Option<&str>) -> IdentityKey {
-    IdentityKey::new(appid, open_id, union_id)
+    IdentityKey::new(appid.parse().unwrap(), open_id, union_id)
 }
 
 async fn accounts(app: &TestApp) -> u64 {

@@ -186,7 +186,7 @@ backend_tests! {
         hook.answers.lock().unwrap().extend([500, 500]);
         ClientFixture::new("web", SECRET, &["flow", "refresh_token"]).scopes(&["flow"]).register(&app).await;
         let account = crate::harness::seed_identity(&app).await;
-        let (_, tokens) = token(&app, &basic("web", SECRET), &[("grant_type", "flow"), ("appId", SEED_APPID), ("openId", SEED_OPENID), ("unionId", SEED_UNIONID), ("ticket", &app.state.tickets.mint(&wxauth::users::IdentityKey::new(SEED_APPID, SEED_OPENID, Some(SEED_UNIONID))).await.unwrap())]).await;
+        let (_, tokens) = token(&app, &basic("web", SECRET), &[("grant_type", "flow"), ("appId", SEED_APPID), ("openId", SEED_OPENID), ("unionId", SEED_UNIONID), ("ticket", &app.state.tickets.mint(&wxauth::users::IdentityKey::new(SEED_APPID.parse().unwrap(), SEED_OPENID, Some(SEED_UNIONID))).await.unwrap())]).await;
         let (status, _) = admin(&app, Method::POST, &format!("/users/{account}/disable"), None).await;
         assert_eq!(status, 200);
 
@@ -418,7 +418,11 @@ async fn the_console_shows_dead_deliveries_and_queued_merges() {
     let users = &app.state.users;
     let (_, older, _) = users
         .record_identity(
-            &wxauth::users::IdentityKey::new("wxd000000000000001", "o-mp-console", None::<String>),
+            &wxauth::users::IdentityKey::new(
+                "wxd000000000000001".parse().unwrap(),
+                "o-mp-console",
+                None::<String>,
+            ),
             None,
             now,
         )
@@ -427,7 +431,11 @@ async fn the_console_shows_dead_deliveries_and_queued_merges() {
     app.clock.advance(60);
     let (_, newer, _) = users
         .record_identity(
-            &wxauth::users::IdentityKey::new(SEED_APPID, "o-oa-console", Some("u-console")),
+            &wxauth::users::IdentityKey::new(
+                SEED_APPID.parse().unwrap(),
+                "o-oa-console",
+                Some("u-console"),
+            ),
             None,
             app.clock.now(),
         )

@@ -13,6 +13,7 @@
 
 use super::{GrantRequest, effective_scope, issue_for_account, optional};
 use crate::audit::{AuditEvent, AuditKind, Outcome};
+use crate::ids::{AppId, UnionId};
 use crate::oauth::GrantType;
 use crate::oauth::OAuthError;
 use crate::oauth::OAuthServices;
@@ -30,26 +31,24 @@ fn refused() -> OAuthError {
 /// Find the account a verified identity signs in as.
 pub(crate) async fn account_for(
     services: &OAuthServices,
-    appid: &str,
-    open_id: &str,
-    union_id: Option<&str>,
+    key: &IdentityKey,
 ) -> Result<Account, OAuthError> {
     let internal = |e: &dyn std::fmt::Display| {
         tracing::error!(error = %e, "flow grant lookup");
         OAuthError::server_error()
     };
-    match services.apps.exists(appid).await {
+    match services.apps.exists(key.appid.as_str()).await {
         Ok(true) => {}
         Ok(false) => return Err(refused()),
         Err(e) => return Err(internal(&e)),
     }
     let (identity, account) = services
         .users
-        .find_identity_with_account(appid, open_id)
+        .find_identity_with_account(key.appid.as_str(), key.open_id.as_str())
         .await
         .map_err(|e| internal(&e))?
         .ok_or_else(refused)?;
-    if identity.union_id.as_deref() != union_id {
+    if identity.union_id.as_deref() != key.union_id.as_ref().map(UnionId::as_str) {
         return Err(refused());
     }
     account.ok_or_else(refused)
@@ -65,10 +64,12 @@ pub struct FlowParams {
 
 /// The identity a seed-style `flow` request names.
 pub struct NamedIdentity {
+    /// `appId` as given (the audit trail names it when a ticket is refused).
     pub app_id: String,
-    pub open_id: String,
-    /// Absent or empty when the app is bound to no Open Platform account.
-    pub union_id: Option<String>,
+    /// The identity, when `appId` is an appid exactly as given (`None`: it names no identity
+    /// wxauth knows, and is refused like any unknown one). The unionid is absent when `unionId`
+    /// is absent or empty: the app is bound to no Open Platform account.
+    pub key: Option<IdentityKey>,
 }
 
 impl FlowParams {
@@ -77,9 +78,14 @@ impl FlowParams {
         let scope = optional(params, "scope");
         let identity = match (optional(params, "appId"), optional(params, "openId")) {
             (Some(app_id), Some(open_id)) => Some(NamedIdentity {
+                key: AppId::parse_exact(&app_id).ok().map(|appid| {
+                    IdentityKey::new(
+                        appid,
+                        open_id,
+                        optional(params, "unionId").filter(|u| !u.is_empty()),
+                    )
+                }),
                 app_id,
-                open_id,
-                union_id: optional(params, "unionId").filter(|u| !u.is_empty()),
             }),
             (None, None) if ticket.as_deref().is_some_and(is_web_view_ticket) => None,
             _ => {
@@ -107,20 +113,17 @@ pub async fn grant(
         return web_view_grant(services, request, params.ticket.as_deref(), &scope).await;
     };
     let appid = named.app_id.as_str();
-    let open_id = named.open_id.as_str();
-    let union_id = named.union_id.as_deref();
 
     match (params.ticket.as_deref(), request.client.flow_ticket) {
         (Some(ticket), _) => {
-            let identity = IdentityKey::new(appid.to_string(), open_id, union_id);
-            let redeemed = services
-                .tickets
-                .redeem(ticket, &identity, client_id)
-                .await
-                .map_err(|e| {
-                    tracing::error!(error = %e, "consuming login ticket");
-                    OAuthError::server_error()
-                })?;
+            let redeemed = match &named.key {
+                Some(key) => services.tickets.redeem(ticket, key, client_id).await,
+                None => services.tickets.refuse(ticket).await,
+            }
+            .map_err(|e| {
+                tracing::error!(error = %e, "consuming login ticket");
+                OAuthError::server_error()
+            })?;
             if redeemed != Redeemed::Accepted {
                 ticket_refused(services, client_id, Some(appid), redeemed.as_str()).await;
                 return Err(refused());
@@ -133,7 +136,8 @@ pub async fn grant(
         }
     }
 
-    let account = account_for(services, appid, open_id, union_id).await?;
+    let key = named.key.as_ref().ok_or_else(refused)?;
+    let account = account_for(services, key).await?;
     issue_for_account(services, request, GrantType::Flow, &account, &scope).await
 }
 
@@ -160,13 +164,7 @@ async fn web_view_grant(
             return Err(refused());
         }
     };
-    let account = account_for(
-        services,
-        &identity.appid,
-        &identity.open_id,
-        identity.union_id.as_deref(),
-    )
-    .await?;
+    let account = account_for(services, &identity).await?;
     issue_for_account(services, request, GrantType::Flow, &account, scope).await
 }
 
