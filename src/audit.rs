@@ -17,11 +17,11 @@ use sea_orm::{
     QuerySelect, TransactionTrait,
 };
 use serde_json::{Map, Value};
-use tokio::sync::{mpsc, oneshot};
 
 use entity::audit_event;
 
 use crate::clock::SharedClock;
+use crate::group_commit::GroupCommit;
 use crate::metrics::{
     ADMIN_CHANGES, FOLLOWER_CHANGES, REFUSALS, SIGN_INS, SIGN_OUTS, TOKENS_ISSUED,
     WECHAT_CREDENTIALS,
@@ -344,27 +344,21 @@ pub fn count_event(event: &AuditEvent) {
     count(event);
 }
 
-/// The group-commit task: writes what is queued, as many rows at once as have queued up while
-/// the previous insert was in flight, and tells each caller how its row fared.
-async fn group_commit(db: DatabaseConnection, mut waiting: mpsc::Receiver<Waiting>) {
-    let mut batch = Vec::with_capacity(GROUP_COMMIT_ROWS);
-    while waiting.recv_many(&mut batch, GROUP_COMMIT_ROWS).await > 0 {
-        let (rows, callers): (Vec<_>, Vec<_>) = batch.drain(..).unzip();
-        match insert_rows(&db, rows.clone()).await {
-            Ok(()) => {
-                for caller in callers {
-                    let _ = caller.send(Ok(()));
-                }
-            }
-            // One row the database refuses must not cost the others theirs: one at a time.
-            Err(_) => {
-                for (row, caller) in rows.into_iter().zip(callers) {
-                    let written = insert_rows(&db, vec![row]).await.map_err(|e| e.to_string());
-                    let _ = caller.send(written);
-                }
-            }
-        }
+/// The group commit's write: the batch in one insert, or, when the database refuses it, each row
+/// alone, so that one row it refuses costs no other request its event.
+async fn insert_batch(
+    db: DatabaseConnection,
+    rows: Vec<audit_event::ActiveModel>,
+) -> Vec<Result<(), String>> {
+    let count = rows.len();
+    if insert_rows(&db, rows.clone()).await.is_ok() {
+        return vec![Ok(()); count];
     }
+    let mut answers = Vec::with_capacity(count);
+    for row in rows {
+        answers.push(insert_rows(&db, vec![row]).await.map_err(|e| e.to_string()));
+    }
+    answers
 }
 
 /// Insert `rows` (at least one) in one statement.
@@ -411,12 +405,6 @@ const GROUP_COMMIT_ROWS: usize = 256;
 /// Rows queued for the group commit before a caller waits for room.
 const GROUP_COMMIT_QUEUE: usize = 4096;
 
-/// A row waiting for the group commit, and whom to tell once it is written (or why not).
-type Waiting = (
-    audit_event::ActiveModel,
-    oneshot::Sender<Result<(), String>>,
-);
-
 /// Writes and reads the audit trail.
 ///
 /// Events that stand alone (not written with the change they describe) are written by one
@@ -429,20 +417,19 @@ type Waiting = (
 pub struct Audit {
     db: DatabaseConnection,
     clock: SharedClock,
-    /// The group-commit task's queue (`None` outside a Tokio runtime: rows are written directly).
-    queue: Option<mpsc::Sender<Waiting>>,
+    /// The group commit of stand-alone rows.
+    rows: GroupCommit<audit_event::ActiveModel, Result<(), String>>,
 }
 
 impl Audit {
     /// The audit trail on `db`; inside a Tokio runtime this starts its group-commit task, which
     /// ends when the last clone of this `Audit` is dropped.
     pub fn new(db: DatabaseConnection, clock: SharedClock) -> Self {
-        let queue = tokio::runtime::Handle::try_current().ok().map(|runtime| {
-            let (queue, waiting) = mpsc::channel(GROUP_COMMIT_QUEUE);
-            runtime.spawn(group_commit(db.clone(), waiting));
-            queue
+        let writer = db.clone();
+        let rows = GroupCommit::start(GROUP_COMMIT_ROWS, GROUP_COMMIT_QUEUE, move |rows| {
+            insert_batch(writer.clone(), rows)
         });
-        Self { db, clock, queue }
+        Self { db, clock, rows }
     }
 
     /// Record `event`, stamped with the time, the current request's IP address and request id,
@@ -474,24 +461,13 @@ impl Audit {
 
     /// Write `row` through the group commit, and return once it is in the database.
     async fn commit(&self, row: audit_event::ActiveModel) -> Result<(), String> {
-        let row = match &self.queue {
-            Some(queue) => {
-                let (done, written) = oneshot::channel();
-                match queue.send((row, done)).await {
-                    Ok(()) => {
-                        return written
-                            .await
-                            .unwrap_or_else(|_| Err("the audit writer stopped".to_owned()));
-                    }
-                    // The task is gone (its runtime is shutting down): write it here.
-                    Err(mpsc::error::SendError((row, _))) => row,
-                }
-            }
-            None => row,
-        };
-        insert_rows(&self.db, vec![row])
-            .await
-            .map_err(|e| e.to_string())
+        match self.rows.submit(row).await {
+            Ok(written) => written.unwrap_or_else(|| Err("the audit writer stopped".to_owned())),
+            // No task to take it (its runtime is shutting down): write it here.
+            Err(row) => insert_rows(&self.db, vec![row])
+                .await
+                .map_err(|e| e.to_string()),
+        }
     }
 
     async fn insert(&self, event: AuditEvent) -> Result<(), DbErr> {

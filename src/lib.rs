@@ -45,6 +45,7 @@ pub mod db;
 pub mod dev;
 pub mod error;
 pub mod fault;
+pub mod group_commit;
 pub mod health;
 pub mod http;
 pub mod ids;

@@ -7,17 +7,18 @@
 //! round trips per request. Each caller waits for its own answer; nothing is acknowledged before
 //! it is written, and the account is read after the write, as it was one request at a time.
 //!
-//! A batch the database refuses is written again one issuance at a time, so that one bad row
-//! costs only its own request.
+//! The queueing is [`crate::group_commit`]'s. A batch the database refuses is written again one
+//! issuance at a time, so that one bad row costs only its own request.
 
 use std::collections::HashSet;
 
 use sea_orm::{
     ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QuerySelect, QueryTrait,
 };
-use tokio::sync::{mpsc, oneshot};
 
 use entity::{audit_event, flow_user, refresh_token, refresh_token_family};
+
+use crate::group_commit::GroupCommit;
 
 /// At most this many issuances go into one batch (its bound values stay well under every
 /// backend's limit).
@@ -39,75 +40,57 @@ pub(super) struct IssuanceRows {
 /// merged away, deleted or disabled meanwhile, and the caller revokes the family).
 pub(super) type MayHold = bool;
 
-type Waiting = (IssuanceRows, oneshot::Sender<Result<MayHold, String>>);
-
-/// The queue to the group-commit task (direct writes outside a Tokio runtime).
+/// The group commit of issuances (direct writes outside a Tokio runtime).
 #[derive(Clone)]
 pub(super) struct IssuanceWriter {
     db: DatabaseConnection,
-    queue: Option<mpsc::Sender<Waiting>>,
+    issuances: GroupCommit<IssuanceRows, Result<MayHold, String>>,
 }
 
 impl IssuanceWriter {
     /// Starts the task on the current Tokio runtime, if there is one; it ends when the last
     /// clone of this writer is dropped.
     pub fn new(db: DatabaseConnection) -> Self {
-        let queue = tokio::runtime::Handle::try_current().ok().map(|runtime| {
-            let (queue, waiting) = mpsc::channel(QUEUE);
-            runtime.spawn(group_commit(db.clone(), waiting));
-            queue
+        let writer = db.clone();
+        let issuances = GroupCommit::start(BATCH, QUEUE, move |batch| {
+            write_or_each_alone(writer.clone(), batch)
         });
-        Self { db, queue }
+        Self { db, issuances }
     }
 
     /// Write `rows` and say whether their account may hold them, once they are in the database.
     pub async fn write(&self, rows: IssuanceRows) -> Result<MayHold, String> {
-        let rows = match &self.queue {
-            Some(queue) => {
-                let (done, written) = oneshot::channel();
-                match queue.send((rows, done)).await {
-                    Ok(()) => {
-                        return written
-                            .await
-                            .unwrap_or_else(|_| Err("the issuance writer stopped".to_owned()));
-                    }
-                    Err(mpsc::error::SendError((rows, _))) => rows,
-                }
-            }
-            None => rows,
-        };
-        let account_id = rows.account_id;
-        write_batch(&self.db, vec![rows])
-            .await
-            .map(|live| live.contains(&account_id))
-            .map_err(|e| e.to_string())
+        match self.issuances.submit(rows).await {
+            Ok(answer) => answer.unwrap_or_else(|| Err("the issuance writer stopped".to_owned())),
+            Err(rows) => write_or_each_alone(self.db.clone(), vec![rows])
+                .await
+                .pop()
+                .unwrap_or_else(|| Err("nothing was written".to_owned())),
+        }
     }
 }
 
-async fn group_commit(db: DatabaseConnection, mut waiting: mpsc::Receiver<Waiting>) {
-    let mut batch = Vec::with_capacity(BATCH);
-    while waiting.recv_many(&mut batch, BATCH).await > 0 {
-        let (issuances, callers): (Vec<_>, Vec<_>) = batch.drain(..).unzip();
-        let accounts: Vec<i64> = issuances.iter().map(|i| i.account_id).collect();
-        match write_batch(&db, issuances.clone()).await {
-            Ok(live) => {
-                for (caller, account) in callers.into_iter().zip(accounts) {
-                    let _ = caller.send(Ok(live.contains(&account)));
-                }
-            }
-            Err(_) => {
-                for ((issuance, caller), account) in
-                    issuances.into_iter().zip(callers).zip(accounts)
-                {
-                    let answer = write_batch(&db, vec![issuance])
-                        .await
-                        .map(|live| live.contains(&account))
-                        .map_err(|e| e.to_string());
-                    let _ = caller.send(answer);
-                }
-            }
-        }
+/// The batch at once; when the database refuses it, each issuance alone, so that one bad row
+/// costs only its own request.
+async fn write_or_each_alone(
+    db: DatabaseConnection,
+    batch: Vec<IssuanceRows>,
+) -> Vec<Result<MayHold, String>> {
+    let accounts: Vec<i64> = batch.iter().map(|i| i.account_id).collect();
+    if let Ok(live) = write_batch(&db, batch.clone()).await {
+        return accounts.iter().map(|a| Ok(live.contains(a))).collect();
     }
+    let mut answers = Vec::with_capacity(batch.len());
+    for issuance in batch {
+        let account = issuance.account_id;
+        answers.push(
+            write_batch(&db, vec![issuance])
+                .await
+                .map(|live| live.contains(&account))
+                .map_err(|e| e.to_string()),
+        );
+    }
+    answers
 }
 
 /// Write the families, then their tokens, then the events (what is harmless alone first), in one

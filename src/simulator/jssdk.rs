@@ -21,14 +21,7 @@ use serde_json::json;
 use sha1::{Digest, Sha1};
 
 use super::Simulator;
-use super::world::{ErrcodeAnswer, World, random_alnum};
-
-/// An issued jsapi_ticket.
-#[derive(Clone, Debug)]
-pub(crate) struct IssuedTicket {
-    pub(crate) appid: String,
-    pub(crate) expires_at: i64,
-}
+use super::world::{ErrcodeAnswer, IssuedTicket, World, random_alnum};
 
 /// What the simulator says of a credential.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]

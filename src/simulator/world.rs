@@ -235,6 +235,13 @@ impl Default for SimRules {
     }
 }
 
+/// A jsapi_ticket the simulator issued (`simulator::jssdk`).
+#[derive(Clone, Debug)]
+pub(crate) struct IssuedTicket {
+    pub(crate) appid: String,
+    pub(crate) expires_at: i64,
+}
+
 /// The simulated state of WeChat.
 #[derive(Debug)]
 pub(crate) struct World {
@@ -251,8 +258,8 @@ pub(crate) struct World {
     /// The session_key of each (mini program, user)'s latest code2Session: what the device
     /// encrypts open data (user info, phone number) with.
     session_keys: HashMap<(String, String), String>,
-    /// Issued jsapi_tickets (`cgi-bin/ticket/getticket`, see [`super::jssdk`]).
-    pub(crate) js_tickets: HashMap<String, super::jssdk::IssuedTicket>,
+    /// Issued jsapi_tickets (`cgi-bin/ticket/getticket`, served by `simulator::jssdk`).
+    pub(crate) js_tickets: HashMap<String, IssuedTicket>,
     pub(crate) faults: FaultPlan,
     /// What `msg_sec_check` says about texts (see [`TextVerdictRule`]).
     pub(crate) text_verdicts: Vec<TextVerdictRule>,
