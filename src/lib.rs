@@ -29,9 +29,10 @@
 //!   [`fault`] (whose fault a failure is), [`audit`] (the audit trail), [`metrics`] (Prometheus
 //!   series), [`health`] (readiness and the scrape, over the connection no handler holds),
 //!   [`request_context`] (the caller's address, for the core), [`limits`] (rate limits and the
-//!   guessing throttle, in process or shared through Redis), [`ttl_cache`] (short-lived caches of
-//!   records read on every token request), [`janitor`] (expiry), [`webhooks`] (the
-//!   signed-webhook outbox and its delivery worker).
+//!   guessing throttle, in process or shared through Redis), [`group_commit`] (many requests'
+//!   writes in one round trip), [`ttl_cache`] (short-lived caches of records read on every token
+//!   request), [`janitor`] (expiry), [`webhooks`] (the signed-webhook outbox and its delivery
+//!   worker).
 
 pub mod admin;
 pub mod app_registry;
