@@ -7,48 +7,10 @@
 // Prints one JSON line with what the page would see; exits non-zero on any failure.
 // AVATAR_FILE (optional) is a picture standing in for the temporary file chooseAvatar gives.
 'use strict'
-const fs = require('fs')
 const path = require('path')
 const [base, simBase, appId, clientId, clientSecret, user, avatarFile] = process.argv.slice(2)
 
-async function sim(pathname, body) {
-  const res = await fetch(simBase + pathname, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify(body),
-  })
-  if (!res.ok) throw new Error(pathname + ': ' + res.status + ' ' + (await res.text()))
-  return res.json()
-}
-
-globalThis.wx = {
-  login({ success, fail }) {
-    sim('/__sim/codes/js', { appid: appId, user }).then((r) => success({ code: r.code }), fail)
-  },
-  request({ url, method, data, header, success, fail }) {
-    const json = typeof data !== 'string'
-    fetch(url, {
-      method,
-      headers: header,
-      body: json ? JSON.stringify(data) : data,
-    })
-      .then(async (res) => {
-        const text = await res.text()
-        let parsed = text
-        try { parsed = JSON.parse(text) } catch (_) { /* plain text */ }
-        success({ statusCode: res.status, data: parsed, header: Object.fromEntries(res.headers) })
-      })
-      .catch((err) => fail({ errMsg: String(err) }))
-  },
-  uploadFile({ url, filePath, name, formData, success, fail }) {
-    const form = new FormData()
-    for (const key of Object.keys(formData || {})) form.append(key, formData[key])
-    form.append(name, new Blob([fs.readFileSync(filePath)]), path.basename(filePath))
-    fetch(url, { method: 'POST', body: form })
-      .then(async (res) => success({ statusCode: res.status, data: await res.text() }))
-      .catch((err) => fail({ errMsg: String(err) }))
-  },
-}
+const { sim } = require(path.join(__dirname, 'wx_mock.cjs')).install({ simBase, appId, user })
 
 const { WxAuth } = require(path.join(__dirname, '..', '..', 'static', 'wxauth-miniprogram.js'))
 
