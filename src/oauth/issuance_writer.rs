@@ -1,8 +1,8 @@
-//! The group commit of our own grants' issuances (`flow`, `mini_program`): each one writes a new
-//! refresh-token family, its first token and the `token_issued` audit event, then reads whether
-//! the account may still hold tokens (a merge or a disable may have revoked its families just
-//! before this one was written). Under load, one task does that for every issuance queued while
-//! its previous batch was in flight: three multi-row inserts in one round trip
+//! The group commit of the issuances for a person (`flow`, `mini_program`, `device_code`): each
+//! writes a new refresh-token family, its first token and the `token_issued` audit event, then
+//! reads whether the account may still hold tokens (a merge or a disable may have revoked its
+//! families just before this one was written). Under load, one task does that for every issuance
+//! queued while its previous batch was in flight: three multi-row inserts in one round trip
 //! ([`crate::db::insert_together`]), then one read of all the batch's accounts, instead of two
 //! round trips per request. Each caller waits for its own answer; nothing is acknowledged before
 //! it is written, and the account is read after the write, as it was one request at a time.

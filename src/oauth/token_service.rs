@@ -1,8 +1,9 @@
 //! Token issuance, the service: JWT access tokens (RFC 9068) signed and verified, opaque refresh
 //! tokens kept in families for rotation and reuse detection (RFC 9700 §4.14), revocation and the
-//! access-token denylist. Our own grants (`flow`, `mini_program`) call
-//! [`TokenService::issue_for_user`] directly; the grants oxide-auth drives (authorization_code,
-//! refresh_token, client_credentials) go through its adapter, `oauth::token_issuer`.
+//! access-token denylist. The grants that issue for a person directly (`flow`, `mini_program`,
+//! `device_code`) call [`TokenService::issue_for_user`]; the grants oxide-auth drives
+//! (authorization_code, refresh_token, client_credentials) go through its adapter,
+//! `oauth::token_issuer`.
 //!
 //! Families are rows of their own (`refresh_token_family`): an absolute expiry that rotation never
 //! carries a family past, and a revoked mark. Two requests may arrive at the same instant, so:
