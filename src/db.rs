@@ -185,46 +185,56 @@ pub async fn spend<E: EntityTrait>(
     Ok(update.exec(conn).await?.rows_affected == 1)
 }
 
-/// [`spend`], then the spent row read back through `find` on the same connection (or
-/// transaction); `None` when the row was not live. MariaDB has no `UPDATE … RETURNING`, so the
-/// read is a second statement; it is keyed by what the update matched.
+/// [`spend`], answering the spent row; `None` when the row was not live. On SQLite and
+/// PostgreSQL the update returns it (`UPDATE … RETURNING`, one statement); MariaDB has none, so
+/// there the row is read back through `find` on the same connection (or transaction), keyed by
+/// what the update matched.
 pub async fn spend_once<E: EntityTrait>(
     conn: &impl ConnectionTrait,
     update: UpdateMany<E>,
     find: Select<E>,
 ) -> Result<Option<E::Model>, DbErr> {
+    if conn.support_returning() {
+        let mut spent = update.exec_with_returning(conn).await?;
+        return Ok(match spent.len() {
+            1 => spent.pop(),
+            _ => None,
+        });
+    }
     if !spend(conn, update).await? {
         return Ok(None);
     }
     Ok(find.all(conn).await?.into_iter().next())
 }
 
-/// Run `inserts` (each one `INSERT` built for this connection's backend, in order) in as few
-/// round trips as the backend allows. Each statement sent is a hand-off to sqlx's connection task
-/// (on SQLite, to its worker thread) and back, which the flow grant's profile showed to cost more
-/// than building and running the SQL (design §10).
+/// Run `statements` (each an `INSERT`, or a `DELETE` or `UPDATE` whose result nobody reads,
+/// built for this connection's backend, in order) in as few round trips as the backend allows.
+/// Each statement sent is a hand-off to sqlx's connection task (on SQLite, to its worker thread)
+/// and back, which the flow grant's profile showed to cost more than building and running the
+/// SQL (design §10).
 /// - **SQLite**: one `execute` of the statements separated by `;` (sqlx runs them in turn,
 ///   binding each its share of the values); each statement commits on its own, as before.
-/// - **PostgreSQL**: one statement, the earlier inserts as data-modifying `WITH` clauses of the
-///   last: all of them commit or none.
+/// - **PostgreSQL**: one statement, the earlier ones as data-modifying `WITH` clauses of the
+///   last: all of them commit or none. They all see the database as it was before the statement
+///   (a `DELETE` does not see the rows an insert beside it adds).
 /// - **MySQL/MariaDB**: one statement each (prepared statements cannot hold several).
 ///
-/// An insert that fails stops the ones after it; on SQLite the ones before it stay written, so
+/// A statement that fails stops the ones after it; on SQLite the ones before it stay written, so
 /// put first what is harmless alone.
-pub async fn insert_together(
+pub async fn write_together(
     conn: &impl ConnectionTrait,
-    inserts: Vec<Statement>,
+    statements: Vec<Statement>,
 ) -> Result<(), DbErr> {
     match conn.get_database_backend() {
         DbBackend::Sqlite => {
             let mut sql = String::new();
             let mut values = Vec::new();
-            for insert in inserts {
+            for statement in statements {
                 if !sql.is_empty() {
                     sql.push_str(";\n");
                 }
-                sql.push_str(&insert.sql);
-                values.extend(insert.values.map(|v| v.0).unwrap_or_default());
+                sql.push_str(&statement.sql);
+                values.extend(statement.values.map(|v| v.0).unwrap_or_default());
             }
             conn.execute_raw(Statement::from_sql_and_values(
                 DbBackend::Sqlite,
@@ -234,11 +244,11 @@ pub async fn insert_together(
             .await?;
         }
         DbBackend::Postgres => {
-            let count = inserts.len();
+            let count = statements.len();
             let mut sql = String::new();
             let mut values: Vec<sea_orm::Value> = Vec::new();
-            for (index, insert) in inserts.into_iter().enumerate() {
-                let renumbered = shift_placeholders(&insert.sql, values.len());
+            for (index, statement) in statements.into_iter().enumerate() {
+                let renumbered = shift_placeholders(&statement.sql, values.len());
                 if index + 1 < count {
                     sql.push_str(if index == 0 { "WITH " } else { ", " });
                     sql.push_str(&format!("w{index} AS ({renumbered})"));
@@ -248,7 +258,7 @@ pub async fn insert_together(
                     }
                     sql.push_str(&renumbered);
                 }
-                values.extend(insert.values.map(|v| v.0).unwrap_or_default());
+                values.extend(statement.values.map(|v| v.0).unwrap_or_default());
             }
             conn.execute_raw(Statement::from_sql_and_values(
                 DbBackend::Postgres,
@@ -258,8 +268,8 @@ pub async fn insert_together(
             .await?;
         }
         _ => {
-            for insert in inserts {
-                conn.execute_raw(insert).await?;
+            for statement in statements {
+                conn.execute_raw(statement).await?;
             }
         }
     }
