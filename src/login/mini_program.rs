@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use sea_orm::ActiveValue::Set;
 use sea_orm::sea_query::{Expr, ExprTrait};
-use sea_orm::{ColumnTrait, Condition, DatabaseConnection, EntityTrait, QueryFilter};
+use sea_orm::{ColumnTrait, Condition, DatabaseConnection, EntityTrait, QueryFilter, QueryTrait};
 
 use entity::mini_session;
 
@@ -136,6 +136,18 @@ impl MiniProgramLogin {
     /// Exchange a `wx.login` code: record the identity WeChat vouches for, link it to its
     /// account and open a server-side session for it.
     pub async fn sign_in(&self, appid: &str, code: &str) -> Result<MiniProgramSession, LoginError> {
+        Ok(self.sign_in_minting(appid, code, None).await?.0)
+    }
+
+    /// [`Self::sign_in`]; with `ticket_for: Some(client)`, also a login ticket for the session's
+    /// identity (bound to `client` when it names one), written in the same round trip as the
+    /// session ([`crate::db::write_together`]).
+    async fn sign_in_minting(
+        &self,
+        appid: &str,
+        code: &str,
+        ticket_for: Option<Option<&str>>,
+    ) -> Result<(MiniProgramSession, Option<String>), LoginError> {
         let appid = self.mini_program(appid).await?;
         let code = code.trim();
         if code.is_empty() {
@@ -156,7 +168,8 @@ impl MiniProgramLogin {
             "mini_session_key\n{}",
             session.session_key.expose()
         ));
-        mini_session::Entity::delete_many()
+        let backend = self.db.get_database_backend();
+        let replaced = mini_session::Entity::delete_many()
             .filter(mini_session::Column::Appid.eq(identity.appid.as_str()))
             .filter(mini_session::Column::OpenId.eq(identity.open_id.as_str()))
             .filter(
@@ -164,8 +177,7 @@ impl MiniProgramLogin {
                     .add(mini_session::Column::SessionKeyHash.ne(key_hash.as_str()))
                     .add(mini_session::Column::SessionKeyHash.is_null()),
             )
-            .exec(&self.db)
-            .await?;
+            .build(backend);
         let session_id = random_token(32);
         // Inserted without reading the row back: a parallel login of the same identity may
         // already have replaced it (MySQL has no RETURNING; the read-back raced and gave a 500).
@@ -188,21 +200,33 @@ impl MiniProgramLogin {
             decrypt_failures: Set(0),
             decrypt_pending: Set(0),
         };
-        mini_session::Entity::insert(session_row)
-            .exec_without_returning(&self.db)
-            .await?;
+        let mut writes = vec![
+            replaced,
+            mini_session::Entity::insert(session_row).build(backend),
+        ];
+        let ticket = ticket_for.map(|client_id| {
+            let (ticket, insert) = self.tickets.prepare(&identity, client_id);
+            writes.push(insert);
+            ticket
+        });
+        // The earlier sessions, the new one and the ticket in one round trip (the session
+        // first: a ticket must never outlive a failed session write).
+        crate::db::write_together(&self.db, writes).await?;
         self.audit
             .record(
                 AuditEvent::sign_in(SignInChannel::MiniProgram, account.id)
                     .detail("appid", identity.appid.as_str()),
             )
             .await;
-        Ok(MiniProgramSession {
-            identity,
-            is_new,
-            session_id,
-            account,
-        })
+        Ok((
+            MiniProgramSession {
+                identity,
+                is_new,
+                session_id,
+                account,
+            },
+            ticket,
+        ))
     }
 
     /// getSessionResult: [`Self::sign_in`], plus a single-use login ticket for the `flow` grant
@@ -222,9 +246,12 @@ impl MiniProgramLogin {
                 "clientId is not a client that can redeem login tickets (it needs the flow grant)",
             ));
         }
-        let session = self.sign_in(appid, code).await?;
-        let ticket = self.tickets.mint_for(&session.identity, client_id).await?;
-        Ok((session, ticket))
+        match self.sign_in_minting(appid, code, Some(client_id)).await? {
+            (session, Some(ticket)) => Ok((session, ticket)),
+            (_, None) => Err(LoginError::Storage(
+                "a sign-in asked for a ticket came back without one".to_owned(),
+            )),
+        }
     }
 
     /// Decrypt and store the user's profile (the seed's saveMaUser). Nothing is stored unless

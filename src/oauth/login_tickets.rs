@@ -19,8 +19,8 @@ use std::sync::Arc;
 
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, DatabaseConnection, DbErr, EntityTrait,
-    QueryFilter,
+    ActiveValue::Set, ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryTrait,
+    Statement,
 };
 
 use entity::login_ticket;
@@ -151,6 +151,16 @@ impl LoginTickets {
         Ok(ticket)
     }
 
+    /// A login ticket for `identity` (bound to `client_id` when given), not yet stored: the
+    /// ticket, and the insert that stores it, for a caller that writes it with its own rows in
+    /// one round trip ([`crate::db::write_together`]). The ticket is valid once that insert is.
+    pub fn prepare(&self, identity: &IdentityKey, client_id: Option<&str>) -> (String, Statement) {
+        let ticket = random_token(32);
+        let row = self.row(&ticket, identity, client_id, KIND_LOGIN, TICKET_TTL);
+        let insert = login_ticket::Entity::insert(row).build(self.db.get_database_backend());
+        (ticket, insert)
+    }
+
     async fn store(
         &self,
         ticket: &str,
@@ -159,6 +169,21 @@ impl LoginTickets {
         kind: &str,
         ttl: i64,
     ) -> Result<(), DbErr> {
+        login_ticket::Entity::insert(self.row(ticket, identity, client_id, kind, ttl))
+            .exec_without_returning(&self.db)
+            .await?;
+        Ok(())
+    }
+
+    /// The row that stores `ticket`.
+    fn row(
+        &self,
+        ticket: &str,
+        identity: &IdentityKey,
+        client_id: Option<&str>,
+        kind: &str,
+        ttl: i64,
+    ) -> login_ticket::ActiveModel {
         let now = self.clock.now();
         login_ticket::ActiveModel {
             ticket_hash: Set(self.vault.fingerprint(ticket)),
@@ -171,9 +196,6 @@ impl LoginTickets {
             client_id: Set(client_id.map(str::to_owned)),
             kind: Set(kind.to_owned()),
         }
-        .insert(&self.db)
-        .await?;
-        Ok(())
     }
 
     /// Spend web-view ticket `ticket` for `client_id`: the identity it was minted for, or why
