@@ -5,15 +5,16 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use sea_orm::ActiveValue::{NotSet, Set};
-use sea_orm::sea_query::Expr;
+use sea_orm::sea_query::{Expr, ExprTrait, Query};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, SqlErr,
-    TransactionTrait,
+    ActiveModelTrait, ColumnTrait, Condition, DatabaseConnection, DbErr, EntityTrait, QueryFilter,
+    SqlErr, TransactionTrait,
 };
 
 use entity::{flow_user, wx_user};
 
 use crate::config::MergePolicy;
+use crate::group_commit::GroupCommit;
 use crate::webhooks::{self, WebhookEvent};
 
 use super::merge::{self, MergeError};
@@ -22,8 +23,19 @@ use super::{
     RepoError, UserRepo, WeChatIdentity,
 };
 
-/// The (appid, openid) pair an identity's recording lock is held under.
+/// The (appid, openid) pair of an identity: what its recording lock is held under, and what the
+/// token path reads it by.
 type LockKey = (String, String);
+
+/// An identity as stored, with its account (`None`: the identity is linked to none).
+type IdentityRow = (wx_user::Model, Option<flow_user::Model>);
+
+/// At most this many identities are read in one statement (their bound values stay well under
+/// every backend's limit).
+const READ_BATCH: usize = 64;
+
+/// Identity reads queued before a caller waits for room.
+const READS_QUEUED: usize = 1024;
 
 /// The sea-orm user repository.
 #[derive(Clone)]
@@ -34,14 +46,23 @@ pub struct SeaUserRepo {
     recording: Arc<Mutex<HashMap<LockKey, Arc<tokio::sync::Mutex<()>>>>>,
     /// What a login does when it finds two accounts to be one person.
     merge_policy: MergePolicy,
+    /// The token path's identity reads: under load, one statement reads every identity queued
+    /// while the previous read was in flight ([`crate::group_commit`]).
+    identity_reads: GroupCommit<LockKey, Result<Option<IdentityRow>, String>>,
 }
 
 impl SeaUserRepo {
+    /// The repository; its identity reader runs on the current Tokio runtime, if there is one
+    /// (outside one, every read is its own statement).
     pub fn new(db: DatabaseConnection) -> Self {
+        let reader = db.clone();
         Self {
             db,
             recording: Arc::default(),
             merge_policy: MergePolicy::Auto,
+            identity_reads: GroupCommit::start(READ_BATCH, READS_QUEUED, move |keys| {
+                read_identities(reader.clone(), keys)
+            }),
         }
     }
 
@@ -213,6 +234,68 @@ impl SeaUserRepo {
             .await?)
     }
 
+    /// The common login, with the identity's lock held: an identity seen before, linked to an
+    /// account that exists and, when there is a unionid, already holds it. One joined read and
+    /// one conditional update instead of the five statements of [`Self::record_identity_now`].
+    /// The update re-checks the link and the account in its `WHERE`, so a merge, a deletion or a
+    /// unionid arriving in between makes it match nothing; then, as for every other case, the
+    /// answer is `None` and the caller takes the full path.
+    async fn record_returning(
+        &self,
+        vouched: &IdentityKey,
+        now: i64,
+    ) -> Result<Option<(WeChatIdentity, Account)>, RepoError> {
+        let (appid, open_id) = (vouched.appid.as_str(), vouched.open_id.as_str());
+        let found = wx_user::Entity::find()
+            .filter(wx_user::Column::Appid.eq(appid))
+            .filter(wx_user::Column::OpenId.eq(open_id))
+            .find_also_related(flow_user::Entity)
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .next();
+        let Some((mut identity, Some(account))) = found else {
+            return Ok(None);
+        };
+        let union_id: Option<String> = vouched
+            .union_id
+            .clone()
+            .map(Into::into)
+            .or_else(|| identity.union_id.clone());
+        // With a unionid, the account must be that unionid's already (else: adopt or merge).
+        if union_id.is_some() && account.union_id != union_id {
+            return Ok(None);
+        }
+        let mut account_unchanged = flow_user::Column::Id.eq(account.id);
+        if let Some(u) = &union_id {
+            account_unchanged = account_unchanged.and(flow_user::Column::UnionId.eq(u.as_str()));
+        }
+        let recorded = wx_user::Entity::update_many()
+            .col_expr(wx_user::Column::UnionId, Expr::value(union_id.clone()))
+            .col_expr(wx_user::Column::LastLoginTime, Expr::value(now))
+            .col_expr(wx_user::Column::UpdateTime, Expr::value(now))
+            .col_expr(wx_user::Column::DelFlag, Expr::value(false))
+            .filter(wx_user::Column::Id.eq(identity.id))
+            .filter(wx_user::Column::FlowUserId.eq(account.id))
+            .filter(Expr::exists(
+                Query::select()
+                    .expr(Expr::value(1))
+                    .from(flow_user::Entity)
+                    .and_where(account_unchanged)
+                    .to_owned(),
+            ))
+            .exec(&self.db)
+            .await?;
+        if recorded.rows_affected != 1 {
+            return Ok(None);
+        }
+        identity.union_id = union_id;
+        identity.last_login_time = Some(now);
+        identity.update_time = now;
+        identity.del_flag = false;
+        Ok(Some((to_identity(identity), to_account(account))))
+    }
+
     /// [`UserRepo::record_identity`], with the identity's lock held.
     async fn record_identity_now(
         &self,
@@ -372,6 +455,51 @@ impl SeaUserRepo {
     }
 }
 
+/// The live identities (not marked deleted) named by `keys`, with their accounts, in one
+/// statement; one answer per key, in order. A key matches only the row stored with exactly that
+/// appid and openid (MySQL's case-insensitive comparison may return others; they are not taken).
+async fn read_identities(
+    db: DatabaseConnection,
+    keys: Vec<LockKey>,
+) -> Vec<Result<Option<IdentityRow>, String>> {
+    let mut distinct: Vec<&LockKey> = keys.iter().collect();
+    distinct.sort_unstable();
+    distinct.dedup();
+    let named = distinct
+        .into_iter()
+        .fold(Condition::any(), |any, (appid, open_id)| {
+            any.add(
+                Condition::all()
+                    .add(wx_user::Column::Appid.eq(appid.as_str()))
+                    .add(wx_user::Column::OpenId.eq(open_id.as_str())),
+            )
+        });
+    let rows = wx_user::Entity::find()
+        .filter(wx_user::Column::DelFlag.eq(false))
+        .filter(named)
+        .find_also_related(flow_user::Entity)
+        .all(&db)
+        .await;
+    match rows {
+        Ok(rows) => {
+            let found: HashMap<LockKey, IdentityRow> = rows
+                .into_iter()
+                .map(|(identity, account)| {
+                    (
+                        (identity.appid.clone(), identity.open_id.clone()),
+                        (identity, account),
+                    )
+                })
+                .collect();
+            keys.iter().map(|key| Ok(found.get(key).cloned())).collect()
+        }
+        Err(e) => {
+            let e = e.to_string();
+            keys.iter().map(|_| Err(e.clone())).collect()
+        }
+    }
+}
+
 fn to_identity(m: wx_user::Model) -> WeChatIdentity {
     WeChatIdentity {
         id: m.id,
@@ -433,6 +561,11 @@ impl UserRepo for SeaUserRepo {
     ) -> Result<(WeChatIdentity, Account, bool), RepoError> {
         let lock = self.identity_lock(vouched.appid.as_str(), vouched.open_id.as_str());
         let _recording = lock.lock().await;
+        if profile.is_none()
+            && let Some((identity, account)) = self.record_returning(vouched, now).await?
+        {
+            return Ok((identity, account, false));
+        }
         self.record_identity_now(vouched, profile, now).await
     }
 
@@ -441,17 +574,19 @@ impl UserRepo for SeaUserRepo {
         appid: &str,
         open_id: &str,
     ) -> Result<Option<(WeChatIdentity, Option<Account>)>, RepoError> {
-        // One joined read instead of two: each statement is a round trip to the pool.
-        let rows = wx_user::Entity::find()
-            .filter(wx_user::Column::Appid.eq(appid))
-            .filter(wx_user::Column::OpenId.eq(open_id))
-            .filter(wx_user::Column::DelFlag.eq(false))
-            .find_also_related(flow_user::Entity)
-            .all(&self.db)
-            .await?;
-        Ok(rows
-            .into_iter()
-            .next()
+        // One joined read instead of two (each statement is a round trip to the pool), shared
+        // with the other token requests queued meanwhile.
+        let key = (appid.to_owned(), open_id.to_owned());
+        let found = match self.identity_reads.submit(key).await {
+            Ok(Some(answer)) => answer,
+            Ok(None) => Err("the identity reader stopped".to_owned()),
+            Err(key) => read_identities(self.db.clone(), vec![key])
+                .await
+                .pop()
+                .unwrap_or_else(|| Err("nothing was read".to_owned())),
+        };
+        Ok(found
+            .map_err(|e| RepoError::Db(DbErr::Custom(e)))?
             .map(|(identity, account)| (to_identity(identity), account.map(to_account))))
     }
 
