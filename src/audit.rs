@@ -13,8 +13,8 @@
 
 use sea_orm::ActiveValue::{NotSet, Set};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, TransactionTrait,
+    ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, DbErr, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect, QueryTrait, TransactionTrait,
 };
 use serde_json::{Map, Value};
 
@@ -344,32 +344,58 @@ pub fn count_event(event: &AuditEvent) {
     count(event);
 }
 
-/// The group commit's write: the batch in one insert, or, when the database refuses it, each row
+/// A row waiting for the group commit, with the webhook event to be written with it (a
+/// sign-in's `user.signed_in`) and that event's time.
+#[derive(Clone)]
+struct Queued {
+    row: audit_event::ActiveModel,
+    webhook: Option<(WebhookEvent, i64)>,
+}
+
+/// The group commit's write: the batch at once, or, when the database refuses it, each row
 /// alone, so that one row it refuses costs no other request its event.
-async fn insert_batch(
-    db: DatabaseConnection,
-    rows: Vec<audit_event::ActiveModel>,
-) -> Vec<Result<(), String>> {
-    let count = rows.len();
-    if insert_rows(&db, rows.clone()).await.is_ok() {
+async fn insert_batch(db: DatabaseConnection, batch: Vec<Queued>) -> Vec<Result<(), String>> {
+    let count = batch.len();
+    if insert_rows(&db, batch.clone()).await.is_ok() {
         return vec![Ok(()); count];
     }
     let mut answers = Vec::with_capacity(count);
-    for row in rows {
-        answers.push(insert_rows(&db, vec![row]).await.map_err(|e| e.to_string()));
+    for queued in batch {
+        answers.push(
+            insert_rows(&db, vec![queued])
+                .await
+                .map_err(|e| e.to_string()),
+        );
     }
     answers
 }
 
-/// Insert `rows` (at least one) in one statement.
-async fn insert_rows(
-    db: &DatabaseConnection,
-    rows: Vec<audit_event::ActiveModel>,
-) -> Result<(), DbErr> {
-    audit_event::Entity::insert_many(rows)
-        .exec_without_returning(db)
-        .await?;
-    Ok(())
+/// Write `batch` (at least one row): the rows in one insert; when some carry a webhook event,
+/// that insert and one outbox insert per event ([`crate::webhooks::enqueue_statement`], which
+/// writes nothing when no endpoint wants the event) commit together: one statement on
+/// PostgreSQL, one transaction elsewhere.
+async fn insert_rows(db: &DatabaseConnection, batch: Vec<Queued>) -> Result<(), DbErr> {
+    let backend = db.get_database_backend();
+    let mut rows = Vec::with_capacity(batch.len());
+    let mut statements = Vec::new();
+    for queued in batch {
+        if let Some((event, at)) = &queued.webhook {
+            statements.push(crate::webhooks::enqueue_statement(event, *at, backend)?);
+        }
+        rows.push(queued.row);
+    }
+    let insert = audit_event::Entity::insert_many(rows).build(backend);
+    if statements.is_empty() {
+        db.execute_raw(insert).await?;
+        return Ok(());
+    }
+    statements.insert(0, insert);
+    if backend == DbBackend::Postgres {
+        return crate::db::write_together(db, statements).await;
+    }
+    let txn = db.begin().await?;
+    crate::db::write_together(&txn, statements).await?;
+    txn.commit().await
 }
 
 /// A stored event, as `wxauth audit` and the admin API show it.
@@ -412,13 +438,16 @@ const GROUP_COMMIT_QUEUE: usize = 4096;
 /// database, and the task writes every row queued while its previous insert was in flight as one
 /// multi-row insert. Under load that is one round trip for many requests instead of one each
 /// (a `client_credentials` issuance's only statement); alone, it is one insert as before. Nothing
-/// is acknowledged before it is written, so a crash loses no event a response was sent for.
+/// is acknowledged before it is written, so a crash loses no event a response was sent for. A
+/// successful sign-in's row carries its `user.signed_in` webhook event: the batch's rows and the
+/// outbox inserts of its events commit together, and the outbox insert selects the subscribed
+/// endpoints itself, so a sign-in reads nothing first.
 #[derive(Clone)]
 pub struct Audit {
     db: DatabaseConnection,
     clock: SharedClock,
     /// The group commit of stand-alone rows.
-    rows: GroupCommit<audit_event::ActiveModel, Result<(), String>>,
+    rows: GroupCommit<Queued, Result<(), String>>,
 }
 
 impl Audit {
@@ -461,10 +490,15 @@ impl Audit {
 
     /// Write `row` through the group commit, and return once it is in the database.
     async fn commit(&self, row: audit_event::ActiveModel) -> Result<(), String> {
-        match self.rows.submit(row).await {
+        self.commit_queued(Queued { row, webhook: None }).await
+    }
+
+    /// Write `queued` through the group commit, and return once it is in the database.
+    async fn commit_queued(&self, queued: Queued) -> Result<(), String> {
+        match self.rows.submit(queued).await {
             Ok(written) => written.unwrap_or_else(|| Err("the audit writer stopped".to_owned())),
             // No task to take it (its runtime is shutting down): write it here.
-            Err(row) => insert_rows(&self.db, vec![row])
+            Err(queued) => insert_rows(&self.db, vec![queued])
                 .await
                 .map_err(|e| e.to_string()),
         }
@@ -474,33 +508,21 @@ impl Audit {
         let now = self.clock.now();
         // A sign-in is also a `user.signed_in` webhook, written with its audit row.
         let webhook = match (event.kind, event.outcome, event.account_id) {
-            (AuditKind::SignIn, Outcome::Ok, Some(account_id)) => {
-                Some(WebhookEvent::UserSignedIn {
+            (AuditKind::SignIn, Outcome::Ok, Some(account_id)) => Some((
+                WebhookEvent::UserSignedIn {
                     account_id,
                     channel: event.subject.clone().unwrap_or_default(),
-                })
-            }
+                },
+                now,
+            )),
             _ => None,
         };
-        let webhook = match webhook {
-            Some(webhook) if crate::webhooks::has_subscribers(&self.db, &webhook).await? => {
-                Some(webhook)
-            }
-            // No endpoint wants it (an endpoint registered this instant may miss this one).
-            _ => None,
-        };
-        match webhook {
-            None => self
-                .commit(row_for(event, now))
-                .await
-                .map_err(DbErr::Custom),
-            Some(webhook) => {
-                let txn = self.db.begin().await?;
-                record_in(&txn, event, now).await?;
-                crate::webhooks::enqueue(&txn, &webhook, now).await?;
-                txn.commit().await
-            }
-        }
+        self.commit_queued(Queued {
+            row: row_for(event, now),
+            webhook,
+        })
+        .await
+        .map_err(DbErr::Custom)
     }
 
     /// Events matching `filter`, newest first.

@@ -17,7 +17,8 @@ pub mod delivery;
 pub mod signature;
 
 use sea_orm::ActiveValue::{NotSet, Set};
-use sea_orm::{ConnectionTrait, DbErr, EntityTrait};
+use sea_orm::sea_query::{Expr, ExprTrait, LikeExpr, Query};
+use sea_orm::{ColumnTrait, Condition, ConnectionTrait, DbBackend, DbErr, EntityTrait, Statement};
 use serde_json::{Value, json};
 
 use entity::{webhook_delivery, webhook_endpoint};
@@ -124,18 +125,67 @@ pub fn subscribed(events: &str, type_name: &str) -> bool {
         .any(|e| e == ALL_EVENTS || e == type_name)
 }
 
-/// Whether any endpoint subscribes to `event`'s type: a writer with nothing to enqueue need not
-/// open a transaction for it.
-pub async fn has_subscribers<C: ConnectionTrait>(
-    conn: &C,
+/// The one statement that puts `event` in the outbox for every endpoint subscribed to it when the
+/// statement runs: an `INSERT … SELECT` over the endpoints, so nothing is read first and nothing
+/// is written when none wants the event. Run it in the transaction (or the one statement, see
+/// [`crate::db::write_together`]) of the change it reports.
+pub fn enqueue_statement(
     event: &WebhookEvent,
-) -> Result<bool, DbErr> {
+    now: i64,
+    backend: DbBackend,
+) -> Result<Statement, DbErr> {
     let type_name = event.type_name();
-    Ok(webhook_endpoint::Entity::find()
-        .all(conn)
-        .await?
-        .iter()
-        .any(|e| subscribed(&e.events, type_name)))
+    let event_id = new_event_id();
+    let payload = event.body(&event_id, now);
+    // `events` holds known type names (or `*`), one space between them (admin/webhooks.rs):
+    // the endpoint wants the event when one of its words is `*` or the type. `!` escapes LIKE's
+    // wildcards (`_` is in type names), the same on every backend.
+    let word = |word: &str| {
+        let escaped = word
+            .replace('!', "!!")
+            .replace('%', "!%")
+            .replace('_', "!_");
+        let like = |pattern: String| {
+            Expr::col(webhook_endpoint::Column::Events).like(LikeExpr::new(pattern).escape('!'))
+        };
+        Condition::any()
+            .add(webhook_endpoint::Column::Events.eq(word))
+            .add(like(format!("{escaped} %")))
+            .add(like(format!("% {escaped}")))
+            .add(like(format!("% {escaped} %")))
+    };
+    let wanted = Condition::any().add(word(ALL_EVENTS)).add(word(type_name));
+    let endpoints = Query::select()
+        .expr(Expr::val(event_id))
+        .column(webhook_endpoint::Column::Id)
+        .expr(Expr::val(type_name))
+        .expr(Expr::val(payload))
+        .expr(Expr::val(now))
+        .expr(Expr::val(0i32))
+        .expr(Expr::val(now))
+        .from(webhook_endpoint::Entity)
+        .cond_where(wanted)
+        .to_owned();
+    let mut insert = Query::insert();
+    insert.into_table(webhook_delivery::Entity).columns([
+        webhook_delivery::Column::EventId,
+        webhook_delivery::Column::EndpointId,
+        webhook_delivery::Column::EventType,
+        webhook_delivery::Column::Payload,
+        webhook_delivery::Column::CreatedAt,
+        webhook_delivery::Column::Attempts,
+        webhook_delivery::Column::NextAttemptAt,
+    ]);
+    // `select_from` refuses only a column count unlike the select's.
+    insert
+        .select_from(endpoints)
+        .map_err(|e| DbErr::Custom(format!("the webhook outbox insert: {e}")))?;
+    Ok(backend.build(&insert))
+}
+
+/// A new event id.
+fn new_event_id() -> String {
+    format!("evt_{}", uuid::Uuid::new_v4().simple())
 }
 
 /// Put `event` in the outbox for every endpoint that wants it, on `conn`: pass the transaction
@@ -165,7 +215,7 @@ pub async fn enqueue<C: ConnectionTrait>(
     if endpoints.is_empty() {
         return Ok(None);
     }
-    let event_id = format!("evt_{}", uuid::Uuid::new_v4().simple());
+    let event_id = new_event_id();
     let payload = event.body(&event_id, now);
     let rows = endpoints
         .into_iter()

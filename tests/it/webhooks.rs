@@ -247,6 +247,30 @@ backend_tests! {
         }
     }
 
+    async fn a_sign_in_reaches_exactly_the_endpoints_subscribed_to_it(app: TestApp) {
+        // The sign-in's outbox insert picks the endpoints in SQL (no read first): the event's
+        // type as the only, first, middle or last word, or `*`; never a neighbour's type.
+        let url = "http://127.0.0.1:9/hook";
+        let mut wanting = Vec::new();
+        for events in [json!(["user.signed_in"]), json!(["user.signed_in", "user.created"]), json!(["user.created", "user.signed_in", "user.merged"]), json!(["user.created", "user.signed_in"]), json!(["*"]), json!(["user.merged", "*"])] {
+            wanting.push(register(&app, url, events).await.0);
+        }
+        let mut not_wanting = Vec::new();
+        for events in [json!(["user.created"]), json!(["user.disabled", "user.deleted", "user.merged"]), json!(["follower.subscribed", "follower.unsubscribed"])] {
+            not_wanting.push(register(&app, url, events).await.0);
+        }
+        for round in 0..2 {
+            crate::mini_program::sign_in(&app, "alice").await;
+            let deliveries = entity::webhook_delivery::Entity::find().all(&app.state.db).await.unwrap();
+            let mut reached: Vec<i64> = deliveries.iter().filter(|d| d.event_type == "user.signed_in").map(|d| d.endpoint_id).collect();
+            reached.sort_unstable();
+            let mut expected: Vec<i64> = wanting.iter().flat_map(|&id| vec![id; round + 1]).collect();
+            expected.sort_unstable();
+            assert_eq!(reached, expected, "sign-in {round}: the endpoints reached");
+            assert!(deliveries.iter().all(|d| d.event_type != "user.signed_in" || !not_wanting.contains(&d.endpoint_id)));
+        }
+    }
+
     async fn a_delivery_failing_for_24_hours_is_dead_and_shown(app: TestApp) {
         let (hook, url, _task) = receiver().await;
         *hook.always.lock().unwrap() = Some(500);
