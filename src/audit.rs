@@ -391,10 +391,10 @@ async fn insert_rows(db: &DatabaseConnection, batch: Vec<Queued>) -> Result<(), 
     }
     statements.insert(0, insert);
     if backend == DbBackend::Postgres {
-        return crate::db::write_together(db, statements).await;
+        return crate::round_trip::write_together(db, statements).await;
     }
     let txn = db.begin().await?;
-    crate::db::write_together(&txn, statements).await?;
+    crate::round_trip::write_together(&txn, statements).await?;
     txn.commit().await
 }
 

@@ -30,7 +30,7 @@
 //!   series), [`health`] (readiness and the scrape, over the connection no handler holds),
 //!   [`request_context`] (the caller's address, for the core), [`limits`] (rate limits and the
 //!   guessing throttle, in process or shared through Redis), [`group_commit`] (many requests'
-//!   writes in one round trip), [`ttl_cache`] (short-lived caches of records read on every token
+//!   writes in one round trip), [`round_trip`] (several statements sent as one), [`ttl_cache`] (short-lived caches of records read on every token
 //!   request), [`janitor`] (expiry), [`webhooks`] (the signed-webhook outbox and its delivery
 //!   worker).
 
@@ -56,6 +56,7 @@ pub mod login;
 pub mod metrics;
 pub mod oauth;
 pub mod request_context;
+pub mod round_trip;
 pub mod secret;
 pub mod server;
 pub mod simulator;

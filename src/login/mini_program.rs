@@ -141,7 +141,7 @@ impl MiniProgramLogin {
 
     /// [`Self::sign_in`]; with `ticket_for: Some(client)`, also a login ticket for the session's
     /// identity (bound to `client` when it names one), written in the same round trip as the
-    /// session ([`crate::db::write_together`]).
+    /// session ([`crate::round_trip::write_together`]).
     async fn sign_in_minting(
         &self,
         appid: &str,
@@ -211,7 +211,7 @@ impl MiniProgramLogin {
         });
         // The earlier sessions, the new one and the ticket in one round trip (the session
         // first: a ticket must never outlive a failed session write).
-        crate::db::write_together(&self.db, writes).await?;
+        crate::round_trip::write_together(&self.db, writes).await?;
         self.audit
             .record(
                 AuditEvent::sign_in(SignInChannel::MiniProgram, account.id)

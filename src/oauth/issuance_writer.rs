@@ -3,7 +3,7 @@
 //! reads whether the account may still hold tokens (a merge or a disable may have revoked its
 //! families just before this one was written). Under load, one task does that for every issuance
 //! queued while its previous batch was in flight: three multi-row inserts in one round trip
-//! ([`crate::db::write_together`]), then one read of all the batch's accounts, instead of two
+//! ([`crate::round_trip::write_together`]), then one read of all the batch's accounts, instead of two
 //! round trips per request. Each caller waits for its own answer; nothing is acknowledged before
 //! it is written, and the account is read after the write, as it was one request at a time.
 //!
@@ -110,7 +110,7 @@ async fn write_batch(
         events.push(issuance.event);
         accounts.push(issuance.account_id);
     }
-    crate::db::write_together(
+    crate::round_trip::write_together(
         db,
         vec![
             refresh_token_family::Entity::insert_many(families).build(backend),

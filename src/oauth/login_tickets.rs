@@ -153,7 +153,7 @@ impl LoginTickets {
 
     /// A login ticket for `identity` (bound to `client_id` when given), not yet stored: the
     /// ticket, and the insert that stores it, for a caller that writes it with its own rows in
-    /// one round trip ([`crate::db::write_together`]). The ticket is valid once that insert is.
+    /// one round trip ([`crate::round_trip::write_together`]). The ticket is valid once that insert is.
     pub fn prepare(&self, identity: &IdentityKey, client_id: Option<&str>) -> (String, Statement) {
         let ticket = random_token(32);
         let row = self.row(&ticket, identity, client_id, KIND_LOGIN, TICKET_TTL);

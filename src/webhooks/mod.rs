@@ -128,7 +128,7 @@ pub fn subscribed(events: &str, type_name: &str) -> bool {
 /// The one statement that puts `event` in the outbox for every endpoint subscribed to it when the
 /// statement runs: an `INSERT … SELECT` over the endpoints, so nothing is read first and nothing
 /// is written when none wants the event. Run it in the transaction (or the one statement, see
-/// [`crate::db::write_together`]) of the change it reports.
+/// [`crate::round_trip::write_together`]) of the change it reports.
 pub fn enqueue_statement(
     event: &WebhookEvent,
     now: i64,
