@@ -3,8 +3,8 @@
 //! reads whether the account may still hold tokens (a merge or a disable may have revoked its
 //! families just before this one was written). Under load, one task does that for every issuance
 //! queued while its previous batch was in flight: three multi-row inserts in one round trip
-//! ([`crate::round_trip::write_together`]), then one read of all the batch's accounts, instead of two
-//! round trips per request. Each caller waits for its own answer; nothing is acknowledged before
+//! ([`crate::round_trip::write_together`]), then one read of all the batch's accounts, instead of
+//! two round trips per request. Each caller waits for its own answer; nothing is acknowledged before
 //! it is written, and the account is read after the write, as it was one request at a time.
 //!
 //! The queueing is [`crate::group_commit`]'s. A batch the database refuses is written again one

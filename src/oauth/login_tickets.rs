@@ -119,7 +119,7 @@ impl LoginTickets {
         client_id: Option<&str>,
     ) -> Result<String, DbErr> {
         let ticket = random_token(32);
-        self.store(&ticket, identity, client_id, KIND_LOGIN, TICKET_TTL)
+        self.store(self.row(&ticket, identity, client_id, KIND_LOGIN, TICKET_TTL))
             .await?;
         Ok(ticket)
     }
@@ -140,20 +140,21 @@ impl LoginTickets {
         client_id: &str,
     ) -> Result<String, DbErr> {
         let ticket = format!("{WEB_VIEW_TICKET_PREFIX}{}", random_token(32));
-        self.store(
+        let row = self.row(
             &ticket,
             identity,
             Some(client_id),
             KIND_WEB_VIEW,
             WEB_VIEW_TICKET_TTL,
-        )
-        .await?;
+        );
+        self.store(row).await?;
         Ok(ticket)
     }
 
     /// A login ticket for `identity` (bound to `client_id` when given), not yet stored: the
     /// ticket, and the insert that stores it, for a caller that writes it with its own rows in
-    /// one round trip ([`crate::round_trip::write_together`]). The ticket is valid once that insert is.
+    /// one round trip ([`crate::round_trip::write_together`]). The ticket is valid once that
+    /// insert is.
     pub fn prepare(&self, identity: &IdentityKey, client_id: Option<&str>) -> (String, Statement) {
         let ticket = random_token(32);
         let row = self.row(&ticket, identity, client_id, KIND_LOGIN, TICKET_TTL);
@@ -161,15 +162,9 @@ impl LoginTickets {
         (ticket, insert)
     }
 
-    async fn store(
-        &self,
-        ticket: &str,
-        identity: &IdentityKey,
-        client_id: Option<&str>,
-        kind: &str,
-        ttl: i64,
-    ) -> Result<(), DbErr> {
-        login_ticket::Entity::insert(self.row(ticket, identity, client_id, kind, ttl))
+    /// Store a ticket's row ([`Self::row`]).
+    async fn store(&self, row: login_ticket::ActiveModel) -> Result<(), DbErr> {
+        login_ticket::Entity::insert(row)
             .exec_without_returning(&self.db)
             .await?;
         Ok(())

@@ -385,8 +385,8 @@ impl TokenService {
     /// and are bound to the refresh token.
     ///
     /// The access token is signed first; then the family, its token and the `token_issued`
-    /// audit event are written in one round trip ([`crate::round_trip::write_together`]; the hot path
-    /// of every sign-in, where each statement's hand-off to the database cost more than the
+    /// audit event are written in one round trip ([`crate::round_trip::write_together`]; the hot
+    /// path of every sign-in, where each statement's hand-off to the database cost more than the
     /// statement). So no refresh token is handed out without its audit event, and a failed write
     /// hands out nothing.
     #[allow(clippy::too_many_arguments)]
