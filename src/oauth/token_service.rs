@@ -510,7 +510,10 @@ impl TokenService {
         };
         let family = if with_refresh {
             Some(PlannedFamily {
-                id: uuid::Uuid::new_v4().to_string(),
+                // Time-ordered (UUIDv7): a family's id is a key of two indexes (the family's own
+                // and its tokens'), and ids made in the same moment land on the same pages, where
+                // random ones put every new family on a page of its own.
+                id: uuid::Uuid::now_v7().to_string(),
                 expires_at: expiry(now, client.refresh_family_ttl)?,
             })
         } else {
