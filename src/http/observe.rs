@@ -51,15 +51,15 @@ pub async fn layer(mut request: Request, next: Next) -> Response {
         client_id: Arc::new(OnceLock::new()),
     };
     let method = request.method().as_str().to_owned();
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|p| p.as_str().to_owned())
-        .unwrap_or_else(|| "unmatched".to_owned());
     request.extensions_mut().insert(trace.clone());
 
     let mut response = next.run(request).await;
 
+    let route = response
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".to_owned());
     let elapsed = started.elapsed();
     let status = response.status().as_u16();
     tracing::info!(
@@ -78,6 +78,18 @@ pub async fn layer(mut request: Request, next: Next) -> Response {
         .record(elapsed.as_secs_f64());
     if let Ok(value) = HeaderValue::from_str(&trace.id) {
         response.headers_mut().insert(REQUEST_ID, value);
+    }
+    response
+}
+
+/// Per-route middleware: hand the route template the router matched (`/oauth/token`, never the
+/// path with its ids) to [`layer`], which runs outside the router and cannot see it, in the
+/// response's extensions. A request no route matched has none: "unmatched".
+pub async fn record_route(request: Request, next: Next) -> Response {
+    let route = request.extensions().get::<MatchedPath>().cloned();
+    let mut response = next.run(request).await;
+    if let Some(route) = route {
+        response.extensions_mut().insert(route);
     }
     response
 }
