@@ -341,9 +341,8 @@ impl AppRegistry {
 
     /// One app with its secrets opened.
     pub async fn get(&self, appid: &str) -> Result<Option<RegisteredApp>, AppRegistryError> {
-        let Some(m) = wx_app::Entity::find_by_id(appid.to_string())
-            .one(&self.db)
-            .await?
+        let Some(m) =
+            crate::db::find_unique(wx_app::Entity::find_by_id(appid.to_string()), &self.db).await?
         else {
             return Ok(None);
         };

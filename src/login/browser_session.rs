@@ -91,18 +91,18 @@ impl BrowserSessions {
 
     /// The live session a cookie names.
     pub async fn current(&self, cookie: &str) -> Result<Option<BrowserSession>, DbErr> {
-        Ok(
+        Ok(crate::db::find_unique(
             browser_session::Entity::find_by_id(self.vault.fingerprint(cookie))
-                .filter(browser_session::Column::ExpiresAt.gt(self.clock.now()))
-                .one(&self.db)
-                .await?
-                .map(|row| BrowserSession {
-                    id_hash: row.id_hash,
-                    account_id: row.account_id,
-                    auth_time: row.auth_time,
-                    expires_at: row.expires_at,
-                }),
+                .filter(browser_session::Column::ExpiresAt.gt(self.clock.now())),
+            &self.db,
         )
+        .await?
+        .map(|row| BrowserSession {
+            id_hash: row.id_hash,
+            account_id: row.account_id,
+            auth_time: row.auth_time,
+            expires_at: row.expires_at,
+        }))
     }
 
     /// End the session a cookie names (nothing happens for an unknown cookie).

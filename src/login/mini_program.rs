@@ -577,11 +577,13 @@ impl MiniProgramLogin {
         &self,
         session_id: &str,
     ) -> Result<(WeChatIdentity, Account, i64), LoginError> {
-        let row = mini_session::Entity::find_by_id(self.vault.fingerprint(session_id.trim()))
-            .filter(mini_session::Column::ExpiresAt.gt(self.clock.now()))
-            .one(&self.db)
-            .await?
-            .ok_or(LoginError::SessionUnknown)?;
+        let row = crate::db::find_unique(
+            mini_session::Entity::find_by_id(self.vault.fingerprint(session_id.trim()))
+                .filter(mini_session::Column::ExpiresAt.gt(self.clock.now())),
+            &self.db,
+        )
+        .await?
+        .ok_or(LoginError::SessionUnknown)?;
         let (identity, account) = self
             .users
             .find_identity_with_account(&row.appid, &row.open_id)
@@ -598,11 +600,13 @@ impl MiniProgramLogin {
 
     /// The live session whose id hashes to `id_hash`, its session_key opened.
     async fn find_session(&self, id_hash: &str) -> Result<OpenSession, LoginError> {
-        let row = mini_session::Entity::find_by_id(id_hash)
-            .filter(mini_session::Column::ExpiresAt.gt(self.clock.now()))
-            .one(&self.db)
-            .await?
-            .ok_or(LoginError::SessionUnknown)?;
+        let row = crate::db::find_unique(
+            mini_session::Entity::find_by_id(id_hash)
+                .filter(mini_session::Column::ExpiresAt.gt(self.clock.now())),
+            &self.db,
+        )
+        .await?
+        .ok_or(LoginError::SessionUnknown)?;
         let session_key = self
             .vault
             .open(

@@ -168,12 +168,14 @@ impl AuthStates {
         if !is_state_shaped(state) {
             return Ok(None);
         }
-        auth_state::Entity::find_by_id(self.vault.fingerprint(state))
-            .filter(auth_state::Column::Kind.eq(kind))
-            .filter(auth_state::Column::ConsumedAt.is_null())
-            .filter(auth_state::Column::ExpiresAt.gt(self.clock.now()))
-            .one(&self.db)
-            .await
+        crate::db::find_unique(
+            auth_state::Entity::find_by_id(self.vault.fingerprint(state))
+                .filter(auth_state::Column::Kind.eq(kind))
+                .filter(auth_state::Column::ConsumedAt.is_null())
+                .filter(auth_state::Column::ExpiresAt.gt(self.clock.now())),
+            &self.db,
+        )
+        .await
     }
 }
 

@@ -216,10 +216,12 @@ impl CodeExchanges {
             .exec_without_returning(&self.db)
             .await
             .map_err(store_error)?;
-            let row = wechat_code_exchange::Entity::find_by_id(key.to_owned())
-                .one(&self.db)
-                .await
-                .map_err(store_error)?;
+            let row = crate::db::find_unique(
+                wechat_code_exchange::Entity::find_by_id(key.to_owned()),
+                &self.db,
+            )
+            .await
+            .map_err(store_error)?;
             let mine = row.as_ref().is_some_and(|r| r.owner == owner);
             if mine && let Some(call) = call.take() {
                 let result = call().await;
