@@ -81,10 +81,9 @@ pub use state::AppState;
 /// parameters) and the request context (client IP, limits).
 ///
 /// The middleware wraps the router once, as one stack, rather than every route through
-/// `Router::layer`: there, each `from_fn` layer clones the layers inside it on every request, and
-/// each of those is boxed, which was about a tenth of the flow grant's CPU (perf, design §10).
-/// The one per-route layer left tells the access log the route template
-/// ([`http::observe::record_route`]).
+/// `Router::layer`: there, each `from_fn` layer cloned the layers inside it on every request, each
+/// of those boxed (a few µs of CPU per request; README, Performance). The one per-route layer
+/// left tells the access log the route template ([`http::observe::record_route`]).
 pub fn app(state: AppState) -> Router {
     let routes = http::routes()
         .layer(RequestBodyLimitLayer::new(http::edge::MAX_BODY_BYTES))
