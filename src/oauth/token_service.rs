@@ -249,6 +249,32 @@ impl StoredRefresh {
 }
 
 /// The row of a new family of `client_id` about `owner_id`, begun at `now`.
+/// Hex digits of a refresh token's issue time (unix milliseconds) at its start.
+const ISSUE_TIME_DIGITS: usize = 12;
+
+/// A new refresh token: its issue time (`ISSUE_TIME_DIGITS` lowercase hex digits of unix
+/// milliseconds), a dot, then 32 random bytes (URL-safe base64). The time is no secret (the
+/// access token says when it was issued); the random part is what makes the token unguessable.
+fn new_refresh_token(now_ms: i64) -> String {
+    format!(
+        "{:0width$x}.{}",
+        now_ms.max(0),
+        random_token(32),
+        width = ISSUE_TIME_DIGITS
+    )
+}
+
+/// The issue-time start of a token made by [`new_refresh_token`], dot included.
+fn issue_time_prefix(token: &str) -> Option<&str> {
+    let prefix = token.get(..=ISSUE_TIME_DIGITS)?;
+    let (digits, dot) = prefix.split_at(ISSUE_TIME_DIGITS);
+    (dot == "."
+        && digits
+            .bytes()
+            .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')))
+    .then_some(prefix)
+}
+
 pub fn family_row(
     family: &PlannedFamily,
     client_id: &str,
@@ -373,9 +399,17 @@ impl TokenService {
         self.clock.now()
     }
 
-    /// The keyed hash a refresh token is stored under.
+    /// The key a refresh token's row is stored under: its keyed hash, after the issue time the
+    /// token starts with ([`new_refresh_token`]), so that the tokens of one moment land on the
+    /// same index pages instead of each on a page of its own. A token that does not start so
+    /// (minted before this format) is keyed by its hash alone, as it was stored. A made-up
+    /// token with a well-formed start gets a key no row has: the hash still has to match.
     pub(super) fn fingerprint(&self, token: &str) -> String {
-        self.vault.fingerprint(token)
+        let hash = self.vault.fingerprint(token);
+        match issue_time_prefix(token) {
+            Some(prefix) => format!("{prefix}{hash}"),
+            None => hash,
+        }
     }
 
     /// Issue tokens for a person's `account` to `client` by `grant`: an access token for `scope`
@@ -595,14 +629,14 @@ impl TokenService {
         &self,
         new: &NewRefresh<'_>,
     ) -> Result<(String, refresh_token::ActiveModel), ()> {
-        let token = random_token(32);
+        let token = new_refresh_token(self.clock.now_millis());
         let now = self.clock.now();
         // A token never outlives its family.
         let expires_at = expiry(now, new.client.refresh_token_ttl)
             .map_err(|e| tracing::error!(error = %e, "refresh token lifetime"))?
             .min(new.family.expires_at);
         let row = refresh_token::ActiveModel {
-            token_hash: Set(self.vault.fingerprint(&token)),
+            token_hash: Set(self.fingerprint(&token)),
             family_id: Set(new.family.id.clone()),
             client_id: Set(new.client.client_id.clone()),
             owner_id: Set(new.owner_id.to_string()),
@@ -785,8 +819,7 @@ impl TokenService {
 
     /// The stored refresh token and its family.
     pub async fn find_refresh(&self, token: &str) -> Result<Option<StoredRefresh>, DbErr> {
-        self.find_refresh_by_hash(&self.vault.fingerprint(token))
-            .await
+        self.find_refresh_by_hash(&self.fingerprint(token)).await
     }
 
     /// Put an access token's id on the denylist until it would have expired.
@@ -829,6 +862,28 @@ mod tests {
             SubjectKind::Client.subject("1"),
             SubjectKind::User.subject("1")
         );
+    }
+
+    #[test]
+    fn refresh_tokens_start_with_their_issue_time_and_only_such_a_start_counts() {
+        let token = new_refresh_token(1_764_720_000_123);
+        assert_eq!(issue_time_prefix(&token), Some("019ae1823c7b."));
+        assert_eq!(token.len(), 13 + 43, "{token}");
+        assert!(
+            new_refresh_token(1_764_720_000_124) > token,
+            "later tokens sort after"
+        );
+        // Tokens of the earlier format (43 base64url characters) and near misses have none.
+        for other in [
+            "q9XsY2b1Pm0e3vVn5rHk8dWcL4tA7uJ6fZpG1oBxRiS",
+            "019ae2a9cc7b",
+            "019ae2a9cc7b-rest",
+            "019AE2A9CC7B.rest",
+            "019ae2a9cc7.brest",
+            "",
+        ] {
+            assert_eq!(issue_time_prefix(other), None, "{other}");
+        }
     }
 
     #[test]

@@ -306,6 +306,49 @@ backend_tests! {
         assert!(!intro.active());
     }
 
+    async fn refresh_tokens_of_both_formats_refresh_and_a_borrowed_start_finds_nothing(app: TestApp) {
+        // Refresh tokens start with their issue time, which keys their rows in time order; one
+        // minted before that format (keyed by its hash alone) still refreshes, and a made-up
+        // token with another token's start finds nothing.
+        use entity::refresh_token::{Column, Entity};
+        use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, sea_query::Expr};
+        client(&app, "web", &["flow", "refresh_token"], FlowTicketPolicy::Required).await;
+        crate::harness::seed_identity(&app).await;
+        let auth = basic("web", SECRET);
+        let t = ticket(&app).await;
+        let (s, _, first) = post_token(&app, Some(&auth), "", &[("grant_type", "flow"), ("appId", APPID), ("openId", OPENID), ("unionId", UNIONID), ("ticket", &t)]).await;
+        assert_eq!(s, 200, "{first}");
+        let new_format = first["refresh_token"].as_str().unwrap().to_owned();
+        let (time, rest) = new_format.split_at(13);
+        assert!(time.ends_with('.') && time[..12].bytes().all(|b| b.is_ascii_hexdigit()), "{new_format}");
+        assert_eq!(rest.len(), 43, "32 random bytes follow: {new_format}");
+
+        // Another token's issue time in front of a random part: nothing.
+        let forged = format!("{time}{}", "A".repeat(43));
+        let (s, _, b) = post_token(&app, Some(&auth), "", &[("grant_type", "refresh_token"), ("refresh_token", &forged)]).await;
+        assert_eq!((s, b["error"].as_str()), (400, Some("invalid_grant")), "{b}");
+
+        // A token of the earlier format: its row is keyed by its hash alone.
+        let t = ticket(&app).await;
+        let (_, _, second) = post_token(&app, Some(&auth), "", &[("grant_type", "flow"), ("appId", APPID), ("openId", OPENID), ("unionId", UNIONID), ("ticket", &t)]).await;
+        let second = second["refresh_token"].as_str().unwrap().to_owned();
+        let old_format = wxauth::vault::random_token(32);
+        let stored_key = format!("{}{}", &second[..13], app.state.vault.fingerprint(&second));
+        let moved = Entity::update_many()
+            .col_expr(Column::TokenHash, Expr::value(app.state.vault.fingerprint(&old_format)))
+            .filter(Column::TokenHash.eq(stored_key))
+            .exec(&app.state.db)
+            .await
+            .unwrap();
+        assert_eq!(moved.rows_affected, 1, "the new token's row is keyed by its time and hash");
+        let (s, _, b) = post_token(&app, Some(&auth), "", &[("grant_type", "refresh_token"), ("refresh_token", &old_format)]).await;
+        assert_eq!(s, 200, "{b}");
+        assert!(b["refresh_token"].as_str().is_some_and(|r| r.as_bytes()[12] == b'.'), "{b}");
+        // The first token (the new format) refreshes too.
+        let (s, _, b) = post_token(&app, Some(&auth), "", &[("grant_type", "refresh_token"), ("refresh_token", &new_format)]).await;
+        assert_eq!(s, 200, "{b}");
+    }
+
     async fn introspection_and_revocation_with_the_oauth2_crate(app: TestApp) {
         client(&app, "web", &["flow", "refresh_token", "client_credentials"], FlowTicketPolicy::Required).await;
         crate::harness::seed_identity(&app).await;
