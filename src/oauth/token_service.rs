@@ -248,7 +248,6 @@ impl StoredRefresh {
     }
 }
 
-/// The row of a new family of `client_id` about `owner_id`, begun at `now`.
 /// Hex digits of a refresh token's issue time (unix milliseconds) at its start.
 const ISSUE_TIME_DIGITS: usize = 12;
 
@@ -264,7 +263,8 @@ fn new_refresh_token(now_ms: i64) -> String {
     )
 }
 
-/// The issue-time start of a token made by [`new_refresh_token`], dot included.
+/// The issue-time start of a token made by [`new_refresh_token`], dot included. Tokens of the
+/// earlier format (43 base64url characters, which has no dot) never have one.
 fn issue_time_prefix(token: &str) -> Option<&str> {
     let prefix = token.get(..=ISSUE_TIME_DIGITS)?;
     let (digits, dot) = prefix.split_at(ISSUE_TIME_DIGITS);
@@ -275,6 +275,7 @@ fn issue_time_prefix(token: &str) -> Option<&str> {
     .then_some(prefix)
 }
 
+/// The row of a new family of `client_id` about `owner_id`, begun at `now`.
 pub fn family_row(
     family: &PlannedFamily,
     client_id: &str,
