@@ -23,8 +23,10 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use sea_orm::sea_query::Expr;
-use sea_orm::{ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter};
+use sea_orm::sea_query::{Expr, OnConflict};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
+};
 use serde::{Deserialize, Serialize};
 
 use entity::wechat_code_exchange;
@@ -203,25 +205,7 @@ impl CodeExchanges {
         let mut call = Some(call);
         loop {
             let now = self.clock.now();
-            // Insert-or-ignore, then read: whoever's `owner` the row holds calls WeChat. (The
-            // row count cannot tell: MySQL counts a duplicate that changed nothing as one row.)
-            wechat_code_exchange::Entity::insert(wechat_code_exchange::ActiveModel {
-                code_hash: Set(key.to_owned()),
-                owner: Set(owner.clone()),
-                outcome_enc: Set(None),
-                created_at: Set(now),
-                expires_at: Set(now + REPLAY_WINDOW_SECS),
-            })
-            .on_conflict_do_nothing_on([wechat_code_exchange::Column::CodeHash])
-            .exec_without_returning(&self.db)
-            .await
-            .map_err(store_error)?;
-            let row = crate::db::find_unique(
-                wechat_code_exchange::Entity::find_by_id(key.to_owned()),
-                &self.db,
-            )
-            .await
-            .map_err(store_error)?;
+            let row = self.claim(key, &owner, now).await?;
             let mine = row.as_ref().is_some_and(|r| r.owner == owner);
             if mine && let Some(call) = call.take() {
                 let result = call().await;
@@ -266,6 +250,48 @@ impl CodeExchanges {
             }
             tokio::time::sleep(POLL).await;
         }
+    }
+
+    /// Insert the code's row naming `owner`, unless a row is there already, and return the row
+    /// that is there now: whoever's `owner` it holds calls WeChat. On SQLite and PostgreSQL one
+    /// statement (an upsert whose update changes nothing, `RETURNING` the row); on MySQL, which
+    /// has no `RETURNING`, an insert-or-ignore and a read. (Not the row count: MySQL counts a
+    /// duplicate that changed nothing as one row.)
+    async fn claim(
+        &self,
+        key: &str,
+        owner: &str,
+        now: i64,
+    ) -> Result<Option<wechat_code_exchange::Model>, WeChatError> {
+        let insert = wechat_code_exchange::Entity::insert(wechat_code_exchange::ActiveModel {
+            code_hash: Set(key.to_owned()),
+            owner: Set(owner.to_owned()),
+            outcome_enc: Set(None),
+            created_at: Set(now),
+            expires_at: Set(now + REPLAY_WINDOW_SECS),
+        });
+        if self.db.support_returning() {
+            let existing_row_unchanged = OnConflict::column(wechat_code_exchange::Column::CodeHash)
+                .update_column(wechat_code_exchange::Column::CodeHash)
+                .to_owned();
+            return insert
+                .on_conflict(existing_row_unchanged)
+                .exec_with_returning(&self.db)
+                .await
+                .map(Some)
+                .map_err(store_error);
+        }
+        insert
+            .on_conflict_do_nothing_on([wechat_code_exchange::Column::CodeHash])
+            .exec_without_returning(&self.db)
+            .await
+            .map_err(store_error)?;
+        crate::db::find_unique(
+            wechat_code_exchange::Entity::find_by_id(key.to_owned()),
+            &self.db,
+        )
+        .await
+        .map_err(store_error)
     }
 
     fn open(&self, key: &str, sealed: &str) -> Result<Published, WeChatError> {
