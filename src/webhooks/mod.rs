@@ -17,8 +17,8 @@ pub mod delivery;
 pub mod signature;
 
 use sea_orm::ActiveValue::{NotSet, Set};
-use sea_orm::sea_query::{Expr, ExprTrait, LikeExpr, Query};
-use sea_orm::{ColumnTrait, Condition, ConnectionTrait, DbBackend, DbErr, EntityTrait, Statement};
+use sea_orm::sea_query::{Expr, ExprTrait, Func, Query};
+use sea_orm::{Condition, ConnectionTrait, DbBackend, DbErr, EntityTrait, Statement};
 use serde_json::{Value, json};
 
 use entity::{webhook_delivery, webhook_endpoint};
@@ -138,23 +138,26 @@ pub fn enqueue_statement(
     let event_id = new_event_id();
     let payload = event.body(&event_id, now);
     // `events` holds known type names (or `*`), one space between them (admin/webhooks.rs):
-    // the endpoint wants the event when one of its words is `*` or the type. `!` escapes LIKE's
-    // wildcards (`_` is in type names), the same on every backend.
-    let word = |word: &str| {
-        let escaped = word
-            .replace('!', "!!")
-            .replace('%', "!%")
-            .replace('_', "!_");
-        let like = |pattern: String| {
-            Expr::col(webhook_endpoint::Column::Events).like(LikeExpr::new(pattern).escape('!'))
-        };
-        Condition::any()
-            .add(webhook_endpoint::Column::Events.eq(word))
-            .add(like(format!("{escaped} %")))
-            .add(like(format!("% {escaped}")))
-            .add(like(format!("% {escaped} %")))
+    // the endpoint wants the event when ` {events} ` holds ` * ` or ` {type} `. A position
+    // search, not `LIKE`: SQLite prepares a statement whose `LIKE` pattern is bound again on every
+    // run, and this one runs with every audit batch that holds a sign-in.
+    let position = match backend {
+        DbBackend::Postgres => "strpos",
+        _ => "instr",
     };
-    let wanted = Condition::any().add(word(ALL_EVENTS)).add(word(type_name));
+    let has_word = |word: &str| {
+        let padded_events = Func::cust("concat").args([
+            Expr::val(" "),
+            Expr::col(webhook_endpoint::Column::Events),
+            Expr::val(" "),
+        ]);
+        Func::cust(position)
+            .args([Expr::expr(padded_events), Expr::val(format!(" {word} "))])
+            .gt(0)
+    };
+    let wanted = Condition::any()
+        .add(has_word(ALL_EVENTS))
+        .add(has_word(type_name));
     let endpoints = Query::select()
         .expr(Expr::val(event_id))
         .column(webhook_endpoint::Column::Id)
