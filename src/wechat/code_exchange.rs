@@ -116,8 +116,19 @@ pub struct CodeExchanges {
     db: DatabaseConnection,
     vault: Arc<Vault>,
     clock: SharedClock,
-    flights: Mutex<HashMap<String, (Instant, Slot)>>,
+    flights: Mutex<Flights>,
 }
+
+/// The slots of the codes exchanged in the last [`REPLAY_WINDOW_SECS`], by key, and when the
+/// expired ones were last dropped.
+struct Flights {
+    slots: HashMap<String, (Instant, Slot)>,
+    swept: Instant,
+}
+
+/// How often the slots are swept: a sweep visits every slot (at a few hundred logins a second,
+/// the window holds thousands), so not on every exchange.
+const SWEEP_EVERY: Duration = Duration::from_secs(1);
 
 fn store_error(error: sea_orm::DbErr) -> WeChatError {
     WeChatError::store("wechat_code_exchange", &error)
@@ -129,21 +140,30 @@ impl CodeExchanges {
             db,
             vault,
             clock,
-            flights: Mutex::new(HashMap::new()),
+            flights: Mutex::new(Flights {
+                slots: HashMap::new(),
+                swept: Instant::now(),
+            }),
         }
     }
 
     fn slot(&self, key: &str) -> Slot {
         let window = Duration::from_secs(REPLAY_WINDOW_SECS.unsigned_abs());
+        let now = Instant::now();
         let mut flights = self
             .flights
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if now.duration_since(flights.swept) >= SWEEP_EVERY {
+            flights.swept = now;
+            flights.slots.retain(|_, (created, slot)| {
+                now.duration_since(*created) < window || Arc::strong_count(slot) > 1
+            });
+        }
         flights
-            .retain(|_, (created, slot)| created.elapsed() < window || Arc::strong_count(slot) > 1);
-        flights
+            .slots
             .entry(key.to_owned())
-            .or_insert_with(|| (Instant::now(), Slot::default()))
+            .or_insert_with(|| (now, Slot::default()))
             .1
             .clone()
     }
