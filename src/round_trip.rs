@@ -1,8 +1,10 @@
-//! Several writes sent together: statements built for one backend, run in as few round trips as
-//! that backend allows. Below every module that writes (the audit trail, the issuance group
-//! commit, the Mini Program sign-in), and importing none of them.
+//! Several writes sent together, or a write and the read after it: statements built for one
+//! backend, run in as few round trips as that backend allows. Below every module that writes (the
+//! audit trail, the issuance group commit, the Mini Program sign-in, the returning login), and
+//! importing none of them.
 
-use sea_orm::{ConnectionTrait, DbBackend, DbErr, Statement};
+use sea_orm::sea_query::Expr;
+use sea_orm::{ConnectionTrait, DbBackend, DbErr, QueryResult, Statement};
 
 /// Run `statements` (each an `INSERT`, or a `DELETE` or `UPDATE` whose result nobody reads,
 /// built for this connection's backend, in order) in as few round trips as the backend allows.
@@ -71,6 +73,57 @@ pub async fn write_together(
         }
     }
     Ok(())
+}
+
+/// Run `write` (an `UPDATE` or `DELETE` built for this connection's backend) and then the
+/// `SELECT` that `read` builds, given an expression for the number of rows `write` changed (to
+/// select as a column); the selected rows. One round trip where the backend allows:
+/// - **SQLite**: one `execute` of both statements; the count is `changes()`, and the read sees
+///   what the write changed.
+/// - **PostgreSQL**: one statement, the write as a data-modifying `WITH` clause whose rows the
+///   count counts; the read sees the database as it was before the statement, so a caller
+///   must not read the columns the write sets (it knows their new values).
+/// - **MySQL/MariaDB**: the write, then the read with its row count as a value.
+pub async fn write_then_read(
+    conn: &impl ConnectionTrait,
+    write: Statement,
+    read: impl FnOnce(Expr) -> Statement,
+) -> Result<Vec<QueryResult>, DbErr> {
+    match conn.get_database_backend() {
+        DbBackend::Sqlite => {
+            let read = read(Expr::cust("changes()"));
+            let mut values = write.values.map(|v| v.0).unwrap_or_default();
+            values.extend(read.values.map(|v| v.0).unwrap_or_default());
+            let sql = format!("{};\n{}", write.sql, read.sql);
+            conn.query_all_raw(Statement::from_sql_and_values(
+                DbBackend::Sqlite,
+                sql,
+                values,
+            ))
+            .await
+        }
+        DbBackend::Postgres => {
+            let read = read(Expr::cust(r#"(SELECT count(*) FROM "written")"#));
+            let mut values = write.values.map(|v| v.0).unwrap_or_default();
+            let sql = format!(
+                r#"WITH "written" AS ({} RETURNING 1) {}"#,
+                write.sql,
+                shift_placeholders(&read.sql, values.len())
+            );
+            values.extend(read.values.map(|v| v.0).unwrap_or_default());
+            conn.query_all_raw(Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                sql,
+                values,
+            ))
+            .await
+        }
+        _ => {
+            let written = conn.execute_raw(write).await?.rows_affected();
+            let written = i64::try_from(written).unwrap_or(i64::MAX);
+            conn.query_all_raw(read(Expr::val(written))).await
+        }
+    }
 }
 
 /// `sql` (PostgreSQL, with `$1`, `$2`, … placeholders) with every placeholder number raised by

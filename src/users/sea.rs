@@ -5,10 +5,10 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use sea_orm::ActiveValue::{NotSet, Set};
-use sea_orm::sea_query::{Expr, ExprTrait, Query};
+use sea_orm::sea_query::{Expr, ExprTrait, Func, Query};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, DatabaseConnection, DbErr, EntityTrait, QueryFilter,
-    SqlErr, TransactionTrait,
+    QuerySelect, QueryTrait, SelectTwoModel, SelectorTrait, SqlErr, TransactionTrait,
 };
 
 use entity::{flow_user, wx_user};
@@ -29,6 +29,9 @@ type LockKey = (String, String);
 
 /// An identity as stored, with its account (`None`: the identity is linked to none).
 type IdentityRow = (wx_user::Model, Option<flow_user::Model>);
+
+/// The column of the returning login's read that says whether its update recorded the login.
+const RECORDED: &str = "recorded";
 
 /// At most this many identities are read in one statement (their bound values stay well under
 /// every backend's limit).
@@ -235,61 +238,77 @@ impl SeaUserRepo {
     }
 
     /// The common login, with the identity's lock held: an identity seen before, linked to an
-    /// account that exists and, when there is a unionid, already holds it. One joined read and
-    /// one conditional update instead of the five statements of [`Self::record_identity_now`].
-    /// The update re-checks the link and the account in its `WHERE`, so a merge, a deletion or a
-    /// unionid arriving in between makes it match nothing; then, as for every other case, the
-    /// answer is `None` and the caller takes the full path.
+    /// account that exists and, when there is a unionid, already holds it. One conditional
+    /// update and the joined read after it, in one round trip where the backend allows
+    /// ([`crate::round_trip::write_then_read`]), instead of the five statements of
+    /// [`Self::record_identity_now`]. The update checks the link and the account in its
+    /// `WHERE`, so a new identity, a merge, a deletion or a unionid arriving makes it match
+    /// nothing; then, as for every other case, the answer is `None` and the caller takes the
+    /// full path.
     async fn record_returning(
         &self,
         vouched: &IdentityKey,
         now: i64,
     ) -> Result<Option<(WeChatIdentity, Account)>, RepoError> {
         let (appid, open_id) = (vouched.appid.as_str(), vouched.open_id.as_str());
-        let found = wx_user::Entity::find()
-            .filter(wx_user::Column::Appid.eq(appid))
-            .filter(wx_user::Column::OpenId.eq(open_id))
-            .find_also_related(flow_user::Entity)
-            .all(&self.db)
-            .await?
-            .into_iter()
-            .next();
-        let Some((mut identity, Some(account))) = found else {
+        let backend = self.db.get_database_backend();
+        // The unionid WeChat gave, else the one recorded; the account must hold it already.
+        let union_id = || {
+            Func::coalesce([
+                Expr::val(vouched.union_id.clone().map(String::from)),
+                Expr::col((wx_user::Entity, wx_user::Column::UnionId)),
+            ])
+        };
+        let account_holds_union = Query::select()
+            .expr(Expr::val(1))
+            .from(flow_user::Entity)
+            .and_where(
+                Expr::col((flow_user::Entity, flow_user::Column::Id))
+                    .equals((wx_user::Entity, wx_user::Column::FlowUserId)),
+            )
+            .cond_where(
+                Condition::any()
+                    .add(union_id().is_null())
+                    .add(Expr::col((flow_user::Entity, flow_user::Column::UnionId)).eq(union_id())),
+            )
+            .to_owned();
+        let record = Query::update()
+            .table(wx_user::Entity)
+            .value(wx_user::Column::UnionId, union_id())
+            .value(wx_user::Column::LastLoginTime, now)
+            .value(wx_user::Column::UpdateTime, now)
+            .value(wx_user::Column::DelFlag, false)
+            .and_where(Expr::col(wx_user::Column::Appid).eq(appid))
+            .and_where(Expr::col(wx_user::Column::OpenId).eq(open_id))
+            .and_where(Expr::exists(account_holds_union))
+            .to_owned();
+        let rows =
+            crate::round_trip::write_then_read(&self.db, backend.build(&record), |written| {
+                wx_user::Entity::find()
+                    .filter(wx_user::Column::Appid.eq(appid))
+                    .filter(wx_user::Column::OpenId.eq(open_id))
+                    .find_also_related(flow_user::Entity)
+                    .expr_as(written, RECORDED)
+                    .build(backend)
+            })
+            .await?;
+        let Some(row) = rows.into_iter().next() else {
             return Ok(None);
         };
-        let union_id: Option<String> = vouched
+        if row.try_get::<i64>("", RECORDED)? != 1 {
+            return Ok(None);
+        }
+        let (mut identity, account) =
+            SelectTwoModel::<wx_user::Model, flow_user::Model>::from_raw_query_result(row)?;
+        let Some(account) = account else {
+            return Ok(None);
+        };
+        // What the update set (PostgreSQL's read sees the row as it was before it).
+        identity.union_id = vouched
             .union_id
             .clone()
             .map(Into::into)
-            .or_else(|| identity.union_id.clone());
-        // With a unionid, the account must be that unionid's already (else: adopt or merge).
-        if union_id.is_some() && account.union_id != union_id {
-            return Ok(None);
-        }
-        let mut account_unchanged = flow_user::Column::Id.eq(account.id);
-        if let Some(u) = &union_id {
-            account_unchanged = account_unchanged.and(flow_user::Column::UnionId.eq(u.as_str()));
-        }
-        let recorded = wx_user::Entity::update_many()
-            .col_expr(wx_user::Column::UnionId, Expr::value(union_id.clone()))
-            .col_expr(wx_user::Column::LastLoginTime, Expr::value(now))
-            .col_expr(wx_user::Column::UpdateTime, Expr::value(now))
-            .col_expr(wx_user::Column::DelFlag, Expr::value(false))
-            .filter(wx_user::Column::Id.eq(identity.id))
-            .filter(wx_user::Column::FlowUserId.eq(account.id))
-            .filter(Expr::exists(
-                Query::select()
-                    .expr(Expr::value(1))
-                    .from(flow_user::Entity)
-                    .and_where(account_unchanged)
-                    .to_owned(),
-            ))
-            .exec(&self.db)
-            .await?;
-        if recorded.rows_affected != 1 {
-            return Ok(None);
-        }
-        identity.union_id = union_id;
+            .or(identity.union_id);
         identity.last_login_time = Some(now);
         identity.update_time = now;
         identity.del_flag = false;
