@@ -140,7 +140,8 @@ pub fn enqueue_statement(
     // `events` holds known type names (or `*`), one space between them (admin/webhooks.rs):
     // the endpoint wants the event when ` {events} ` holds ` * ` or ` {type} `. A position
     // search, not `LIKE`: SQLite prepares a statement whose `LIKE` pattern is bound again on every
-    // run, and this one runs with every audit batch that holds a sign-in.
+    // run, and this one runs with every audit batch that holds a sign-in. (`concat` is in SQLite
+    // since 3.44; the bundled one is 3.51.)
     let position = match backend {
         DbBackend::Postgres => "strpos",
         _ => "instr",
