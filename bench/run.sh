@@ -419,7 +419,8 @@ PY
     run "flow/$mode" /oauth/token "$TMP/flow.lua" -u "$FLOW_ID:$FLOW_SECRET" -d "$FLOW_BODY"
     mint_codes "${BENCH_LOGIN_CODES:-40000}"
     run "mp_login/$mode" /api/wechat/ma/session "$TMP/login.lua"
-    mint_user_codes "$LOGIN_USERS" "${BENCH_LOGIN_CODES:-40000}"
+    mint_user_codes "$LOGIN_USERS" "${BENCH_LOGIN_CODES:-40000}" ||
+        die "could not sign in the $LOGIN_USERS people of mp_login_users (see the error above)"
     run "mp_login_users/$mode" /api/wechat/ma/session "$TMP/login-users.lua"
     stop_server
 done
