@@ -3,10 +3,14 @@
 //! (`wxauth app …`), by `wxauth dev`, and by the WeChat adapter to find credentials.
 //!
 //! [`AppRegistry::exists`] and [`AppRegistry::kind`], on the `flow` grant's and every login's
-//! path, remember registered appids and their kinds for [`APP_CACHE_TTL`] seconds (secrets are
-//! always read fresh, by [`AppRegistry::get`]); one registry is shared by the whole process, so a
-//! login that checks an app's kind and then uses its secret reads `wx_app` once; removing an app through this registry forgets it at once, and
-//! another instance (or the CLI, another process) sees a removal within the TTL.
+//! path, remember registered appids and their kinds for [`APP_CACHE_TTL`] seconds. Secrets are
+//! read fresh by [`AppRegistry::get`], with one exception: a Mini Program login's
+//! `jscode2session` takes the app secret from [`AppRegistry::login_secret`], which keeps it
+//! sealed for the same TTL (one statement fewer per login). One registry is shared by the whole
+//! process; removing an app or replacing its secrets through it forgets them at once, and another
+//! instance (or the CLI, another process) sees a change within the TTL. A secret reset elsewhere
+//! costs no login: WeChat refuses the stale one (40125), the adapter asks
+//! [`AppRegistry::fresh_login_secret`] and, if the stored one differs, calls again.
 
 use std::fmt;
 use std::sync::Arc;
@@ -164,6 +168,8 @@ pub struct AppRegistry {
     clock: SharedClock,
     /// Appids found registered, with their kinds (unknown ones are not remembered).
     known: Arc<TtlCache<Option<AppKind>>>,
+    /// Apps' secrets as stored (sealed), for [`AppRegistry::login_secret`]; opened per use.
+    sealed_secrets: Arc<TtlCache<String>>,
 }
 
 impl AppRegistry {
@@ -173,6 +179,7 @@ impl AppRegistry {
             vault,
             clock,
             known: Arc::new(TtlCache::new(APP_CACHE_TTL)),
+            sealed_secrets: Arc::new(TtlCache::new(APP_CACHE_TTL)),
         }
     }
 
@@ -302,6 +309,42 @@ impl AppRegistry {
         .await?;
         txn.commit().await?;
         Ok(())
+    }
+
+    /// `appid`'s app secret for a login's `jscode2session`: from a cache of [`APP_CACHE_TTL`]
+    /// seconds (sealed, opened per call), else read (and remembered). `None` when the app is not
+    /// registered or has no secret. Anything else that needs a secret uses [`AppRegistry::get`].
+    pub async fn login_secret(&self, appid: &str) -> Result<Option<Secret>, AppRegistryError> {
+        if let Some(sealed) = self.sealed_secrets.get(appid, self.clock.now()) {
+            return Ok(Some(self.open_secret(appid, &sealed)?));
+        }
+        self.fresh_login_secret(appid).await
+    }
+
+    /// [`AppRegistry::login_secret`] read from `wx_app` now, for when WeChat refused the cached
+    /// one: the secret may have been reset by another instance or the CLI.
+    pub async fn fresh_login_secret(
+        &self,
+        appid: &str,
+    ) -> Result<Option<Secret>, AppRegistryError> {
+        self.sealed_secrets.invalidate(appid);
+        let generation = self.sealed_secrets.generation();
+        let read_at = self.clock.now();
+        let found =
+            crate::db::find_unique(wx_app::Entity::find_by_id(appid.to_string()), &self.db).await?;
+        let Some(sealed) = found.and_then(|m| m.secret_enc) else {
+            return Ok(None);
+        };
+        let secret = self.open_secret(appid, &sealed)?;
+        self.sealed_secrets
+            .insert(appid, sealed, read_at, generation);
+        Ok(Some(secret))
+    }
+
+    fn open_secret(&self, appid: &str, sealed: &str) -> Result<Secret, AppRegistryError> {
+        Ok(Secret::new(
+            self.vault.open(sealed, sealed_at("secret_enc", appid))?,
+        ))
     }
 
     /// Every app (secrets not opened).
@@ -445,6 +488,7 @@ impl AppRegistry {
         }
         active.updated_at = Set(self.clock.now());
         active.update(&self.db).await?;
+        self.sealed_secrets.invalidate(appid);
         Ok(())
     }
 
@@ -489,6 +533,7 @@ impl AppRegistry {
             .exec(&self.db)
             .await?;
         self.known.invalidate(appid);
+        self.sealed_secrets.invalidate(appid);
         if r.rows_affected == 0 {
             return Err(AppRegistryError::NotFound(appid.to_string()));
         }

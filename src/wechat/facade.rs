@@ -9,6 +9,7 @@ use std::sync::Arc;
 use entity::wechat_component_ticket;
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{ActiveValue::Set, DatabaseConnection, EntityTrait};
+use subtle::ConstantTimeEq;
 use url::Url;
 
 use super::account_messages::{AccountMessage, MessageKeys, MessageQuery};
@@ -177,18 +178,47 @@ impl WeChat {
 
     /// `wx.login` code → openid, unionid (if bound to an Open Platform) and session key. The same
     /// code sent twice at once is exchanged once and both get the answer (see [`CodeExchanges`]).
+    ///
+    /// The app secret comes from the registry's short cache ([`AppRegistry::login_secret`]). If
+    /// WeChat refuses it (40125) and the stored one differs (reset meanwhile by another instance
+    /// or the CLI), the code is exchanged again with the stored one: WeChat checks the secret
+    /// before it spends the code, so the code is still good.
     pub async fn code_to_session(
         &self,
         appid: &AppId,
         js_code: &str,
     ) -> Result<CodeSession, WeChatError> {
-        let app = self.app(appid).await?;
-        let secret = Self::secret_of(&app)?;
+        let secret = self.login_secret(appid, false).await?;
         self.code_exchanges
-            .exchange(appid, js_code, || {
-                self.client.jscode2session(appid, &secret, js_code)
+            .exchange(appid, js_code, || async {
+                let refused = match self.client.jscode2session(appid, &secret, js_code).await {
+                    Err(WeChatError::InvalidAppSecret) => WeChatError::InvalidAppSecret,
+                    answered => return answered,
+                };
+                let stored = self.login_secret(appid, true).await?;
+                if bool::from(stored.expose().as_bytes().ct_eq(secret.expose().as_bytes())) {
+                    return Err(refused);
+                }
+                self.client.jscode2session(appid, &stored, js_code).await
             })
             .await
+    }
+
+    /// `appid`'s secret for `jscode2session`, from the registry's cache unless `fresh`.
+    async fn login_secret(&self, appid: &AppId, fresh: bool) -> Result<AppSecret, WeChatError> {
+        let found = if fresh {
+            self.apps.fresh_login_secret(appid.as_str()).await
+        } else {
+            self.apps.login_secret(appid.as_str()).await
+        };
+        found
+            .map_err(registry_error)?
+            .map(|secret| AppSecret::new(secret.expose()))
+            .ok_or_else(|| {
+                WeChatError::NotConfigured(format!(
+                    "app {appid} is not registered or has no secret"
+                ))
+            })
     }
 
     /// `getPhoneNumber` code → phone number, checked against the app's watermark.

@@ -12,7 +12,7 @@ use wxauth::wechat::SessionKey;
 use wxauth::wechat::crypto::encrypt_mini_program_data;
 
 use crate::backend_tests;
-use crate::harness::TestApp;
+use crate::harness::{Options, TestApp};
 use crate::oauth::{basic, verify_with_jwks};
 
 pub(crate) const SECRET: &str = "a-long-client-secret-for-mini-program-tests";
@@ -377,6 +377,49 @@ backend_tests! {
         // The grant is advertised.
         let meta: Value = app.http.get(app.url("/.well-known/oauth-authorization-server")).send().await.unwrap().json().await.unwrap();
         assert!(meta["grant_types_supported"].as_array().unwrap().iter().any(|g| g == "mini_program"));
+    }
+
+    async fn an_app_secret_reset_costs_no_login_on_any_instance(app: TestApp) {
+        let second = TestApp::spawn_with(app.backend, Options { share: Some(app.sharing()), ..Default::default() })
+            .await
+            .unwrap();
+        let exchanges = || app.sim.calls("/sns/jscode2session");
+        let reset_in_wechat = |secret: &str| {
+            let mut mp = app.sim.apps().into_iter().find(|a| a.appid == MP).unwrap();
+            mp.secret = secret.to_owned();
+            app.sim.register_app(mp);
+        };
+        // A login on each instance: both now hold the app's secret.
+        sign_in(&app, "alice").await;
+        sign_in(&second, "alice").await;
+        assert_eq!(exchanges(), 2);
+
+        // The secret is reset in WeChat's console and stored through the second instance. The
+        // first still holds the old one: WeChat refuses it once, the first reads the stored one
+        // and exchanges the same code again. The user notices nothing.
+        reset_in_wechat("the-reset-mini-program-secret-01");
+        second.state.apps.update_secrets(MP, Some(&Secret::new("the-reset-mini-program-secret-01")), None, None).await.unwrap();
+        let body = sign_in(&app, "bob").await;
+        assert_eq!(body["openId"], app.sim.openid(MP, "bob"));
+        assert_eq!(exchanges(), 4, "one refused exchange, then one with the stored secret");
+        // The second instance forgot its copy when it stored the new secret.
+        sign_in(&second, "bob").await;
+        sign_in(&app, "alice").await;
+        assert_eq!(exchanges(), 6);
+
+        // Reset in WeChat but not yet in wxauth: each login fails after one exchange (the stored
+        // secret is the one refused, so there is nothing to try again with).
+        reset_in_wechat("the-reset-mini-program-secret-02");
+        for expected in [7, 8] {
+            let code = app.sim.mint_js_code(MP, "alice").unwrap();
+            let (status, body) = post(&app, "/api/wechat/ma/session", json!({ "appId": MP, "code": code })).await;
+            assert_eq!((status, exchanges()), (503, expected), "{body}");
+        }
+
+        // Stored through this instance: used at once, nothing refused.
+        app.state.apps.update_secrets(MP, Some(&Secret::new("the-reset-mini-program-secret-02")), None, None).await.unwrap();
+        sign_in(&app, "alice").await;
+        assert_eq!(exchanges(), 9);
     }
 }
 
