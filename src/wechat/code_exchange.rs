@@ -16,14 +16,18 @@
 //! Only WeChat's verdicts are shared across instances (a session, or an errcode such as 40029);
 //! a transient failure (timeout, HTTP error) removes the row, so a retry tries again. The code
 //! itself is never stored, only its keyed hash; the session key is sealed by the vault, and the
-//! janitor removes rows once they expire.
+//! janitor removes rows once they expire. Claims and verdicts go through two group commits
+//! ([`crate::group_commit`]): under load one statement claims the codes of every login that
+//! arrived while the previous claim was being written (one `INSERT`, `RETURNING` the rows; on
+//! MySQL an `INSERT IGNORE` and a read), and one `UPDATE` stores the verdicts of every exchange
+//! that finished meanwhile. Each request goes on once its own is written.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use sea_orm::sea_query::{Expr, OnConflict};
+use sea_orm::sea_query::{CaseStatement, Expr, OnConflict};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
 };
@@ -35,6 +39,7 @@ use super::error::WeChatError;
 use super::mini_program::CodeSession;
 use super::types::{AppId, OpenId, SessionKey, UnionId};
 use crate::clock::SharedClock;
+use crate::group_commit::GroupCommit;
 use crate::vault::{SealedAt, Vault};
 
 /// How long an exchange's outcome answers a repeat of its code (seconds).
@@ -111,12 +116,80 @@ struct Published {
 /// when a request began waiting for the slot, which a millisecond cannot tell apart).
 type Slot = Arc<tokio::sync::Mutex<Option<(i64, Instant, Outcome)>>>;
 
+/// A code's row to insert, naming the exchange (`owner`) that will call WeChat if it wins.
+struct Claim {
+    key: String,
+    owner: String,
+    now: i64,
+}
+
+/// A verdict sealed for its row, which only the exchange that claimed it (`owner`) may fill.
+struct Verdict {
+    key: String,
+    owner: String,
+    sealed: String,
+}
+
+/// Why a group commit's statement failed, handed to each caller in the batch: whether the
+/// database was only unavailable (busy, or no connection: [`WeChatError::store`]'s two answers),
+/// and the error's text.
+#[derive(Clone)]
+struct Failure {
+    unavailable: bool,
+    message: String,
+}
+
+impl Failure {
+    fn of(error: &sea_orm::DbErr) -> Self {
+        Self {
+            unavailable: crate::db::is_unavailable(error),
+            message: error.to_string(),
+        }
+    }
+
+    fn into_error(self) -> WeChatError {
+        let message = format!("{TABLE}: {}", self.message);
+        if self.unavailable {
+            WeChatError::StoreBusy(message)
+        } else {
+            WeChatError::Store(message)
+        }
+    }
+}
+
+/// The row a claim's code has after the claims' statement (`None`: it was removed meanwhile).
+type Claimed = Result<Option<wechat_code_exchange::Model>, Failure>;
+type Stored = Result<(), Failure>;
+
+/// At most this many claims, and this many verdicts, go into one statement.
+const PER_STATEMENT: usize = 64;
+/// Claims, and verdicts, queued for their group commit before an exchange waits for room.
+const QUEUED: usize = 1024;
+
+/// A group commit's answer: the task's, or, when there is no task to take the item (its
+/// runtime is shutting down), `write` run here.
+async fn answer_of<T, R, F>(
+    submitted: Result<Option<R>, T>,
+    write: impl FnOnce(T) -> F,
+) -> Option<R>
+where
+    F: Future<Output = Vec<R>>,
+{
+    match submitted {
+        Ok(answer) => answer,
+        Err(item) => write(item).await.pop(),
+    }
+}
+
 /// The single-flight of code exchanges.
 pub struct CodeExchanges {
     db: DatabaseConnection,
     vault: Arc<Vault>,
     clock: SharedClock,
     flights: Mutex<Flights>,
+    /// The group commits of claims and of verdicts.
+    claims: GroupCommit<Claim, Claimed>,
+    verdicts: GroupCommit<Verdict, Stored>,
 }
 
 /// The slots of the codes exchanged in the last [`REPLAY_WINDOW_SECS`], by key, and when the
@@ -135,7 +208,17 @@ fn store_error(error: sea_orm::DbErr) -> WeChatError {
 }
 
 impl CodeExchanges {
+    /// The single-flight on `db`; inside a Tokio runtime this starts the tasks that write claims
+    /// and verdicts, which end when these exchanges are dropped.
     pub fn new(db: DatabaseConnection, vault: Arc<Vault>, clock: SharedClock) -> Self {
+        let writer = db.clone();
+        let claims = GroupCommit::start(PER_STATEMENT, QUEUED, move |batch| {
+            insert_claims(writer.clone(), batch)
+        });
+        let writer = db.clone();
+        let verdicts = GroupCommit::start(PER_STATEMENT, QUEUED, move |batch| {
+            store_verdicts(writer.clone(), batch)
+        });
         Self {
             db,
             vault,
@@ -144,6 +227,8 @@ impl CodeExchanges {
                 slots: HashMap::new(),
                 swept: Instant::now(),
             }),
+            claims,
+            verdicts,
         }
     }
 
@@ -273,45 +358,30 @@ impl CodeExchanges {
     }
 
     /// Insert the code's row naming `owner`, unless a row is there already, and return the row
-    /// that is there now: whoever's `owner` it holds calls WeChat. On SQLite and PostgreSQL one
-    /// statement (an upsert whose update changes nothing, `RETURNING` the row); on MySQL, which
-    /// has no `RETURNING`, an insert-or-ignore and a read. (Not the row count: MySQL counts a
-    /// duplicate that changed nothing as one row.)
+    /// that is there now: whoever's `owner` it holds calls WeChat. Through the claims' group
+    /// commit ([`insert_claims`]).
     async fn claim(
         &self,
         key: &str,
         owner: &str,
         now: i64,
     ) -> Result<Option<wechat_code_exchange::Model>, WeChatError> {
-        let insert = wechat_code_exchange::Entity::insert(wechat_code_exchange::ActiveModel {
-            code_hash: Set(key.to_owned()),
-            owner: Set(owner.to_owned()),
-            outcome_enc: Set(None),
-            created_at: Set(now),
-            expires_at: Set(now + REPLAY_WINDOW_SECS),
-        });
-        if self.db.support_returning() {
-            let existing_row_unchanged = OnConflict::column(wechat_code_exchange::Column::CodeHash)
-                .update_column(wechat_code_exchange::Column::CodeHash)
-                .to_owned();
-            return insert
-                .on_conflict(existing_row_unchanged)
-                .exec_with_returning(&self.db)
-                .await
-                .map(Some)
-                .map_err(store_error);
-        }
-        insert
-            .on_conflict_do_nothing_on([wechat_code_exchange::Column::CodeHash])
-            .exec_without_returning(&self.db)
-            .await
-            .map_err(store_error)?;
-        crate::db::find_unique(
-            wechat_code_exchange::Entity::find_by_id(key.to_owned()),
-            &self.db,
-        )
+        let claim = Claim {
+            key: key.to_owned(),
+            owner: owner.to_owned(),
+            now,
+        };
+        let submitted = self.claims.submit(claim).await;
+        match answer_of(submitted, |claim| {
+            insert_claims(self.db.clone(), vec![claim])
+        })
         .await
-        .map_err(store_error)
+        {
+            Some(claimed) => claimed.map_err(Failure::into_error),
+            None => Err(WeChatError::Store(format!(
+                "{TABLE}: the claim writer stopped"
+            ))),
+        }
     }
 
     fn open(&self, key: &str, sealed: &str) -> Result<Published, WeChatError> {
@@ -337,18 +407,22 @@ impl CodeExchanges {
             };
             let json = serde_json::to_string(&published)
                 .map_err(|e| WeChatError::Store(format!("wechat_code_exchange: {e}")))?;
-            wechat_code_exchange::Entity::update_many()
-                .col_expr(
-                    wechat_code_exchange::Column::OutcomeEnc,
-                    Expr::value(
-                        self.vault
-                            .seal(&json, SealedAt::new(TABLE, OUTCOME_COLUMN, key)),
-                    ),
-                )
-                .filter(mine())
-                .exec(&self.db)
-                .await
-                .map_err(store_error)?;
+            let verdict = Verdict {
+                key: key.to_owned(),
+                owner: owner.to_owned(),
+                sealed: self
+                    .vault
+                    .seal(&json, SealedAt::new(TABLE, OUTCOME_COLUMN, key)),
+            };
+            let submitted = self.verdicts.submit(verdict).await;
+            match answer_of(submitted, |v| store_verdicts(self.db.clone(), vec![v])).await {
+                Some(stored) => stored.map_err(Failure::into_error)?,
+                None => {
+                    return Err(WeChatError::Store(format!(
+                        "{TABLE}: the verdict writer stopped"
+                    )));
+                }
+            }
         } else {
             wechat_code_exchange::Entity::delete_many()
                 .filter(mine())
@@ -357,5 +431,94 @@ impl CodeExchanges {
                 .map_err(store_error)?;
         }
         Ok(())
+    }
+}
+
+/// Store `batch`'s verdicts in one `UPDATE`: each row whose key and owner a verdict names gets
+/// its sealed outcome (a row another exchange has claimed since is left alone). One answer per
+/// verdict, all the same.
+async fn store_verdicts(db: DatabaseConnection, batch: Vec<Verdict>) -> Vec<Stored> {
+    use wechat_code_exchange::Column;
+    let count = batch.len();
+    let mut outcome = CaseStatement::new();
+    let mut claimed_by_them = sea_orm::Condition::any();
+    for verdict in batch {
+        outcome = outcome.case(Column::CodeHash.eq(verdict.key.as_str()), verdict.sealed);
+        claimed_by_them = claimed_by_them.add(
+            sea_orm::Condition::all()
+                .add(Column::CodeHash.eq(verdict.key))
+                .add(Column::Owner.eq(verdict.owner)),
+        );
+    }
+    let written = wechat_code_exchange::Entity::update_many()
+        .col_expr(
+            Column::OutcomeEnc,
+            outcome.finally(Expr::col(Column::OutcomeEnc)).into(),
+        )
+        .filter(claimed_by_them)
+        .exec(&db)
+        .await
+        .map(|_| ())
+        .map_err(|e| Failure::of(&e));
+    vec![written; count]
+}
+
+/// Insert a row for each claim whose code has none, and answer each claim with the row its
+/// code has now. On SQLite and PostgreSQL one statement: an upsert whose update changes nothing,
+/// `RETURNING` the rows. On MySQL, which has no `RETURNING`, an insert-or-ignore and a read
+/// (not the row count: MySQL counts a duplicate that changed nothing as one row). One process
+/// never has two claims of one code in a batch (its single-flight queues them); should it, the
+/// first one's row is inserted and both are answered with it, as a statement cannot touch a
+/// row twice.
+async fn insert_claims(db: DatabaseConnection, batch: Vec<Claim>) -> Vec<Claimed> {
+    use wechat_code_exchange::Column;
+    let keys: Vec<String> = batch.iter().map(|c| c.key.clone()).collect();
+    let mut seen = HashSet::new();
+    let rows: Vec<_> = batch
+        .into_iter()
+        .filter(|claim| seen.insert(claim.key.clone()))
+        .map(|claim| wechat_code_exchange::ActiveModel {
+            code_hash: Set(claim.key),
+            owner: Set(claim.owner),
+            outcome_enc: Set(None),
+            created_at: Set(claim.now),
+            expires_at: Set(claim.now + REPLAY_WINDOW_SECS),
+        })
+        .collect();
+    let insert = wechat_code_exchange::Entity::insert_many(rows);
+    let found = if db.support_returning() {
+        let existing_rows_unchanged = OnConflict::column(Column::CodeHash)
+            .update_column(Column::CodeHash)
+            .to_owned();
+        insert
+            .on_conflict(existing_rows_unchanged)
+            .exec_with_returning(&db)
+            .await
+    } else {
+        match insert
+            .on_conflict_do_nothing_on([Column::CodeHash])
+            .exec_without_returning(&db)
+            .await
+        {
+            Ok(_) => {
+                wechat_code_exchange::Entity::find()
+                    .filter(Column::CodeHash.is_in(keys.iter().map(String::as_str)))
+                    .all(&db)
+                    .await
+            }
+            Err(error) => Err(error),
+        }
+    };
+    match found {
+        Ok(rows) => {
+            let by_key: HashMap<String, wechat_code_exchange::Model> = rows
+                .into_iter()
+                .map(|row| (row.code_hash.clone(), row))
+                .collect();
+            keys.iter()
+                .map(|key| Ok(by_key.get(key).cloned()))
+                .collect()
+        }
+        Err(error) => vec![Err(Failure::of(&error)); keys.len()],
     }
 }

@@ -751,4 +751,39 @@ backend_tests! {
         // One exchange per code reached WeChat.
         assert_eq!(app.sim.calls("/sns/jscode2session"), 5);
     }
+
+    async fn repeats_of_many_codes_at_once_each_get_their_own_answer(app: TestApp) {
+        let second = TestApp::spawn_with(app.backend, Options { share: Some(app.sharing()), ..Default::default() })
+            .await
+            .unwrap();
+        // The exchanges finish together, so their verdicts are stored together (one statement
+        // per instance), and each repeat on the other instance must find its own code's.
+        app.sim.set_latency(Duration::from_millis(300));
+        let people: Vec<String> = (0..8).map(|i| format!("crowd-{i}")).collect();
+        for person in &people {
+            app.sim.add_user(SimUser::new(person, person));
+        }
+        for round in 0..3 {
+            let barrier = Arc::new(Barrier::new(2 * people.len()));
+            let mut tries = Vec::new();
+            for person in &people {
+                let code = app.sim.mint_js_code(MP, person).unwrap();
+                for url in [app.url("/api/wechat/ma/session"), second.url("/api/wechat/ma/session")] {
+                    let (barrier, http, code, person) = (barrier.clone(), app.http.clone(), code.clone(), person.clone());
+                    tries.push(tokio::spawn(async move {
+                        barrier.wait().await;
+                        let response = http.post(url).json(&json!({ "appId": MP, "code": code })).send().await.unwrap();
+                        let status = response.status().as_u16();
+                        (person, status, response.json::<Value>().await.unwrap_or(Value::Null))
+                    }));
+                }
+            }
+            for attempt in tries {
+                let (person, status, body) = attempt.await.unwrap();
+                assert_eq!(status, 200, "round {round}, {person}: {body}");
+                assert_eq!(body["openId"], app.sim.openid(MP, &person), "round {round}: {person} got another's answer");
+            }
+            assert_eq!(app.sim.calls("/sns/jscode2session"), (round + 1) * people.len() as u64, "one exchange per code");
+        }
+    }
 }
