@@ -2,7 +2,11 @@
 //! They are the `flow` grant's proof, so they live on the OAuth side: the login side mints one
 //! when a code exchange succeeds; the `flow` grant consumes it. Only the keyed
 //! hash is stored, and consumption is one conditional UPDATE, so a ticket works once even under
-//! concurrent use.
+//! concurrent use. On SQLite and PostgreSQL that UPDATE is a group commit
+//! ([`crate::group_commit`]): under load one statement spends the tickets of every request that
+//! arrived while the previous one was being written, `RETURNING` the rows, and each row goes to
+//! the first request in the batch that presented it (a second presentation of the same ticket
+//! in the batch finds it spent, as it would a statement later).
 //!
 //! A ticket may name the client that can redeem it (`clientId` on `/api/wechat/ma/session` and
 //! on `entryBuildUrl`); any other client is refused. A ticket minted without one (the seed's
@@ -15,17 +19,19 @@
 //! authorization request. They start with [`WEB_VIEW_TICKET_PREFIX`], so that a `login_hint`
 //! can be told apart from an ordinary hint. Neither kind is accepted where the other is.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryTrait,
-    Statement,
+    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DbErr,
+    EntityTrait, QueryFilter, QueryTrait, Statement,
 };
 
 use entity::login_ticket;
 
 use crate::clock::SharedClock;
+use crate::group_commit::GroupCommit;
 use crate::oauth::ClientRegistry;
 use crate::oauth::GrantType;
 use crate::users::IdentityKey;
@@ -71,6 +77,39 @@ impl Redeemed {
     }
 }
 
+/// A ticket presented for spending: its keyed hash, its kind, and when.
+struct Presented {
+    hash: String,
+    kind: &'static str,
+    now: i64,
+}
+
+/// Why a batch's statement failed, for each request in it: `DbErr` is not `Clone`, so its text
+/// and whether the database was only unavailable (which callers answer with 503).
+#[derive(Clone)]
+struct SpendFailure {
+    unavailable: bool,
+    message: String,
+}
+
+impl From<SpendFailure> for DbErr {
+    fn from(failure: SpendFailure) -> Self {
+        if failure.unavailable {
+            DbErr::ConnectionAcquire(sea_orm::error::ConnAcquireErr::Timeout)
+        } else {
+            DbErr::Custom(failure.message)
+        }
+    }
+}
+
+/// The row a presented ticket spent, if it did.
+type Spent = Result<Option<login_ticket::Model>, SpendFailure>;
+
+/// At most this many tickets are spent by one statement.
+const SPENT_PER_STATEMENT: usize = 64;
+/// Presented tickets queued for the group commit before a request waits for room.
+const SPENDS_QUEUED: usize = 1024;
+
 /// Mints and consumes login tickets.
 #[derive(Clone)]
 pub struct LoginTickets {
@@ -78,6 +117,8 @@ pub struct LoginTickets {
     vault: Arc<Vault>,
     clock: SharedClock,
     clients: ClientRegistry,
+    /// The group commit of spends (`None` on MySQL, which has no `RETURNING`).
+    spends: Option<GroupCommit<Presented, Spent>>,
 }
 
 impl LoginTickets {
@@ -87,11 +128,18 @@ impl LoginTickets {
         clock: SharedClock,
         clients: ClientRegistry,
     ) -> Self {
+        let writer = db.clone();
+        let spends = db.support_returning().then(|| {
+            GroupCommit::start(SPENT_PER_STATEMENT, SPENDS_QUEUED, move |batch| {
+                spend_batch(writer.clone(), batch)
+            })
+        });
         Self {
             db,
             vault,
             clock,
             clients,
+            spends,
         }
     }
 
@@ -217,14 +265,27 @@ impl LoginTickets {
     }
 
     /// Mark the live ticket of `kind` whose hash `ticket` has as used, in one conditional
-    /// UPDATE; the row when this call spent it.
+    /// UPDATE (through the group commit where there is one); the row when this call spent it.
     async fn spend_row(
         &self,
         ticket: &str,
-        kind: &str,
+        kind: &'static str,
     ) -> Result<Option<login_ticket::Model>, DbErr> {
-        let now = self.clock.now();
-        let hash = self.vault.fingerprint(ticket);
+        let presented = Presented {
+            hash: self.vault.fingerprint(ticket),
+            kind,
+            now: self.clock.now(),
+        };
+        let presented = match &self.spends {
+            Some(spends) => match spends.submit(presented).await {
+                Ok(Some(spent)) => return spent.map_err(DbErr::from),
+                Ok(None) => return Err(DbErr::Custom("the ticket writer stopped".into())),
+                // No task to take it (its runtime is shutting down): spend it here.
+                Err(presented) => presented,
+            },
+            None => presented,
+        };
+        let Presented { hash, kind, now } = presented;
         let update = login_ticket::Entity::update_many()
             .col_expr(login_ticket::Column::UsedAt, Expr::value(now))
             .filter(login_ticket::Column::TicketHash.eq(hash.as_str()))
@@ -278,6 +339,51 @@ impl LoginTickets {
             (None, _) => Ok(Redeemed::Accepted),
             (Some(minted_for), Some(redeemer)) if minted_for == redeemer => Ok(Redeemed::Accepted),
             _ => Ok(Redeemed::OtherClient),
+        }
+    }
+}
+
+/// Spend a batch of presented tickets in one `UPDATE … RETURNING` (SQLite and PostgreSQL): every
+/// live ticket whose hash and kind a presentation names. Each spent row goes to the first
+/// presentation of it in the batch; a later one of the same ticket gets nothing, as if its
+/// statement had come after. The batch's latest time decides what is still live.
+async fn spend_batch(db: DatabaseConnection, batch: Vec<Presented>) -> Vec<Spent> {
+    use login_ticket::Column;
+    let now = batch.iter().map(|p| p.now).max().unwrap_or_default();
+    let presented = batch.iter().fold(Condition::any(), |any, p| {
+        any.add(
+            Condition::all()
+                .add(Column::TicketHash.eq(p.hash.as_str()))
+                .add(Column::Kind.eq(p.kind)),
+        )
+    });
+    let spent = login_ticket::Entity::update_many()
+        .col_expr(Column::UsedAt, Expr::value(now))
+        .filter(presented)
+        .filter(Column::UsedAt.is_null())
+        .filter(Column::ExpiresAt.gt(now))
+        .exec_with_returning(&db)
+        .await;
+    match spent {
+        Ok(rows) => {
+            let mut spent: HashMap<String, login_ticket::Model> = rows
+                .into_iter()
+                .map(|row| (row.ticket_hash.clone(), row))
+                .collect();
+            batch
+                .iter()
+                .map(|p| {
+                    let theirs = spent.get(&p.hash).is_some_and(|row| row.kind == p.kind);
+                    Ok(if theirs { spent.remove(&p.hash) } else { None })
+                })
+                .collect()
+        }
+        Err(error) => {
+            let failure = SpendFailure {
+                unavailable: crate::db::is_unavailable(&error),
+                message: error.to_string(),
+            };
+            vec![Err(failure); batch.len()]
         }
     }
 }

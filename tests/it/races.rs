@@ -1,6 +1,6 @@
 //! Single-use things under two requests released at the same instant (a `tokio::sync::Barrier`),
-//! 20 times on every backend: a refresh token presented twice at once, and an authorization code
-//! exchanged twice at once. Whatever the interleaving, nothing the spent thing produced may stay
+//! 20 times on every backend: a refresh token presented twice at once, an authorization code
+//! exchanged twice at once, and two login tickets presented four times each at once. Whatever the interleaving, nothing the spent thing produced may stay
 //! alive: the winner's new refresh token is refused, its access token is inactive at
 //! introspection, and replaying the old token or code afterwards still refuses.
 
@@ -119,6 +119,49 @@ async fn code(browser: &mut Browser<'_>, challenge: &str) -> String {
 }
 
 backend_tests! {
+    async fn a_login_ticket_presented_many_times_at_once_is_accepted_once(app: TestApp) {
+        let auth = crate::mini_program::client(&app, "front", &["flow"]).await;
+        const EACH: usize = 4;
+        for trial in 0..TRIALS {
+            // Two people's tickets, each presented four times, all released together: the
+            // spends land in the same batches, and each ticket must be accepted exactly once.
+            let people = [crate::mini_program::sign_in(&app, "alice").await, crate::mini_program::sign_in(&app, "bob").await];
+            let barrier = Arc::new(Barrier::new(EACH * people.len()));
+            let mut tries = Vec::new();
+            for (who, session) in people.iter().enumerate() {
+                let form: Vec<(String, String)> = [
+                    ("grant_type", "flow"),
+                    ("appId", wxauth::simulator::demo::MINI_PROGRAM_APPID),
+                    ("openId", session["openId"].as_str().unwrap()),
+                    ("unionId", session["unionId"].as_str().unwrap()),
+                    ("ticket", session["ticket"].as_str().unwrap()),
+                ]
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+                for _ in 0..EACH {
+                    let request = app.http.post(app.url("/oauth/token")).header("authorization", auth.clone()).form(&form);
+                    let barrier = barrier.clone();
+                    tries.push(tokio::spawn(async move {
+                        barrier.wait().await;
+                        let response = request.send().await.unwrap();
+                        let status = response.status().as_u16();
+                        (who, status, response.json::<Value>().await.unwrap_or(Value::Null))
+                    }));
+                }
+            }
+            let mut accepted = [0; 2];
+            for attempt in tries {
+                let (who, status, body) = attempt.await.unwrap();
+                match status {
+                    200 => accepted[who] += 1,
+                    _ => assert_eq!((status, body["error"].as_str()), (400, Some("invalid_grant")), "trial {trial}: {body}"),
+                }
+            }
+            assert_eq!(accepted, [1, 1], "trial {trial}: each ticket is accepted exactly once");
+        }
+    }
+
     async fn two_refreshes_at_once_leave_no_live_descendant(app: TestApp) {
         flow_client(&app).await;
         let auth = basic("web", SECRET);
