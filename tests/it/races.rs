@@ -1,8 +1,9 @@
 //! Single-use things under two requests released at the same instant (a `tokio::sync::Barrier`),
 //! 20 times on every backend: a refresh token presented twice at once, an authorization code
-//! exchanged twice at once, and two login tickets presented four times each at once. Whatever the interleaving, nothing the spent thing produced may stay
-//! alive: the winner's new refresh token is refused, its access token is inactive at
-//! introspection, and replaying the old token or code afterwards still refuses.
+//! exchanged twice at once, and two login tickets presented four times each at once. Whatever
+//! the interleaving, nothing the spent thing produced may stay alive: the winner's new refresh
+//! token is refused, its access token is inactive at introspection, and replaying the old token
+//! or code afterwards still refuses; each ticket is accepted exactly once.
 
 use std::sync::Arc;
 
