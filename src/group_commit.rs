@@ -7,8 +7,10 @@
 //! The same queue serves reads: a batch of lookups is one statement, each caller answered from
 //! it, read no earlier than the caller asked.
 //!
-//! Used by the audit trail (`audit.rs`), our own grants' issuances (`oauth/issuance_writer.rs`)
-//! and the token path's identity reads (`users/sea.rs`).
+//! Used by the audit trail (`audit.rs`), our own grants' issuances (`oauth/issuance_writer.rs`),
+//! the token path's identity reads (`users/sea.rs`), the code exchanges' claims and verdicts
+//! (`wechat/code_exchange.rs`) and the login tickets' spends (`oauth/login_tickets.rs`); the
+//! last two through [`write_through`], as they batch only on some backends.
 
 use std::future::Future;
 
@@ -82,6 +84,29 @@ impl<T: Send + 'static, R: Send + 'static> GroupCommit<T, R> {
             Err(mpsc::error::SendError((item, _))) => Err(item),
         }
     }
+}
+
+/// `item` written through `batches`, and its answer. Where there is no group commit (a backend
+/// that does not batch this) or no task to take the item (no runtime, or it is shutting down),
+/// `write` runs here for the item alone. `None` when the task stopped before answering.
+pub async fn write_through<T, R, F>(
+    batches: Option<&GroupCommit<T, R>>,
+    item: T,
+    write: impl FnOnce(Vec<T>) -> F,
+) -> Option<R>
+where
+    T: Send + 'static,
+    R: Send + 'static,
+    F: Future<Output = Vec<R>>,
+{
+    let item = match batches {
+        Some(batches) => match batches.submit(item).await {
+            Ok(answer) => return answer,
+            Err(item) => item,
+        },
+        None => item,
+    };
+    write(vec![item]).await.pop()
 }
 
 #[cfg(test)]

@@ -31,7 +31,8 @@ use sea_orm::{
 use entity::login_ticket;
 
 use crate::clock::SharedClock;
-use crate::group_commit::GroupCommit;
+use crate::db::SharedDbErr;
+use crate::group_commit::{GroupCommit, write_through};
 use crate::oauth::ClientRegistry;
 use crate::oauth::GrantType;
 use crate::users::IdentityKey;
@@ -84,26 +85,8 @@ struct Presented {
     now: i64,
 }
 
-/// Why a batch's statement failed, for each request in it: `DbErr` is not `Clone`, so its text
-/// and whether the database was only unavailable (which callers answer with 503).
-#[derive(Clone)]
-struct SpendFailure {
-    unavailable: bool,
-    message: String,
-}
-
-impl From<SpendFailure> for DbErr {
-    fn from(failure: SpendFailure) -> Self {
-        if failure.unavailable {
-            DbErr::ConnectionAcquire(sea_orm::error::ConnAcquireErr::Timeout)
-        } else {
-            DbErr::Custom(failure.message)
-        }
-    }
-}
-
 /// The row a presented ticket spent, if it did.
-type Spent = Result<Option<login_ticket::Model>, SpendFailure>;
+type Spent = Result<Option<login_ticket::Model>, SharedDbErr>;
 
 /// At most this many tickets are spent by one statement.
 const SPENT_PER_STATEMENT: usize = 64;
@@ -276,16 +259,36 @@ impl LoginTickets {
             kind,
             now: self.clock.now(),
         };
-        let presented = match &self.spends {
-            Some(spends) => match spends.submit(presented).await {
-                Ok(Some(spent)) => return spent.map_err(DbErr::from),
-                Ok(None) => return Err(DbErr::Custom("the ticket writer stopped".into())),
-                // No task to take it (its runtime is shutting down): spend it here.
-                Err(presented) => presented,
-            },
-            None => presented,
-        };
-        let Presented { hash, kind, now } = presented;
+        match write_through(self.spends.as_ref(), presented, |alone| {
+            self.spend_alone(alone)
+        })
+        .await
+        {
+            Some(spent) => spent.map_err(DbErr::from),
+            None => Err(DbErr::Custom("the ticket writer stopped".into())),
+        }
+    }
+
+    /// Spend each of `presented` in a statement of its own (MySQL has no `RETURNING` to batch
+    /// with; elsewhere, when there is no group-commit task to take it).
+    async fn spend_alone(&self, presented: Vec<Presented>) -> Vec<Spent> {
+        let mut spent = Vec::with_capacity(presented.len());
+        for Presented { hash, kind, now } in presented {
+            spent.push(
+                self.spend_one(hash, kind, now)
+                    .await
+                    .map_err(|e| SharedDbErr::from(&e)),
+            );
+        }
+        spent
+    }
+
+    async fn spend_one(
+        &self,
+        hash: String,
+        kind: &'static str,
+        now: i64,
+    ) -> Result<Option<login_ticket::Model>, DbErr> {
         let update = login_ticket::Entity::update_many()
             .col_expr(login_ticket::Column::UsedAt, Expr::value(now))
             .filter(login_ticket::Column::TicketHash.eq(hash.as_str()))
@@ -379,11 +382,7 @@ async fn spend_batch(db: DatabaseConnection, batch: Vec<Presented>) -> Vec<Spent
                 .collect()
         }
         Err(error) => {
-            let failure = SpendFailure {
-                unavailable: crate::db::is_unavailable(&error),
-                message: error.to_string(),
-            };
-            vec![Err(failure); batch.len()]
+            vec![Err(SharedDbErr::from(&error)); batch.len()]
         }
     }
 }

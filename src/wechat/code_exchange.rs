@@ -41,7 +41,8 @@ use super::error::WeChatError;
 use super::mini_program::CodeSession;
 use super::types::{AppId, OpenId, SessionKey, UnionId};
 use crate::clock::SharedClock;
-use crate::group_commit::GroupCommit;
+use crate::db::SharedDbErr;
+use crate::group_commit::{GroupCommit, write_through};
 use crate::vault::{SealedAt, Vault};
 
 /// How long an exchange's outcome answers a repeat of its code (seconds).
@@ -132,63 +133,14 @@ struct Verdict {
     sealed: String,
 }
 
-/// Why a group commit's statement failed, handed to each caller in the batch: whether the
-/// database was only unavailable (busy, or no connection: [`WeChatError::store`]'s two answers),
-/// and the error's text.
-#[derive(Clone)]
-struct Failure {
-    unavailable: bool,
-    message: String,
-}
-
-impl Failure {
-    fn of(error: &sea_orm::DbErr) -> Self {
-        Self {
-            unavailable: crate::db::is_unavailable(error),
-            message: error.to_string(),
-        }
-    }
-
-    fn into_error(self) -> WeChatError {
-        let message = format!("{TABLE}: {}", self.message);
-        if self.unavailable {
-            WeChatError::StoreBusy(message)
-        } else {
-            WeChatError::Store(message)
-        }
-    }
-}
-
 /// The row a claim's code has after the claims' statement (`None`: it was removed meanwhile).
-type Claimed = Result<Option<wechat_code_exchange::Model>, Failure>;
-type Stored = Result<(), Failure>;
+type Claimed = Result<Option<wechat_code_exchange::Model>, SharedDbErr>;
+type Stored = Result<(), SharedDbErr>;
 
 /// At most this many claims, and this many verdicts, go into one statement.
 const PER_STATEMENT: usize = 64;
 /// Claims, and verdicts, queued for their group commit before an exchange waits for room.
 const QUEUED: usize = 1024;
-
-/// `item` written through `batches` and its answer; when there is no group commit (MySQL) or no
-/// task to take the item (its runtime is shutting down), `write` run here for it alone.
-async fn write_through<T, R, F>(
-    batches: Option<&GroupCommit<T, R>>,
-    item: T,
-    write: impl FnOnce(Vec<T>) -> F,
-) -> Option<R>
-where
-    T: Send + 'static,
-    R: Send + 'static,
-    F: Future<Output = Vec<R>>,
-{
-    let item = match batches {
-        Some(batches) => match batches.submit(item).await {
-            Ok(answer) => return answer,
-            Err(item) => item,
-        },
-        None => item,
-    };
-    write(vec![item]).await.pop()
-}
 
 /// The single-flight of code exchanges.
 pub struct CodeExchanges {
@@ -390,7 +342,7 @@ impl CodeExchanges {
         })
         .await
         {
-            Some(claimed) => claimed.map_err(Failure::into_error),
+            Some(claimed) => claimed.map_err(|e| store_error(e.into())),
             None => Err(WeChatError::Store(format!(
                 "{TABLE}: the claim writer stopped"
             ))),
@@ -432,7 +384,7 @@ impl CodeExchanges {
             })
             .await
             {
-                Some(stored) => stored.map_err(Failure::into_error)?,
+                Some(stored) => stored.map_err(|e| store_error(e.into()))?,
                 None => {
                     return Err(WeChatError::Store(format!(
                         "{TABLE}: the verdict writer stopped"
@@ -475,7 +427,7 @@ async fn store_verdicts(db: DatabaseConnection, batch: Vec<Verdict>) -> Vec<Stor
         .exec(&db)
         .await
         .map(|_| ())
-        .map_err(|e| Failure::of(&e));
+        .map_err(|e| SharedDbErr::from(&e));
     vec![written; count]
 }
 
@@ -535,6 +487,6 @@ async fn insert_claims(db: DatabaseConnection, batch: Vec<Claim>) -> Vec<Claimed
                 .map(|key| Ok(by_key.get(key).cloned()))
                 .collect()
         }
-        Err(error) => vec![Err(Failure::of(&error)); keys.len()],
+        Err(error) => vec![Err(SharedDbErr::from(&error)); keys.len()],
     }
 }
