@@ -155,8 +155,9 @@ impl Vault {
 
     /// Encrypt `plaintext` for storage at `at`; the result is printable and opens only there.
     pub fn seal(&self, plaintext: &str, at: SealedAt<'_>) -> String {
+        // A random 96-bit nonce per seal, from the thread's CSPRNG (see `random_token`).
         let mut nonce = [0u8; 12];
-        OsRng.fill_bytes(&mut nonce);
+        rand::thread_rng().fill_bytes(&mut nonce);
         let aad = at.associated_data();
         let payload = Payload {
             msg: plaintext.as_bytes(),
@@ -240,10 +241,14 @@ impl Vault {
     }
 }
 
-/// A random, URL-safe token carrying `bytes` bytes of entropy from the OS.
+/// A random, URL-safe token carrying `bytes` bytes of entropy.
+///
+/// The bytes come from the thread's CSPRNG (`rand::thread_rng`: ChaCha12, seeded from the OS and
+/// reseeded as it goes), not a `getrandom` system call each: a flow grant made five such calls
+/// (README, Performance). Keys ([`MasterKey::generate`], signing keys) still come from the OS.
 pub fn random_token(bytes: usize) -> String {
     let mut buf = vec![0u8; bytes];
-    OsRng.fill_bytes(&mut buf);
+    rand::thread_rng().fill_bytes(&mut buf);
     URL_SAFE_NO_PAD.encode(buf)
 }
 
@@ -265,6 +270,24 @@ mod tests {
         assert_ne!(a, b, "each seal uses a fresh nonce");
         assert!(!a.contains("app-secret"));
         assert_eq!(vault.open(&a, HERE).ok().as_deref(), Some("app-secret"));
+    }
+
+    #[test]
+    fn random_tokens_never_repeat_within_or_across_threads() {
+        // Each thread's generator is seeded from the OS on its own: two threads that drew the
+        // same stream would hand out each other's refresh tokens and authorization codes.
+        let draw = || (0..2_000).map(|_| random_token(32)).collect::<Vec<_>>();
+        let threads: Vec<_> = (0..4).map(|_| std::thread::spawn(draw)).collect();
+        let mut all = draw();
+        for thread in threads {
+            all.extend(thread.join().expect("drawing thread"));
+        }
+        assert!(
+            all.iter().all(|t| t.len() == 43),
+            "32 bytes, unpadded base64"
+        );
+        let distinct: std::collections::HashSet<_> = all.iter().collect();
+        assert_eq!(distinct.len(), all.len());
     }
 
     #[test]
