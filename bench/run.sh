@@ -29,7 +29,8 @@
 # limit is raised far above the load, so that what is measured is what checking them costs, not
 # refusals. Prints requests/s, p99 latency, non-2xx responses, the ratio to the same scenario with
 # the limits off, and the server's CPU time per request (from /proc: less sensitive than
-# requests/s to whatever else the machine is running).
+# requests/s to whatever else the machine is running), with its context switches and read/write
+# system calls per request (steadier still: they count work, not time).
 # Exits non-zero when any request failed (status >= 400 as wrk counts them, or socket errors).
 # The targets on a 2-core machine (wrk on the same cores), reported, not enforced: token grants
 # p99 < 20 ms and zero non-2xx; the flow grant <= 120 us of server CPU per request on SQLite and
@@ -341,7 +342,7 @@ PY
 }
 
 # --- runs ----------------------------------------------------------------------------------------
-declare -A RPS P99 NON2XX STATUS CPU_US SIM_CPU_US
+declare -A RPS P99 NON2XX STATUS CPU_US SIM_CPU_US CTX IO
 
 cpu_ticks() { # pid: utime + stime of the process, in clock ticks ("-" without /proc)
     if [ -n "$1" ] && [ -r "/proc/$1/stat" ]; then
@@ -352,6 +353,31 @@ cpu_ticks() { # pid: utime + stime of the process, in clock ticks ("-" without /
     fi
 }
 server_cpu_ticks() { cpu_ticks "$SERVER_PID"; }
+# Two counts that move far less than CPU time on a shared machine: the server's context switches
+# (voluntary and not, summed over its live threads: each statement's hand-off to a database
+# connection's task or thread and back shows here) and its read/write system calls (/proc's syscr
+# and syscw: SQLite's page reads and WAL writes, and the responses written).
+ctx_switches() { # pid
+    if [ -n "$1" ] && [ -d "/proc/$1/task" ]; then
+        cat /proc/"$1"/task/*/status 2>/dev/null | awk '/ctxt_switches/ { n += $2 } END { print n + 0 }'
+    else
+        echo -
+    fi
+}
+io_syscalls() { # pid
+    if [ -n "$1" ] && [ -r "/proc/$1/io" ]; then
+        awk '/^sysc[rw]:/ { n += $2 } END { print n + 0 }' "/proc/$1/io"
+    else
+        echo -
+    fi
+}
+per_request() { # before, after, requests: a count per request, one decimal
+    if [ "$1" != - ] && [ "$2" != - ] && [ "$3" -gt 0 ]; then
+        python3 -c "print(f'{($2 - $1) / $3:.1f}')"
+    else
+        echo -
+    fi
+}
 per_request_us() { # ticks before, ticks after, requests
     if [ "$1" != - ] && [ "$2" != - ] && [ "$3" -gt 0 ]; then
         python3 -c "print(f'{($2 - $1) * 1e6 / $(getconf CLK_TCK) / $3:.0f}')"
@@ -376,7 +402,9 @@ run() { # name path script [curl args for a single pre-flight request...]
         echo "HTTP $code: $(head -c 160 "$TMP/preflight.out")..."
     fi
     say "$name: wrk -t$THREADS -c$CONNECTIONS -d$DURATION"
-    local out line cpu_before cpu_after sim_before sim_after
+    local out line cpu_before cpu_after sim_before sim_after ctx_before io_before
+    ctx_before=$(ctx_switches "$SERVER_PID")
+    io_before=$(io_syscalls "$SERVER_PID")
     cpu_before=$(server_cpu_ticks)
     sim_before=$(cpu_ticks "${SIM_PID:-}")
     out=$(wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency -s "$script" "$BASE$path") ||
@@ -390,6 +418,8 @@ run() { # name path script [curl args for a single pre-flight request...]
     sockerr=$(sed -E 's/.* socket_errors=([0-9]+).*/\1/' <<<"$line")
     cpu_after=$(server_cpu_ticks)
     sim_after=$(cpu_ticks "${SIM_PID:-}")
+    CTX[$name]=$(per_request "$ctx_before" "$(ctx_switches "$SERVER_PID")" "$(sed -E 's/.* requests=([0-9]+).*/\1/' <<<"$line")")
+    IO[$name]=$(per_request "$io_before" "$(io_syscalls "$SERVER_PID")" "$(sed -E 's/.* requests=([0-9]+).*/\1/' <<<"$line")")
     RPS[$name]=$rps; P99[$name]=$p99; NON2XX[$name]=$((non2xx + sockerr))
     local requests
     requests=$(sed -E 's/.* requests=([0-9]+).*/\1/' <<<"$line")
@@ -492,7 +522,7 @@ fi
 say "results: $DB ($THREADS threads, $CONNECTIONS connections, $DURATION each, $(nproc) cores, wrk on the same machine, load average $(cut -d' ' -f1-3 /proc/loadavg))"
 echo "mp_login counts logins (a session request and a flow grant each): requests/s / 2; mp_login: one person,"
 echo "mp_login_users: $LOGIN_USERS people in turn"
-printf '%-26s %12s %10s %9s %10s %12s %10s  %s\n' scenario requests/s p99_ms non-2xx vs_off server_cpu_us sim_cpu_us target
+printf '%-26s %12s %10s %9s %10s %12s %10s %8s %8s  %s\n' scenario requests/s p99_ms non-2xx vs_off server_cpu_us sim_cpu_us ctx_sw io_sys target
 rows=(healthz)
 for scenario in client_credentials flow mp_login mp_login_users; do
     for mode in "${RAN_MODES[@]}"; do rows+=("$scenario/$mode"); done
@@ -504,9 +534,11 @@ for name in "${rows[@]}"; do
         printf '%-26s %s\n' "$name" "FAILED: ${STATUS[$name]:-not run}"
         continue
     fi
-    rps=${RPS[$name]}; cpu=${CPU_US[$name]}; sim=-
+    rps=${RPS[$name]}; cpu=${CPU_US[$name]}; sim=-; ctx=${CTX[$name]:--}; io=${IO[$name]:--}
     if [ "${name%%/*}" = mp_login ] || [ "${name%%/*}" = mp_login_users ]; then
         rps=$(python3 -c "print(f'{${RPS[$name]} / 2:.1f}')")
+        [ "$ctx" = - ] || ctx=$(python3 -c "print(f'{$ctx * 2:.1f}')")
+        [ "$io" = - ] || io=$(python3 -c "print(f'{$io * 2:.1f}')")
         [ "$cpu" = - ] || cpu=$((cpu * 2))
         sim=${SIM_CPU_US[$name]}
         [ "$sim" = - ] || sim=$((sim * 2))
@@ -538,10 +570,12 @@ if "/" in name and not name.endswith("/off") and not login and base and rps < 0.
 print(ratio, "met" if not misses else "missed: " + ", ".join(misses))
 PY
 )
-    printf '%-26s %12s %10s %9s %10s %12s %10s  %s\n' "$name" "$rps" "${P99[$name]}" "${NON2XX[$name]}" "$ratio" "$cpu" "$sim" "$verdict"
+    printf '%-26s %12s %10s %9s %10s %12s %10s %8s %8s  %s\n' "$name" "$rps" "${P99[$name]}" "${NON2XX[$name]}" "$ratio" "$cpu" "$sim" "$ctx" "$io" "$verdict"
 done
 echo "(server_cpu_us is per request, for mp_login per login; sim_cpu_us is the WeChat simulator's"
-echo " CPU per login. peer_client_credentials is node-oidc-provider's process: opaque tokens in memory.)"
+echo " CPU per login; ctx_sw and io_sys are the server's context switches and read/write system calls,"
+echo " per request or login: steadier than CPU time on a shared machine. peer_client_credentials is"
+echo " node-oidc-provider's process: opaque tokens in memory.)"
 if [ "$PEER_RAN" = 1 ] && [ "${STATUS[flow/off]:-}" = ok ] && [ "${STATUS[peer_client_credentials]:-}" = ok ]; then
     echo "flow/off against the peer's client_credentials: $(python3 -c "print(f'{${RPS[flow/off]} / ${RPS[peer_client_credentials]}:.2f}')")x (goal on SQLite: >= 1.5x)"
 fi
