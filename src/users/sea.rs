@@ -238,7 +238,8 @@ impl SeaUserRepo {
     }
 
     /// The common login, with the identity's lock held: an identity seen before, linked to an
-    /// account that exists and, when there is a unionid, already holds it. One conditional
+    /// account that exists and, when WeChat gave a unionid, already recording it and linked to
+    /// an account that holds it. One conditional
     /// update and the joined read after it, in one round trip where the backend allows
     /// ([`crate::round_trip::write_then_read`]), instead of the five statements of
     /// [`Self::record_identity_now`]. The update checks the link and the account in its
@@ -272,9 +273,12 @@ impl SeaUserRepo {
                     .add(Expr::col((flow_user::Entity, flow_user::Column::UnionId)).eq(union_id())),
             )
             .to_owned();
-        let record = Query::update()
+        // The unionid is not set here: a column in the `SET` list has its index entry rewritten
+        // even when the value stays (on SQLite a page of `ix_wx_user_union` written to the WAL on
+        // every login, ~5 % of a login's frames). An identity whose recorded unionid is not the
+        // one WeChat gave now takes the full path, which records it.
+        let mut record = Query::update()
             .table(wx_user::Entity)
-            .value(wx_user::Column::UnionId, union_id())
             .value(wx_user::Column::LastLoginTime, now)
             .value(wx_user::Column::UpdateTime, now)
             .value(wx_user::Column::DelFlag, false)
@@ -282,6 +286,9 @@ impl SeaUserRepo {
             .and_where(Expr::col(wx_user::Column::OpenId).eq(open_id))
             .and_where(Expr::exists(account_holds_union))
             .to_owned();
+        if let Some(given) = &vouched.union_id {
+            record.and_where(Expr::col(wx_user::Column::UnionId).eq(given.as_str()));
+        }
         let rows =
             crate::round_trip::write_then_read(&self.db, backend.build(&record), |written| {
                 wx_user::Entity::find()

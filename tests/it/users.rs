@@ -1,7 +1,8 @@
 //! Accounts across identities: one person is one account, whatever order WeChat reveals their
 //! identities and unionid in, and no account is left behind without an identity.
 
-use sea_orm::{EntityTrait, PaginatorTrait};
+use sea_orm::sea_query::Expr;
+use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
 use wxauth::users::IdentityKey;
 
 use crate::backend_tests;
@@ -53,5 +54,25 @@ backend_tests! {
         // A known unionid is never replaced by none.
         let (identity, still, _) = users.record_identity(&vouched("wxd000000000000002", "o-entry", None), None, 4).await.unwrap();
         assert_eq!((identity.union_id.as_deref(), still.id), (Some("u-bob"), person.id));
+    }
+
+    async fn an_identity_row_missing_its_unionid_gets_it_at_its_next_login(app: TestApp) {
+        let users = &app.state.users;
+        let (_, person, _) = users.record_identity(&vouched("wxd000000000000001", "o-carol", Some("u-carol")), None, 1).await.unwrap();
+        // A row as an import from the seed may hold it: the account has the unionid, the
+        // identity has none. The returning login's one-statement path must not take it as it is.
+        entity::wx_user::Entity::update_many()
+            .col_expr(entity::wx_user::Column::UnionId, Expr::value(Option::<String>::None))
+            .filter(entity::wx_user::Column::OpenId.eq("o-carol"))
+            .exec(&app.state.db)
+            .await
+            .unwrap();
+        let (identity, again, is_new) = users.record_identity(&vouched("wxd000000000000001", "o-carol", Some("u-carol")), None, 2).await.unwrap();
+        assert!(!is_new);
+        assert_eq!((identity.union_id.as_deref(), again.id), (Some("u-carol"), person.id));
+        // Stored, not only answered: the flow grant compares the stored unionid with the request's.
+        let (stored, _) = users.find_identity_with_account("wxd000000000000001", "o-carol").await.unwrap().unwrap();
+        assert_eq!(stored.union_id.as_deref(), Some("u-carol"));
+        assert_eq!(accounts(&app).await, 1);
     }
 }
