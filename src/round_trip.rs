@@ -75,6 +75,39 @@ pub async fn write_together(
     Ok(())
 }
 
+/// [`write_together`], then `read` once the writes are committed; its rows. On SQLite in the same
+/// round trip: the writes and the read in one `execute`, each write committing on its own before
+/// the read runs (one pool checkout instead of two; each checkout costs a hand-off to the
+/// connection's worker thread and another for sqlx's ping on release). Elsewhere the read is a
+/// statement of its own after the writes: on PostgreSQL a read inside the writes' statement would
+/// see the database as it was before them, and callers read after writing to see what a
+/// concurrent transaction committed meanwhile.
+pub async fn write_together_then_read(
+    conn: &impl ConnectionTrait,
+    statements: Vec<Statement>,
+    read: Statement,
+) -> Result<Vec<QueryResult>, DbErr> {
+    if conn.get_database_backend() != DbBackend::Sqlite {
+        write_together(conn, statements).await?;
+        return conn.query_all_raw(read).await;
+    }
+    let mut sql = String::new();
+    let mut values = Vec::new();
+    for statement in statements.into_iter().chain(std::iter::once(read)) {
+        if !sql.is_empty() {
+            sql.push_str(";\n");
+        }
+        sql.push_str(&statement.sql);
+        values.extend(statement.values.map(|v| v.0).unwrap_or_default());
+    }
+    conn.query_all_raw(Statement::from_sql_and_values(
+        DbBackend::Sqlite,
+        sql,
+        values,
+    ))
+    .await
+}
+
 /// Run `write` (an `UPDATE` or `DELETE` built for this connection's backend) and then the
 /// `SELECT` that `read` builds, given an expression for the number of rows `write` changed (to
 /// select as a column); the selected rows. One round trip where the backend allows:

@@ -94,7 +94,8 @@ async fn write_or_each_alone(
 }
 
 /// Write the families, then their tokens, then the events (what is harmless alone first), in one
-/// round trip; then read which of their accounts exist and are not disabled.
+/// round trip; then read which of their accounts exist and are not disabled (on SQLite in the
+/// same round trip, after the writes have committed: [`crate::round_trip::write_together_then_read`]).
 async fn write_batch(
     db: &DatabaseConnection,
     issuances: Vec<IssuanceRows>,
@@ -110,24 +111,25 @@ async fn write_batch(
         events.push(issuance.event);
         accounts.push(issuance.account_id);
     }
-    crate::round_trip::write_together(
+    accounts.sort_unstable();
+    accounts.dedup();
+    let live = flow_user::Entity::find()
+        .select_only()
+        .column(flow_user::Column::Id)
+        .filter(flow_user::Column::Id.is_in(accounts))
+        .filter(flow_user::Column::DisabledAt.is_null())
+        .build(backend);
+    let rows = crate::round_trip::write_together_then_read(
         db,
         vec![
             refresh_token_family::Entity::insert_many(families).build(backend),
             refresh_token::Entity::insert_many(tokens).build(backend),
             audit_event::Entity::insert_many(events).build(backend),
         ],
+        live,
     )
     .await?;
-    accounts.sort_unstable();
-    accounts.dedup();
-    let live: Vec<i64> = flow_user::Entity::find()
-        .select_only()
-        .column(flow_user::Column::Id)
-        .filter(flow_user::Column::Id.is_in(accounts))
-        .filter(flow_user::Column::DisabledAt.is_null())
-        .into_tuple()
-        .all(db)
-        .await?;
-    Ok(live.into_iter().collect())
+    rows.iter()
+        .map(|row| row.try_get::<i64>("", "id"))
+        .collect()
 }
