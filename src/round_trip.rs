@@ -26,21 +26,7 @@ pub async fn write_together(
 ) -> Result<(), DbErr> {
     match conn.get_database_backend() {
         DbBackend::Sqlite => {
-            let mut sql = String::new();
-            let mut values = Vec::new();
-            for statement in statements {
-                if !sql.is_empty() {
-                    sql.push_str(";\n");
-                }
-                sql.push_str(&statement.sql);
-                values.extend(statement.values.map(|v| v.0).unwrap_or_default());
-            }
-            conn.execute_raw(Statement::from_sql_and_values(
-                DbBackend::Sqlite,
-                sql,
-                values,
-            ))
-            .await?;
+            conn.execute_raw(sqlite_joined(statements)).await?;
         }
         DbBackend::Postgres => {
             let count = statements.len();
@@ -91,21 +77,24 @@ pub async fn write_together_then_read(
         write_together(conn, statements).await?;
         return conn.query_all_raw(read).await;
     }
+    let mut statements = statements;
+    statements.push(read);
+    conn.query_all_raw(sqlite_joined(statements)).await
+}
+
+/// SQLite statements as one, separated by `;` (sqlx runs them in turn, binding each its share of
+/// the values).
+fn sqlite_joined(statements: Vec<Statement>) -> Statement {
     let mut sql = String::new();
     let mut values = Vec::new();
-    for statement in statements.into_iter().chain(std::iter::once(read)) {
+    for statement in statements {
         if !sql.is_empty() {
             sql.push_str(";\n");
         }
         sql.push_str(&statement.sql);
         values.extend(statement.values.map(|v| v.0).unwrap_or_default());
     }
-    conn.query_all_raw(Statement::from_sql_and_values(
-        DbBackend::Sqlite,
-        sql,
-        values,
-    ))
-    .await
+    Statement::from_sql_and_values(DbBackend::Sqlite, sql, values)
 }
 
 /// Run `write` (an `UPDATE` or `DELETE` built for this connection's backend) and then the
