@@ -70,14 +70,13 @@ pub async fn write_together(
 /// concurrent transaction committed meanwhile.
 pub async fn write_together_then_read(
     conn: &impl ConnectionTrait,
-    statements: Vec<Statement>,
+    mut statements: Vec<Statement>,
     read: Statement,
 ) -> Result<Vec<QueryResult>, DbErr> {
     if conn.get_database_backend() != DbBackend::Sqlite {
         write_together(conn, statements).await?;
         return conn.query_all_raw(read).await;
     }
-    let mut statements = statements;
     statements.push(read);
     conn.query_all_raw(sqlite_joined(statements)).await
 }

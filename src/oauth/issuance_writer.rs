@@ -95,7 +95,8 @@ async fn write_or_each_alone(
 
 /// Write the families, then their tokens, then the events (what is harmless alone first), in one
 /// round trip; then read which of their accounts exist and are not disabled (on SQLite in the
-/// same round trip, after the writes have committed: [`crate::round_trip::write_together_then_read`]).
+/// same round trip, once the writes have committed:
+/// [`crate::round_trip::write_together_then_read`]).
 async fn write_batch(
     db: &DatabaseConnection,
     issuances: Vec<IssuanceRows>,

@@ -238,14 +238,13 @@ impl SeaUserRepo {
     }
 
     /// The common login, with the identity's lock held: an identity seen before, linked to an
-    /// account that exists and, when WeChat gave a unionid, already recording it and linked to
-    /// an account that holds it. One conditional
-    /// update and the joined read after it, in one round trip where the backend allows
-    /// ([`crate::round_trip::write_then_read`]), instead of the five statements of
-    /// [`Self::record_identity_now`]. The update checks the link and the account in its
-    /// `WHERE`, so a new identity, a merge, a deletion or a unionid arriving makes it match
-    /// nothing; then, as for every other case, the answer is `None` and the caller takes the
-    /// full path.
+    /// account that exists; when WeChat gave a unionid, the identity records it already and the
+    /// account holds it. One conditional update and the joined read after it, in one round trip
+    /// where the backend allows ([`crate::round_trip::write_then_read`]), instead of the five
+    /// statements of [`Self::record_identity_now`]. The update checks the link, the unionid and
+    /// the account in its `WHERE`, so a new identity, a merge, a deletion or a unionid arriving
+    /// makes it match nothing; then, as for every other case, the answer is `None` and the
+    /// caller takes the full path.
     async fn record_returning(
         &self,
         vouched: &IdentityKey,
