@@ -418,11 +418,11 @@ run() { # name path script [curl args for a single pre-flight request...]
     sockerr=$(sed -E 's/.* socket_errors=([0-9]+).*/\1/' <<<"$line")
     cpu_after=$(server_cpu_ticks)
     sim_after=$(cpu_ticks "${SIM_PID:-}")
-    CTX[$name]=$(per_request "$ctx_before" "$(ctx_switches "$SERVER_PID")" "$(sed -E 's/.* requests=([0-9]+).*/\1/' <<<"$line")")
-    IO[$name]=$(per_request "$io_before" "$(io_syscalls "$SERVER_PID")" "$(sed -E 's/.* requests=([0-9]+).*/\1/' <<<"$line")")
-    RPS[$name]=$rps; P99[$name]=$p99; NON2XX[$name]=$((non2xx + sockerr))
     local requests
     requests=$(sed -E 's/.* requests=([0-9]+).*/\1/' <<<"$line")
+    CTX[$name]=$(per_request "$ctx_before" "$(ctx_switches "$SERVER_PID")" "$requests")
+    IO[$name]=$(per_request "$io_before" "$(io_syscalls "$SERVER_PID")" "$requests")
+    RPS[$name]=$rps; P99[$name]=$p99; NON2XX[$name]=$((non2xx + sockerr))
     CPU_US[$name]=$(per_request_us "$cpu_before" "$cpu_after" "$requests")
     SIM_CPU_US[$name]=$(per_request_us "$sim_before" "$sim_after" "$requests")
     STATUS[$name]=ok
