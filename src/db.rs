@@ -3,6 +3,7 @@
 
 pub mod reseal;
 pub mod revocation;
+mod sqlite_busy;
 
 use std::time::Duration;
 
@@ -30,9 +31,10 @@ const STARTUP_TIMEOUT: Duration = Duration::from_secs(5);
 /// round trips and the time a burst of requests holds the pool.
 const PING_IF_IDLE_FOR: Duration = Duration::from_secs(30);
 
-/// Connect with the settings wxauth relies on: for SQLite, WAL journaling, a busy timeout and
-/// foreign keys; for every backend, a bounded wait for a connection ([`ACQUIRE_TIMEOUT`]) so a
-/// dead database gives an error instead of a hang, and stale connections pinged before use.
+/// Connect with the settings wxauth relies on: for SQLite, WAL journaling, foreign keys and
+/// writers that wait for each other's lock in short steps ([`sqlite_busy`]); for every backend, a
+/// bounded wait for a connection ([`ACQUIRE_TIMEOUT`]) so a dead database gives an error instead
+/// of a hang, and stale connections pinged before use.
 pub async fn connect(url: &str) -> Result<DatabaseConnection, ConfigError> {
     let url = plain_on_loopback(&url.replacen("mariadb://", "mysql://", 1));
     let mut options = ConnectOptions::new(url.clone());
@@ -43,12 +45,17 @@ pub async fn connect(url: &str) -> Result<DatabaseConnection, ConfigError> {
         .map_sqlx_sqlite_opts(|o| {
             o.journal_mode(SqliteJournalMode::Wal)
                 .synchronous(SqliteSynchronous::Normal)
-                .busy_timeout(Duration::from_secs(10))
+                // Until `sqlite_busy::install` replaces it with short steps, just after connecting.
+                .busy_timeout(sqlite_busy::GIVE_UP_AFTER)
                 .foreign_keys(true)
         });
     if url.starts_with("sqlite:") {
         // SQLite has one writer; a small pool keeps writers from starving each other.
         options.max_connections(8).min_connections(1);
+        // A writer that finds the write lock taken waits in microseconds, not milliseconds.
+        options.map_sqlx_sqlite_pool_opts(|pool| {
+            pool.after_connect(|connection, _| Box::pin(sqlite_busy::install(connection)))
+        });
     } else {
         options.max_connections(32);
     }
