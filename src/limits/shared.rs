@@ -2,7 +2,13 @@
 //! Lua script run with the `redis` crate's connection manager, timed by Redis's own clock
 //! (`TIME`) so that instances with skewed clocks still agree.
 //!
-//! - rate limits: GCRA (the "theoretical arrival time" of the next request, one key per counter);
+//! - rate limits: GCRA (the "theoretical arrival time" of the next request, one key per counter).
+//!   A call takes a *lease* of up to [`lease_size`] requests at once (1/16 of the bucket, at most
+//!   [`LEASE_MAX`]), which this instance then admits without asking Redis for [`LEASE_TTL`]: a
+//!   busy key costs one Redis call per lease instead of one per request. Leased requests are taken
+//!   from the shared bucket when leased, so N instances together never admit more than the
+//!   limit; a lease that expires unspent only admits less (at most `lease_size - 1` per instance
+//!   and key). Small limits (under 32 requests per period) lease one request: exact, as before;
 //! - the guessing throttle: a hash of (failures, blocked-until) per (client_id, IP); the block
 //!   it reports is mirrored in each instance's memory, which answers "is this pair blocked?".
 //!
@@ -11,6 +17,7 @@
 //! lasts Redis is tried again at most once per [`PROBE_INTERVAL`], so requests do not each wait
 //! for a dead server.
 
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -26,22 +33,89 @@ pub const CALL_TIMEOUT: Duration = Duration::from_millis(250);
 /// During an outage, how often Redis is tried again.
 pub const PROBE_INTERVAL: Duration = Duration::from_secs(1);
 
-/// GCRA: KEYS[1] holds the theoretical arrival time (µs, Redis clock). ARGV[1] is the emission
-/// interval and ARGV[2] the burst tolerance, both in µs. Returns 0 (allowed) or the µs to wait.
+/// A lease holds at most this many requests (see [`lease_size`]).
+pub const LEASE_MAX: u32 = 32;
+/// A lease's requests not admitted within this time are dropped (they stay spent in Redis).
+pub const LEASE_TTL: Duration = Duration::from_secs(1);
+/// Past this many leased keys, expired and spent leases are swept before another is added; at
+/// twice it, a new lease is not kept (its first request is admitted, the rest are dropped).
+const LEASE_SWEEP_AT: usize = 10_000;
+
+/// How many requests one Redis call leases for a limit of `count` per period: 1/16 of the
+/// bucket, between 1 and [`LEASE_MAX`].
+pub fn lease_size(count: u32) -> u32 {
+    (count / 16).clamp(1, LEASE_MAX)
+}
+
+/// GCRA, leasing: KEYS[1] holds the theoretical arrival time (µs, Redis clock). ARGV[1] is the
+/// emission interval and ARGV[2] the burst tolerance, both in µs; ARGV[3] how many requests to
+/// lease. Leases as many as fit now (at least 1, at most ARGV[3]) and returns {leased, 0}, or
+/// {0, µs to wait} when not even one fits.
 const GCRA: &str = r"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local interval = tonumber(ARGV[1])
 local tolerance = tonumber(ARGV[2])
+local wanted = tonumber(ARGV[3])
 local tat = tonumber(redis.call('GET', KEYS[1]))
 if not tat or tat < now then tat = now end
 if tat - now > tolerance then
-  return tat - now - tolerance
+  return {0, tat - now - tolerance}
 end
-local new_tat = tat + interval
+local leased = math.min(wanted, math.floor((tolerance - (tat - now)) / interval) + 1)
+local new_tat = tat + leased * interval
 redis.call('SET', KEYS[1], string.format('%d', new_tat), 'PX', math.ceil((new_tat - now) / 1000) + 1000)
-return 0
+return {leased, 0}
 ";
+
+/// Requests leased from Redis and not yet admitted, per Redis key.
+#[derive(Debug, Default)]
+struct Leases {
+    by_key: HashMap<String, Lease>,
+}
+
+#[derive(Debug)]
+struct Lease {
+    left: u32,
+    until: Instant,
+}
+
+impl Leases {
+    /// Admit one request from `key`'s lease, if it has one left.
+    fn take(&mut self, key: &str, now: Instant) -> bool {
+        match self.by_key.get_mut(key) {
+            Some(lease) if lease.left > 0 && now < lease.until => {
+                lease.left -= 1;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Keep `extra` leased requests for `key` (added to what its lease has left: requests that
+    /// missed the lease together each bring theirs).
+    fn keep(&mut self, key: String, extra: u32, now: Instant) {
+        if extra == 0 {
+            return;
+        }
+        if self.by_key.len() >= LEASE_SWEEP_AT {
+            self.by_key
+                .retain(|_, lease| lease.left > 0 && now < lease.until);
+            if self.by_key.len() >= 2 * LEASE_SWEEP_AT {
+                return;
+            }
+        }
+        let lease = self.by_key.entry(key).or_insert(Lease {
+            left: 0,
+            until: now,
+        });
+        if now >= lease.until {
+            lease.left = 0;
+        }
+        lease.left = lease.left.saturating_add(extra);
+        lease.until = now + LEASE_TTL;
+    }
+}
 
 /// One failed authentication: KEYS[1] is the pair's hash. ARGV: free failures, max back-off (s),
 /// memory (s). Returns {failures, block seconds}.
@@ -73,6 +147,7 @@ pub struct SharedCounters {
     gcra: Script,
     failed: Script,
     health: Mutex<Health>,
+    leases: Mutex<Leases>,
 }
 
 impl std::fmt::Debug for SharedCounters {
@@ -103,11 +178,18 @@ impl SharedCounters {
             gcra: Script::new(GCRA),
             failed: Script::new(THROTTLE_FAILED),
             health: Mutex::new(Health::default()),
+            leases: Mutex::new(Leases::default()),
         })
     }
 
     fn health(&self) -> std::sync::MutexGuard<'_, Health> {
         self.health
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn leases(&self) -> std::sync::MutexGuard<'_, Leases> {
+        self.leases
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
@@ -182,29 +264,39 @@ impl SharedCounters {
         key
     }
 
-    /// One request against `limit` for `key`: `None` when Redis could not decide.
+    /// One request against `limit` for `key`: from this instance's lease when it has one, else
+    /// from Redis, leasing more; `None` when Redis could not decide.
     pub async fn check_rate(
         &self,
         limit: Limit,
         key: &str,
         rate: Rate,
     ) -> Option<Result<(), Refused>> {
+        let redis_key = self.key(&["rate", limit.name(), key]);
+        if self.leases().take(&redis_key, Instant::now()) {
+            return Some(Ok(()));
+        }
         let interval = u64::try_from(rate.interval().as_micros())
             .unwrap_or(u64::MAX)
             .max(1);
         let tolerance = interval.saturating_mul(u64::from(rate.count.saturating_sub(1)));
-        let redis_key = self.key(&["rate", limit.name(), key]);
-        let wait_us: i64 = self
+        let wanted = lease_size(rate.count);
+        let lease_key = redis_key.clone();
+        let (leased, wait_us): (i64, i64) = self
             .call(|mut connection| async move {
                 self.gcra
                     .key(redis_key)
                     .arg(interval)
                     .arg(tolerance)
+                    .arg(wanted)
                     .invoke_async(&mut connection)
                     .await
             })
             .await?;
-        Some(if wait_us <= 0 {
+        Some(if leased > 0 {
+            // This request takes one; the rest wait in the lease for the next ones.
+            let extra = u32::try_from(leased - 1).unwrap_or(0).min(wanted);
+            self.leases().keep(lease_key, extra, Instant::now());
             Ok(())
         } else {
             Err(Refused {
@@ -248,5 +340,55 @@ impl SharedCounters {
         let _: Option<i64> = self
             .call(|mut connection| async move { connection.del(key).await })
             .await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_lease_is_a_sixteenth_of_the_bucket_between_one_and_the_cap() {
+        assert_eq!(lease_size(0), 1);
+        assert_eq!(lease_size(6), 1);
+        assert_eq!(lease_size(31), 1);
+        assert_eq!(lease_size(32), 2);
+        assert_eq!(lease_size(120), 7);
+        assert_eq!(lease_size(6000), LEASE_MAX);
+    }
+
+    #[test]
+    fn a_lease_admits_what_it_holds_until_it_expires() {
+        let mut leases = Leases::default();
+        let now = Instant::now();
+        assert!(!leases.take("k", now), "no lease yet");
+        leases.keep("k".into(), 2, now);
+        // Two requests that missed the lease together each bring theirs: they add up.
+        leases.keep("k".into(), 1, now);
+        assert!(leases.take("k", now));
+        assert!(leases.take("k", now));
+        assert!(leases.take("k", now));
+        assert!(!leases.take("k", now), "spent");
+        assert!(!leases.take("other", now));
+
+        leases.keep("k".into(), 5, now);
+        assert!(!leases.take("k", now + LEASE_TTL), "expired");
+        // An expired lease's leftovers do not come back with the next one.
+        leases.keep("k".into(), 1, now + LEASE_TTL);
+        assert!(leases.take("k", now + LEASE_TTL));
+        assert!(!leases.take("k", now + LEASE_TTL));
+    }
+
+    #[test]
+    fn spent_leases_are_swept_before_the_map_grows_past_its_bound() {
+        let mut leases = Leases::default();
+        let now = Instant::now();
+        for n in 0..LEASE_SWEEP_AT {
+            leases.keep(format!("k{n}"), 1, now);
+        }
+        assert_eq!(leases.by_key.len(), LEASE_SWEEP_AT);
+        leases.keep("late".into(), 1, now + LEASE_TTL);
+        assert_eq!(leases.by_key.len(), 1, "the expired ones went");
+        assert!(leases.take("late", now + LEASE_TTL));
     }
 }

@@ -2,7 +2,8 @@
 //! the rate limits and one `WXAUTH_PUBLIC_URL`, taken in turn as a round-robin load balancer
 //! would. A login started on one finishes on another, refreshes alternate, every instance
 //! publishes the key every other signs with, a rotated client secret is honoured everywhere
-//! within the client cache's 5 s, a rate limit is one limit across all three, WeChat's access
+//! within the client cache's 5 s, a rate limit is one limit across all three (leased in chunks
+//! when it is a busy one), WeChat's access
 //! token is fetched once per expiry however many instances need it at once, a staged key
 //! rotation never has one instance sign with a key another does not publish, and a disabled
 //! user is refused by all three at once.
@@ -242,6 +243,66 @@ async fn a_rate_limit_is_one_limit_across_three_instances() {
         statuses.push(status);
     }
     assert_eq!(statuses, [400, 400, 400, 400, 400, 400, 429, 429, 429]);
+}
+
+/// A busy limit is leased from Redis in chunks (1/16 of the bucket per call), each instance
+/// admitting its lease without asking again. Requests released together on three instances, many
+/// rounds: together they still admit no more than the limit (plus what it refilled meanwhile),
+/// and the leases left unspent cost at most a lease per instance.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_busy_limit_leased_in_chunks_is_still_one_limit_across_three_instances() {
+    const LIMIT: usize = 480; // per hour: one request back every 7.5 s
+    let Some(apps) = three_instances(&[("WXAUTH_LIMIT_MA_SESSION", "480/h")]).await else {
+        return;
+    };
+    let apps = Arc::new(apps);
+    let lease = wxauth::limits::shared::lease_size(LIMIT as u32) as usize;
+    assert!(
+        lease > 1,
+        "480/h should lease several requests per Redis call"
+    );
+    const PER_INSTANCE: usize = 8;
+    let started = std::time::Instant::now();
+    let (mut admitted, mut refused) = (0, 0);
+    for _round in 0..30 {
+        let barrier = Arc::new(Barrier::new(3 * PER_INSTANCE));
+        let mut requests = Vec::new();
+        for n in 0..3 * PER_INSTANCE {
+            let (apps, barrier) = (apps.clone(), barrier.clone());
+            requests.push(tokio::spawn(async move {
+                let app = &apps[n % 3];
+                let request = app
+                    .http
+                    .post(app.url("/api/wechat/ma/session"))
+                    .json(&json!({ "appId": MP, "code": "not-a-code" }));
+                barrier.wait().await;
+                let response = request.send().await.unwrap();
+                let retry_after = response.headers().contains_key("retry-after");
+                (response.status().as_u16(), retry_after)
+            }));
+        }
+        for request in requests {
+            match request.await.unwrap() {
+                (429, retry_after) => {
+                    assert!(retry_after, "a 429 without Retry-After");
+                    refused += 1;
+                }
+                (400, _) => admitted += 1,
+                (other, _) => panic!("unexpected {other}"),
+            }
+        }
+    }
+    let refilled = (started.elapsed().as_secs_f64() / 7.5).ceil() as usize;
+    eprintln!("admitted {admitted}, refused {refused}, lease {lease}, refilled {refilled}");
+    assert!(
+        admitted <= LIMIT + refilled,
+        "{admitted} admitted against a limit of {LIMIT} (+{refilled} refilled)"
+    );
+    assert!(
+        admitted + 3 * (lease - 1) >= LIMIT,
+        "only {admitted} admitted of {LIMIT}: more lost to unspent leases than three leases"
+    );
+    assert_eq!(admitted + refused, 30 * 3 * PER_INSTANCE);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
