@@ -353,11 +353,15 @@ struct Queued {
 }
 
 /// The group commit's write: the batch at once, or, when the database refuses it, each row
-/// alone, so that one row it refuses costs no other request its event.
+/// alone, so that one row it refuses costs no other request its event. Not when the database
+/// could not be reached in time (a locked SQLite, no free connection): each row would wait as
+/// long again, so all share that answer.
 async fn insert_batch(db: DatabaseConnection, batch: Vec<Queued>) -> Vec<Result<(), String>> {
     let count = batch.len();
-    if insert_rows(&db, batch.clone()).await.is_ok() {
-        return vec![Ok(()); count];
+    match insert_rows(&db, batch.clone()).await {
+        Ok(()) => return vec![Ok(()); count],
+        Err(e) if crate::db_error::is_unavailable(&e) => return vec![Err(e.to_string()); count],
+        Err(_) => {}
     }
     let mut answers = Vec::with_capacity(count);
     for queued in batch {

@@ -156,17 +156,14 @@ pub async fn is_installed(db: &DatabaseConnection) -> bool {
         .unwrap_or(false)
 }
 
-/// What a request is told when the database cannot be reached in time (a 503 with `Retry-After`).
-pub const BUSY_MESSAGE: &str = "the database is busy, try again";
-
-/// Whether `error` says the database could not be reached in time (every pooled connection busy,
-/// or none could be opened): a temporary condition, answered 503 with `Retry-After`, not 500.
-pub fn is_unavailable(error: &DbErr) -> bool {
-    matches!(error, DbErr::ConnectionAcquire(_))
+/// Whether a SQLite statement of this process gave up waiting for the write lock at or after
+/// `start`: a request started then whose failure lost its error on the way up may blame it.
+pub fn lock_given_up_since(start: std::time::Instant) -> bool {
+    sqlite_busy::gave_up_since(start)
 }
 
 /// A statement's failure, for every caller a group commit answers from it (`DbErr` is not
-/// `Clone`): its text, and whether it [`is_unavailable`], which the trip back to a `DbErr` keeps.
+/// `Clone`): its text, and whether it [`crate::db_error::is_unavailable`], which the trip back to a `DbErr` keeps.
 #[derive(Debug, Clone)]
 pub struct SharedDbErr {
     unavailable: bool,
@@ -176,7 +173,7 @@ pub struct SharedDbErr {
 impl From<&DbErr> for SharedDbErr {
     fn from(error: &DbErr) -> Self {
         Self {
-            unavailable: is_unavailable(error),
+            unavailable: crate::db_error::is_unavailable(error),
             message: error.to_string(),
         }
     }

@@ -43,6 +43,7 @@ pub mod config;
 pub mod config_error;
 pub mod credential_broker;
 pub mod db;
+pub mod db_error;
 pub mod dev;
 pub mod error;
 pub mod fault;

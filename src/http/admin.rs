@@ -187,9 +187,9 @@ impl IntoResponse for ApiError {
             ),
             AdminError::NotFound(m) => (StatusCode::NOT_FOUND, ApiErrorBody::new("not_found", m)),
             AdminError::Conflict(m) => (StatusCode::CONFLICT, ApiErrorBody::new("conflict", m)),
-            AdminError::Db(e) if crate::db::is_unavailable(e) => (
+            AdminError::Db(e) if crate::db_error::is_unavailable(e) => (
                 StatusCode::SERVICE_UNAVAILABLE,
-                ApiErrorBody::new("temporarily_unavailable", crate::db::BUSY_MESSAGE),
+                ApiErrorBody::new("temporarily_unavailable", crate::db_error::BUSY_MESSAGE),
             ),
             AdminError::Db(_) | AdminError::Internal(_) => {
                 tracing::error!(error = %self.0, "admin API");

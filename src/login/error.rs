@@ -53,8 +53,8 @@ impl LoginError {
 
 impl From<sea_orm::DbErr> for LoginError {
     fn from(error: sea_orm::DbErr) -> Self {
-        if crate::db::is_unavailable(&error) {
-            return Self::Unavailable(crate::db::BUSY_MESSAGE.into());
+        if crate::db_error::is_unavailable(&error) {
+            return Self::Unavailable(crate::db_error::BUSY_MESSAGE.into());
         }
         Self::Storage(error.to_string())
     }

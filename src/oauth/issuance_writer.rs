@@ -71,14 +71,19 @@ impl IssuanceWriter {
 }
 
 /// The batch at once; when the database refuses it, each issuance alone, so that one bad row
-/// costs only its own request.
+/// costs only its own request. Not when the database could not be reached in time (a locked
+/// SQLite, no free connection): each would wait as long again, so all share that answer.
 async fn write_or_each_alone(
     db: DatabaseConnection,
     batch: Vec<IssuanceRows>,
 ) -> Vec<Result<MayHold, String>> {
     let accounts: Vec<i64> = batch.iter().map(|i| i.account_id).collect();
-    if let Ok(live) = write_batch(&db, batch.clone()).await {
-        return accounts.iter().map(|a| Ok(live.contains(a))).collect();
+    match write_batch(&db, batch.clone()).await {
+        Ok(live) => return accounts.iter().map(|a| Ok(live.contains(a))).collect(),
+        Err(e) if crate::db_error::is_unavailable(&e) => {
+            return accounts.iter().map(|_| Err(e.to_string())).collect();
+        }
+        Err(_) => {}
     }
     let mut answers = Vec::with_capacity(batch.len());
     for issuance in batch {

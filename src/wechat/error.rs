@@ -114,7 +114,7 @@ impl WeChatError {
     /// A database failure while reading or writing `table`: [`WeChatError::StoreBusy`] when the
     /// database could not be reached in time, [`WeChatError::Store`] otherwise.
     pub fn store(table: &str, error: &sea_orm::DbErr) -> Self {
-        if crate::db::is_unavailable(error) {
+        if crate::db_error::is_unavailable(error) {
             WeChatError::StoreBusy(format!("{table}: {error}"))
         } else {
             WeChatError::Store(format!("{table}: {error}"))
@@ -235,7 +235,7 @@ impl WeChatError {
             WeChatError::Store(message) => Fault::Internal(message.clone()),
             WeChatError::StoreBusy(message) => {
                 tracing::warn!(reason = %message, "database busy");
-                Fault::Unavailable(crate::db::BUSY_MESSAGE.to_owned())
+                Fault::Unavailable(crate::db_error::BUSY_MESSAGE.to_owned())
             }
         }
     }

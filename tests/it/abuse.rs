@@ -631,6 +631,102 @@ async fn the_token_endpoints_503_says_when_to_retry() {
     assert_eq!(body["error"], "temporarily_unavailable");
 }
 
+/// Someone else holds SQLite's write lock longer than a writer waits for it (10 s): a `sqlite3`
+/// shell left in a transaction, a backup tool. A `flow` grant (its refresh token) and a Mini
+/// Program sign-in (its session) cannot be written: both say 503 with `Retry-After`, not 500,
+/// and both work again once the lock is let go.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_locked_longer_than_a_writer_waits_is_a_503_not_a_500() {
+    use crate::harness::{SEED_APPID, SEED_OPENID, SEED_UNIONID, seed_identity};
+    use sea_orm::{ConnectOptions, ConnectionTrait, Database};
+    let app = sqlite(&[]).await;
+    seed_identity(&app).await;
+    ClientFixture::new("flow", SECRET, &["flow", "refresh_token"])
+        .scopes(&["flow"])
+        .flow_ticket(wxauth::oauth::FlowTicketPolicy::Optional)
+        .register(&app)
+        .await;
+    let flow = || {
+        app.http
+            .post(app.url("/oauth/token"))
+            .header("authorization", basic("flow", SECRET))
+            .form(&[
+                ("grant_type", "flow"),
+                ("appId", SEED_APPID),
+                ("openId", SEED_OPENID),
+                ("unionId", SEED_UNIONID),
+            ])
+            .send()
+    };
+    let sign_in = || {
+        let code = app.sim.mint_js_code(MP, "alice").unwrap();
+        app.http
+            .post(app.url("/api/wechat/ma/session"))
+            .json(&json!({ "appId": MP, "code": code }))
+            .send()
+    };
+    confidential_client(&app, "svc", &["client_credentials"], &[]).await;
+    let client_credentials = || {
+        app.http
+            .post(app.url("/oauth/token"))
+            .header("authorization", basic("svc", SECRET))
+            .form(&[("grant_type", "client_credentials"), ("scope", "api")])
+            .send()
+    };
+    assert_eq!(flow().await.unwrap().status().as_u16(), 200);
+    assert_eq!(sign_in().await.unwrap().status().as_u16(), 200);
+    assert_eq!(client_credentials().await.unwrap().status().as_u16(), 200);
+
+    // One connection, so that the lock is taken and let go on the same one.
+    let mut options = ConnectOptions::new(app.database_url().to_owned());
+    options.max_connections(1).sqlx_logging(false);
+    let holder = Database::connect(options).await.unwrap();
+    holder.execute_unprepared("BEGIN IMMEDIATE").await.unwrap();
+    let started = Instant::now();
+    let timed = |request| async move {
+        let answer = request.await;
+        (answer, started.elapsed())
+    };
+    let ((flow_answer, flow_took), (sign_in_answer, sign_in_took), (cc_answer, cc_took)) =
+        tokio::join!(timed(flow()), timed(sign_in()), timed(client_credentials()));
+    holder.execute_unprepared("ROLLBACK").await.unwrap();
+    // client_credentials writes nothing but its audit event, whose failure is logged, not
+    // returned (`Audit::record`): its token is issued, once the event's one wait is over.
+    assert!(
+        cc_took < Duration::from_secs(18),
+        "client_credentials after {cc_took:?}"
+    );
+    assert_eq!(cc_answer.unwrap().status().as_u16(), 200);
+    for (what, response, took) in [
+        ("flow", flow_answer, flow_took),
+        ("sign-in", sign_in_answer, sign_in_took),
+    ] {
+        // The lock's wait once: not again for each write retried after it (that was 20 s).
+        assert!(
+            (Duration::from_secs(9)..Duration::from_secs(18)).contains(&took),
+            "{what} answered after {took:?}"
+        );
+        let response = response.unwrap();
+        let status = response.status().as_u16();
+        let retry_after = response.headers().get("retry-after").cloned();
+        let body: Value = response.json().await.unwrap_or(Value::Null);
+        assert_eq!(status, 503, "{what}: {body}");
+        assert!(retry_after.is_some(), "{what}: 503 without Retry-After");
+        assert_eq!(body["error"], "temporarily_unavailable", "{what}: {body}");
+    }
+
+    assert_eq!(
+        flow().await.unwrap().status().as_u16(),
+        200,
+        "flow after the lock"
+    );
+    assert_eq!(
+        sign_in().await.unwrap().status().as_u16(),
+        200,
+        "sign-in after the lock"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_300k_row_janitor_sweep_leaves_requests_flowing() {
     use sea_orm::{ConnectionTrait, EntityTrait, PaginatorTrait};
