@@ -37,8 +37,9 @@ pub const PROBE_INTERVAL: Duration = Duration::from_secs(1);
 pub const LEASE_MAX: u32 = 32;
 /// A lease's requests not admitted within this time are dropped (they stay spent in Redis).
 pub const LEASE_TTL: Duration = Duration::from_secs(1);
-/// Past this many leased keys, expired and spent leases are swept before another is added; at
-/// twice it, a new lease is not kept (its first request is admitted, the rest are dropped).
+/// Past this many leased keys, expired and spent leases are swept before another is added (at
+/// most once per [`LEASE_TTL`], so that many keys cannot make every request sweep); at twice it,
+/// a new lease is not kept (its first request is admitted, the rest are dropped).
 const LEASE_SWEEP_AT: usize = 10_000;
 
 /// How many requests one Redis call leases for a limit of `count` per period: 1/16 of the
@@ -72,6 +73,8 @@ return {leased, 0}
 #[derive(Debug, Default)]
 struct Leases {
     by_key: HashMap<String, Lease>,
+    /// Not before this is the map swept again.
+    next_sweep: Option<Instant>,
 }
 
 #[derive(Debug)]
@@ -98,12 +101,13 @@ impl Leases {
         if extra == 0 {
             return;
         }
-        if self.by_key.len() >= LEASE_SWEEP_AT {
+        if self.by_key.len() >= LEASE_SWEEP_AT && self.next_sweep.is_none_or(|at| now >= at) {
             self.by_key
                 .retain(|_, lease| lease.left > 0 && now < lease.until);
-            if self.by_key.len() >= 2 * LEASE_SWEEP_AT {
-                return;
-            }
+            self.next_sweep = Some(now + LEASE_TTL);
+        }
+        if self.by_key.len() >= 2 * LEASE_SWEEP_AT {
+            return;
         }
         let lease = self.by_key.entry(key).or_insert(Lease {
             left: 0,
@@ -390,5 +394,40 @@ mod tests {
         leases.keep("late".into(), 1, now + LEASE_TTL);
         assert_eq!(leases.by_key.len(), 1, "the expired ones went");
         assert!(leases.take("late", now + LEASE_TTL));
+
+        // Many keys at once: the map is swept at most once per LEASE_TTL, and nothing past
+        // twice the bound is kept meanwhile.
+        let mut leases = Leases::default();
+        let t = now;
+        let spent_leases = |leases: &mut Leases| {
+            for n in 0..LEASE_SWEEP_AT {
+                leases.keep(format!("spent{n}"), 1, t);
+                assert!(leases.take(&format!("spent{n}"), t));
+            }
+        };
+        spent_leases(&mut leases);
+        leases.keep("first".into(), 1, t);
+        assert_eq!(leases.by_key.len(), 1, "swept: the spent ones went");
+        spent_leases(&mut leases);
+        leases.keep("second".into(), 1, t + LEASE_TTL / 2);
+        assert_eq!(
+            leases.by_key.len(),
+            LEASE_SWEEP_AT + 2,
+            "swept again within the second"
+        );
+        for n in 0..LEASE_SWEEP_AT {
+            leases.keep(format!("live{n}"), 1, t + LEASE_TTL / 2);
+        }
+        assert_eq!(leases.by_key.len(), 2 * LEASE_SWEEP_AT);
+        leases.keep("over".into(), 1, t + LEASE_TTL / 2);
+        assert!(
+            !leases.take("over", t + LEASE_TTL / 2),
+            "kept past twice the bound"
+        );
+        leases.keep("third".into(), 1, t + LEASE_TTL);
+        // Left: the 9,998 live leases that fitted (until t + 1.5 s), "second" and "third";
+        // "first" expired, the spent ones went.
+        assert_eq!(leases.by_key.len(), LEASE_SWEEP_AT);
+        assert!(leases.take("second", t + LEASE_TTL) && leases.take("third", t + LEASE_TTL));
     }
 }
