@@ -163,7 +163,8 @@ pub fn lock_given_up_since(start: std::time::Instant) -> bool {
 }
 
 /// A statement's failure, for every caller a group commit answers from it (`DbErr` is not
-/// `Clone`): its text, and whether it [`crate::db_error::is_unavailable`], which the trip back to a `DbErr` keeps.
+/// `Clone`): its text, and whether it [`crate::db_error::is_unavailable`], which the trip back to
+/// a `DbErr` keeps.
 #[derive(Debug, Clone)]
 pub struct SharedDbErr {
     unavailable: bool,

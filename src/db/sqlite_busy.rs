@@ -2,8 +2,9 @@
 //! doubling to 1 ms) instead of SQLite's built-in busy timeout, whose first wait is a whole
 //! millisecond and whose waits grow to 100 ms, while a wxauth commit holds the lock for tens of
 //! microseconds. It gives up after the same ten seconds the timeout allowed; the statement then
-//! fails with "database is locked" ([`crate::db_error::is_sqlite_locked`]), and each give-up is noted ([`gave_up_since`]),
-//! so that a request whose failure lost that error on its way up is still answered 503, not 500.
+//! fails with "database is locked" ([`crate::db_error::is_sqlite_locked`]), and each give-up is
+//! noted ([`gave_up_since`]), so that a request whose failure lost that error on its way up is
+//! still answered 503, not 500.
 
 use std::ffi::{c_int, c_void};
 use std::sync::OnceLock;
