@@ -1,12 +1,11 @@
 //! Several instances, proven: three wxauth servers on one PostgreSQL database, sharing Redis for
-//! the rate limits and one `WXAUTH_PUBLIC_URL`, taken in turn as a round-robin load balancer
-//! would. A login started on one finishes on another, refreshes alternate, every instance
-//! publishes the key every other signs with, a rotated client secret is honoured everywhere
-//! within the client cache's 5 s, a rate limit is one limit across all three (leased in chunks
-//! when it is a busy one), WeChat's access
-//! token is fetched once per expiry however many instances need it at once, a staged key
-//! rotation never has one instance sign with a key another does not publish, and a disabled
-//! user is refused by all three at once.
+//! the rate limits and one `WXAUTH_PUBLIC_URL`, taken in turn as a round-robin load balancer would.
+//! A login started on one finishes on another, refreshes alternate, every instance publishes the
+//! key every other signs with, a rotated client secret is honoured everywhere within the client
+//! cache's 5 s, a rate limit is one limit across all three (leased in chunks when it is a busy
+//! one), WeChat's access token is fetched once per expiry however many instances need it at once, a
+//! staged key rotation never has one instance sign with a key another does not publish, and a
+//! disabled user is refused by all three at once.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -293,7 +292,6 @@ async fn a_busy_limit_leased_in_chunks_is_still_one_limit_across_three_instances
         }
     }
     let refilled = (started.elapsed().as_secs_f64() / 7.5).ceil() as usize;
-    eprintln!("admitted {admitted}, refused {refused}, lease {lease}, refilled {refilled}");
     assert!(
         admitted <= LIMIT + refilled,
         "{admitted} admitted against a limit of {LIMIT} (+{refilled} refilled)"
