@@ -4,7 +4,7 @@
 
 use crate::oauth::OAuthServices;
 use crate::oauth::client_auth::authenticate_request;
-use crate::oauth::error::OAuthError;
+use crate::oauth::error::{OAuthError, OAuthErrorCode};
 use crate::oauth::params::Params;
 
 /// RFC 7009: revoke a refresh token (its family, and the access tokens the family produced) or
@@ -19,7 +19,15 @@ pub async fn revoke(
     // tokens issued to it, which whoever holds them could use anyway.
     let (client, _) = authenticate_request(&services.clients, authorization, &params).await?;
     let token = params.token()?;
+    // RFC 7009 §2.2.1: a database that cannot be reached in time is a 503 the client may retry.
     let internal = |e: sea_orm::DbErr| {
+        if crate::db_error::is_unavailable(&e) {
+            tracing::warn!(error = %e, "revocation: the database is busy");
+            return OAuthError::new(
+                OAuthErrorCode::TemporarilyUnavailable,
+                crate::db_error::BUSY_MESSAGE,
+            );
+        }
         tracing::error!(error = %e, "revocation");
         OAuthError::server_error()
     };

@@ -632,9 +632,9 @@ async fn the_token_endpoints_503_says_when_to_retry() {
 }
 
 /// Someone else holds SQLite's write lock longer than a writer waits for it (10 s): a `sqlite3`
-/// shell left in a transaction, a backup tool. A `flow` grant (its refresh token) and a Mini
-/// Program sign-in (its session) cannot be written: both say 503 with `Retry-After`, not 500,
-/// and both work again once the lock is let go.
+/// shell left in a transaction, a backup tool. A `flow` grant (its refresh token), a Mini
+/// Program sign-in (its session) and a revocation (its family) cannot be written: each says 503
+/// with `Retry-After`, not 500, and each works again once the lock is let go.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_database_locked_longer_than_a_writer_waits_is_a_503_not_a_500() {
     use crate::harness::{SEED_APPID, SEED_OPENID, SEED_UNIONID, seed_identity};
@@ -673,7 +673,15 @@ async fn a_database_locked_longer_than_a_writer_waits_is_a_503_not_a_500() {
             .form(&[("grant_type", "client_credentials"), ("scope", "api")])
             .send()
     };
-    assert_eq!(flow().await.unwrap().status().as_u16(), 200);
+    let issued: Value = flow().await.unwrap().json().await.unwrap();
+    let refresh_token = issued["refresh_token"].as_str().unwrap().to_owned();
+    let revoke = || {
+        app.http
+            .post(app.url("/oauth/revoke"))
+            .header("authorization", basic("flow", SECRET))
+            .form(&[("token", refresh_token.as_str())])
+            .send()
+    };
     assert_eq!(sign_in().await.unwrap().status().as_u16(), 200);
     assert_eq!(client_credentials().await.unwrap().status().as_u16(), 200);
 
@@ -687,8 +695,17 @@ async fn a_database_locked_longer_than_a_writer_waits_is_a_503_not_a_500() {
         let answer = request.await;
         (answer, started.elapsed())
     };
-    let ((flow_answer, flow_took), (sign_in_answer, sign_in_took), (cc_answer, cc_took)) =
-        tokio::join!(timed(flow()), timed(sign_in()), timed(client_credentials()));
+    let (
+        (flow_answer, flow_took),
+        (sign_in_answer, sign_in_took),
+        (cc_answer, cc_took),
+        (revoke_answer, revoke_took),
+    ) = tokio::join!(
+        timed(flow()),
+        timed(sign_in()),
+        timed(client_credentials()),
+        timed(revoke())
+    );
     holder.execute_unprepared("ROLLBACK").await.unwrap();
     // client_credentials writes nothing but its audit event, whose failure is logged, not
     // returned (`Audit::record`): its token is issued, once the event's one wait is over.
@@ -700,6 +717,7 @@ async fn a_database_locked_longer_than_a_writer_waits_is_a_503_not_a_500() {
     for (what, response, took) in [
         ("flow", flow_answer, flow_took),
         ("sign-in", sign_in_answer, sign_in_took),
+        ("revocation", revoke_answer, revoke_took),
     ] {
         // The lock's wait once: not again for each write retried after it (that was 20 s).
         assert!(
@@ -724,6 +742,11 @@ async fn a_database_locked_longer_than_a_writer_waits_is_a_503_not_a_500() {
         sign_in().await.unwrap().status().as_u16(),
         200,
         "sign-in after the lock"
+    );
+    assert_eq!(
+        revoke().await.unwrap().status().as_u16(),
+        200,
+        "revocation after the lock"
     );
 }
 
