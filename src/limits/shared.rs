@@ -7,8 +7,9 @@
 //!   [`LEASE_MAX`]), which this instance then admits without asking Redis for [`LEASE_TTL`]: a
 //!   busy key costs one Redis call per lease instead of one per request. Leased requests are taken
 //!   from the shared bucket when leased, so N instances together never admit more than the
-//!   limit; a lease that expires unspent only admits less (at most `lease_size - 1` per instance
-//!   and key). Small limits (under 32 requests per period) lease one request: exact, as before;
+//!   limit; a lease that expires unspent only admits less (what that instance leased in its last
+//!   second and did not use: one lease, or one per request that missed it at the same moment).
+//!   Small limits (under 32 requests per period) lease one request: exact, as before;
 //! - the guessing throttle: a hash of (failures, blocked-until) per (client_id, IP); the block
 //!   it reports is mirrored in each instance's memory, which answers "is this pair blocked?".
 //!

@@ -247,7 +247,8 @@ async fn a_rate_limit_is_one_limit_across_three_instances() {
 /// A busy limit is leased from Redis in chunks (1/16 of the bucket per call), each instance
 /// admitting its lease without asking again. Requests released together on three instances, many
 /// rounds: together they still admit no more than the limit (plus what it refilled meanwhile),
-/// and the leases left unspent cost at most a lease per instance.
+/// and, with later rounds to spend them, leases left unspent cost no more than a lease per
+/// instance.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_busy_limit_leased_in_chunks_is_still_one_limit_across_three_instances() {
     const LIMIT: usize = 480; // per hour: one request back every 7.5 s
