@@ -3,13 +3,16 @@
 //! (`TIME`) so that instances with skewed clocks still agree.
 //!
 //! - rate limits: GCRA (the "theoretical arrival time" of the next request, one key per counter).
-//!   A call takes a *lease* of up to [`lease_size`] requests at once (1/16 of the bucket, at most
-//!   [`LEASE_MAX`]), which this instance then admits without asking Redis for [`LEASE_TTL`]: a
-//!   busy key costs one Redis call per lease instead of one per request. Leased requests are taken
-//!   from the shared bucket when leased, so N instances together never admit more than the
-//!   limit; a lease that expires unspent only admits less (what that instance leased in its last
-//!   second and did not use: one lease, or one per request that missed it at the same moment).
-//!   Small limits (under 32 requests per period) lease one request: exact, as before;
+//!   A call takes a *lease* of as many requests as this instance admitted for the key in about
+//!   the last [`LEASE_TTL`], between 1 and [`lease_size`] (1/16 of the bucket, at most
+//!   [`LEASE_MAX`]), which the instance then admits without asking Redis for [`LEASE_TTL`]: a
+//!   busy key costs one Redis call per lease instead of one per request, and a quiet one leases
+//!   a request at a time, exactly as without leases. Leased requests are taken from the shared
+//!   bucket when leased, so N instances together never admit more than the limit; a lease that
+//!   expires unspent only admits less: what that instance leased in its last second and did not
+//!   use, at most what it admitted the second before (times the requests that missed the lease
+//!   at the same moment, each of which takes its own). Small limits (under 32 requests per
+//!   period) always lease one request;
 //! - the guessing throttle: a hash of (failures, blocked-until) per (client_id, IP); the block
 //!   it reports is mirrored in each instance's memory, which answers "is this pair blocked?".
 //!
@@ -43,7 +46,7 @@ pub const LEASE_TTL: Duration = Duration::from_secs(1);
 /// a new lease is not kept (its first request is admitted, the rest are dropped).
 const LEASE_SWEEP_AT: usize = 10_000;
 
-/// How many requests one Redis call leases for a limit of `count` per period: 1/16 of the
+/// The most requests one Redis call leases for a limit of `count` per period: 1/16 of the
 /// bucket, between 1 and [`LEASE_MAX`].
 pub fn lease_size(count: u32) -> u32 {
     (count / 16).clamp(1, LEASE_MAX)
@@ -70,7 +73,8 @@ redis.call('SET', KEYS[1], string.format('%d', new_tat), 'PX', math.ceil((new_ta
 return {leased, 0}
 ";
 
-/// Requests leased from Redis and not yet admitted, per Redis key.
+/// Per Redis key: requests leased from Redis and not yet admitted, and how many this instance
+/// admitted lately (which sizes its next lease).
 #[derive(Debug, Default)]
 struct Leases {
     by_key: HashMap<String, Lease>,
@@ -82,6 +86,55 @@ struct Leases {
 struct Lease {
     left: u32,
     until: Instant,
+    /// Requests admitted for the key since `window_start` ...
+    window_start: Instant,
+    in_window: u32,
+    /// ... and in the window before, when that one ended less than [`LEASE_TTL`] ago.
+    previous_window: u32,
+}
+
+impl Lease {
+    fn new(now: Instant) -> Self {
+        Self {
+            left: 0,
+            until: now,
+            window_start: now,
+            in_window: 0,
+            previous_window: 0,
+        }
+    }
+
+    /// Count one admitted request.
+    fn admitted(&mut self, now: Instant) {
+        let elapsed = now.saturating_duration_since(self.window_start);
+        if elapsed >= LEASE_TTL {
+            self.previous_window = if elapsed < 2 * LEASE_TTL {
+                self.in_window
+            } else {
+                0
+            };
+            self.in_window = 0;
+            self.window_start = now;
+        }
+        self.in_window = self.in_window.saturating_add(1);
+    }
+
+    /// About how many requests this instance admitted for the key in the last [`LEASE_TTL`].
+    fn recent(&self, now: Instant) -> u32 {
+        let elapsed = now.saturating_duration_since(self.window_start);
+        if elapsed >= 2 * LEASE_TTL {
+            0
+        } else if elapsed >= LEASE_TTL {
+            self.in_window
+        } else {
+            self.in_window.max(self.previous_window)
+        }
+    }
+
+    /// Whether the entry still holds anything: requests to admit, or a recent demand.
+    fn live(&self, now: Instant) -> bool {
+        (self.left > 0 && now < self.until) || self.recent(now) > 0
+    }
 }
 
 impl Leases {
@@ -90,35 +143,43 @@ impl Leases {
         match self.by_key.get_mut(key) {
             Some(lease) if lease.left > 0 && now < lease.until => {
                 lease.left -= 1;
+                lease.admitted(now);
                 true
             }
             _ => false,
         }
     }
 
-    /// Keep `extra` leased requests for `key` (added to what its lease has left: requests that
-    /// missed the lease together each bring theirs).
+    /// How many requests to lease for `key`: as many as this instance admitted for it in about
+    /// the last [`LEASE_TTL`] (what it can expect to use before the lease expires), between 1
+    /// and `max`. A key that is not busy here leases one request at a time: exact.
+    fn wanted(&self, key: &str, now: Instant, max: u32) -> u32 {
+        self.by_key
+            .get(key)
+            .map_or(0, |lease| lease.recent(now))
+            .clamp(1, max.max(1))
+    }
+
+    /// Count the request Redis admitted for `key`, and keep the `extra` requests leased with it
+    /// (added to what its lease has left: requests that missed the lease together each bring
+    /// theirs).
     fn keep(&mut self, key: String, extra: u32, now: Instant) {
-        if extra == 0 {
-            return;
-        }
         if self.by_key.len() >= LEASE_SWEEP_AT && self.next_sweep.is_none_or(|at| now >= at) {
-            self.by_key
-                .retain(|_, lease| lease.left > 0 && now < lease.until);
+            self.by_key.retain(|_, lease| lease.live(now));
             self.next_sweep = Some(now + LEASE_TTL);
         }
-        if self.by_key.len() >= 2 * LEASE_SWEEP_AT {
+        if self.by_key.len() >= 2 * LEASE_SWEEP_AT && !self.by_key.contains_key(&key) {
             return;
         }
-        let lease = self.by_key.entry(key).or_insert(Lease {
-            left: 0,
-            until: now,
-        });
+        let lease = self.by_key.entry(key).or_insert_with(|| Lease::new(now));
+        lease.admitted(now);
         if now >= lease.until {
             lease.left = 0;
         }
-        lease.left = lease.left.saturating_add(extra);
-        lease.until = now + LEASE_TTL;
+        if extra > 0 {
+            lease.left = lease.left.saturating_add(extra);
+            lease.until = now + LEASE_TTL;
+        }
     }
 }
 
@@ -278,14 +339,22 @@ impl SharedCounters {
         rate: Rate,
     ) -> Option<Result<(), Refused>> {
         let redis_key = self.key(&["rate", limit.name(), key]);
-        if self.leases().take(&redis_key, Instant::now()) {
+        // Limits too small to lease keep no entries: every request asks Redis.
+        let leasing = lease_size(rate.count) > 1;
+        let now = Instant::now();
+        if leasing && self.leases().take(&redis_key, now) {
             return Some(Ok(()));
         }
         let interval = u64::try_from(rate.interval().as_micros())
             .unwrap_or(u64::MAX)
             .max(1);
         let tolerance = interval.saturating_mul(u64::from(rate.count.saturating_sub(1)));
-        let wanted = lease_size(rate.count);
+        let wanted = if leasing {
+            self.leases()
+                .wanted(&redis_key, now, lease_size(rate.count))
+        } else {
+            1
+        };
         let lease_key = redis_key.clone();
         let (leased, wait_us): (i64, i64) = self
             .call(|mut connection| async move {
@@ -300,8 +369,10 @@ impl SharedCounters {
             .await?;
         Some(if leased > 0 {
             // This request takes one; the rest wait in the lease for the next ones.
-            let extra = u32::try_from(leased - 1).unwrap_or(0).min(wanted);
-            self.leases().keep(lease_key, extra, Instant::now());
+            if leasing {
+                let extra = u32::try_from(leased - 1).unwrap_or(0).min(wanted);
+                self.leases().keep(lease_key, extra, Instant::now());
+            }
             Ok(())
         } else {
             Err(Refused {
@@ -385,50 +456,66 @@ mod tests {
     }
 
     #[test]
-    fn spent_leases_are_swept_before_the_map_grows_past_its_bound() {
+    fn the_next_lease_is_what_this_instance_admitted_lately() {
         let mut leases = Leases::default();
-        let now = Instant::now();
-        for n in 0..LEASE_SWEEP_AT {
-            leases.keep(format!("k{n}"), 1, now);
+        let t = Instant::now();
+        assert_eq!(leases.wanted("k", t, 7), 1, "a key not seen leases one");
+        // A trickle, one request every 1.2 s on this instance: one at a time, nothing left over
+        // to expire unspent.
+        for n in 0..5 {
+            let at = t + LEASE_TTL * 6 / 5 * n;
+            assert_eq!(leases.wanted("k", at, 7), 1, "request {n} of the trickle");
+            leases.keep("k".into(), 0, at);
         }
-        assert_eq!(leases.by_key.len(), LEASE_SWEEP_AT);
-        leases.keep("late".into(), 1, now + LEASE_TTL);
-        assert_eq!(leases.by_key.len(), 1, "the expired ones went");
-        assert!(leases.take("late", now + LEASE_TTL));
+        // Busy: ten admitted within a second, counting those from the lease.
+        let busy = t + LEASE_TTL * 10;
+        leases.keep("b".into(), 3, busy);
+        for _ in 0..3 {
+            assert!(leases.take("b", busy));
+        }
+        for _ in 0..6 {
+            leases.keep("b".into(), 0, busy);
+        }
+        assert_eq!(leases.wanted("b", busy, 32), 10);
+        assert_eq!(leases.wanted("b", busy, 7), 7, "never past the cap");
+        // The demand of the last second still counts in the next one, not after.
+        assert_eq!(leases.wanted("b", busy + LEASE_TTL * 3 / 2, 32), 10);
+        assert_eq!(leases.wanted("b", busy + LEASE_TTL * 2, 32), 1);
+    }
 
-        // Many keys at once: the map is swept at most once per LEASE_TTL, and nothing past
-        // twice the bound is kept meanwhile.
+    #[test]
+    fn idle_keys_are_swept_before_the_map_grows_past_its_bound() {
         let mut leases = Leases::default();
-        let t = now;
-        let spent_leases = |leases: &mut Leases| {
-            for n in 0..LEASE_SWEEP_AT {
-                leases.keep(format!("spent{n}"), 1, t);
-                assert!(leases.take(&format!("spent{n}"), t));
-            }
-        };
-        spent_leases(&mut leases);
-        leases.keep("first".into(), 1, t);
-        assert_eq!(leases.by_key.len(), 1, "swept: the spent ones went");
-        spent_leases(&mut leases);
-        leases.keep("second".into(), 1, t + LEASE_TTL / 2);
+        let t = Instant::now();
+        let at = |tenths: u32| t + LEASE_TTL * tenths / 10;
+        for n in 0..LEASE_SWEEP_AT - 1 {
+            leases.keep(format!("a{n}"), 1, t);
+        }
+        leases.keep("b".into(), 1, at(15));
+        assert_eq!(leases.by_key.len(), LEASE_SWEEP_AT);
+        // At the bound: swept, but what was admitted within the last second stays (its demand
+        // sizes the next lease).
+        leases.keep("c".into(), 1, at(15));
+        assert_eq!(leases.by_key.len(), LEASE_SWEEP_AT + 1);
+        // The "a" keys are idle now, but the map is swept at most once per LEASE_TTL.
+        leases.keep("d".into(), 1, at(20));
         assert_eq!(
             leases.by_key.len(),
             LEASE_SWEEP_AT + 2,
             "swept again within the second"
         );
-        for n in 0..LEASE_SWEEP_AT {
-            leases.keep(format!("live{n}"), 1, t + LEASE_TTL / 2);
+        leases.keep("e".into(), 1, at(25));
+        assert_eq!(leases.by_key.len(), 4, "the idle keys went");
+        assert!(leases.take("e", at(25)));
+
+        // Nothing new past twice the bound; a key already there is still served.
+        for n in 0..2 * LEASE_SWEEP_AT - 4 {
+            leases.keep(format!("f{n}"), 1, at(25));
         }
         assert_eq!(leases.by_key.len(), 2 * LEASE_SWEEP_AT);
-        leases.keep("over".into(), 1, t + LEASE_TTL / 2);
-        assert!(
-            !leases.take("over", t + LEASE_TTL / 2),
-            "kept past twice the bound"
-        );
-        leases.keep("third".into(), 1, t + LEASE_TTL);
-        // Left: the 9,998 live leases that fitted (until t + 1.5 s), "second" and "third";
-        // "first" expired, the spent ones went.
-        assert_eq!(leases.by_key.len(), LEASE_SWEEP_AT);
-        assert!(leases.take("second", t + LEASE_TTL) && leases.take("third", t + LEASE_TTL));
+        leases.keep("over".into(), 1, at(25));
+        assert!(!leases.take("over", at(25)), "kept past twice the bound");
+        leases.keep("d".into(), 1, at(25));
+        assert!(leases.take("d", at(25)));
     }
 }

@@ -244,11 +244,11 @@ async fn a_rate_limit_is_one_limit_across_three_instances() {
     assert_eq!(statuses, [400, 400, 400, 400, 400, 400, 429, 429, 429]);
 }
 
-/// A busy limit is leased from Redis in chunks (1/16 of the bucket per call), each instance
-/// admitting its lease without asking again. Requests released together on three instances, many
-/// rounds: together they still admit no more than the limit (plus what it refilled meanwhile),
-/// and, with later rounds to spend them, leases left unspent cost no more than a lease per
-/// instance.
+/// A busy limit is leased from Redis in chunks (growing with each instance's demand to 1/16 of
+/// the bucket per call), each instance admitting its lease without asking again. Requests
+/// released together on three instances, many rounds: together they still admit no more than
+/// the limit (plus what it refilled meanwhile), and, with later rounds to spend them, leases left
+/// unspent cost no more than a lease per instance.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_busy_limit_leased_in_chunks_is_still_one_limit_across_three_instances() {
     const LIMIT: usize = 480; // per hour: one request back every 7.5 s
@@ -302,6 +302,30 @@ async fn a_busy_limit_leased_in_chunks_is_still_one_limit_across_three_instances
         "only {admitted} admitted of {LIMIT}: more lost to unspent leases than three leases"
     );
     assert_eq!(admitted + refused, 30 * 3 * PER_INSTANCE);
+}
+
+/// A key that is not busy on an instance leases one request at a time. Requests from one
+/// address taking turns on three instances, 0.4 s apart (each instance sees one every 1.2 s,
+/// longer than a lease lives): every one is admitted. Leasing a sixteenth of the bucket per call
+/// regardless, each would have spent 30 of the 480 and let an unspent lease expire: the 17th
+/// would have been refused, 16 requests into a limit of 480.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_quiet_key_leases_one_request_at_a_time_and_loses_none_to_expiry() {
+    let Some(apps) = three_instances(&[("WXAUTH_LIMIT_MA_SESSION", "480/h")]).await else {
+        return;
+    };
+    assert!(wxauth::limits::shared::lease_size(480) > 16);
+    for n in 0..24 {
+        let app = &apps[n % 3];
+        let (status, body) = post(
+            app,
+            "/api/wechat/ma/session",
+            json!({ "appId": MP, "code": "not-a-code" }),
+        )
+        .await;
+        assert_eq!(status, 400, "request {n}: {body}");
+        tokio::time::sleep(Duration::from_millis(400)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
