@@ -187,7 +187,7 @@ impl IntoResponse for ApiError {
             ),
             AdminError::NotFound(m) => (StatusCode::NOT_FOUND, ApiErrorBody::new("not_found", m)),
             AdminError::Conflict(m) => (StatusCode::CONFLICT, ApiErrorBody::new("conflict", m)),
-            AdminError::Db(e) if crate::db_error::is_unavailable(e) => (
+            AdminError::Db(e) if crate::db_error::is_worth_retrying(e) => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 ApiErrorBody::new("temporarily_unavailable", crate::db_error::BUSY_MESSAGE),
             ),

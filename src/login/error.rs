@@ -53,7 +53,7 @@ impl LoginError {
 
 impl From<sea_orm::DbErr> for LoginError {
     fn from(error: sea_orm::DbErr) -> Self {
-        if crate::db_error::is_unavailable(&error) {
+        if crate::db_error::is_worth_retrying(&error) {
             return Self::Unavailable(crate::db_error::BUSY_MESSAGE.into());
         }
         Self::Storage(error.to_string())

@@ -19,9 +19,10 @@ pub async fn revoke(
     // tokens issued to it, which whoever holds them could use anyway.
     let (client, _) = authenticate_request(&services.clients, authorization, &params).await?;
     let token = params.token()?;
-    // RFC 7009 §2.2.1: a database that cannot be reached in time is a 503 the client may retry.
+    // RFC 7009 §2.2.1: a database that cannot be reached in time, or that ended the statement to
+    // settle a deadlock, is a 503 the client may retry.
     let internal = |e: sea_orm::DbErr| {
-        if crate::db_error::is_unavailable(&e) {
+        if crate::db_error::is_worth_retrying(&e) {
             tracing::warn!(error = %e, "revocation: the database is busy");
             return OAuthError::new(
                 OAuthErrorCode::TemporarilyUnavailable,

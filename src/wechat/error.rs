@@ -105,16 +105,18 @@ pub enum WeChatError {
     /// Our database or vault failed.
     #[error("token store: {0}")]
     Store(String),
-    /// Our database could not be reached in time (every pooled connection busy): retry helps.
+    /// Our database could not be reached in time (every pooled connection busy), or ended the
+    /// statement to settle a deadlock: retry helps.
     #[error("store busy: {0}")]
     StoreBusy(String),
 }
 
 impl WeChatError {
-    /// A database failure while reading or writing `table`: [`WeChatError::StoreBusy`] when the
-    /// database could not be reached in time, [`WeChatError::Store`] otherwise.
+    /// A database failure while reading or writing `table`: [`WeChatError::StoreBusy`] when
+    /// sending it again may succeed ([`crate::db_error::is_worth_retrying`]),
+    /// [`WeChatError::Store`] otherwise.
     pub fn store(table: &str, error: &sea_orm::DbErr) -> Self {
-        if crate::db_error::is_unavailable(error) {
+        if crate::db_error::is_worth_retrying(error) {
             WeChatError::StoreBusy(format!("{table}: {error}"))
         } else {
             WeChatError::Store(format!("{table}: {error}"))
