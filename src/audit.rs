@@ -21,6 +21,7 @@ use serde_json::{Map, Value};
 use entity::audit_event;
 
 use crate::clock::SharedClock;
+use crate::db_error::SharedDbErr;
 use crate::group_commit::GroupCommit;
 use crate::metrics::{
     ADMIN_CHANGES, FOLLOWER_CHANGES, REFUSALS, SIGN_INS, SIGN_OUTS, TOKENS_ISSUED,
@@ -352,15 +353,20 @@ struct Queued {
     webhook: Option<(WebhookEvent, i64)>,
 }
 
+/// What the group commit answers each queued row.
+type Written = Result<(), SharedDbErr>;
+
 /// The group commit's write: the batch at once, or, when the database refuses it, each row
 /// alone, so that one row it refuses costs no other request its event. Not when the database
 /// could not be reached in time (a locked SQLite, no free connection): each row would wait as
 /// long again, so all share that answer.
-async fn insert_batch(db: DatabaseConnection, batch: Vec<Queued>) -> Vec<Result<(), String>> {
+async fn insert_batch(db: DatabaseConnection, batch: Vec<Queued>) -> Vec<Written> {
     let count = batch.len();
     match insert_rows(&db, batch.clone()).await {
         Ok(()) => return vec![Ok(()); count],
-        Err(e) if crate::db_error::is_unavailable(&e) => return vec![Err(e.to_string()); count],
+        Err(e) if crate::db_error::is_unavailable(&e) => {
+            return vec![Err(SharedDbErr::from(&e)); count];
+        }
         Err(_) => {}
     }
     let mut answers = Vec::with_capacity(count);
@@ -368,7 +374,7 @@ async fn insert_batch(db: DatabaseConnection, batch: Vec<Queued>) -> Vec<Result<
         answers.push(
             insert_rows(&db, vec![queued])
                 .await
-                .map_err(|e| e.to_string()),
+                .map_err(|e| SharedDbErr::from(&e)),
         );
     }
     answers
@@ -451,7 +457,7 @@ pub struct Audit {
     db: DatabaseConnection,
     clock: SharedClock,
     /// The group commit of stand-alone rows.
-    rows: GroupCommit<Queued, Result<(), String>>,
+    rows: GroupCommit<Queued, Written>,
 }
 
 impl Audit {
@@ -476,12 +482,22 @@ impl Audit {
         }
     }
 
-    /// Write a row from [`prepare`](Self::prepare); a failure is logged, never returned.
-    pub async fn write(&self, row: audit_event::ActiveModel) {
-        let kind = row.kind.try_as_ref().cloned().unwrap_or_default();
-        if let Err(error) = self.commit(row).await {
+    /// Like [`record`](Self::record), for an event without which the request must not succeed
+    /// (a token issued): the failure is logged and returned.
+    pub async fn record_or_fail(&self, event: AuditEvent) -> Result<(), DbErr> {
+        count(&event);
+        let kind = event.kind.as_str();
+        self.insert(event).await.inspect_err(|error| {
             tracing::error!(kind, %error, "writing an audit event failed");
-        }
+        })
+    }
+
+    /// Write a row from [`prepare`](Self::prepare); a failure is logged and returned.
+    pub async fn write(&self, row: audit_event::ActiveModel) -> Result<(), DbErr> {
+        let kind = row.kind.try_as_ref().cloned().unwrap_or_default();
+        self.commit(row).await.inspect_err(|error| {
+            tracing::error!(kind, %error, "writing an audit event failed");
+        })
     }
 
     /// The row [`record`](Self::record) would write for `event`, stamped and counted the same
@@ -493,18 +509,17 @@ impl Audit {
     }
 
     /// Write `row` through the group commit, and return once it is in the database.
-    async fn commit(&self, row: audit_event::ActiveModel) -> Result<(), String> {
+    async fn commit(&self, row: audit_event::ActiveModel) -> Result<(), DbErr> {
         self.commit_queued(Queued { row, webhook: None }).await
     }
 
     /// Write `queued` through the group commit, and return once it is in the database.
-    async fn commit_queued(&self, queued: Queued) -> Result<(), String> {
+    async fn commit_queued(&self, queued: Queued) -> Result<(), DbErr> {
         match self.rows.submit(queued).await {
-            Ok(written) => written.unwrap_or_else(|| Err("the audit writer stopped".to_owned())),
+            Ok(Some(written)) => written.map_err(DbErr::from),
+            Ok(None) => Err(DbErr::Custom("the audit writer stopped".to_owned())),
             // No task to take it (its runtime is shutting down): write it here.
-            Err(queued) => insert_rows(&self.db, vec![queued])
-                .await
-                .map_err(|e| e.to_string()),
+            Err(queued) => insert_rows(&self.db, vec![queued]).await,
         }
     }
 
@@ -526,7 +541,6 @@ impl Audit {
             webhook,
         })
         .await
-        .map_err(DbErr::Custom)
     }
 
     /// Events matching `filter`, newest first.

@@ -162,34 +162,6 @@ pub fn lock_given_up_since(start: std::time::Instant) -> bool {
     sqlite_busy::gave_up_since(start)
 }
 
-/// A statement's failure, for every caller a group commit answers from it (`DbErr` is not
-/// `Clone`): its text, and whether it [`crate::db_error::is_unavailable`], which the trip back to
-/// a `DbErr` keeps.
-#[derive(Debug, Clone)]
-pub struct SharedDbErr {
-    unavailable: bool,
-    message: String,
-}
-
-impl From<&DbErr> for SharedDbErr {
-    fn from(error: &DbErr) -> Self {
-        Self {
-            unavailable: crate::db_error::is_unavailable(error),
-            message: error.to_string(),
-        }
-    }
-}
-
-impl From<SharedDbErr> for DbErr {
-    fn from(shared: SharedDbErr) -> Self {
-        if shared.unavailable {
-            DbErr::ConnectionAcquire(sea_orm::error::ConnAcquireErr::Timeout)
-        } else {
-            DbErr::Custom(shared.message)
-        }
-    }
-}
-
 /// Apply every pending migration.
 pub async fn migrate(db: &DatabaseConnection) -> Result<(), DbErr> {
     Migrator::up(db, None).await

@@ -59,3 +59,31 @@ pub fn is_sqlite_locked(error: &DbErr) -> bool {
         .and_then(|code| code.parse::<i32>().ok())
         .is_some_and(|code| code & 0xff == libsqlite3_sys::SQLITE_BUSY)
 }
+
+/// A statement's failure, for every caller a group commit answers from it (`DbErr` is not
+/// `Clone`): its text, and whether it [`is_unavailable`], which the trip back to
+/// a `DbErr` keeps.
+#[derive(Debug, Clone)]
+pub struct SharedDbErr {
+    unavailable: bool,
+    message: String,
+}
+
+impl From<&DbErr> for SharedDbErr {
+    fn from(error: &DbErr) -> Self {
+        Self {
+            unavailable: is_unavailable(error),
+            message: error.to_string(),
+        }
+    }
+}
+
+impl From<SharedDbErr> for DbErr {
+    fn from(shared: SharedDbErr) -> Self {
+        if shared.unavailable {
+            DbErr::ConnectionAcquire(sea_orm::error::ConnAcquireErr::Timeout)
+        } else {
+            DbErr::Custom(shared.message)
+        }
+    }
+}

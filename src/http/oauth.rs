@@ -161,10 +161,7 @@ async fn database_down_is_temporary(
     }
     if health.database_lock_given_up_since(started) {
         tracing::warn!("token endpoint: the database stayed locked; answering 503");
-        return OAuthError::new(
-            OAuthErrorCode::TemporarilyUnavailable,
-            crate::db_error::BUSY_MESSAGE,
-        );
+        return OAuthError::temporarily_unavailable();
     }
     if health.database_answers().await {
         return error;

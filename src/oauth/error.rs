@@ -123,6 +123,14 @@ impl OAuthError {
         }
     }
 
+    /// The database is busy or out of reach for now: 503 with `Retry-After`.
+    pub fn temporarily_unavailable() -> Self {
+        Self::new(
+            OAuthErrorCode::TemporarilyUnavailable,
+            crate::db_error::BUSY_MESSAGE,
+        )
+    }
+
     pub fn server_error() -> Self {
         Self::new(
             OAuthErrorCode::ServerError,

@@ -31,7 +31,7 @@ use sea_orm::{
 use entity::login_ticket;
 
 use crate::clock::SharedClock;
-use crate::db::SharedDbErr;
+use crate::db_error::SharedDbErr;
 use crate::group_commit::{GroupCommit, write_through};
 use crate::oauth::ClientRegistry;
 use crate::oauth::GrantType;

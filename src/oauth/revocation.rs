@@ -4,7 +4,7 @@
 
 use crate::oauth::OAuthServices;
 use crate::oauth::client_auth::authenticate_request;
-use crate::oauth::error::{OAuthError, OAuthErrorCode};
+use crate::oauth::error::OAuthError;
 use crate::oauth::params::Params;
 
 /// RFC 7009: revoke a refresh token (its family, and the access tokens the family produced) or
@@ -24,10 +24,7 @@ pub async fn revoke(
     let internal = |e: sea_orm::DbErr| {
         if crate::db_error::is_worth_retrying(&e) {
             tracing::warn!(error = %e, "revocation: the database is busy");
-            return OAuthError::new(
-                OAuthErrorCode::TemporarilyUnavailable,
-                crate::db_error::BUSY_MESSAGE,
-            );
+            return OAuthError::temporarily_unavailable();
         }
         tracing::error!(error = %e, "revocation");
         OAuthError::server_error()

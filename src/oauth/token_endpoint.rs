@@ -207,7 +207,19 @@ pub async fn exchange(
             &response.jti,
             account,
         );
-        services.audit.record(event).await;
+        // No token goes out that the audit trail does not name: when its event cannot be
+        // written, the token is not sent (503 when the database is only "not now").
+        services
+            .audit
+            .record_or_fail(event)
+            .await
+            .map_err(|error| {
+                if crate::db_error::is_worth_retrying(&error) {
+                    OAuthError::temporarily_unavailable()
+                } else {
+                    OAuthError::server_error()
+                }
+            })?;
     }
     Ok(response)
 }

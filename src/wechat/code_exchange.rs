@@ -41,7 +41,7 @@ use super::error::WeChatError;
 use super::mini_program::CodeSession;
 use super::types::{AppId, OpenId, SessionKey, UnionId};
 use crate::clock::SharedClock;
-use crate::db::SharedDbErr;
+use crate::db_error::SharedDbErr;
 use crate::group_commit::{GroupCommit, write_through};
 use crate::vault::{SealedAt, Vault};
 
