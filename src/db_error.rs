@@ -61,18 +61,19 @@ pub fn is_sqlite_locked(error: &DbErr) -> bool {
 }
 
 /// A statement's failure, for every caller a group commit answers from it (`DbErr` is not
-/// `Clone`): its text, and whether it [`is_unavailable`], which the trip back to
-/// a `DbErr` keeps.
+/// `Clone`): its text, and whether it [`is_worth_retrying`], which the trip back to a `DbErr`
+/// keeps. Such an error comes back as a pool timeout, whose text then stands for a lock or a
+/// deadlock too; any other comes back as its text.
 #[derive(Debug, Clone)]
 pub struct SharedDbErr {
-    unavailable: bool,
+    worth_retrying: bool,
     message: String,
 }
 
 impl From<&DbErr> for SharedDbErr {
     fn from(error: &DbErr) -> Self {
         Self {
-            unavailable: is_unavailable(error),
+            worth_retrying: is_worth_retrying(error),
             message: error.to_string(),
         }
     }
@@ -80,7 +81,7 @@ impl From<&DbErr> for SharedDbErr {
 
 impl From<SharedDbErr> for DbErr {
     fn from(shared: SharedDbErr) -> Self {
-        if shared.unavailable {
+        if shared.worth_retrying {
             DbErr::ConnectionAcquire(sea_orm::error::ConnAcquireErr::Timeout)
         } else {
             DbErr::Custom(shared.message)

@@ -131,6 +131,17 @@ impl OAuthError {
         )
     }
 
+    /// A database failure the caller logged: [`OAuthError::temporarily_unavailable`] when the
+    /// same request sent again may succeed ([`crate::db_error::is_worth_retrying`]), else
+    /// `server_error`.
+    pub fn from_database(error: &sea_orm::DbErr) -> Self {
+        if crate::db_error::is_worth_retrying(error) {
+            Self::temporarily_unavailable()
+        } else {
+            Self::server_error()
+        }
+    }
+
     pub fn server_error() -> Self {
         Self::new(
             OAuthErrorCode::ServerError,

@@ -213,13 +213,7 @@ pub async fn exchange(
             .audit
             .record_or_fail(event)
             .await
-            .map_err(|error| {
-                if crate::db_error::is_worth_retrying(&error) {
-                    OAuthError::temporarily_unavailable()
-                } else {
-                    OAuthError::server_error()
-                }
-            })?;
+            .map_err(|error| OAuthError::from_database(&error))?;
     }
     Ok(response)
 }
