@@ -683,7 +683,23 @@ async fn a_database_locked_longer_than_a_writer_waits_is_a_503_not_a_500() {
             .form(&[("token", refresh_token.as_str())])
             .send()
     };
-    assert_eq!(sign_in().await.unwrap().status().as_u16(), 200);
+    let session = sign_in().await.unwrap();
+    assert_eq!(session.status().as_u16(), 200);
+    let session: Value = session.json().await.unwrap();
+    let redeem = |ticket: &str| {
+        app.http
+            .post(app.url("/oauth/token"))
+            .header("authorization", basic("flow", SECRET))
+            .form(&[
+                ("grant_type", "flow"),
+                ("appId", MP),
+                ("openId", session["openId"].as_str().unwrap()),
+                ("unionId", session["unionId"].as_str().unwrap_or_default()),
+                ("ticket", ticket),
+            ])
+            .send()
+    };
+    let ticket = session["ticket"].as_str().unwrap();
     assert_eq!(client_credentials().await.unwrap().status().as_u16(), 200);
 
     // One connection, so that the lock is taken and let go on the same one.
@@ -701,20 +717,31 @@ async fn a_database_locked_longer_than_a_writer_waits_is_a_503_not_a_500() {
         (sign_in_answer, sign_in_took),
         (cc_answer, cc_took),
         (revoke_answer, revoke_took),
+        (ticket_answer, ticket_took),
+        (wrong_ticket_answer, wrong_ticket_took),
     ) = tokio::join!(
         timed(flow()),
         timed(sign_in()),
         timed(client_credentials()),
-        timed(revoke())
+        timed(revoke()),
+        timed(redeem(ticket)),
+        timed(redeem("a-ticket-never-minted"))
     );
     holder.execute_unprepared("ROLLBACK").await.unwrap();
     // client_credentials writes nothing but its audit event: a token whose event cannot be
-    // written is not sent.
+    // written is not sent. A ticket cannot be spent, right or wrong: both get the same 503, so
+    // the lock tells a guesser nothing.
     for (what, response, took) in [
         ("flow", flow_answer, flow_took),
         ("sign-in", sign_in_answer, sign_in_took),
         ("client_credentials", cc_answer, cc_took),
         ("revocation", revoke_answer, revoke_took),
+        ("flow with its ticket", ticket_answer, ticket_took),
+        (
+            "flow with a wrong ticket",
+            wrong_ticket_answer,
+            wrong_ticket_took,
+        ),
     ] {
         // The lock's wait once: not again for each write retried after it (that was 20 s).
         assert!(
@@ -749,6 +776,12 @@ async fn a_database_locked_longer_than_a_writer_waits_is_a_503_not_a_500() {
         client_credentials().await.unwrap().status().as_u16(),
         200,
         "client_credentials after the lock"
+    );
+    // The ticket was not spent by the attempt the lock refused.
+    assert_eq!(
+        redeem(ticket).await.unwrap().status().as_u16(),
+        200,
+        "the ticket after the lock"
     );
 }
 

@@ -23,6 +23,7 @@ use crate::oauth::params::Params;
 use crate::oauth::token_service::Issued;
 use crate::users::Account;
 use crate::users::IdentityKey;
+use crate::users::RepoError;
 
 fn refused() -> OAuthError {
     OAuthError::invalid_grant("the WeChat identity or login ticket is not valid")
@@ -33,9 +34,9 @@ pub(crate) async fn account_for(
     services: &OAuthServices,
     key: &IdentityKey,
 ) -> Result<Account, OAuthError> {
-    let internal = |e: &dyn std::fmt::Display| {
+    let internal = |e: &sea_orm::DbErr| {
         tracing::error!(error = %e, "flow grant lookup");
-        OAuthError::server_error()
+        OAuthError::from_database(e)
     };
     match services.apps.exists(key.appid.as_str()).await {
         Ok(true) => {}
@@ -46,7 +47,13 @@ pub(crate) async fn account_for(
         .users
         .find_identity_with_account(key.appid.as_str(), key.open_id.as_str())
         .await
-        .map_err(|e| internal(&e))?
+        .map_err(|e| match e {
+            RepoError::Db(e) => internal(&e),
+            other => {
+                tracing::error!(error = %other, "flow grant lookup");
+                OAuthError::server_error()
+            }
+        })?
         .ok_or_else(refused)?;
     if identity.union_id.as_deref() != key.union_id.as_ref().map(UnionId::as_str) {
         return Err(refused());
@@ -122,7 +129,7 @@ pub async fn grant(
             }
             .map_err(|e| {
                 tracing::error!(error = %e, "consuming login ticket");
-                OAuthError::server_error()
+                OAuthError::from_database(&e)
             })?;
             if redeemed != Redeemed::Accepted {
                 ticket_refused(services, client_id, Some(appid), redeemed.as_str()).await;
@@ -155,7 +162,7 @@ async fn web_view_grant(
         .await
         .map_err(|e| {
             tracing::error!(error = %e, "consuming web-view ticket");
-            OAuthError::server_error()
+            OAuthError::from_database(&e)
         })?;
     let identity = match redeemed {
         Ok(identity) => identity,
