@@ -18,6 +18,7 @@ use sea_orm::{
 
 use entity::{audit_event, flow_user, refresh_token, refresh_token_family};
 
+use crate::db_error::SharedDbErr;
 use crate::group_commit::GroupCommit;
 
 /// At most this many issuances go into one batch (its bound values stay well under every
@@ -44,7 +45,7 @@ pub(super) type MayHold = bool;
 #[derive(Clone)]
 pub(super) struct IssuanceWriter {
     db: DatabaseConnection,
-    issuances: GroupCommit<IssuanceRows, Result<MayHold, String>>,
+    issuances: GroupCommit<IssuanceRows, Result<MayHold, SharedDbErr>>,
 }
 
 impl IssuanceWriter {
@@ -59,13 +60,16 @@ impl IssuanceWriter {
     }
 
     /// Write `rows` and say whether their account may hold them, once they are in the database.
-    pub async fn write(&self, rows: IssuanceRows) -> Result<MayHold, String> {
+    pub async fn write(&self, rows: IssuanceRows) -> Result<MayHold, DbErr> {
+        let stopped = |what: &str| DbErr::Custom(what.to_owned());
         match self.issuances.submit(rows).await {
-            Ok(answer) => answer.unwrap_or_else(|| Err("the issuance writer stopped".to_owned())),
+            Ok(Some(answer)) => answer.map_err(DbErr::from),
+            Ok(None) => Err(stopped("the issuance writer stopped")),
             Err(rows) => write_or_each_alone(self.db.clone(), vec![rows])
                 .await
                 .pop()
-                .unwrap_or_else(|| Err("nothing was written".to_owned())),
+                .unwrap_or_else(|| Err(SharedDbErr::from(&stopped("nothing was written"))))
+                .map_err(DbErr::from),
         }
     }
 }
@@ -76,12 +80,15 @@ impl IssuanceWriter {
 async fn write_or_each_alone(
     db: DatabaseConnection,
     batch: Vec<IssuanceRows>,
-) -> Vec<Result<MayHold, String>> {
+) -> Vec<Result<MayHold, SharedDbErr>> {
     let accounts: Vec<i64> = batch.iter().map(|i| i.account_id).collect();
     match write_batch(&db, batch.clone()).await {
         Ok(live) => return accounts.iter().map(|a| Ok(live.contains(a))).collect(),
         Err(e) if crate::db_error::is_unavailable(&e) => {
-            return accounts.iter().map(|_| Err(e.to_string())).collect();
+            return accounts
+                .iter()
+                .map(|_| Err(SharedDbErr::from(&e)))
+                .collect();
         }
         Err(_) => {}
     }
@@ -92,7 +99,7 @@ async fn write_or_each_alone(
             write_batch(&db, vec![issuance])
                 .await
                 .map(|live| live.contains(&account))
-                .map_err(|e| e.to_string()),
+                .map_err(|e| SharedDbErr::from(&e)),
         );
     }
     answers

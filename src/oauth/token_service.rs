@@ -306,10 +306,22 @@ fn refresh_extensions(new: &NewRefresh<'_>) -> String {
     extensions.to_string()
 }
 
-/// Tokens could not be issued; why was logged where it happened.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+/// Tokens could not be issued; why was logged where it happened. `worth_retrying` when a
+/// database write met a busy, locked or deadlocked database
+/// ([`crate::db_error::is_worth_retrying`]): the same request sent again may succeed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, thiserror::Error)]
 #[error("tokens could not be issued")]
-pub struct IssueFailed;
+pub struct IssueFailed {
+    pub worth_retrying: bool,
+}
+
+impl IssueFailed {
+    fn database(error: &DbErr) -> Self {
+        Self {
+            worth_retrying: crate::db_error::is_worth_retrying(error),
+        }
+    }
+}
 
 /// Shared token machinery.
 #[derive(Clone)]
@@ -438,7 +450,7 @@ impl TokenService {
         let scope = scope.to_string();
         let plan = self.plan(client, with_refresh).map_err(|e| {
             tracing::error!(error = %e, client_id = %client.client_id);
-            IssueFailed
+            IssueFailed::default()
         })?;
         let (claims, access_token) = self
             .access_token(
@@ -451,9 +463,9 @@ impl TokenService {
                 resources,
             )
             .await
-            .map_err(|()| IssueFailed)?
+            .map_err(|()| IssueFailed::default())?
             // The grant checked the account first; a disable since then is a failed issuance.
-            .ok_or(IssueFailed)?;
+            .ok_or_else(IssueFailed::default)?;
         let audience = match &claims.aud {
             Audience::One(one) => one.clone(),
             Audience::Many(many) => many.join(" "),
@@ -483,7 +495,10 @@ impl TokenService {
             }
             None => {
                 // No token goes out that the audit trail does not name.
-                self.audit.write(event).await.map_err(|_| IssueFailed)?;
+                self.audit
+                    .write(event)
+                    .await
+                    .map_err(|e| IssueFailed::database(&e))?;
                 None
             }
         };
@@ -505,8 +520,8 @@ impl TokenService {
         new: &NewRefresh<'_>,
         event: audit_event::ActiveModel,
     ) -> Result<String, IssueFailed> {
-        let (token, row) = self.refresh_row(new).map_err(|()| IssueFailed)?;
-        let account_id: i64 = new.owner_id.parse().map_err(|_| IssueFailed)?;
+        let (token, row) = self.refresh_row(new).map_err(|()| IssueFailed::default())?;
+        let account_id: i64 = new.owner_id.parse().map_err(|_| IssueFailed::default())?;
         let rows = IssuanceRows {
             family: family_row(
                 new.family,
@@ -520,13 +535,13 @@ impl TokenService {
         };
         let may_hold = self.issuances.write(rows).await.map_err(|error| {
             tracing::error!(%error, "storing a refresh token");
-            IssueFailed
+            IssueFailed::database(&error)
         })?;
         if !may_hold {
             if let Err(e) = self.revoke_family(&new.family.id).await {
                 tracing::error!(error = %e, "revoking the family of a vanished account");
             }
-            return Err(IssueFailed);
+            return Err(IssueFailed::default());
         }
         Ok(token)
     }
