@@ -148,9 +148,11 @@ pub(crate) async fn token(
 
 /// A `server_error` while the database does not answer was the database going away (a restart,
 /// a failover, a dropped connection), and one while SQLite's write lock stayed taken past a
-/// writer's wait (since the request `started`) was that lock; the grants see either only as a
-/// failed query. Answer what `/readyz` and the pages answer then, 503 `temporarily_unavailable`
-/// with `Retry-After`.
+/// writer's wait (since the request `started`) was that lock. The `flow` and `mini_program`
+/// grants answer those 503 themselves; the grants oxide-auth drives (`refresh_token`,
+/// `authorization_code`, `device_code`) lose the database's error inside its primitives and see
+/// either only as a failed query. Answer what `/readyz` and the pages answer then, 503
+/// `temporarily_unavailable` with `Retry-After`.
 async fn database_down_is_temporary(
     health: &Health,
     started: std::time::Instant,
