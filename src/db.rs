@@ -156,12 +156,6 @@ pub async fn is_installed(db: &DatabaseConnection) -> bool {
         .unwrap_or(false)
 }
 
-/// Whether a SQLite statement of this process gave up waiting for the write lock at or after
-/// `start`: a request started then whose failure lost its error on the way up may blame it.
-pub fn lock_given_up_since(start: std::time::Instant) -> bool {
-    sqlite_busy::gave_up_since(start)
-}
-
 /// Apply every pending migration.
 pub async fn migrate(db: &DatabaseConnection) -> Result<(), DbErr> {
     Migrator::up(db, None).await

@@ -21,12 +21,6 @@ impl Health {
         crate::db::ping(&self.db).await
     }
 
-    /// Whether SQLite's write lock stayed taken past a writer's wait at or after `start` (a
-    /// request's start), which the request's failure may have come from.
-    pub fn database_lock_given_up_since(&self, start: std::time::Instant) -> bool {
-        crate::db::lock_given_up_since(start)
-    }
-
     /// The scrape text ([`crate::metrics::render`]); `None` when another metrics recorder was
     /// installed first.
     pub fn scrape(&self) -> Option<String> {

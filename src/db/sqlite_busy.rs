@@ -2,14 +2,11 @@
 //! doubling to 1 ms) instead of SQLite's built-in busy timeout, whose first wait is a whole
 //! millisecond and whose waits grow to 100 ms, while a wxauth commit holds the lock for tens of
 //! microseconds. It gives up after the same ten seconds the timeout allowed; the statement then
-//! fails with "database is locked" ([`crate::db_error::is_sqlite_locked`]), and each give-up is
-//! noted ([`gave_up_since`]), so that a request whose failure lost that error on its way up is
-//! still answered 503, not 500.
+//! fails with "database is locked" ([`crate::db_error::is_sqlite_locked`]), which the request it
+//! belongs to answers 503 ([`crate::db_error::is_worth_retrying`]).
 
 use std::ffi::{c_int, c_void};
-use std::sync::OnceLock;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use sea_orm::sqlx::SqliteConnection;
 
@@ -38,46 +35,20 @@ pub fn step(tries: u32) -> Option<Duration> {
     (waited < GIVE_UP_AFTER).then_some(wait)
 }
 
-/// The moment the process first looked at the give-ups: what [`LAST_GIVE_UP`] counts from.
-fn epoch() -> Instant {
-    static EPOCH: OnceLock<Instant> = OnceLock::new();
-    *EPOCH.get_or_init(Instant::now)
-}
-
-/// When a statement last gave up waiting for the lock: microseconds after [`epoch`], plus one (0:
-/// never).
-static LAST_GIVE_UP: AtomicU64 = AtomicU64::new(0);
-
-fn micros_since_epoch(at: Instant) -> u64 {
-    u64::try_from(at.saturating_duration_since(epoch()).as_micros()).unwrap_or(u64::MAX)
-}
-
-/// Whether a statement of this process gave up waiting for SQLite's write lock at or after
-/// `start` (a request's start: that request may have failed because of it).
-pub fn gave_up_since(start: Instant) -> bool {
-    let last = LAST_GIVE_UP.load(Ordering::Relaxed);
-    last > micros_since_epoch(start)
-}
-
 /// SQLite's busy callback: sleep for this try's step and ask SQLite to try again (non-zero), or
-/// give up (zero), noting when.
+/// give up (zero).
 extern "C" fn wait_for_lock(_: *mut c_void, tries: c_int) -> c_int {
     match step(u32::try_from(tries).unwrap_or(u32::MAX)) {
         Some(wait) => {
             std::thread::sleep(wait);
             1
         }
-        None => {
-            let now = micros_since_epoch(Instant::now());
-            LAST_GIVE_UP.fetch_max(now.saturating_add(1), Ordering::Relaxed);
-            0
-        }
+        None => 0,
     }
 }
 
 /// Install [`wait_for_lock`] on a new pooled connection, replacing the busy timeout.
 pub async fn install(connection: &mut SqliteConnection) -> Result<(), sea_orm::sqlx::Error> {
-    epoch();
     let mut handle = connection.lock_handle().await?;
     let raw = handle.as_raw_handle().as_ptr();
     // SAFETY: `raw` is this connection's open database handle, held locked by `handle` for the

@@ -135,35 +135,22 @@ pub(crate) async fn token(
     RawQuery(query): RawQuery,
     body: Bytes,
 ) -> Result<Response, AppError> {
-    let started = std::time::Instant::now();
     let query = pairs(query.unwrap_or_default().as_bytes())?;
     let params = Params::for_token_endpoint(query, form(&headers, &body)?)?;
     match token_endpoint::exchange(&oauth, authorization(&headers), params).await {
         Ok(response) => Ok(no_store(Json(response))),
-        Err(error) => Err(database_down_is_temporary(&health, started, error)
-            .await
-            .into()),
+        Err(error) => Err(database_down_is_temporary(&health, error).await.into()),
     }
 }
 
 /// A `server_error` while the database does not answer was the database going away (a restart,
-/// a failover, a dropped connection), and one while SQLite's write lock stayed taken past a
-/// writer's wait (since the request `started`) was that lock. The `flow` and `mini_program`
-/// grants answer those 503 themselves; the grants oxide-auth drives (`refresh_token`,
-/// `authorization_code`, `device_code`) lose the database's error inside its primitives and see
-/// either only as a failed query. Answer what `/readyz` and the pages answer then, 503
-/// `temporarily_unavailable` with `Retry-After`.
-async fn database_down_is_temporary(
-    health: &Health,
-    started: std::time::Instant,
-    error: OAuthError,
-) -> OAuthError {
+/// a failover) where the grant could not tell: answer what `/readyz` and the pages answer then,
+/// 503 `temporarily_unavailable` with `Retry-After`. Every grant answers a busy, locked,
+/// unreachable or deadlocked database 503 itself when the same request may succeed again; this
+/// covers a failure whose error was lost on its way up.
+async fn database_down_is_temporary(health: &Health, error: OAuthError) -> OAuthError {
     if error.code != OAuthErrorCode::ServerError {
         return error;
-    }
-    if health.database_lock_given_up_since(started) {
-        tracing::warn!("token endpoint: the database stayed locked; answering 503");
-        return OAuthError::temporarily_unavailable();
     }
     if health.database_answers().await {
         return error;

@@ -51,6 +51,10 @@ pub enum CodeOutcome {
         jti: Option<(String, i64)>,
         owner_id: String,
     },
+    /// A statement failed (logged); the spend was rolled back, so the code is still unspent.
+    /// `worth_retrying` when the database was busy, locked, out of reach or deadlocked
+    /// ([`crate::db_error::is_worth_retrying`]).
+    Failed { worth_retrying: bool },
 }
 
 /// Grant extensions as stored (JSON).
@@ -242,6 +246,9 @@ impl oxide_auth_async::primitives::Authorizer for CodeStore {
     async fn extract(&mut self, code: &str) -> Result<Option<Grant>, ()> {
         self.consume(code).await.map_err(|e| {
             tracing::error!(error = %e, "consuming an authorization code");
+            self.outcome = CodeOutcome::Failed {
+                worth_retrying: crate::db_error::is_worth_retrying(&e),
+            };
         })
     }
 }

@@ -131,15 +131,21 @@ impl OAuthError {
         )
     }
 
-    /// A database failure the caller logged: [`OAuthError::temporarily_unavailable`] when the
-    /// same request sent again may succeed ([`crate::db_error::is_worth_retrying`]), else
-    /// `server_error`.
-    pub fn from_database(error: &sea_orm::DbErr) -> Self {
-        if crate::db_error::is_worth_retrying(error) {
+    /// A failure the caller logged: [`OAuthError::temporarily_unavailable`] when the same
+    /// request sent again may succeed, else `server_error`.
+    pub fn failed(worth_retrying: bool) -> Self {
+        if worth_retrying {
             Self::temporarily_unavailable()
         } else {
             Self::server_error()
         }
+    }
+
+    /// A database failure the caller logged: [`OAuthError::failed`], worth retrying when the
+    /// database was busy, locked, out of reach or chose the statement as a deadlock's victim
+    /// ([`crate::db_error::is_worth_retrying`]).
+    pub fn from_database(error: &sea_orm::DbErr) -> Self {
+        Self::failed(crate::db_error::is_worth_retrying(error))
     }
 
     pub fn server_error() -> Self {

@@ -8,13 +8,14 @@ use chrono::{TimeZone, Utc};
 use oxide_auth::primitives::grant::{Extensions, Grant, Value as ExtValue};
 use oxide_auth::primitives::issuer::{IssuedToken, RefreshedToken, TokenType};
 use oxide_auth::primitives::scope::Scope;
+use sea_orm::DbErr;
 
 use crate::oauth::client_registry::RegisteredClient;
 use crate::oauth::codes::{AUTH_TIME_EXTENSION, public_extension};
 use crate::oauth::resources::Resource;
 use crate::oauth::token_service::{
-    Issued, NewRefresh, Plan, PlannedAccess, PlannedFamily, RefreshRefusal, StoredRefresh,
-    SubjectKind, TokenService,
+    IssueFailed, Issued, NewRefresh, Plan, PlannedAccess, PlannedFamily, RefreshRefusal,
+    StoredRefresh, SubjectKind, TokenService,
 };
 
 /// Grant extension naming what kind of subject the owner id is.
@@ -94,6 +95,7 @@ impl TokenService {
             refused: None,
             target_refused: false,
             granted_scope: None,
+            failed: None,
         }
     }
 }
@@ -115,6 +117,10 @@ pub struct TokenIssuer<'a> {
     target_refused: bool,
     /// The scope of the grant last issued from (the access token's may be narrower).
     granted_scope: Option<String>,
+    /// Why a step failed that was no refusal, as far as the request is concerned: oxide-auth
+    /// hears only `Err(())`, so the grant reads it here to tell "try again" (a busy, locked,
+    /// unreachable or deadlocked database) from a fault.
+    failed: Option<IssueFailed>,
 }
 
 impl TokenIssuer<'_> {
@@ -154,12 +160,13 @@ impl TokenIssuer<'_> {
         if bound.is_empty() {
             return Ok(Vec::new());
         }
-        let found = self
-            .service
-            .resources()
-            .get_many(bound)
-            .await
-            .map_err(|e| tracing::error!(error = %e, "loading bound resources"))?;
+        let found = match self.service.resources().get_many(bound).await {
+            Ok(found) => found,
+            Err(e) => {
+                self.database_failed("loading bound resources", &e);
+                return Err(());
+            }
+        };
         let usable = found.len() == bound.len()
             && found
                 .iter()
@@ -197,6 +204,23 @@ impl TokenIssuer<'_> {
         self.refused == Some(RefreshRefusal::Invalid)
     }
 
+    /// Why the issuance failed when it was no refusal: the grant answers it with
+    /// [`OAuthError::failed`](crate::oauth::OAuthError::failed), 503 when worth retrying.
+    pub fn failure(&self) -> IssueFailed {
+        self.failed.unwrap_or_default()
+    }
+
+    /// Note why a step failed, for [`TokenIssuer::failure`]; what oxide-auth hears is `Err(())`.
+    fn fail(&mut self, failed: IssueFailed) {
+        self.failed = Some(failed);
+    }
+
+    /// Log a failed statement and note whether it is worth retrying.
+    fn database_failed(&mut self, context: &str, error: &DbErr) {
+        tracing::error!(error = %error, "{context}");
+        self.fail(IssueFailed::database(error));
+    }
+
     fn take_plan(&mut self) -> Result<Plan, ()> {
         match self.plan.take() {
             Some(plan) => Ok(plan),
@@ -216,8 +240,8 @@ impl TokenIssuer<'_> {
         refresh_token: Option<String>,
         audience: &[Resource],
     ) -> Result<Issued, ()> {
-        let (claims, access_token) = self
-            .service
+        let service = self.service;
+        let signed = service
             .access_token(
                 self.client,
                 owner_id,
@@ -227,11 +251,12 @@ impl TokenIssuer<'_> {
                 None,
                 audience,
             )
-            .await?
-            .ok_or_else(|| {
-                // A disabled account: the grant answers invalid_grant, as for a revoked family.
-                self.refused = Some(RefreshRefusal::Invalid);
-            })?;
+            .await
+            .map_err(|failed| self.fail(failed))?;
+        let (claims, access_token) = signed.ok_or_else(|| {
+            // A disabled account: the grant answers invalid_grant, as for a revoked family.
+            self.refused = Some(RefreshRefusal::Invalid);
+        })?;
         let issued = Issued {
             expires_in: claims.exp - claims.iat,
             claims,
@@ -269,11 +294,12 @@ impl oxide_auth_async::primitives::Issuer for TokenIssuer<'_> {
                     auth_time: auth_time_of(&grant.extensions),
                     resources: &bound,
                 };
-                match self
-                    .service
+                let service = self.service;
+                let stored = service
                     .store_first_refresh(&new, plan.family_stored)
-                    .await?
-                {
+                    .await
+                    .map_err(|failed| self.fail(failed))?;
+                match stored {
                     Some(token) => Some(token),
                     None => {
                         self.refused = Some(RefreshRefusal::Invalid);
@@ -338,10 +364,14 @@ impl oxide_auth_async::primitives::Issuer for TokenIssuer<'_> {
             auth_time: auth_time_of(&grant.extensions),
             resources: &bound,
         };
-        let rotated = service
-            .rotate(&presented, &new)
-            .await
-            .map_err(|e| tracing::error!(error = %e, "rotating a refresh token"))?;
+        let rotated = match service.rotate(&presented, &new).await {
+            Ok(rotated) => rotated,
+            Err(e) => {
+                // Rolled back: the presented token is not spent and may be presented again.
+                self.database_failed("rotating a refresh token", &e);
+                return Err(());
+            }
+        };
         self.presented = Some(presented);
         let token = match rotated {
             Ok(token) => token,
@@ -353,7 +383,7 @@ impl oxide_auth_async::primitives::Issuer for TokenIssuer<'_> {
                 return Err(());
             }
         };
-        let issued = self
+        let signed = self
             .sign(
                 &grant.owner_id,
                 subject,
@@ -362,7 +392,15 @@ impl oxide_auth_async::primitives::Issuer for TokenIssuer<'_> {
                 Some(token),
                 &audience,
             )
-            .await?;
+            .await;
+        let Ok(issued) = signed else {
+            // The presented token is spent now: sent again it would be a reuse, which revokes
+            // the family. So nothing here is worth retrying, however busy the database was.
+            if self.failed.is_some() {
+                self.fail(IssueFailed::default());
+            }
+            return Err(());
+        };
         Ok(RefreshedToken {
             token: issued.access_token,
             refresh: issued.refresh_token,
@@ -378,10 +416,13 @@ impl oxide_auth_async::primitives::Issuer for TokenIssuer<'_> {
 
     async fn recover_refresh(&mut self, token: &str) -> Result<Option<Grant>, ()> {
         let service = self.service;
-        let stored = service
-            .find_refresh(token)
-            .await
-            .map_err(|e| tracing::error!(error = %e, "loading refresh token"))?;
+        let stored = match service.find_refresh(token).await {
+            Ok(stored) => stored,
+            Err(e) => {
+                self.database_failed("loading a refresh token", &e);
+                return Err(());
+            }
+        };
         let Some(stored) = stored else {
             return Ok(None);
         };
@@ -391,10 +432,10 @@ impl oxide_auth_async::primitives::Issuer for TokenIssuer<'_> {
         }
         if stored.token.rotated_at.is_some() && stored.token.revoked_at.is_none() {
             // A spent token came back: whoever holds it may be an attacker (RFC 9700 §4.14.2).
-            service
-                .revoke_family(&stored.token.family_id)
-                .await
-                .map_err(|e| tracing::error!(error = %e, "revoking a family"))?;
+            if let Err(e) = service.revoke_family(&stored.token.family_id).await {
+                self.database_failed("revoking a family", &e);
+                return Err(());
+            }
             tracing::warn!(client_id = %stored.token.client_id, "refresh token reused; family revoked");
             self.refused = Some(RefreshRefusal::Reused);
             self.presented = Some(stored);

@@ -33,11 +33,12 @@ use crate::audit::{Audit, AuditEvent, AuditKind, Outcome};
 use crate::clock::SharedClock;
 use crate::db::revocation::{self, Families};
 use crate::oauth::client_registry::RegisteredClient;
+use crate::oauth::error::OAuthError;
 use crate::oauth::grant_type::GrantType;
 use crate::oauth::issuance_writer::{IssuanceRows, IssuanceWriter};
 use crate::oauth::keys::SigningKeys;
 use crate::oauth::resources::{Resource, ResourceRegistry, narrow_scope};
-use crate::users::{Account, UserRepo};
+use crate::users::{Account, RepoError, UserRepo};
 use crate::vault::{Vault, random_token};
 
 /// The `typ` of our access tokens (RFC 9068 §2.1).
@@ -316,10 +317,25 @@ pub struct IssueFailed {
 }
 
 impl IssueFailed {
-    fn database(error: &DbErr) -> Self {
+    /// A failed database statement, which the caller logged.
+    pub(crate) fn database(error: &DbErr) -> Self {
         Self {
             worth_retrying: crate::db_error::is_worth_retrying(error),
         }
+    }
+
+    /// A failed read of the user repository, which the caller logged.
+    fn repo(error: &RepoError) -> Self {
+        match error {
+            RepoError::Db(error) => Self::database(error),
+            RepoError::NotFound => Self::default(),
+        }
+    }
+}
+
+impl From<IssueFailed> for OAuthError {
+    fn from(failed: IssueFailed) -> Self {
+        OAuthError::failed(failed.worth_retrying)
     }
 }
 
@@ -462,8 +478,7 @@ impl TokenService {
                 Some(account),
                 resources,
             )
-            .await
-            .map_err(|()| IssueFailed::default())?
+            .await?
             // The grant checked the account first; a disable since then is a failed issuance.
             .ok_or_else(IssueFailed::default)?;
         let audience = match &claims.aud {
@@ -577,10 +592,11 @@ impl TokenService {
         })
     }
 
-    async fn user_claims(&self, owner_id: &str) -> Result<Option<Account>, ()> {
-        let id: i64 = owner_id.parse().map_err(|_| ())?;
+    async fn user_claims(&self, owner_id: &str) -> Result<Option<Account>, IssueFailed> {
+        let id: i64 = owner_id.parse().map_err(|_| IssueFailed::default())?;
         self.users.account(id).await.map_err(|e| {
             tracing::error!(error = %e, "loading account for token");
+            IssueFailed::repo(&e)
         })
     }
 
@@ -598,7 +614,7 @@ impl TokenService {
         planned: &PlannedAccess,
         known_account: Option<&Account>,
         resources: &[Resource],
-    ) -> Result<Option<(AccessClaims, String)>, ()> {
+    ) -> Result<Option<(AccessClaims, String)>, IssueFailed> {
         let mut claims = AccessClaims {
             iss: self.issuer.clone(),
             sub: subject.subject(owner_id),
@@ -618,7 +634,10 @@ impl TokenService {
             let known = known_account.filter(|a| a.id.to_string() == owner_id);
             let account = match known {
                 Some(account) => account.clone(),
-                None => self.user_claims(owner_id).await?.ok_or(())?,
+                None => self
+                    .user_claims(owner_id)
+                    .await?
+                    .ok_or_else(IssueFailed::default)?,
             };
             if account.is_disabled() {
                 return Ok(None);
@@ -637,7 +656,10 @@ impl TokenService {
             .keys
             .sign(ACCESS_TOKEN_TYP, &claims)
             .await
-            .map_err(|e| tracing::error!(error = %e, "signing access token"))?;
+            .map_err(|e| {
+                tracing::error!(error = %e, "signing access token");
+                IssueFailed::default()
+            })?;
         Ok(Some((claims, token)))
     }
 
@@ -697,9 +719,12 @@ impl TokenService {
         &self,
         new: &NewRefresh<'_>,
         family_stored: bool,
-    ) -> Result<Option<String>, ()> {
-        let log = |e: DbErr| tracing::error!(error = %e, "storing a refresh token");
-        let (token, row) = self.refresh_row(new)?;
+    ) -> Result<Option<String>, IssueFailed> {
+        let log = |e: DbErr| {
+            tracing::error!(error = %e, "storing a refresh token");
+            IssueFailed::database(&e)
+        };
+        let (token, row) = self.refresh_row(new).map_err(|()| IssueFailed::default())?;
         if family_stored {
             // The family's revocation and this token take turns on the family row.
             let txn = self.db.begin().await.map_err(log)?;
@@ -747,7 +772,7 @@ impl TokenService {
     }
 
     /// Whether the account `owner_id` still exists and is enabled.
-    async fn owner_may_hold_tokens(&self, owner_id: &str) -> Result<bool, ()> {
+    async fn owner_may_hold_tokens(&self, owner_id: &str) -> Result<bool, IssueFailed> {
         Ok(self
             .user_claims(owner_id)
             .await?

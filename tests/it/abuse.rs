@@ -631,6 +631,38 @@ async fn the_token_endpoints_503_says_when_to_retry() {
     assert_eq!(body["error"], "temporarily_unavailable");
 }
 
+/// Take SQLite's write lock from outside the app, as a `sqlite3` shell left in a transaction
+/// would; `ROLLBACK` on the connection returned lets it go. One connection, so that the lock is
+/// taken and let go on the same one.
+async fn hold_write_lock(app: &TestApp) -> sea_orm::DatabaseConnection {
+    use sea_orm::{ConnectOptions, ConnectionTrait, Database};
+    let mut options = ConnectOptions::new(app.database_url().to_owned());
+    options.max_connections(1).sqlx_logging(false);
+    let holder = Database::connect(options).await.unwrap();
+    holder.execute_unprepared("BEGIN IMMEDIATE").await.unwrap();
+    holder
+}
+
+/// A token request's answer: status, whether it says when to retry, and the body.
+async fn token_answer(
+    app: &TestApp,
+    auth: Option<&str>,
+    form: &[(&str, &str)],
+) -> (u16, bool, Value) {
+    let mut request = app.http.post(app.url("/oauth/token")).form(form);
+    if let Some(auth) = auth {
+        request = request.header("authorization", auth);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    let retry_after = response.headers().contains_key("retry-after");
+    (
+        status,
+        retry_after,
+        response.json().await.unwrap_or(Value::Null),
+    )
+}
+
 /// Someone else holds SQLite's write lock longer than a writer waits for it (10 s): a `sqlite3`
 /// shell left in a transaction, a backup tool. A `flow` grant (its refresh token), a Mini
 /// Program sign-in (its session), a `client_credentials` grant (its audit event) and a
@@ -639,7 +671,7 @@ async fn the_token_endpoints_503_says_when_to_retry() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_database_locked_longer_than_a_writer_waits_is_a_503_not_a_500() {
     use crate::harness::{SEED_APPID, SEED_OPENID, SEED_UNIONID, seed_identity};
-    use sea_orm::{ConnectOptions, ConnectionTrait, Database};
+    use sea_orm::ConnectionTrait;
     let app = sqlite(&[]).await;
     seed_identity(&app).await;
     ClientFixture::new("flow", SECRET, &["flow", "refresh_token"])
@@ -702,11 +734,7 @@ async fn a_database_locked_longer_than_a_writer_waits_is_a_503_not_a_500() {
     let ticket = session["ticket"].as_str().unwrap();
     assert_eq!(client_credentials().await.unwrap().status().as_u16(), 200);
 
-    // One connection, so that the lock is taken and let go on the same one.
-    let mut options = ConnectOptions::new(app.database_url().to_owned());
-    options.max_connections(1).sqlx_logging(false);
-    let holder = Database::connect(options).await.unwrap();
-    holder.execute_unprepared("BEGIN IMMEDIATE").await.unwrap();
+    let holder = hold_write_lock(&app).await;
     let started = Instant::now();
     let timed = |request| async move {
         let answer = request.await;
@@ -767,6 +795,87 @@ async fn a_database_locked_longer_than_a_writer_waits_is_a_503_not_a_500() {
     ] {
         let status = response.unwrap().status().as_u16();
         assert_eq!(status, 200, "{what} after the lock");
+    }
+}
+
+/// The grants oxide-auth drives hear only `Err(())` from their primitives; the token issuer and
+/// the code store keep why a statement failed. While SQLite's write lock stays taken past a
+/// writer's wait, a refresh (its rotation), a code exchange (its spend) and an approved device's
+/// first poll (its spend) each answer 503 with `Retry-After`, not 500, and spend nothing: after
+/// the lock the same refresh token, code and device code each get tokens.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_grants_oxide_auth_drives_answer_a_locked_database_503_and_spend_nothing() {
+    use crate::oidc::{Browser, DESKTOP, REDIRECT, SECRET as OIDC_SECRET, oidc_client, pkce};
+    use sea_orm::ConnectionTrait;
+    let app = sqlite(&[]).await;
+    oidc_client(&app, "web", false, true).await;
+    crate::device_flow::tv_client(&app).await;
+    let auth = basic("web", OIDC_SECRET);
+    let mut browser = Browser::new(&app, DESKTOP, "alice");
+    fn code_exchange<'a>(code: &'a str, verifier: &'a str) -> [(&'a str, &'a str); 4] {
+        [
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            ("redirect_uri", REDIRECT),
+            ("code_verifier", verifier),
+        ]
+    }
+    let (verifier, challenge) = pkce();
+    let first = crate::races::code(&mut browser, &challenge).await;
+    let (status, _, issued) =
+        token_answer(&app, Some(&auth), &code_exchange(&first, &verifier)).await;
+    assert_eq!(status, 200, "{issued}");
+    let refresh_token = issued["refresh_token"].as_str().unwrap().to_owned();
+    let refresh = [
+        ("grant_type", "refresh_token"),
+        ("refresh_token", refresh_token.as_str()),
+    ];
+    let (verifier, challenge) = pkce();
+    let code = crate::races::code(&mut browser, &challenge).await;
+    let exchange = code_exchange(&code, &verifier);
+    let device = crate::device_flow::start(&app, "openid").await;
+    crate::device_flow::person_answers(&mut browser, &device, "approve").await;
+    let poll = [
+        ("grant_type", "urn:ietf:params:oauth:grant-type:device_code"),
+        ("client_id", "tv"),
+        ("device_code", device["device_code"].as_str().unwrap()),
+    ];
+
+    let holder = hold_write_lock(&app).await;
+    let started = Instant::now();
+    let timed = |request| async move {
+        let answer = request.await;
+        (answer, started.elapsed())
+    };
+    let (refreshed, exchanged, polled) = tokio::join!(
+        timed(token_answer(&app, Some(&auth), &refresh)),
+        timed(token_answer(&app, Some(&auth), &exchange)),
+        timed(token_answer(&app, None, &poll)),
+    );
+    holder.execute_unprepared("ROLLBACK").await.unwrap();
+    for (what, ((status, retry_after, body), took)) in [
+        ("refresh_token", refreshed),
+        ("authorization_code", exchanged),
+        ("device_code", polled),
+    ] {
+        assert!(
+            (Duration::from_secs(9)..Duration::from_secs(18)).contains(&took),
+            "{what} answered after {took:?}"
+        );
+        assert_eq!(status, 503, "{what}: {body}");
+        assert!(retry_after, "{what}: 503 without Retry-After");
+        assert_eq!(body["error"], "temporarily_unavailable", "{what}: {body}");
+    }
+
+    // Nothing was spent by the refused attempts: the same requests now get tokens.
+    for (what, auth, form) in [
+        ("refresh_token", Some(auth.as_str()), &refresh[..]),
+        ("authorization_code", Some(auth.as_str()), &exchange[..]),
+        ("device_code", None, &poll[..]),
+    ] {
+        let (status, _, body) = token_answer(&app, auth, form).await;
+        assert_eq!(status, 200, "{what} after the lock: {body}");
+        assert!(body["access_token"].is_string(), "{what}: {body}");
     }
 }
 

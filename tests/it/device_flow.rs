@@ -53,10 +53,16 @@ fn client(id: &str, secret: Option<&str>, grants: &[&str], name: Option<&str>) -
     }
 }
 
+/// The public TV client (device grant and refresh), `tv`, alone.
+pub(crate) async fn tv_client(app: &TestApp) {
+    let tv = client(TV, None, &[DEVICE_GRANT, "refresh_token"], Some(TV_NAME));
+    app.state.clients.create(tv).await.unwrap();
+}
+
 /// The public TV client (device grant and refresh) and a confidential set-top box.
 async fn clients(app: &TestApp) {
+    tv_client(app).await;
     for new in [
-        client(TV, None, &[DEVICE_GRANT, "refresh_token"], Some(TV_NAME)),
         client(BOX, Some(SECRET), &[DEVICE_GRANT], None),
         client("web", Some(SECRET), &["client_credentials"], None),
     ] {
@@ -82,14 +88,14 @@ async fn start_raw(app: &TestApp, auth: Option<&str>, form: &[(&str, &str)]) -> 
 }
 
 /// A device authorization for the TV.
-async fn start(app: &TestApp, scope: &str) -> Value {
+pub(crate) async fn start(app: &TestApp, scope: &str) -> Value {
     let (status, body) = start_raw(app, None, &[("client_id", TV), ("scope", scope)]).await;
     assert_eq!(status, 200, "{body}");
     body
 }
 
 /// One poll by the TV: status and `error` (or the tokens).
-async fn poll(app: &TestApp, device: &Value) -> (u16, Value) {
+pub(crate) async fn poll(app: &TestApp, device: &Value) -> (u16, Value) {
     exchange(
         app,
         None,
@@ -154,7 +160,11 @@ fn error_shown(page: &str) -> &str {
 
 /// A person signs in at `/device` with the QR page and confirms `device`'s code, answering
 /// `decision`.
-async fn person_answers(browser: &mut Browser<'_>, device: &Value, decision: &str) -> String {
+pub(crate) async fn person_answers(
+    browser: &mut Browser<'_>,
+    device: &Value,
+    decision: &str,
+) -> String {
     let form = code_form(browser, &browser.app.url("/device")).await;
     let code = device["user_code"].as_str().unwrap();
     let (status, consent) = enter(browser, &form, code).await;

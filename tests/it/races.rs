@@ -100,7 +100,7 @@ async fn audited(app: &TestApp, kind: AuditKind) -> Vec<wxauth::audit::StoredEve
 }
 
 /// A code for the signed-in `browser` (first-party client: no consent page).
-async fn code(browser: &mut Browser<'_>, challenge: &str) -> String {
+pub(crate) async fn code(browser: &mut Browser<'_>, challenge: &str) -> String {
     let mut url = Url::parse(&browser.app.url("/oauth/authorize")).unwrap();
     url.query_pairs_mut()
         .append_pair("response_type", "code")

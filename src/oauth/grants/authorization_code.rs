@@ -220,6 +220,7 @@ pub async fn grant(
                 (CodeOutcome::Invalid | CodeOutcome::Replayed { .. }, _) => {
                     OAuthError::invalid_grant("the code is invalid, expired or already used")
                 }
+                (CodeOutcome::Failed { worth_retrying }, _) => OAuthError::failed(*worth_retrying),
                 (_, true) => {
                     OAuthError::invalid_grant("code_verifier does not match the code_challenge")
                 }
@@ -231,6 +232,8 @@ pub async fn grant(
                 _ if endpoint.issuer.family_revoked_meanwhile() => {
                     OAuthError::invalid_grant("the code is invalid, expired or already used")
                 }
+                // Anything else; an issuer that failed after the code was spent, too: the same
+                // request again would be a replay, so it is not worth retrying (no 503).
                 _ => from_access_token_error(error.description()),
             },
         );

@@ -140,10 +140,16 @@ pub async fn grant(
     let pending = client_credentials(&mut endpoint, &cc_request)
         .await
         .map_err(|mut e| from_access_token_error(e.description()))?;
-    pending
+    let issued = pending
         .issue(&mut endpoint, request.client.client_id.clone(), false)
-        .await
-        .map_err(|mut e| from_access_token_error(e.description()))?;
+        .await;
+    if let Err(mut e) = issued {
+        return Err(match e.description() {
+            Some(description) => from_access_token_error(Some(description)),
+            // Our issuer failed: 503 when its database was only "not now".
+            None => endpoint.issuer.failure().into(),
+        });
+    }
     endpoint
         .issuer
         .take_issued()

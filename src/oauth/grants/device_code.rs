@@ -41,7 +41,11 @@ pub async fn grant(
         .devices
         .poll(&request.client.client_id, &params.device_code)
         .await
-        .map_err(|e| internal("polling a device authorization", &e))?;
+        .map_err(|e| {
+            // Nothing is spent by a poll that failed: 503 when the database was only "not now".
+            tracing::error!(error = %e, "polling a device authorization");
+            OAuthError::from_database(&e)
+        })?;
     let (account_id, auth_time, scope) = match outcome {
         PollOutcome::Pending => {
             return Err(OAuthError::new(

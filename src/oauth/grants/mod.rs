@@ -118,11 +118,5 @@ pub(crate) async fn issue_for_account(
             grant,
         )
         .await
-        .map_err(|failed| {
-            if failed.worth_retrying {
-                OAuthError::temporarily_unavailable()
-            } else {
-                OAuthError::server_error()
-            }
-        })
+        .map_err(OAuthError::from)
 }

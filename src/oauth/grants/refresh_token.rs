@@ -167,6 +167,8 @@ pub async fn grant(
         Err(RefreshError::Primitive) if endpoint.issuer.family_revoked_meanwhile() => Err(
             OAuthError::invalid_grant("the refresh token is invalid, expired or revoked"),
         ),
-        Err(RefreshError::Primitive) => Err(OAuthError::server_error()),
+        // A failed statement: 503 when the database was busy, locked, out of reach or chose it
+        // as a deadlock's victim (the rotation rolled back; the token stays usable).
+        Err(RefreshError::Primitive) => Err(endpoint.issuer.failure().into()),
     }
 }
