@@ -4,7 +4,7 @@
 //! importing none of them.
 
 use sea_orm::sea_query::Expr;
-use sea_orm::{ConnectionTrait, DbBackend, DbErr, QueryResult, Statement};
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, DbErr, QueryResult, Statement};
 
 /// Run `statements` (each an `INSERT`, or a `DELETE` or `UPDATE` whose result nobody reads,
 /// built for this connection's backend, in order) in as few round trips as the backend allows.
@@ -24,41 +24,94 @@ pub async fn write_together(
     conn: &impl ConnectionTrait,
     statements: Vec<Statement>,
 ) -> Result<(), DbErr> {
+    send(conn, statements, 0).await
+}
+
+/// How many times [`write_together_outside_transactions`] sends a statement again that the
+/// database ended to settle a deadlock.
+pub const DEADLOCK_RETRIES: u32 = 2;
+
+/// [`write_together`] on the pool itself, outside any transaction, so that each statement
+/// commits (or is undone) alone: one the database ended to settle a deadlock
+/// ([`crate::db_error::is_deadlock`]; PostgreSQL and MariaDB) changed nothing, and is sent again,
+/// up to [`DEADLOCK_RETRIES`] times, from where the writes stopped. Inside a transaction a lost
+/// deadlock undoes the whole transaction (MariaDB) or spoils it (PostgreSQL), which only its owner
+/// can start again: hence a `DatabaseConnection`, never a transaction.
+pub async fn write_together_outside_transactions(
+    db: &DatabaseConnection,
+    statements: Vec<Statement>,
+) -> Result<(), DbErr> {
+    send(db, statements, DEADLOCK_RETRIES).await
+}
+
+async fn send(
+    conn: &impl ConnectionTrait,
+    statements: Vec<Statement>,
+    deadlock_retries: u32,
+) -> Result<(), DbErr> {
     match conn.get_database_backend() {
+        // SQLite has one writer at a time and no deadlocks to lose.
         DbBackend::Sqlite => {
             conn.execute_raw(sqlite_joined(statements)).await?;
         }
         DbBackend::Postgres => {
-            let count = statements.len();
-            let mut sql = String::new();
-            let mut values: Vec<sea_orm::Value> = Vec::new();
-            for (index, statement) in statements.into_iter().enumerate() {
-                let renumbered = shift_placeholders(&statement.sql, values.len());
-                if index + 1 < count {
-                    sql.push_str(if index == 0 { "WITH " } else { ", " });
-                    sql.push_str(&format!("w{index} AS ({renumbered})"));
-                } else {
-                    if index > 0 {
-                        sql.push(' ');
-                    }
-                    sql.push_str(&renumbered);
-                }
-                values.extend(statement.values.map(|v| v.0).unwrap_or_default());
-            }
-            conn.execute_raw(Statement::from_sql_and_values(
-                DbBackend::Postgres,
-                sql,
-                values,
-            ))
-            .await?;
+            let joined = postgres_joined(statements);
+            execute(conn, joined, deadlock_retries).await?;
         }
         _ => {
             for statement in statements {
-                conn.execute_raw(statement).await?;
+                execute(conn, statement, deadlock_retries).await?;
             }
         }
     }
     Ok(())
+}
+
+/// One statement, sent again up to `deadlock_retries` times while the database ends it to settle
+/// a deadlock.
+async fn execute(
+    conn: &impl ConnectionTrait,
+    statement: Statement,
+    deadlock_retries: u32,
+) -> Result<(), DbErr> {
+    let mut lost = 0;
+    loop {
+        let sent = if lost < deadlock_retries {
+            statement.clone()
+        } else {
+            return conn.execute_raw(statement).await.map(drop);
+        };
+        match conn.execute_raw(sent).await {
+            Ok(_) => return Ok(()),
+            Err(error) if crate::db_error::is_deadlock(&error) => {
+                lost += 1;
+                tracing::info!(%error, lost, "a write lost a deadlock; sending it again");
+            }
+            Err(error) => return Err(error),
+        }
+    }
+}
+
+/// PostgreSQL: the statements as one, the earlier ones as data-modifying `WITH` clauses of the
+/// last, its placeholders renumbered.
+fn postgres_joined(statements: Vec<Statement>) -> Statement {
+    let count = statements.len();
+    let mut sql = String::new();
+    let mut values: Vec<sea_orm::Value> = Vec::new();
+    for (index, statement) in statements.into_iter().enumerate() {
+        let renumbered = shift_placeholders(&statement.sql, values.len());
+        if index + 1 < count {
+            sql.push_str(if index == 0 { "WITH " } else { ", " });
+            sql.push_str(&format!("w{index} AS ({renumbered})"));
+        } else {
+            if index > 0 {
+                sql.push(' ');
+            }
+            sql.push_str(&renumbered);
+        }
+        values.extend(statement.values.map(|v| v.0).unwrap_or_default());
+    }
+    Statement::from_sql_and_values(DbBackend::Postgres, sql, values)
 }
 
 /// [`write_together`], then `read` once the writes are committed; its rows. On SQLite in the same

@@ -210,8 +210,10 @@ impl MiniProgramLogin {
             ticket
         });
         // The earlier sessions, the new one and the ticket in one round trip (the session
-        // first: a ticket must never outlive a failed session write).
-        crate::round_trip::write_together(&self.db, writes).await?;
+        // first: a ticket must never outlive a failed session write). Outside a transaction, so
+        // a write the database ends to settle a deadlock (a parallel sign-in of the same person
+        // on MariaDB or PostgreSQL) is sent again rather than answered 503.
+        crate::round_trip::write_together_outside_transactions(&self.db, writes).await?;
         self.audit
             .record(
                 AuditEvent::sign_in(SignInChannel::MiniProgram, account.id)
