@@ -45,6 +45,9 @@ pub const WECHAT_LEASE_WAITS: &str = "wxauth_wechat_token_lease_waits_total";
 pub const WECHAT_CREDENTIALS: &str = "wxauth_wechat_credentials_total";
 /// Database connections: `state` (`in_use`, `idle`).
 pub const DB_POOL: &str = "wxauth_db_pool_connections";
+/// Statements the database ended to settle a deadlock and wxauth sent again: `backend`
+/// (`postgres`, `mysql`).
+pub const DB_DEADLOCK_RETRIES: &str = "wxauth_db_deadlock_retries_total";
 /// Rows the janitor deleted: `table`.
 pub const JANITOR_DELETED: &str = "wxauth_janitor_deleted_rows_total";
 /// Requests refused by a rate limit: `limit` (a limit's name, or `client_auth_throttle` for a

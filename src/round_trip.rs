@@ -86,6 +86,13 @@ async fn execute(
             Err(error) if crate::db_error::is_deadlock(&error) => {
                 lost += 1;
                 tracing::info!(%error, lost, "a write lost a deadlock; sending it again");
+                let backend = match conn.get_database_backend() {
+                    DbBackend::Postgres => "postgres",
+                    DbBackend::MySql => "mysql",
+                    _ => "sqlite",
+                };
+                metrics::counter!(crate::metrics::DB_DEADLOCK_RETRIES, "backend" => backend)
+                    .increment(1);
             }
             Err(error) => return Err(error),
         }

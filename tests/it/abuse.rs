@@ -1109,6 +1109,8 @@ async fn a_sign_in_chosen_as_a_deadlock_victim_sends_its_write_again_and_succeed
             .unwrap()
     };
     let deadlocks_before = deadlocks().await;
+    let retries = [("backend", "mysql")];
+    let metrics_before = crate::metrics::scrape(&app).await;
     let waiting = tokio::spawn(sign_in("alice"));
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
@@ -1156,6 +1158,14 @@ async fn a_sign_in_chosen_as_a_deadlock_victim_sends_its_write_again_and_succeed
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["openId"], open_id.as_str());
     assert!(body["sessionId"].is_string(), "{body}");
+    // Operators see it: the retry is counted (at least this one; other tests share the recorder).
+    let metrics_after = crate::metrics::scrape(&app).await;
+    let counted =
+        |scrape: &str| crate::metrics::series(scrape, "wxauth_db_deadlock_retries_total", &retries);
+    assert!(
+        counted(&metrics_after) >= counted(&metrics_before) + 1.0,
+        "the retry was not counted"
+    );
     other
         .execute_unprepared("DROP TABLE deadlock_ballast")
         .await

@@ -9,7 +9,7 @@ use crate::harness::{Options, TestApp};
 use crate::mini_program::{client, sign_in, token};
 
 /// The value of the series `name{labels}` whose labels include every `label="value"` given.
-fn series(scrape: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
+pub(crate) fn series(scrape: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
     scrape
         .lines()
         .filter(|l| l.starts_with(&format!("{name}{{")))
@@ -22,7 +22,7 @@ fn series(scrape: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
         .sum()
 }
 
-async fn scrape(app: &TestApp) -> String {
+pub(crate) async fn scrape(app: &TestApp) -> String {
     let response = app.http.get(app.url("/metrics")).send().await.unwrap();
     assert_eq!(response.status(), 200);
     assert!(
@@ -81,7 +81,7 @@ backend_tests! {
         let allowed = [
             "method", "route", "status", "grant", "client", "channel", "outcome", "reason",
             "kind", "api", "appid", "errcode", "state", "table", "limit", "le", "quantile",
-            "source",
+            "source", "backend",
         ];
         for line in after.lines().filter(|l| !l.starts_with('#')) {
             let Some((_, labels)) = line.split_once('{') else { continue };
