@@ -4,7 +4,7 @@
 //! the authorization-code grant gives: an access token, a refresh token when the client may
 //! refresh, and for scope `openid` an ID token.
 
-use super::{GrantRequest, issue_for_account, required};
+use super::{GrantRequest, after_spending, issue_for_account, required};
 use crate::oauth::GrantType;
 use crate::oauth::OAuthServices;
 use crate::oauth::device::PollOutcome;
@@ -88,8 +88,10 @@ pub async fn grant(
         .await
         .map_err(|e| internal("loading the account", &e))?
         .ok_or_else(|| OAuthError::invalid_grant("the account no longer exists"))?;
-    let issued =
-        issue_for_account(services, request, GrantType::DeviceCode, &account, &scope).await?;
+    // The device code is spent: a failure from here on is no "try again".
+    let issued = issue_for_account(services, request, GrantType::DeviceCode, &account, &scope)
+        .await
+        .map_err(after_spending)?;
     let scopes: Vec<&str> = issued.claims.scope.split(' ').collect();
     let id_token = if scopes.contains(&"openid") {
         let oa_subscribed = id_token::follower_claim(services.users.as_ref(), account.id, &scopes)

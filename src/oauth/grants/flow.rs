@@ -11,7 +11,7 @@
 //! A web-view ticket (`/api/wechat/ma/webview-ticket`) is redeemed alone, with no appId or
 //! openId: the identity is the one it was minted for, and only its client may redeem it.
 
-use super::{GrantRequest, effective_scope, issue_for_account, optional};
+use super::{GrantRequest, after_spending, effective_scope, issue_for_account, optional};
 use crate::audit::{AuditEvent, AuditKind, Outcome};
 use crate::ids::{AppId, UnionId};
 use crate::oauth::GrantType;
@@ -121,7 +121,7 @@ pub async fn grant(
     };
     let appid = named.app_id.as_str();
 
-    match (params.ticket.as_deref(), request.client.flow_ticket) {
+    let spent = match (params.ticket.as_deref(), request.client.flow_ticket) {
         (Some(ticket), _) => {
             let redeemed = match &named.key {
                 Some(key) => services.tickets.redeem(ticket, key, client_id).await,
@@ -135,17 +135,26 @@ pub async fn grant(
                 ticket_refused(services, client_id, Some(appid), redeemed.as_str()).await;
                 return Err(refused());
             }
+            true
         }
-        (None, FlowTicketPolicy::Optional) => {}
+        (None, FlowTicketPolicy::Optional) => false,
         (None, FlowTicketPolicy::Required) => {
             ticket_refused(services, client_id, Some(appid), "missing").await;
             return Err(refused());
         }
-    }
+    };
 
-    let key = named.key.as_ref().ok_or_else(refused)?;
-    let account = account_for(services, key).await?;
-    issue_for_account(services, request, GrantType::Flow, &account, &scope).await
+    let issued = async {
+        let key = named.key.as_ref().ok_or_else(refused)?;
+        let account = account_for(services, key).await?;
+        issue_for_account(services, request, GrantType::Flow, &account, &scope).await
+    }
+    .await;
+    if spent {
+        issued.map_err(after_spending)
+    } else {
+        issued
+    }
 }
 
 /// A web-view ticket alone: spend it for this client, then issue for the identity it names.
@@ -171,8 +180,12 @@ async fn web_view_grant(
             return Err(refused());
         }
     };
-    let account = account_for(services, &identity).await?;
-    issue_for_account(services, request, GrantType::Flow, &account, scope).await
+    let issued = async {
+        let account = account_for(services, &identity).await?;
+        issue_for_account(services, request, GrantType::Flow, &account, scope).await
+    }
+    .await;
+    issued.map_err(after_spending)
 }
 
 /// Audit a refused ticket: the client, the app (when the request named one) and why (never

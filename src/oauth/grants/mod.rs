@@ -19,6 +19,7 @@ use crate::oauth::OAuthError;
 use crate::oauth::OAuthServices;
 use crate::oauth::client_auth::ClientCredentials;
 use crate::oauth::client_registry::RegisteredClient;
+use crate::oauth::error::OAuthErrorCode;
 use crate::oauth::params::Params;
 use crate::oauth::resources::Resource;
 use crate::oauth::token_service::Issued;
@@ -89,6 +90,17 @@ pub(crate) fn effective_scope(
             scopes.dedup();
             Ok(scopes.join(" "))
         }
+    }
+}
+
+/// What a grant answers when it failed after spending the request's single-use ticket or device
+/// code: sent again, the request would be refused as a replay (and audited and counted as one),
+/// so "try again" (503) is no answer; `server_error` is. Other answers pass unchanged.
+pub(crate) fn after_spending(error: OAuthError) -> OAuthError {
+    if error.code == OAuthErrorCode::TemporarilyUnavailable {
+        OAuthError::server_error()
+    } else {
+        error
     }
 }
 
