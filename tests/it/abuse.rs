@@ -833,10 +833,10 @@ impl TokenRequest {
     }
 }
 
-/// One request of each grant oxide-auth drives, each spending something: a refresh of the
+/// One request of each grant that spends what it is given, besides `flow`: a refresh of the
 /// `web` client's refresh token, the exchange of a code not exchanged yet, and the first poll of
 /// a device (`tv`) its person approved.
-async fn oxide_auth_grant_requests(app: &TestApp) -> [TokenRequest; 3] {
+async fn spending_grant_requests(app: &TestApp) -> [TokenRequest; 3] {
     use crate::oidc::{Browser, DESKTOP, REDIRECT, SECRET as OIDC_SECRET, oidc_client, pkce};
     oidc_client(app, "web", false, true).await;
     crate::device_flow::tv_client(app).await;
@@ -878,16 +878,16 @@ async fn oxide_auth_grant_requests(app: &TestApp) -> [TokenRequest; 3] {
     [refresh, exchange, poll]
 }
 
-/// The grants oxide-auth drives hear only `Err(())` from their primitives; the token issuer and
-/// the code store keep why a statement failed. While SQLite's write lock stays taken past a
-/// writer's wait, a refresh (its rotation), a code exchange (its spend) and an approved device's
-/// first poll (its spend) each answer 503 with `Retry-After`, not 500, and spend nothing: after
-/// the lock the same refresh token, code and device code each get tokens.
+/// oxide-auth's refresh and code grants hear only `Err(())` from their primitives; the token
+/// issuer and the code store keep why a statement failed. While SQLite's write lock stays taken
+/// past a writer's wait, a refresh (its rotation), a code exchange (its spend) and an approved
+/// device's first poll (its spend) each answer 503 with `Retry-After`, not 500, and spend
+/// nothing: after the lock the same refresh token, code and device code each get tokens.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_grants_oxide_auth_drives_answer_a_locked_database_503_and_spend_nothing() {
+async fn a_refresh_a_code_and_a_device_poll_answer_a_locked_database_503_and_spend_nothing() {
     use sea_orm::ConnectionTrait;
     let app = sqlite(&[]).await;
-    let requests = oxide_auth_grant_requests(&app).await;
+    let requests = spending_grant_requests(&app).await;
 
     let holder = hold_write_lock(&app).await;
     let started = Instant::now();
@@ -958,7 +958,7 @@ async fn a_grant_answers_503_only_when_sending_it_again_can_succeed() {
             ("ticket", alice["ticket"].as_str().unwrap()),
         ],
     );
-    let [refresh, exchange, poll] = oxide_auth_grant_requests(&app).await;
+    let [refresh, exchange, poll] = spending_grant_requests(&app).await;
     let unavailable = (503, true, json!("temporarily_unavailable"));
     let failed = (500, false, json!("server_error"));
     // Each request, what it answers while the inserts fail, and its status afterwards.
