@@ -95,7 +95,7 @@ pub(crate) async fn start(app: &TestApp, scope: &str) -> Value {
 }
 
 /// One poll by the TV: status and `error` (or the tokens).
-pub(crate) async fn poll(app: &TestApp, device: &Value) -> (u16, Value) {
+async fn poll(app: &TestApp, device: &Value) -> (u16, Value) {
     exchange(
         app,
         None,
