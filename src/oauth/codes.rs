@@ -51,9 +51,10 @@ pub enum CodeOutcome {
         jti: Option<(String, i64)>,
         owner_id: String,
     },
-    /// A statement failed (logged); the spend was rolled back, so the code is still unspent.
-    /// `worth_retrying` when the database was busy, locked, out of reach or deadlocked
-    /// ([`crate::db_error::is_worth_retrying`]).
+    /// Spending failed (logged). `worth_retrying` when the database was busy, locked, out of
+    /// reach or deadlocked ([`crate::db_error::is_worth_retrying`]): the spend's transaction was
+    /// rolled back and the code is still unspent. Otherwise (a stored grant that does not parse
+    /// after the commit, say) the code may be spent.
     Failed { worth_retrying: bool },
 }
 
