@@ -924,8 +924,8 @@ async fn a_refresh_a_code_and_a_device_poll_answer_a_locked_database_503_and_spe
 /// PostgreSQL a trigger makes every refresh-token insert fail as a serialization failure (SQLSTATE
 /// `40001`, what a lost conflict looks like). A `flow` grant without a ticket and a refresh (its
 /// rotation rolls back) spent nothing: 503, and they work once the trigger is gone. A `flow` grant
-/// with a ticket, a code exchange and an approved device's poll fail after spending their ticket,
-/// code or device code: 500, since sent again they are refused as replays (and a client obeying a
+/// with a login ticket or a web-view ticket, a code exchange and an approved device's poll fail
+/// after spending their ticket, code or device code: 500, since sent again they are refused as replays (and a client obeying a
 /// `Retry-After` would be audited as replaying a ticket).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_grant_answers_503_only_when_sending_it_again_can_succeed() {
@@ -958,6 +958,22 @@ async fn a_grant_answers_503_only_when_sending_it_again_can_succeed() {
             ("ticket", alice["ticket"].as_str().unwrap()),
         ],
     );
+    // A web-view ticket from the same Mini Program session, for the same client.
+    let (status, minted) = crate::mini_program::post(
+        &app,
+        "/api/wechat/ma/webview-ticket",
+        json!({ "sessionId": alice["sessionId"], "clientId": "front" }),
+    )
+    .await;
+    assert_eq!(status, 200, "{minted}");
+    let with_web_view_ticket = TokenRequest::new(
+        "flow with a web-view ticket",
+        Some(&front),
+        &[
+            ("grant_type", "flow"),
+            ("ticket", minted["ticket"].as_str().unwrap()),
+        ],
+    );
     let [refresh, exchange, poll] = spending_grant_requests(&app).await;
     let unavailable = (503, true, json!("temporarily_unavailable"));
     let failed = (500, false, json!("server_error"));
@@ -966,6 +982,7 @@ async fn a_grant_answers_503_only_when_sending_it_again_can_succeed() {
         (flow, &unavailable, 200),
         (refresh, &unavailable, 200),
         (with_ticket, &failed, 400),
+        (with_web_view_ticket, &failed, 400),
         (exchange, &failed, 400),
         (poll, &failed, 400),
     ];
