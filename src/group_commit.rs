@@ -9,8 +9,10 @@
 //!
 //! Used by the audit trail (`audit.rs`), our own grants' issuances (`oauth/issuance_writer.rs`),
 //! the token path's identity reads (`users/sea.rs`), the code exchanges' claims and verdicts
-//! (`wechat/code_exchange.rs`) and the login tickets' spends (`oauth/login_tickets.rs`); the
-//! last two through [`write_through`], as they batch only on some backends.
+//! (`wechat/code_exchange.rs`), the login tickets' spends (`oauth/login_tickets.rs`) and the
+//! Mini Program sign-ins' session writes (`login/session_writes.rs`); the last three through
+//! [`write_through`], as the first two batch only on some backends and all three write alone
+//! outside a Tokio runtime.
 
 use std::future::Future;
 

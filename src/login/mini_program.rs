@@ -17,11 +17,12 @@ use std::sync::Arc;
 
 use sea_orm::ActiveValue::Set;
 use sea_orm::sea_query::{Expr, ExprTrait};
-use sea_orm::{ColumnTrait, Condition, DatabaseConnection, EntityTrait, QueryFilter, QueryTrait};
+use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter};
 
 use entity::mini_session;
 
 use super::error::LoginError;
+use super::session_writes::{SessionWrite, SessionWrites};
 use crate::app_registry::{AppKind, AppRegistry};
 use crate::audit::{Audit, AuditEvent, AuditKind, Outcome, SignInChannel};
 use crate::clock::SharedClock;
@@ -103,6 +104,8 @@ pub struct MiniProgramLogin {
     apps: AppRegistry,
     users: Arc<dyn UserRepo>,
     tickets: LoginTickets,
+    /// The sign-ins' session writes, batched under load.
+    session_writes: SessionWrites,
     wechat: Arc<WeChat>,
     audit: Audit,
     /// How long a number verified through the code API may be handed out again (seconds; 0:
@@ -121,6 +124,7 @@ impl MiniProgramLogin {
         phone_reuse_secs: i64,
     ) -> Self {
         Self {
+            session_writes: SessionWrites::new(store.db.clone()),
             db: store.db,
             vault: store.vault,
             clock: store.clock,
@@ -141,7 +145,7 @@ impl MiniProgramLogin {
 
     /// [`Self::sign_in`]; with `ticket_for: Some(client)`, also a login ticket for the session's
     /// identity (bound to `client` when it names one), written in the same round trip as the
-    /// session ([`crate::round_trip::write_together`]).
+    /// session ([`SessionWrites`]).
     async fn sign_in_minting(
         &self,
         appid: &str,
@@ -168,19 +172,7 @@ impl MiniProgramLogin {
             "mini_session_key\n{}",
             session.session_key.expose()
         ));
-        let backend = self.db.get_database_backend();
-        let replaced = mini_session::Entity::delete_many()
-            .filter(mini_session::Column::Appid.eq(identity.appid.as_str()))
-            .filter(mini_session::Column::OpenId.eq(identity.open_id.as_str()))
-            .filter(
-                Condition::any()
-                    .add(mini_session::Column::SessionKeyHash.ne(key_hash.as_str()))
-                    .add(mini_session::Column::SessionKeyHash.is_null()),
-            )
-            .build(backend);
         let session_id = random_token(32);
-        // Inserted without reading the row back: a parallel login of the same identity may
-        // already have replaced it (MySQL has no RETURNING; the read-back raced and gave a 500).
         let session_row = mini_session::ActiveModel {
             id_hash: Set(self.vault.fingerprint(&session_id)),
             appid: Set(identity.appid.clone().into()),
@@ -194,26 +186,32 @@ impl MiniProgramLogin {
                     &self.vault.fingerprint(&session_id),
                 ),
             )),
-            session_key_hash: Set(Some(key_hash)),
+            session_key_hash: Set(Some(key_hash.clone())),
             expires_at: Set(now + SESSION_TTL),
             created_at: Set(now),
             decrypt_failures: Set(0),
             decrypt_pending: Set(0),
         };
-        let mut writes = vec![
-            replaced,
-            mini_session::Entity::insert(session_row).build(backend),
-        ];
-        let ticket = ticket_for.map(|client_id| {
-            let (ticket, insert) = self.tickets.prepare(&identity, client_id);
-            writes.push(insert);
-            ticket
-        });
-        // The earlier sessions, the new one and the ticket in one round trip (the session
-        // first: a ticket must never outlive a failed session write). Outside a transaction, so
-        // a write the database ends to settle a deadlock (a parallel sign-in of the same person
-        // on MariaDB or PostgreSQL) is sent again rather than answered 503.
-        crate::round_trip::write_together_outside_transactions(&self.db, writes).await?;
+        let (ticket, ticket_row) = match ticket_for {
+            Some(client_id) => {
+                let (ticket, row) = self.tickets.prepare(&identity, client_id);
+                (Some(ticket), Some(row))
+            }
+            None => (None, None),
+        };
+        // The earlier sessions end, the new one and the ticket are stored, in one round trip
+        // shared with the sign-ins queued meanwhile ([`SessionWrites`]). Outside a transaction,
+        // so that a write the database ends to settle a deadlock (a parallel sign-in of the same
+        // person on MariaDB or PostgreSQL) is sent again rather than answered 503.
+        self.session_writes
+            .write(SessionWrite {
+                appid: identity.appid.clone().into(),
+                open_id: identity.open_id.clone().into(),
+                key_hash,
+                session: session_row,
+                ticket: ticket_row,
+            })
+            .await?;
         self.audit
             .record(
                 AuditEvent::sign_in(SignInChannel::MiniProgram, account.id)

@@ -16,6 +16,7 @@ pub mod logout;
 pub mod mini_program;
 pub mod profile;
 pub mod redirect;
+mod session_writes;
 pub mod states;
 pub mod web_sign_in;
 pub mod web_view;

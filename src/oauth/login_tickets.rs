@@ -25,7 +25,7 @@ use std::sync::Arc;
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DbErr,
-    EntityTrait, QueryFilter, QueryTrait, Statement,
+    EntityTrait, QueryFilter,
 };
 
 use entity::login_ticket;
@@ -183,14 +183,16 @@ impl LoginTickets {
     }
 
     /// A login ticket for `identity` (bound to `client_id` when given), not yet stored: the
-    /// ticket, and the insert that stores it, for a caller that writes it with its own rows in
-    /// one round trip ([`crate::round_trip::write_together`]). The ticket is valid once that
-    /// insert is.
-    pub fn prepare(&self, identity: &IdentityKey, client_id: Option<&str>) -> (String, Statement) {
+    /// ticket, and the row that stores it, for a caller that writes it with its own rows in one
+    /// round trip. The ticket is valid once that row is written.
+    pub fn prepare(
+        &self,
+        identity: &IdentityKey,
+        client_id: Option<&str>,
+    ) -> (String, login_ticket::ActiveModel) {
         let ticket = random_token(32);
         let row = self.row(&ticket, identity, client_id, KIND_LOGIN, TICKET_TTL);
-        let insert = login_ticket::Entity::insert(row).build(self.db.get_database_backend());
-        (ticket, insert)
+        (ticket, row)
     }
 
     /// Store a ticket's row ([`Self::row`]).

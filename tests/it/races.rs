@@ -1,6 +1,7 @@
 //! Single-use things under two requests released at the same instant (a `tokio::sync::Barrier`),
 //! 20 times on every backend: a refresh token presented twice at once, an authorization code
-//! exchanged twice at once, and two login tickets presented four times each at once. Whatever
+//! exchanged twice at once, two login tickets presented four times each at once, and three people
+//! signing in three times each at once. Whatever
 //! the interleaving, nothing the spent thing produced may stay alive: the winner's new refresh
 //! token is refused, its access token is inactive at introspection, and replaying the old token
 //! or code afterwards still refuses; each ticket is accepted exactly once.
@@ -119,7 +120,70 @@ pub(crate) async fn code(browser: &mut Browser<'_>, challenge: &str) -> String {
         .expect("a code")
 }
 
+/// Whether the Mini Program session `session_id` is live: it can mint a web-view ticket.
+async fn session_live(app: &TestApp, session_id: &Value) -> bool {
+    let (status, body) = crate::mini_program::post(
+        app,
+        "/api/wechat/ma/webview-ticket",
+        serde_json::json!({ "sessionId": session_id, "clientId": "front" }),
+    )
+    .await;
+    assert!(matches!(status, 200 | 400 | 401), "{status}: {body}");
+    status == 200
+}
+
 backend_tests! {
+    async fn sign_ins_released_together_leave_each_person_one_live_session_and_every_ticket(app: TestApp) {
+        // Three people, each signing in three times (three wx.login codes, so three
+        // session_keys), all released together: the session writes land in the same batches.
+        // As when written one after the other, each person is left exactly one live session
+        // (every sign-in replaced the sessions holding another key) and every ticket works.
+        let auth = crate::mini_program::client(&app, "front", &["flow"]).await;
+        const PEOPLE: [&str; 3] = ["alice", "bob", "carol"];
+        const EACH: usize = 3;
+        app.sim.add_user(wxauth::simulator::SimUser::new("carol", "Carol"));
+        for trial in 0..TRIALS / 2 {
+            let barrier = Arc::new(Barrier::new(PEOPLE.len() * EACH));
+            let mut sign_ins = Vec::new();
+            for (who, user) in PEOPLE.iter().enumerate() {
+                for _ in 0..EACH {
+                    let code = app.sim.mint_js_code(wxauth::simulator::demo::MINI_PROGRAM_APPID, user).unwrap();
+                    let request = app.http.post(app.url("/api/wechat/ma/session")).json(&serde_json::json!({
+                        "appId": wxauth::simulator::demo::MINI_PROGRAM_APPID, "code": code, "clientId": "front",
+                    }));
+                    let barrier = barrier.clone();
+                    sign_ins.push(tokio::spawn(async move {
+                        barrier.wait().await;
+                        let response = request.send().await.unwrap();
+                        (who, response.status().as_u16(), response.json::<Value>().await.unwrap_or(Value::Null))
+                    }));
+                }
+            }
+            let mut sessions: [Vec<Value>; 3] = Default::default();
+            for sign_in in sign_ins {
+                let (who, status, body) = sign_in.await.unwrap();
+                assert_eq!(status, 200, "trial {trial}: {body}");
+                let form = [
+                    ("grant_type", "flow"),
+                    ("appId", wxauth::simulator::demo::MINI_PROGRAM_APPID),
+                    ("openId", body["openId"].as_str().unwrap()),
+                    ("unionId", body["unionId"].as_str().unwrap()),
+                    ("ticket", body["ticket"].as_str().unwrap()),
+                ];
+                let (status, tokens) = token(&app, &auth, &form).await;
+                assert_eq!(status, 200, "trial {trial}: {} ticket: {tokens}", PEOPLE[who]);
+                sessions[who].push(body["sessionId"].clone());
+            }
+            for (who, ids) in sessions.iter().enumerate() {
+                let mut live = 0;
+                for id in ids {
+                    live += usize::from(session_live(&app, id).await);
+                }
+                assert_eq!(live, 1, "trial {trial}: {}'s live sessions", PEOPLE[who]);
+            }
+        }
+    }
+
     async fn a_login_ticket_presented_many_times_at_once_is_accepted_once(app: TestApp) {
         let auth = crate::mini_program::client(&app, "front", &["flow"]).await;
         const EACH: usize = 4;
