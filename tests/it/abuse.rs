@@ -920,13 +920,47 @@ async fn a_refresh_a_code_and_a_device_poll_answer_a_locked_database_503_and_spe
     }
 }
 
+/// A page that must write while SQLite's write lock stays taken past a writer's wait: the
+/// authorization request of a browser not signed in stores its sign-in state, so it cannot go
+/// on. It answers a page, 503 with `Retry-After` (never a 500, never a redirect to the client),
+/// stores nothing, and the same request works once the lock is let go.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_authorization_request_meeting_a_locked_database_gets_a_503_page_and_works_after() {
+    use sea_orm::ConnectionTrait;
+    let app = sqlite(&[]).await;
+    confidential_client(&app, "web", &["authorization_code"], &[REDIRECT]).await;
+
+    let holder = hold_write_lock(&app).await;
+    let started = Instant::now();
+    let response = app.http.get(authorize_url(&app, "")).send().await.unwrap();
+    let took = started.elapsed();
+    holder.execute_unprepared("ROLLBACK").await.unwrap();
+    assert!(
+        (Duration::from_secs(9)..Duration::from_secs(18)).contains(&took),
+        "answered after {took:?}"
+    );
+    assert_eq!(response.status().as_u16(), 503);
+    assert!(response.headers().contains_key("retry-after"));
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    assert!(stored_states(&app).await.is_empty());
+
+    let response = app.http.get(authorize_url(&app, "")).send().await.unwrap();
+    assert_eq!(response.status().as_u16(), 302);
+    assert_eq!(stored_states(&app).await.len(), 1);
+}
+
 /// A grant says "try again" (503) only when sending the same request again can succeed. On
 /// PostgreSQL a trigger makes every refresh-token insert fail as a serialization failure (SQLSTATE
 /// `40001`, what a lost conflict looks like). A `flow` grant without a ticket and a refresh (its
 /// rotation rolls back) spent nothing: 503, and they work once the trigger is gone. A `flow` grant
 /// with a login ticket or a web-view ticket, a code exchange and an approved device's poll fail
-/// after spending their ticket, code or device code: 500, since sent again they are refused as replays (and a client obeying a
-/// `Retry-After` would be audited as replaying a ticket).
+/// after spending their ticket, code or device code: 500, since sent again they are refused as
+/// replays (and a client obeying a `Retry-After` would be audited as replaying a ticket).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_grant_answers_503_only_when_sending_it_again_can_succeed() {
     use crate::harness::{SEED_APPID, SEED_OPENID, SEED_UNIONID};
