@@ -1,10 +1,9 @@
 //! Where WeChat's word becomes our user: the Mini Program session ([`mini_program`], its rows
 //! written in batches by `session_writes`) with its profile pickers ([`profile`]) and the silent
 //! sign-in of its `<web-view>` pages ([`web_view`]), the H5 two-hop authorization of Official
-//! Account pages
-//! ([`h5`]) and the redirect allowlist it checks `next` against ([`redirect`]), the JS-SDK
-//! configuration of those same pages ([`jssdk`]), for pages on that allowlist, the Official
-//! Account follower status ([`followers`]) and the Mini Program approving devices
+//! Account pages ([`h5`]) and the redirect allowlist it checks `next` against ([`redirect`]), the
+//! JS-SDK configuration of those same pages ([`jssdk`]), for pages on that allowlist, the
+//! Official Account follower status ([`followers`]) and the Mini Program approving devices
 //! ([`device_approval`]).
 
 pub mod browser_session;
