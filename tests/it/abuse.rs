@@ -993,20 +993,12 @@ async fn a_grant_answers_503_only_when_sending_it_again_can_succeed() {
         ],
     );
     // A web-view ticket from the same Mini Program session, for the same client.
-    let (status, minted) = crate::mini_program::post(
-        &app,
-        "/api/wechat/ma/webview-ticket",
-        json!({ "sessionId": alice["sessionId"], "clientId": "front" }),
-    )
-    .await;
-    assert_eq!(status, 200, "{minted}");
+    let web_view_ticket =
+        crate::web_view::ticket(&app, alice["sessionId"].as_str().unwrap(), "front").await;
     let with_web_view_ticket = TokenRequest::new(
         "flow with a web-view ticket",
         Some(&front),
-        &[
-            ("grant_type", "flow"),
-            ("ticket", minted["ticket"].as_str().unwrap()),
-        ],
+        &[("grant_type", "flow"), ("ticket", web_view_ticket.as_str())],
     );
     let [refresh, exchange, poll] = spending_grant_requests(&app).await;
     let unavailable = (503, true, json!("temporarily_unavailable"));

@@ -121,13 +121,8 @@ pub(crate) async fn code(browser: &mut Browser<'_>, challenge: &str) -> String {
 }
 
 /// Whether the Mini Program session `session_id` is live: it can mint a web-view ticket.
-async fn session_live(app: &TestApp, session_id: &Value) -> bool {
-    let (status, body) = crate::mini_program::post(
-        app,
-        "/api/wechat/ma/webview-ticket",
-        serde_json::json!({ "sessionId": session_id, "clientId": "front" }),
-    )
-    .await;
+async fn session_live(app: &TestApp, session_id: &str) -> bool {
+    let (status, body) = crate::web_view::mint(app, session_id, "front").await;
     assert!(matches!(status, 200 | 400 | 401), "{status}: {body}");
     status == 200
 }
@@ -159,7 +154,7 @@ backend_tests! {
                     }));
                 }
             }
-            let mut sessions: [Vec<Value>; 3] = Default::default();
+            let mut sessions: [Vec<String>; 3] = Default::default();
             for sign_in in sign_ins {
                 let (who, status, body) = sign_in.await.unwrap();
                 assert_eq!(status, 200, "trial {trial}: {body}");
@@ -172,7 +167,7 @@ backend_tests! {
                 ];
                 let (status, tokens) = token(&app, &auth, &form).await;
                 assert_eq!(status, 200, "trial {trial}: {} ticket: {tokens}", PEOPLE[who]);
-                sessions[who].push(body["sessionId"].clone());
+                sessions[who].push(body["sessionId"].as_str().unwrap().to_owned());
             }
             for (who, ids) in sessions.iter().enumerate() {
                 let mut live = 0;

@@ -41,7 +41,7 @@ async fn clients(app: &TestApp, redirect: &str) {
 }
 
 /// A web-view ticket for the Mini Program session `session_id`, for `client_id`.
-async fn mint(app: &TestApp, session_id: &str, client_id: &str) -> (u16, Value) {
+pub(crate) async fn mint(app: &TestApp, session_id: &str, client_id: &str) -> (u16, Value) {
     post(
         app,
         "/api/wechat/ma/webview-ticket",
@@ -50,7 +50,7 @@ async fn mint(app: &TestApp, session_id: &str, client_id: &str) -> (u16, Value) 
     .await
 }
 
-async fn ticket(app: &TestApp, session_id: &str, client_id: &str) -> String {
+pub(crate) async fn ticket(app: &TestApp, session_id: &str, client_id: &str) -> String {
     let (status, body) = mint(app, session_id, client_id).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["expiresIn"], 60);
