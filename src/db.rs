@@ -4,6 +4,7 @@
 pub mod reseal;
 pub mod revocation;
 mod sqlite_busy;
+mod sqlite_memory;
 
 use std::time::Duration;
 
@@ -50,6 +51,7 @@ pub async fn connect(url: &str) -> Result<DatabaseConnection, ConfigError> {
                 .foreign_keys(true)
         });
     if url.starts_with("sqlite:") {
+        sqlite_memory::configure();
         // SQLite has one writer; a small pool keeps writers from starving each other.
         options.max_connections(8).min_connections(1);
         // A writer that finds the write lock taken waits in microseconds, not milliseconds.
