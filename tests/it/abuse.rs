@@ -2,7 +2,8 @@
 //! too many connections and requests, upstream tokens that hang, online guessing of client
 //! secrets, per-IP limits (in process, shared through Redis, and with Redis stopped mid-test),
 //! oversized authorization requests, a large janitor sweep, parallel first logins and repeated
-//! `wx.login` codes.
+//! `wx.login` codes; and a database that cannot answer now (SQLite's lock held from outside, a lost
+//! deadlock, failing inserts): 503 only when the same request sent again can succeed.
 //!
 //! Redis: the shared-limit tests use `WXAUTH_TEST_REDIS_URL` (set by .ci/run) and are skipped
 //! without it unless `WXAUTH_TEST_REQUIRE_REDIS=1`; the outage test starts a throwaway
@@ -876,6 +877,69 @@ async fn spending_grant_requests(app: &TestApp) -> [TokenRequest; 3] {
         ],
     );
     [refresh, exchange, poll]
+}
+
+/// A person approving a device while SQLite's write lock stays taken past a writer's wait: the
+/// consent form's answer must record the approval, so it cannot go on. It answers a page, 503
+/// with `Retry-After` (never a 500), and loses nothing: the device still waits, and the same
+/// consent form sent again after the lock approves it, so the device's next poll gets tokens.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_approval_meeting_a_locked_database_gets_a_503_page_and_works_after() {
+    use crate::device_flow::{code_form, enter, poll, start, tv_client};
+    use crate::oidc::{Browser, DESKTOP, hidden_fields};
+    use sea_orm::ConnectionTrait;
+    let app = sqlite(&[]).await;
+    tv_client(&app).await;
+    let device = start(&app, "openid").await;
+    let mut browser = Browser::new(&app, DESKTOP, "alice");
+    let form = code_form(&mut browser, &app.url("/device")).await;
+    let (status, consent) = enter(&mut browser, &form, device["user_code"].as_str().unwrap()).await;
+    assert_eq!(status, 200, "{consent}");
+    let mut approval = hidden_fields(&consent);
+    approval.push(("decision".into(), "approve".into()));
+    let url = app.url("/oauth/device");
+
+    let holder = hold_write_lock(&app).await;
+    let started = Instant::now();
+    let response = browser
+        .send(app.http.post(&url).form(&approval), &url)
+        .await;
+    let took = started.elapsed();
+    holder.execute_unprepared("ROLLBACK").await.unwrap();
+    assert!(
+        (Duration::from_secs(9)..Duration::from_secs(18)).contains(&took),
+        "answered after {took:?}"
+    );
+    assert_eq!(response.status().as_u16(), 503);
+    assert!(response.headers().contains_key("retry-after"));
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    let (status, body) = poll(&app, &device).await;
+    assert_eq!(
+        (status, &body["error"]),
+        (400, &json!("authorization_pending")),
+        "{body}"
+    );
+
+    let response = browser
+        .send(app.http.post(&url).form(&approval), &url)
+        .await;
+    assert_eq!(response.status().as_u16(), 200);
+    assert!(
+        response
+            .text()
+            .await
+            .unwrap()
+            .contains("Your device is signed in")
+    );
+    app.clock.advance(5);
+    let (status, body) = poll(&app, &device).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body["access_token"].is_string(), "{body}");
 }
 
 /// oxide-auth's refresh and code grants hear only `Err(())` from their primitives; the token

@@ -95,7 +95,7 @@ pub(crate) async fn start(app: &TestApp, scope: &str) -> Value {
 }
 
 /// One poll by the TV: status and `error` (or the tokens).
-async fn poll(app: &TestApp, device: &Value) -> (u16, Value) {
+pub(crate) async fn poll(app: &TestApp, device: &Value) -> (u16, Value) {
     exchange(
         app,
         None,
@@ -113,7 +113,7 @@ fn error(answer: &(u16, Value)) -> (u16, Option<&str>) {
 }
 
 /// Open `url` (the verification URI), signing in through the QR page if needed: the code form.
-async fn code_form(browser: &mut Browser<'_>, url: &str) -> String {
+pub(crate) async fn code_form(browser: &mut Browser<'_>, url: &str) -> String {
     match browser.walk(url).await {
         Step::Page(200, page) if page.contains("name=\"user_code\"") => page,
         other => panic!("no code form at {url}: {other:?}"),
@@ -134,7 +134,7 @@ async fn post(browser: &mut Browser<'_>, fields: &[(String, String)]) -> (u16, S
 }
 
 /// Submit `code` on the code form `page`.
-async fn enter(browser: &mut Browser<'_>, page: &str, code: &str) -> (u16, String) {
+pub(crate) async fn enter(browser: &mut Browser<'_>, page: &str, code: &str) -> (u16, String) {
     let mut fields: Vec<_> = hidden_fields(page)
         .into_iter()
         .filter(|(k, _)| k == "csrf_token")
