@@ -984,6 +984,56 @@ async fn a_refresh_a_code_and_a_device_poll_answer_a_locked_database_503_and_spe
     }
 }
 
+/// A refresh whose rotation has committed cannot be retried: the presented token is spent, so
+/// sent again it is a reuse, which revokes the family. When the database stops answering right
+/// after the rotation (on PostgreSQL a trigger on the rotation's insert puts a view in place of
+/// the accounts table that fails as a lost conflict, SQLSTATE `40001`, on the account read that
+/// signing the access token makes), the answer is 500 `server_error` without `Retry-After`, not
+/// a 503 that tells the client to send the spent token again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refresh_failing_after_its_rotation_committed_answers_500_not_503() {
+    use sea_orm::{ConnectionTrait, Database};
+    let Some(app) = TestApp::spawn_with(Backend::Postgres, Options::default()).await else {
+        return;
+    };
+    let [refresh, _, _] = spending_grant_requests(&app).await;
+    let db = Database::connect(app.database_url()).await.unwrap();
+    for statement in [
+        "CREATE FUNCTION conflict_now() RETURNS boolean LANGUAGE plpgsql AS \
+         $$ BEGIN RAISE EXCEPTION 'staged' USING ERRCODE = 'serialization_failure'; END $$",
+        "CREATE FUNCTION accounts_stop_answering() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN \
+           ALTER TABLE flow_user RENAME TO flow_user_real; \
+           CREATE VIEW flow_user AS SELECT * FROM flow_user_real WHERE conflict_now(); \
+           RETURN NULL; END $$",
+        "CREATE TRIGGER staged_after_rotation AFTER INSERT ON refresh_token \
+         FOR EACH ROW EXECUTE FUNCTION accounts_stop_answering()",
+    ] {
+        db.execute_unprepared(statement).await.unwrap();
+    }
+    let (status, retry_after, body) = refresh.send(&app).await;
+    for statement in [
+        "DROP TRIGGER staged_after_rotation ON refresh_token",
+        "DROP VIEW IF EXISTS flow_user",
+        "ALTER TABLE IF EXISTS flow_user_real RENAME TO flow_user",
+    ] {
+        db.execute_unprepared(statement).await.unwrap();
+    }
+    assert_eq!(
+        (status, retry_after, &body["error"]),
+        (500, false, &json!("server_error")),
+        "{body}"
+    );
+    assert!(body.get("refresh_token").is_none(), "{body}");
+
+    // Sent again, the spent token is refused.
+    let (status, _, body) = refresh.send(&app).await;
+    assert_eq!(
+        (status, &body["error"]),
+        (400, &json!("invalid_grant")),
+        "{body}"
+    );
+}
+
 /// A page that must write while SQLite's write lock stays taken past a writer's wait: the
 /// authorization request of a browser not signed in stores its sign-in state, so it cannot go
 /// on. It answers a page, 503 with `Retry-After` (never a 500, never a redirect to the client),
