@@ -654,6 +654,23 @@ async fn hold_write_lock(app: &TestApp) -> sea_orm::DatabaseConnection {
     holder
 }
 
+/// A page's answer to a request that met SQLite's lock held past a writer's wait: it came after
+/// that wait (9–18 s), and it is a 503 page that says when to try again.
+fn assert_a_503_page_after_the_wait(response: &reqwest::Response, took: Duration) {
+    assert!(
+        (Duration::from_secs(9)..Duration::from_secs(18)).contains(&took),
+        "answered after {took:?}"
+    );
+    assert_eq!(response.status().as_u16(), 503);
+    assert!(response.headers().contains_key("retry-after"));
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+}
+
 /// A token request's answer: status, whether it says when to retry, and the body.
 async fn token_answer(
     app: &TestApp,
@@ -906,18 +923,7 @@ async fn a_device_approval_meeting_a_locked_database_gets_a_503_page_and_works_a
         .await;
     let took = started.elapsed();
     holder.execute_unprepared("ROLLBACK").await.unwrap();
-    assert!(
-        (Duration::from_secs(9)..Duration::from_secs(18)).contains(&took),
-        "answered after {took:?}"
-    );
-    assert_eq!(response.status().as_u16(), 503);
-    assert!(response.headers().contains_key("retry-after"));
-    assert!(
-        response.headers()["content-type"]
-            .to_str()
-            .unwrap()
-            .starts_with("text/html")
-    );
+    assert_a_503_page_after_the_wait(&response, took);
     let (status, body) = poll(&app, &device).await;
     assert_eq!(
         (status, &body["error"]),
@@ -1049,18 +1055,7 @@ async fn an_authorization_request_meeting_a_locked_database_gets_a_503_page_and_
     let response = app.http.get(authorize_url(&app, "")).send().await.unwrap();
     let took = started.elapsed();
     holder.execute_unprepared("ROLLBACK").await.unwrap();
-    assert!(
-        (Duration::from_secs(9)..Duration::from_secs(18)).contains(&took),
-        "answered after {took:?}"
-    );
-    assert_eq!(response.status().as_u16(), 503);
-    assert!(response.headers().contains_key("retry-after"));
-    assert!(
-        response.headers()["content-type"]
-            .to_str()
-            .unwrap()
-            .starts_with("text/html")
-    );
+    assert_a_503_page_after_the_wait(&response, took);
     assert!(stored_states(&app).await.is_empty());
 
     let response = app.http.get(authorize_url(&app, "")).send().await.unwrap();
