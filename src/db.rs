@@ -1,6 +1,8 @@
-//! Database connection and migrations, the same for SQLite, PostgreSQL and MySQL/MariaDB, and
-//! the data migration that needs the master key ([`reseal`]).
+//! Database connection and migrations, the same for SQLite, PostgreSQL and MySQL/MariaDB, the
+//! data migration that needs the master key ([`reseal`]), and which Mini Program sessions are
+//! live ([`mini_sessions`]).
 
+pub mod mini_sessions;
 pub mod reseal;
 pub mod revocation;
 mod sqlite_busy;

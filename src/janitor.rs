@@ -1,5 +1,5 @@
 //! The janitor: every few minutes, delete rows whose time is over — spent or expired login
-//! tickets, Mini Program sessions, refresh tokens and their families, denylisted access-token
+//! tickets, Mini Program sessions and their people's current keys, refresh tokens and their families, denylisted access-token
 //! ids, authorization codes, device authorizations, browser sessions, sign-in states and code
 //! exchanges, receipts of pushed Official Account messages — so that tables of short-lived things stay small, audit events older than the
 //! retention, and WeChat call counts older than a month. `wxauth janitor` runs one sweep now.
@@ -15,14 +15,14 @@ use std::time::Duration;
 
 use sea_orm::sea_query::SimpleExpr;
 use sea_orm::{
-    ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QuerySelect, TryGetableMany,
-    Value,
+    ColumnTrait, Condition, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QuerySelect,
+    TryGetableMany, Value,
 };
 
 use entity::{
     audit_event, auth_state, authorization_code, browser_session, device_authorization,
-    login_ticket, mini_session, refresh_token, refresh_token_family, revoked_access_token,
-    wechat_call_day, wechat_code_exchange, wechat_message_receipt,
+    login_ticket, mini_current_key, mini_session, refresh_token, refresh_token_family,
+    revoked_access_token, wechat_call_day, wechat_code_exchange, wechat_message_receipt,
 };
 
 use crate::clock::SharedClock;
@@ -73,6 +73,54 @@ where
     }
 }
 
+/// How long a person's current session_key (`mini_current_key`) is kept past its expiry. While
+/// it is there, the person's sessions holding another key are not live; an instance whose clock
+/// runs ahead can have written such a session with an expiry a little after it
+/// ([`crate::db::mini_sessions`]).
+pub const CURRENT_KEY_GRACE: i64 = 3600;
+
+/// The current session_keys that expired before `cutoff`, in batches as [`delete_in_batches`]
+/// (their key is two columns). A row a sign-in renewed meanwhile is not deleted.
+async fn delete_current_keys(db: &DatabaseConnection, cutoff: i64) -> Result<u64, DbErr> {
+    let mut gone = 0;
+    loop {
+        let people: Vec<(String, String)> = mini_current_key::Entity::find()
+            .select_only()
+            .column(mini_current_key::Column::Appid)
+            .column(mini_current_key::Column::OpenId)
+            .filter(mini_current_key::Column::ExpiresAt.lt(cutoff))
+            .limit(BATCH_ROWS)
+            .into_tuple()
+            .all(db)
+            .await?;
+        let selected = people.len() as u64;
+        if selected == 0 {
+            return Ok(gone);
+        }
+        let mut these = Condition::any();
+        for (appid, open_id) in people {
+            these = these.add(
+                Condition::all()
+                    .add(mini_current_key::Column::Appid.eq(appid))
+                    .add(mini_current_key::Column::OpenId.eq(open_id)),
+            );
+        }
+        let deleted = mini_current_key::Entity::delete_many()
+            .filter(these)
+            .filter(mini_current_key::Column::ExpiresAt.lt(cutoff))
+            .exec(db)
+            .await?
+            .rows_affected;
+        metrics::counter!(crate::metrics::JANITOR_DELETED, "table" => "mini_current_key")
+            .increment(deleted);
+        gone += deleted;
+        if selected < BATCH_ROWS {
+            return Ok(gone);
+        }
+        tokio::time::sleep(BATCH_PAUSE).await;
+    }
+}
+
 /// How many days of WeChat call counts (`wechat_call_day`, Beijing-time days) are kept.
 pub const WECHAT_CALL_DAYS_KEPT: i64 = 31;
 
@@ -92,6 +140,7 @@ pub async fn sweep(db: &DatabaseConnection, now: i64, audit_retention: i64) -> R
         mini_session::Column::ExpiresAt.lt(now),
     )
     .await?;
+    gone += delete_current_keys(db, now.saturating_sub(CURRENT_KEY_GRACE)).await?;
     gone += delete_in_batches::<refresh_token::Entity, String>(
         db,
         refresh_token::Column::TokenHash,

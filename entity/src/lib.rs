@@ -16,6 +16,7 @@ pub mod consent;
 pub mod device_authorization;
 pub mod flow_user;
 pub mod login_ticket;
+pub mod mini_current_key;
 pub mod mini_session;
 pub mod nickname_check;
 pub mod oauth_client;

@@ -36,6 +36,7 @@ mod m20261216_000301_follower_status;
 mod m20261216_000401_avatars;
 mod m20261216_000402_nickname_checks;
 mod m20261216_000403_web_view_tickets;
+mod m20261217_000101_mini_current_key;
 
 /// Every migration, in order.
 pub struct Migrator;
@@ -75,6 +76,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261216_000403_web_view_tickets::Migration),
             Box::new(m20261216_000301_follower_status::Migration),
             Box::new(m20261216_000201_webhooks_and_merges::Migration),
+            Box::new(m20261217_000101_mini_current_key::Migration),
         ]
     }
 }

@@ -348,7 +348,7 @@ impl Admin {
         ) {
             let mini = mini_session::Entity::find()
                 .filter(of_identities)
-                .filter(mini_session::Column::ExpiresAt.gt(now))
+                .filter(crate::db::mini_sessions::live_at(now))
                 .all(&self.db)
                 .await?;
             views.extend(mini.into_iter().map(|s| SessionView {

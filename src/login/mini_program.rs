@@ -208,6 +208,7 @@ impl MiniProgramLogin {
                 appid: identity.appid.clone().into(),
                 open_id: identity.open_id.clone().into(),
                 key_hash,
+                expires_at: now + SESSION_TTL,
                 session: session_row,
                 ticket: ticket_row,
             })
@@ -467,7 +468,7 @@ impl MiniProgramLogin {
                 Expr::col(mini_session::Column::DecryptPending).add(1),
             )
             .filter(mini_session::Column::IdHash.eq(id_hash.as_str()))
-            .filter(mini_session::Column::ExpiresAt.gt(self.clock.now()))
+            .filter(crate::db::mini_sessions::live_at(self.clock.now()))
             .filter(
                 Expr::col(mini_session::Column::DecryptFailures)
                     .add(Expr::col(mini_session::Column::DecryptPending))
@@ -579,7 +580,7 @@ impl MiniProgramLogin {
     ) -> Result<(WeChatIdentity, Account, i64), LoginError> {
         let row = crate::db::find_unique(
             mini_session::Entity::find_by_id(self.vault.fingerprint(session_id.trim()))
-                .filter(mini_session::Column::ExpiresAt.gt(self.clock.now())),
+                .filter(crate::db::mini_sessions::live_at(self.clock.now())),
             &self.db,
         )
         .await?
@@ -602,7 +603,7 @@ impl MiniProgramLogin {
     async fn find_session(&self, id_hash: &str) -> Result<OpenSession, LoginError> {
         let row = crate::db::find_unique(
             mini_session::Entity::find_by_id(id_hash)
-                .filter(mini_session::Column::ExpiresAt.gt(self.clock.now())),
+                .filter(crate::db::mini_sessions::live_at(self.clock.now())),
             &self.db,
         )
         .await?

@@ -155,6 +155,33 @@ backend_tests! {
         assert!(!app.state.tickets.consume(&old, &identity).await.unwrap());
     }
 
+    async fn the_janitor_sweeps_a_persons_current_session_key_an_hour_after_their_sessions(app: TestApp) {
+        use sea_orm::PaginatorTrait;
+        use entity::{mini_current_key, mini_session};
+        // Alice signs in twice (the second replaces the first's key); a day later Bob signs in.
+        let first = crate::mini_program::sign_in(&app, "alice").await;
+        crate::mini_program::sign_in(&app, "alice").await;
+        assert_eq!(mini_current_key::Entity::find().count(&app.state.db).await.unwrap(), 1);
+        app.clock.advance(wxauth::login::mini_program::SESSION_TTL + 1);
+        let bob = crate::mini_program::sign_in(&app, "bob").await;
+        let sweep = || wxauth::janitor::sweep(&app.state.db, app.state.clock.now(), 180 * 86_400);
+
+        // Alice's session has ended; her current key stays for the hour's grace.
+        sweep().await.unwrap();
+        assert_eq!(mini_session::Entity::find().count(&app.state.db).await.unwrap(), 1, "Bob's session");
+        assert_eq!(mini_current_key::Entity::find().count(&app.state.db).await.unwrap(), 2);
+        app.clock.advance(wxauth::janitor::CURRENT_KEY_GRACE);
+        sweep().await.unwrap();
+        let left = mini_current_key::Entity::find().all(&app.state.db).await.unwrap();
+        assert_eq!(left.len(), 1, "{left:?}");
+        assert_eq!(left[0].open_id, bob["openId"].as_str().unwrap());
+        assert_ne!(left[0].open_id, first["openId"].as_str().unwrap());
+        // Bob's session is still live.
+        crate::mini_program::client(&app, "front", &["flow"]).await;
+        let (status, body) = crate::web_view::mint(&app, bob["sessionId"].as_str().unwrap(), "front").await;
+        assert_eq!(status, 200, "{body}");
+    }
+
     async fn the_janitor_deletes_refresh_families_past_their_absolute_end(app: TestApp) {
         use sea_orm::{ActiveModelTrait, PaginatorTrait, Set};
         use entity::refresh_token_family::{ActiveModel, Entity};

@@ -141,6 +141,22 @@ backend_tests! {
         assert_ne!(rows[0].id_hash, again["sessionId"].as_str().unwrap(), "only a hash of the id");
     }
 
+    async fn a_session_from_before_current_keys_were_kept_lives_until_the_next_sign_in(app: TestApp) {
+        // An upgrade finds sessions and no current keys: they stay usable, and the person's
+        // next sign-in replaces them as any other.
+        let phone = |session: &Value| post(&app, "/api/wechat/ma/phone", json!({
+            "sessionId": session["sessionId"], "code": app.sim.mint_phone_code(MP, "alice").unwrap(),
+        }));
+        let before = sign_in(&app, "alice").await;
+        entity::mini_current_key::Entity::delete_many().exec(&app.state.db).await.unwrap();
+        let (status, body) = phone(&before).await;
+        assert_eq!(status, 200, "{body}");
+        let after = sign_in(&app, "alice").await;
+        assert_eq!(phone(&before).await.0, 400);
+        let (status, body) = phone(&after).await;
+        assert_eq!(status, 200, "{body}");
+    }
+
     async fn the_flow_grant_takes_the_session_ticket_once_and_for_its_identity_only(app: TestApp) {
         let auth = client(&app, "front", &["flow"]).await;
         let alice = sign_in(&app, "alice").await;

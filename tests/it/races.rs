@@ -1,7 +1,7 @@
 //! Single-use things under two requests released at the same instant (a `tokio::sync::Barrier`),
 //! 20 times on every backend: a refresh token presented twice at once, an authorization code
 //! exchanged twice at once, two login tickets presented four times each at once, and three people
-//! signing in three times each at once. Whatever
+//! signing in three times each at once (on one instance, or four times each across two). Whatever
 //! the interleaving, nothing the spent thing produced may stay alive: the winner's new refresh
 //! token is refused, its access token is inactive at introspection, and replaying the old token
 //! or code afterwards still refuses; each ticket is accepted exactly once.
@@ -15,7 +15,7 @@ use wxauth::audit::{AuditFilter, AuditKind};
 use wxauth::users::IdentityKey;
 
 use crate::backend_tests;
-use crate::harness::{ClientFixture, TestApp};
+use crate::harness::{ClientFixture, Options, TestApp};
 use crate::oauth::basic;
 use crate::oidc::{Browser, DESKTOP, REDIRECT, SECRET as OIDC_SECRET, Step, oidc_client, pkce};
 
@@ -127,6 +127,61 @@ async fn session_live(app: &TestApp, session_id: &str) -> bool {
     status == 200
 }
 
+/// The people of the sign-in races (`carol` is added to the simulator by each test).
+const PEOPLE: [&str; 3] = ["alice", "bob", "carol"];
+
+/// `each` Mini Program sign-ins (for client `front`) of every one of [`PEOPLE`], a person's n-th
+/// on `instances[n % instances.len()]`, released together by a barrier. Each answer is a 200;
+/// returned with the index of the person it signed in.
+async fn sign_ins_released_together(
+    instances: &[&TestApp],
+    each: usize,
+    trial: usize,
+) -> Vec<(usize, Value)> {
+    let barrier = Arc::new(Barrier::new(PEOPLE.len() * each));
+    let mut sign_ins = Vec::new();
+    for (who, user) in PEOPLE.iter().enumerate() {
+        for n in 0..each {
+            let instance = instances[n % instances.len()];
+            let code = instance
+                .sim
+                .mint_js_code(wxauth::simulator::demo::MINI_PROGRAM_APPID, user)
+                .unwrap();
+            let request = instance.http.post(instance.url("/api/wechat/ma/session")).json(&serde_json::json!({
+                "appId": wxauth::simulator::demo::MINI_PROGRAM_APPID, "code": code, "clientId": "front",
+            }));
+            let barrier = barrier.clone();
+            sign_ins.push(tokio::spawn(async move {
+                barrier.wait().await;
+                let response = request.send().await.unwrap();
+                (
+                    who,
+                    response.status().as_u16(),
+                    response.json::<Value>().await.unwrap_or(Value::Null),
+                )
+            }));
+        }
+    }
+    let mut answers = Vec::with_capacity(sign_ins.len());
+    for sign_in in sign_ins {
+        let (who, status, body) = sign_in.await.unwrap();
+        assert_eq!(status, 200, "trial {trial}: {body}");
+        answers.push((who, body));
+    }
+    answers
+}
+
+/// Of each person's sessions (`sessions[who]`), exactly one is live.
+async fn assert_one_live_session_each(app: &TestApp, sessions: &[Vec<String>; 3], trial: usize) {
+    for (who, ids) in sessions.iter().enumerate() {
+        let mut live = 0;
+        for id in ids {
+            live += usize::from(session_live(app, id).await);
+        }
+        assert_eq!(live, 1, "trial {trial}: {}'s live sessions", PEOPLE[who]);
+    }
+}
+
 backend_tests! {
     async fn sign_ins_released_together_leave_each_person_one_live_session_and_every_ticket(app: TestApp) {
         // Three people, each signing in three times (three wx.login codes, so three
@@ -134,30 +189,10 @@ backend_tests! {
         // As when written one after the other, each person is left exactly one live session
         // (every sign-in replaced the sessions holding another key) and every ticket works.
         let auth = crate::mini_program::client(&app, "front", &["flow"]).await;
-        const PEOPLE: [&str; 3] = ["alice", "bob", "carol"];
-        const EACH: usize = 3;
         app.sim.add_user(wxauth::simulator::SimUser::new("carol", "Carol"));
         for trial in 0..TRIALS / 2 {
-            let barrier = Arc::new(Barrier::new(PEOPLE.len() * EACH));
-            let mut sign_ins = Vec::new();
-            for (who, user) in PEOPLE.iter().enumerate() {
-                for _ in 0..EACH {
-                    let code = app.sim.mint_js_code(wxauth::simulator::demo::MINI_PROGRAM_APPID, user).unwrap();
-                    let request = app.http.post(app.url("/api/wechat/ma/session")).json(&serde_json::json!({
-                        "appId": wxauth::simulator::demo::MINI_PROGRAM_APPID, "code": code, "clientId": "front",
-                    }));
-                    let barrier = barrier.clone();
-                    sign_ins.push(tokio::spawn(async move {
-                        barrier.wait().await;
-                        let response = request.send().await.unwrap();
-                        (who, response.status().as_u16(), response.json::<Value>().await.unwrap_or(Value::Null))
-                    }));
-                }
-            }
             let mut sessions: [Vec<String>; 3] = Default::default();
-            for sign_in in sign_ins {
-                let (who, status, body) = sign_in.await.unwrap();
-                assert_eq!(status, 200, "trial {trial}: {body}");
+            for (who, body) in sign_ins_released_together(&[&app], 3, trial).await {
                 let form = [
                     ("grant_type", "flow"),
                     ("appId", wxauth::simulator::demo::MINI_PROGRAM_APPID),
@@ -169,13 +204,26 @@ backend_tests! {
                 assert_eq!(status, 200, "trial {trial}: {} ticket: {tokens}", PEOPLE[who]);
                 sessions[who].push(body["sessionId"].as_str().unwrap().to_owned());
             }
-            for (who, ids) in sessions.iter().enumerate() {
-                let mut live = 0;
-                for id in ids {
-                    live += usize::from(session_live(&app, id).await);
-                }
-                assert_eq!(live, 1, "trial {trial}: {}'s live sessions", PEOPLE[who]);
+            assert_one_live_session_each(&app, &sessions, trial).await;
+        }
+    }
+
+    async fn sign_ins_on_two_instances_at_once_leave_each_person_one_live_session(app: TestApp) {
+        // As above, but each person's sign-ins are split between two instances on one
+        // database, so no one instance's queue orders them: whatever the interleaving of the
+        // two instances' writes, each person is left exactly one live session, as if the
+        // sign-ins had been written one after the other in some order.
+        let other = TestApp::spawn_with(app.backend, Options { share: Some(app.sharing()), ..Options::default() })
+            .await
+            .expect("a second instance on the same database");
+        crate::mini_program::client(&app, "front", &["flow"]).await;
+        app.sim.add_user(wxauth::simulator::SimUser::new("carol", "Carol"));
+        for trial in 0..TRIALS / 2 {
+            let mut sessions: [Vec<String>; 3] = Default::default();
+            for (who, body) in sign_ins_released_together(&[&app, &other], 4, trial).await {
+                sessions[who].push(body["sessionId"].as_str().unwrap().to_owned());
             }
+            assert_one_live_session_each(&app, &sessions, trial).await;
         }
     }
 
