@@ -6,6 +6,7 @@ pub mod mini_sessions;
 pub mod reseal;
 pub mod revocation;
 mod sqlite_busy;
+pub mod sqlite_checkpoint;
 mod sqlite_memory;
 
 use std::time::Duration;
@@ -51,6 +52,12 @@ pub async fn connect(url: &str) -> Result<DatabaseConnection, ConfigError> {
                 // Until `sqlite_busy::install` replaces it with short steps, just after connecting.
                 .busy_timeout(sqlite_busy::GIVE_UP_AFTER)
                 .foreign_keys(true)
+                // Checkpoints are the task's ([`sqlite_checkpoint`]); a commit checkpoints only
+                // past this many pages, should the task fall behind.
+                .pragma(
+                    "wal_autocheckpoint",
+                    sqlite_checkpoint::BACKSTOP_PAGES.to_string(),
+                )
         });
     if url.starts_with("sqlite:") {
         sqlite_memory::configure();

@@ -47,7 +47,9 @@ const MAX_BUF_SIZE: usize = 64 * 1024;
 pub const SHED_RETRY_AFTER_SECS: u64 = 1;
 
 /// Serve `router` on `listener` with the server limits of `state`, the [`crate::janitor`]
-/// sweeping expired rows, the [`crate::webhooks`] worker delivering the outbox, until `shutdown` completes; then drain in-flight requests.
+/// sweeping expired rows, the [`crate::webhooks`] worker delivering the outbox and, on SQLite,
+/// the WAL checkpoints ([`crate::db::sqlite_checkpoint`]), until `shutdown` completes; then
+/// drain in-flight requests.
 pub async fn serve_router(
     listener: TcpListener,
     state: AppState,
@@ -62,6 +64,7 @@ pub async fn serve_router(
     ));
     let calls = state.wechat.calls().clone();
     let call_ledger = tokio::spawn(calls.clone().run());
+    let checkpoints = tokio::spawn(crate::db::sqlite_checkpoint::run(state.db.clone()));
     let webhooks = match crate::webhooks::delivery::Deliverer::new(
         state.db.clone(),
         state.vault.clone(),
@@ -126,6 +129,7 @@ pub async fn serve_router(
     }
     janitor.abort();
     call_ledger.abort();
+    checkpoints.abort();
     if let Some(webhooks) = webhooks {
         webhooks.abort();
     }

@@ -135,6 +135,59 @@ async fn sqlite_runs_in_wal_mode_with_foreign_keys() {
     assert_eq!(fk, 1);
 }
 
+#[tokio::test]
+async fn sqlite_copies_each_write_into_the_database_file_in_the_background() {
+    // A sign-in writes a few pages, far fewer than the 20,000 after which a commit would
+    // checkpoint by itself: the server's checkpoint task copies them into the database file,
+    // where a copy of that file alone (no -wal beside it) finds them within seconds.
+    let app = TestApp::spawn(crate::harness::Backend::Sqlite)
+        .await
+        .unwrap();
+    let pages: i64 = app
+        .state
+        .db
+        .query_one_raw(Statement::from_string(
+            sea_orm::DbBackend::Sqlite,
+            "PRAGMA wal_autocheckpoint",
+        ))
+        .await
+        .unwrap()
+        .unwrap()
+        .try_get_by_index(0)
+        .unwrap();
+    assert_eq!(pages, 20_000);
+    let file = app
+        .database_url()
+        .trim_start_matches("sqlite://")
+        .split('?')
+        .next()
+        .unwrap()
+        .to_owned();
+    crate::mini_program::sign_in(&app, "alice").await;
+    let copies = crate::harness::TempDir::new();
+    let mut sessions_in_file = 0;
+    for attempt in 0..50 {
+        let copy = copies.0.join(format!("copy-{attempt}.db"));
+        std::fs::copy(&file, &copy).unwrap();
+        let db = sea_orm::Database::connect(format!("sqlite://{}?mode=rwc", copy.display()))
+            .await
+            .unwrap();
+        sessions_in_file = entity::mini_session::Entity::find()
+            .all(&db)
+            .await
+            .map_or(0, |rows| rows.len());
+        db.close().await.unwrap();
+        if sessions_in_file == 1 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        sessions_in_file, 1,
+        "the session is in the database file itself"
+    );
+}
+
 backend_tests! {
     async fn the_janitor_sweeps_expired_rows_and_keeps_live_ones(app: TestApp) {
         use sea_orm::PaginatorTrait;
