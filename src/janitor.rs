@@ -1,8 +1,9 @@
 //! The janitor: every few minutes, delete rows whose time is over — spent or expired login
-//! tickets, Mini Program sessions and their people's current keys, refresh tokens and their families, denylisted access-token
-//! ids, authorization codes, device authorizations, browser sessions, sign-in states and code
-//! exchanges, receipts of pushed Official Account messages — so that tables of short-lived things stay small, audit events older than the
-//! retention, and WeChat call counts older than a month. `wxauth janitor` runs one sweep now.
+//! tickets, Mini Program sessions and their people's current keys, refresh tokens and their
+//! families, denylisted access-token ids, authorization codes, device authorizations, browser
+//! sessions, sign-in states and code exchanges, receipts of pushed Official Account messages — so
+//! that tables of short-lived things stay small, audit events older than the retention, and
+//! WeChat call counts older than a month. `wxauth janitor` runs one sweep now.
 //! Each sweep also runs the [`Chore`]s the layers above hand it (such as asking WeChat again
 //! about nicknames it could not check), without this module knowing what they do.
 //!

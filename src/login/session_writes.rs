@@ -15,11 +15,12 @@
 //!
 //! Several instances sign one person in at the same instant with nothing ordering their writes
 //! but the database. A session is therefore live only while it holds its person's current key
-//! ([`crate::db::mini_sessions::live_at`]): the current key is one row per person, so whichever upsert comes last names the
-//! one live key, however the instances' statements interleave. Each sign-in's `DELETE` comes
-//! before its upsert, so it can only remove sessions holding a key an upsert before its own named
-//! (ones a later sign-in replaces anyway); a session inserted after another instance's upsert
-//! replaced its key stays in the table, not live, until that person's next sign-in or its expiry.
+//! ([`crate::db::mini_sessions::live_at`]): the current key is one row per person, so whichever
+//! upsert comes last names the one live key, however the instances' statements interleave. Each
+//! sign-in's `DELETE` comes before its own upsert, so what it removes (sessions already inserted,
+//! after their own upserts) is what its upsert ends anyway. A session inserted after another
+//! instance's upsert replaced its key stays in the table, not live, until the person's next
+//! sign-in or its expiry.
 //!
 //! On every backend. On MariaDB, where statements are sent one by one, a batch is still four
 //! statements instead of four per sign-in, each sent again after a lost deadlock. Batches are
