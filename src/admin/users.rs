@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 
 use entity::{
     admin_role, audit_event, authorization_code, browser_session, consent, flow_user, login_ticket,
-    mini_session, refresh_token, refresh_token_family, wx_user,
+    mini_current_key, mini_session, refresh_token, refresh_token_family, wx_user,
 };
 
 use crate::audit::{AuditEvent, AuditFilter, AuditKind, Outcome, StoredEvent};
@@ -607,6 +607,16 @@ impl Admin {
             mini_session::Column::OpenId,
         ) {
             mini_session::Entity::delete_many()
+                .filter(of_identities)
+                .exec(&txn)
+                .await?;
+        }
+        if let Some(of_identities) = identity_condition(
+            &identities,
+            mini_current_key::Column::Appid,
+            mini_current_key::Column::OpenId,
+        ) {
+            mini_current_key::Entity::delete_many()
                 .filter(of_identities)
                 .exec(&txn)
                 .await?;

@@ -455,6 +455,7 @@ admin_tests! {
         assert_eq!(entity::flow_user::Entity::find_by_id(alice).count(db).await.unwrap(), 0);
         assert_eq!(entity::wx_user::Entity::find().filter(entity::wx_user::Column::OpenId.eq(open_id.as_str())).count(db).await.unwrap(), 0);
         assert_eq!(entity::mini_session::Entity::find().filter(entity::mini_session::Column::OpenId.eq(open_id.as_str())).count(db).await.unwrap(), 0);
+        assert_eq!(entity::mini_current_key::Entity::find().filter(entity::mini_current_key::Column::OpenId.eq(open_id.as_str())).count(db).await.unwrap(), 0);
         assert_eq!(entity::login_ticket::Entity::find().filter(entity::login_ticket::Column::OpenId.eq(open_id.as_str())).count(db).await.unwrap(), 0);
         assert_eq!(entity::refresh_token::Entity::find().filter(entity::refresh_token::Column::OwnerId.eq(owner.as_str())).count(db).await.unwrap(), 0);
         assert_eq!(entity::refresh_token_family::Entity::find().filter(entity::refresh_token_family::Column::OwnerId.eq(owner.as_str())).count(db).await.unwrap(), 0);
