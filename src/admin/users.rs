@@ -8,7 +8,8 @@
 
 use sea_orm::sea_query::{Expr, ExprTrait, LikeExpr, Query};
 use sea_orm::{
-    ColumnTrait, Condition, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, TransactionTrait,
+    ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, PaginatorTrait, QueryFilter,
+    QueryOrder, TransactionTrait,
 };
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -487,27 +488,20 @@ impl Admin {
             .exec(&txn)
             .await?
             .rows_affected;
-        if let Some(of_identities) = identity_condition(
+        sessions += delete_of_identities::<mini_session::Entity>(
+            &txn,
             &identities,
             mini_session::Column::Appid,
             mini_session::Column::OpenId,
-        ) {
-            sessions += mini_session::Entity::delete_many()
-                .filter(of_identities)
-                .exec(&txn)
-                .await?
-                .rows_affected;
-        }
-        if let Some(of_identities) = identity_condition(
+        )
+        .await?;
+        delete_of_identities::<login_ticket::Entity>(
+            &txn,
             &identities,
             login_ticket::Column::Appid,
             login_ticket::Column::OpenId,
-        ) {
-            login_ticket::Entity::delete_many()
-                .filter(of_identities)
-                .exec(&txn)
-                .await?;
-        }
+        )
+        .await?;
         authorization_code::Entity::delete_many()
             .filter(authorization_code::Column::OwnerId.eq(id.to_string()))
             .filter(authorization_code::Column::UsedAt.is_null())
@@ -601,36 +595,27 @@ impl Admin {
             .filter(browser_session::Column::AccountId.eq(id))
             .exec(&txn)
             .await?;
-        if let Some(of_identities) = identity_condition(
+        delete_of_identities::<mini_session::Entity>(
+            &txn,
             &identities,
             mini_session::Column::Appid,
             mini_session::Column::OpenId,
-        ) {
-            mini_session::Entity::delete_many()
-                .filter(of_identities)
-                .exec(&txn)
-                .await?;
-        }
-        if let Some(of_identities) = identity_condition(
+        )
+        .await?;
+        delete_of_identities::<mini_current_key::Entity>(
+            &txn,
             &identities,
             mini_current_key::Column::Appid,
             mini_current_key::Column::OpenId,
-        ) {
-            mini_current_key::Entity::delete_many()
-                .filter(of_identities)
-                .exec(&txn)
-                .await?;
-        }
-        if let Some(of_identities) = identity_condition(
+        )
+        .await?;
+        delete_of_identities::<login_ticket::Entity>(
+            &txn,
             &identities,
             login_ticket::Column::Appid,
             login_ticket::Column::OpenId,
-        ) {
-            login_ticket::Entity::delete_many()
-                .filter(of_identities)
-                .exec(&txn)
-                .await?;
-        }
+        )
+        .await?;
         authorization_code::Entity::delete_many()
             .filter(authorization_code::Column::OwnerId.eq(owner.as_str()))
             .exec(&txn)
@@ -688,6 +673,24 @@ fn account_changed(id: i64, revoked: Revoked) -> AuditEvent {
         .account(id)
         .detail("revoked_families", revoked.refresh_families)
         .detail("ended_sessions", revoked.sessions)
+}
+
+/// Delete the rows of `E` that belong to `identities` (by its appid and openid columns); how
+/// many went.
+async fn delete_of_identities<E: EntityTrait>(
+    conn: &impl ConnectionTrait,
+    identities: &[wx_user::Model],
+    appid: E::Column,
+    open_id: E::Column,
+) -> Result<u64, DbErr> {
+    let Some(of_identities) = identity_condition(identities, appid, open_id) else {
+        return Ok(0);
+    };
+    Ok(E::delete_many()
+        .filter(of_identities)
+        .exec(conn)
+        .await?
+        .rows_affected)
 }
 
 /// Rows of any of `identities`, by their (appid, openid) columns; `None` when there are none.
